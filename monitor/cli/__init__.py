@@ -1,0 +1,56 @@
+"""The `liqmon` command line.
+
+Each sub-command lives in its own module `monitor.cli._<name>` exposing
+``register(subparsers)``, which adds an argparse parser whose ``handler`` default
+is a function ``(args) -> int``. Heavy imports (numpy, aiokafka) happen inside the
+handlers so that ``liqmon --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.errors import LiqmonError
+from streams.errors import StreamsError
+
+__all__ = ["build_parser", "main"]
+
+# Order is the order shown by `liqmon --help`.
+_COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="liqmon",
+        description=(
+            "Streaming liquidation monitor: reads price ticks and account fills from Kafka, "
+            "keeps every account's margin up to date, publishes margin-call and liquidation events."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"liqmon {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _COMMANDS:
+        module = importlib.import_module(f"monitor.cli._{name}")
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        code: int = handler(args)
+    except (LiqmonError, StreamsError) as exc:
+        print(f"liqmon: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    return code

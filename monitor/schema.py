@@ -1,0 +1,262 @@
+"""Every message liqmon reads or writes, defined once as a msgspec Struct.
+
+The same Structs are used on the wire (JSON), by the engine and for the docs.
+Variants are tagged unions so that decoding picks the class from the ``type`` (or
+``model``) field. Timestamps are event times in milliseconds since the Unix epoch
+(``ts``); the engine never reads a clock.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "AccountMode",
+    "AccountState",
+    "Fill",
+    "Funding",
+    "Instrument",
+    "IsolatedMargin",
+    "LedgerEvent",
+    "MarginEvent",
+    "MarginEventType",
+    "MarginModelSpec",
+    "MarginSettings",
+    "PositionRisk",
+    "PriceTick",
+    "RateCurve",
+    "Reduction",
+    "SizeScaledMargin",
+    "Tier",
+    "TieredMargin",
+    "Transfer",
+    "Trigger",
+]
+
+AccountMode = Literal["cross", "isolated"]
+AccountState = Literal["healthy", "margin_call", "liquidation", "bankrupt"]
+Trigger = Literal["price", "ledger"]
+MarginEventType = Literal[
+    "margin_call",
+    "margin_call_cleared",
+    "liquidation",
+    "liquidation_cleared",
+    "bankruptcy",
+    "bankruptcy_cleared",
+]
+
+
+# --------------------------------------------------------------------------- instruments
+
+
+class Tier(msgspec.Struct, frozen=True, kw_only=True):
+    """One risk-limit bracket, as Binance and Bybit publish them.
+
+    ``floor``/``cap`` bound the position notional (quote units) the bracket covers.
+    ``mmr`` is the maintenance margin rate. The initial rate is ``imr`` or
+    ``1 / max_leverage`` (give one). ``cum`` is the maintenance amount (Binance
+    "cum", Bybit "deduction"); when absent it is derived from the brackets below.
+    """
+
+    floor: float
+    cap: float
+    mmr: float
+    imr: float | None = None
+    max_leverage: float | None = None
+    cum: float | None = None
+
+
+class TieredMargin(msgspec.Struct, tag="tiered", tag_field="model", frozen=True, kw_only=True):
+    """Risk-limit brackets by position notional (Binance USDⓈ-M, Bybit linear)."""
+
+    tiers: tuple[Tier, ...]
+
+
+class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
+    """A margin rate that grows with position size: ``base + slope * |size|``."""
+
+    base: float
+    slope: float = 0.0
+
+
+class SizeScaledMargin(
+    msgspec.Struct, tag="size_scaled", tag_field="model", frozen=True, kw_only=True
+):
+    """Deribit-style rates scaled by position size, applied to the whole position."""
+
+    im: RateCurve
+    mm: RateCurve
+
+
+MarginModelSpec = TieredMargin | SizeScaledMargin
+
+
+class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+    """A tradable contract. ``linear`` contracts settle in ``quote``.
+
+    ``contract_size`` converts a quantity in contracts to base units (1 for
+    Binance/Bybit linear perpetuals quoted in base units).
+    """
+
+    symbol: str
+    kind: Literal["linear"]
+    quote: str
+    base: str
+    margin: MarginModelSpec
+    contract_size: float = 1.0
+
+    @property
+    def settle_asset(self) -> str:
+        """The asset PnL, fees and margin of this contract are paid in."""
+        return self.quote
+
+
+# --------------------------------------------------------------------------- prices
+
+
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True):
+    """The newest mark price of one instrument (topic ``prices``, key = symbol).
+
+    A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
+    valuation currency) values collateral held in that asset.
+    """
+
+    symbol: str
+    mark_price: float
+    ts: int
+    index_price: float | None = None
+
+
+# --------------------------------------------------------------------------- ledger
+
+
+class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=True):
+    """A trade of ``account``. ``qty`` is positive; ``side`` gives the direction.
+
+    ``fee`` is charged in ``fee_asset`` (the instrument's settle asset when absent);
+    a negative fee is a rebate. Fills are idempotent by ``fill_id``.
+    """
+
+    fill_id: str
+    account: str
+    symbol: str
+    side: Literal["buy", "sell"]
+    qty: float
+    price: float
+    ts: int
+    fee: float = 0.0
+    fee_asset: str | None = None
+
+
+class Transfer(msgspec.Struct, tag="transfer", tag_field="type", frozen=True, kw_only=True):
+    """A deposit (``amount`` > 0) or withdrawal (``amount`` < 0) of collateral."""
+
+    transfer_id: str
+    account: str
+    asset: str
+    amount: float
+    ts: int
+
+
+class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_only=True):
+    """A funding payment on a perpetual position, in the instrument's settle asset.
+
+    ``amount`` > 0 is received by the account, < 0 is paid by it.
+    """
+
+    funding_id: str
+    account: str
+    symbol: str
+    amount: float
+    ts: int
+
+
+class MarginSettings(
+    msgspec.Struct, tag="margin_settings", tag_field="type", frozen=True, kw_only=True
+):
+    """Change an account's margin mode, or the leverage it chose on one instrument.
+
+    Fields left out are unchanged. ``leverage`` needs ``symbol``.
+    """
+
+    settings_id: str
+    account: str
+    ts: int
+    mode: AccountMode | None = None
+    symbol: str | None = None
+    leverage: float | None = None
+
+
+class IsolatedMargin(
+    msgspec.Struct, tag="isolated_margin", tag_field="type", frozen=True, kw_only=True
+):
+    """Move collateral between the account's wallet and one isolated position.
+
+    ``amount`` > 0 allocates margin to the position, < 0 releases it back.
+    """
+
+    adjustment_id: str
+    account: str
+    symbol: str
+    amount: float
+    ts: int
+
+
+LedgerEvent = Fill | Transfer | Funding | MarginSettings | IsolatedMargin
+
+
+# --------------------------------------------------------------------------- events out
+
+
+class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """One position's numbers at the moment of an event or an evaluation."""
+
+    symbol: str
+    qty: float
+    entry_price: float
+    mark_price: float
+    notional: float
+    unrealized_pnl: float
+    initial_margin: float
+    maintenance_margin: float
+    liquidation_price: float | None
+    bankruptcy_price: float | None
+    isolated_margin: float | None = None
+
+
+class Reduction(msgspec.Struct, frozen=True, kw_only=True):
+    """Reduce ``symbol`` by ``qty`` (a positive amount, towards zero)."""
+
+    symbol: str
+    qty: float
+
+
+class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A margin-state transition of one account (topic ``margin-events``, key = account).
+
+    ``event_id`` is deterministic: the same inputs give the same id, so a consumer
+    can drop duplicates after a restart. ``margin_ratio`` is MM / equity (infinite
+    when equity <= 0). For a liquidation, ``reductions`` is the smallest reduction
+    that restores the account to its initial margin at current prices and
+    ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
+    when the event concerns one isolated position rather than the cross account.
+    """
+
+    event_id: str
+    type: MarginEventType
+    account: str
+    state: AccountState
+    previous_state: AccountState
+    equity: float
+    initial_margin: float
+    maintenance_margin: float
+    margin_ratio: float
+    trigger: Trigger
+    trigger_ts: int
+    detected_ts: int
+    positions: tuple[PositionRisk, ...] = ()
+    reductions: tuple[Reduction, ...] = ()
+    shortfall: float = 0.0
+    symbol: str | None = None

@@ -1,0 +1,116 @@
+"""Price guards: keep stale or implausible prices from liquidating anyone.
+
+A tick is *stale* when its own event time is more than ``max_age_ms`` behind the
+newest event time seen on any instrument; it is dropped (a fresher tick of the
+instrument replaces it). A tick is *out of band* when it moves more than
+``band`` (a fraction) away from the last accepted price of its instrument; it is
+held, and it is accepted only when a later tick of the same instrument confirms
+the move (lands within ``band`` of the held price). A held tick that goes stale is
+dropped. The first price ever seen for an instrument is accepted as is, even if
+old (the compacted price table at start-up): there is nothing to compare it
+with, and no holder of the instrument can be valued without it.
+
+Pure: time comes from the ticks, never from a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Literal
+
+import msgspec
+
+from monitor.schema import PriceTick
+
+__all__ = ["GuardDecision", "HoldReason", "PriceGuard"]
+
+HoldReason = Literal["stale", "out_of_band"]
+
+
+class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """What the guard made of one cycle's ticks."""
+
+    accepted: tuple[PriceTick, ...]
+    held: tuple[tuple[PriceTick, HoldReason], ...]
+    conflated: int
+
+
+class PriceGuard:
+    """Screens each cycle's ticks; keeps the last accepted and the held tick per instrument."""
+
+    def __init__(self, max_age_ms: int, band: float) -> None:
+        if max_age_ms <= 0 or not math.isfinite(band) or band <= 0:
+            raise ValueError("max_age_ms and band must be positive")
+        self._max_age_ms = max_age_ms
+        self._band = band
+        self._accepted: dict[str, PriceTick] = {}
+        self._held: dict[str, PriceTick] = {}
+        self.newest_ts = 0
+
+    @property
+    def held_count(self) -> int:
+        """Instruments whose newest tick is currently held back."""
+        return len(self._held)
+
+    def accepted_ts(self) -> dict[str, int]:
+        """Event time of the last accepted tick per instrument (for the price-age gauge)."""
+        return {symbol: tick.ts for symbol, tick in self._accepted.items()}
+
+    def screen(self, ticks: Iterable[PriceTick]) -> GuardDecision:
+        """Conflate ``ticks`` (in arrival order) and decide which prices the engine may use.
+
+        Within one batch the last tick per instrument wins, but the tick before it is
+        kept as a candidate confirmation for an out-of-band move.
+        """
+        last: dict[str, PriceTick] = {}
+        previous: dict[str, PriceTick] = {}
+        seen = 0
+        for tick in ticks:
+            seen += 1
+            earlier = last.get(tick.symbol)
+            if earlier is not None:
+                previous[tick.symbol] = earlier
+            last[tick.symbol] = tick
+            if tick.ts > self.newest_ts:
+                self.newest_ts = tick.ts
+        accepted: list[PriceTick] = []
+        held: list[tuple[PriceTick, HoldReason]] = []
+        for symbol, tick in last.items():
+            reason = self._judge(symbol, tick, previous.get(symbol))
+            if reason is None:
+                self._accepted[symbol] = tick
+                self._held.pop(symbol, None)
+                accepted.append(tick)
+            else:
+                held.append((tick, reason))
+        self._drop_stale_holds()
+        return GuardDecision(accepted=tuple(accepted), held=tuple(held), conflated=seen - len(last))
+
+    def _judge(self, symbol: str, tick: PriceTick, previous: PriceTick | None) -> HoldReason | None:
+        reference = self._accepted.get(symbol)
+        if reference is None:
+            return None
+        if tick.ts < self.newest_ts - self._max_age_ms:
+            return "stale"
+        if self._within_band(tick.mark_price, reference.mark_price):
+            return None
+        candidate = previous if previous is not None else self._held.get(symbol)
+        if (
+            candidate is not None
+            and candidate.ts <= tick.ts
+            and candidate.ts >= self.newest_ts - self._max_age_ms
+            and not self._within_band(candidate.mark_price, reference.mark_price)
+            and self._within_band(tick.mark_price, candidate.mark_price)
+        ):
+            return None
+        self._held[symbol] = tick
+        return "out_of_band"
+
+    def _within_band(self, price: float, reference: float) -> bool:
+        return abs(price - reference) <= self._band * reference
+
+    def _drop_stale_holds(self) -> None:
+        horizon = self.newest_ts - self._max_age_ms
+        for symbol in [s for s, t in self._held.items() if t.ts < horizon]:
+            del self._held[symbol]

@@ -1,0 +1,85 @@
+"""Price guards hold stale and out-of-band ticks until confirmed."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.guards import PriceGuard
+from monitor.schema import PriceTick
+
+pytestmark = pytest.mark.unit
+
+
+def tick(symbol: str, price: float, ts: int) -> PriceTick:
+    return PriceTick(symbol=symbol, mark_price=price, ts=ts)
+
+
+@pytest.fixture
+def guard() -> PriceGuard:
+    g = PriceGuard(max_age_ms=5_000, band=0.2)
+    g.screen([tick("BTC", 100.0, 1_000), tick("ETH", 10.0, 1_000)])
+    return g
+
+
+def test_first_price_of_an_instrument_is_accepted_even_if_old() -> None:
+    g = PriceGuard(max_age_ms=5_000, band=0.2)
+    decision = g.screen([tick("ETH", 10.0, 100_000), tick("BTC", 100.0, 1_000)])
+    assert {t.symbol for t in decision.accepted} == {"ETH", "BTC"}
+
+
+def test_price_within_band_is_accepted(guard: PriceGuard) -> None:
+    decision = guard.screen([tick("BTC", 119.0, 2_000)])
+    assert [t.mark_price for t in decision.accepted] == [119.0]
+    assert decision.held == ()
+
+
+def test_last_tick_per_instrument_wins_and_the_rest_are_counted_as_conflated(
+    guard: PriceGuard,
+) -> None:
+    decision = guard.screen([tick("BTC", 101.0, 2_000), tick("BTC", 102.0, 2_001)])
+    assert [t.mark_price for t in decision.accepted] == [102.0]
+    assert decision.conflated == 1
+
+
+def test_out_of_band_jump_is_held_until_a_later_tick_confirms_it(guard: PriceGuard) -> None:
+    first = guard.screen([tick("BTC", 50.0, 2_000)])
+    assert first.accepted == ()
+    assert first.held == ((tick("BTC", 50.0, 2_000), "out_of_band"),)
+    assert guard.held_count == 1
+    second = guard.screen([tick("BTC", 51.0, 2_100)])
+    assert [t.mark_price for t in second.accepted] == [51.0]
+    assert guard.held_count == 0
+
+
+def test_out_of_band_jump_confirmed_within_the_same_batch_is_accepted(guard: PriceGuard) -> None:
+    decision = guard.screen([tick("BTC", 50.0, 2_000), tick("BTC", 50.5, 2_001)])
+    assert [t.mark_price for t in decision.accepted] == [50.5]
+
+
+def test_a_lone_spike_followed_by_a_normal_price_never_gets_accepted(guard: PriceGuard) -> None:
+    guard.screen([tick("BTC", 10.0, 2_000)])
+    decision = guard.screen([tick("BTC", 101.0, 2_100)])
+    assert [t.mark_price for t in decision.accepted] == [101.0]
+    assert guard.held_count == 0
+
+
+def test_two_disagreeing_spikes_stay_held(guard: PriceGuard) -> None:
+    guard.screen([tick("BTC", 10.0, 2_000)])
+    decision = guard.screen([tick("BTC", 300.0, 2_100)])
+    assert decision.accepted == ()
+    assert decision.held[0][1] == "out_of_band"
+
+
+def test_stale_tick_is_not_used(guard: PriceGuard) -> None:
+    guard.screen([tick("ETH", 10.0, 20_000)])
+    decision = guard.screen([tick("BTC", 101.0, 10_000)])
+    assert decision.accepted == ()
+    assert decision.held == ((tick("BTC", 101.0, 10_000), "stale"),)
+
+
+def test_held_tick_that_ages_out_cannot_confirm_a_later_spike(guard: PriceGuard) -> None:
+    guard.screen([tick("BTC", 50.0, 2_000)])
+    guard.screen([tick("ETH", 10.0, 9_000)])
+    assert guard.held_count == 0
+    decision = guard.screen([tick("BTC", 50.5, 9_000)])
+    assert decision.accepted == ()

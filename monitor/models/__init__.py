@@ -1,0 +1,13 @@
+"""Margin models: per-instrument specs compiled into arrays and valued in bulk.
+
+``ModelTable.from_instruments`` validates every instrument's margin spec (tiered
+risk-limit brackets as Binance and Bybit publish them, or Deribit-style
+size-scaled rates) and compiles them into one columnar layout; ``requirements``
+and ``liquidation_prices`` then value any batch of positions with numpy, without
+a Python loop over positions. Pure: no I/O, no clock.
+"""
+
+from monitor.models._layout import KIND_SIZE_SCALED, KIND_TIERED, Layout
+from monitor.models._table import ModelTable
+
+__all__ = ["KIND_SIZE_SCALED", "KIND_TIERED", "Layout", "ModelTable"]

@@ -1,0 +1,93 @@
+"""Liquidation and bankruptcy prices of positions under the compiled margin models.
+
+For one position of signed base size ``s = qty * contract_size`` in a margin unit
+(a cross account, or one isolated position) whose equity at the current mark ``m``
+is ``E`` and whose other positions need ``O`` maintenance margin, with every other
+price held still::
+
+    equity(P) = E + s * (P - m)
+    MM(P)     = O + |s| * P * rate - cum          (rate, cum of the bracket at |s| * P)
+
+The liquidation price solves ``equity(P) = MM(P)``; in one bracket that is linear::
+
+    P = (O - cum - E + s * m) / (s - |s| * rate)
+
+which is Binance's published formula (``LP = (WB - TMM + UPNL + cum - Side * Position
+* EP) / (Position * MMR - Side * Position)`` with ``E = WB + UPNL + s * (m - EP)``),
+"How to Calculate Liquidation Price of USDⓈ-M Futures Contracts",
+https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93. The bracket
+depends on ``P``, so, as that page says, the price is solved in the current bracket,
+the bracket is looked up again at the solved price, and the solve is repeated until
+they agree. With ``cum`` derived from the brackets, ``MM`` is convex in ``P`` and each
+bracket's line lies below it, so every solve lands on the side of the true price
+that the bracket lines under-estimate and the brackets visited move monotonically
+towards the right one: at most ``max_tiers + 1`` solves. The bankruptcy price solves
+``equity(P) = 0``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.models._layout import Layout, bracket_index
+
+__all__ = ["bankruptcy_prices", "liquidation_prices"]
+
+
+def liquidation_prices(
+    layout: Layout,
+    instrument_ix: NDArray[np.intp],
+    signed_size: NDArray[np.float64],
+    mark: NDArray[np.float64],
+    equity: NDArray[np.float64],
+    other_maintenance: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Prices at which each unit's equity equals its maintenance margin (NaN if none > 0)."""
+    size = np.abs(signed_size)
+    # Everything in the bracket equation that does not depend on the bracket.
+    constant = other_maintenance - equity + signed_size * mark
+    slope_rate = layout.mm_slope.take(instrument_ix) * size if layout.has_slopes else None
+    mmr = layout.mmr.ravel()
+    cum = layout.cum.ravel()
+    width = layout.max_tiers
+
+    price = np.full(size.shape, np.nan)
+    pending = np.arange(size.shape[0])
+    tier = bracket_index(layout, instrument_ix, size * mark)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(width + 1):
+            ix = instrument_ix[pending]
+            flat = ix * width + tier
+            rate = mmr.take(flat)
+            if slope_rate is not None:
+                rate += slope_rate[pending]
+            solved = (constant[pending] - cum.take(flat)) / (
+                signed_size[pending] - size[pending] * rate
+            )
+            found = bracket_index(layout, ix, size[pending] * solved)
+            stable = found == tier
+            price[pending] = solved  # kept if the loop runs out: see below
+            pending = pending[~stable]
+            tier = found[~stable]
+            if pending.size == 0:
+                break
+    # With validated brackets the loop converges; if float rounding leaves a root
+    # flickering across a bracket floor, both solves agree to rounding and the last
+    # one stands.
+    return _positive_or_nan(price)
+
+
+def bankruptcy_prices(
+    signed_size: NDArray[np.float64],
+    mark: NDArray[np.float64],
+    equity: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """Prices at which each unit's equity reaches zero (NaN if none > 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _positive_or_nan(mark - equity / signed_size)
+
+
+def _positive_or_nan(price: NDArray[np.float64]) -> NDArray[np.float64]:
+    valid = np.isfinite(price) & (price > 0.0)
+    return np.where(valid, price, np.nan)

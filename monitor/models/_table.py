@@ -1,0 +1,253 @@
+"""ModelTable: every instrument's margin model compiled into arrays, valued in bulk."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.errors import ConfigError
+from monitor.models import _liquidation
+from monitor.models._brackets import CompiledBrackets, compile_brackets
+from monitor.models._layout import (
+    KIND_SIZE_SCALED,
+    KIND_TIERED,
+    Layout,
+    bracket_index,
+)
+from monitor.models._size_scaled import check_size_scaled
+from monitor.schema import Instrument, SizeScaledMargin, TieredMargin
+
+__all__ = ["ModelTable"]
+
+# Positions valued per pass: small enough that a pass's temporaries stay in cache.
+_CHUNK: Final = 1 << 14
+
+
+class ModelTable:
+    """Compiled margin models for a fixed, ordered list of instruments (row = instrument_ix).
+
+    Build it once with :meth:`from_instruments`; it is immutable afterwards. All
+    amounts are in each instrument's settle asset.
+    """
+
+    __slots__ = ("_layout", "symbols")
+
+    symbols: tuple[str, ...]
+    _layout: Layout
+
+    def __init__(self, symbols: tuple[str, ...], layout: Layout) -> None:
+        self.symbols = symbols
+        self._layout = layout
+
+    @classmethod
+    def from_instruments(cls, instruments: Sequence[Instrument]) -> ModelTable:
+        """Validate and compile ``instruments``; row ``i`` of the table is ``instruments[i]``.
+
+        Raises ConfigError (one line, naming the instrument and tier) for an invalid spec.
+        """
+        seen: set[str] = set()
+        compiled: list[CompiledBrackets] = []
+        slopes: list[tuple[float, float]] = []
+        kinds: list[int] = []
+        for instrument in instruments:
+            symbol = instrument.symbol
+            if symbol in seen:
+                raise ConfigError(f"instrument {symbol} is listed twice; list each once")
+            seen.add(symbol)
+            size = instrument.contract_size
+            if not (math.isfinite(size) and size > 0):
+                raise ConfigError(f"instrument {symbol}: contract_size {size!r} must be > 0")
+            spec = instrument.margin
+            if isinstance(spec, TieredMargin):
+                compiled.append(compile_brackets(symbol, spec))
+                slopes.append((0.0, 0.0))
+                kinds.append(KIND_TIERED)
+            elif isinstance(spec, SizeScaledMargin):
+                check_size_scaled(symbol, spec)
+                compiled.append(
+                    CompiledBrackets((0.0,), (math.inf,), (spec.mm.base,), (spec.im.base,), (0.0,))
+                )
+                slopes.append((spec.mm.slope, spec.im.slope))
+                kinds.append(KIND_SIZE_SCALED)
+            else:  # a new spec kind in the schema needs compiling here
+                raise ConfigError(f"instrument {symbol}: unsupported margin model {spec!r}")
+        layout = _pad(instruments, compiled, slopes, kinds)
+        return cls(tuple(i.symbol for i in instruments), layout)
+
+    # ------------------------------------------------------------------ per instrument
+
+    @property
+    def contract_size(self) -> NDArray[np.float64]:
+        """Base units per contract, per instrument (read-only)."""
+        return self._layout.contract_size
+
+    @property
+    def kind(self) -> NDArray[np.int8]:
+        """Model kind per instrument: ``KIND_TIERED`` or ``KIND_SIZE_SCALED`` (read-only)."""
+        return self._layout.kind
+
+    @property
+    def layout(self) -> Layout:
+        """The compiled arrays (read-only views), for callers that vectorise further."""
+        return self._layout
+
+    def __len__(self) -> int:
+        return len(self.symbols)
+
+    # ------------------------------------------------------------------ per position
+
+    def notional(
+        self, instrument_ix: NDArray[np.intp], qty: NDArray[np.float64], mark: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """Position notional at mark, ``|qty| * contract_size * mark``, in the settle asset."""
+        return np.abs(qty) * self._layout.contract_size.take(instrument_ix) * mark
+
+    def bracket(
+        self, instrument_ix: NDArray[np.intp], notional: NDArray[np.float64]
+    ) -> NDArray[np.intp]:
+        """The 0-based bracket each notional falls in (0 for size-scaled instruments)."""
+        return bracket_index(self._layout, instrument_ix, notional)
+
+    def requirements(
+        self,
+        instrument_ix: NDArray[np.intp],
+        qty: NDArray[np.float64],
+        mark: NDArray[np.float64],
+        leverage: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(initial_margin, maintenance_margin) per position, in the settle asset.
+
+        ``qty`` is signed, in contracts; ``leverage`` is the account's chosen leverage
+        on the instrument (> 0), NaN when not set. Tiered: ``MM = N * mmr - cum`` and
+        ``IM = N * max(imr, 1 / leverage)`` in the bracket of ``N``; size-scaled:
+        rates ``base + slope * |size|``. Zero qty gives zeros. Vectorised over
+        positions of any mix of instruments and kinds.
+        """
+        n = _check_lengths(instrument_ix, qty, mark, leverage)
+        initial = np.empty(n)
+        maintenance = np.empty(n)
+        for start in range(0, n, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            self._requirements_into(
+                instrument_ix[part],
+                qty[part],
+                mark[part],
+                leverage[part],
+                initial[part],
+                maintenance[part],
+            )
+        return initial, maintenance
+
+    def _requirements_into(
+        self,
+        instrument_ix: NDArray[np.intp],
+        qty: NDArray[np.float64],
+        mark: NDArray[np.float64],
+        leverage: NDArray[np.float64],
+        initial: NDArray[np.float64],
+        maintenance: NDArray[np.float64],
+    ) -> None:
+        layout = self._layout
+        size = np.abs(qty)
+        size *= layout.contract_size.take(instrument_ix)
+        notional = size * mark
+        if layout.max_tiers > 1:
+            flat = instrument_ix * layout.max_tiers
+            flat += bracket_index(layout, instrument_ix, notional)
+        else:
+            flat = instrument_ix
+        mm_rate = layout.mmr.ravel().take(flat)
+        im_rate = layout.imr.ravel().take(flat)
+        if layout.has_slopes:
+            mm_rate += layout.mm_slope.take(instrument_ix) * size
+            im_rate += layout.im_slope.take(instrument_ix) * size
+        np.multiply(notional, mm_rate, out=maintenance)
+        maintenance -= layout.cum.ravel().take(flat)
+        # 1/NaN is NaN and fmax ignores NaN, so "no leverage set" falls back to imr.
+        with np.errstate(divide="ignore"):
+            np.divide(1.0, leverage, out=mm_rate)
+        np.fmax(im_rate, mm_rate, out=im_rate)
+        np.multiply(notional, im_rate, out=initial)
+
+    def liquidation_prices(
+        self,
+        instrument_ix: NDArray[np.intp],
+        qty: NDArray[np.float64],
+        mark: NDArray[np.float64],
+        equity: NDArray[np.float64],
+        other_maintenance: NDArray[np.float64],
+        target_maintenance: bool = True,
+    ) -> NDArray[np.float64]:
+        """Per position, the mark price of its instrument that brings its margin unit to
+        maintenance margin (``target_maintenance=True``: the liquidation price) or to
+        zero equity (``False``: the bankruptcy price), every other price held still.
+
+        ``equity`` is the unit's equity at current marks (a cross account's equity, or
+        an isolated position's margin plus its unrealised PnL); ``other_maintenance``
+        is the maintenance margin of the rest of the unit (0 for isolated). The
+        bracket is re-solved at the solved price until stable, as Binance documents.
+        NaN where no positive price does it (e.g. a long whose equity covers any fall
+        in price, a short already below maintenance at every price, or qty 0).
+        """
+        _check_lengths(instrument_ix, qty, mark, equity, other_maintenance)
+        signed_size = qty * self._layout.contract_size.take(instrument_ix)
+        if not target_maintenance:
+            return _liquidation.bankruptcy_prices(signed_size, mark, equity)
+        return _liquidation.liquidation_prices(
+            self._layout, instrument_ix, signed_size, mark, equity, other_maintenance
+        )
+
+
+def _check_lengths(*arrays: NDArray[np.generic]) -> int:
+    n = arrays[0].shape[0]
+    for array in arrays:
+        if array.ndim != 1 or array.shape[0] != n:
+            raise ValueError(
+                f"position arrays must be 1-D of one length, got shapes {[a.shape for a in arrays]}"
+            )
+    return int(n)
+
+
+def _pad(
+    instruments: Sequence[Instrument],
+    compiled: list[CompiledBrackets],
+    slopes: list[tuple[float, float]],
+    kinds: list[int],
+) -> Layout:
+    n = len(compiled)
+    width = max((len(c.floors) for c in compiled), default=1)
+    floors = np.full((n, width), np.inf)
+    caps = np.full((n, width), np.inf)
+    mmr = np.empty((n, width))
+    imr = np.empty((n, width))
+    cum = np.empty((n, width))
+    for row, brackets in enumerate(compiled):
+        used = len(brackets.floors)
+        floors[row, :used] = brackets.floors
+        caps[row, :used] = brackets.caps
+        for target, values in ((mmr, brackets.mmr), (imr, brackets.imr), (cum, brackets.cum)):
+            target[row, :used] = values
+            target[row, used:] = values[-1]
+    slope = np.array(slopes, dtype=np.float64).reshape(n, 2)
+    layout = Layout(
+        contract_size=np.array([i.contract_size for i in instruments], dtype=np.float64),
+        kind=np.array(kinds, dtype=np.int8),
+        n_tiers=np.array([len(c.floors) for c in compiled], dtype=np.intp),
+        floors=floors,
+        caps=caps,
+        mmr=mmr,
+        imr=imr,
+        cum=cum,
+        mm_slope=np.ascontiguousarray(slope[:, 0]),
+        im_slope=np.ascontiguousarray(slope[:, 1]),
+        floor_columns=np.ascontiguousarray(floors.T),
+        has_slopes=bool(slope.any()),
+    )
+    for array in layout:
+        if isinstance(array, np.ndarray):
+            array.flags.writeable = False
+    return layout

@@ -1,0 +1,247 @@
+"""The pure market and account generator behind `liqmon simulate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+from numpy.typing import NDArray
+
+from monitor.instruments import load_instrument_file
+from monitor.market import (
+    AccountPlan,
+    CrashSpec,
+    MarketSpec,
+    PricePath,
+    ledger_events,
+    plan_accounts,
+)
+from monitor.models import ModelTable
+from monitor.schema import Fill, Instrument, IsolatedMargin, MarginSettings, Transfer
+
+pytestmark = pytest.mark.unit
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "instruments.example.json"
+_encode = msgspec.json.Encoder().encode
+
+
+@pytest.fixture(scope="module")
+def market() -> tuple[list[Instrument], list[float]]:
+    loaded = load_instrument_file(EXAMPLE)
+    instruments = list(loaded.instruments)
+    return instruments, [loaded.reference_prices[i.symbol] for i in instruments]
+
+
+def _messages(instruments: list[Instrument], start: list[float], spec: MarketSpec) -> list[bytes]:
+    plan = plan_accounts(instruments, start, spec)
+    path = PricePath.for_instruments(instruments, start, spec)
+    ticks = path.ticks(path.advance(50), first_step=1)
+    return [_encode(e) for e in ledger_events(plan, instruments, spec)] + [
+        _encode(t) for t in ticks
+    ]
+
+
+def _account_health(
+    instruments: list[Instrument], plan: AccountPlan, marks: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """A simple margin check: per margin unit, (equity, IM, MM), stablecoins at 1.
+
+    Cross accounts: wallet (deposits - fees) + unrealised PnL against all positions.
+    Isolated accounts are judged per position: its allocation + its PnL.
+    """
+    table = ModelTable.from_instruments(instruments)
+    n = len(plan.accounts)
+    mark = marks[plan.position_instrument]
+    pnl = plan.qty * (mark - plan.price)
+    initial, maintenance = table.requirements(
+        plan.position_instrument, plan.qty, mark, plan.leverage
+    )
+    iso = plan.isolated[plan.position_account]
+    wallet = np.bincount(plan.deposit_account, plan.deposit_amount, minlength=n)
+    wallet -= np.bincount(plan.position_account, plan.fee, minlength=n)
+    cross = ~plan.isolated
+    cross_equity = (wallet + np.bincount(plan.position_account, pnl * ~iso, minlength=n))[cross]
+    cross_im = np.bincount(plan.position_account, initial * ~iso, minlength=n)[cross]
+    cross_mm = np.bincount(plan.position_account, maintenance * ~iso, minlength=n)[cross]
+    iso_equity = (plan.isolated_margin + pnl)[iso]
+    equity = np.concatenate([cross_equity, iso_equity])
+    im = np.concatenate([cross_im, initial[iso]])
+    mm = np.concatenate([cross_mm, maintenance[iso]])
+    # Isolated wallets must also cover their allocations and fees.
+    allocated = np.bincount(plan.position_account, np.nan_to_num(plan.isolated_margin), minlength=n)
+    wallet_ok = (wallet - allocated)[plan.isolated] >= 0
+    return equity, im, mm, wallet_ok
+
+
+def test_same_seed_gives_the_same_messages(market: tuple[list[Instrument], list[float]]) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=7, accounts=300, step_s=0.1, crash=CrashSpec(at_s=1.0))
+    assert _messages(instruments, start, spec) == _messages(instruments, start, spec)
+
+
+def test_different_seeds_give_different_messages(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    first = _messages(instruments, start, MarketSpec(seed=1, accounts=50))
+    second = _messages(instruments, start, MarketSpec(seed=2, accounts=50))
+    assert first != second
+
+
+def test_prices_do_not_depend_on_how_steps_are_batched(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=3, step_s=0.5, jump_rate_per_s=0.5, crash=CrashSpec(at_s=2.0))
+    whole = PricePath.for_instruments(instruments, start, spec).advance(40)
+    parts = PricePath.for_instruments(instruments, start, spec)
+    pieces = np.vstack([parts.advance(n) for n in (1, 12, 0, 27)])
+    np.testing.assert_array_equal(whole, pieces)
+
+
+def test_ticks_carry_symbol_price_and_step_time(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=0, step_s=0.25, start_ts=1_000_000)
+    path = PricePath.for_instruments(instruments, start, spec)
+    prices = path.advance(3)
+    ticks = path.ticks(prices, first_step=1)
+    assert len(ticks) == 3 * len(instruments)
+    assert [t.ts for t in ticks[:: len(instruments)]] == [1_000_250, 1_000_500, 1_000_750]
+    assert ticks[0].symbol == instruments[0].symbol
+    assert ticks[-1].mark_price == prices[-1, -1]
+
+
+def test_start_prices_are_the_reference_prices(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    path = PricePath.for_instruments(instruments, start, MarketSpec())
+    assert path.start.tolist() == start
+
+
+def test_crash_lowers_every_price_by_roughly_the_configured_drop(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    crash = CrashSpec(at_s=5.0, drop=0.3, duration_s=3.0, dispersion=0.25)
+    spec = MarketSpec(seed=11, step_s=0.1, crash=crash)
+    prices = PricePath.for_instruments(instruments, start, spec).advance(100)  # 10 s
+    before, after = prices[49] / start, prices[-1] / start
+    assert np.all(np.abs(before - 1) < 0.05)
+    assert np.all(after < 1 - 0.3 * 0.75 + 0.05)
+    assert np.all(after > 1 - 0.3 * 1.25 - 0.05)
+
+
+def test_without_crash_prices_stay_near_their_start(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=11, step_s=0.1, jump_rate_per_s=0.0)
+    prices = PricePath.for_instruments(instruments, start, spec).advance(100)
+    assert np.all(np.abs(prices[-1] / start - 1) < 0.05)
+
+
+def test_instruments_on_one_base_asset_move_together(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    symbols = [i.symbol for i in instruments]
+    a, b = symbols.index("BTCUSDT"), symbols.index("BTC_USDC-PERPETUAL")
+    prices = PricePath.for_instruments(instruments, start, MarketSpec(seed=5)).advance(200)
+    np.testing.assert_allclose(prices[:, a] / start[a], prices[:, b] / start[b], rtol=1e-6)
+
+
+def test_every_account_starts_healthy(market: tuple[list[Instrument], list[float]]) -> None:
+    instruments, start = market
+    plan = plan_accounts(instruments, start, MarketSpec(seed=5, accounts=5_000))
+    equity, im, mm, wallet_ok = _account_health(instruments, plan, np.asarray(start))
+    assert np.all(equity >= 1.15 * im)
+    assert np.all(mm < 0.5 * equity)
+    assert np.all(wallet_ok)
+
+
+def test_under_crash_some_accounts_become_liquidatable(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=5, accounts=5_000, step_s=0.5, crash=CrashSpec(at_s=1.0))
+    plan = plan_accounts(instruments, start, spec)
+    crashed = PricePath.for_instruments(instruments, start, spec).advance(20)[-1]
+    equity, _, mm, _ = _account_health(instruments, plan, crashed)
+    liquidatable = equity <= mm
+    assert 0.05 < liquidatable.mean() < 0.95
+
+
+def test_leverage_never_exceeds_the_bracket_maximum(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    plan = plan_accounts(instruments, start, MarketSpec(seed=9, accounts=5_000))
+    table = ModelTable.from_instruments(instruments)
+    tiered = ~np.isnan(plan.leverage)
+    ix = plan.position_instrument[tiered]
+    notional = table.notional(ix, plan.qty[tiered], plan.price[tiered])
+    allowed = 1.0 / table.layout.imr[ix, table.bracket(ix, notional)]
+    assert np.all(plan.leverage[tiered] <= allowed + 1e-9)
+    assert np.all(plan.leverage[tiered] == np.round(plan.leverage[tiered]))
+
+
+def test_each_account_holds_one_to_three_distinct_instruments(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    plan = plan_accounts(instruments, start, MarketSpec(seed=4, accounts=2_000))
+    counts = np.bincount(plan.position_account, minlength=2_000)
+    assert counts.min() == 1
+    assert counts.max() == 3
+    pairs = plan.position_account * len(instruments) + plan.position_instrument
+    assert len(np.unique(pairs)) == len(pairs)
+    assert len(set(plan.accounts)) == 2_000
+
+
+def test_ledger_is_deposit_then_settings_then_fills_then_allocations_per_account(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=2, accounts=400, isolated_fraction=0.5)
+    plan = plan_accounts(instruments, start, spec)
+    events = list(ledger_events(plan, instruments, spec))
+    assert len(events) == plan.ledger_count
+    rank = {Transfer: 0, MarginSettings: 1, Fill: 2, IsolatedMargin: 3}
+    by_account: dict[str, list[int]] = {}
+    for event in events:
+        by_account.setdefault(event.account, []).append(rank[type(event)])
+    assert list(by_account) == plan.accounts  # accounts are contiguous and in order
+    assert all(ranks == sorted(ranks) and ranks[0] == 0 for ranks in by_account.values())
+    isolated = {plan.accounts[i] for i in np.flatnonzero(plan.isolated)}
+    modes = {e.account for e in events if isinstance(e, MarginSettings) and e.mode == "isolated"}
+    adjusted = {e.account for e in events if isinstance(e, IsolatedMargin)}
+    assert modes == adjusted == isolated
+
+
+def test_fills_open_at_the_start_price_with_unique_ids(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=2, accounts=300)
+    events = list(ledger_events(plan_accounts(instruments, start, spec), instruments, spec))
+    fills = [e for e in events if isinstance(e, Fill)]
+    price_of = {i.symbol: p for i, p in zip(instruments, start, strict=True)}
+    assert all(f.price == price_of[f.symbol] and f.qty > 0 for f in fills)
+    assert len({f.fill_id for f in fills}) == len(fills)
+
+
+def test_size_scaled_positions_carry_no_leverage_setting(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=2, accounts=2_000)
+    events = list(ledger_events(plan_accounts(instruments, start, spec), instruments, spec))
+    leverage_symbols = {e.symbol for e in events if isinstance(e, MarginSettings) and e.symbol}
+    assert "BTC_USDC-PERPETUAL" not in leverage_symbols
+    usdc = [e for e in events if isinstance(e, Transfer) and e.asset == "USDC"]
+    assert usdc  # the USDC-settled instrument is funded in USDC

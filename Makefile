@@ -1,19 +1,37 @@
-# Entry point for humans and CI. Every target is idempotent.
+# Entry point for humans and CI. Every target is idempotent: stamps make a second run skip
+# what is already installed (Debian packages, the venv, the Kafka jars).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint kafka-stop
+# The local Kafka broker (streams/broker.py). Use another port to run a second checkout's
+# broker next to this one: `make test KAFKA_PORT=9192`.
+KAFKA_PORT ?= 9092
+KAFKA_VERSION := $(shell sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' deploy/kafka/pom.xml)
+KAFKA_STAMP := .cache/kafka/$(KAFKA_VERSION)/libs/.fetched
+# Maven's own download cache stays inside the checkout, so nothing outside it is assumed.
+MAVEN_REPO ?= $(CURDIR)/.cache/maven
+MVN := mvn -B -q --no-transfer-progress -Dmaven.repo.local=$(MAVEN_REPO)
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+# Every liqmon command run by make talks to the broker make started.
+export LIQMON_KAFKA__BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-test: $(STAMP)
+# Targets `make run` runs once Kafka is up and the topics exist. The simulator and the
+# monitor service add theirs here, e.g. `RUN_STEPS += simulate monitor`.
+RUN_STEPS ?=
+
+.PHONY: run test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics
+
+run: topics
+	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
+	$(BIN)/liqmon topics check
+ifneq ($(strip $(RUN_STEPS)),)
+	$(MAKE) --no-print-directory $(RUN_STEPS)
+endif
+
+test: kafka-start
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
@@ -23,3 +41,31 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	@set -e; for b in tests/bench/bench_*.py; do [ -e "$$b" ] || continue; $(BIN)/python "$$b"; done
+
+# Debian packages whose command is missing (java, mvn, kcat, promtool, python3-venv).
+system:
+	@PYTHON=$(PYTHON) deploy/setup-system.sh
+
+$(STAMP): pyproject.toml | system
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+$(KAFKA_STAMP): deploy/kafka/pom.xml | system
+	$(MVN) -f deploy/kafka/pom.xml package
+	touch $@
+
+kafka-jars: $(KAFKA_STAMP)
+
+kafka-start: $(STAMP) $(KAFKA_STAMP)
+	$(BIN)/liqmon kafka start --port $(KAFKA_PORT)
+
+kafka-stop: $(STAMP)
+	$(BIN)/liqmon kafka stop --port $(KAFKA_PORT)
+
+kafka-status: $(STAMP)
+	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
+
+topics: kafka-start
+	$(BIN)/liqmon topics create

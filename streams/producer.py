@@ -1,0 +1,143 @@
+"""An idempotent Kafka producer that sends a batch and returns once the broker has every record.
+
+Idempotence (``enable_idempotence=True``, ``acks=all``) means a retried send is
+never written twice and records to one partition stay in order. Given a
+``transactional_id`` the producer is also transactional: one processing cycle's
+output and its consumed offsets can then be committed atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Final, Self
+
+from aiokafka import AIOKafkaProducer
+
+from streams.errors import StreamsError
+from streams.records import OutboundRecord, TopicPartition
+
+__all__ = ["ProduceError", "Producer"]
+
+_FIXED: Final[Mapping[str, Any]] = {"enable_idempotence": True, "acks": "all"}
+
+
+class ProduceError(StreamsError):
+    """Some records of a batch were not acknowledged by the broker."""
+
+
+class Producer:
+    """Idempotent (optionally transactional) producer of :class:`OutboundRecord` batches.
+
+    ``connection`` holds aiokafka client keyword arguments (bootstrap servers,
+    security, SASL/SSL) as the settings module builds them; ``options`` adds
+    producer tuning such as ``linger_ms`` or ``compression_type``. Idempotence and
+    ``acks=all`` are always on. Use as ``async with Producer(...) as producer:``.
+    """
+
+    def __init__(
+        self,
+        connection: Mapping[str, Any],
+        *,
+        transactional_id: str | None = None,
+        **options: Any,
+    ) -> None:
+        self._kwargs: dict[str, Any] = {**connection, **options, **_FIXED}
+        if transactional_id is not None:
+            self._kwargs["transactional_id"] = transactional_id
+        self._transactional_id = transactional_id
+        self._producer: Any = None
+
+    @property
+    def transactional_id(self) -> str | None:
+        """The transactional id, or None for a producer that is idempotent only."""
+        return self._transactional_id
+
+    async def start(self) -> None:
+        """Connect (and, if transactional, fence older producers with the same id)."""
+        producer = AIOKafkaProducer(**self._kwargs)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        """Deliver what is still buffered, then disconnect. Safe to call twice."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _started(self) -> Any:
+        if self._producer is None:
+            raise StreamsError("the producer is not started: call start() or use `async with`")
+        return self._producer
+
+    async def send_batch(self, records: Iterable[OutboundRecord]) -> None:
+        """Send ``records`` in order and return once the broker acknowledged every one.
+
+        Records to the same partition keep their order. Raises :class:`ProduceError`
+        if any record failed; the others may have been written (with a transaction,
+        abort it so none become visible).
+        """
+        producer = self._started()
+        pending: list[asyncio.Future[Any]] = []
+        try:
+            for topic, key, value, headers in records:
+                pending.append(await producer.send(topic, value=value, key=key, headers=headers))
+        finally:
+            # Even if queueing failed part-way, wait for what was queued so no
+            # delivery outcome goes unobserved.
+            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if failures:
+            first = failures[0]
+            raise ProduceError(
+                f"the broker did not acknowledge {len(failures)} of {len(outcomes)} records "
+                f"({type(first).__name__}: {first}); check that the broker is reachable "
+                "and the topics exist"
+            ) from first
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Run the body as one Kafka transaction: commit on success, abort on error.
+
+        Inside it, :meth:`send_batch` output and :meth:`send_offsets_to_transaction`
+        offsets become visible to ``read_committed`` consumers together, or not at all.
+        """
+        producer = self._started()
+        if self._transactional_id is None:
+            raise StreamsError("transactions need a transactional_id: pass one to Producer()")
+        await producer.begin_transaction()
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                await producer.abort_transaction()
+            except Exception as abort_exc:
+                exc.add_note(f"aborting the transaction failed too: {abort_exc!r}")
+            raise
+        await producer.commit_transaction()
+
+    async def send_offsets_to_transaction(
+        self, offsets: Mapping[TopicPartition, int], group_id: str
+    ) -> None:
+        """Commit ``group_id``'s consumed ``offsets`` (next offset per partition) with the
+        current transaction, instead of through the consumer."""
+        producer = self._started()
+        await producer.send_offsets_to_transaction(dict(offsets), group_id)

@@ -32,6 +32,8 @@ __all__ = ["CompiledBrackets", "compile_brackets"]
 # A given cum may differ from the derived one by this much (relative to floor * mmr)
 # and still count as continuous: published amounts are exact, typed ones may be rounded.
 _CUM_TOLERANCE = 1e-6
+# How far imr and 1 / max_leverage may disagree when a tier gives both.
+_LEVERAGE_TOLERANCE = 1e-2
 
 
 class CompiledBrackets(NamedTuple):
@@ -107,7 +109,7 @@ def _check_rate(where: str, name: str, rate: float) -> float:
 
 
 def _initial_rate(where: str, tier: Tier) -> float:
-    """The tier's initial rate from ``imr`` or ``max_leverage`` (both: they must agree)."""
+    """The tier's initial rate: ``imr``, else ``1 / max_leverage`` (both: they must agree)."""
     if tier.max_leverage is not None and not tier.max_leverage >= 1.0:
         raise ConfigError(f"{where}: max_leverage {tier.max_leverage!r} must be >= 1")
     if tier.imr is None:
@@ -115,8 +117,9 @@ def _initial_rate(where: str, tier: Tier) -> float:
             raise ConfigError(f"{where}: give imr or max_leverage")
         return 1.0 / tier.max_leverage
     imr = _check_rate(where, "imr", tier.imr)
+    # Loose: exchanges print 3x as 33.3 %; imr is what is charged.
     if tier.max_leverage is not None and not math.isclose(
-        imr * tier.max_leverage, 1.0, rel_tol=1e-9
+        imr * tier.max_leverage, 1.0, rel_tol=_LEVERAGE_TOLERANCE
     ):
         raise ConfigError(
             f"{where}: imr {imr:g} disagrees with max_leverage {tier.max_leverage:g}; give one"

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.models._layout import Layout, bracket_index
+from monitor.models._layout import Layout, bracket_flat_index
 
 __all__ = ["bankruptcy_prices", "liquidation_prices"]
 
@@ -50,28 +50,28 @@ def liquidation_prices(
     slope_rate = layout.mm_slope.take(instrument_ix) * size if layout.has_slopes else None
     mmr = layout.mmr.ravel()
     cum = layout.cum.ravel()
-    width = layout.max_tiers
 
-    price = np.full(size.shape, np.nan)
+    flat = bracket_flat_index(layout, instrument_ix, size * mark)
+    price = np.empty(size.shape)
+    # Each pass solves the positions whose bracket moved in the pass before; the
+    # working arrays are narrowed to them and ``pending`` maps them back.
     pending = np.arange(size.shape[0])
-    tier = bracket_index(layout, instrument_ix, size * mark)
+    ix = instrument_ix
     with np.errstate(divide="ignore", invalid="ignore"):
-        for _ in range(width + 1):
-            ix = instrument_ix[pending]
-            flat = ix * width + tier
+        for _ in range(layout.max_tiers + 1):
             rate = mmr.take(flat)
             if slope_rate is not None:
-                rate += slope_rate[pending]
-            solved = (constant[pending] - cum.take(flat)) / (
-                signed_size[pending] - size[pending] * rate
-            )
-            found = bracket_index(layout, ix, size[pending] * solved)
-            stable = found == tier
-            price[pending] = solved  # kept if the loop runs out: see below
-            pending = pending[~stable]
-            tier = found[~stable]
-            if pending.size == 0:
+                rate += slope_rate
+            solved = (constant - cum.take(flat)) / (signed_size - size * rate)
+            price[pending] = solved
+            found = bracket_flat_index(layout, ix, size * solved)
+            moved = found != flat
+            if not moved.any():
                 break
+            pending, ix, flat = pending[moved], ix[moved], found[moved]
+            constant, signed_size, size = constant[moved], signed_size[moved], size[moved]
+            if slope_rate is not None:
+                slope_rate = slope_rate[moved]
     # With validated brackets the loop converges; if float rounding leaves a root
     # flickering across a bracket floor, both solves agree to rounding and the last
     # one stands.

@@ -16,15 +16,18 @@ from monitor.models._layout import (
     KIND_SIZE_SCALED,
     KIND_TIERED,
     Layout,
-    bracket_index,
+    bracket_flat_index,
+    build_lookup,
 )
 from monitor.models._size_scaled import check_size_scaled
+from monitor.models._valuation import margins_into
 from monitor.schema import Instrument, SizeScaledMargin, TieredMargin
 
 __all__ = ["ModelTable"]
 
-# Positions valued per pass: small enough that a pass's temporaries stay in cache.
-_CHUNK: Final = 1 << 14
+# Positions valued per pass: a pass's temporaries stay in cache while the per-call
+# overhead of numpy stays small (measured best at 2**17 with tests/bench/bench_models.py).
+_CHUNK: Final = 1 << 17
 
 
 class ModelTable:
@@ -110,7 +113,10 @@ class ModelTable:
         self, instrument_ix: NDArray[np.intp], notional: NDArray[np.float64]
     ) -> NDArray[np.intp]:
         """The 0-based bracket each notional falls in (0 for size-scaled instruments)."""
-        return bracket_index(self._layout, instrument_ix, notional)
+        notional = np.ascontiguousarray(notional, dtype=np.float64)
+        flat = bracket_flat_index(self._layout, instrument_ix, notional)
+        flat -= instrument_ix * self._layout.max_tiers
+        return flat
 
     def requirements(
         self,
@@ -123,55 +129,56 @@ class ModelTable:
 
         ``qty`` is signed, in contracts; ``leverage`` is the account's chosen leverage
         on the instrument (> 0), NaN when not set. Tiered: ``MM = N * mmr - cum`` and
-        ``IM = N * max(imr, 1 / leverage)`` in the bracket of ``N``; size-scaled:
-        rates ``base + slope * |size|``. Zero qty gives zeros. Vectorised over
-        positions of any mix of instruments and kinds.
+        ``IM = N * max(imr, 1 / leverage)`` in the bracket of the notional ``N``;
+        size-scaled: rates ``base + slope * |size|`` on the whole notional. Zero qty
+        gives zeros. Vectorised over positions of any mix of instruments and kinds,
+        in cache-sized chunks.
         """
         n = _check_lengths(instrument_ix, qty, mark, leverage)
+        layout = self._layout
         initial = np.empty(n)
         maintenance = np.empty(n)
         for start in range(0, n, _CHUNK):
             part = slice(start, start + _CHUNK)
-            self._requirements_into(
+            ix = instrument_ix[part]
+            size = np.abs(qty[part])
+            if not layout.unit_contracts:
+                size *= layout.contract_size.take(ix)
+            notional = size * mark[part]
+            margins_into(
+                layout, ix, notional, size, leverage[part], initial[part], maintenance[part]
+            )
+        return initial, maintenance
+
+    def requirements_from_notional(
+        self,
+        instrument_ix: NDArray[np.intp],
+        notional: NDArray[np.float64],
+        size: NDArray[np.float64],
+        leverage: NDArray[np.float64],
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """(initial_margin, maintenance_margin) from each position's notional (settle
+        asset, the bracket key) and size (base units, for size-scaled rates).
+
+        The settle-asset-neutral form of :meth:`requirements`: it makes no assumption
+        about how notional was computed (e.g. Deribit's inverse futures margin in BTC,
+        where the notional is the size in BTC).
+        """
+        n = _check_lengths(instrument_ix, notional, size, leverage)
+        initial = np.empty(n)
+        maintenance = np.empty(n)
+        for start in range(0, n, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            margins_into(
+                self._layout,
                 instrument_ix[part],
-                qty[part],
-                mark[part],
+                np.ascontiguousarray(np.abs(notional[part]), dtype=np.float64),
+                np.abs(size[part]).astype(np.float64),
                 leverage[part],
                 initial[part],
                 maintenance[part],
             )
         return initial, maintenance
-
-    def _requirements_into(
-        self,
-        instrument_ix: NDArray[np.intp],
-        qty: NDArray[np.float64],
-        mark: NDArray[np.float64],
-        leverage: NDArray[np.float64],
-        initial: NDArray[np.float64],
-        maintenance: NDArray[np.float64],
-    ) -> None:
-        layout = self._layout
-        size = np.abs(qty)
-        size *= layout.contract_size.take(instrument_ix)
-        notional = size * mark
-        if layout.max_tiers > 1:
-            flat = instrument_ix * layout.max_tiers
-            flat += bracket_index(layout, instrument_ix, notional)
-        else:
-            flat = instrument_ix
-        mm_rate = layout.mmr.ravel().take(flat)
-        im_rate = layout.imr.ravel().take(flat)
-        if layout.has_slopes:
-            mm_rate += layout.mm_slope.take(instrument_ix) * size
-            im_rate += layout.im_slope.take(instrument_ix) * size
-        np.multiply(notional, mm_rate, out=maintenance)
-        maintenance -= layout.cum.ravel().take(flat)
-        # 1/NaN is NaN and fmax ignores NaN, so "no leverage set" falls back to imr.
-        with np.errstate(divide="ignore"):
-            np.divide(1.0, leverage, out=mm_rate)
-        np.fmax(im_rate, mm_rate, out=im_rate)
-        np.multiply(notional, im_rate, out=initial)
 
     def liquidation_prices(
         self,
@@ -193,13 +200,20 @@ class ModelTable:
         NaN where no positive price does it (e.g. a long whose equity covers any fall
         in price, a short already below maintenance at every price, or qty 0).
         """
-        _check_lengths(instrument_ix, qty, mark, equity, other_maintenance)
-        signed_size = qty * self._layout.contract_size.take(instrument_ix)
-        if not target_maintenance:
-            return _liquidation.bankruptcy_prices(signed_size, mark, equity)
-        return _liquidation.liquidation_prices(
-            self._layout, instrument_ix, signed_size, mark, equity, other_maintenance
-        )
+        n = _check_lengths(instrument_ix, qty, mark, equity, other_maintenance)
+        layout = self._layout
+        price = np.empty(n)
+        for start in range(0, n, _CHUNK):
+            part = slice(start, start + _CHUNK)
+            ix = instrument_ix[part]
+            signed_size = qty[part] * layout.contract_size.take(ix)
+            if target_maintenance:
+                price[part] = _liquidation.liquidation_prices(
+                    layout, ix, signed_size, mark[part], equity[part], other_maintenance[part]
+                )
+            else:
+                price[part] = _liquidation.bankruptcy_prices(signed_size, mark[part], equity[part])
+        return price
 
 
 def _check_lengths(*arrays: NDArray[np.generic]) -> int:
@@ -233,10 +247,11 @@ def _pad(
             target[row, :used] = values
             target[row, used:] = values[-1]
     slope = np.array(slopes, dtype=np.float64).reshape(n, 2)
+    n_tiers = np.array([len(c.floors) for c in compiled], dtype=np.intp)
     layout = Layout(
         contract_size=np.array([i.contract_size for i in instruments], dtype=np.float64),
         kind=np.array(kinds, dtype=np.int8),
-        n_tiers=np.array([len(c.floors) for c in compiled], dtype=np.intp),
+        n_tiers=n_tiers,
         floors=floors,
         caps=caps,
         mmr=mmr,
@@ -246,8 +261,10 @@ def _pad(
         im_slope=np.ascontiguousarray(slope[:, 1]),
         floor_columns=np.ascontiguousarray(floors.T),
         has_slopes=bool(slope.any()),
+        unit_contracts=all(i.contract_size == 1.0 for i in instruments),
+        lookup=build_lookup(floors, n_tiers),
     )
-    for array in layout:
+    for array in (*layout, *(layout.lookup or ())):
         if isinstance(array, np.ndarray):
             array.flags.writeable = False
     return layout

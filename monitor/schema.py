@@ -14,7 +14,12 @@ import msgspec
 
 __all__ = [
     "AccountMode",
+    "AccountRisk",
     "AccountState",
+    "CollateralAsset",
+    "EvaluateAccount",
+    "EvaluatePosition",
+    "EvaluateRequest",
     "Fill",
     "Funding",
     "Instrument",
@@ -111,6 +116,20 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
     def settle_asset(self) -> str:
         """The asset PnL, fees and margin of this contract are paid in."""
         return self.quote
+
+
+class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
+    """An asset accepted as collateral, valued at ``(1 - haircut) x price``.
+
+    ``price_symbol`` names the price tick that values one unit of the asset in the
+    valuation asset (default: a tick whose symbol is the asset itself, e.g. ``"BTC"``).
+    The haircut applies to positive balances only; a negative balance (a debt) counts
+    at full value.
+    """
+
+    asset: str
+    haircut: float = 0.0
+    price_symbol: str | None = None
 
 
 # --------------------------------------------------------------------------- prices
@@ -224,6 +243,8 @@ class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
     liquidation_price: float | None
     bankruptcy_price: float | None
     isolated_margin: float | None = None
+    state: AccountState | None = None
+    margin_ratio: float | None = None
 
 
 class Reduction(msgspec.Struct, frozen=True, kw_only=True):
@@ -260,3 +281,64 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     reductions: tuple[Reduction, ...] = ()
     shortfall: float = 0.0
     symbol: str | None = None
+
+
+# --------------------------------------------------------------------------- what-if
+
+
+class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """One account's margin figures now, summed over its margin units.
+
+    ``state`` is the worst state of the account's margin units (the cross account,
+    and each isolated position, whose own state and ratio are on its PositionRisk).
+    ``collateral`` is the wallet balance per asset; ``collateral_value`` its value in
+    the valuation asset after haircuts, plus the margin allocated to isolated positions.
+    """
+
+    account: str
+    mode: AccountMode
+    equity: float
+    initial_margin: float
+    maintenance_margin: float
+    margin_ratio: float
+    state: AccountState
+    collateral_value: float
+    collateral: dict[str, float]
+    positions: tuple[PositionRisk, ...] = ()
+
+
+class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
+    """A position to evaluate: signed ``qty`` in contracts (negative = short).
+
+    ``margin`` is the margin allocated to the position; it is required when the
+    account is isolated and not allowed when it is cross.
+    """
+
+    symbol: str
+    qty: float
+    entry_price: float
+    leverage: float | None = None
+    margin: float | None = None
+
+
+class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
+    """An account to evaluate: its mode, wallet balance per asset and positions."""
+
+    account: str
+    mode: AccountMode = "cross"
+    collateral: dict[str, float] = {}
+    positions: tuple[EvaluatePosition, ...] = ()
+
+
+class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """The input of ``liqmon evaluate``: instruments, mark prices and accounts.
+
+    ``prices`` maps a symbol to its mark price; it must price every instrument a
+    position uses and every collateral asset's ``price_symbol`` that an account holds.
+    """
+
+    instruments: tuple[Instrument, ...]
+    prices: dict[str, float]
+    accounts: tuple[EvaluateAccount, ...]
+    collateral_assets: tuple[CollateralAsset, ...] = ()
+    valuation_asset: str = "USDT"

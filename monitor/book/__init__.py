@@ -1,0 +1,27 @@
+"""The book: columnar numpy state of many accounts' collateral and positions.
+
+Dense integer ids (``account_ix``, ``instrument_ix``, ``asset_ix``, margin ``unit``
+ids and position rows) index growable arrays; dicts map external names to ids only
+at the edge. A per-instrument holder index lets a price change touch only the
+positions in that instrument. Pure: no I/O, no clock.
+"""
+
+from monitor.book._book import Book
+from monitor.book._bulk import load_cross_accounts
+from monitor.book._collateral import AssetTable
+from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
+from monitor.book._tables import CROSS, ISOLATED, AccountTable, UnitTable
+
+__all__ = [
+    "CROSS",
+    "FLAT_QTY_REL",
+    "ISOLATED",
+    "NO_ROW",
+    "AccountTable",
+    "AssetTable",
+    "Book",
+    "PositionTable",
+    "UnitTable",
+    "load_cross_accounts",
+    "trade",
+]

@@ -1,0 +1,188 @@
+"""The flat position table, its per-instrument holder index and its per-unit row lists.
+
+One row per (account, instrument) ever traded; a flat position keeps its row (qty 0)
+so that leverage and realised PnL survive it, but it leaves the holder index and its
+margin unit's row list, so a price tick touches only open positions.
+
+* Holders: per instrument, an array of the rows holding it, with each row's slot in
+  it (``holder_slot``) so that removal is O(1) by moving the last entry into the gap.
+* Unit rows: a doubly linked list per margin unit (``unit_next``/``unit_prev``,
+  head kept by the unit table); walking all lists of a set of units at once costs
+  one vectorised step per position of the largest unit, which is bounded by the
+  number of instruments.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book._columns import Columns
+
+__all__ = ["FLAT_QTY_REL", "PositionTable", "trade"]
+
+# A position whose size falls within this fraction of the sizes it came from is flat:
+# venues trade decimal lots, which float arithmetic leaves as dust (0.1 + 0.2 - 0.3).
+FLAT_QTY_REL: Final = 1e-12
+
+NO_ROW: Final = -1
+
+
+def trade(
+    qty: float, entry: float, delta: float, price: float, contract_size: float
+) -> tuple[float, float, float]:
+    """Apply a trade of signed ``delta`` contracts at ``price`` to a linear position.
+
+    Returns ``(qty, entry, realised)``: increasing moves the average entry price
+    (size-weighted), reducing realises ``closed * contract_size * (price - entry)``
+    on the closed part (sign of the position) and keeps the entry, and going through
+    zero closes the old side and opens the remainder at ``price``. This is how
+    Binance and Bybit account USDⓈ-margined positions.
+    """
+    new_qty = qty + delta
+    if abs(new_qty) <= FLAT_QTY_REL * max(abs(qty), abs(delta)):
+        new_qty = 0.0
+    if qty == 0.0 or (qty > 0.0) == (delta > 0.0):
+        new_entry = (abs(qty) * entry + abs(delta) * price) / abs(new_qty)
+        return new_qty, new_entry, 0.0
+    closed = min(abs(delta), abs(qty))
+    side = 1.0 if qty > 0.0 else -1.0
+    realised = side * closed * contract_size * (price - entry)
+    if new_qty == 0.0:
+        return 0.0, 0.0, realised
+    if (new_qty > 0.0) != (qty > 0.0):
+        return new_qty, price, realised
+    return new_qty, entry, realised
+
+
+class PositionTable(Columns):
+    """Positions: ``(account, instrument) -> row`` at the edge, columns by row id.
+
+    Amounts (``realised``, ``isolated_margin``) are in the instrument's settle asset;
+    ``upnl``/``initial``/``maintenance`` are cached figures in the valuation asset.
+    ``unit`` is the margin unit the position counts in while open (-1 when flat);
+    ``isolated_unit`` is the row's own unit, created the first time it opens isolated.
+    """
+
+    SPEC: ClassVar = {
+        "account": (np.intp, -1, 0),
+        "instrument": (np.intp, -1, 0),
+        "qty": (np.float64, 0.0, 0),
+        "entry": (np.float64, 0.0, 0),
+        "realised": (np.float64, 0.0, 0),
+        "leverage": (np.float64, np.nan, 0),
+        "isolated_margin": (np.float64, 0.0, 0),
+        "unit": (np.intp, NO_ROW, 0),
+        "isolated_unit": (np.intp, NO_ROW, 0),
+        "upnl": (np.float64, 0.0, 0),
+        "initial": (np.float64, 0.0, 0),
+        "maintenance": (np.float64, 0.0, 0),
+        "unit_next": (np.intp, NO_ROW, 0),
+        "unit_prev": (np.intp, NO_ROW, 0),
+        "holder_slot": (np.intp, NO_ROW, 0),
+    }
+
+    account: NDArray[np.intp]
+    instrument: NDArray[np.intp]
+    qty: NDArray[np.float64]
+    entry: NDArray[np.float64]
+    realised: NDArray[np.float64]
+    leverage: NDArray[np.float64]
+    isolated_margin: NDArray[np.float64]
+    unit: NDArray[np.intp]
+    isolated_unit: NDArray[np.intp]
+    upnl: NDArray[np.float64]
+    initial: NDArray[np.float64]
+    maintenance: NDArray[np.float64]
+    unit_next: NDArray[np.intp]
+    unit_prev: NDArray[np.intp]
+    holder_slot: NDArray[np.intp]
+
+    def __init__(self, n_instruments: int, capacity: int = 64) -> None:
+        super().__init__(capacity)
+        self.rows: dict[tuple[int, int], int] = {}
+        self._holders: list[NDArray[np.intp]] = [
+            np.empty(8, dtype=np.intp) for _ in range(n_instruments)
+        ]
+        self.holder_count = np.zeros(n_instruments, dtype=np.intp)
+
+    def row_of(self, account_ix: int, instrument_ix: int) -> int:
+        """The row of (account, instrument), created flat if it does not exist."""
+        key = (account_ix, instrument_ix)
+        row = self.rows.get(key)
+        if row is None:
+            row = self.append()
+            self.account[row] = account_ix
+            self.instrument[row] = instrument_ix
+            self.rows[key] = row
+        return row
+
+    @property
+    def open_count(self) -> int:
+        """Open (non-flat) positions."""
+        return int(self.holder_count.sum())
+
+    # ------------------------------------------------------------------ holders
+
+    def holders_of(self, instrument_ix: int) -> NDArray[np.intp]:
+        """Rows with an open position in the instrument (a view; copy to keep it)."""
+        return self._holders[instrument_ix][: self.holder_count[instrument_ix]]
+
+    def add_holder(self, row: int) -> None:
+        instrument = int(self.instrument[row])
+        count = int(self.holder_count[instrument])
+        array = self._holders[instrument]
+        if count == array.shape[0]:
+            grown = np.empty(2 * count, dtype=np.intp)
+            grown[:count] = array
+            self._holders[instrument] = array = grown
+        array[count] = row
+        self.holder_slot[row] = count
+        self.holder_count[instrument] = count + 1
+
+    def remove_holder(self, row: int) -> None:
+        instrument = int(self.instrument[row])
+        array = self._holders[instrument]
+        last = int(self.holder_count[instrument]) - 1
+        slot = int(self.holder_slot[row])
+        moved = int(array[last])
+        array[slot] = moved
+        self.holder_slot[moved] = slot
+        self.holder_slot[row] = NO_ROW
+        self.holder_count[instrument] = last
+
+    def set_holders(self, instrument_ix: int, rows: NDArray[np.intp]) -> None:
+        """Replace an instrument's holders wholesale (bulk loading)."""
+        array = np.empty(max(8, 2 * rows.shape[0]), dtype=np.intp)
+        array[: rows.shape[0]] = rows
+        self._holders[instrument_ix] = array
+        self.holder_count[instrument_ix] = rows.shape[0]
+        self.holder_slot[rows] = np.arange(rows.shape[0])
+
+    # ------------------------------------------------------------------ unit row lists
+
+    def link(self, row: int, unit: int, unit_head: NDArray[np.intp]) -> None:
+        """Put ``row`` at the head of ``unit``'s row list."""
+        head = int(unit_head[unit])
+        self.unit[row] = unit
+        self.unit_prev[row] = NO_ROW
+        self.unit_next[row] = head
+        if head != NO_ROW:
+            self.unit_prev[head] = row
+        unit_head[unit] = row
+
+    def unlink(self, row: int, unit_head: NDArray[np.intp]) -> None:
+        """Take ``row`` out of its unit's row list."""
+        unit = int(self.unit[row])
+        prev, nxt = int(self.unit_prev[row]), int(self.unit_next[row])
+        if prev == NO_ROW:
+            unit_head[unit] = nxt
+        else:
+            self.unit_next[prev] = nxt
+        if nxt != NO_ROW:
+            self.unit_prev[nxt] = prev
+        self.unit[row] = NO_ROW
+        self.unit_next[row] = NO_ROW
+        self.unit_prev[row] = NO_ROW

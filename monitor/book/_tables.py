@@ -1,0 +1,75 @@
+"""The account and margin-unit tables of the book.
+
+A *margin unit* is what a margin state belongs to: an account's cross unit (its
+wallet and every cross position), or one isolated position with the margin
+allocated to it. Every account has a cross unit; an isolated unit is created the
+first time a position of the account opens in isolated mode and is reused after.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book._columns import Columns
+
+__all__ = ["CROSS", "ISOLATED", "AccountTable", "UnitTable"]
+
+CROSS: Final = 0
+ISOLATED: Final = 1
+
+
+class AccountTable(Columns):
+    """Accounts by dense id: margin mode for new positions, cross unit, wallet per asset."""
+
+    SPEC: ClassVar = {
+        "mode": (np.int8, CROSS, 0),
+        "cross_unit": (np.intp, -1, 0),
+        "balance": (np.float64, 0.0, 1),  # [accounts, assets]; width set by the book
+    }
+
+    mode: NDArray[np.int8]
+    cross_unit: NDArray[np.intp]
+    balance: NDArray[np.float64]
+
+
+class UnitTable(Columns):
+    """Margin units by dense id, with their cached figures (valuation asset) and state.
+
+    ``row`` is -1 for a cross unit and the position row for an isolated one.
+    ``collateral`` is the wallet value after haircuts (cross) or the allocated margin
+    (isolated); ``gross`` is the sum of absolute unrealised PnL, the scale that float
+    rounding of the equity sum is measured against.
+    """
+
+    SPEC: ClassVar = {
+        "account": (np.intp, -1, 0),
+        "row": (np.intp, -1, 0),
+        "state": (np.int8, 0, 0),
+        "collateral": (np.float64, 0.0, 0),
+        "upnl": (np.float64, 0.0, 0),
+        "gross": (np.float64, 0.0, 0),
+        "initial": (np.float64, 0.0, 0),
+        "maintenance": (np.float64, 0.0, 0),
+        "open_positions": (np.intp, 0, 0),
+        "head": (np.intp, -1, 0),
+    }
+
+    account: NDArray[np.intp]
+    row: NDArray[np.intp]
+    state: NDArray[np.int8]
+    collateral: NDArray[np.float64]
+    upnl: NDArray[np.float64]
+    gross: NDArray[np.float64]
+    initial: NDArray[np.float64]
+    maintenance: NDArray[np.float64]
+    open_positions: NDArray[np.intp]
+    head: NDArray[np.intp]
+
+    @property
+    def equity(self) -> NDArray[np.float64]:
+        """Equity per unit: collateral value plus unrealised PnL."""
+        n = self.size
+        return self.collateral[:n] + self.upnl[:n]

@@ -1,0 +1,13 @@
+"""The margin engine: ledger events and price ticks in, margin events out.
+
+Pure, synchronous and deterministic: no Kafka, no clock reads, no I/O. See
+``Engine.apply`` for one processing cycle and ``monitor.states`` for the states
+and their hysteresis.
+"""
+
+from monitor.engine._config import EngineConfig
+from monitor.engine._engine import Engine
+from monitor.engine._events import event_id
+from monitor.engine._reduction import kept_fraction
+
+__all__ = ["Engine", "EngineConfig", "event_id", "kept_fraction"]

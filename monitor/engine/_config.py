@@ -1,0 +1,39 @@
+"""Engine settings (config section ``engine``)."""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from monitor.errors import ConfigError
+from monitor.schema import CollateralAsset
+
+__all__ = ["EngineConfig"]
+
+
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """How the engine values collateral and judges margin.
+
+    * ``valuation_asset`` (default ``"USDT"``): every amount is compared in it; worth 1.
+    * ``collateral`` (default none): other assets accepted in wallets, each with its
+      haircut and the price tick that values it (:class:`CollateralAsset`).
+    * ``margin_call_ratio`` (default 0.8): the warning level of ``MM / equity``; a unit
+      at or above it is in margin call even with equity above initial margin.
+    * ``hysteresis`` (default 0.05): the band, as a fraction, a unit's figures must
+      clear an entry threshold by before it returns to a better state (see
+      ``monitor.states``).
+    """
+
+    valuation_asset: str = "USDT"
+    collateral: tuple[CollateralAsset, ...] = ()
+    margin_call_ratio: float = 0.8
+    hysteresis: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.margin_call_ratio) and 0.0 < self.margin_call_ratio <= 1.0):
+            raise ConfigError(
+                f"engine.margin_call_ratio {self.margin_call_ratio!r} must be in (0, 1]"
+            )
+        if not (math.isfinite(self.hysteresis) and 0.0 <= self.hysteresis < 1.0):
+            raise ConfigError(f"engine.hysteresis {self.hysteresis!r} must be in [0, 1)")

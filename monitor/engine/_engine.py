@@ -1,0 +1,352 @@
+"""The engine: ledger events and price ticks in, margin events out.
+
+One ``apply`` call is one processing cycle. Ledger events are booked in order
+(per-event Python work: each is one message), then the units they touched are
+revalued and judged once; then the cycle's ticks are conflated (last per symbol
+wins), and only the holders of instruments whose mark changed (and the wallets
+holding a collateral asset whose price changed) are revalued and judged, with
+array operations. Each state transition of a margin unit is one event. Pure and
+deterministic: no clock (``now_ms`` comes in), no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book import ISOLATED, Book
+from monitor.engine._config import EngineConfig
+from monitor.engine._events import build_event, price_trigger
+from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
+from monitor.engine._risk import margin_ratio, position_risks
+from monitor.engine._validation import ledger_key, shape_problem
+from monitor.engine._verify import mismatches
+from monitor.errors import InputError
+from monitor.models import ModelTable
+from monitor.schema import (
+    AccountRisk,
+    AccountState,
+    Fill,
+    Funding,
+    Instrument,
+    IsolatedMargin,
+    LedgerEvent,
+    MarginEvent,
+    MarginSettings,
+    PriceTick,
+    Transfer,
+)
+from monitor.states import STATE_NAMES, classify
+
+__all__ = ["Engine"]
+
+_Transition = tuple[int, int, int]  # unit, previous state, new state
+
+
+class Engine:
+    """Margin state of many accounts, kept up to date incrementally."""
+
+    def __init__(
+        self, instruments: Sequence[Instrument], config: EngineConfig | None = None
+    ) -> None:
+        self.config = config if config is not None else EngineConfig()
+        self.models = ModelTable.from_instruments(instruments)
+        self.book = Book(
+            instruments, self.models, self.config.valuation_asset, self.config.collateral
+        )
+        # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
+        self.ignored: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def account_count(self) -> int:
+        return self.book.accounts.size
+
+    @property
+    def position_count(self) -> int:
+        """Open positions."""
+        return self.book.positions.open_count
+
+    def mark_price(self, symbol: str) -> float | None:
+        """The mark the engine values ``symbol`` at (an instrument or a collateral price)."""
+        book = self.book
+        ix = book.instrument_index.get(symbol)
+        if ix is not None:
+            mark = float(book.mark[ix])
+        elif symbol in book.assets.price_symbols:
+            mark = float(book.assets.price[book.assets.price_symbols[symbol][0]])
+        else:
+            return None
+        return None if mark != mark else mark
+
+    def state_counts(self) -> dict[AccountState, int]:
+        """Accounts by their worst margin unit's state."""
+        book = self.book
+        n, units = book.accounts.size, book.units
+        worst = units.state[book.accounts.cross_unit[:n]].copy()
+        isolated = np.flatnonzero(units.row[: units.size] >= 0)
+        if isolated.size:
+            np.maximum.at(worst, units.account[isolated], units.state[isolated])
+        counts = np.bincount(worst, minlength=len(STATE_NAMES))
+        return {name: int(counts[code]) for code, name in enumerate(STATE_NAMES)}
+
+    def account_risk(self, account: str) -> AccountRisk:
+        """The account's figures now, summed over its margin units, with each position."""
+        book = self.book
+        ix = book.account_index.get(account)
+        if ix is None:
+            raise InputError(f"unknown account {account!r}; it has no ledger events or positions")
+        units = np.array(book.units_of(ix), dtype=np.intp)
+        table = book.units
+        collateral = float(table.collateral[units].sum())
+        equity = collateral + float(table.upnl[units].sum())
+        maintenance = float(table.maintenance[units].sum())
+        balances = book.accounts.balance[ix]
+        return AccountRisk(
+            account=account,
+            mode="isolated" if book.accounts.mode[ix] == ISOLATED else "cross",
+            equity=equity,
+            initial_margin=float(table.initial[units].sum()),
+            maintenance_margin=maintenance,
+            margin_ratio=margin_ratio(equity, maintenance),
+            state=STATE_NAMES[int(table.state[units].max())],
+            collateral_value=collateral,
+            collateral={
+                name: float(balances[k]) for k, name in enumerate(book.assets.names) if balances[k]
+            },
+            positions=tuple(p for unit in units.tolist() for p in position_risks(book, unit)),
+        )
+
+    # ------------------------------------------------------------------ input checks
+
+    def rejection_reason(self, item: LedgerEvent | PriceTick) -> str | None:
+        """Why ``item`` would be rejected now (a stable snake_case label), or None.
+
+        Shape reasons (``unknown_instrument``, ``non_positive_price``, ...) make
+        ``apply`` raise. Two depend on the book when the item is applied: an
+        ``IsolatedMargin`` for a position that is not open in isolated mode
+        (``not_isolated_position``) or that would leave negative margin
+        (``insufficient_isolated_margin``); ``apply`` counts such an item in
+        ``ignored`` and skips it. A duplicate ledger id is not a rejection: it is
+        skipped (``ignored["duplicate"]``).
+        """
+        problem = shape_problem(self.book, item)
+        if problem is not None or not isinstance(item, IsolatedMargin):
+            return problem
+        if ledger_key(item) in self.book.applied_ids:
+            return None
+        account = self.book.account_index.get(item.account)
+        if account is None:
+            return "not_isolated_position"
+        symbol = self.book.instrument_index[item.symbol]
+        return self.book.isolated_margin_problem(account, symbol, item.amount)
+
+    def _ignore(self, reason: str) -> None:
+        self.ignored[reason] = self.ignored.get(reason, 0) + 1
+
+    # ------------------------------------------------------------------ the cycle
+
+    def apply(
+        self, ledger: Sequence[LedgerEvent], prices: Sequence[PriceTick], now_ms: int
+    ) -> list[MarginEvent]:
+        """Book ``ledger`` in order, then the ticks (last per symbol wins); return events.
+
+        Raises InputError, before changing anything, if an item has a shape problem
+        (see ``rejection_reason``). Events come ledger-triggered first (in the order
+        of their triggering event), then price-triggered (by unit id).
+        """
+        for item in (*ledger, *prices):
+            problem = shape_problem(self.book, item)
+            if problem is not None:
+                raise InputError(f"{_describe(item)}: {problem}; fix or drop the message")
+        events = self._apply_ledger(ledger, now_ms)
+        events.extend(self._apply_prices(prices, now_ms))
+        return events
+
+    def _apply_ledger(self, ledger: Sequence[LedgerEvent], now_ms: int) -> list[MarginEvent]:
+        last_touch: dict[int, int] = {}
+        for order, item in enumerate(ledger):
+            key = ledger_key(item)
+            if key in self.book.applied_ids:
+                self._ignore("duplicate")
+                continue
+            self.book.applied_ids.add(key)
+            for unit in self._book_entry(item):
+                last_touch[unit] = order
+        if not last_touch:
+            return []
+        self._refresh_stale_rows()
+        units = np.array(sorted(last_touch), dtype=np.intp)
+        refresh_units(self.book, units)
+        transitions = sorted(self._judge(units), key=lambda t: (last_touch[t[0]], t[0]))
+        events = []
+        for unit, previous, new in transitions:
+            item = ledger[last_touch[unit]]
+            kind, item_id = ledger_key(item)
+            events.append(
+                build_event(
+                    self.book, unit, previous, new, "ledger", item.ts, f"{kind}:{item_id}", now_ms
+                )
+            )
+        return events
+
+    def _book_entry(self, item: LedgerEvent) -> tuple[int, ...]:
+        book = self.book
+        account = book.account(item.account)
+        if isinstance(item, Fill):
+            symbol = book.instrument_index[item.symbol]
+            fee_asset = (
+                book.assets.index[item.fee_asset]
+                if item.fee_asset is not None
+                else int(book.settle_asset[symbol])
+            )
+            delta = item.qty if item.side == "buy" else -item.qty
+            return book.fill(account, symbol, delta, item.price, item.fee, fee_asset)
+        if isinstance(item, Transfer):
+            return book.transfer(account, book.assets.index[item.asset], item.amount)
+        if isinstance(item, Funding):
+            return book.funding(account, book.instrument_index[item.symbol], item.amount)
+        if isinstance(item, MarginSettings):
+            if item.mode is not None:
+                book.set_mode(account, item.mode == "isolated")
+            if item.leverage is not None and item.symbol is not None:
+                return book.set_leverage(account, book.instrument_index[item.symbol], item.leverage)
+            return ()
+        symbol = book.instrument_index[item.symbol]
+        problem = book.isolated_margin_problem(account, symbol, item.amount)
+        if problem is not None:
+            self._ignore(problem)
+            return ()
+        return book.adjust_isolated(account, symbol, item.amount)
+
+    def _refresh_stale_rows(self) -> None:
+        if self.book.stale_rows:
+            rows = np.fromiter(sorted(self.book.stale_rows), dtype=np.intp)
+            self.book.stale_rows.clear()
+            refresh_rows(self.book, rows)
+
+    def _apply_prices(self, prices: Sequence[PriceTick], now_ms: int) -> list[MarginEvent]:
+        book = self.book
+        latest: dict[str, PriceTick] = {}
+        for tick in prices:
+            latest[tick.symbol] = tick
+        moved: dict[int, list[PriceTick]] = {}
+        revalued_assets: dict[int, PriceTick] = {}
+        for symbol, tick in latest.items():
+            ix = book.instrument_index.get(symbol)
+            if ix is not None:
+                book.mark_ts[ix] = tick.ts
+                if book.mark[ix] != tick.mark_price:
+                    book.mark[ix] = tick.mark_price
+                    moved.setdefault(ix, []).append(tick)
+            for asset in book.assets.price_symbols.get(symbol, ()):
+                if book.assets.set_price(asset, tick.mark_price, tick.ts):
+                    revalued_assets[asset] = tick
+        for asset, tick in revalued_assets.items():
+            for ix in np.flatnonzero(book.settle_asset == asset).tolist():
+                moved.setdefault(ix, []).append(tick)
+        if not moved and not revalued_assets:
+            return []
+        pos = book.positions
+        parts = [pos.holders_of(ix) for ix in sorted(moved)]
+        rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
+        refresh_rows(book, rows)
+        unit_parts = [pos.unit[rows]]
+        n = book.accounts.size
+        for asset in sorted(revalued_assets):
+            holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
+            unit_parts.append(book.accounts.cross_unit[holders])
+        units = np.unique(np.concatenate(unit_parts))
+        if units.size == 0:
+            return []
+        refresh_units(book, units)
+        events = []
+        for unit, previous, new in self._judge(units):
+            tick = price_trigger(book, unit, moved, revalued_assets)
+            events.append(
+                build_event(
+                    book,
+                    unit,
+                    previous,
+                    new,
+                    "price",
+                    tick.ts,
+                    f"{tick.symbol}:{tick.ts}:{tick.mark_price!r}",
+                    now_ms,
+                )
+            )
+        return events
+
+    def _judge(self, units: NDArray[np.intp]) -> list[_Transition]:
+        """Run the state machine on ``units``; record and return the transitions."""
+        table = self.book.units
+        collateral = table.collateral[units]
+        initial = table.initial[units]
+        maintenance = table.maintenance[units]
+        previous = table.state[units]
+        new = classify(
+            previous,
+            collateral + table.upnl[units],
+            initial,
+            maintenance,
+            scale(collateral, table.gross[units], initial, maintenance),
+            table.open_positions[units],
+            self.config.margin_call_ratio,
+            self.config.hysteresis,
+        )
+        changed = np.flatnonzero(new != previous)
+        if changed.size == 0:
+            return []
+        table.state[units[changed]] = new[changed]
+        return list(
+            zip(
+                units[changed].tolist(),
+                previous[changed].tolist(),
+                new[changed].tolist(),
+                strict=True,
+            )
+        )
+
+    # ------------------------------------------------------------------ reference path
+
+    def full_recompute(self) -> None:
+        """Recompute every position's and unit's figures from scratch, then every state.
+
+        States follow the same hysteresis rule from their current value, without
+        events: for a consistent book nothing changes; after loading positions
+        (``Book.load_position``) this sets their states.
+        """
+        book = self.book
+        book.stale_rows.clear()
+        fresh = recompute_units(book)
+        pos, table = book.positions, book.units
+        n_rows, n_units = pos.size, table.size
+        pos.upnl[:n_rows] = fresh.row_upnl
+        pos.initial[:n_rows] = fresh.row_initial
+        pos.maintenance[:n_rows] = fresh.row_maintenance
+        table.collateral[:n_units] = fresh.collateral
+        table.upnl[:n_units] = fresh.upnl
+        table.gross[:n_units] = fresh.gross
+        table.initial[:n_units] = fresh.initial
+        table.maintenance[:n_units] = fresh.maintenance
+        self._judge(np.arange(n_units, dtype=np.intp))
+
+    def verify(self, limit: int = 20) -> list[str]:
+        """Differences between the incremental state and a from-scratch recompute.
+
+        Empty when consistent. Checks position and unit figures (within
+        ``monitor.states.REL_TOL`` of the unit's scale), that no unit has a pending
+        state transition, and the holder and unit indexes. At most ``limit`` lines.
+        """
+        self._refresh_stale_rows()
+        return mismatches(self.book, recompute_units(self.book), self.config, limit)
+
+
+def _describe(item: LedgerEvent | PriceTick) -> str:
+    if isinstance(item, PriceTick):
+        return f"price tick {item.symbol}@{item.ts}"
+    kind, item_id = ledger_key(item)
+    return f"{kind} {item_id!r} of account {item.account!r}"

@@ -1,0 +1,123 @@
+"""Margin states, the one threshold comparison, and the hysteresis state machine.
+
+States are ordered by severity, ``healthy < margin_call < liquidation < bankrupt``,
+and stored as int8 codes (the order of :data:`STATE_NAMES`). Per margin unit with
+equity ``E``, initial margin ``IM`` and maintenance margin ``MM`` (DESIGN.md), the
+level a unit *enters*:
+
+* bankrupt when ``E <= 0``;
+* liquidation when ``E <= MM``;
+* margin_call when ``E < IM`` or ``MM / E >= margin_call_ratio``;
+* healthy otherwise.
+
+Hysteresis: a unit *stays* at a level until its figures clear the entry threshold
+by the band ``h`` (a fraction): bankrupt until ``E > h * MM``, liquidation until
+``E > (1 + h) * MM``, margin_call until ``E >= (1 + h) * IM`` and
+``MM / E < (1 - h) * margin_call_ratio``. The new state is
+``max(entered, min(previous, stayed))``: any deterioration is reported at once (and
+may jump several levels), an improvement only once it is clear of the band. A unit
+with no open position cannot be liquidated: it is bankrupt while its equity is
+negative (a debt), healthy otherwise.
+
+Every comparison goes through :func:`at_or_below`, which allows ``REL_TOL`` times
+the unit's *scale* (``|collateral| + sum |uPnL| + IM + MM``): equity is a sum of
+terms that can cancel, so rounding is relative to the terms, not the result.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.schema import AccountState, MarginEventType
+
+__all__ = [
+    "BANKRUPT",
+    "HEALTHY",
+    "LIQUIDATION",
+    "MARGIN_CALL",
+    "REL_TOL",
+    "STATE_CODES",
+    "STATE_NAMES",
+    "at_or_below",
+    "classify",
+    "event_type",
+]
+
+HEALTHY: Final = 0
+MARGIN_CALL: Final = 1
+LIQUIDATION: Final = 2
+BANKRUPT: Final = 3
+STATE_NAMES: Final[tuple[AccountState, ...]] = ("healthy", "margin_call", "liquidation", "bankrupt")
+STATE_CODES: Final[dict[AccountState, int]] = {name: code for code, name in enumerate(STATE_NAMES)}
+
+# Relative tolerance of every threshold comparison, against the unit's scale.
+REL_TOL: Final = 1e-9
+
+_ENTERED: Final[tuple[MarginEventType, ...]] = ("margin_call", "liquidation", "bankruptcy")
+_CLEARED: Final[tuple[MarginEventType, ...]] = (
+    "margin_call_cleared",
+    "liquidation_cleared",
+    "bankruptcy_cleared",
+)
+
+
+def at_or_below(
+    value: NDArray[np.float64], threshold: NDArray[np.float64], scale: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """``value <= threshold``, counting values within ``REL_TOL * scale`` above as equal."""
+    result: NDArray[np.bool_] = value <= threshold + REL_TOL * scale
+    return result
+
+
+def _below(
+    value: NDArray[np.float64], threshold: NDArray[np.float64], scale: NDArray[np.float64]
+) -> NDArray[np.bool_]:
+    """``value < threshold`` by more than the tolerance (the negation of at_or_below)."""
+    return ~at_or_below(threshold, value, scale)
+
+
+def classify(
+    previous: NDArray[np.int8],
+    equity: NDArray[np.float64],
+    initial: NDArray[np.float64],
+    maintenance: NDArray[np.float64],
+    scale: NDArray[np.float64],
+    open_positions: NDArray[np.intp],
+    margin_call_ratio: float,
+    band: float,
+) -> NDArray[np.int8]:
+    """The new state of each unit from its figures and previous state (module doc)."""
+    zero = np.zeros_like(equity)
+    enter_bankrupt = at_or_below(equity, zero, scale)
+    enter_liquidation = at_or_below(equity, maintenance, scale)
+    enter_call = _below(equity, initial, scale) | at_or_below(
+        margin_call_ratio * equity, maintenance, scale
+    )
+    stay_bankrupt = at_or_below(equity, band * maintenance, scale)
+    stay_liquidation = at_or_below(equity, (1.0 + band) * maintenance, scale)
+    stay_call = _below(equity, (1.0 + band) * initial, scale) | at_or_below(
+        (1.0 - band) * margin_call_ratio * equity, maintenance, scale
+    )
+    entered = np.select(
+        [enter_bankrupt, enter_liquidation, enter_call], [BANKRUPT, LIQUIDATION, MARGIN_CALL], 0
+    )
+    stayed = np.select(
+        [stay_bankrupt, stay_liquidation, stay_call], [BANKRUPT, LIQUIDATION, MARGIN_CALL], 0
+    )
+    flat = open_positions == 0
+    if flat.any():
+        debt = _below(equity, zero, scale)
+        entered = np.where(flat, np.where(debt, BANKRUPT, HEALTHY), entered)
+        stayed = np.where(flat, entered, stayed)
+    new: NDArray[np.int8] = np.maximum(entered, np.minimum(previous, stayed)).astype(np.int8)
+    return new
+
+
+def event_type(previous: int, new: int) -> MarginEventType:
+    """The event of a transition: the level entered, or the level left when improving."""
+    if new > previous:
+        return _ENTERED[new - 1]
+    return _CLEARED[previous - 1]

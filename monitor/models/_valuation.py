@@ -7,7 +7,7 @@ notional is computed differently (inverse: in the base asset). Formulas:
 * tiered, Binance "How to Calculate Liquidation Price of USDⓈ-M Futures Contracts"
   (https://www.binance.com/en/support/faq/b3c689c1f50a44cabb3a84e663b81d93):
   ``MM = notional * MMR - cum`` in the bracket of the notional; Bybit "Margin
-  Parameters" (https://www.bybit.com/en/announcement-info/margin-parameters):
+  Parameters" (https://bybitglobal.com/en/announcement-info/margin-parameters):
   ``IM = position value / leverage``, never below the bracket's initial rate (the
   bracket caps leverage);
 * size-scaled, Deribit "Linear Perpetual"

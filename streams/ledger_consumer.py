@@ -11,7 +11,8 @@ without touching the group.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
+from itertools import chain
 from types import TracebackType
 from typing import Any, Self
 
@@ -21,6 +22,7 @@ from aiokafka.errors import CommitFailedError
 from streams.errors import StreamsError
 from streams.lag import IsolationLevel, partition_lag
 from streams.records import InboundRecord, TopicPartition
+from streams.settings import KafkaSettings, client_kwargs
 
 __all__ = ["CommitRejectedError", "LedgerConsumer", "RebalanceCallback", "read_history"]
 
@@ -70,14 +72,14 @@ class LedgerConsumer:
     (commit what was processed there before returning); ``on_assigned`` gets the
     whole new assignment (aiokafka rebalances eagerly: everything is revoked, then
     everything assigned, possibly including partitions held before). The first
-    assignment happens inside :meth:`start`. ``connection`` holds aiokafka client
-    keyword arguments; ``options`` adds consumer tuning (``session_timeout_ms``,
+    assignment happens inside :meth:`start`. ``kafka`` says how to reach the
+    cluster; ``options`` adds aiokafka consumer tuning (``session_timeout_ms``,
     ``max_poll_interval_ms``, ``group_instance_id``, ...).
     """
 
     def __init__(
         self,
-        connection: Mapping[str, Any],
+        kafka: KafkaSettings,
         *,
         topic: str,
         group_id: str,
@@ -89,9 +91,9 @@ class LedgerConsumer:
         self.topic = topic
         self.group_id = group_id
         self.isolation_level: IsolationLevel = isolation_level
-        self._connection = dict(connection)
+        self.kafka = kafka
         self._kwargs: dict[str, Any] = {
-            **connection,
+            **client_kwargs(kafka),
             **options,
             "group_id": group_id,
             "enable_auto_commit": False,
@@ -103,15 +105,16 @@ class LedgerConsumer:
 
     async def start(self) -> None:
         """Join the group and wait for the first assignment (``on_assigned`` runs first)."""
+        self._relay.failure = None
         consumer = AIOKafkaConsumer(**self._kwargs)
         consumer.subscribe([self.topic], listener=self._relay)
         try:
             await consumer.start()
+            self._raise_callback_failure()
         except BaseException:
             await consumer.stop()
             raise
         self._consumer = consumer
-        self._raise_callback_failure()
 
     async def stop(self) -> None:
         """Leave the group without committing (commit first what should be kept). Safe twice."""
@@ -157,7 +160,7 @@ class LedgerConsumer:
         self._raise_callback_failure()
         by_partition = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
         self._raise_callback_failure()
-        return [record for records in by_partition.values() for record in records]
+        return list(chain.from_iterable(by_partition.values()))
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> dict[TopicPartition, int]:
         """Commit ``offsets`` (the next offset to read, per partition; see ``next_offsets``).
@@ -196,10 +199,10 @@ class LedgerConsumer:
 
     def read_history(
         self, until: Mapping[TopicPartition, int], *, max_records: int = 10_000
-    ) -> AsyncIterator[list[InboundRecord]]:
-        """:func:`read_history` with this consumer's connection and isolation level."""
+    ) -> AsyncGenerator[list[InboundRecord], None]:
+        """:func:`read_history` with this consumer's settings and isolation level."""
         return read_history(
-            self._connection,
+            self.kafka,
             until,
             isolation_level=self.isolation_level,
             max_records=max_records,
@@ -207,14 +210,14 @@ class LedgerConsumer:
 
 
 async def read_history(
-    connection: Mapping[str, Any],
+    kafka: KafkaSettings,
     until: Mapping[TopicPartition, int],
     *,
     isolation_level: IsolationLevel = "read_committed",
     max_records: int = 10_000,
     timeout_ms: int = 500,
     **options: Any,
-) -> AsyncIterator[list[InboundRecord]]:
+) -> AsyncGenerator[list[InboundRecord], None]:
     """Yield batches of each partition's records from its beginning up to ``until[tp]`` (excluded).
 
     A separate consumer outside any group does the reading, so no offset is
@@ -228,12 +231,14 @@ async def read_history(
     if not bounds:
         return
     consumer = AIOKafkaConsumer(
-        **connection,
-        **options,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level=isolation_level,
+        **{
+            **client_kwargs(kafka),
+            **options,
+            "group_id": None,
+            "enable_auto_commit": False,
+            "auto_offset_reset": "earliest",
+            "isolation_level": isolation_level,
+        }
     )
     await consumer.start()
     try:

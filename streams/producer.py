@@ -15,9 +15,11 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from streams.errors import StreamsError
 from streams.records import OutboundRecord, TopicPartition
+from streams.settings import KafkaSettings, client_kwargs
 
 __all__ = ["ProduceError", "Producer"]
 
@@ -31,20 +33,19 @@ class ProduceError(StreamsError):
 class Producer:
     """Idempotent (optionally transactional) producer of :class:`OutboundRecord` batches.
 
-    ``connection`` holds aiokafka client keyword arguments (bootstrap servers,
-    security, SASL/SSL) as the settings module builds them; ``options`` adds
-    producer tuning such as ``linger_ms`` or ``compression_type``. Idempotence and
+    ``kafka`` says how to reach the cluster; ``options`` adds aiokafka producer
+    tuning such as ``linger_ms`` or ``compression_type``. Idempotence and
     ``acks=all`` are always on. Use as ``async with Producer(...) as producer:``.
     """
 
     def __init__(
         self,
-        connection: Mapping[str, Any],
+        kafka: KafkaSettings,
         *,
         transactional_id: str | None = None,
         **options: Any,
     ) -> None:
-        self._kwargs: dict[str, Any] = {**connection, **options, **_FIXED}
+        self._kwargs: dict[str, Any] = {**client_kwargs(kafka), **options, **_FIXED}
         if transactional_id is not None:
             self._kwargs["transactional_id"] = transactional_id
         self._transactional_id = transactional_id
@@ -92,23 +93,29 @@ class Producer:
         """Send ``records`` in order and return once the broker acknowledged every one.
 
         Records to the same partition keep their order. Raises :class:`ProduceError`
-        if any record failed; the others may have been written (with a transaction,
-        abort it so none become visible).
+        if any record was not written; others may have been (inside a transaction,
+        abort it and none become visible).
         """
         producer = self._started()
+        batch = list(records)
         pending: list[asyncio.Future[Any]] = []
+        queue_error: KafkaError | None = None
         try:
-            for topic, key, value, headers in records:
+            for topic, key, value, headers in batch:
                 pending.append(await producer.send(topic, value=value, key=key, headers=headers))
-        finally:
-            # Even if queueing failed part-way, wait for what was queued so no
-            # delivery outcome goes unobserved.
-            outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        except KafkaError as exc:
+            # Queueing stopped part-way (unknown topic, full buffer, no transaction).
+            queue_error = exc
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        if queue_error is not None:
+            failures.append(queue_error)
         if failures:
             first = failures[0]
+            rejected = len(failures) - (queue_error is not None)
+            unwritten = rejected + len(batch) - len(pending)
             raise ProduceError(
-                f"the broker did not acknowledge {len(failures)} of {len(outcomes)} records "
+                f"{unwritten} of {len(batch)} records were not written "
                 f"({type(first).__name__}: {first}); check that the broker is reachable "
                 "and the topics exist"
             ) from first

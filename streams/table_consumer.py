@@ -10,6 +10,7 @@ older values of a key may still be arriving.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import chain
 from types import TracebackType
 from typing import Any, Self
 
@@ -19,18 +20,19 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.errors import StreamsError
 from streams.lag import IsolationLevel, partition_lag
 from streams.records import InboundRecord, TopicPartition
+from streams.settings import KafkaSettings, client_kwargs
 
 __all__ = ["TableConsumer", "topic_partitions"]
 
 _UNKNOWN_TOPIC = 3  # Kafka protocol error code UNKNOWN_TOPIC_OR_PARTITION
 
 
-async def topic_partitions(connection: Mapping[str, Any], topic: str) -> list[TopicPartition]:
+async def topic_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
     """Every partition of ``topic``, from the cluster's metadata.
 
     Raises :class:`StreamsError` if the topic does not exist.
     """
-    admin = AIOKafkaAdminClient(**connection)
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -53,13 +55,13 @@ async def topic_partitions(connection: Mapping[str, Any], topic: str) -> list[To
 class TableConsumer:
     """Reads all partitions of ``topic`` from the beginning and keeps following them.
 
-    The partitions are those the topic has at :meth:`start`. ``connection`` holds
-    aiokafka client keyword arguments; ``options`` adds consumer tuning.
+    The partitions are those the topic has at :meth:`start`. ``kafka`` says how to
+    reach the cluster; ``options`` adds aiokafka consumer tuning.
     """
 
     def __init__(
         self,
-        connection: Mapping[str, Any],
+        kafka: KafkaSettings,
         *,
         topic: str,
         isolation_level: IsolationLevel = "read_committed",
@@ -67,9 +69,9 @@ class TableConsumer:
     ) -> None:
         self.topic = topic
         self.isolation_level: IsolationLevel = isolation_level
-        self._connection = dict(connection)
+        self.kafka = kafka
         self._kwargs: dict[str, Any] = {
-            **connection,
+            **client_kwargs(kafka),
             **options,
             "group_id": None,
             "enable_auto_commit": False,
@@ -83,7 +85,7 @@ class TableConsumer:
 
     async def start(self) -> None:
         """Assign every partition, seek to the beginning and note the end offsets to catch up to."""
-        partitions = await topic_partitions(self._connection, self.topic)
+        partitions = await topic_partitions(self.kafka, self.topic)
         consumer = AIOKafkaConsumer(**self._kwargs)
         try:
             await consumer.start()
@@ -155,7 +157,7 @@ class TableConsumer:
             for tp in list(self._behind):
                 if await consumer.position(tp) >= self._start_ends[tp]:
                     self._behind.discard(tp)
-        return [record for records in by_partition.values() for record in records]
+        return list(chain.from_iterable(by_partition.values()))
 
     async def lag(self) -> dict[TopicPartition, int]:
         """Offsets still to read, per partition."""

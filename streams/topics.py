@@ -25,6 +25,7 @@ __all__ = [
     "TopicSpec",
     "TopicsReport",
     "check_topics",
+    "create_topics",
     "delete_topics",
     "ensure_topics",
     "topic_specs",
@@ -93,36 +94,23 @@ async def ensure_topics(
     kafka: KafkaSettings, topics: TopicSettings, *, timeout_s: float = 30.0
 ) -> TopicsReport:
     """Create the missing topics, wait until they have leaders, and report any differences."""
-    from aiokafka.admin import NewTopic
-
     specs = topic_specs(topics)
     async with _admin(kafka) as admin:
-        missing = [spec for spec in specs if spec.name not in await _existing(admin, specs)]
-        created: list[str] = []
-        if missing:
-            response = await admin.create_topics(
-                [
-                    NewTopic(
-                        spec.name,
-                        spec.partitions,
-                        spec.replication_factor,
-                        topic_configs=spec.configs,
-                    )
-                    for spec in missing
-                ]
-            )
-            for topic, code, message in response.topic_errors:
-                if code == 0:
-                    created.append(topic)
-                elif code != _TOPIC_ALREADY_EXISTS:
-                    raise StreamsError(f"cannot create topic {topic}: {message} (error {code})")
-        await _await_leaders(admin, [spec.name for spec in specs], timeout_s)
+        created = await _create_missing(admin, specs, timeout_s)
         problems = await _problems(admin, specs)
     return TopicsReport(
-        created=tuple(created),
+        created=created,
         existing=tuple(spec.name for spec in specs if spec.name not in created),
         problems=tuple(problems),
     )
+
+
+async def create_topics(
+    kafka: KafkaSettings, specs: Sequence[TopicSpec], *, timeout_s: float = 30.0
+) -> tuple[str, ...]:
+    """Create those of `specs` that do not exist yet, wait for their leaders; names created."""
+    async with _admin(kafka) as admin:
+        return await _create_missing(admin, specs, timeout_s)
 
 
 async def check_topics(kafka: KafkaSettings, topics: TopicSettings) -> TopicsReport:
@@ -164,6 +152,32 @@ async def _admin(kafka: KafkaSettings) -> AsyncIterator[Any]:
         yield admin
     finally:
         await admin.close()
+
+
+async def _create_missing(
+    admin: Any, specs: Sequence[TopicSpec], timeout_s: float
+) -> tuple[str, ...]:
+    from aiokafka.admin import NewTopic
+
+    existing = await _existing(admin, specs)
+    missing = [spec for spec in specs if spec.name not in existing]
+    created: list[str] = []
+    if missing:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    spec.name, spec.partitions, spec.replication_factor, topic_configs=spec.configs
+                )
+                for spec in missing
+            ]
+        )
+        for topic, code, message in response.topic_errors:
+            if code == 0:
+                created.append(topic)
+            elif code != _TOPIC_ALREADY_EXISTS:
+                raise StreamsError(f"cannot create topic {topic}: {message} (error {code})")
+    await _await_leaders(admin, [spec.name for spec in specs], timeout_s)
+    return tuple(created)
 
 
 async def _describe(admin: Any, names: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -53,8 +53,8 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     mark = book.mark[instrument]
     value = book.assets.value[book.settle_asset[instrument]]
     equity = float(units.collateral[unit] + units.upnl[unit])
-    other = (float(units.maintenance[unit]) - pos.maintenance[rows]) / value
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
+        other = (float(units.maintenance[unit]) - pos.maintenance[rows]) / value
         equity_settle = equity / value
     liquidation = book.models.liquidation_prices(instrument, qty, mark, equity_settle, other)
     bankruptcy = book.models.liquidation_prices(

@@ -1,5 +1,98 @@
 """Kafka I/O for liqmon. Knows nothing of margin: topics, codecs, consumers, producer, broker."""
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from streams.errors import BrokerError, StreamsError
 
-__all__ = ["BrokerError", "StreamsError"]
+if TYPE_CHECKING:
+    from streams.codec import (
+        INVALID,
+        MISSING_VALUE,
+        UNDECODABLE,
+        DecodedBatch,
+        JsonCodec,
+        Rejection,
+    )
+    from streams.dlq import DEFAULT_DLQ_TOPIC, DlqOrigin, dlq_origin, dlq_records, to_dlq
+    from streams.lag import IsolationLevel, partition_lag
+    from streams.ledger_consumer import (
+        CommitRejectedError,
+        LedgerConsumer,
+        RebalanceCallback,
+        read_history,
+    )
+    from streams.producer import ProduceError, Producer
+    from streams.records import (
+        Headers,
+        InboundRecord,
+        OutboundRecord,
+        TopicPartition,
+        next_offsets,
+    )
+    from streams.table_consumer import TableConsumer, topic_partitions
+
+__all__ = [
+    "DEFAULT_DLQ_TOPIC",
+    "INVALID",
+    "MISSING_VALUE",
+    "UNDECODABLE",
+    "BrokerError",
+    "CommitRejectedError",
+    "DecodedBatch",
+    "DlqOrigin",
+    "Headers",
+    "InboundRecord",
+    "IsolationLevel",
+    "JsonCodec",
+    "LedgerConsumer",
+    "OutboundRecord",
+    "ProduceError",
+    "Producer",
+    "RebalanceCallback",
+    "Rejection",
+    "StreamsError",
+    "TableConsumer",
+    "TopicPartition",
+    "dlq_origin",
+    "dlq_records",
+    "next_offsets",
+    "partition_lag",
+    "read_history",
+    "to_dlq",
+    "topic_partitions",
+]
+
+# Loading aiokafka takes about 0.1 s, so these names are imported on first use: a
+# CLI command that only needs ``streams.errors`` does not pay for the Kafka client.
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        ["INVALID", "MISSING_VALUE", "UNDECODABLE", "DecodedBatch", "JsonCodec", "Rejection"],
+        "streams.codec",
+    ),
+    **dict.fromkeys(
+        ["DEFAULT_DLQ_TOPIC", "DlqOrigin", "dlq_origin", "dlq_records", "to_dlq"], "streams.dlq"
+    ),
+    **dict.fromkeys(["IsolationLevel", "partition_lag"], "streams.lag"),
+    **dict.fromkeys(
+        ["CommitRejectedError", "LedgerConsumer", "RebalanceCallback", "read_history"],
+        "streams.ledger_consumer",
+    ),
+    **dict.fromkeys(["ProduceError", "Producer"], "streams.producer"),
+    **dict.fromkeys(
+        ["Headers", "InboundRecord", "OutboundRecord", "TopicPartition", "next_offsets"],
+        "streams.records",
+    ),
+    **dict.fromkeys(["TableConsumer", "topic_partitions"], "streams.table_consumer"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'streams' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

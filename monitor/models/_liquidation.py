@@ -23,6 +23,10 @@ bracket's line lies below it, so every solve lands on the side of the true price
 that the bracket lines under-estimate and the brackets visited move monotonically
 towards the right one: at most ``max_tiers + 1`` solves. The bankruptcy price solves
 ``equity(P) = 0``.
+
+A long's price lies below mark when the unit is healthy, provided its maintenance
+rate is below 100 %: size-scaled rates grow without bound, and past 100 % a rising
+price adds more margin than equity, so the solution lies above mark (or does not exist).
 """
 
 from __future__ import annotations

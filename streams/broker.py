@@ -15,6 +15,7 @@ import contextlib
 import enum
 import fcntl
 import os
+import re
 import select
 import shutil
 import signal
@@ -38,6 +39,7 @@ KAFKA_VERSION = "4.4.0"
 DEFAULT_PORT = 9092
 HOST = "127.0.0.1"
 _NODE_ID = 1
+_HEAP = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 
 
 class Outcome(enum.Enum):
@@ -118,6 +120,8 @@ class LocalBroker:
         heap: str = "768m",
         java: str = "java",
     ) -> None:
+        if not _HEAP.match(heap):
+            raise BrokerError(f"heap {heap!r} is not a JVM memory size such as 512m or 1g")
         self.root = root
         self.port = port
         self.kafka_version = kafka_version
@@ -136,6 +140,8 @@ class LocalBroker:
 
     def status(self) -> BrokerReport:
         """Whether this broker runs, cleaning up a stale pid file on the way."""
+        if not self.state_dir.is_dir():
+            return self._report("status", Outcome.NOT_RUNNING)
         with self._locked():
             pid, stale = self._running_pid()
             if pid is None:
@@ -149,6 +155,8 @@ class LocalBroker:
 
     def start(self, *, timeout_s: float = 60.0) -> BrokerReport:
         """Start the broker and return once it answers Kafka requests; no-op if it runs."""
+        if not self.state_dir.is_dir():
+            self._check_prerequisites()  # fail before leaving a state folder behind
         with self._locked():
             pid, stale = self._running_pid()
             if pid is not None:
@@ -158,13 +166,13 @@ class LocalBroker:
             self._write_config(controller_port)
             self._format_storage()
             began = time.monotonic()
-            process = self._launch()
-            self.pid_path.write_text(f"{process.pid}\n")
-            self._await_ready(process, deadline=began + timeout_s)
+            pid = self._launch()
+            self.pid_path.write_text(f"{pid}\n")
+            self._await_ready(pid, deadline=began + timeout_s)
             return self._report(
                 "start",
                 Outcome.STARTED,
-                pid=process.pid,
+                pid=pid,
                 stale=stale,
                 accepting_requests=True,
                 ready_after_s=time.monotonic() - began,
@@ -172,6 +180,8 @@ class LocalBroker:
 
     def stop(self, *, timeout_s: float = 30.0) -> BrokerReport:
         """Stop the broker by its recorded pid (SIGTERM, then SIGKILL after `timeout_s`)."""
+        if not self.state_dir.is_dir():
+            return self._report("stop", Outcome.NOT_RUNNING)
         with self._locked():
             pid, stale = self._running_pid()
             if pid is None:
@@ -289,41 +299,51 @@ class LocalBroker:
         )
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines() or ["(no output)"]
-            raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed: {lines[-1]}")
+            lines = [line.strip() for line in (done.stderr + done.stdout).splitlines()]
+            said = " / ".join(line for line in lines if line)[-400:] or "no output"
+            raise BrokerError(f"formatting Kafka storage in {self.data_dir} failed: {said}")
 
-    def _launch(self) -> subprocess.Popen[bytes]:
+    def _launch(self) -> int:
+        """Spawn the broker detached (own session, output to the log); return its pid.
+
+        posix_spawn rather than subprocess.Popen: the broker must outlive this process, and a
+        Popen object would warn about (and try to reap) a child it was never meant to wait for.
+        """
         if self.log_path.exists():
             self.log_path.replace(self.log_path.with_suffix(".log.1"))
-        with open(self.log_path, "wb") as log:
-            return subprocess.Popen(
+        log = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            return os.posix_spawnp(
+                self.java,
                 self._java_command("kafka.Kafka", str(self.config_path)),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.state_dir,
-                start_new_session=True,
+                dict(os.environ),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log, 1),
+                    (os.POSIX_SPAWN_DUP2, log, 2),
+                ],
+                setsid=True,
             )
+        finally:
+            os.close(log)
 
-    def _await_ready(self, process: subprocess.Popen[bytes], *, deadline: float) -> None:
+    def _await_ready(self, pid: int, *, deadline: float) -> None:
+        """Wait until the broker answers requests; BrokerError if it dies or the deadline passes."""
         while not accepts_requests(HOST, self.port):
-            try:
-                code = process.wait(timeout=0.25)
-            except subprocess.TimeoutExpired:
-                if time.monotonic() < deadline:
-                    continue
-                process.kill()
-                process.wait()
+            if _wait_for_exit(pid, 0.25):
+                self.pid_path.unlink(missing_ok=True)
+                raise BrokerError(
+                    f"Kafka exited during start-up: {_last_error(self.log_path)} "
+                    f"(log: {self.log_path})"
+                )
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                _wait_for_exit(pid, 10.0)
                 self.pid_path.unlink(missing_ok=True)
                 raise BrokerError(
                     f"Kafka did not accept requests on {HOST}:{self.port} in time; "
                     f"see {self.log_path}"
-                ) from None
-            self.pid_path.unlink(missing_ok=True)
-            raise BrokerError(
-                f"Kafka exited during start-up (code {code}): {_last_error(self.log_path)} "
-                f"(log: {self.log_path})"
-            )
+                )
 
 
 def _cluster_id() -> str:

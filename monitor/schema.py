@@ -24,6 +24,7 @@ __all__ = [
     "Funding",
     "Instrument",
     "IsolatedMargin",
+    "LedgerCheckpoint",
     "LedgerEvent",
     "MarginEvent",
     "MarginEventType",
@@ -34,10 +35,12 @@ __all__ = [
     "RateCurve",
     "Reduction",
     "SizeScaledMargin",
+    "StateRecord",
     "Tier",
     "TieredMargin",
     "Transfer",
     "Trigger",
+    "UnitStates",
 ]
 
 AccountMode = Literal["cross", "isolated"]
@@ -342,3 +345,36 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     accounts: tuple[EvaluateAccount, ...]
     collateral_assets: tuple[CollateralAsset, ...] = ()
     valuation_asset: str = "USDT"
+
+
+# --------------------------------------------------------------------------- state changelog
+
+
+class UnitStates(msgspec.Struct, tag="account_state", tag_field="type", frozen=True, kw_only=True):
+    """The margin states of one account's units (topic ``liqmon-state``, key ``account:<id>``).
+
+    ``units`` maps ``""`` (the cross unit) or an isolated position's symbol to its
+    state; units not named are healthy. Written with the events of the cycle in
+    which the account changed state, so a restarted monitor resumes from it.
+    """
+
+    account: str
+    units: dict[str, AccountState]
+    ts: int
+
+
+class LedgerCheckpoint(
+    msgspec.Struct, tag="checkpoint", tag_field="type", frozen=True, kw_only=True
+):
+    """How far into one ledger partition the published states reach.
+
+    Key ``checkpoint:<topic>:<partition>``. ``next_offset`` is the first ledger
+    record not yet reflected in the states and events published so far.
+    """
+
+    topic: str
+    partition: int
+    next_offset: int
+
+
+StateRecord = UnitStates | LedgerCheckpoint

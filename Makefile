@@ -26,7 +26,6 @@ RUN_STEPS ?=
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
-	$(BIN)/liqmon topics check
 ifneq ($(strip $(RUN_STEPS)),)
 	$(MAKE) --no-print-directory $(RUN_STEPS)
 endif

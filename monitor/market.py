@@ -185,11 +185,16 @@ class PricePath:
             prices[:, j] = np.round(prices[:, j], decimals)
         return prices
 
-    def ticks(self, prices: NDArray[np.float64], first_step: int) -> list[PriceTick]:
-        """PriceTicks for a block of prices whose first row is step ``first_step``."""
+    def ticks(
+        self, prices: NDArray[np.float64], first_step: int, shift_ms: int = 0
+    ) -> list[PriceTick]:
+        """PriceTicks for a block of prices whose first row is step ``first_step``.
+
+        ``shift_ms`` delays their event times (a publisher that started the stream late).
+        """
         symbols = self.symbols
         return [
-            PriceTick(symbol=symbols[j], mark_price=price, ts=self.ts_of(first_step + i))
+            PriceTick(symbol=symbols[j], mark_price=price, ts=self.ts_of(first_step + i) + shift_ms)
             for i, row in enumerate(prices.tolist())
             for j, price in enumerate(row)
         ]
@@ -202,8 +207,10 @@ class AccountPlan(NamedTuple):
     """The generated accounts and their opening positions, as parallel arrays.
 
     Positions are grouped by account (``position_account`` is sorted); ``leverage`` is
-    NaN on size-scaled instruments (the venue sets the rate), ``isolated_margin`` is
-    NaN for positions of cross accounts. Deposits are per (account, asset).
+    NaN on size-scaled instruments (the venue sets the rate). ``isolated_topup`` is the
+    margin added to an isolated position after it opened (on top of the initial margin
+    the venue moves to it at the fill); NaN for positions of cross accounts. Deposits
+    are per (account, asset).
     """
 
     accounts: list[str]
@@ -215,7 +222,7 @@ class AccountPlan(NamedTuple):
     leverage: NDArray[np.float64]
     fee: NDArray[np.float64]
     initial_margin: NDArray[np.float64]
-    isolated_margin: NDArray[np.float64]
+    isolated_topup: NDArray[np.float64]
     deposit_account: NDArray[np.intp]
     deposit_asset: list[str]
     deposit_amount: NDArray[np.float64]
@@ -225,7 +232,7 @@ class AccountPlan(NamedTuple):
         """How many ledger events :func:`ledger_events` yields."""
         iso = int(self.isolated.sum())
         leverage_settings = int(np.count_nonzero(~np.isnan(self.leverage)))
-        adjustments = int(np.count_nonzero(~np.isnan(self.isolated_margin)))
+        adjustments = int(np.count_nonzero(~np.isnan(self.isolated_topup)))
         return len(self.deposit_amount) + iso + leverage_settings + len(self.qty) + adjustments
 
 
@@ -235,9 +242,9 @@ def plan_accounts(
     """Draw ``spec.accounts`` accounts with 1-3 leveraged positions each, all healthy.
 
     Instruments earlier in the list are traded more. Each account spends a share
-    ``utilisation`` of its deposit on initial margin, so equity exceeds initial margin
-    by at least 15 % at the start prices (isolated accounts also fund their position
-    allocations). Leverage is capped by the bracket the position lands in.
+    ``utilisation`` (25-85 %) of its deposit on initial margin plus fees (isolated
+    accounts: plus their top-ups), so equity exceeds initial margin by at least 15 %
+    at the start prices. Leverage is capped by the bracket the position lands in.
     """
     rng = _streams(spec.seed)[0]
     table = ModelTable.from_instruments(instruments)
@@ -277,9 +284,11 @@ def plan_accounts(
     leverage = np.where(scaled, np.nan, _cap_leverage(table, instrument, leverage, notional, True))
     initial, _ = table.requirements(instrument, qty, price, leverage)
     fee = np.round(notional * spec.taker_fee_rate, 8)
-    isolated_margin = np.where(isolated[account], np.ceil(initial * buffer * 100) / 100, np.nan)
+    # The venue moves the initial margin to an isolated position when it opens (Binance
+    # USDⓈ-M convention); the account then tops it up by 15-60 %.
+    topup = np.where(isolated[account], np.ceil(initial * (buffer - 1.0) * 100) / 100, np.nan)
 
-    need = initial + fee + np.nan_to_num(isolated_margin)
+    need = initial + fee + np.nan_to_num(topup)
     assets = sorted({i.settle_asset for i in instruments})
     asset_of = np.array([assets.index(i.settle_asset) for i in instruments], dtype=np.intp)
     slot = account * len(assets) + asset_of[instrument]
@@ -297,7 +306,7 @@ def plan_accounts(
         leverage=leverage,
         fee=fee,
         initial_margin=initial,
-        isolated_margin=isolated_margin,
+        isolated_topup=topup,
         deposit_account=(funded // len(assets)).astype(np.intp),
         deposit_asset=[assets[int(a)] for a in funded % len(assets)],
         deposit_amount=amount,
@@ -355,7 +364,7 @@ def ledger_events(
     dep_end = np.cumsum(np.bincount(plan.deposit_account, minlength=len(plan.accounts)))
     instrument = plan.position_instrument.tolist()
     qty, price, fee = plan.qty.tolist(), plan.price.tolist(), plan.fee.tolist()
-    leverage, allocation = plan.leverage.tolist(), plan.isolated_margin.tolist()
+    leverage, allocation = plan.leverage.tolist(), plan.isolated_topup.tolist()
     amounts, isolated = plan.deposit_amount.tolist(), plan.isolated.tolist()
     pos_start = dep_start = 0
     for a, name in enumerate(plan.accounts):

@@ -7,11 +7,10 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
-from numpy.typing import NDArray
 
+from monitor.engine import Engine
 from monitor.instruments import load_instrument_file
 from monitor.market import (
-    AccountPlan,
     CrashSpec,
     MarketSpec,
     PricePath,
@@ -19,7 +18,14 @@ from monitor.market import (
     plan_accounts,
 )
 from monitor.models import ModelTable
-from monitor.schema import Fill, Instrument, IsolatedMargin, MarginSettings, Transfer
+from monitor.schema import (
+    Fill,
+    Instrument,
+    IsolatedMargin,
+    MarginEvent,
+    MarginSettings,
+    Transfer,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -43,36 +49,20 @@ def _messages(instruments: list[Instrument], start: list[float], spec: MarketSpe
     ]
 
 
-def _account_health(
-    instruments: list[Instrument], plan: AccountPlan, marks: NDArray[np.float64]
-) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
-    """A simple margin check: per margin unit, (equity, IM, MM), stablecoins at 1.
-
-    Cross accounts: wallet (deposits - fees) + unrealised PnL against all positions.
-    Isolated accounts are judged per position: its allocation + its PnL.
-    """
-    table = ModelTable.from_instruments(instruments)
-    n = len(plan.accounts)
-    mark = marks[plan.position_instrument]
-    pnl = plan.qty * (mark - plan.price)
-    initial, maintenance = table.requirements(
-        plan.position_instrument, plan.qty, mark, plan.leverage
-    )
-    iso = plan.isolated[plan.position_account]
-    wallet = np.bincount(plan.deposit_account, plan.deposit_amount, minlength=n)
-    wallet -= np.bincount(plan.position_account, plan.fee, minlength=n)
-    cross = ~plan.isolated
-    cross_equity = (wallet + np.bincount(plan.position_account, pnl * ~iso, minlength=n))[cross]
-    cross_im = np.bincount(plan.position_account, initial * ~iso, minlength=n)[cross]
-    cross_mm = np.bincount(plan.position_account, maintenance * ~iso, minlength=n)[cross]
-    iso_equity = (plan.isolated_margin + pnl)[iso]
-    equity = np.concatenate([cross_equity, iso_equity])
-    im = np.concatenate([cross_im, initial[iso]])
-    mm = np.concatenate([cross_mm, maintenance[iso]])
-    # Isolated wallets must also cover their allocations and fees.
-    allocated = np.bincount(plan.position_account, np.nan_to_num(plan.isolated_margin), minlength=n)
-    wallet_ok = (wallet - allocated)[plan.isolated] >= 0
-    return equity, im, mm, wallet_ok
+def _engine_after(
+    instruments: list[Instrument], start: list[float], spec: MarketSpec, crash_steps: int = 0
+) -> tuple[Engine, list[MarginEvent], list[MarginEvent]]:
+    """The real engine fed the opening prices and the ledger, then ``crash_steps`` steps."""
+    engine = Engine(instruments)
+    path = PricePath.for_instruments(instruments, start, spec)
+    plan = plan_accounts(instruments, start, spec)
+    ledger = list(ledger_events(plan, instruments, spec))
+    opening = engine.apply(ledger, path.ticks(path.start[None, :], 0), now_ms=spec.start_ts)
+    later: list[MarginEvent] = []
+    if crash_steps:
+        ticks = path.ticks(path.advance(crash_steps), 1)
+        later = engine.apply([], ticks, now_ms=ticks[-1].ts)
+    return engine, opening, later
 
 
 def test_same_seed_gives_the_same_messages(market: tuple[list[Instrument], list[float]]) -> None:
@@ -150,30 +140,49 @@ def test_instruments_on_one_base_asset_move_together(
 ) -> None:
     instruments, start = market
     symbols = [i.symbol for i in instruments]
-    a, b = symbols.index("BTCUSDT"), symbols.index("BTC_USDC-PERPETUAL")
+    a, b = symbols.index("BTCUSDT"), symbols.index("BTCUSDT-SIZED")
     prices = PricePath.for_instruments(instruments, start, MarketSpec(seed=5)).advance(200)
     np.testing.assert_allclose(prices[:, a] / start[a], prices[:, b] / start[b], rtol=1e-6)
 
 
-def test_every_account_starts_healthy(market: tuple[list[Instrument], list[float]]) -> None:
-    instruments, start = market
-    plan = plan_accounts(instruments, start, MarketSpec(seed=5, accounts=5_000))
-    equity, im, mm, wallet_ok = _account_health(instruments, plan, np.asarray(start))
-    assert np.all(equity >= 1.15 * im)
-    assert np.all(mm < 0.5 * equity)
-    assert np.all(wallet_ok)
-
-
-def test_under_crash_some_accounts_become_liquidatable(
+def test_every_account_starts_healthy_in_the_engine(
     market: tuple[list[Instrument], list[float]],
 ) -> None:
     instruments, start = market
-    spec = MarketSpec(seed=5, accounts=5_000, step_s=0.5, crash=CrashSpec(at_s=1.0))
-    plan = plan_accounts(instruments, start, spec)
-    crashed = PricePath.for_instruments(instruments, start, spec).advance(20)[-1]
-    equity, _, mm, _ = _account_health(instruments, plan, crashed)
-    liquidatable = equity <= mm
-    assert 0.05 < liquidatable.mean() < 0.95
+    spec = MarketSpec(seed=5, accounts=3_000, isolated_fraction=0.3)
+    engine, events, _ = _engine_after(instruments, start, spec)
+    assert events == []
+    assert engine.ignored == {}
+    assert engine.state_counts()["healthy"] == engine.account_count == 3_000
+
+
+def test_accounts_keep_a_margin_cushion_at_the_start(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=6, accounts=300, isolated_fraction=0.5)
+    engine, _, _ = _engine_after(instruments, start, spec)
+    for account in plan_accounts(instruments, start, spec).accounts:
+        risk = engine.account_risk(account)
+        units = [p for p in risk.positions if p.isolated_margin is not None]
+        if risk.mode == "cross":
+            assert risk.equity >= 1.15 * risk.initial_margin
+        for position in units:
+            assert position.isolated_margin is not None
+            assert position.isolated_margin >= 1.15 * position.initial_margin - 0.01
+
+
+def test_under_crash_some_accounts_are_liquidated_by_the_engine(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=5, accounts=3_000, step_s=0.5, crash=CrashSpec(at_s=1.0))
+    engine, _, events = _engine_after(instruments, start, spec, crash_steps=20)
+    kinds = {e.type for e in events}
+    assert "liquidation" in kinds
+    states = engine.state_counts()
+    liquidatable = states["liquidation"] + states["bankrupt"]
+    assert 0.05 * 3_000 < liquidatable < 0.95 * 3_000
 
 
 def test_leverage_never_exceeds_the_bracket_maximum(
@@ -242,6 +251,5 @@ def test_size_scaled_positions_carry_no_leverage_setting(
     spec = MarketSpec(seed=2, accounts=2_000)
     events = list(ledger_events(plan_accounts(instruments, start, spec), instruments, spec))
     leverage_symbols = {e.symbol for e in events if isinstance(e, MarginSettings) and e.symbol}
-    assert "BTC_USDC-PERPETUAL" not in leverage_symbols
-    usdc = [e for e in events if isinstance(e, Transfer) and e.asset == "USDC"]
-    assert usdc  # the USDC-settled instrument is funded in USDC
+    assert "BTCUSDT-SIZED" not in leverage_symbols
+    assert any(isinstance(e, Fill) and e.symbol == "BTCUSDT-SIZED" for e in events)

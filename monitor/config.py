@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from monitor.engine import EngineConfig
 from monitor.errors import ConfigError
 from monitor.log import LogSettings
 from streams.settings import KafkaSettings, TopicSettings
@@ -62,9 +63,9 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     price_band: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.2
     #: Full revaluation of every account at this interval, on top of incremental updates.
     sweep_interval_s: Positive = 60.0
-    #: Address of /metrics, /healthz and /readyz.
+    #: Address of /metrics, /healthz and /readyz (port 0: any free port, logged at start).
     http_host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
-    http_port: Port = 9464
+    http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9464
     #: Longest wait for input before a cycle runs with what it has.
     poll_timeout_ms: Count = 200
 
@@ -76,6 +77,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     topics: TopicSettings = msgspec.field(default_factory=TopicSettings)
     service: ServiceSettings = msgspec.field(default_factory=ServiceSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
 
 
 def env_name(path: str) -> str:

@@ -108,13 +108,16 @@ class LedgerConsumer:
         self._relay.failure = None
         consumer = AIOKafkaConsumer(**self._kwargs)
         consumer.subscribe([self.topic], listener=self._relay)
+        # Set before joining: the first on_assigned runs inside consumer.start() and may
+        # call committed(), seek() or commit() on this object.
+        self._consumer = consumer
         try:
             await consumer.start()
             self._raise_callback_failure()
         except BaseException:
+            self._consumer = None
             await consumer.stop()
             raise
-        self._consumer = consumer
 
     async def stop(self) -> None:
         """Leave the group without committing (commit first what should be kept). Safe twice."""
@@ -182,6 +185,12 @@ class LedgerConsumer:
                     "rebalanced; the partitions will be read again by their new owner"
                 ) from exc
         return owned
+
+    def seek(self, offsets: Mapping[TopicPartition, int]) -> None:
+        """Read each assigned partition from ``offsets[tp]`` on (e.g. where restored state ends)."""
+        consumer = self._started()
+        for tp, offset in offsets.items():
+            consumer.seek(tp, offset)
 
     async def committed(self, partitions: Iterable[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offset of each partition; 0 where nothing was committed yet."""

@@ -1,0 +1,78 @@
+"""The ``liqmon-state`` changelog: per-account margin states and ledger checkpoints.
+
+Each cycle that changes an account's state publishes a :class:`UnitStates` record
+(key ``account:<id>``) with its events, and a :class:`LedgerCheckpoint` (key
+``checkpoint:<topic>:<partition>``) for every ledger partition it consumed, before
+the ledger offsets are committed. The topic is compacted, so reading it whole at
+start-up gives the newest record of each key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from contextlib import aclosing
+
+import msgspec
+
+from monitor.schema import AccountState, LedgerCheckpoint, StateRecord, UnitStates
+from streams import InboundRecord, OutboundRecord, TopicPartition, read_history, topic_partitions
+from streams.settings import KafkaSettings
+
+__all__ = ["RestoredState", "checkpoint_records", "read_changelog", "state_record"]
+
+_encode = msgspec.json.Encoder().encode
+_decode_state = msgspec.json.Decoder(StateRecord).decode
+
+
+class RestoredState(msgspec.Struct, kw_only=True):
+    """What the changelog says: unit states by account and the next offset per ledger partition."""
+
+    states: dict[str, dict[str, AccountState]] = msgspec.field(default_factory=dict)
+    checkpoints: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
+
+
+def state_record(
+    topic: str, account: str, units: Mapping[str, AccountState], ts: int
+) -> OutboundRecord:
+    """The changelog record of ``account``'s current unit states."""
+    value = _encode(UnitStates(account=account, units=dict(units), ts=ts))
+    return OutboundRecord(topic, f"account:{account}".encode(), value)
+
+
+def checkpoint_records(topic: str, offsets: Mapping[TopicPartition, int]) -> list[OutboundRecord]:
+    """One checkpoint record per consumed ledger partition (``offsets``: next offset)."""
+    return [
+        OutboundRecord(
+            topic,
+            f"checkpoint:{tp.topic}:{tp.partition}".encode(),
+            _encode(LedgerCheckpoint(topic=tp.topic, partition=tp.partition, next_offset=offset)),
+        )
+        for tp, offset in offsets.items()
+    ]
+
+
+async def read_changelog(kafka: KafkaSettings, topic: str) -> RestoredState:
+    """Read the whole changelog; the newest record of each key wins. Undecodable records
+    are skipped (the monitor wrote them; a foreign one cannot be trusted)."""
+    restored = RestoredState()
+    partitions = await topic_partitions(kafka, topic)
+    until = dict.fromkeys(partitions, 2**62)  # capped at each partition's end
+    async with aclosing(read_history(kafka, until)) as batches:
+        async for batch in batches:
+            _fold(restored, batch)
+    return restored
+
+
+def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
+    for record in records:
+        if record.value is None:
+            continue
+        try:
+            item = _decode_state(record.value)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(item, UnitStates):
+            restored.states[item.account] = dict(item.units)
+        else:
+            tp = TopicPartition(item.topic, item.partition)
+            restored.checkpoints[tp] = item.next_offset

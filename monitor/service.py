@@ -1,0 +1,380 @@
+"""`liqmon run`: prices and ledger from Kafka, through the engine, margin events to Kafka.
+
+One cycle: take what both consumers have (bounded), decode, send bad input to the
+DLQ, screen the ticks through the price guards, apply everything to the engine,
+publish the events together with the state changelog, and only once the broker
+acknowledged all of it commit the ledger offsets. At-least-once: after a crash a
+cycle can be repeated, and its events then carry the same ``event_id``. The cycle
+is shaped to become one Kafka transaction.
+
+Start-up: read the whole price table first (not ready before), then, for the
+ledger partitions the group assigns, rebuild the book by replaying them silently
+up to where the last run got, restore the published states, and judge everyone at
+the current prices.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack, aclosing
+
+import msgspec
+import structlog
+
+from monitor.changelog import checkpoint_records, read_changelog, state_record
+from monitor.config import Settings
+from monitor.engine import Engine
+from monitor.engine._restore import judge_all, restore_states, unit_states
+from monitor.guards import PriceGuard
+from monitor.http import HealthServer
+from monitor.metrics import Metrics
+from monitor.schema import Instrument, LedgerEvent, MarginEvent, PriceTick
+from streams import (
+    InboundRecord,
+    JsonCodec,
+    LedgerConsumer,
+    OutboundRecord,
+    Producer,
+    Rejection,
+    TableConsumer,
+    TopicPartition,
+    next_offsets,
+    read_history,
+    to_dlq,
+)
+
+__all__ = ["Monitor"]
+
+log = structlog.get_logger("liqmon.service")
+
+_LAG_INTERVAL_S = 1.0
+_REBALANCE_LOCK_TIMEOUT_S = 30.0
+
+
+class Monitor:
+    """One monitor instance: its consumers, engine, producer, metrics and HTTP server."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        instruments: Sequence[Instrument],
+        *,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+    ) -> None:
+        self.settings = settings
+        self.instruments = tuple(instruments)
+        self.metrics = Metrics()
+        self.engine = Engine(self.instruments, settings.engine)
+        self._clock_ms = clock_ms
+        service = settings.service
+        self._guard = PriceGuard(int(service.max_price_age_s * 1000), service.price_band)
+        self._ticks = JsonCodec(PriceTick)
+        self._ledger_codec: JsonCodec[LedgerEvent] = JsonCodec(LedgerEvent)
+        self._encode = msgspec.json.Encoder().encode
+        self._stop = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._prices: dict[str, PriceTick] = {}  # accepted, newest per symbol
+        self._owned: frozenset[TopicPartition] = frozenset()
+        self._positions: dict[TopicPartition, int] = {}  # next ledger offset processed
+        self._account_partition: dict[str, TopicPartition] = {}
+        self._restored = False  # ledger partitions assigned and their state rebuilt
+        self._built = False  # the book has been built for some assignment
+        self.http = HealthServer(
+            service.http_host, service.http_port, self.metrics.exposition, self.readiness
+        )
+        self._producer = Producer(settings.kafka, linger_ms=0)
+        self._table = TableConsumer(settings.kafka, topic=settings.topics.prices)
+        self._ledger = LedgerConsumer(
+            settings.kafka,
+            topic=settings.topics.fills,
+            group_id=service.group_id,
+            on_assigned=self._on_assigned,
+            on_revoked=self._on_revoked,
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def stop(self) -> None:
+        """Ask the monitor to finish the cycle in hand, commit, and return from :meth:`run`."""
+        self._stop.set()
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once caught up on prices and the ledger partitions are assigned and restored."""
+        if not self._table.caught_up:
+            return False, "catching up on prices"
+        if not self._restored:
+            return False, "waiting for ledger partitions"
+        return True, ""
+
+    async def run(self) -> None:
+        """Run until :meth:`stop` (or cancellation); always closes clients on the way out."""
+        async with AsyncExitStack() as stack:
+            await self.http.start()
+            stack.push_async_callback(self.http.stop)
+            await self._producer.start()
+            stack.push_async_callback(self._producer.stop)
+            await self._table.start()
+            stack.push_async_callback(self._table.stop)
+            log.info("started", metrics_port=self.http.port, topics=self.settings.topics.names())
+            await self._catch_up_prices()
+            if self._stop.is_set():
+                return
+            await self._ledger.start()  # the first assignment restores state (_on_assigned)
+            stack.push_async_callback(self._ledger.stop)
+            await self._loop()
+        log.info("stopped")
+
+    async def _catch_up_prices(self) -> None:
+        max_batch = self.settings.service.max_batch
+        while not self._table.caught_up and not self._stop.is_set():
+            records = await self._table.poll_batch(max_batch, 200)
+            if records:
+                now_ms = self._clock_ms()
+                ticks, dead_letters = self._screen_prices(records, now_ms)
+                self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
+                if dead_letters:
+                    await self._producer.send_batch(dead_letters)
+                self._observe(records, [], [], ticks, [], now_ms)
+        log.info("prices caught up", instruments=len(self._prices))
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _loop(self) -> None:
+        service = self.settings.service
+        polls: dict[str, asyncio.Task[list[InboundRecord]]] = {}
+        stop_wait = asyncio.ensure_future(self._stop.wait())
+        next_sweep = time.monotonic() + service.sweep_interval_s
+        next_gauges = 0.0
+        try:
+            while not self._stop.is_set():
+                if "prices" not in polls:
+                    polls["prices"] = asyncio.ensure_future(
+                        self._table.poll_batch(service.max_batch, service.poll_timeout_ms)
+                    )
+                if "ledger" not in polls:
+                    polls["ledger"] = asyncio.ensure_future(
+                        self._ledger.poll_batch(service.max_batch, service.poll_timeout_ms)
+                    )
+                await asyncio.wait(
+                    [*polls.values(), stop_wait], return_when=asyncio.FIRST_COMPLETED
+                )
+                prices = polls.pop("prices").result() if polls["prices"].done() else []
+                ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
+                if prices or ledger:
+                    await self._cycle(prices, ledger)
+                now = time.monotonic()
+                if now >= next_gauges:
+                    next_gauges = now + _LAG_INTERVAL_S
+                    await self._update_gauges()
+                if now >= next_sweep:
+                    next_sweep = now + service.sweep_interval_s
+                    self._sweep()
+        finally:
+            stop_wait.cancel()
+            for task in polls.values():
+                task.cancel()
+            await asyncio.gather(*polls.values(), stop_wait, return_exceptions=True)
+
+    async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
+        async with self._lock:
+            started = time.perf_counter()
+            now_ms = self._clock_ms()
+            ticks, outbound = self._screen_prices(prices, now_ms)
+            items, rejected = self._screen_ledger(ledger)
+            outbound.extend(self._dead_letters(rejected))
+            events = self.engine.apply(items, ticks, now_ms)
+            outbound.extend(self._publishable(events, now_ms))
+            consumed = next_offsets(ledger)
+            outbound.extend(checkpoint_records(self.settings.topics.state, consumed))
+            await self._producer.send_batch(outbound)
+            if consumed:
+                await self._ledger.commit(consumed)
+                self._positions.update(consumed)
+            acked_ms = self._clock_ms()
+            self._observe(prices, ledger, items, ticks, events, acked_ms)
+            self.metrics.cycle_duration.observe(time.perf_counter() - started)
+
+    # ------------------------------------------------------------------ input screening
+
+    def _screen_prices(
+        self, records: list[InboundRecord], now_ms: int
+    ) -> tuple[list[PriceTick], list[OutboundRecord]]:
+        """Decode ticks, dead-letter the bad ones, and keep what the guards accept."""
+        batch = self._ticks.decode_batch(records)
+        rejected = batch.rejections
+        good: list[PriceTick] = []
+        for tick, record in zip(batch.items, batch.records, strict=True):
+            reason = self.engine.rejection_reason(tick)
+            if reason is None:
+                good.append(tick)
+            else:
+                rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
+        decision = self._guard.screen(good)
+        for tick, reason in decision.held:
+            self.metrics.prices_held.labels(reason).inc()
+            log.warning(
+                "price held", symbol=tick.symbol, price=tick.mark_price, ts=tick.ts, reason=reason
+            )
+        self.metrics.ticks_conflated.inc(decision.conflated)
+        self.metrics.held_prices.set(self._guard.held_count)
+        for tick in decision.accepted:
+            self._prices[tick.symbol] = tick
+        return list(decision.accepted), self._dead_letters(rejected)
+
+    def _screen_ledger(
+        self, records: list[InboundRecord]
+    ) -> tuple[list[LedgerEvent], list[Rejection]]:
+        """Decode ledger events, dead-letter the bad ones, remember each account's partition."""
+        batch = self._ledger_codec.decode_batch(records)
+        rejected = batch.rejections
+        good: list[LedgerEvent] = []
+        partition_of = self._account_partition
+        for item, record in zip(batch.items, batch.records, strict=True):
+            reason = self.engine.rejection_reason(item)
+            if reason is None:
+                good.append(item)
+                partition_of[item.account] = TopicPartition(record.topic, record.partition)
+            else:
+                rejected.append(Rejection.of(record, reason, f"account {item.account!r}"))
+        return good, rejected
+
+    def _dead_letters(self, rejected: list[Rejection]) -> list[OutboundRecord]:
+        for rejection in rejected:
+            self.metrics.dlq_records.labels(rejection.reason).inc()
+            log.warning(
+                "input dead-lettered",
+                topic=rejection.topic,
+                partition=rejection.partition,
+                offset=rejection.offset,
+                reason=rejection.reason,
+                detail=rejection.detail[:200],
+            )
+        return [to_dlq(r, self.settings.topics.dlq) for r in rejected]
+
+    # ------------------------------------------------------------------ output
+
+    def _publishable(self, events: list[MarginEvent], now_ms: int) -> list[OutboundRecord]:
+        """Event records for the accounts this instance owns, plus their state records."""
+        topics = self.settings.topics
+        records: list[OutboundRecord] = []
+        accounts: dict[str, None] = {}
+        for event in events:
+            if self._account_partition.get(event.account) not in self._owned:
+                continue
+            key = event.account.encode()
+            headers = [("type", event.type.encode())]
+            records.append(OutboundRecord(topics.margin_events, key, self._encode(event), headers))
+            accounts[event.account] = None
+        for account in accounts:
+            units = unit_states(self.engine, account)
+            records.append(state_record(topics.state, account, units, now_ms))
+        return records
+
+    def _observe(
+        self,
+        prices: list[InboundRecord],
+        ledger: list[InboundRecord],
+        items: list[LedgerEvent],
+        ticks: list[PriceTick],
+        events: list[MarginEvent],
+        acked_ms: int,
+    ) -> None:
+        m = self.metrics
+        if prices:
+            m.records_consumed.labels(self.settings.topics.prices).inc(len(prices))
+        if ledger:
+            m.records_consumed.labels(self.settings.topics.fills).inc(len(ledger))
+        for item in items:
+            m.ledger_events_applied.labels(type(item).__struct_config__.tag).inc()
+        m.ticks_applied.inc(len(ticks))
+        for event in events:
+            m.events_published.labels(event.type).inc()
+            if event.trigger == "price":
+                m.tick_to_event_latency.observe(max(0.0, (acked_ms - event.trigger_ts) / 1000))
+
+    async def _update_gauges(self) -> None:
+        m = self.metrics
+        m.ready.set(1 if self.readiness()[0] else 0)
+        for state, count in self.engine.state_counts().items():
+            m.accounts.labels(state).set(count)
+        newest = self._guard.newest_ts
+        for symbol, ts in self._guard.accepted_ts().items():
+            m.price_age.labels(symbol).set(max(0.0, (newest - ts) / 1000))
+        for tp, lag in (await self._table.lag()).items():
+            m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+        for tp, lag in (await self._ledger.lag()).items():
+            m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _sweep(self) -> None:
+        self.metrics.sweeps.inc()
+        problems = self.engine.verify()
+        if problems:
+            self.metrics.sweep_mismatches.inc(len(problems))
+            log.error("full sweep disagrees with incremental state", problems=problems)
+
+    # ------------------------------------------------------------------ rebalancing
+
+    async def _on_revoked(self, revoked: frozenset[TopicPartition]) -> None:
+        async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S), self._lock:
+            self._owned = self._owned - revoked
+            self._restored = False
+            self.metrics.ready.set(0)
+
+    async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
+        """Rebuild the book for the new assignment unless it continues what we hold."""
+        async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S), self._lock:
+            committed = await self._ledger.committed(assigned)
+            continuous = (
+                self._built
+                and all(self._positions.get(tp) == offset for tp, offset in committed.items())
+                and assigned <= frozenset(self._positions)
+            )
+            if not continuous:
+                await self._rebuild(assigned, committed)
+            self._owned = assigned
+            self._restored = True
+            self.metrics.ready.set(1)
+            log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
+
+    async def _rebuild(
+        self, assigned: frozenset[TopicPartition], committed: dict[TopicPartition, int]
+    ) -> None:
+        started = time.perf_counter()
+        self.engine = Engine(self.instruments, self.settings.engine)
+        self._account_partition = {}
+        self._positions = {}
+        now_ms = self._clock_ms()
+        if self._prices:
+            self.engine.apply([], list(self._prices.values()), now_ms)
+        changelog = await read_changelog(self.settings.kafka, self.settings.topics.state)
+        resume = {
+            tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
+        }
+        replayed = 0
+        async with aclosing(read_history(self.settings.kafka, resume)) as batches:
+            async for records in batches:
+                items, _ = self._screen_ledger(records)  # rejected ones were dead-lettered then
+                self.engine.apply(items, [], now_ms)
+                replayed += len(records)
+        restore_states(self.engine, changelog.states)
+        self._owned = assigned
+        events = judge_all(self.engine, now_ms)
+        outbound = self._publishable(events, now_ms)
+        if outbound:
+            await self._producer.send_batch(outbound)
+        ahead = {tp: offset for tp, offset in resume.items() if offset > committed[tp]}
+        if ahead:
+            self._ledger.seek(ahead)
+            await self._ledger.commit(ahead)
+        self._positions = dict(resume)
+        self._built = True
+        log.info(
+            "state rebuilt",
+            partitions=sorted(tp.partition for tp in assigned),
+            replayed=replayed,
+            accounts=self.engine.account_count,
+            events=len(events),
+            seconds=round(time.perf_counter() - started, 3),
+        )

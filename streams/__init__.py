@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from streams.errors import BrokerError, StreamsError
 
 if TYPE_CHECKING:
+    from streams.broker import KAFKA_VERSION, BrokerOutcome, BrokerReport, LocalBroker
     from streams.codec import (
         INVALID,
         MISSING_VALUE,
@@ -32,14 +33,28 @@ if TYPE_CHECKING:
         TopicPartition,
         next_offsets,
     )
+    from streams.settings import KafkaSettings, TopicSettings, client_kwargs
     from streams.table_consumer import TableConsumer, topic_partitions
+    from streams.topics import (
+        TopicProblem,
+        TopicSpec,
+        TopicsReport,
+        check_topics,
+        create_topics,
+        delete_topics,
+        ensure_topics,
+        topic_specs,
+    )
 
 __all__ = [
     "DEFAULT_DLQ_TOPIC",
     "INVALID",
+    "KAFKA_VERSION",
     "MISSING_VALUE",
     "UNDECODABLE",
     "BrokerError",
+    "BrokerOutcome",
+    "BrokerReport",
     "CommitRejectedError",
     "DecodedBatch",
     "DlqOrigin",
@@ -47,7 +62,9 @@ __all__ = [
     "InboundRecord",
     "IsolationLevel",
     "JsonCodec",
+    "KafkaSettings",
     "LedgerConsumer",
+    "LocalBroker",
     "OutboundRecord",
     "ProduceError",
     "Producer",
@@ -56,13 +73,23 @@ __all__ = [
     "StreamsError",
     "TableConsumer",
     "TopicPartition",
+    "TopicProblem",
+    "TopicSettings",
+    "TopicSpec",
+    "TopicsReport",
+    "check_topics",
+    "client_kwargs",
+    "create_topics",
+    "delete_topics",
     "dlq_origin",
     "dlq_records",
+    "ensure_topics",
     "next_offsets",
     "partition_lag",
     "read_history",
     "to_dlq",
     "topic_partitions",
+    "topic_specs",
 ]
 
 # Loading aiokafka takes about 0.1 s, so these names are imported on first use: a
@@ -86,6 +113,23 @@ _LAZY: dict[str, str] = {
         "streams.records",
     ),
     **dict.fromkeys(["TableConsumer", "topic_partitions"], "streams.table_consumer"),
+    **dict.fromkeys(
+        ["KAFKA_VERSION", "BrokerReport", "LocalBroker", "BrokerOutcome"], "streams.broker"
+    ),
+    **dict.fromkeys(["KafkaSettings", "TopicSettings", "client_kwargs"], "streams.settings"),
+    **dict.fromkeys(
+        [
+            "TopicProblem",
+            "TopicSpec",
+            "TopicsReport",
+            "check_topics",
+            "create_topics",
+            "delete_topics",
+            "ensure_topics",
+            "topic_specs",
+        ],
+        "streams.topics",
+    ),
 }
 
 

@@ -32,7 +32,7 @@ import msgspec
 from streams._probe import accepts_requests
 from streams.errors import BrokerError
 
-__all__ = ["DEFAULT_PORT", "KAFKA_VERSION", "BrokerReport", "LocalBroker", "Outcome"]
+__all__ = ["DEFAULT_PORT", "KAFKA_VERSION", "BrokerOutcome", "BrokerReport", "LocalBroker"]
 
 #: The Kafka release liqmon runs (and tests against); deploy/kafka/README.md says why.
 KAFKA_VERSION = "4.4.0"
@@ -42,7 +42,7 @@ _NODE_ID = 1
 _HEAP = re.compile(r"^[1-9][0-9]*[kKmMgG]?$")
 
 
-class Outcome(enum.Enum):
+class BrokerOutcome(enum.Enum):
     """What a start/stop/status call found or did."""
 
     STARTED = "started"
@@ -55,7 +55,7 @@ class Outcome(enum.Enum):
 class BrokerReport(msgspec.Struct, frozen=True, kw_only=True):
     """The result of a `LocalBroker` call, with what a person needs to act on it."""
 
-    outcome: Outcome
+    outcome: BrokerOutcome
     #: The call that produced this report.
     action: Literal["start", "stop", "status"]
     port: int
@@ -77,16 +77,16 @@ class BrokerReport(msgspec.Struct, frozen=True, kw_only=True):
 
     def _outcome_line(self) -> str:
         where = f"{HOST}:{self.port}"
-        if self.outcome is Outcome.STARTED:
+        if self.outcome is BrokerOutcome.STARTED:
             return (
                 f"Kafka {KAFKA_VERSION} started on {where} (pid {self.pid}, ready in "
                 f"{self.ready_after_s:.1f}s); log: {self.log_path}"
             )
-        if self.outcome is Outcome.ALREADY_RUNNING:
+        if self.outcome is BrokerOutcome.ALREADY_RUNNING:
             return f"Kafka already running on {where} (pid {self.pid}); nothing to do"
-        if self.outcome is Outcome.STOPPED:
+        if self.outcome is BrokerOutcome.STOPPED:
             return f"Kafka on {where} stopped (pid {self.pid})"
-        if self.outcome is Outcome.RUNNING:
+        if self.outcome is BrokerOutcome.RUNNING:
             state = "accepting requests" if self.accepting_requests else "NOT accepting requests"
             return f"Kafka running on {where} (pid {self.pid}, {state}); log: {self.log_path}"
         nothing = "; nothing to stop" if self.action == "stop" else ""
@@ -141,14 +141,14 @@ class LocalBroker:
     def status(self) -> BrokerReport:
         """Whether this broker runs, cleaning up a stale pid file on the way."""
         if not self.state_dir.is_dir():
-            return self._report("status", Outcome.NOT_RUNNING)
+            return self._report("status", BrokerOutcome.NOT_RUNNING)
         with self._locked():
             pid, stale = self._running_pid()
             if pid is None:
-                return self._report("status", Outcome.NOT_RUNNING, stale=stale)
+                return self._report("status", BrokerOutcome.NOT_RUNNING, stale=stale)
             return self._report(
                 "status",
-                Outcome.RUNNING,
+                BrokerOutcome.RUNNING,
                 pid=pid,
                 accepting_requests=accepts_requests(HOST, self.port),
             )
@@ -160,7 +160,7 @@ class LocalBroker:
         with self._locked():
             pid, stale = self._running_pid()
             if pid is not None:
-                return self._report("start", Outcome.ALREADY_RUNNING, pid=pid)
+                return self._report("start", BrokerOutcome.ALREADY_RUNNING, pid=pid)
             self._check_prerequisites()
             controller_port = _free_port()
             self._write_config(controller_port)
@@ -171,7 +171,7 @@ class LocalBroker:
             self._await_ready(pid, deadline=began + timeout_s)
             return self._report(
                 "start",
-                Outcome.STARTED,
+                BrokerOutcome.STARTED,
                 pid=pid,
                 stale=stale,
                 accepting_requests=True,
@@ -181,24 +181,24 @@ class LocalBroker:
     def stop(self, *, timeout_s: float = 30.0) -> BrokerReport:
         """Stop the broker by its recorded pid (SIGTERM, then SIGKILL after `timeout_s`)."""
         if not self.state_dir.is_dir():
-            return self._report("stop", Outcome.NOT_RUNNING)
+            return self._report("stop", BrokerOutcome.NOT_RUNNING)
         with self._locked():
             pid, stale = self._running_pid()
             if pid is None:
-                return self._report("stop", Outcome.NOT_RUNNING, stale=stale)
+                return self._report("stop", BrokerOutcome.NOT_RUNNING, stale=stale)
             os.kill(pid, signal.SIGTERM)
             if not _wait_for_exit(pid, timeout_s):
                 os.kill(pid, signal.SIGKILL)
                 _wait_for_exit(pid, 10.0)
             self.pid_path.unlink(missing_ok=True)
-            return self._report("stop", Outcome.STOPPED, pid=pid)
+            return self._report("stop", BrokerOutcome.STOPPED, pid=pid)
 
     # -- internals ---------------------------------------------------------------------------
 
     def _report(
         self,
         action: Literal["start", "stop", "status"],
-        outcome: Outcome,
+        outcome: BrokerOutcome,
         *,
         pid: int | None = None,
         stale: bool = False,

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
-    from streams.broker import LocalBroker, Outcome, find_project_root
+    from streams.broker import BrokerOutcome, LocalBroker, find_project_root
 
     broker = LocalBroker(find_project_root(), port=args.port, heap=args.heap)
     if args.action == "start":
@@ -49,6 +49,6 @@ def _run(args: argparse.Namespace) -> int:
     else:
         report = broker.status()
     print(report.describe())
-    if args.action == "status" and report.outcome is not Outcome.RUNNING:
+    if args.action == "status" and report.outcome is not BrokerOutcome.RUNNING:
         return 1
     return 0

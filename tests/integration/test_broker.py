@@ -18,7 +18,7 @@ import pytest
 
 from monitor.cli import main
 from streams._probe import accepts_requests
-from streams.broker import BrokerReport, LocalBroker, Outcome
+from streams.broker import BrokerOutcome, BrokerReport, LocalBroker
 from streams.errors import BrokerError
 
 pytestmark = pytest.mark.kafka
@@ -69,7 +69,7 @@ def test_start_replaces_a_stale_pid_file_and_says_so(
     spare: tuple[LocalBroker, BrokerReport],
 ) -> None:
     broker, report = spare
-    assert report.outcome is Outcome.STARTED
+    assert report.outcome is BrokerOutcome.STARTED
     assert report.removed_stale_pid_file
     assert broker.pid_path.read_text().strip() == str(report.pid)
     assert report.describe().startswith(f"removed stale pid file {broker.pid_path}")
@@ -80,7 +80,7 @@ def test_starting_a_running_broker_is_a_no_op_that_says_so(
 ) -> None:
     broker, first = spare
     again = broker.start()
-    assert again.outcome is Outcome.ALREADY_RUNNING
+    assert again.outcome is BrokerOutcome.ALREADY_RUNNING
     assert again.pid == first.pid
     assert again.describe() == (
         f"Kafka already running on 127.0.0.1:{broker.port} (pid {first.pid}); nothing to do"
@@ -92,7 +92,7 @@ def test_status_reports_the_running_broker_answering_requests(
 ) -> None:
     broker, first = spare
     status = broker.status()
-    assert status.outcome is Outcome.RUNNING
+    assert status.outcome is BrokerOutcome.RUNNING
     assert status.pid == first.pid
     assert status.accepting_requests
 
@@ -111,7 +111,7 @@ def test_stop_ends_the_process_and_frees_the_port(idle: LocalBroker) -> None:
 
     stopped = idle.stop()
 
-    assert stopped.outcome is Outcome.STOPPED
+    assert stopped.outcome is BrokerOutcome.STOPPED
     assert stopped.pid == started.pid
     assert not idle.pid_path.exists()
     assert not Path(f"/proc/{started.pid}").exists()
@@ -122,7 +122,7 @@ def test_stopping_a_broker_that_is_not_running_says_there_is_nothing_to_stop(
     idle: LocalBroker,
 ) -> None:
     report = idle.stop()
-    assert report.outcome is Outcome.NOT_RUNNING
+    assert report.outcome is BrokerOutcome.NOT_RUNNING
     assert report.describe() == f"Kafka is not running on 127.0.0.1:{idle.port}; nothing to stop"
 
 
@@ -130,7 +130,7 @@ def test_a_pid_file_naming_another_live_process_is_stale(idle: LocalBroker) -> N
     idle.state_dir.mkdir(parents=True, exist_ok=True)
     idle.pid_path.write_text(f"{os.getpid()}\n")
     report = idle.status()
-    assert report.outcome is Outcome.NOT_RUNNING
+    assert report.outcome is BrokerOutcome.NOT_RUNNING
     assert report.removed_stale_pid_file
     assert not idle.pid_path.exists()
 

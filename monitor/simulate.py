@@ -26,6 +26,7 @@ import msgspec
 from monitor.market import MarketSpec, PricePath, ledger_events, plan_accounts
 from monitor.schema import Instrument, PriceTick
 from streams.records import OutboundRecord
+from streams.settings import KafkaSettings
 
 __all__ = [
     "BatchSender",
@@ -33,10 +34,11 @@ __all__ = [
     "Progress",
     "SimulationTarget",
     "publish_simulation",
+    "run_simulation",
     "tick_count",
 ]
 
-_LEDGER_BATCH: Final = 5_000
+_LEDGER_BATCH: Final = 20_000
 _PROGRESS_EVERY_S: Final = 1.0
 _encode = msgspec.json.Encoder().encode
 
@@ -132,6 +134,7 @@ async def publish_simulation(
     target: SimulationTarget,
     *,
     on_progress: Callable[[Progress], None] | None = None,
+    on_finish: Callable[[Progress], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     shift_ticks: bool = True,
@@ -141,10 +144,44 @@ async def publish_simulation(
     With ``shift_ticks`` the stream's tick times start when the stream does (after the
     ledger), so they track the wall clock; without it they follow ``spec`` exactly
     (``start_ts + step * step_s``), which makes a run byte-for-byte reproducible.
+    ``on_progress`` is called about once a second; ``on_finish`` once at the end, also
+    when the run is cancelled (Ctrl-C), with what was sent by then.
     """
     began = clock()
     counts = {"ticks": 0, "ledger": 0}
     reporter = _Reporter(on_progress, began, counts, clock)
+    try:
+        await _publish(
+            sender,
+            instruments,
+            start_prices,
+            spec,
+            target,
+            reporter,
+            counts,
+            clock,
+            sleep,
+            shift_ticks,
+        )
+    finally:
+        if on_finish is not None:
+            on_finish(reporter.snapshot())
+    return reporter.snapshot()
+
+
+async def _publish(
+    sender: BatchSender,
+    instruments: Sequence[Instrument],
+    start_prices: Sequence[float],
+    spec: MarketSpec,
+    target: SimulationTarget,
+    reporter: _Reporter,
+    counts: dict[str, int],
+    clock: Callable[[], float],
+    sleep: Callable[[float], Awaitable[object]],
+    shift_ticks: bool,
+) -> None:
+    began = clock()
 
     path = PricePath.for_instruments(instruments, start_prices, spec)
     opening = _tick_records(target.prices_topic, path.ticks(path.start[None, :], 0))
@@ -184,7 +221,40 @@ async def publish_simulation(
         else:
             await sleep(min(pacer.wait_s(now, sent), reporter.next_report_in()))
         reporter.maybe_report()
-    return reporter.snapshot()
+
+
+async def run_simulation(
+    kafka: KafkaSettings,
+    instruments: Sequence[Instrument],
+    start_prices: Sequence[float],
+    spec: MarketSpec,
+    target: SimulationTarget,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    on_finish: Callable[[Progress], None] | None = None,
+    shift_ticks: bool = True,
+) -> Progress:
+    """:func:`publish_simulation` through an idempotent producer to the cluster ``kafka``.
+
+    Checks first that both topics exist (StreamsError naming the missing one), so a
+    typo does not leave the producer waiting for metadata.
+    """
+    from streams.producer import Producer
+    from streams.table_consumer import topic_partitions
+
+    for topic in (target.prices_topic, target.fills_topic):
+        await topic_partitions(kafka, topic)
+    async with Producer(kafka, linger_ms=5, max_batch_size=1 << 18) as producer:
+        return await publish_simulation(
+            producer,
+            instruments,
+            start_prices,
+            spec,
+            target,
+            on_progress=on_progress,
+            on_finish=on_finish,
+            shift_ticks=shift_ticks,
+        )
 
 
 class _Reporter:

@@ -20,7 +20,7 @@ with no open position cannot be liquidated: it is bankrupt while its equity is
 negative (a debt), healthy otherwise.
 
 Every comparison goes through :func:`at_or_below`, which allows ``REL_TOL`` times
-the unit's *scale* (``|collateral| + sum |uPnL| + IM + MM``): equity is a sum of
+the unit's *scale* (:func:`slack`) (``|collateral| + sum |uPnL| + IM + MM``): equity is a sum of
 terms that can cancel, so rounding is relative to the terms, not the result.
 """
 
@@ -44,6 +44,7 @@ __all__ = [
     "at_or_below",
     "classify",
     "event_type",
+    "slack",
 ]
 
 HEALTHY: Final = 0
@@ -64,19 +65,34 @@ _CLEARED: Final[tuple[MarginEventType, ...]] = (
 )
 
 
+def slack(scale: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The tolerance of comparisons for units of the given scale: ``REL_TOL * scale``."""
+    result: NDArray[np.float64] = REL_TOL * scale
+    return result
+
+
 def at_or_below(
-    value: NDArray[np.float64], threshold: NDArray[np.float64], scale: NDArray[np.float64]
+    value: NDArray[np.float64], threshold: NDArray[np.float64], tolerance: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
-    """``value <= threshold``, counting values within ``REL_TOL * scale`` above as equal."""
-    result: NDArray[np.bool_] = value <= threshold + REL_TOL * scale
+    """``value <= threshold``, counting values up to ``tolerance`` (see :func:`slack`) above
+    as equal. Every threshold comparison of the state machine is this one."""
+    result: NDArray[np.bool_] = value <= threshold + tolerance
     return result
 
 
 def _below(
-    value: NDArray[np.float64], threshold: NDArray[np.float64], scale: NDArray[np.float64]
+    value: NDArray[np.float64], threshold: NDArray[np.float64], tolerance: NDArray[np.float64]
 ) -> NDArray[np.bool_]:
     """``value < threshold`` by more than the tolerance (the negation of at_or_below)."""
-    return ~at_or_below(threshold, value, scale)
+    return ~at_or_below(threshold, value, tolerance)
+
+
+def _level(*conditions: NDArray[np.bool_]) -> NDArray[np.int8]:
+    # The conditions are nested (each implies the next), so the level is their count.
+    level = conditions[0].view(np.int8).copy()
+    for condition in conditions[1:]:
+        level += condition.view(np.int8)
+    return level
 
 
 def classify(
@@ -89,31 +105,34 @@ def classify(
     margin_call_ratio: float,
     band: float,
 ) -> NDArray[np.int8]:
-    """The new state of each unit from its figures and previous state (module doc)."""
+    """The new state of each unit from its figures and previous state (module doc).
+
+    Entering and staying conditions are each nested (bankrupt implies liquidation
+    implies margin call, for ``margin_call_ratio <= 1``), so a level is a count of
+    true conditions.
+    """
+    tolerance = slack(scale)
     zero = np.zeros_like(equity)
-    enter_bankrupt = at_or_below(equity, zero, scale)
-    enter_liquidation = at_or_below(equity, maintenance, scale)
-    enter_call = _below(equity, initial, scale) | at_or_below(
-        margin_call_ratio * equity, maintenance, scale
+    entered = _level(
+        at_or_below(equity, zero, tolerance),
+        at_or_below(equity, maintenance, tolerance),
+        _below(equity, initial, tolerance)
+        | at_or_below(margin_call_ratio * equity, maintenance, tolerance),
     )
-    stay_bankrupt = at_or_below(equity, band * maintenance, scale)
-    stay_liquidation = at_or_below(equity, (1.0 + band) * maintenance, scale)
-    stay_call = _below(equity, (1.0 + band) * initial, scale) | at_or_below(
-        (1.0 - band) * margin_call_ratio * equity, maintenance, scale
-    )
-    entered = np.select(
-        [enter_bankrupt, enter_liquidation, enter_call], [BANKRUPT, LIQUIDATION, MARGIN_CALL], 0
-    )
-    stayed = np.select(
-        [stay_bankrupt, stay_liquidation, stay_call], [BANKRUPT, LIQUIDATION, MARGIN_CALL], 0
+    stayed = _level(
+        at_or_below(equity, band * maintenance, tolerance),
+        at_or_below(equity, (1.0 + band) * maintenance, tolerance),
+        _below(equity, (1.0 + band) * initial, tolerance)
+        | at_or_below((1.0 - band) * margin_call_ratio * equity, maintenance, tolerance),
     )
     flat = open_positions == 0
     if flat.any():
-        debt = _below(equity, zero, scale)
-        entered = np.where(flat, np.where(debt, BANKRUPT, HEALTHY), entered)
-        stayed = np.where(flat, entered, stayed)
-    new: NDArray[np.int8] = np.maximum(entered, np.minimum(previous, stayed)).astype(np.int8)
-    return new
+        debt = _below(equity, zero, tolerance).view(np.int8) * np.int8(BANKRUPT)
+        entered = np.where(flat, debt, entered)
+        stayed = np.where(flat, debt, stayed)
+    np.minimum(stayed, previous, out=stayed)
+    np.maximum(entered, stayed, out=entered)
+    return entered
 
 
 def event_type(previous: int, new: int) -> MarginEventType:

@@ -10,13 +10,28 @@ from monitor.book._book import Book
 from monitor.book._bulk import load_cross_accounts
 from monitor.book._collateral import AssetTable
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
-from monitor.book._tables import CROSS, ISOLATED, AccountTable, UnitTable
+from monitor.book._tables import (
+    COLLATERAL,
+    CROSS,
+    GROSS,
+    INITIAL,
+    ISOLATED,
+    MAINTENANCE,
+    UPNL,
+    AccountTable,
+    UnitTable,
+)
 
 __all__ = [
+    "COLLATERAL",
     "CROSS",
     "FLAT_QTY_REL",
+    "GROSS",
+    "INITIAL",
     "ISOLATED",
+    "MAINTENANCE",
     "NO_ROW",
+    "UPNL",
     "AccountTable",
     "AssetTable",
     "Book",

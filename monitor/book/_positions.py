@@ -61,7 +61,8 @@ class PositionTable(Columns):
     """Positions: ``(account, instrument) -> row`` at the edge, columns by row id.
 
     Amounts (``realised``, ``isolated_margin``) are in the instrument's settle asset;
-    ``upnl``/``initial``/``maintenance`` are cached figures in the valuation asset.
+    ``upnl``/``initial``/``maintenance`` are cached figures in the valuation asset, kept
+    side by side in ``figures`` because a tick reads them together for scattered rows.
     ``unit`` is the margin unit the position counts in while open (-1 when flat);
     ``isolated_unit`` is the row's own unit, created the first time it opens isolated.
     """
@@ -76,9 +77,7 @@ class PositionTable(Columns):
         "isolated_margin": (np.float64, 0.0, 0),
         "unit": (np.intp, NO_ROW, 0),
         "isolated_unit": (np.intp, NO_ROW, 0),
-        "upnl": (np.float64, 0.0, 0),
-        "initial": (np.float64, 0.0, 0),
-        "maintenance": (np.float64, 0.0, 0),
+        "figures": (np.float64, 0.0, 3),  # upnl, initial, maintenance: one cache line
         "unit_next": (np.intp, NO_ROW, 0),
         "unit_prev": (np.intp, NO_ROW, 0),
         "holder_slot": (np.intp, NO_ROW, 0),
@@ -93,9 +92,7 @@ class PositionTable(Columns):
     isolated_margin: NDArray[np.float64]
     unit: NDArray[np.intp]
     isolated_unit: NDArray[np.intp]
-    upnl: NDArray[np.float64]
-    initial: NDArray[np.float64]
-    maintenance: NDArray[np.float64]
+    figures: NDArray[np.float64]
     unit_next: NDArray[np.intp]
     unit_prev: NDArray[np.intp]
     holder_slot: NDArray[np.intp]
@@ -107,6 +104,21 @@ class PositionTable(Columns):
             np.empty(8, dtype=np.intp) for _ in range(n_instruments)
         ]
         self.holder_count = np.zeros(n_instruments, dtype=np.intp)
+
+    @property
+    def upnl(self) -> NDArray[np.float64]:
+        """Cached unrealised PnL per row (a view of ``figures``)."""
+        return self.figures[:, 0]
+
+    @property
+    def initial(self) -> NDArray[np.float64]:
+        """Cached initial margin per row (a view of ``figures``)."""
+        return self.figures[:, 1]
+
+    @property
+    def maintenance(self) -> NDArray[np.float64]:
+        """Cached maintenance margin per row (a view of ``figures``)."""
+        return self.figures[:, 2]
 
     def row_of(self, account_ix: int, instrument_ix: int) -> int:
         """The row of (account, instrument), created flat if it does not exist."""

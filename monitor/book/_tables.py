@@ -15,10 +15,26 @@ from numpy.typing import NDArray
 
 from monitor.book._columns import Columns
 
-__all__ = ["CROSS", "ISOLATED", "AccountTable", "UnitTable"]
+__all__ = [
+    "COLLATERAL",
+    "CROSS",
+    "GROSS",
+    "INITIAL",
+    "ISOLATED",
+    "MAINTENANCE",
+    "UPNL",
+    "AccountTable",
+    "UnitTable",
+]
 
 CROSS: Final = 0
 ISOLATED: Final = 1
+# Columns of UnitTable.figures.
+COLLATERAL: Final = 0
+UPNL: Final = 1
+INITIAL: Final = 2
+MAINTENANCE: Final = 3
+GROSS: Final = 4
 
 
 class AccountTable(Columns):
@@ -48,11 +64,8 @@ class UnitTable(Columns):
         "account": (np.intp, -1, 0),
         "row": (np.intp, -1, 0),
         "state": (np.int8, 0, 0),
-        "collateral": (np.float64, 0.0, 0),
-        "upnl": (np.float64, 0.0, 0),
-        "gross": (np.float64, 0.0, 0),
-        "initial": (np.float64, 0.0, 0),
-        "maintenance": (np.float64, 0.0, 0),
+        # collateral, upnl, initial, maintenance, gross: read together for scattered units
+        "figures": (np.float64, 0.0, 5),
         "open_positions": (np.intp, 0, 0),
         "head": (np.intp, -1, 0),
     }
@@ -60,13 +73,34 @@ class UnitTable(Columns):
     account: NDArray[np.intp]
     row: NDArray[np.intp]
     state: NDArray[np.int8]
-    collateral: NDArray[np.float64]
-    upnl: NDArray[np.float64]
-    gross: NDArray[np.float64]
-    initial: NDArray[np.float64]
-    maintenance: NDArray[np.float64]
+    figures: NDArray[np.float64]
     open_positions: NDArray[np.intp]
     head: NDArray[np.intp]
+
+    @property
+    def collateral(self) -> NDArray[np.float64]:
+        """Collateral value per unit (a view of ``figures``)."""
+        return self.figures[:, COLLATERAL]
+
+    @property
+    def upnl(self) -> NDArray[np.float64]:
+        """Unrealised PnL per unit (a view of ``figures``)."""
+        return self.figures[:, UPNL]
+
+    @property
+    def initial(self) -> NDArray[np.float64]:
+        """Initial margin per unit (a view of ``figures``)."""
+        return self.figures[:, INITIAL]
+
+    @property
+    def maintenance(self) -> NDArray[np.float64]:
+        """Maintenance margin per unit (a view of ``figures``)."""
+        return self.figures[:, MAINTENANCE]
+
+    @property
+    def gross(self) -> NDArray[np.float64]:
+        """Sum of absolute unrealised PnL per unit (a view of ``figures``)."""
+        return self.figures[:, GROSS]
 
     @property
     def equity(self) -> NDArray[np.float64]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import ISOLATED, Book
+from monitor.book import COLLATERAL, GROSS, INITIAL, ISOLATED, MAINTENANCE, UPNL, Book
 from monitor.engine._config import EngineConfig
 from monitor.engine._events import build_event, price_trigger
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
@@ -259,10 +259,10 @@ class Engine:
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
             unit_parts.append(book.accounts.cross_unit[holders])
-        units = np.unique(np.concatenate(unit_parts))
+        units = _unique(np.concatenate(unit_parts))
         if units.size == 0:
             return []
-        refresh_units(book, units)
+        refresh_units(book, units, with_collateral=bool(revalued_assets))
         events = []
         for unit, previous, new in self._judge(units):
             tick = price_trigger(book, unit, moved, revalued_assets)
@@ -280,35 +280,32 @@ class Engine:
             )
         return events
 
-    def _judge(self, units: NDArray[np.intp]) -> list[_Transition]:
-        """Run the state machine on ``units``; record and return the transitions."""
+    def _judge(self, units: NDArray[np.intp] | None) -> list[_Transition]:
+        """Run the state machine on ``units`` (None: all); record and return transitions."""
         table = self.book.units
-        collateral = table.collateral[units]
-        initial = table.initial[units]
-        maintenance = table.maintenance[units]
-        previous = table.state[units]
+        where: NDArray[np.intp] | slice = slice(0, table.size) if units is None else units
+        figures = table.figures[where]
+        collateral = figures[:, COLLATERAL]
+        initial = figures[:, INITIAL]
+        maintenance = figures[:, MAINTENANCE]
+        previous = table.state[where]
         new = classify(
             previous,
-            collateral + table.upnl[units],
+            collateral + figures[:, UPNL],
             initial,
             maintenance,
-            scale(collateral, table.gross[units], initial, maintenance),
-            table.open_positions[units],
+            scale(collateral, figures[:, GROSS], initial, maintenance),
+            table.open_positions[where],
             self.config.margin_call_ratio,
             self.config.hysteresis,
         )
         changed = np.flatnonzero(new != previous)
         if changed.size == 0:
             return []
-        table.state[units[changed]] = new[changed]
-        return list(
-            zip(
-                units[changed].tolist(),
-                previous[changed].tolist(),
-                new[changed].tolist(),
-                strict=True,
-            )
-        )
+        ids = changed if units is None else units[changed]
+        previous_states = previous[changed].tolist()
+        table.state[ids] = new[changed]
+        return list(zip(ids.tolist(), previous_states, new[changed].tolist(), strict=True))
 
     # ------------------------------------------------------------------ reference path
 
@@ -332,7 +329,7 @@ class Engine:
         table.gross[:n_units] = fresh.gross
         table.initial[:n_units] = fresh.initial
         table.maintenance[:n_units] = fresh.maintenance
-        self._judge(np.arange(n_units, dtype=np.intp))
+        self._judge(None)
 
     def verify(self, limit: int = 20) -> list[str]:
         """Differences between the incremental state and a from-scratch recompute.
@@ -342,7 +339,18 @@ class Engine:
         state transition, and the holder and unit indexes. At most ``limit`` lines.
         """
         self._refresh_stale_rows()
-        return mismatches(self.book, recompute_units(self.book), self.config, limit)
+        return mismatches(
+            self.book, recompute_units(self.book, count_positions=True), self.config, limit
+        )
+
+
+def _unique(ids: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Sorted distinct ids (by sorting: faster than hashing for these sizes)."""
+    ids = np.sort(ids)
+    keep = np.empty(ids.shape[0], dtype=np.bool_)
+    keep[:1] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]
 
 
 def _describe(item: LedgerEvent | PriceTick) -> str:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import NO_ROW, Book
+from monitor.book import COLLATERAL, NO_ROW, UPNL, Book
 
 __all__ = ["UnitFigures", "figures", "recompute_units", "refresh_rows", "refresh_units", "scale"]
 
@@ -49,9 +49,7 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     upnl, initial, maintenance = figures(
         book, pos.instrument[rows], pos.qty[rows], pos.entry[rows], pos.leverage[rows]
     )
-    pos.upnl[rows] = upnl
-    pos.initial[rows] = initial
-    pos.maintenance[rows] = maintenance
+    pos.figures[rows] = np.column_stack((upnl, initial, maintenance))
 
 
 def _collateral(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
@@ -68,34 +66,31 @@ def _collateral(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
     return value
 
 
-def refresh_units(book: Book, units: NDArray[np.intp]) -> None:
+def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = True) -> None:
     """Recompute the sums of ``units`` (unique ids) from their positions' cached figures.
 
     Walks all the units' row lists at once: one vectorised step per position of the
-    largest unit.
+    largest unit. ``with_collateral=False`` keeps the collateral value (a mark moved,
+    no wallet or collateral price did).
     """
     pos, table = book.positions, book.units
     n = units.shape[0]
-    upnl, gross, initial, maintenance = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    sums = np.zeros((n, 4))  # upnl, initial, maintenance, gross: figures[:, UPNL:]
     slot = np.arange(n)
     row = table.head[units]
     live = row != NO_ROW
     slot, row = slot[live], row[live]
     while row.shape[0]:
-        value = pos.upnl[row]
-        upnl[slot] += value
-        gross[slot] += np.abs(value)
-        initial[slot] += pos.initial[row]
-        maintenance[slot] += pos.maintenance[row]
+        values = pos.figures[row]
+        sums[slot, :3] += values
+        sums[slot, 3] += np.abs(values[:, 0])
         row = pos.unit_next[row]
         live = row != NO_ROW
         if not live.all():
             slot, row = slot[live], row[live]
-    table.upnl[units] = upnl
-    table.gross[units] = gross
-    table.initial[units] = initial
-    table.maintenance[units] = maintenance
-    table.collateral[units] = _collateral(book, units)
+    table.figures[units, UPNL:] = sums
+    if with_collateral:
+        table.figures[units, COLLATERAL] = _collateral(book, units)
 
 
 class UnitFigures(NamedTuple):
@@ -112,8 +107,12 @@ class UnitFigures(NamedTuple):
     row_maintenance: NDArray[np.float64]
 
 
-def recompute_units(book: Book) -> UnitFigures:
-    """Every position's and unit's figures from the book's positions, wallets and prices."""
+def recompute_units(book: Book, count_positions: bool = False) -> UnitFigures:
+    """Every position's and unit's figures from the book's positions, wallets and prices.
+
+    ``open_positions`` is recounted only with ``count_positions`` (for verification);
+    otherwise it is the maintained count.
+    """
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
     row_upnl, row_initial, row_maintenance = figures(
@@ -128,8 +127,16 @@ def recompute_units(book: Book) -> UnitFigures:
         weights = [row_upnl, row_initial, row_maintenance]
     upnl, initial, maintenance = (_sum_by(unit, w, n_units) for w in weights)
     gross = _sum_by(unit, np.abs(weights[0]), n_units)
-    counts = np.bincount(unit, minlength=n_units).astype(np.intp)
-    collateral = _collateral(book, np.arange(n_units))
+    if count_positions:
+        counts = np.bincount(unit, minlength=n_units).astype(np.intp)
+    else:
+        counts = table.open_positions[:n_units].copy()
+    cross = table.row[:n_units] == NO_ROW
+    if cross.all():  # every unit is an account's cross unit, in account order
+        balances = book.accounts.balance[table.account[:n_units]]
+        collateral = book.assets.wallet_value(balances)
+    else:
+        collateral = _collateral(book, np.arange(n_units))
     return UnitFigures(
         collateral,
         upnl,

@@ -15,10 +15,11 @@ from monitor.states import STATE_NAMES
 __all__ = ["margin_ratio", "position_risks", "reductions", "unit_rows"]
 
 
-def margin_ratio(equity: float, maintenance: float) -> float:
-    """``MM / equity``; infinite when equity <= 0 (0 when there is no requirement)."""
+def margin_ratio(equity: float, maintenance: float) -> float | None:
+    """``MM / equity``; None (infinite: JSON has no infinity) when equity <= 0 and there is
+    a requirement or a debt; 0 when there is neither."""
     if equity <= 0.0:
-        return math.inf if maintenance > 0.0 or equity < 0.0 else 0.0
+        return None if maintenance > 0.0 or equity < 0.0 else 0.0
     return maintenance / equity
 
 

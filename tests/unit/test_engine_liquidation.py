@@ -18,7 +18,7 @@ from monitor.schema import (
     TieredMargin,
     Transfer,
 )
-from monitor.states import at_or_below
+from monitor.states import at_or_below, slack
 
 pytestmark = pytest.mark.unit
 
@@ -95,7 +95,9 @@ def reduce(engine: Engine, event: MarginEvent, scale: float = 1.0) -> None:
 def restored(engine: Engine) -> bool:
     risk = engine.account_risk("a")
     scale = np.array([abs(risk.equity) + risk.initial_margin + risk.maintenance_margin])
-    return bool(at_or_below(np.array([risk.initial_margin]), np.array([risk.equity]), scale)[0])
+    return bool(
+        at_or_below(np.array([risk.initial_margin]), np.array([risk.equity]), slack(scale))[0]
+    )
 
 
 SCENARIOS = {

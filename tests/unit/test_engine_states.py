@@ -7,7 +7,15 @@ import pytest
 
 from monitor.engine import Engine, EngineConfig
 from monitor.schema import Fill, Instrument, MarginEvent, PriceTick, Tier, TieredMargin, Transfer
-from monitor.states import BANKRUPT, HEALTHY, LIQUIDATION, MARGIN_CALL, at_or_below, classify
+from monitor.states import (
+    BANKRUPT,
+    HEALTHY,
+    LIQUIDATION,
+    MARGIN_CALL,
+    at_or_below,
+    classify,
+    slack,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -184,8 +192,8 @@ def test_event_ids_differ_by_trigger() -> None:
 
 def test_comparisons_allow_rounding_relative_to_the_scale() -> None:
     value, threshold, scale = np.array([100.0 + 1e-8]), np.array([100.0]), np.array([1e3])
-    assert at_or_below(value, threshold, scale).all()
-    assert not at_or_below(value + 1e-5, threshold, scale).any()
+    assert at_or_below(value, threshold, slack(scale)).all()
+    assert not at_or_below(value + 1e-5, threshold, slack(scale)).any()
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,252 @@
+"""Benchmark the engine's revaluation (run by ``make bench``; one JSON line per figure).
+
+Book: 1,000,000 cross accounts, 3,000,000 positions (3 per account), 500 instruments
+(450 tiered with 5 Binance-like brackets, 50 size-scaled), about 6,000 holders per
+instrument. Each figure is printed with its baseline measured in the same run:
+
+* ``full_revaluation`` vs ``numpy_streaming_read``: one read (a reduction) of every
+  input array the revaluation must read; target at most 4x.
+* ``full_revaluation`` vs ``python_loop``: a straightforward pure-Python loop over
+  positions doing the same arithmetic (tier lookup, IM/MM, uPnL, per-account sums,
+  states), timed on a 50,000-position sample and scaled; target at least 50x faster.
+* ``incremental_price_update``: one ``Engine.apply`` with one tick of an instrument
+  with 6,000 holders that moves nobody across a threshold, against the full
+  revaluation; ``..._with_events``: the same with 0.1 % steps, where leveraged
+  holders change state every tick and events are built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from monitor.book import load_cross_accounts
+from monitor.engine import Engine
+from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
+
+ACCOUNTS = 1_000_000
+PER_ACCOUNT = 3
+INSTRUMENTS = 500
+SIZE_SCALED_EVERY = 10
+PYTHON_SAMPLE = 50_000
+HOLDERS = 6_000
+
+BRACKETS = (  # (cap, mmr, imr), Binance BTCUSDT-like
+    (50_000.0, 0.004, 0.008),
+    (600_000.0, 0.005, 0.01),
+    (3_000_000.0, 0.01, 0.02),
+    (12_000_000.0, 0.025, 0.05),
+    (1e15, 0.05, 0.1),
+)
+
+
+def instruments() -> list[Instrument]:
+    out = []
+    for k in range(INSTRUMENTS):
+        if k % SIZE_SCALED_EVERY == 0:
+            margin: Any = SizeScaledMargin(
+                im=RateCurve(base=0.02, slope=0.00005), mm=RateCurve(base=0.01, slope=0.00005)
+            )
+        else:
+            floor, tiers = 0.0, []
+            for cap, mmr, imr in BRACKETS:
+                tiers.append(Tier(floor=floor, cap=cap, mmr=mmr, imr=imr))
+                floor = cap
+            margin = TieredMargin(tiers=tuple(tiers))
+        out.append(
+            Instrument(
+                symbol=f"I{k:03d}USDT", kind="linear", quote="USDT", base=f"I{k:03d}", margin=margin
+            )
+        )
+    return out
+
+
+def build(rng: np.random.Generator) -> tuple[Engine, np.ndarray]:
+    engine = Engine(instruments())
+    n = ACCOUNTS * PER_ACCOUNT
+    account = np.repeat(np.arange(ACCOUNTS), PER_ACCOUNT)
+    # Three distinct instruments per account: a start and a stride, both random.
+    start = rng.integers(0, INSTRUMENTS, ACCOUNTS)
+    stride = rng.integers(1, INSTRUMENTS // PER_ACCOUNT, ACCOUNTS)
+    instrument = (start[:, None] + stride[:, None] * np.arange(PER_ACCOUNT)) % INSTRUMENTS
+    instrument = instrument.ravel().astype(np.intp)
+    base = rng.uniform(1.0, 50_000.0, INSTRUMENTS)
+    entry = base[instrument] * rng.uniform(0.9, 1.1, n)
+    notional = rng.lognormal(np.log(20_000.0), 1.0, n)
+    qty = notional / entry * rng.choice([-1.0, 1.0], n)
+    leverage = np.where(rng.random(n) < 0.5, np.nan, rng.choice([5.0, 10.0, 20.0], n))
+    balances = rng.lognormal(np.log(5_000.0), 1.0, (ACCOUNTS, 1))
+    names = [f"acct{i}" for i in range(ACCOUNTS)]
+    ticks = [
+        PriceTick(symbol=s, mark_price=float(p), ts=0)
+        for s, p in zip(engine.book.symbols, base, strict=True)
+    ]
+    engine.apply([], ticks, 0)  # prices first: loading then values everyone at them
+    load_cross_accounts(engine.book, names, balances, account, instrument, qty, entry, leverage)
+    engine.full_recompute()
+    return engine, base
+
+
+def best_of(runs: int, fn: Callable[[], object]) -> float:
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def streaming_read(engine: Engine) -> None:
+    """Read once every array a full revaluation reads (the memory-bandwidth floor)."""
+    book = engine.book
+    pos, units, n, m = book.positions, book.units, book.positions.size, book.units.size
+    for array in (pos.instrument[:n], pos.qty[:n], pos.entry[:n], pos.leverage[:n], pos.unit[:n]):
+        np.add.reduce(array)
+    for array in (units.row[:m], units.account[:m], units.state[:m]):
+        np.add.reduce(array)
+    np.add.reduce(book.accounts.balance[: book.accounts.size], axis=None)
+
+
+def python_loop(engine: Engine, rows: list[int]) -> None:
+    """The same valuation, one position and one account at a time, in plain Python."""
+    book = engine.book
+    pos = book.positions
+    instrument = pos.instrument.tolist()
+    qty, entry, leverage = pos.qty.tolist(), pos.entry.tolist(), pos.leverage.tolist()
+    unit = pos.unit.tolist()
+    mark = book.mark.tolist()
+    layout = engine.models.layout
+    floors, mmr, imr, cum = (
+        layout.floors.tolist(),
+        layout.mmr.tolist(),
+        layout.imr.tolist(),
+        layout.cum.tolist(),
+    )
+    mm_slope, im_slope = layout.mm_slope.tolist(), layout.im_slope.tolist()
+    balance = book.accounts.balance[:, 0].tolist()
+    sums: dict[int, list[float]] = {}
+    for row in rows:
+        ix = instrument[row]
+        size = abs(qty[row])
+        notional = size * mark[ix]
+        tier = 0
+        for floor in floors[ix][1:]:
+            if notional > floor:
+                tier += 1
+        mm_rate = mmr[ix][tier] + mm_slope[ix] * size
+        im_rate = imr[ix][tier] + im_slope[ix] * size
+        lev = leverage[row]
+        if not math.isnan(lev):
+            im_rate = max(im_rate, 1.0 / lev)
+        acc = sums.setdefault(unit[row], [0.0, 0.0, 0.0])
+        acc[0] += qty[row] * (mark[ix] - entry[row])
+        acc[1] += notional * im_rate
+        acc[2] += notional * mm_rate - cum[ix][tier]
+    states = {}
+    for u, (upnl, im, mm) in sums.items():
+        equity = balance[u] + upnl
+        states[u] = (
+            3
+            if equity <= 0
+            else 2
+            if equity <= mm
+            else 1
+            if equity < im or mm >= 0.8 * equity
+            else 0
+        )
+
+
+def emit(**figure: object) -> None:
+    print(json.dumps(figure), flush=True)
+
+
+def main() -> int:
+    rng = np.random.default_rng(7)
+    t0 = time.perf_counter()
+    engine, base = build(rng)
+    built = f"{engine.account_count} accounts, {engine.position_count} positions"
+    print(f"# built {built} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    assert engine.verify() == []
+
+    full = best_of(5, engine.full_recompute)
+    floor = best_of(5, lambda: streaming_read(engine))
+    emit(
+        figure="full_revaluation",
+        accounts=ACCOUNTS,
+        positions=engine.position_count,
+        instruments=INSTRUMENTS,
+        seconds=round(full, 4),
+        baseline="numpy_streaming_read",
+        baseline_seconds=round(floor, 4),
+        ratio=round(full / floor, 2),
+        target="ratio <= 4",
+        met=full / floor <= 4.0,
+    )
+
+    sample = sorted(rng.choice(engine.book.positions.size, PYTHON_SAMPLE, replace=False).tolist())
+    loop = best_of(3, lambda: python_loop(engine, sample))
+    loop_scaled = loop * engine.book.positions.size / PYTHON_SAMPLE
+    emit(
+        figure="full_revaluation",
+        seconds=round(full, 4),
+        baseline="python_loop",
+        baseline_sample_positions=PYTHON_SAMPLE,
+        baseline_seconds=round(loop_scaled, 3),
+        speedup=round(loop_scaled / full, 1),
+        target="speedup >= 50",
+        met=loop_scaled / full >= 50.0,
+    )
+
+    holders = engine.book.positions.holder_count
+    ix = int(np.argmin(np.abs(holders - HOLDERS)))
+    symbol = engine.book.symbols[ix]
+
+    def tick_times(prices: list[float], first_ts: int) -> tuple[list[float], int]:
+        times, emitted = [], 0
+        for ts, price in enumerate(prices, start=first_ts):
+            t0 = time.perf_counter()
+            events = engine.apply([], [PriceTick(symbol=symbol, mark_price=price, ts=ts)], ts)
+            times.append(time.perf_counter() - t0)
+            emitted += len(events)
+        return times, emitted
+
+    # Alternating between two prices 1e-6 apart: after the first ticks nobody crosses a
+    # band, so this is revaluation plus the state machine, without building events.
+    p = float(base[ix])
+    tick_times([p, p * 1.000001] * 5, 1)
+    quiet, quiet_events = tick_times([p, p * 1.000001] * 200, 100)
+    # Steps of 0.1 % up and down: leveraged holders cross thresholds every tick.
+    busy, events = tick_times([p * (1.0 + 0.001 * ((k % 7) - 3)) for k in range(100)], 1_000)
+    tick = statistics.median(quiet)
+    emit(
+        figure="incremental_price_update",
+        holders=int(holders[ix]),
+        seconds=round(tick, 6),
+        ticks=len(quiet),
+        events_emitted=quiet_events,
+        baseline="full_revaluation",
+        baseline_seconds=round(full, 4),
+        speedup=round(full / tick, 1),
+    )
+    emit(
+        figure="incremental_price_update_with_events",
+        holders=int(holders[ix]),
+        seconds=round(statistics.median(busy), 6),
+        ticks=len(busy),
+        events_per_tick=round(events / len(busy), 1),
+        baseline="incremental_price_update",
+        baseline_seconds=round(tick, 6),
+    )
+    assert engine.verify() == []
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ import math
 
 import msgspec
 
+from monitor.book import AssetTable
 from monitor.engine import Engine, EngineConfig
 from monitor.errors import ConfigError, InputError
 from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest, PriceTick
@@ -43,12 +44,16 @@ def _finite(value: float) -> bool:
 
 def _engine(request: EvaluateRequest) -> Engine:
     try:
+        AssetTable(request.valuation_asset, request.collateral_assets)
+    except ConfigError as exc:
+        raise InputError(f"$.collateral_assets: {exc}") from None
+    try:
         config = EngineConfig(
             valuation_asset=request.valuation_asset, collateral=request.collateral_assets
         )
         engine = Engine(request.instruments, config)
     except ConfigError as exc:
-        raise InputError(f"$.instruments / $.collateral_assets: {exc}") from None
+        raise InputError(f"$.instruments: {exc}") from None
     book = engine.book
     ticks = []
     for symbol, price in request.prices.items():

@@ -172,6 +172,7 @@ _DELETE = object()
         (_with("accounts", _DELETE), "missing required field `accounts`"),
         (_with("instruments.0.margin.tiers.0.imr", 0.001), "instrument BTCUSDT: tier 1: imr"),
         (_with("accounts.1.account", "a1"), "$.accounts[1].account: 'a1' is listed twice"),
+        (_with("collateral_assets.0.haircut", 1.5), "$.collateral_assets: collateral BTC: haircut"),
         (b"{not json", "not valid JSON"),
     ],
 )

@@ -43,6 +43,7 @@ from monitor.states import STATE_NAMES, classify
 __all__ = ["Engine"]
 
 _Transition = tuple[int, int, int]  # unit, previous state, new state
+_CHUNK = 1 << 14  # units judged per pass in a full recompute
 
 
 class Engine:
@@ -282,8 +283,18 @@ class Engine:
 
     def _judge(self, units: NDArray[np.intp] | None) -> list[_Transition]:
         """Run the state machine on ``units`` (None: all); record and return transitions."""
+        if units is not None:
+            return self._judge_part(units, units)
+        size = self.book.units.size
+        transitions = []
+        for start in range(0, size, _CHUNK):  # chunks keep the temporaries in cache
+            transitions.extend(self._judge_part(slice(start, min(size, start + _CHUNK)), None))
+        return transitions
+
+    def _judge_part(
+        self, where: NDArray[np.intp] | slice, units: NDArray[np.intp] | None
+    ) -> list[_Transition]:
         table = self.book.units
-        where: NDArray[np.intp] | slice = slice(0, table.size) if units is None else units
         figures = table.figures[where]
         collateral = figures[:, COLLATERAL]
         initial = figures[:, INITIAL]
@@ -302,7 +313,11 @@ class Engine:
         changed = np.flatnonzero(new != previous)
         if changed.size == 0:
             return []
-        ids = changed if units is None else units[changed]
+        if units is not None:
+            ids = units[changed]
+        else:
+            assert isinstance(where, slice)
+            ids = changed + where.start
         previous_states = previous[changed].tolist()
         table.state[ids] = new[changed]
         return list(zip(ids.tolist(), previous_states, new[changed].tolist(), strict=True))
@@ -321,9 +336,7 @@ class Engine:
         fresh = recompute_units(book)
         pos, table = book.positions, book.units
         n_rows, n_units = pos.size, table.size
-        pos.upnl[:n_rows] = fresh.row_upnl
-        pos.initial[:n_rows] = fresh.row_initial
-        pos.maintenance[:n_rows] = fresh.row_maintenance
+        pos.figures[:n_rows] = fresh.row_figures
         table.collateral[:n_units] = fresh.collateral
         table.upnl[:n_units] = fresh.upnl
         table.gross[:n_units] = fresh.gross

@@ -102,9 +102,23 @@ class UnitFigures(NamedTuple):
     initial: NDArray[np.float64]
     maintenance: NDArray[np.float64]
     open_positions: NDArray[np.intp]
-    row_upnl: NDArray[np.float64]
-    row_initial: NDArray[np.float64]
-    row_maintenance: NDArray[np.float64]
+    row_figures: NDArray[np.float64]  # [rows, 3]: upnl, initial, maintenance
+
+    @property
+    def row_upnl(self) -> NDArray[np.float64]:
+        return self.row_figures[:, 0]
+
+    @property
+    def row_initial(self) -> NDArray[np.float64]:
+        return self.row_figures[:, 1]
+
+    @property
+    def row_maintenance(self) -> NDArray[np.float64]:
+        return self.row_figures[:, 2]
+
+
+# Positions valued per pass in a full recompute: the temporaries stay in cache.
+_CHUNK = 1 << 14
 
 
 def recompute_units(book: Book, count_positions: bool = False) -> UnitFigures:
@@ -115,18 +129,21 @@ def recompute_units(book: Book, count_positions: bool = False) -> UnitFigures:
     """
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
-    row_upnl, row_initial, row_maintenance = figures(
-        book, pos.instrument[:n_rows], pos.qty[:n_rows], pos.entry[:n_rows], pos.leverage[:n_rows]
-    )
+    row_figures = np.empty((n_rows, 3))
+    for start in range(0, n_rows, _CHUNK):
+        part = slice(start, min(n_rows, start + _CHUNK))
+        out = row_figures[part]
+        out[:, 0], out[:, 1], out[:, 2] = figures(
+            book, pos.instrument[part], pos.qty[part], pos.entry[part], pos.leverage[part]
+        )
     unit = pos.unit[:n_rows]
     is_open = pos.qty[:n_rows] != 0.0
+    weights = row_figures
     if not is_open.all():
         unit = unit[is_open]
-        weights = [row_upnl[is_open], row_initial[is_open], row_maintenance[is_open]]
-    else:
-        weights = [row_upnl, row_initial, row_maintenance]
-    upnl, initial, maintenance = (_sum_by(unit, w, n_units) for w in weights)
-    gross = _sum_by(unit, np.abs(weights[0]), n_units)
+        weights = row_figures[is_open]
+    upnl, initial, maintenance = (_sum_by(unit, weights[:, k], n_units) for k in range(3))
+    gross = _sum_by(unit, np.abs(weights[:, 0]), n_units)
     if count_positions:
         counts = np.bincount(unit, minlength=n_units).astype(np.intp)
     else:
@@ -137,17 +154,7 @@ def recompute_units(book: Book, count_positions: bool = False) -> UnitFigures:
         collateral = book.assets.wallet_value(balances)
     else:
         collateral = _collateral(book, np.arange(n_units))
-    return UnitFigures(
-        collateral,
-        upnl,
-        gross,
-        initial,
-        maintenance,
-        counts,
-        row_upnl,
-        row_initial,
-        row_maintenance,
-    )
+    return UnitFigures(collateral, upnl, gross, initial, maintenance, counts, row_figures)
 
 
 def _sum_by(

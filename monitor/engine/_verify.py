@@ -80,23 +80,32 @@ def mismatches(book: Book, fresh: UnitFigures, config: EngineConfig, limit: int)
 
 
 def _index_problems(book: Book) -> list[str]:
-    """Holder index and unit row lists against the positions' own columns."""
+    """Holder index and unit row lists against the positions' own columns.
+
+    Each holder must be an open row of its instrument sitting at its recorded slot, and
+    each instrument must have as many holders as open rows: together, holders are
+    exactly the open rows. Unit lists must reach every open row once and nothing else.
+    """
     pos = book.positions
     n = pos.size
     is_open = pos.qty[:n] != 0.0
     problems = []
+    open_count = np.bincount(pos.instrument[:n][is_open], minlength=len(book.symbols))
     for ix, symbol in enumerate(book.symbols):
-        holders = np.sort(pos.holders_of(ix))
-        expected = np.flatnonzero(is_open & (pos.instrument[:n] == ix))
-        if not np.array_equal(holders, expected):
+        holders = pos.holders_of(ix)
+        if holders.size != open_count[ix]:
             problems.append(
-                f"holders of {symbol}: index has {holders.size} rows, {expected.size} are open"
+                f"holders of {symbol}: index has {holders.size} rows, {open_count[ix]} are open"
             )
-        elif not np.array_equal(pos.holders_of(ix)[pos.holder_slot[holders]], holders):
-            problems.append(f"holders of {symbol}: slots out of step")
+        elif holders.size and not (
+            np.array_equal(pos.holder_slot[holders], np.arange(holders.size))
+            and bool(np.all(pos.instrument[holders] == ix))
+            and bool(np.all(pos.qty[holders] != 0.0))
+        ):
+            problems.append(f"holders of {symbol}: a listed row is flat, elsewhere or misplaced")
     listed = np.zeros(n, dtype=np.bool_)
-    slot = book.units.head[: book.units.size]
-    row = slot[slot != NO_ROW]
+    head = book.units.head[: book.units.size]
+    row = head[head != NO_ROW]
     while row.size:
         if listed[row].any():
             problems.append("a unit row list has a cycle or a row listed twice")

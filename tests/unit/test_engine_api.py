@@ -195,3 +195,15 @@ def test_verify_reports_a_state_its_figures_contradict(engine: Engine) -> None:
     engine.apply([Transfer(transfer_id="t", account="a", asset="USDT", amount=100.0, ts=0)], [], 0)
     engine.book.units.state[0] = 2
     assert any("figures say healthy" in line for line in engine.verify())
+
+
+def test_verify_reports_a_holder_index_out_of_step(engine: Engine) -> None:
+    engine.apply([fill(), fill(fill_id="g", account="b")], [], 0)
+    engine.book.positions.holder_count[0] = 1
+    assert any("holders of BTCUSDT" in line for line in engine.verify())
+
+
+def test_verify_reports_a_broken_unit_row_list(engine: Engine) -> None:
+    engine.apply([fill()], [], 0)
+    engine.book.units.head[0] = -1
+    assert any("unit row lists" in line for line in engine.verify())

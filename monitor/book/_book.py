@@ -99,7 +99,7 @@ class Book:
         return None if row == NO_ROW else self.symbols[int(self.positions.instrument[row])]
 
     def units_of(self, account_ix: int) -> list[int]:
-        """The account's cross unit, then its isolated units (in row order)."""
+        """The account's cross unit, then its isolated units (in the order they were created)."""
         return [int(self.accounts.cross_unit[account_ix]), *self.isolated_units.get(account_ix, ())]
 
     # ------------------------------------------------------------------ ledger

@@ -38,7 +38,7 @@ def price_trigger(
     if book.units.row[unit] < 0:
         balances = book.accounts.balance[book.units.account[unit]]
         candidates.extend(tick for asset, tick in revalued_assets.items() if balances[asset])
-    if not candidates:  # a position closed since cannot be; the wallet kept the unit
+    if not candidates:  # defensive: a unit judged on prices holds a moved mark or asset
         candidates = [tick for ticks in moved.values() for tick in ticks]
         candidates.extend(revalued_assets.values())
     return min(candidates, key=lambda tick: (-tick.ts, tick.symbol))

@@ -261,8 +261,8 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A margin-state transition of one account (topic ``margin-events``, key = account).
 
     ``event_id`` is deterministic: the same inputs give the same id, so a consumer
-    can drop duplicates after a restart. ``margin_ratio`` is MM / equity (infinite
-    when equity <= 0). For a liquidation, ``reductions`` is the smallest reduction
+    can drop duplicates after a restart. ``margin_ratio`` is MM / equity, null
+    (infinite) when equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
@@ -276,7 +276,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     equity: float
     initial_margin: float
     maintenance_margin: float
-    margin_ratio: float
+    margin_ratio: float | None
     trigger: Trigger
     trigger_ts: int
     detected_ts: int
@@ -303,7 +303,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     equity: float
     initial_margin: float
     maintenance_margin: float
-    margin_ratio: float
+    margin_ratio: float | None
     state: AccountState
     collateral_value: float
     collateral: dict[str, float]

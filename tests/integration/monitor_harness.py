@@ -14,7 +14,15 @@ from typing import Any
 import msgspec
 
 from monitor.config import ServiceSettings, Settings
-from monitor.schema import Instrument, LedgerEvent, MarginEvent, PriceTick
+from monitor.schema import (
+    Fill,
+    Instrument,
+    LedgerEvent,
+    MarginEvent,
+    MarginSettings,
+    PriceTick,
+    Transfer,
+)
 from monitor.service import Monitor
 from streams import InboundRecord, OutboundRecord, Producer, TableConsumer
 from streams.settings import KafkaSettings, TopicSettings
@@ -170,3 +178,60 @@ class MonitorHarness:
                 seen = [(e.account, e.type) for e in events]
                 raise AssertionError(f"timed out waiting for {what}; events so far: {seen}")
             await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------- scenario builders
+
+
+def deposit(account: str, amount: float, ts: int, n: int = 1) -> Transfer:
+    return Transfer(
+        transfer_id=f"t-{account}-{n}", account=account, asset="USDT", amount=amount, ts=ts
+    )
+
+
+def leverage(account: str, symbol: str, value: float, ts: int) -> MarginSettings:
+    return MarginSettings(
+        settings_id=f"s-{account}-{symbol}", account=account, symbol=symbol, leverage=value, ts=ts
+    )
+
+
+def buy(
+    account: str, qty: float, price: float, ts: int, n: int = 1, symbol: str = "BTCUSDT"
+) -> Fill:
+    return Fill(
+        fill_id=f"f-{account}-{n}",
+        account=account,
+        symbol=symbol,
+        side="buy",
+        qty=qty,
+        price=price,
+        ts=ts,
+    )
+
+
+def btc(price: float, ts: int) -> PriceTick:
+    return PriceTick(symbol="BTCUSDT", mark_price=price, ts=ts)
+
+
+def by_account(events: list[MarginEvent]) -> dict[str, list[str]]:
+    """Event types per account, in topic order (one account lives in one partition)."""
+    grouped: dict[str, list[str]] = {}
+    for event in events:
+        grouped.setdefault(event.account, []).append(event.type)
+    return grouped
+
+
+async def open_book(h: MonitorHarness, ts: int) -> None:
+    """a1: 90 BTC long at 100, 10x, 1000 USDT. a2: 10 BTC long, well funded. a3: underfunded
+    (100 USDT against 125 of initial margin at 4x), but solvent down to 80."""
+    await h.ledger(
+        deposit("a1", 1000, ts),
+        leverage("a1", "BTCUSDT", 10, ts),
+        buy("a1", 90, 100, ts),
+        deposit("a2", 1000, ts),
+        leverage("a2", "BTCUSDT", 10, ts),
+        buy("a2", 10, 100, ts),
+        deposit("a3", 100, ts),
+        leverage("a3", "BTCUSDT", 4, ts),
+        buy("a3", 5, 100, ts),
+    )

@@ -333,15 +333,14 @@ class Engine:
         """
         book = self.book
         book.stale_rows.clear()
-        fresh = recompute_units(book)
-        pos, table = book.positions, book.units
-        n_rows, n_units = pos.size, table.size
-        pos.figures[:n_rows] = fresh.row_figures
-        table.collateral[:n_units] = fresh.collateral
-        table.upnl[:n_units] = fresh.upnl
-        table.gross[:n_units] = fresh.gross
-        table.initial[:n_units] = fresh.initial
-        table.maintenance[:n_units] = fresh.maintenance
+        fresh = recompute_units(book, write_rows=True)
+        figures = np.empty((book.units.size, 5))
+        figures[:, COLLATERAL] = fresh.collateral
+        figures[:, UPNL] = fresh.upnl
+        figures[:, INITIAL] = fresh.initial
+        figures[:, MAINTENANCE] = fresh.maintenance
+        figures[:, GROSS] = fresh.gross
+        book.units.figures[: figures.shape[0]] = figures
         self._judge(None)
 
     def verify(self, limit: int = 20) -> list[str]:

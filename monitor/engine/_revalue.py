@@ -102,48 +102,59 @@ class UnitFigures(NamedTuple):
     initial: NDArray[np.float64]
     maintenance: NDArray[np.float64]
     open_positions: NDArray[np.intp]
-    row_figures: NDArray[np.float64]  # [rows, 3]: upnl, initial, maintenance
+    row_columns: NDArray[np.float64]  # [4, rows]: upnl, initial, maintenance, |upnl|
 
     @property
     def row_upnl(self) -> NDArray[np.float64]:
-        return self.row_figures[:, 0]
+        column: NDArray[np.float64] = self.row_columns[0]
+        return column
 
     @property
     def row_initial(self) -> NDArray[np.float64]:
-        return self.row_figures[:, 1]
+        column: NDArray[np.float64] = self.row_columns[1]
+        return column
 
     @property
     def row_maintenance(self) -> NDArray[np.float64]:
-        return self.row_figures[:, 2]
+        column: NDArray[np.float64] = self.row_columns[2]
+        return column
 
 
 # Positions valued per pass in a full recompute: the temporaries stay in cache.
 _CHUNK = 1 << 14
 
 
-def recompute_units(book: Book, count_positions: bool = False) -> UnitFigures:
+def recompute_units(
+    book: Book, count_positions: bool = False, write_rows: bool = False
+) -> UnitFigures:
     """Every position's and unit's figures from the book's positions, wallets and prices.
 
     ``open_positions`` is recounted only with ``count_positions`` (for verification);
-    otherwise it is the maintained count.
+    otherwise it is the maintained count. ``write_rows`` also stores each position's
+    figures in the book (the full recompute), while they are still in cache.
     """
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
-    row_figures = np.empty((n_rows, 3))
+    columns = np.empty((4, n_rows))
     for start in range(0, n_rows, _CHUNK):
         part = slice(start, min(n_rows, start + _CHUNK))
-        out = row_figures[part]
-        out[:, 0], out[:, 1], out[:, 2] = figures(
+        upnl, initial, maintenance = figures(
             book, pos.instrument[part], pos.qty[part], pos.entry[part], pos.leverage[part]
         )
+        columns[0, part], columns[1, part], columns[2, part] = upnl, initial, maintenance
+        np.abs(upnl, out=columns[3, part])
+        if write_rows:
+            rows = pos.figures[part]
+            rows[:, 0], rows[:, 1], rows[:, 2] = upnl, initial, maintenance
     unit = pos.unit[:n_rows]
     is_open = pos.qty[:n_rows] != 0.0
-    weights = row_figures
+    weights = columns
     if not is_open.all():
         unit = unit[is_open]
-        weights = row_figures[is_open]
-    upnl, initial, maintenance = (_sum_by(unit, weights[:, k], n_units) for k in range(3))
-    gross = _sum_by(unit, np.abs(weights[:, 0]), n_units)
+        weights = columns[:, is_open]
+    upnl_sum, initial_sum, maintenance_sum, gross = (
+        _sum_by(unit, weights[k], n_units) for k in range(4)
+    )
     if count_positions:
         counts = np.bincount(unit, minlength=n_units).astype(np.intp)
     else:
@@ -154,7 +165,7 @@ def recompute_units(book: Book, count_positions: bool = False) -> UnitFigures:
         collateral = book.assets.wallet_value(balances)
     else:
         collateral = _collateral(book, np.arange(n_units))
-    return UnitFigures(collateral, upnl, gross, initial, maintenance, counts, row_figures)
+    return UnitFigures(collateral, upnl_sum, gross, initial_sum, maintenance_sum, counts, columns)
 
 
 def _sum_by(

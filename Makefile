@@ -18,11 +18,11 @@ MVN := mvn -B -q --no-transfer-progress -Dmaven.repo.local=$(MAVEN_REPO)
 # Every liqmon command run by make talks to the broker make started.
 export LIQMON_KAFKA__BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 
-# Targets `make run` runs once Kafka is up and the topics exist. The simulator and the
-# monitor service add theirs here, e.g. `RUN_STEPS += simulate monitor`.
-RUN_STEPS ?=
+# Targets `make run` runs once Kafka is up and the topics exist: the end-to-end demo
+# (monitor + tail + crash simulation, deploy/demo.sh).
+RUN_STEPS ?= demo
 
-.PHONY: run test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics
+.PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
@@ -68,3 +68,6 @@ kafka-status: $(STAMP)
 
 topics: kafka-start
 	$(BIN)/liqmon topics create
+
+demo: kafka-start
+	deploy/demo.sh

@@ -44,6 +44,13 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.ledger_events_ignored = Counter(
+            "liqmon_ledger_events_ignored_total",
+            "Ledger events applied as no-ops, by reason (duplicate id, margin adjustment that "
+            "does not fit the position).",
+            ["reason"],
+            registry=r,
+        )
         self.ticks_applied = Counter(
             "liqmon_ticks_applied_total",
             "Price ticks applied to the engine after conflation.",

@@ -25,7 +25,7 @@ import structlog
 
 from monitor.changelog import checkpoint_records, read_changelog, state_record
 from monitor.config import Settings
-from monitor.engine import Engine
+from monitor.engine import Engine, shape_problem
 from monitor.engine._restore import judge_all, restore_states, unit_states
 from monitor.guards import PriceGuard
 from monitor.http import HealthServer
@@ -79,6 +79,7 @@ class Monitor:
         self._owned: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}  # next ledger offset processed
         self._account_partition: dict[str, TopicPartition] = {}
+        self._ignored_seen: dict[str, int] = {}  # engine.ignored already counted in metrics
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
         self.http = HealthServer(
@@ -226,13 +227,19 @@ class Monitor:
     def _screen_ledger(
         self, records: list[InboundRecord]
     ) -> tuple[list[LedgerEvent], list[Rejection]]:
-        """Decode ledger events, dead-letter the bad ones, remember each account's partition."""
+        """Decode ledger events, dead-letter malformed ones, remember each account's partition.
+
+        Only problems of the message itself are checked here. Whether an isolated-margin
+        adjustment fits the book depends on the events before it in the same batch, so the
+        engine judges that in order and counts what it skips (``ledger_events_ignored``).
+        """
         batch = self._ledger_codec.decode_batch(records)
         rejected = batch.rejections
         good: list[LedgerEvent] = []
         partition_of = self._account_partition
+        book = self.engine.book
         for item, record in zip(batch.items, batch.records, strict=True):
-            reason = self.engine.rejection_reason(item)
+            reason = shape_problem(book, item)
             if reason is None:
                 good.append(item)
                 partition_of[item.account] = TopicPartition(record.topic, record.partition)
@@ -288,6 +295,11 @@ class Monitor:
             m.records_consumed.labels(self.settings.topics.fills).inc(len(ledger))
         for item in items:
             m.ledger_events_applied.labels(type(item).__struct_config__.tag).inc()
+        for reason, count in self.engine.ignored.items():
+            counted = self._ignored_seen.get(reason, 0)
+            if count > counted:
+                m.ledger_events_ignored.labels(reason).inc(count - counted)
+                self._ignored_seen[reason] = count
         m.ticks_applied.inc(len(ticks))
         for event in events:
             m.events_published.labels(event.type).inc()
@@ -344,6 +356,7 @@ class Monitor:
         started = time.perf_counter()
         self.engine = Engine(self.instruments, self.settings.engine)
         self._account_partition = {}
+        self._ignored_seen = {}
         self._positions = {}
         now_ms = self._clock_ms()
         if self._prices:
@@ -358,6 +371,7 @@ class Monitor:
                 items, _ = self._screen_ledger(records)  # rejected ones were dead-lettered then
                 self.engine.apply(items, [], now_ms)
                 replayed += len(records)
+        self._ignored_seen = dict(self.engine.ignored)  # replayed, counted by the last run
         restore_states(self.engine, changelog.states)
         self._owned = assigned
         events = judge_all(self.engine, now_ms)

@@ -9,5 +9,6 @@ from monitor.engine._config import EngineConfig
 from monitor.engine._engine import Engine
 from monitor.engine._events import event_id
 from monitor.engine._reduction import kept_fraction
+from monitor.engine._validation import shape_problem
 
-__all__ = ["Engine", "EngineConfig", "event_id", "kept_fraction"]
+__all__ = ["Engine", "EngineConfig", "event_id", "kept_fraction", "shape_problem"]

@@ -52,6 +52,7 @@ def test_alert_rules_fire_as_their_unit_tests_expect(promtool: str) -> None:
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
 
 
-def test_scrape_config_is_valid(promtool: str) -> None:
-    result = run([promtool, "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
+@pytest.mark.parametrize("config", ["prometheus.yml", "compose.yml"])
+def test_scrape_config_is_valid(promtool: str, config: str) -> None:
+    result = run([promtool, "check", "config", str(PROMETHEUS_DIR / config)])
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

@@ -32,6 +32,7 @@ from monitor.http import HealthServer
 from monitor.metrics import Metrics
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, PriceTick
 from streams import (
+    CommitRejectedError,
     InboundRecord,
     JsonCodec,
     LedgerConsumer,
@@ -100,6 +101,15 @@ class Monitor:
     def stop(self) -> None:
         """Ask the monitor to finish the cycle in hand, commit, and return from :meth:`run`."""
         self._stop.set()
+
+    @property
+    def owned_partitions(self) -> frozenset[TopicPartition]:
+        """The ledger partitions whose accounts this instance judges now."""
+        return self._owned
+
+    def owns(self, account: str) -> bool:
+        """Whether this instance publishes ``account``'s events."""
+        return self._account_partition.get(account) in self._owned
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once caught up on prices and the ledger partitions are assigned and restored."""
@@ -191,8 +201,14 @@ class Monitor:
             outbound.extend(checkpoint_records(self.settings.topics.state, consumed))
             await self._producer.send_batch(outbound)
             if consumed:
-                await self._ledger.commit(consumed)
-                self._positions.update(consumed)
+                try:
+                    committed = await self._ledger.commit(consumed)
+                except CommitRejectedError as exc:
+                    # The group rebalanced: the new owner re-reads these records and finds
+                    # this cycle's states and checkpoints in liqmon-state.
+                    log.warning("offsets not committed", reason=str(exc))
+                else:
+                    self._positions.update(committed)
             acked_ms = self._clock_ms()
             self._observe(prices, ledger, items, ticks, events, acked_ms)
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
@@ -268,7 +284,7 @@ class Monitor:
         records: list[OutboundRecord] = []
         accounts: dict[str, None] = {}
         for event in events:
-            if self._account_partition.get(event.account) not in self._owned:
+            if not self.owns(event.account):
                 continue
             key = event.account.encode()
             headers = [("type", event.type.encode())]

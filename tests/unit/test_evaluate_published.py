@@ -33,4 +33,7 @@ def test_evaluate_gives_binance_published_cross_margin_figures(
     assert btc["liquidation_price"] == pytest.approx(26_316.89, abs=0.005)
     assert eth["liquidation_price"] == pytest.approx(1_153.26, abs=0.005)
     assert account["equity"] == pytest.approx(1_535_443.01 - 56_354.57 - 448_192.89, abs=0.01)
-    assert account["state"] == "healthy"
+    # Above maintenance (427,713) but below the brackets' initial margin (about 1.16 M).
+    assert account["maintenance_margin"] == pytest.approx(427_713.319566, rel=1e-9)
+    assert account["initial_margin"] > account["equity"] > account["maintenance_margin"]
+    assert account["state"] == "margin_call"

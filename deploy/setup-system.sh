@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages liqmon's make targets need, and only those whose command is
 # missing: Java 17+ and Maven (to fetch and run Kafka), kcat (interop tests), prometheus
-# (for promtool, which checks the alert rules), curl (the demo polls /readyz) and Python's venv module. A machine that has
-# them all returns at once, so `make` can call this on every run.
+# (for promtool, which checks the alert rules), curl (the demo polls /readyz) and Python's
+# venv module. A machine that has them all returns at once, so `make` can call this on
+# every run.
 set -euo pipefail
 
 packages=()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 
@@ -53,4 +54,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        message = _kafka_failure(exc)
+        if message is None:
+            raise
+        print(f"liqmon: error: {message}", file=sys.stderr)
+        return 1
     return code
+
+
+def _kafka_failure(exc: Exception) -> str | None:
+    """One line for a Kafka client error that reached the top, or None if it is not one."""
+    if "aiokafka" not in sys.modules:
+        return None
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+
+    if isinstance(exc, KafkaConnectionError):
+        hosts = ", ".join(f"{h}:{p}" for h, p in re.findall(r"\('([^']+)', (\d+)", str(exc)))
+        return (
+            f"cannot reach Kafka at {hosts or 'the bootstrap servers'}: is it running? "
+            "(`liqmon kafka start` runs a local one; kafka.bootstrap_servers or "
+            "LIQMON_KAFKA__BOOTSTRAP_SERVERS sets where)"
+        )
+    if isinstance(exc, KafkaError):
+        return f"Kafka refused a request: {type(exc).__name__}: {exc}; check the broker's log"
+    return None

@@ -51,6 +51,7 @@ __all__ = ["Monitor"]
 log = structlog.get_logger("liqmon.service")
 
 _LAG_INTERVAL_S = 1.0
+_PROGRESS_INTERVAL_S = 5.0
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
 
 
@@ -381,12 +382,21 @@ class Monitor:
         resume = {
             tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
         }
-        replayed = 0
+        replayed, total = 0, sum(resume.values())
+        next_report = time.monotonic() + _PROGRESS_INTERVAL_S
         async with aclosing(read_history(self.settings.kafka, resume)) as batches:
             async for records in batches:
                 items, _ = self._screen_ledger(records)  # rejected ones were dead-lettered then
                 self.engine.apply(items, [], now_ms)
                 replayed += len(records)
+                if time.monotonic() >= next_report:
+                    next_report += _PROGRESS_INTERVAL_S
+                    log.info(
+                        "replaying ledger",
+                        records=replayed,
+                        of=total,
+                        accounts=self.engine.account_count,
+                    )
         self._ignored_seen = dict(self.engine.ignored)  # replayed, counted by the last run
         restore_states(self.engine, changelog.states)
         self._owned = assigned

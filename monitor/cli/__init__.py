@@ -21,7 +21,7 @@ from streams.errors import StreamsError
 __all__ = ["build_parser", "main"]
 
 # Order is the order shown by `liqmon --help`.
-_COMMANDS: tuple[str, ...] = ("run", "simulate", "tail", "kafka", "topics", "evaluate")
+_COMMANDS: tuple[str, ...] = ("run", "simulate", "tail", "evaluate", "schema", "kafka", "topics")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -103,7 +103,7 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
 
 
 def add_config_option(parser: argparse.ArgumentParser) -> None:
-    """Give a sub-command the ``--config FILE`` option (default: $LIQMON_CONFIG)."""
+    """Give a sub-command ``--config FILE`` (default: $LIQMON_CONFIG) and ``--bootstrap``."""
     parser.add_argument(
         "--config",
         type=Path,
@@ -111,14 +111,25 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"TOML settings file (default: ${CONFIG_ENV} if set; see docs/configuration.md)",
     )
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        default=None,
+        help="Kafka bootstrap servers (overrides kafka.bootstrap_servers of the settings)",
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings for a sub-command that called `add_config_option`."""
+    """Settings for a sub-command that called `add_config_option`; ``--bootstrap`` wins."""
     path: Path | None = getattr(args, "config", None)
     if path is None and os.environ.get(CONFIG_ENV):
         path = Path(os.environ[CONFIG_ENV])
-    return load_settings(path)
+    settings = load_settings(path)
+    bootstrap: str | None = getattr(args, "bootstrap", None)
+    if bootstrap:
+        kafka = msgspec.structs.replace(settings.kafka, bootstrap_servers=bootstrap)
+        settings = msgspec.structs.replace(settings, kafka=kafka)
+    return settings
 
 
 # -- reading -------------------------------------------------------------------------------

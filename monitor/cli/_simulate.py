@@ -146,11 +146,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="SECONDS",
         help="stop after streaming ticks for this long (rate x SECONDS ticks after the ledger)",
     )
-    output.add_argument(
-        "--bootstrap",
-        metavar="HOST:PORT",
-        help="Kafka bootstrap servers (overrides kafka.bootstrap_servers of the settings)",
-    )
     output.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     add_config_option(parser)
     parser.set_defaults(handler=_run)
@@ -162,17 +157,12 @@ def _run(args: argparse.Namespace) -> int:
     import signal
     import time
 
-    import msgspec
-
     from monitor.instruments import load_instrument_file
     from monitor.log import configure_logging
     from monitor.market import CrashSpec, MarketSpec
     from monitor.simulate import Progress, SimulationTarget, run_simulation
 
     settings = settings_from_args(args)
-    if args.bootstrap:
-        kafka = msgspec.structs.replace(settings.kafka, bootstrap_servers=args.bootstrap)
-        settings = msgspec.structs.replace(settings, kafka=kafka)
     configure_logging(settings.log)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 

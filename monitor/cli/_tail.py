@@ -68,11 +68,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="N",
         help="exit after printing N events (default: follow until Ctrl-C)",
     )
-    parser.add_argument(
-        "--bootstrap",
-        metavar="HOST:PORT",
-        help="Kafka bootstrap servers (overrides kafka.bootstrap_servers of the settings)",
-    )
     add_config_option(parser)
     parser.set_defaults(handler=_run)
 
@@ -82,16 +77,11 @@ def _run(args: argparse.Namespace) -> int:
     import logging
     import signal
 
-    import msgspec
-
     from monitor.log import configure_logging
     from monitor.tail import TailFilter, tail_events
     from streams.records import InboundRecord
 
     settings = settings_from_args(args)
-    if args.bootstrap:
-        kafka = msgspec.structs.replace(settings.kafka, bootstrap_servers=args.bootstrap)
-        settings = msgspec.structs.replace(settings, kafka=kafka)
     configure_logging(settings.log)
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     topic = settings.topics.margin_events

@@ -264,12 +264,22 @@ class Engine:
         if units.size == 0:
             return []
         refresh_units(book, units, with_collateral=bool(revalued_assets))
+        return self._price_events(units, moved, revalued_assets, now_ms)
+
+    def _price_events(
+        self,
+        units: NDArray[np.intp],
+        moved: dict[int, list[PriceTick]],
+        revalued_assets: dict[int, PriceTick],
+        now_ms: int,
+    ) -> list[MarginEvent]:
+        """Judge ``units`` (figures fresh); one price-triggered event per transition."""
         events = []
         for unit, previous, new in self._judge(units):
-            tick = price_trigger(book, unit, moved, revalued_assets)
+            tick = price_trigger(self.book, unit, moved, revalued_assets)
             events.append(
                 build_event(
-                    book,
+                    self.book,
                     unit,
                     previous,
                     new,

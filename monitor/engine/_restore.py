@@ -13,7 +13,6 @@ from collections.abc import Mapping
 import numpy as np
 
 from monitor.engine._engine import Engine
-from monitor.engine._events import build_event, price_trigger
 from monitor.engine._revalue import refresh_units
 from monitor.schema import AccountState, MarginEvent, PriceTick
 from monitor.states import HEALTHY, STATE_CODES, STATE_NAMES
@@ -71,19 +70,4 @@ def judge_all(engine: Engine, now_ms: int) -> list[MarginEvent]:
         for ix, mark in enumerate(book.mark.tolist())
         if mark == mark
     }
-    events = []
-    for unit, previous, new in engine._judge(units):
-        tick = price_trigger(book, unit, marks, {})
-        events.append(
-            build_event(
-                book,
-                unit,
-                previous,
-                new,
-                "price",
-                tick.ts,
-                f"{tick.symbol}:{tick.ts}:{tick.mark_price!r}",
-                now_ms,
-            )
-        )
-    return events
+    return engine._price_events(units, marks, {}, now_ms)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, aclosing
 
@@ -196,8 +197,8 @@ class Monitor:
             ticks, outbound = self._screen_prices(prices, now_ms)
             items, rejected = self._screen_ledger(ledger)
             outbound.extend(self._dead_letters(rejected))
-            events = self.engine.apply(items, ticks, now_ms)
-            outbound.extend(self._publishable(events, now_ms))
+            events = [e for e in self.engine.apply(items, ticks, now_ms) if self.owns(e.account)]
+            outbound.extend(self._event_records(events, now_ms))
             consumed = next_offsets(ledger)
             outbound.extend(checkpoint_records(self.settings.topics.state, consumed))
             await self._producer.send_batch(outbound)
@@ -279,14 +280,12 @@ class Monitor:
 
     # ------------------------------------------------------------------ output
 
-    def _publishable(self, events: list[MarginEvent], now_ms: int) -> list[OutboundRecord]:
-        """Event records for the accounts this instance owns, plus their state records."""
+    def _event_records(self, events: list[MarginEvent], now_ms: int) -> list[OutboundRecord]:
+        """The events' records, then the state records of their accounts."""
         topics = self.settings.topics
         records: list[OutboundRecord] = []
         accounts: dict[str, None] = {}
         for event in events:
-            if not self.owns(event.account):
-                continue
             key = event.account.encode()
             headers = [("type", event.type.encode())]
             records.append(OutboundRecord(topics.margin_events, key, self._encode(event), headers))
@@ -310,16 +309,21 @@ class Monitor:
             m.records_consumed.labels(self.settings.topics.prices).inc(len(prices))
         if ledger:
             m.records_consumed.labels(self.settings.topics.fills).inc(len(ledger))
-        for item in items:
-            m.ledger_events_applied.labels(type(item).__struct_config__.tag).inc()
+        for kind, count in Counter(type(item) for item in items).items():
+            m.ledger_events_applied.labels(kind.__struct_config__.tag).inc(count)
         for reason, count in self.engine.ignored.items():
             counted = self._ignored_seen.get(reason, 0)
             if count > counted:
                 m.ledger_events_ignored.labels(reason).inc(count - counted)
                 self._ignored_seen[reason] = count
         m.ticks_applied.inc(len(ticks))
+        self._count_published(events, acked_ms)
+
+    def _count_published(self, events: list[MarginEvent], acked_ms: int) -> None:
+        m = self.metrics
+        for event_type, count in Counter(event.type for event in events).items():
+            m.events_published.labels(event_type).inc(count)
         for event in events:
-            m.events_published.labels(event.type).inc()
             if event.trigger == "price":
                 m.tick_to_event_latency.observe(max(0.0, (acked_ms - event.trigger_ts) / 1000))
 
@@ -400,10 +404,11 @@ class Monitor:
         self._ignored_seen = dict(self.engine.ignored)  # replayed, counted by the last run
         restore_states(self.engine, changelog.states)
         self._owned = assigned
-        events = judge_all(self.engine, now_ms)
-        outbound = self._publishable(events, now_ms)
+        events = [e for e in judge_all(self.engine, now_ms) if self.owns(e.account)]
+        outbound = self._event_records(events, now_ms)
         if outbound:
             await self._producer.send_batch(outbound)
+            self._count_published(events, self._clock_ms())
         ahead = {tp: offset for tp, offset in resume.items() if offset > committed[tp]}
         if ahead:
             self._ledger.seek(ahead)

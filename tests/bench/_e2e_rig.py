@@ -1,0 +1,164 @@
+"""The end-to-end benchmark's rig: broker, unique topics, the monitor and its 100,000 accounts.
+
+One :class:`Rig` per run. :meth:`Rig.set_up` creates the topics under a unique
+``bench-<id>-`` prefix, writes the instruments file, publishes the opening prices,
+starts ``liqmon run`` and feeds it the ledger; :meth:`Rig.tear_down` stops the monitor
+(SIGTERM) and deletes the topics, also after a failure.
+
+The prices topics are created as the product creates them (compacted) plus
+``min.compaction.lag.ms`` of an hour: the local broker rolls 16 MB segments and cleans
+every 5 s, and would otherwise compact a backlog of ticks away between the monitor's
+run and the baseline's, leaving the two different records to read.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Final
+
+from _e2e_kafka import produce_file
+from _e2e_market import SENTINEL_SYMBOL, ledger_lines, opening_lines, write_instruments
+from _e2e_monitor import MonitorProcess
+
+from streams.broker import LocalBroker
+from streams.settings import KafkaSettings, TopicSettings
+from streams.topics import TopicSpec, create_topics, delete_topics, topic_specs
+
+CONSUMED: Final = "liqmon_records_consumed_total"
+SCRAPE_EVERY_S: Final = 0.05
+_NO_COMPACTION_LAG: Final = {"min.compaction.lag.ms": "3600000"}
+_LOCAL_HOSTS: Final = {"127.0.0.1", "localhost"}
+
+
+def progress(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def ensure_broker(root: Path, kafka: KafkaSettings) -> None:
+    """Start the local broker unless it runs already (as tests/conftest.py does)."""
+    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    if host in _LOCAL_HOSTS:
+        progress(LocalBroker(root, port=int(port)).start(timeout_s=120).describe())
+
+
+class Rig:
+    """Topics, data and the monitor of one benchmark run."""
+
+    def __init__(self, root: Path, kafka: KafkaSettings) -> None:
+        self.root, self.kafka = root, kafka
+        run = uuid.uuid4().hex[:10]
+        self.topics = TopicSettings().prefixed(f"bench-{run}-")
+        self.floor_topic = f"bench-{run}-floor-prices"
+        self.group_id = f"bench-{run}"
+        self.tmp = Path(tempfile.mkdtemp(prefix="liqmon-bench-e2e-"))
+        self.market_prices: dict[str, float] = {}
+        self._monitor: MonitorProcess | None = None
+        self._next_chunk = 0
+        self._created: list[str] = []
+
+    @property
+    def monitor(self) -> MonitorProcess:
+        assert self._monitor is not None, "call set_up() first"
+        return self._monitor
+
+    def take_chunks(self, count: int) -> int:
+        """Reserve ``count`` tick-chunk numbers; return the first (they never repeat in a run,
+        so the sentinel level keeps alternating across phases)."""
+        first, self._next_chunk = self._next_chunk, self._next_chunk + count
+        return first
+
+    async def set_up(self, accounts: int, seed: int, profile: str | None) -> None:
+        """Topics, instruments, opening prices, a ready monitor, and its ledger applied."""
+        await self._create_topics()
+        instruments = self.tmp / "instruments.json"
+        market, prices = write_instruments(
+            self.root / "deploy" / "instruments.example.json", instruments
+        )
+        self.market_prices = {s: p for s, p in prices.items() if s != SENTINEL_SYMBOL}
+        now = time.time_ns() // 1_000_000
+        began = time.perf_counter()
+        ledger = ledger_lines(market, prices, accounts, seed, now)
+        progress(
+            f"{accounts:,} accounts: {len(ledger):,} ledger records rendered in "
+            f"{time.perf_counter() - began:.1f}s"
+        )
+        opening = self.tmp / "opening.txt"
+        opening.write_bytes(b"\n".join(opening_lines(prices, now)) + b"\n")
+        await produce_file(self.kafka, self.topics.prices, opening)
+
+        profiler = None if profile is None else (profile, self.tmp / "profile.out")
+        self._monitor = MonitorProcess(
+            self.root, instruments, self.topics, self.group_id, self.tmp / "monitor.log", profiler
+        )
+        began = time.perf_counter()
+        await self.monitor.start(timeout_s=60)
+        progress(
+            f"monitor ready in {time.perf_counter() - began:.1f}s (pid {self.monitor.pid}, "
+            f"port {self.monitor.port}, log {self.monitor.log_path})"
+        )
+        ledger_file = self.tmp / "ledger.txt"
+        ledger_file.write_bytes(b"\n".join(ledger) + b"\n")
+        began = time.perf_counter()
+        await produce_file(self.kafka, self.topics.fills, ledger_file)
+        await self.until_consumed(self.topics.fills, len(ledger), timeout_s=180)
+        seconds = time.perf_counter() - began
+        progress(
+            f"ledger of {len(ledger):,} records produced and applied by the monitor in "
+            f"{seconds:.1f}s ({len(ledger) / seconds:,.0f} records/s)"
+        )
+
+    async def until_consumed(self, topic: str, target: float, timeout_s: float) -> float:
+        """Scrape /metrics until the monitor has consumed ``target`` records of ``topic``;
+        return ``time.perf_counter()`` at the scrape that saw it."""
+        monitor = self.monitor
+
+        async def reached() -> bool:
+            return (await monitor.scrape()).value(CONSUMED, topic=topic) >= target
+
+        what = f"the monitor to consume {target:,.0f} records of {topic}"
+        await monitor.until_async(reached, what, timeout_s, SCRAPE_EVERY_S)
+        return time.perf_counter()
+
+    async def tear_down(self, *, keep_files: bool) -> None:
+        """Stop the monitor, delete the topics, and the rendered files unless ``keep_files``."""
+        if self._monitor is not None:
+            code = await self._monitor.stop()
+            progress(f"monitor stopped (exit code {code})")
+            if code not in (0, None):
+                progress(f"monitor log tail:\n{self._monitor.log_tail()}")
+        if self._created:
+            await delete_topics(self.kafka, self._created)
+            progress(f"deleted {len(self._created)} topics {self.topics.prices[:-6]}*")
+        if keep_files:
+            progress(f"kept the rendered input and the monitor's log in {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    async def _create_topics(self) -> None:
+        specs = [
+            _with_compaction_lag(spec) if spec.name == self.topics.prices else spec
+            for spec in topic_specs(self.topics)
+        ]
+        prices = specs[0]
+        floor = TopicSpec(
+            name=self.floor_topic,
+            partitions=prices.partitions,
+            replication_factor=prices.replication_factor,
+            configs=prices.configs,
+        )
+        self._created = [*(spec.name for spec in specs), floor.name]
+        await create_topics(self.kafka, [*specs, floor])
+
+
+def _with_compaction_lag(spec: TopicSpec) -> TopicSpec:
+    return TopicSpec(
+        name=spec.name,
+        partitions=spec.partitions,
+        replication_factor=spec.replication_factor,
+        configs={**spec.configs, **_NO_COMPACTION_LAG},
+    )

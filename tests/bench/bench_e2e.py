@@ -1,0 +1,133 @@
+"""End-to-end benchmark of ``liqmon run`` through the real broker (run by ``make bench``).
+
+Prints one JSON line per figure to stdout, each with a baseline measured in the same
+run, so a ratio survives a noisy machine; progress goes to stderr. About 2 minutes on
+2 cores; ``.venv/bin/python tests/bench/bench_e2e.py --help`` lists the knobs.
+
+Why it is built this way:
+
+* The monitor is the real one, a subprocess: ``liqmon run`` with default settings and
+  its own topics, consumer group and HTTP port (``LIQMON_*`` variables), observed only
+  through its topics and ``/metrics``, so the figures are the product as deployed
+  (``_e2e_monitor``). Topics are ``bench-<id>-*``, created here and deleted at the end.
+* 100,000 accounts from :mod:`monitor.market`, the ``liqmon simulate`` generator
+  (seeded), plus 20 sentinel accounts on an instrument of their own that flip between
+  margin call and healthy when its price switches level, so events arrive on cue while
+  the market ticks stay calm and the book is revalued, not liquidated (``_e2e_market``).
+* Every record is produced with kcat from pre-rendered lines: about a million records
+  a second here, against a few tens of thousands for aiokafka's Python producer, so the
+  load generator never limits the monitor (``_e2e_kafka``).
+
+Figures:
+
+* ``e2e_throughput``: ticks/s the monitor processes from a backlog of ``--ticks``
+  (paused with SIGSTOP while they are produced, timed from SIGCONT until its consumed
+  counter has grown by that many), as a ratio to a bare aiokafka consumer decoding the
+  same offsets; target 0.7 (``_e2e_throughput``).
+* ``e2e_latency_tick_to_publish`` and ``e2e_latency_tick_to_subscriber``, per offered
+  rate in ``--rates`` (the first, 100,000 ticks/s, is the issue's): p50/p99 from a
+  tick's event time to the event's create time and to its arrival at a subscriber;
+  target p99 <= 50 ms. Baseline: the tick-to-receive latency of a bare consumer of the
+  same paced feed, the floor (``_e2e_latency``).
+
+``--profile sample`` runs the monitor under a sampling profiler during the throughput
+rounds and prints where its time went (``_e2e_profile``). Other ``LIQMON_*`` variables
+in the environment reach the monitor, so a setting's effect can be measured, e.g.
+``LIQMON_SERVICE__MAX_BATCH=50000 .venv/bin/python tests/bench/bench_e2e.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from _e2e_latency import latency
+from _e2e_market import TickTape
+from _e2e_rig import Rig, ensure_broker, progress
+from _e2e_throughput import throughput
+
+from monitor.config import load_settings
+from streams.broker import find_project_root
+
+THROUGHPUT_CHUNK_TICKS = 1_000
+THROUGHPUT_FLIP_EVERY = 10  # the sentinel switches every 10,000 ticks: about once a cycle
+
+
+def emit(figure: dict[str, Any]) -> None:
+    print(json.dumps(figure), flush=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=100_000, help="default: %(default)s")
+    parser.add_argument(
+        "--ticks", type=int, default=1_000_000, help="ticks per throughput round (%(default)s)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="throughput rounds, the best counts (%(default)s)"
+    )
+    parser.add_argument(
+        "--rates",
+        default="100000,25000",
+        help="offered ticks/s of the latency runs, comma-separated (%(default)s)",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=12.0, help="length of each latency run (%(default)s)"
+    )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of each not counted (%(default)s)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="account generator seed")
+    parser.add_argument(
+        "--profile",
+        choices=("sample", "cprofile"),
+        help="profile the monitor during the throughput rounds, print the top functions to "
+        "stderr (the figures are then perturbed)",
+    )
+    return parser.parse_args()
+
+
+async def run(args: argparse.Namespace) -> None:
+    root = find_project_root(Path(__file__).parent)
+    kafka = load_settings(environ=os.environ).kafka
+    ensure_broker(root, kafka)
+    rig = Rig(root, kafka)
+    finished = False
+    try:
+        await rig.set_up(args.accounts, args.seed, args.profile)
+        tape = TickTape(
+            rig.market_prices,
+            chunk_ticks=THROUGHPUT_CHUNK_TICKS,
+            flip_every=THROUGHPUT_FLIP_EVERY,
+        )
+        emit(
+            await throughput(
+                rig,
+                tape,
+                accounts=args.accounts,
+                ticks=args.ticks,
+                rounds=args.rounds,
+                profile=args.profile,
+            )
+        )
+        for rate in (int(r) for r in args.rates.split(",") if r.strip()):
+            for figure in await latency(
+                rig, rate, accounts=args.accounts, seconds=args.seconds, warmup_s=args.warmup
+            ):
+                emit(figure)
+        finished = True
+    finally:
+        await rig.tear_down(keep_files=not finished)
+    progress("done")
+
+
+def main() -> None:
+    asyncio.run(run(parse_args()))
+
+
+if __name__ == "__main__":
+    main()

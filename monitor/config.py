@@ -68,6 +68,10 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9464
     #: Longest wait for input before a cycle runs with what it has.
     poll_timeout_ms: Count = 200
+    #: Most bytes fetched from one partition per request (Kafka's
+    #: max.partition.fetch.bytes). Kafka's 1 MiB default caps a cycle near 10,000 ticks of
+    #: the usual one-partition prices topic; a busy feed wants larger cycles.
+    max_partition_fetch_bytes: Count = 8 * 1024 * 1024
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack, aclosing
+from typing import Any
 
 import msgspec
 import structlog
@@ -53,6 +54,7 @@ log = structlog.get_logger("liqmon.service")
 
 _LAG_INTERVAL_S = 1.0
 _PROGRESS_INTERVAL_S = 5.0
+_FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
 
 
@@ -88,14 +90,19 @@ class Monitor:
         self.http = HealthServer(
             service.http_host, service.http_port, self.metrics.exposition, self.readiness
         )
+        fetch: dict[str, Any] = {
+            "max_partition_fetch_bytes": service.max_partition_fetch_bytes,
+            "fetch_max_bytes": max(_FETCH_MAX_BYTES, service.max_partition_fetch_bytes),
+        }
         self._producer = Producer(settings.kafka, linger_ms=0)
-        self._table = TableConsumer(settings.kafka, topic=settings.topics.prices)
+        self._table = TableConsumer(settings.kafka, topic=settings.topics.prices, **fetch)
         self._ledger = LedgerConsumer(
             settings.kafka,
             topic=settings.topics.fills,
             group_id=service.group_id,
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
+            **fetch,
         )
 
     # ------------------------------------------------------------------ lifecycle

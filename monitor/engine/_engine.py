@@ -260,7 +260,7 @@ class Engine:
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
             unit_parts.append(book.accounts.cross_unit[holders])
-        units = _unique(np.concatenate(unit_parts))
+        units = _unique(np.concatenate(unit_parts), book.units.size)
         if units.size == 0:
             return []
         refresh_units(book, units, with_collateral=bool(revalued_assets))
@@ -366,8 +366,16 @@ class Engine:
         )
 
 
-def _unique(ids: NDArray[np.intp]) -> NDArray[np.intp]:
-    """Sorted distinct ids (by sorting: faster than hashing for these sizes)."""
+def _unique(ids: NDArray[np.intp], size: int) -> NDArray[np.intp]:
+    """Sorted distinct ids below ``size``.
+
+    Many ids (a tick of a popular instrument): mark them in a boolean array and read it
+    back, linear in ``size`` (sorting 170k ids took about 30x longer). Few ids: sort.
+    """
+    if ids.shape[0] * 16 >= size:
+        seen = np.zeros(size, dtype=np.bool_)
+        seen[ids] = True
+        return np.flatnonzero(seen)
     ids = np.sort(ids)
     keep = np.empty(ids.shape[0], dtype=np.bool_)
     keep[:1] = True

@@ -55,7 +55,7 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: Consumer group the monitor instances share (they split the fills partitions).
     group_id: Annotated[str, msgspec.Meta(min_length=1)] = "liqmon"
     #: Most input records taken into one processing cycle.
-    max_batch: Count = 10_000
+    max_batch: Count = 50_000
     #: A price older than this (event time vs. newest seen) is not used to liquidate.
     max_price_age_s: Positive = 5.0
     #: A tick moving more than this fraction from the last accepted price waits for

@@ -1,5 +1,9 @@
 """Every message liqmon reads or writes, defined once as a msgspec Struct.
 
+Input messages hold only scalars, so they are declared ``gc=False``: they cannot form
+reference cycles, and at 100,000 ticks a second the garbage collector would otherwise
+count and scan every one.
+
 The same Structs are used on the wire (JSON), by the engine and for the docs.
 Variants are tagged unions so that decoding picks the class from the ``type`` (or
 ``model``) field. Timestamps are event times in milliseconds since the Unix epoch
@@ -138,7 +142,7 @@ class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- prices
 
 
-class PriceTick(msgspec.Struct, frozen=True, kw_only=True):
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
@@ -154,7 +158,7 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- ledger
 
 
-class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=True):
+class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=True, gc=False):
     """A trade of ``account``. ``qty`` is positive; ``side`` gives the direction.
 
     ``fee`` is charged in ``fee_asset`` (the instrument's settle asset when absent);
@@ -172,7 +176,9 @@ class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=Tr
     fee_asset: str | None = None
 
 
-class Transfer(msgspec.Struct, tag="transfer", tag_field="type", frozen=True, kw_only=True):
+class Transfer(
+    msgspec.Struct, tag="transfer", tag_field="type", frozen=True, kw_only=True, gc=False
+):
     """A deposit (``amount`` > 0) or withdrawal (``amount`` < 0) of collateral."""
 
     transfer_id: str
@@ -182,7 +188,7 @@ class Transfer(msgspec.Struct, tag="transfer", tag_field="type", frozen=True, kw
     ts: int
 
 
-class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_only=True):
+class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_only=True, gc=False):
     """A funding payment on a perpetual position, in the instrument's settle asset.
 
     ``amount`` > 0 is received by the account, < 0 is paid by it.
@@ -196,7 +202,7 @@ class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_o
 
 
 class MarginSettings(
-    msgspec.Struct, tag="margin_settings", tag_field="type", frozen=True, kw_only=True
+    msgspec.Struct, tag="margin_settings", tag_field="type", frozen=True, kw_only=True, gc=False
 ):
     """Change an account's margin mode, or the leverage it chose on one instrument.
 
@@ -212,7 +218,7 @@ class MarginSettings(
 
 
 class IsolatedMargin(
-    msgspec.Struct, tag="isolated_margin", tag_field="type", frozen=True, kw_only=True
+    msgspec.Struct, tag="isolated_margin", tag_field="type", frozen=True, kw_only=True, gc=False
 ):
     """Move collateral between the account's wallet and one isolated position.
 

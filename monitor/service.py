@@ -16,6 +16,7 @@ the current prices.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -373,6 +374,10 @@ class Monitor:
             )
             if not continuous:
                 await self._rebuild(assigned, committed)
+                # The rebuilt book holds millions of long-lived objects (ids, names);
+                # move them out of the collector's sight so full collections do not
+                # pause every cycle behind them.
+                gc.freeze()
             self._owned = assigned
             self._restored = True
             self.metrics.ready.set(1)

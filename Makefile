@@ -38,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-bench: $(STAMP)
+bench: kafka-start
 	@set -e; for b in tests/bench/bench_*.py; do [ -e "$$b" ] || continue; $(BIN)/python "$$b"; done
 
 # Debian packages whose command is missing (java, mvn, kcat, promtool, python3-venv).

@@ -28,25 +28,22 @@ import structlog
 
 from monitor.changelog import checkpoint_records, read_changelog, state_record
 from monitor.config import Settings
-from monitor.engine import Engine, shape_problem
+from monitor.engine import Engine
 from monitor.engine._restore import judge_all, restore_states, unit_states
-from monitor.guards import PriceGuard
 from monitor.http import HealthServer
+from monitor.intake import Intake
 from monitor.metrics import Metrics
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, PriceTick
 from streams import (
     CommitRejectedError,
     InboundRecord,
-    JsonCodec,
     LedgerConsumer,
     OutboundRecord,
     Producer,
-    Rejection,
     TableConsumer,
     TopicPartition,
     next_offsets,
     read_history,
-    to_dlq,
 )
 
 __all__ = ["Monitor"]
@@ -75,13 +72,10 @@ class Monitor:
         self.engine = Engine(self.instruments, settings.engine)
         self._clock_ms = clock_ms
         service = settings.service
-        self._guard = PriceGuard(int(service.max_price_age_s * 1000), service.price_band)
-        self._ticks = JsonCodec(PriceTick)
-        self._ledger_codec: JsonCodec[LedgerEvent] = JsonCodec(LedgerEvent)
+        self._intake = Intake(service, settings.topics.dlq, self.metrics)
         self._encode = msgspec.json.Encoder().encode
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._prices: dict[str, PriceTick] = {}  # accepted, newest per symbol
         self._owned: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}  # next ledger offset processed
         self._account_partition: dict[str, TopicPartition] = {}
@@ -153,12 +147,12 @@ class Monitor:
             records = await self._table.poll_batch(max_batch, 200)
             if records:
                 now_ms = self._clock_ms()
-                ticks, dead_letters = self._screen_prices(records, now_ms)
+                ticks, dead_letters = self._intake.price_batch(records, self.engine)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
                 if dead_letters:
                     await self._producer.send_batch(dead_letters)
                 self._observe(records, [], [], ticks, [], now_ms)
-        log.info("prices caught up", instruments=len(self._prices))
+        log.info("prices caught up", instruments=len(self._intake.prices))
 
     # ------------------------------------------------------------------ the loop
 
@@ -202,9 +196,11 @@ class Monitor:
         async with self._lock:
             started = time.perf_counter()
             now_ms = self._clock_ms()
-            ticks, outbound = self._screen_prices(prices, now_ms)
-            items, rejected = self._screen_ledger(ledger)
-            outbound.extend(self._dead_letters(rejected))
+            ticks, outbound = self._intake.price_batch(prices, self.engine)
+            items, rejected = self._intake.ledger_batch(
+                ledger, self.engine, self._account_partition
+            )
+            outbound.extend(self._intake.dead_letters(rejected))
             events = [e for e in self.engine.apply(items, ticks, now_ms) if self.owns(e.account)]
             outbound.extend(self._event_records(events, now_ms))
             consumed = next_offsets(ledger)
@@ -222,69 +218,6 @@ class Monitor:
             acked_ms = self._clock_ms()
             self._observe(prices, ledger, items, ticks, events, acked_ms)
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
-
-    # ------------------------------------------------------------------ input screening
-
-    def _screen_prices(
-        self, records: list[InboundRecord], now_ms: int
-    ) -> tuple[list[PriceTick], list[OutboundRecord]]:
-        """Decode ticks, dead-letter the bad ones, and keep what the guards accept."""
-        batch = self._ticks.decode_batch(records)
-        rejected = batch.rejections
-        good: list[PriceTick] = []
-        for tick, record in zip(batch.items, batch.records, strict=True):
-            reason = self.engine.rejection_reason(tick)
-            if reason is None:
-                good.append(tick)
-            else:
-                rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
-        decision = self._guard.screen(good)
-        for tick, reason in decision.held:
-            self.metrics.prices_held.labels(reason).inc()
-            log.warning(
-                "price held", symbol=tick.symbol, price=tick.mark_price, ts=tick.ts, reason=reason
-            )
-        self.metrics.ticks_conflated.inc(decision.conflated)
-        self.metrics.held_prices.set(self._guard.held_count)
-        for tick in decision.accepted:
-            self._prices[tick.symbol] = tick
-        return list(decision.accepted), self._dead_letters(rejected)
-
-    def _screen_ledger(
-        self, records: list[InboundRecord]
-    ) -> tuple[list[LedgerEvent], list[Rejection]]:
-        """Decode ledger events, dead-letter malformed ones, remember each account's partition.
-
-        Only problems of the message itself are checked here. Whether an isolated-margin
-        adjustment fits the book depends on the events before it in the same batch, so the
-        engine judges that in order and counts what it skips (``ledger_events_ignored``).
-        """
-        batch = self._ledger_codec.decode_batch(records)
-        rejected = batch.rejections
-        good: list[LedgerEvent] = []
-        partition_of = self._account_partition
-        book = self.engine.book
-        for item, record in zip(batch.items, batch.records, strict=True):
-            reason = shape_problem(book, item)
-            if reason is None:
-                good.append(item)
-                partition_of[item.account] = TopicPartition(record.topic, record.partition)
-            else:
-                rejected.append(Rejection.of(record, reason, f"account {item.account!r}"))
-        return good, rejected
-
-    def _dead_letters(self, rejected: list[Rejection]) -> list[OutboundRecord]:
-        for rejection in rejected:
-            self.metrics.dlq_records.labels(rejection.reason).inc()
-            log.warning(
-                "input dead-lettered",
-                topic=rejection.topic,
-                partition=rejection.partition,
-                offset=rejection.offset,
-                reason=rejection.reason,
-                detail=rejection.detail[:200],
-            )
-        return [to_dlq(r, self.settings.topics.dlq) for r in rejected]
 
     # ------------------------------------------------------------------ output
 
@@ -340,8 +273,9 @@ class Monitor:
         m.ready.set(1 if self.readiness()[0] else 0)
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
-        newest = self._guard.newest_ts
-        for symbol, ts in self._guard.accepted_ts().items():
+        guard = self._intake.guard
+        newest = guard.newest_ts
+        for symbol, ts in guard.accepted_ts().items():
             m.price_age.labels(symbol).set(max(0.0, (newest - ts) / 1000))
         for tp, lag in (await self._table.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
@@ -392,8 +326,8 @@ class Monitor:
         self._ignored_seen = {}
         self._positions = {}
         now_ms = self._clock_ms()
-        if self._prices:
-            self.engine.apply([], list(self._prices.values()), now_ms)
+        if self._intake.prices:
+            self.engine.apply([], list(self._intake.prices.values()), now_ms)
         changelog = await read_changelog(self.settings.kafka, self.settings.topics.state)
         resume = {
             tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
@@ -402,7 +336,8 @@ class Monitor:
         next_report = time.monotonic() + _PROGRESS_INTERVAL_S
         async with aclosing(read_history(self.settings.kafka, resume)) as batches:
             async for records in batches:
-                items, _ = self._screen_ledger(records)  # rejected ones were dead-lettered then
+                # Rejected records were dead-lettered when first read.
+                items, _ = self._intake.ledger_batch(records, self.engine, self._account_partition)
                 self.engine.apply(items, [], now_ms)
                 replayed += len(records)
                 if time.monotonic() >= next_report:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from itertools import chain
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 
+from streams._client import ClientWrapper
 from streams.errors import StreamsError
 from streams.lag import IsolationLevel, partition_lag
 from streams.records import InboundRecord, TopicPartition
@@ -64,7 +64,7 @@ class _RebalanceRelay(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
                 self.failure = exc
 
 
-class LedgerConsumer:
+class LedgerConsumer(ClientWrapper):
     """Batch consumer of ``topic`` in consumer group ``group_id``, committing by hand.
 
     Auto-commit is off and a partition without a committed offset is read from
@@ -76,6 +76,8 @@ class LedgerConsumer:
     cluster; ``options`` adds aiokafka consumer tuning (``session_timeout_ms``,
     ``max_poll_interval_ms``, ``group_instance_id``, ...).
     """
+
+    _role = "ledger consumer"
 
     def __init__(
         self,
@@ -101,7 +103,6 @@ class LedgerConsumer:
             "isolation_level": isolation_level,
         }
         self._relay = _RebalanceRelay(on_assigned, on_revoked)
-        self._consumer: Any = None
 
     async def start(self) -> None:
         """Join the group and wait for the first assignment (``on_assigned`` runs first)."""
@@ -110,39 +111,18 @@ class LedgerConsumer:
         consumer.subscribe([self.topic], listener=self._relay)
         # Set before joining: the first on_assigned runs inside consumer.start() and may
         # call committed(), seek() or commit() on this object.
-        self._consumer = consumer
+        self._client = consumer
         try:
             await consumer.start()
             self._raise_callback_failure()
         except BaseException:
-            self._consumer = None
+            self._client = None
             await consumer.stop()
             raise
 
     async def stop(self) -> None:
         """Leave the group without committing (commit first what should be kept). Safe twice."""
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def _started(self) -> Any:
-        if self._consumer is None:
-            raise StreamsError(
-                "the ledger consumer is not started: call start() or use `async with`"
-            )
-        return self._consumer
+        await super().stop()
 
     def _raise_callback_failure(self) -> None:
         failure = self._relay.failure

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
+from streams._client import ClientWrapper
 from streams.errors import StreamsError
 from streams.records import OutboundRecord, TopicPartition
 from streams.settings import KafkaSettings, client_kwargs
@@ -30,13 +30,15 @@ class ProduceError(StreamsError):
     """Some records of a batch were not acknowledged by the broker."""
 
 
-class Producer:
+class Producer(ClientWrapper):
     """Idempotent (optionally transactional) producer of :class:`OutboundRecord` batches.
 
     ``kafka`` says how to reach the cluster; ``options`` adds aiokafka producer
     tuning such as ``linger_ms`` or ``compression_type``. Idempotence and
     ``acks=all`` are always on. Use as ``async with Producer(...) as producer:``.
     """
+
+    _role = "producer"
 
     def __init__(
         self,
@@ -49,7 +51,6 @@ class Producer:
         if transactional_id is not None:
             self._kwargs["transactional_id"] = transactional_id
         self._transactional_id = transactional_id
-        self._producer: Any = None
 
     @property
     def transactional_id(self) -> str | None:
@@ -64,30 +65,11 @@ class Producer:
         except BaseException:
             await producer.stop()
             raise
-        self._producer = producer
+        self._client = producer
 
     async def stop(self) -> None:
         """Deliver what is still buffered, then disconnect. Safe to call twice."""
-        producer, self._producer = self._producer, None
-        if producer is not None:
-            await producer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def _started(self) -> Any:
-        if self._producer is None:
-            raise StreamsError("the producer is not started: call start() or use `async with`")
-        return self._producer
+        await super().stop()
 
     async def send_batch(self, records: Iterable[OutboundRecord]) -> None:
         """Send ``records`` in order and return once the broker acknowledged every one.

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import chain
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams._client import ClientWrapper
 from streams.errors import StreamsError
 from streams.lag import IsolationLevel, partition_lag
 from streams.records import InboundRecord, TopicPartition
@@ -52,12 +52,14 @@ async def topic_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartit
     raise StreamsError(f"topic {topic!r} does not exist; create it first (liqmon topics)")
 
 
-class TableConsumer:
+class TableConsumer(ClientWrapper):
     """Reads all partitions of ``topic`` from the beginning and keeps following them.
 
     The partitions are those the topic has at :meth:`start`. ``kafka`` says how to
     reach the cluster; ``options`` adds aiokafka consumer tuning.
     """
+
+    _role = "table consumer"
 
     def __init__(
         self,
@@ -78,7 +80,6 @@ class TableConsumer:
             "auto_offset_reset": "earliest",
             "isolation_level": isolation_level,
         }
-        self._consumer: Any = None
         self._partitions: frozenset[TopicPartition] = frozenset()
         self._start_ends: dict[TopicPartition, int] = {}
         self._behind: set[TopicPartition] = set()
@@ -98,33 +99,12 @@ class TableConsumer:
         except BaseException:
             await consumer.stop()
             raise
-        self._consumer = consumer
+        self._client = consumer
         self._partitions = frozenset(partitions)
 
     async def stop(self) -> None:
         """Disconnect. Safe to call twice."""
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None:
-            await consumer.stop()
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    def _started(self) -> Any:
-        if self._consumer is None:
-            raise StreamsError(
-                "the table consumer is not started: call start() or use `async with`"
-            )
-        return self._consumer
+        await super().stop()
 
     @property
     def partitions(self) -> frozenset[TopicPartition]:
@@ -142,7 +122,7 @@ class TableConsumer:
 
         An empty partition is caught up from the start. False while not started.
         """
-        return self._consumer is not None and not self._behind
+        return self._client is not None and not self._behind
 
     async def poll_batch(self, max_records: int, timeout_ms: int) -> list[InboundRecord]:
         """Up to ``max_records`` records, waiting at most ``timeout_ms`` when none are buffered.

@@ -98,7 +98,7 @@ class Metrics:
         )
         self.accounts = Gauge(
             "liqmon_accounts",
-            "Margin units (cross accounts and isolated positions) by state.",
+            "Accounts by the state of their worst margin unit.",
             ["state"],
             registry=r,
         )

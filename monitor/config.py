@@ -54,8 +54,13 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     #: Consumer group the monitor instances share (they split the fills partitions).
     group_id: Annotated[str, msgspec.Meta(min_length=1)] = "liqmon"
-    #: Most input records taken into one processing cycle.
-    max_batch: Count = 50_000
+    #: Most price ticks taken into one processing cycle. A cycle's cost is mostly
+    #: revaluing the holders of the instruments that moved, whatever the number of ticks
+    #: (the last per instrument wins), so large batches drain a backlog fast.
+    max_price_batch: Count = 200_000
+    #: Most ledger records taken into one processing cycle. Each costs Python work, so
+    #: this bounds how long a burst of fills can delay the next prices.
+    max_ledger_batch: Count = 20_000
     #: A price older than this (event time vs. newest seen) is not used to liquidate.
     max_price_age_s: Positive = 5.0
     #: A tick moving more than this fraction from the last accepted price waits for
@@ -71,7 +76,7 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: Most bytes fetched from one partition per request (Kafka's
     #: max.partition.fetch.bytes). Kafka's 1 MiB default caps a cycle near 10,000 ticks of
     #: the usual one-partition prices topic; a busy feed wants larger cycles.
-    max_partition_fetch_bytes: Count = 8 * 1024 * 1024
+    max_partition_fetch_bytes: Count = 16 * 1024 * 1024
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

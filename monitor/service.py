@@ -142,7 +142,7 @@ class Monitor:
         log.info("stopped")
 
     async def _catch_up_prices(self) -> None:
-        max_batch = self.settings.service.max_batch
+        max_batch = self.settings.service.max_price_batch
         while not self._table.caught_up and not self._stop.is_set():
             records = await self._table.poll_batch(max_batch, 200)
             if records:
@@ -166,11 +166,11 @@ class Monitor:
             while not self._stop.is_set():
                 if "prices" not in polls:
                     polls["prices"] = asyncio.ensure_future(
-                        self._table.poll_batch(service.max_batch, service.poll_timeout_ms)
+                        self._table.poll_batch(service.max_price_batch, service.poll_timeout_ms)
                     )
                 if "ledger" not in polls:
                     polls["ledger"] = asyncio.ensure_future(
-                        self._ledger.poll_batch(service.max_batch, service.poll_timeout_ms)
+                        self._ledger.poll_batch(service.max_ledger_batch, service.poll_timeout_ms)
                     )
                 await asyncio.wait(
                     [*polls.values(), stop_wait], return_when=asyncio.FIRST_COMPLETED

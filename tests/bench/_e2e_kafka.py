@@ -14,6 +14,7 @@ work every consumer must do: fetch and ``msgspec``-decode.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 from typing import Any, Final, NamedTuple
@@ -24,6 +25,7 @@ from _e2e_market import SENTINEL_PREFIX, TickTape
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from monitor.config import load_settings
 from monitor.schema import MarginEvent, PriceTick
 from streams.settings import KafkaSettings, client_kwargs
 from streams.table_consumer import topic_partitions
@@ -31,7 +33,8 @@ from streams.table_consumer import topic_partitions
 _KCAT_OPTIONS: Final = ("-K", "|", "-X", "topic.partitioner=murmur2_random", "-q")
 _decode_tick = msgspec.json.Decoder(PriceTick).decode
 _decode_event = msgspec.json.Decoder(MarginEvent).decode
-_POLL_MAX_RECORDS: Final = 10_000  # the monitor's default service.max_batch
+_SERVICE: Final = load_settings(environ=os.environ).service  # the monitor's settings
+_POLL_MAX_RECORDS: Final = _SERVICE.max_price_batch
 
 
 def now_ms() -> float:
@@ -57,12 +60,17 @@ async def _partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
 
 
 def _consumer(kafka: KafkaSettings) -> Any:
+    """A consumer with the monitor's fetch settings (LIQMON_SERVICE__* overrides included),
+    so the baseline fetches as much per request as the monitor does."""
+    fetch = _SERVICE.max_partition_fetch_bytes
     return AIOKafkaConsumer(
         **client_kwargs(kafka),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
+        max_partition_fetch_bytes=fetch,
+        fetch_max_bytes=max(50 * 1024 * 1024, fetch),
     )
 
 

@@ -54,9 +54,10 @@ def test_a_wrong_type_in_the_file_is_one_line_naming_field_and_file(write_toml: 
 
 
 def test_a_wrong_type_in_the_environment_names_the_variable() -> None:
-    message = _error(environ={"LIQMON_SERVICE__MAX_BATCH": "lots"})
+    message = _error(environ={"LIQMON_SERVICE__MAX_PRICE_BATCH": "lots"})
     assert message == (
-        "config service.max_batch: expected int, got str (from env LIQMON_SERVICE__MAX_BATCH)"
+        "config service.max_price_batch: expected int, got str "
+        "(from env LIQMON_SERVICE__MAX_PRICE_BATCH)"
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import MutableMapping
 
+import numpy as np
 import structlog
 
 from monitor.config import ServiceSettings
@@ -41,14 +42,16 @@ class Intake:
         """Decode ticks, dead-letter the bad ones, and keep what the guards accept."""
         batch = self._ticks.decode_batch(records)
         rejected = batch.rejections
-        good: list[PriceTick] = []
-        book = engine.book
-        for tick, record in zip(batch.items, batch.records, strict=True):
-            reason = shape_problem(book, tick)
-            if reason is None:
-                good.append(tick)
-            else:
-                rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
+        good = batch.items
+        if not _plausible(good, engine):
+            good = []
+            book = engine.book
+            for tick, record in zip(batch.items, batch.records, strict=True):
+                reason = shape_problem(book, tick)
+                if reason is None:
+                    good.append(tick)
+                else:
+                    rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
         decision = self.guard.screen(good)
         metrics = self._metrics
         for tick, reason in decision.held:
@@ -100,3 +103,17 @@ class Intake:
                 detail=rejection.detail[:200],
             )
         return [to_dlq(r, self._dlq_topic) for r in rejected]
+
+
+def _plausible(ticks: list[PriceTick], engine: Engine) -> bool:
+    """True if no tick can have a shape problem: every price finite and positive (checked
+    as one array) and every distinct symbol known. Otherwise the caller checks each tick
+    with ``shape_problem`` to find and name the bad ones."""
+    prices = np.fromiter((tick.mark_price for tick in ticks), np.float64, len(ticks))
+    if not (np.isfinite(prices).all() and (prices > 0.0).all()):
+        return False
+    book = engine.book
+    return all(
+        symbol in book.instrument_index or symbol in book.assets.price_symbols
+        for symbol in {tick.symbol for tick in ticks}
+    )

@@ -7,9 +7,12 @@ and the connection closes. It serves scrapes and probes, nothing else.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST
+
+from monitor.errors import ConfigError
 
 __all__ = ["HealthServer"]
 
@@ -45,7 +48,16 @@ class HealthServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        """Bind and serve; a port in use is a ConfigError naming the setting to change."""
+        try:
+            self._server = await asyncio.start_server(self._handle, self._host, self._port)
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ConfigError(
+                f"cannot serve /metrics on {self._host}:{self._port} ({reason}); "
+                "set service.http_host/service.http_port (LIQMON_SERVICE__HTTP_PORT) to a free "
+                "address, or 0 for any free port"
+            ) from None
 
     async def stop(self) -> None:
         if self._server is not None:

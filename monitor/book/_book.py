@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from monitor.book._collateral import AssetTable
 from monitor.book._positions import NO_ROW, PositionTable, trade
+from monitor.book._seen import SeenIds
 from monitor.book._tables import CROSS, ISOLATED, AccountTable, UnitTable
 from monitor.errors import ConfigError, InputError
 from monitor.models import ModelTable
@@ -43,6 +44,7 @@ class Book:
         models: ModelTable | None = None,
         valuation_asset: str = "USDT",
         collateral: Sequence[CollateralAsset] = (),
+        idempotency_window_ms: int | None = None,
     ) -> None:
         self.instruments = tuple(instruments)
         self.models = models if models is not None else ModelTable.from_instruments(instruments)
@@ -71,7 +73,7 @@ class Book:
         self.units = UnitTable()
         self.positions = PositionTable(n)
         self.isolated_units: dict[int, list[int]] = {}
-        self.applied_ids: set[tuple[str, str]] = set()
+        self.applied_ids = SeenIds(idempotency_window_ms)
         # Rows whose figures must be recomputed (drained by the engine).
         self.stale_rows: set[int] = set()
 

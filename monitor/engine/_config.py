@@ -23,12 +23,15 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     * ``hysteresis`` (default 0.05): the band, as a fraction, a unit's figures must
       clear an entry threshold by before it returns to a better state (see
       ``monitor.states``).
+    * ``idempotency_window_s`` (default 86,400): how long, in ledger event time, an
+      applied ledger id is remembered to drop its duplicates (see ``monitor.book._seen``).
     """
 
     valuation_asset: str = "USDT"
     collateral: tuple[CollateralAsset, ...] = ()
     margin_call_ratio: float = 0.8
     hysteresis: float = 0.05
+    idempotency_window_s: float = 86_400.0
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.margin_call_ratio) and 0.0 < self.margin_call_ratio <= 1.0):
@@ -37,3 +40,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
             )
         if not (math.isfinite(self.hysteresis) and 0.0 <= self.hysteresis < 1.0):
             raise ConfigError(f"engine.hysteresis {self.hysteresis!r} must be in [0, 1)")
+        if not (math.isfinite(self.idempotency_window_s) and self.idempotency_window_s > 0.0):
+            raise ConfigError(
+                f"engine.idempotency_window_s {self.idempotency_window_s!r} must be a positive "
+                "number of seconds"
+            )

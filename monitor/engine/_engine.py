@@ -55,7 +55,11 @@ class Engine:
         self.config = config if config is not None else EngineConfig()
         self.models = ModelTable.from_instruments(instruments)
         self.book = Book(
-            instruments, self.models, self.config.valuation_asset, self.config.collateral
+            instruments,
+            self.models,
+            self.config.valuation_asset,
+            self.config.collateral,
+            idempotency_window_ms=round(self.config.idempotency_window_s * 1000),
         )
         # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
         self.ignored: dict[str, int] = {}
@@ -174,7 +178,7 @@ class Engine:
             if key in self.book.applied_ids:
                 self._ignore("duplicate")
                 continue
-            self.book.applied_ids.add(key)
+            self.book.applied_ids.add(key, item.ts)
             for unit in self._book_entry(item):
                 last_touch[unit] = order
         if not last_touch:

@@ -1,0 +1,61 @@
+"""Applied ledger ids are remembered for a window of event time, then forgotten."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.book._seen import SeenIds
+from monitor.engine import Engine, EngineConfig
+from monitor.errors import ConfigError
+from monitor.schema import Instrument, Tier, TieredMargin, Transfer
+
+pytestmark = pytest.mark.unit
+
+BTC = Instrument(
+    symbol="BTCUSDT",
+    kind="linear",
+    quote="USDT",
+    base="BTC",
+    margin=TieredMargin(tiers=(Tier(floor=0, cap=1e12, mmr=0.004, imr=0.01),)),
+)
+
+
+def test_an_id_is_remembered_within_the_window() -> None:
+    seen = SeenIds(window_ms=1_000)
+    seen.add(("fill", "f1"), 100)
+    seen.add(("fill", "f2"), 1_100)
+    assert ("fill", "f1") in seen
+    assert len(seen) == 2
+
+
+def test_an_id_is_forgotten_once_newer_events_pass_the_window() -> None:
+    seen = SeenIds(window_ms=1_000)
+    seen.add(("fill", "f1"), 100)
+    seen.add(("fill", "f2"), 1_101)
+    assert ("fill", "f1") not in seen
+    assert ("fill", "f2") in seen
+
+
+def test_without_a_window_nothing_is_forgotten() -> None:
+    seen = SeenIds()
+    seen.add(("fill", "f1"), 0)
+    seen.add(("fill", "f2"), 10**12)
+    assert ("fill", "f1") in seen
+
+
+def deposit(transfer_id: str, ts: int) -> Transfer:
+    return Transfer(transfer_id=transfer_id, account="a", asset="USDT", amount=10.0, ts=ts)
+
+
+def test_engine_drops_a_duplicate_inside_the_window_and_applies_one_after_it() -> None:
+    engine = Engine([BTC], EngineConfig(idempotency_window_s=60.0))
+    engine.apply([deposit("t1", 0), deposit("t1", 30_000)], [], now_ms=0)
+    assert engine.ignored == {"duplicate": 1}
+    assert engine.account_risk("a").equity == pytest.approx(10.0)
+    engine.apply([deposit("t2", 120_000), deposit("t1", 120_001)], [], now_ms=0)
+    assert engine.account_risk("a").equity == pytest.approx(30.0)
+
+
+def test_a_non_positive_window_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="idempotency_window_s"):
+        EngineConfig(idempotency_window_s=0.0)

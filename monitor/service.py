@@ -301,10 +301,13 @@ class Monitor:
         """Rebuild the book for the new assignment unless it continues what we hold."""
         async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S), self._lock:
             committed = await self._ledger.committed(assigned)
+            # Keep the book only if the assignment is exactly what it was built for and
+            # nobody else moved those partitions on; otherwise rebuild, which also drops
+            # the accounts of partitions this instance lost.
             continuous = (
                 self._built
+                and assigned == frozenset(self._positions)
                 and all(self._positions.get(tp) == offset for tp, offset in committed.items())
-                and assigned <= frozenset(self._positions)
             )
             if not continuous:
                 await self._rebuild(assigned, committed)

@@ -67,3 +67,38 @@ async def test_two_instances_share_the_ledger_and_publish_each_event_once(
         second.stop()
         async with asyncio.timeout(30):
             await second_task
+
+
+async def test_an_instance_that_loses_partitions_drops_their_accounts(
+    harness: MonitorHarness,
+) -> None:
+    h = harness
+    t0 = now_ms()
+    await h.prices(btc(100.0, t0))
+    first = await h.start_monitor()
+    accounts = [f"acct-{i}" for i in range(12)]
+    for account in accounts:
+        await h.ledger(deposit(account, 150, t0), buy(account, 1, 100, t0))
+    await h.until(lambda: first.engine.account_count == len(accounts), "every account booked")
+    second = Monitor(h.settings(), INSTRUMENTS)
+    second_task = asyncio.create_task(second.run())
+    try:
+        await h.until(
+            lambda: (
+                second.readiness()[0]
+                and first.readiness()[0]
+                and bool(first.owned_partitions)
+                and bool(second.owned_partitions)
+            ),
+            "both instances to own partitions",
+            timeout_s=60,
+        )
+        kept = [a for a in accounts if first.owns(a)]
+        moved = [a for a in accounts if second.owns(a)]
+        assert sorted(kept + moved) == sorted(accounts)
+        assert first.engine.account_count == len(kept)
+        assert second.engine.account_count == len(moved)
+    finally:
+        second.stop()
+        async with asyncio.timeout(30):
+            await second_task

@@ -69,10 +69,41 @@ def _collateral(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
 def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = True) -> None:
     """Recompute the sums of ``units`` (unique ids) from their positions' cached figures.
 
-    Walks all the units' row lists at once: one vectorised step per position of the
-    largest unit. ``with_collateral=False`` keeps the collateral value (a mark moved,
-    no wallet or collateral price did).
+    Few units: walk their row lists, all at once (one vectorised step per position of
+    the largest unit). Half of all units or more: one bincount pass over every open row,
+    about three times cheaper there. Either way the sums are exact, never adjusted by
+    deltas. ``with_collateral=False`` keeps the collateral value (a mark moved, no
+    wallet or collateral price did).
     """
+    table = book.units
+    n = units.shape[0]
+    if n * 2 >= table.size:
+        _refresh_most_units(book, units)
+    else:
+        _walk_unit_rows(book, units)
+    if with_collateral:
+        table.figures[units, COLLATERAL] = _collateral(book, units)
+
+
+def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
+    """Most units touched (a tick of a widely held instrument): one bincount pass over
+    every open row's cached figures is cheaper than walking the row lists."""
+    pos, table = book.positions, book.units
+    n_rows, n_units = pos.size, table.size
+    unit = pos.unit[:n_rows]
+    values = pos.figures[:n_rows]
+    is_open = pos.qty[:n_rows] != 0.0
+    if not is_open.all():
+        unit, values = unit[is_open], values[is_open]
+    sums = np.empty((units.shape[0], 4))
+    for k in range(3):
+        sums[:, k] = _sum_by(unit, values[:, k], n_units)[units]
+    sums[:, 3] = _sum_by(unit, np.abs(values[:, 0]), n_units)[units]
+    table.figures[units, UPNL:] = sums
+
+
+def _walk_unit_rows(book: Book, units: NDArray[np.intp]) -> None:
+    """Sum the cached figures of ``units`` along their row lists, all lists at once."""
     pos, table = book.positions, book.units
     n = units.shape[0]
     sums = np.zeros((n, 4))  # upnl, initial, maintenance, gross: figures[:, UPNL:]
@@ -89,8 +120,6 @@ def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = T
         if not live.all():
             slot, row = slot[live], row[live]
     table.figures[units, UPNL:] = sums
-    if with_collateral:
-        table.figures[units, COLLATERAL] = _collateral(book, units)
 
 
 class UnitFigures(NamedTuple):

@@ -19,8 +19,8 @@ import asyncio
 import gc
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from contextlib import AsyncExitStack, aclosing
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from typing import Any
 
 import msgspec
@@ -291,15 +291,29 @@ class Monitor:
 
     # ------------------------------------------------------------------ rebalancing
 
+    @asynccontextmanager
+    async def _between_cycles(self) -> AsyncIterator[None]:
+        """Hold the cycle lock: wait (bounded) for the cycle in hand to finish first.
+
+        Only the wait is bounded; what runs inside (a rebuild replaying a long ledger)
+        may take as long as it needs.
+        """
+        async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S):
+            await self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     async def _on_revoked(self, revoked: frozenset[TopicPartition]) -> None:
-        async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S), self._lock:
+        async with self._between_cycles():
             self._owned = self._owned - revoked
             self._restored = False
             self.metrics.ready.set(0)
 
     async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         """Rebuild the book for the new assignment unless it continues what we hold."""
-        async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S), self._lock:
+        async with self._between_cycles():
             committed = await self._ledger.committed(assigned)
             # Keep the book only if the assignment is exactly what it was built for and
             # nobody else moved those partitions on; otherwise rebuild, which also drops

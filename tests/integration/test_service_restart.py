@@ -90,3 +90,18 @@ async def test_abrupt_stop_mid_stream_repeats_events_only_with_the_same_ids(
     for event in events:
         ids_by_transition.setdefault((event.account, event.type), set()).add(event.event_id)
     assert all(len(ids) == 1 for ids in ids_by_transition.values()), ids_by_transition
+
+
+async def test_a_rebuild_may_take_longer_than_the_wait_for_the_cycle_lock(
+    harness: MonitorHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only the wait for the cycle in hand is bounded; a rebuild replaying a long ledger
+    # (here: anything slower than a millisecond) must not be cut short by it.
+    monkeypatch.setattr("monitor.service._REBALANCE_LOCK_TIMEOUT_S", 0.001)
+    h = harness
+    t0 = now_ms()
+    await h.prices(btc(100.0, t0))
+    await open_book(h, t0)
+    monitor = await h.start_monitor()
+    assert monitor.engine.account_count == 3
+    await h.wait_events(lambda ev: by_account(ev) == {"a3": ["margin_call"]}, "a3 margin call")

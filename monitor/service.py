@@ -44,6 +44,7 @@ from streams import (
     TopicPartition,
     next_offsets,
     read_history,
+    topic_partitions,
 )
 
 __all__ = ["Monitor"]
@@ -130,6 +131,9 @@ class Monitor:
             stack.push_async_callback(self.http.stop)
             await self._producer.start()
             stack.push_async_callback(self._producer.stop)
+            topics = self.settings.topics
+            for topic in (topics.fills, topics.margin_events, topics.state, topics.dlq):
+                await topic_partitions(self.settings.kafka, topic)  # one-line error if missing
             await self._table.start()
             stack.push_async_callback(self._table.stop)
             log.info("started", metrics_port=self.http.port, topics=self.settings.topics.names())

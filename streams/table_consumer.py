@@ -49,7 +49,7 @@ async def topic_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartit
                 f"{entry['error_code']}); check the broker and its access rights"
             )
         return sorted(TopicPartition(topic, p["partition"]) for p in entry["partitions"])
-    raise StreamsError(f"topic {topic!r} does not exist; create it first (liqmon topics)")
+    raise StreamsError(f"topic {topic!r} does not exist; create it first (liqmon topics create)")
 
 
 class TableConsumer(ClientWrapper):

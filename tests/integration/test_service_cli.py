@@ -108,3 +108,33 @@ async def _ends_and_committed(
         return dict(ends), {tp: (await reader.committed(tp)) or 0 for tp in tps}
     finally:
         await reader.stop()
+
+
+async def test_run_with_a_missing_topic_is_one_line_naming_it(
+    harness: MonitorHarness, tmp_path: Path
+) -> None:
+    instruments = tmp_path / "instruments.json"
+    instruments.write_bytes(msgspec.json.encode({"instruments": INSTRUMENTS}))
+    env = {
+        **os.environ,
+        "LIQMON_KAFKA__BOOTSTRAP_SERVERS": harness.kafka.bootstrap_servers,
+        "LIQMON_TOPICS__PRICES": harness.topics.prices,
+        "LIQMON_TOPICS__FILLS": harness.topics.fills + "-missing",
+        "LIQMON_SERVICE__HTTP_PORT": "0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "monitor",
+        "run",
+        "--instruments",
+        str(instruments),
+        env=env,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert stderr.decode().strip().splitlines()[-1] == (
+        f"liqmon: error: topic '{harness.topics.fills}-missing' does not exist; "
+        "create it first (liqmon topics create)"
+    )

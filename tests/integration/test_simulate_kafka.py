@@ -157,7 +157,7 @@ async def test_missing_topic_is_a_one_line_error(
     assert process.returncode == 1
     assert stderr.decode().splitlines() == [
         f"liqmon: error: topic '{topics.prices}-absent' does not exist; "
-        "create it first (liqmon topics)"
+        "create it first (liqmon topics create)"
     ]
 
 

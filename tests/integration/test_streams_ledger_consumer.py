@@ -8,11 +8,11 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams.ledger_consumer import LedgerConsumer
 from streams.records import InboundRecord, TopicPartition, next_offsets
-from streams.settings import KafkaSettings, client_kwargs
+from streams.settings import KafkaSettings
+from tests.integration.partition_writer import produce_per_partition
 
 pytestmark = pytest.mark.kafka
 
@@ -22,17 +22,7 @@ FAST_GROUP: dict[str, Any] = {"heartbeat_interval_ms": 200, "session_timeout_ms"
 
 
 async def _produce(kafka: KafkaSettings, topic: str, per_partition: dict[int, int]) -> None:
-    """Write ``count`` records ``p<partition>-<i>`` to each given partition."""
-    producer = AIOKafkaProducer(**client_kwargs(kafka))
-    await producer.start()
-    try:
-        for partition, count in per_partition.items():
-            for i in range(count):
-                value = f"p{partition}-{i}".encode()
-                await producer.send(topic, value, key=b"acc", partition=partition)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_per_partition(kafka, topic, per_partition, key=b"acc")
 
 
 async def _poll_at_least(

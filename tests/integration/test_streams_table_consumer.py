@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from streams.errors import StreamsError
 from streams.records import InboundRecord, TopicPartition
-from streams.settings import KafkaSettings, client_kwargs
+from streams.settings import KafkaSettings
 from streams.table_consumer import TableConsumer, topic_partitions
+from tests.integration.partition_writer import produce_per_partition
 
 pytestmark = pytest.mark.kafka
 
@@ -19,17 +19,7 @@ NewTopic = Callable[..., Awaitable[str]]
 
 
 async def _produce(kafka: KafkaSettings, topic: str, per_partition: dict[int, int]) -> None:
-    """Write ``count`` records ``p<partition>-<i>`` to each given partition."""
-    producer = AIOKafkaProducer(**client_kwargs(kafka))
-    await producer.start()
-    try:
-        for partition, count in per_partition.items():
-            for i in range(count):
-                value = f"p{partition}-{i}".encode()
-                await producer.send(topic, value, key=b"BTCUSDT", partition=partition)
-        await producer.flush()
-    finally:
-        await producer.stop()
+    await produce_per_partition(kafka, topic, per_partition, key=b"BTCUSDT")
 
 
 async def _poll_until_caught_up(table: TableConsumer) -> list[InboundRecord]:

@@ -83,6 +83,8 @@ class Monitor:
         self._ignored_seen: dict[str, int] = {}  # engine.ignored already counted in metrics
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
+        # Read at scrape time, so /metrics and /readyz can never disagree.
+        self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
             service.http_host, service.http_port, self.metrics.exposition, self.readiness
         )
@@ -274,7 +276,6 @@ class Monitor:
 
     async def _update_gauges(self) -> None:
         m = self.metrics
-        m.ready.set(1 if self.readiness()[0] else 0)
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
         guard = self._intake.guard
@@ -313,7 +314,6 @@ class Monitor:
         async with self._between_cycles():
             self._owned = self._owned - revoked
             self._restored = False
-            self.metrics.ready.set(0)
 
     async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         """Rebuild the book for the new assignment unless it continues what we hold."""
@@ -335,7 +335,6 @@ class Monitor:
                 gc.freeze()
             self._owned = assigned
             self._restored = True
-            self.metrics.ready.set(1)
             log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
 
     async def _rebuild(

@@ -54,7 +54,7 @@ async def test_metrics_pass_promtool_and_counters_move_during_a_run(
     await open_book(h, t0)
     await h.prices(btc(95.0, t0 + 1))
     await h.wait_events(lambda ev: "a1" in by_account(ev), "a1 margin call")
-    await h.until(lambda: monitor.metrics.ready._value.get() == 1, "the gauges to refresh")
+    await h.until(lambda: monitor.readiness()[0], "the monitor to be ready")
     _, after = await http_get(port, "/metrics")
     fills = f'liqmon_records_consumed_total{{topic="{h.topics.fills}"}}'
     assert sample(after, fills) == 9

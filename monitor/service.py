@@ -28,8 +28,7 @@ import structlog
 
 from monitor.changelog import checkpoint_records, read_changelog, state_record
 from monitor.config import Settings
-from monitor.engine import Engine
-from monitor.engine._restore import judge_all, restore_states, unit_states
+from monitor.engine import Engine, judge_all, restore_states, unit_states
 from monitor.http import HealthServer
 from monitor.intake import Intake
 from monitor.metrics import Metrics

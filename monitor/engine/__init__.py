@@ -9,6 +9,16 @@ from monitor.engine._config import EngineConfig
 from monitor.engine._engine import Engine
 from monitor.engine._events import event_id
 from monitor.engine._reduction import kept_fraction
+from monitor.engine._restore import judge_all, restore_states, unit_states
 from monitor.engine._validation import shape_problem
 
-__all__ = ["Engine", "EngineConfig", "event_id", "kept_fraction", "shape_problem"]
+__all__ = [
+    "Engine",
+    "EngineConfig",
+    "event_id",
+    "judge_all",
+    "kept_fraction",
+    "restore_states",
+    "shape_problem",
+    "unit_states",
+]

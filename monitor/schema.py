@@ -12,11 +12,12 @@ Variants are tagged unions so that decoding picks the class from the ``type`` (o
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 __all__ = [
+    "MAX_ID_LENGTH",
     "AccountMode",
     "AccountRisk",
     "AccountState",
@@ -35,7 +36,9 @@ __all__ = [
     "MarginModelSpec",
     "MarginSettings",
     "PositionRisk",
+    "PriceReference",
     "PriceTick",
+    "PricesScreened",
     "RateCurve",
     "Reduction",
     "SizeScaledMargin",
@@ -47,9 +50,16 @@ __all__ = [
     "UnitStates",
 ]
 
+MAX_ID_LENGTH = 256
+"""Longest account id, ledger id, symbol or asset name accepted on the input topics."""
+
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
+"""A name or id on the wire: at most ``MAX_ID_LENGTH`` characters, so no input can make an
+event or a dead letter too large to publish."""
+
 AccountMode = Literal["cross", "isolated"]
 AccountState = Literal["healthy", "margin_call", "liquidation", "bankrupt"]
-Trigger = Literal["price", "ledger"]
+Trigger = Literal["price", "ledger", "restore"]
 MarginEventType = Literal[
     "margin_call",
     "margin_call_cleared",
@@ -149,7 +159,7 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     valuation currency) values collateral held in that asset.
     """
 
-    symbol: str
+    symbol: Id
     mark_price: float
     ts: int
     index_price: float | None = None
@@ -165,15 +175,15 @@ class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=Tr
     a negative fee is a rebate. Fills are idempotent by ``fill_id``.
     """
 
-    fill_id: str
-    account: str
-    symbol: str
+    fill_id: Id
+    account: Id
+    symbol: Id
     side: Literal["buy", "sell"]
     qty: float
     price: float
     ts: int
     fee: float = 0.0
-    fee_asset: str | None = None
+    fee_asset: Id | None = None
 
 
 class Transfer(
@@ -181,9 +191,9 @@ class Transfer(
 ):
     """A deposit (``amount`` > 0) or withdrawal (``amount`` < 0) of collateral."""
 
-    transfer_id: str
-    account: str
-    asset: str
+    transfer_id: Id
+    account: Id
+    asset: Id
     amount: float
     ts: int
 
@@ -194,9 +204,9 @@ class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_o
     ``amount`` > 0 is received by the account, < 0 is paid by it.
     """
 
-    funding_id: str
-    account: str
-    symbol: str
+    funding_id: Id
+    account: Id
+    symbol: Id
     amount: float
     ts: int
 
@@ -209,11 +219,11 @@ class MarginSettings(
     Fields left out are unchanged. ``leverage`` needs ``symbol``.
     """
 
-    settings_id: str
-    account: str
+    settings_id: Id
+    account: Id
     ts: int
     mode: AccountMode | None = None
-    symbol: str | None = None
+    symbol: Id | None = None
     leverage: float | None = None
 
 
@@ -225,9 +235,9 @@ class IsolatedMargin(
     ``amount`` > 0 allocates margin to the position, < 0 releases it back.
     """
 
-    adjustment_id: str
-    account: str
-    symbol: str
+    adjustment_id: Id
+    account: Id
+    symbol: Id
     amount: float
     ts: int
 
@@ -383,4 +393,30 @@ class LedgerCheckpoint(
     next_offset: int
 
 
-StateRecord = UnitStates | LedgerCheckpoint
+class PriceReference(
+    msgspec.Struct, tag="price_reference", tag_field="type", frozen=True, kw_only=True
+):
+    """The price guard's last accepted tick of one symbol (key ``price:<symbol>``).
+
+    A restarted monitor screens the price table against these, so a price held as out
+    of band before the restart is not accepted as a first price after it.
+    """
+
+    symbol: str
+    mark_price: float
+    ts: int
+
+
+class PricesScreened(
+    msgspec.Struct, tag="prices_screened", tag_field="type", frozen=True, kw_only=True
+):
+    """How far one ``prices`` partition has been screened (key
+    ``prices-screened:<topic>:<partition>``): bad records below ``next_offset`` are in
+    the DLQ already, so a restart re-reading the table does not dead-letter them again."""
+
+    topic: str
+    partition: int
+    next_offset: int
+
+
+StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened

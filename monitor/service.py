@@ -21,24 +21,51 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import structlog
 
-from monitor.changelog import checkpoint_records, read_changelog, state_record
+from monitor.changelog import (
+    RestoredState,
+    checkpoint_records,
+    price_reference_records,
+    prices_screened_records,
+    read_changelog,
+    state_record,
+)
 from monitor.config import Settings
-from monitor.engine import Engine, judge_all, restore_states, unit_states
+from monitor.engine import (
+    SHAPE_REASONS,
+    Engine,
+    judge_all,
+    restore_states,
+    shape_problem,
+    unit_states,
+)
+from monitor.guards import HoldReason
 from monitor.http import HealthServer
-from monitor.intake import Intake
+from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
-from monitor.schema import Instrument, LedgerEvent, MarginEvent, PriceTick
+from monitor.schema import (
+    Instrument,
+    LedgerEvent,
+    MarginEvent,
+    MarginEventType,
+    PriceTick,
+)
+from monitor.states import STATE_NAMES
 from streams import (
+    INVALID,
+    MISSING_VALUE,
+    TOO_LARGE,
+    UNDECODABLE,
     CommitRejectedError,
     InboundRecord,
     LedgerConsumer,
     OutboundRecord,
     Producer,
+    Rejection,
     TableConsumer,
     TopicPartition,
     next_offsets,
@@ -54,6 +81,17 @@ _LAG_INTERVAL_S = 1.0
 _PROGRESS_INTERVAL_S = 5.0
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
+PROCESSING_ERROR = "processing_error"
+#: Every reason a record can be dead-lettered for (metric labels are created up front).
+DLQ_REASONS = (
+    INVALID,
+    MISSING_VALUE,
+    TOO_LARGE,
+    UNDECODABLE,
+    PROCESSING_ERROR,
+    *SHAPE_REASONS,
+)
+_IGNORE_REASONS = ("duplicate", "not_isolated_position", "insufficient_isolated_margin")
 
 
 class Monitor:
@@ -82,6 +120,16 @@ class Monitor:
         self._ignored_seen: dict[str, int] = {}  # engine.ignored already counted in metrics
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
+        self.metrics.initialise(
+            topics=(settings.topics.prices, settings.topics.fills),
+            ledger_types=[kind.__struct_config__.tag for kind in get_args(LedgerEvent)],
+            ignore_reasons=_IGNORE_REASONS,
+            event_types=get_args(MarginEventType),
+            dlq_reasons=sorted(set(DLQ_REASONS) | {TS_OUT_OF_RANGE}),
+            hold_reasons=get_args(HoldReason),
+            states=STATE_NAMES,
+        )
+        self._next_guard_save = 0.0
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -138,6 +186,7 @@ class Monitor:
             await self._table.start()
             stack.push_async_callback(self._table.stop)
             log.info("started", metrics_port=self.http.port, topics=self.settings.topics.names())
+            self._resume_prices(await self._read_changelog())
             await self._catch_up_prices()
             if self._stop.is_set():
                 return
@@ -146,18 +195,57 @@ class Monitor:
             await self._loop()
         log.info("stopped")
 
+    async def _read_changelog(self) -> RestoredState:
+        changelog = await read_changelog(self.settings.kafka, self.settings.topics.state)
+        if changelog.dropped:
+            self.metrics.changelog_records_dropped.inc(changelog.dropped)
+            log.error(
+                "undecodable liqmon-state records ignored",
+                records=changelog.dropped,
+                first=changelog.dropped_example[:300],
+            )
+        return changelog
+
+    def _resume_prices(self, changelog: RestoredState) -> None:
+        """Screen the price table against the marks the last run accepted, and value the
+        book at them until fresher accepted ticks replace them."""
+        book = self.engine.book
+        references = [
+            tick
+            for tick in changelog.price_references.values()
+            if shape_problem(book, tick) is None
+        ]
+        self._intake.restore(references, changelog.prices_screened)
+        if references:
+            self.engine.apply([], references, self._clock_ms())
+            log.info("price guard resumed", references=len(references))
+
     async def _catch_up_prices(self) -> None:
         max_batch = self.settings.service.max_price_batch
         while not self._table.caught_up and not self._stop.is_set():
             records = await self._table.poll_batch(max_batch, 200)
             if records:
                 now_ms = self._clock_ms()
-                ticks, dead_letters = self._intake.price_batch(records, self.engine)
+                ticks, outbound = self._intake.price_batch(records, self.engine, now_ms)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
-                if dead_letters:
-                    await self._producer.send_batch(dead_letters)
+                outbound.extend(self._guard_records(force=bool(outbound)))
+                if outbound:
+                    await self._producer.send_batch(outbound)
                 self._observe(records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
+
+    def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
+        """The price guard's changed references and how far prices were screened, when
+        ``force`` (something was held or dead-lettered) or the save interval has passed."""
+        now = time.monotonic()
+        if not force and now < self._next_guard_save:
+            return []
+        self._next_guard_save = now + self.settings.service.guard_checkpoint_interval_s
+        topic = self.settings.topics.state
+        return [
+            *price_reference_records(topic, self._intake.guard.take_changed()),
+            *prices_screened_records(topic, self._intake.prices_screened),
+        ]
 
     # ------------------------------------------------------------------ the loop
 
@@ -201,13 +289,17 @@ class Monitor:
         async with self._lock:
             started = time.perf_counter()
             now_ms = self._clock_ms()
-            ticks, outbound = self._intake.price_batch(prices, self.engine)
-            items, rejected = self._intake.ledger_batch(
+            held_before = self._intake.guard.held_count
+            ticks, outbound = self._intake.price_batch(prices, self.engine, now_ms)
+            changed_guard = bool(outbound) or self._intake.guard.held_count != held_before
+            items, records, rejected = self._intake.ledger_batch(
                 ledger, self.engine, self._account_partition
             )
-            outbound.extend(self._intake.dead_letters(rejected))
             events = [e for e in self.engine.apply(items, ticks, now_ms) if self.owns(e.account)]
+            rejected.extend(self._failures(items, records))
+            outbound.extend(self._intake.dead_letters(rejected))
             outbound.extend(self._event_records(events, now_ms))
+            outbound.extend(self._guard_records(force=changed_guard))
             consumed = next_offsets(ledger)
             outbound.extend(checkpoint_records(self.settings.topics.state, consumed))
             await self._producer.send_batch(outbound)
@@ -223,6 +315,23 @@ class Monitor:
             acked_ms = self._clock_ms()
             self._observe(prices, ledger, items, ticks, events, acked_ms)
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
+
+    def _failures(self, items: list[LedgerEvent], records: list[InboundRecord]) -> list[Rejection]:
+        """Dead letters for the ledger events the engine failed to book (see Engine.apply)."""
+        rejections = []
+        for index, error in self.engine.failures:
+            item, record = items[index], records[index]
+            self.metrics.processing_errors.inc()
+            log.error(
+                "ledger event failed; dead-lettered, the monitor goes on",
+                account=item.account,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=error,
+            )
+            rejections.append(Rejection.of(record, PROCESSING_ERROR, error))
+        return rejections
 
     # ------------------------------------------------------------------ output
 
@@ -278,9 +387,11 @@ class Monitor:
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
         guard = self._intake.guard
-        newest = guard.newest_ts
+        now_ms = self._clock_ms()
         for symbol, ts in guard.accepted_ts().items():
-            m.price_age.labels(symbol).set(max(0.0, (newest - ts) / 1000))
+            m.price_age.labels(symbol).set(max(0.0, (now_ms - ts) / 1000))
+        if guard.newest_ts > 0:
+            m.price_feed_age.set(max(0.0, (now_ms - guard.newest_ts) / 1000))
         for tp, lag in (await self._table.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for tp, lag in (await self._ledger.lag()).items():
@@ -336,6 +447,28 @@ class Monitor:
             self._restored = True
             log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
 
+    def _report_skipped(self, skipped: Counter[tuple[str, str]]) -> None:
+        """Say once per rebuild which ledger records could not be applied, and count them.
+
+        Most were dead-lettered when first read. Records for instruments that are no
+        longer in the instruments file were not: their positions are not judged.
+        """
+        if not skipped:
+            return
+        by_reason: Counter[str] = Counter()
+        for (reason, _), count in skipped.items():
+            by_reason[reason] += count
+        for reason, count in by_reason.items():
+            self.metrics.replay_records_rejected.labels(reason).inc(count)
+        unknown = sorted({s for (r, s), _ in skipped.items() if r == "unknown_instrument" and s})
+        log.warning(
+            "ledger records not applied in the rebuild",
+            by_reason=dict(by_reason),
+            unknown_symbols=unknown[:20],
+            hint="positions in instruments missing from the instruments file are not judged; "
+            "add the instruments back or close the positions",
+        )
+
     async def _rebuild(
         self, assigned: frozenset[TopicPartition], committed: dict[TopicPartition, int]
     ) -> None:
@@ -347,17 +480,25 @@ class Monitor:
         now_ms = self._clock_ms()
         if self._intake.prices:
             self.engine.apply([], list(self._intake.prices.values()), now_ms)
-        changelog = await read_changelog(self.settings.kafka, self.settings.topics.state)
+        changelog = await self._read_changelog()
         resume = {
             tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
         }
         replayed, total = 0, sum(resume.values())
+        skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or "") -> records
         next_report = time.monotonic() + _PROGRESS_INTERVAL_S
         async with aclosing(read_history(self.settings.kafka, resume)) as batches:
             async for records in batches:
-                # Rejected records were dead-lettered when first read.
-                items, _ = self._intake.ledger_batch(records, self.engine, self._account_partition)
+                # Rejected records were dead-lettered when first read, unless the
+                # instruments changed since (a delisting): those are counted below.
+                items, _, rejected = self._intake.ledger_batch(
+                    records, self.engine, self._account_partition
+                )
                 self.engine.apply(items, [], now_ms)
+                for rejection in rejected:
+                    skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
+                for _, error in self.engine.failures:
+                    skipped[(PROCESSING_ERROR, error[:80])] += 1
                 replayed += len(records)
                 if time.monotonic() >= next_report:
                     next_report += _PROGRESS_INTERVAL_S
@@ -368,6 +509,7 @@ class Monitor:
                         accounts=self.engine.account_count,
                     )
         self._ignored_seen = dict(self.engine.ignored)  # replayed, counted by the last run
+        self._report_skipped(skipped)
         restore_states(self.engine, changelog.states)
         self._owned = assigned
         events = [e for e in judge_all(self.engine, now_ms) if self.owns(e.account)]
@@ -389,3 +531,18 @@ class Monitor:
             events=len(events),
             seconds=round(time.perf_counter() - started, 3),
         )
+
+
+def _symbol_of(value: bytes | None) -> str:
+    """The ``symbol`` of a ledger record's JSON, for reporting; "" when it has none."""
+    if not value:
+        return ""
+    try:
+        symbol = msgspec.json.decode(value, type=_SymbolOnly).symbol
+    except msgspec.DecodeError:
+        return ""
+    return symbol[:64] if symbol else ""
+
+
+class _SymbolOnly(msgspec.Struct):
+    symbol: str | None = None

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from streams.codec import (
         INVALID,
         MISSING_VALUE,
+        TOO_LARGE,
         UNDECODABLE,
         DecodedBatch,
         JsonCodec,
@@ -51,6 +52,7 @@ __all__ = [
     "INVALID",
     "KAFKA_VERSION",
     "MISSING_VALUE",
+    "TOO_LARGE",
     "UNDECODABLE",
     "BrokerError",
     "BrokerOutcome",
@@ -96,7 +98,15 @@ __all__ = [
 # CLI command that only needs ``streams.errors`` does not pay for the Kafka client.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
-        ["INVALID", "MISSING_VALUE", "UNDECODABLE", "DecodedBatch", "JsonCodec", "Rejection"],
+        [
+            "INVALID",
+            "MISSING_VALUE",
+            "TOO_LARGE",
+            "UNDECODABLE",
+            "DecodedBatch",
+            "JsonCodec",
+            "Rejection",
+        ],
         "streams.codec",
     ),
     **dict.fromkeys(

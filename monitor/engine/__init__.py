@@ -10,9 +10,23 @@ from monitor.engine._engine import Engine
 from monitor.engine._events import event_id
 from monitor.engine._reduction import kept_fraction
 from monitor.engine._restore import judge_all, restore_states, unit_states
-from monitor.engine._validation import shape_problem
+from monitor.engine._validation import (
+    MAX_AMOUNT,
+    MAX_LEVERAGE,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_TS_MS,
+    SHAPE_REASONS,
+    shape_problem,
+)
 
 __all__ = [
+    "MAX_AMOUNT",
+    "MAX_LEVERAGE",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "MAX_TS_MS",
+    "SHAPE_REASONS",
     "Engine",
     "EngineConfig",
     "event_id",

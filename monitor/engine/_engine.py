@@ -60,9 +60,13 @@ class Engine:
             self.config.valuation_asset,
             self.config.collateral,
             idempotency_window_ms=round(self.config.idempotency_window_s * 1000),
+            idempotency_max_ids=self.config.idempotency_max_ids,
         )
         # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
         self.ignored: dict[str, int] = {}
+        # Ledger events of the last apply() whose booking failed unexpectedly: (index in
+        # the ledger batch, error). See apply().
+        self.failures: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ inspection
 
@@ -162,6 +166,11 @@ class Engine:
         Raises InputError, before changing anything, if an item has a shape problem
         (see ``rejection_reason``). Events come ledger-triggered first (in the order
         of their triggering event), then price-triggered (by unit id).
+
+        A ledger event whose booking fails unexpectedly (a bug, not bad input: bad input
+        is a shape problem) does not stop the cycle: it is listed in ``failures`` with
+        its error, its account's units are judged on what was booked, and every other
+        event goes on. One account's trouble never stops the others being judged.
         """
         for item in (*ledger, *prices):
             problem = shape_problem(self.book, item)
@@ -173,13 +182,20 @@ class Engine:
 
     def _apply_ledger(self, ledger: Sequence[LedgerEvent], now_ms: int) -> list[MarginEvent]:
         last_touch: dict[int, int] = {}
+        self.failures = []
         for order, item in enumerate(ledger):
             key = ledger_key(item)
             if key in self.book.applied_ids:
                 self._ignore("duplicate")
                 continue
             self.book.applied_ids.add(key, item.ts)
-            for unit in self._book_entry(item):
+            try:
+                touched = self._book_entry(item)
+            except Exception as exc:  # isolate the account, report, go on (see apply)
+                self.failures.append((order, f"{type(exc).__name__}: {exc}"))
+                account = self.book.account_index.get(item.account)
+                touched = tuple(self.book.units_of(account)) if account is not None else ()
+            for unit in touched:
                 last_touch[unit] = order
         if not last_touch:
             return []
@@ -281,18 +297,15 @@ class Engine:
         events = []
         for unit, previous, new in self._judge(units):
             tick = price_trigger(self.book, unit, moved, revalued_assets)
-            events.append(
-                build_event(
-                    self.book,
-                    unit,
-                    previous,
-                    new,
-                    "price",
-                    tick.ts,
-                    f"{tick.symbol}:{tick.ts}:{tick.mark_price!r}",
-                    now_ms,
+            if tick is None:
+                # Judged afresh at restore with none of its prices: say so, deterministically.
+                event = build_event(self.book, unit, previous, new, "restore", 0, "", now_ms)
+            else:
+                identity = f"{tick.symbol}:{tick.ts}:{tick.mark_price!r}"
+                event = build_event(
+                    self.book, unit, previous, new, "price", tick.ts, identity, now_ms
                 )
-            )
+            events.append(event)
         return events
 
     def _judge(self, units: NDArray[np.intp] | None) -> list[_Transition]:

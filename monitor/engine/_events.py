@@ -27,9 +27,11 @@ def price_trigger(
     unit: int,
     moved: dict[int, list[PriceTick]],
     revalued_assets: dict[int, PriceTick],
-) -> PriceTick:
+) -> PriceTick | None:
     """The tick that triggered a unit's transition: of the cycle's ticks that changed
-    its positions or its wallet, the newest (ties: the smallest symbol)."""
+    its positions or its wallet, the newest (ties: the smallest symbol). None when no
+    such tick exists: a unit judged afresh at restore whose instruments lost their
+    prices or were removed from the instruments file."""
     candidates = [
         tick
         for ix in book.positions.instrument[unit_rows(book, unit)].tolist()
@@ -38,9 +40,8 @@ def price_trigger(
     if book.units.row[unit] < 0:
         balances = book.accounts.balance[book.units.account[unit]]
         candidates.extend(tick for asset, tick in revalued_assets.items() if balances[asset])
-    if not candidates:  # defensive: a unit judged on prices holds a moved mark or asset
-        candidates = [tick for ticks in moved.values() for tick in ticks]
-        candidates.extend(revalued_assets.values())
+    if not candidates:
+        return None
     return min(candidates, key=lambda tick: (-tick.ts, tick.symbol))
 
 

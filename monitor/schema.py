@@ -282,6 +282,8 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
+    ``positions_omitted`` counts positions left out of ``positions`` so the event fits a
+    Kafka record (those with the largest maintenance margin are kept).
     """
 
     event_id: str
@@ -300,6 +302,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     reductions: tuple[Reduction, ...] = ()
     shortfall: float = 0.0
     symbol: str | None = None
+    positions_omitted: int = 0
 
 
 # --------------------------------------------------------------------------- what-if

@@ -36,7 +36,9 @@ from monitor.changelog import (
 )
 from monitor.config import Settings
 from monitor.engine import (
+    MAX_EVENT_BYTES,
     SHAPE_REASONS,
+    fit_positions,
     Engine,
     judge_all,
     restore_states,
@@ -343,7 +345,10 @@ class Monitor:
         for event in events:
             key = event.account.encode()
             headers = [("type", event.type.encode())]
-            records.append(OutboundRecord(topics.margin_events, key, self._encode(event), headers))
+            value = self._encode(event)
+            if len(value) > MAX_EVENT_BYTES:
+                value = self._encode(fit_positions(event, MAX_EVENT_BYTES, self._encode))
+            records.append(OutboundRecord(topics.margin_events, key, value, headers))
             accounts[event.account] = None
         for account in accounts:
             units = unit_states(self.engine, account)

@@ -7,7 +7,7 @@ and their hysteresis.
 
 from monitor.engine._config import EngineConfig
 from monitor.engine._engine import Engine
-from monitor.engine._events import event_id
+from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._reduction import kept_fraction
 from monitor.engine._restore import judge_all, restore_states, unit_states
 from monitor.engine._validation import (
@@ -22,6 +22,7 @@ from monitor.engine._validation import (
 
 __all__ = [
     "MAX_AMOUNT",
+    "MAX_EVENT_BYTES",
     "MAX_LEVERAGE",
     "MAX_PRICE",
     "MAX_QUANTITY",
@@ -30,6 +31,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "event_id",
+    "fit_positions",
     "judge_all",
     "kept_fraction",
     "restore_states",

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+
+import msgspec
 
 from monitor.book import Book
 from monitor.engine._risk import margin_ratio, position_risks, reductions, unit_rows
 from monitor.schema import MarginEvent, PriceTick, Trigger
 from monitor.states import LIQUIDATION, STATE_NAMES, event_type
 
-__all__ = ["build_event", "event_id", "price_trigger"]
+__all__ = ["MAX_EVENT_BYTES", "build_event", "event_id", "fit_positions", "price_trigger"]
+
+MAX_EVENT_BYTES = 900 * 1024
+"""Longest encoded event published; Kafka's default record limit is 1 MiB."""
 
 
 def event_id(account: str, symbol: str | None, previous: int, new: int, trigger: str) -> str:
@@ -80,3 +86,21 @@ def build_event(
         shortfall=max(0.0, maintenance - equity) if severe else 0.0,
         symbol=symbol,
     )
+
+
+def fit_positions(
+    event: MarginEvent, max_bytes: int, encode: Callable[[MarginEvent], bytes]
+) -> MarginEvent:
+    """``event`` with only as many positions as fit in ``max_bytes`` once encoded, those
+    with the largest maintenance margin first; ``positions_omitted`` says how many were
+    left out. The account's totals are unchanged: they cover every position."""
+    ranked = sorted(event.positions, key=lambda p: (-p.maintenance_margin, p.symbol))
+    keep = len(ranked)
+    while keep > 0:
+        keep //= 2
+        trimmed = msgspec.structs.replace(
+            event, positions=tuple(ranked[:keep]), positions_omitted=len(ranked) - keep
+        )
+        if len(encode(trimmed)) <= max_bytes:
+            return trimmed
+    return msgspec.structs.replace(event, positions=(), positions_omitted=len(ranked))

@@ -38,8 +38,8 @@ from monitor.config import Settings
 from monitor.engine import (
     MAX_EVENT_BYTES,
     SHAPE_REASONS,
-    fit_positions,
     Engine,
+    fit_positions,
     judge_all,
     restore_states,
     shape_problem,
@@ -132,6 +132,7 @@ class Monitor:
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
+        self._changelog_dropped = 0
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -195,12 +196,16 @@ class Monitor:
             await self._ledger.start()  # the first assignment restores state (_on_assigned)
             stack.push_async_callback(self._ledger.stop)
             await self._loop()
+            # A graceful stop saves the guard's marks and screening progress up to now.
+            await self._producer.send_batch(self._guard_records(force=True))
         log.info("stopped")
 
     async def _read_changelog(self) -> RestoredState:
         changelog = await read_changelog(self.settings.kafka, self.settings.topics.state)
-        if changelog.dropped:
-            self.metrics.changelog_records_dropped.inc(changelog.dropped)
+        # The changelog is read at start and at each rebuild: count each bad record once.
+        if changelog.dropped > self._changelog_dropped:
+            self.metrics.changelog_records_dropped.inc(changelog.dropped - self._changelog_dropped)
+            self._changelog_dropped = changelog.dropped
             log.error(
                 "undecodable liqmon-state records ignored",
                 records=changelog.dropped,

@@ -97,6 +97,12 @@ class Producer(ClientWrapper):
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if queue_error is not None:
             failures.append(queue_error)
+        fenced = [f for f in failures if isinstance(f, ProducerFenced | InvalidProducerEpoch)]
+        if fenced:
+            raise ProducerFencedError(
+                f"transactional id {self._transactional_id!r} was taken over by a newer "
+                "producer; this one must stop"
+            ) from fenced[0]
         if failures:
             first = failures[0]
             rejected = len(failures) - (queue_error is not None)

@@ -57,7 +57,7 @@ def render_report(run: BacktestRun) -> str:
     for p, name in enumerate(run.names):
         label = html.escape(name)
         parts.append(f"<h2>Portfolio {label}</h2>")
-        svg = _margin_plot(plt, dates, run.margin[p], run.loss[p])
+        svg = _margin_plot(plt, dates, run.margin[p], run.loss[p], f"exceedances-{p}")
         parts.append(_figure(f"plot-margin-{p}", svg, f"{label}: margin vs realised loss"))
         svg = _histogram(plt, run.loss[p], run.margin[p])
         parts.append(_figure(f"plot-histogram-{p}", svg, f"{label}: realised losses"))
@@ -102,16 +102,25 @@ def _svg(plt: Any, fig: Any) -> str:
 
 
 def _margin_plot(
-    plt: Any, dates: NDArray[np.datetime64], margin: NDArray[np.float64], loss: NDArray[np.float64]
+    plt: Any,
+    dates: NDArray[np.datetime64],
+    margin: NDArray[np.float64],
+    loss: NDArray[np.float64],
+    marker_id: str,
 ) -> str:
+    """Margin and realised loss over time; the exceedance markers are the SVG group
+    ``marker_id``, one marker per exceedance."""
     fig, ax = plt.subplots(figsize=(10, 3.6))
     ax.plot(dates, loss, lw=0.6, color="#4a78b5", label="realised loss over the MPOR")
     ax.plot(dates, margin, lw=1.2, color="#222222", label="margin at the start of the day")
     hit = loss > margin
-    ax.scatter(dates[hit], loss[hit], s=14, color="#d62728", zorder=3, label="exceedance")
+    markers = ax.scatter(dates[hit], loss[hit], s=14, color="#d62728", zorder=3)
+    markers.set_gid(marker_id)
     ax.axhline(0.0, lw=0.5, color="#999999")
     ax.set_ylabel("amount")
-    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    handles, labels = ax.get_legend_handles_labels()
+    marker = plt.Line2D([], [], ls="", marker="o", ms=4, color="#d62728")
+    ax.legend([*handles, marker], [*labels, "exceedance"], loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     return _svg(plt, fig)
 

@@ -47,6 +47,8 @@ TrafficLight = Literal["green", "yellow", "red"]
 # Basel's zone boundaries on the cumulative binomial probability of the exception count.
 _YELLOW_FROM: float = 0.95
 _RED_FROM: float = 0.9999
+# Relative step above the boundary ratio in recalibration_scale.
+_SCALE_MARGIN: float = 1e-9
 
 
 class KupiecTest(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,8 +148,10 @@ def recalibration_scale(
     coverage: the smallest ``s`` with at most ``floor(n x rate)`` days where
     ``loss > s x margin``. Margin is linear in the rates (tiered ``N x mmr - cum`` with
     ``cum`` derived from the rates; size-scaled; VaR/ES scale with the volatility), so
-    scaling the rates by ``s`` scales the margin by ``s``. Days with no margin (nothing
-    held) are left out; None when none remain.
+    scaling the rates by ``s`` scales the margin by ``s``. The factor is set a relative
+    1e-9 above the boundary day's ratio, so that the day does not exceed again through
+    rounding when the rates are scaled. Days with no margin (nothing held) are left out;
+    None when none remain.
     """
     held = margin > 0
     if not held.any():
@@ -156,4 +160,4 @@ def recalibration_scale(
     allowed = math.floor(ratio.size * rate + 1e-9)
     if allowed >= ratio.size:
         return 0.0
-    return max(float(ratio[allowed]), 0.0)
+    return max(float(ratio[allowed]) * (1.0 + _SCALE_MARGIN), 0.0)

@@ -104,8 +104,8 @@ def linear_value_change(
     """Value change of one contract of each linear instrument per scenario
     (instruments x scenarios): ``contract_size x price x (exp(r) - 1)``, from log
     returns ``returns`` (scenarios x instruments) of its underlying and today's price."""
-    change: NDArray[np.float64] = np.expm1(returns.T) * (contract_size * price)[:, None]
-    return change
+    change = np.expm1(returns.T) * (contract_size * price)[:, None]
+    return np.ascontiguousarray(change, dtype=np.float64)
 
 
 def scenario_pnl(

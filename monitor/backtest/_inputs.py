@@ -111,6 +111,8 @@ def load_prices(path: str | Path) -> PriceHistory:
 def load_portfolios(path: str | Path, history: PriceHistory) -> PortfolioBook:
     """Read instruments and portfolios; every instrument must have a price column."""
     path = Path(path)
+    if path.suffix.lower() != ".json":
+        raise InputError(f"{path}: the portfolios file must be JSON (.json); see docs/backtest.md")
     instruments = load_instrument_file(path).instruments
     try:
         parsed = msgspec.json.decode(path.read_bytes(), type=_PortfolioFile)

@@ -229,7 +229,7 @@ def ewma_variance(
     """
     r = np.asarray(returns, dtype=np.float64)
     squeeze = r.ndim == 1
-    r2d = r.reshape(r.shape[0], -1)
+    r2d = r[:, None] if squeeze else r
     out = np.full(r2d.shape, np.nan)
     if r2d.shape[0] >= warmup:
         s2 = r2d[:warmup].var(axis=0, ddof=1)

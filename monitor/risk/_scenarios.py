@@ -59,8 +59,15 @@ def filtered_historical_returns(
 ) -> NDArray[np.float64]:
     """Historical returns (scenarios x series) rescaled to today's volatility:
     ``r * vol_now / vol_then``, with ``vol_then`` the EWMA forecast standing when each
-    return began (scenarios x series) and ``vol_now`` today's forecast (series)."""
-    return np.asarray(returns * (vol_now / vol_then), dtype=np.float64)
+    return began (scenarios x series) and ``vol_now`` today's forecast (series). Where
+    ``vol_then`` is 0 (a price that had not moved), the return is left as it was."""
+    ratio = np.divide(
+        vol_now,
+        vol_then,
+        out=np.ones(np.broadcast_shapes(np.shape(vol_now), vol_then.shape)),
+        where=vol_then > 0,
+    )
+    return np.asarray(returns * ratio, dtype=np.float64)
 
 
 def monte_carlo_returns(

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -32,7 +39,10 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object
 
 
 def test_runs_out_of_the_box_on_the_bundled_history(capsys: pytest.CaptureFixture[str]) -> None:
-    report = run_json(capsys)
+    assert main(["backtest", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""  # no progress bar when stderr is not a terminal
+    report = json.loads(out)
     assert report["model"] == "instrument"
     assert report["first_day"] == "2007-02-14"
     overall = report["overall"]
@@ -123,3 +133,25 @@ def test_missing_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["backtest", "--prices", str(tmp_path / "nope.csv")]) == 2
     err = capsys.readouterr().err
     assert "nope.csv: cannot read the price history: No such file or directory" in err
+
+
+def test_progress_bar_is_drawn_on_a_terminal() -> None:
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    command = [sys.executable, "-m", "monitor", "backtest", "--model", "var_hist"]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=terminal) as process:
+        os.close(terminal)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert process.wait(timeout=120) == 0
+    os.close(master)
+    text = screen.decode(errors="replace")
+    assert "backtest:" in text
+    assert "/1230 [" in text

@@ -102,6 +102,8 @@ def test_filtered_returns_rescale_each_return_to_todays_volatility() -> None:
     vol_then = np.array([[0.01, 0.02], [0.03, 0.04]])
     got = filtered_historical_returns(returns, vol_then, np.array([0.02, 0.01]))
     np.testing.assert_allclose(got, [[0.02, -0.01], [0.02, 0.0025]])
+    flat = filtered_historical_returns(returns, np.zeros((2, 2)), np.array([0.02, 0.01]))
+    np.testing.assert_array_equal(flat, returns)
 
 
 COV = np.array([[4e-4, 1.2e-4], [1.2e-4, 1e-4]])

@@ -21,6 +21,7 @@ import numpy as np
 import scipy.sparse
 from numpy.typing import NDArray
 
+from monitor.errors import ConfigError
 from monitor.models import ModelTable
 from monitor.risk import (
     ewma_covariance,
@@ -54,6 +55,22 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True):
     dof: float = 5.0
     seed: int = 1
     periods_per_year: float = 252.0
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.model in MODELS, f"model {self.model!r}: use one of {', '.join(MODELS)}"),
+            (0.0 < self.confidence < 1.0, f"confidence {self.confidence} must be in (0, 1)"),
+            (self.mpor_days >= 1, f"mpor {self.mpor_days} days must be at least 1"),
+            (self.window >= 1, f"window {self.window} must be at least 1 scenario"),
+            (0.0 < self.lam < 1.0, f"lambda {self.lam} must be in (0, 1)"),
+            (self.warmup >= 2, f"warmup {self.warmup}: the EWMA needs at least 2 returns"),
+            (self.paths >= 1, f"paths {self.paths} must be at least 1"),
+            (self.dof > 2.0, f"dof {self.dof} must be greater than 2 (inf for normal paths)"),
+            (self.periods_per_year > 0, "periods_per_year must be > 0"),
+        )
+        for ok, problem in checks:
+            if not ok:
+                raise ConfigError(f"backtest settings: {problem}")
 
     def first_day(self) -> int:
         """The first day every model can be judged on: a full scenario window whose

@@ -31,13 +31,16 @@ svg { max-width: 100%; height: auto; }
 
 
 def render_report(run: BacktestRun) -> str:
-    """The HTML page of a backtest run."""
+    """The HTML page of a backtest run. Draws on matplotlib ``Figure`` objects directly
+    (no pyplot, so no global backend or figure registry is touched)."""
     import matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A fixed salt gives stable SVG element ids, so the same run gives the same page.
+    with matplotlib.rc_context({"svg.hashsalt": "liqmon-backtest"}):
+        return _page(run)
 
-    plt.rcParams["svg.hashsalt"] = "liqmon-backtest"  # stable element ids, stable output
+
+def _page(run: BacktestRun) -> str:
     report = run.report
     dates = np.array(run.dates, dtype="datetime64[D]")
     parts = [
@@ -52,14 +55,14 @@ def render_report(run: BacktestRun) -> str:
         "realised loss over the MPOR was greater than the margin at its start.</p>",
         _table(report.portfolios, report.overall),
         "<h2>Volatility</h2>",
-        _figure("plot-volatility", _volatility_plot(plt, dates, run), "EWMA volatility"),
+        _figure("plot-volatility", _volatility_plot(dates, run), "EWMA volatility"),
     ]
     for p, name in enumerate(run.names):
         label = html.escape(name)
         parts.append(f"<h2>Portfolio {label}</h2>")
-        svg = _margin_plot(plt, dates, run.margin[p], run.loss[p], f"exceedances-{p}")
+        svg = _margin_plot(dates, run.margin[p], run.loss[p], f"exceedances-{p}")
         parts.append(_figure(f"plot-margin-{p}", svg, f"{label}: margin vs realised loss"))
-        svg = _histogram(plt, run.loss[p], run.margin[p])
+        svg = _histogram(run.loss[p], run.margin[p])
         parts.append(_figure(f"plot-histogram-{p}", svg, f"{label}: realised losses"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
@@ -93,16 +96,21 @@ def _figure(element_id: str, svg: str, caption: str) -> str:
     return f'<figure id="{element_id}">{svg}<figcaption>{caption}</figcaption></figure>'
 
 
-def _svg(plt: Any, fig: Any) -> str:
+def _axes(width: float, height: float) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
+
+
+def _svg(fig: Any) -> str:
     buffer = io.StringIO()
     fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg") :]
 
 
 def _margin_plot(
-    plt: Any,
     dates: NDArray[np.datetime64],
     margin: NDArray[np.float64],
     loss: NDArray[np.float64],
@@ -110,7 +118,9 @@ def _margin_plot(
 ) -> str:
     """Margin and realised loss over time; the exceedance markers are the SVG group
     ``marker_id``, one marker per exceedance."""
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+    from matplotlib.lines import Line2D
+
+    fig, ax = _axes(10, 3.6)
     ax.plot(dates, loss, lw=0.6, color="#4a78b5", label="realised loss over the MPOR")
     ax.plot(dates, margin, lw=1.2, color="#222222", label="margin at the start of the day")
     hit = loss > margin
@@ -119,27 +129,27 @@ def _margin_plot(
     ax.axhline(0.0, lw=0.5, color="#999999")
     ax.set_ylabel("amount")
     handles, labels = ax.get_legend_handles_labels()
-    marker = plt.Line2D([], [], ls="", marker="o", ms=4, color="#d62728")
+    marker = Line2D([], [], ls="", marker="o", ms=4, color="#d62728")
     ax.legend([*handles, marker], [*labels, "exceedance"], loc="upper left", fontsize=8)
     fig.autofmt_xdate()
-    return _svg(plt, fig)
+    return _svg(fig)
 
 
-def _histogram(plt: Any, loss: NDArray[np.float64], margin: NDArray[np.float64]) -> str:
-    fig, ax = plt.subplots(figsize=(10, 3))
+def _histogram(loss: NDArray[np.float64], margin: NDArray[np.float64]) -> str:
+    fig, ax = _axes(10, 3)
     ax.hist(loss, bins=60, color="#4a78b5")
     ax.axvline(float(np.median(margin)), color="#222222", lw=1.2, label="median margin")
     ax.set_xlabel("realised loss over the MPOR (gains negative)")
     ax.set_ylabel("days")
     ax.legend(fontsize=8)
-    return _svg(plt, fig)
+    return _svg(fig)
 
 
-def _volatility_plot(plt: Any, dates: NDArray[np.datetime64], run: BacktestRun) -> str:
-    fig, ax = plt.subplots(figsize=(10, 3))
+def _volatility_plot(dates: NDArray[np.datetime64], run: BacktestRun) -> str:
+    fig, ax = _axes(10, 3)
     for j, symbol in enumerate(run.symbols):
         ax.plot(dates, run.volatility[:, j] * 100, lw=0.9, label=symbol)
     ax.set_ylabel("annualised EWMA volatility, %")
     ax.legend(fontsize=8)
     fig.autofmt_xdate()
-    return _svg(plt, fig)
+    return _svg(fig)

@@ -121,10 +121,6 @@ def _run(args: argparse.Namespace) -> int:
         run_backtest,
     )
 
-    if args.warmup < 2:
-        raise InputError("--warmup: the EWMA needs at least 2 returns to seed its variance")
-    if not args.dof > 2:
-        raise InputError(f"--dof: {args.dof} must be greater than 2 (inf for normal paths)")
     history = load_prices(args.prices or BUNDLED_PRICES)
     book = load_portfolios(args.portfolios or BUNDLED_PORTFOLIOS, history)
     config = BacktestConfig(

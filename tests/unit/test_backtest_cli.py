@@ -155,3 +155,18 @@ def test_progress_bar_is_drawn_on_a_terminal() -> None:
     text = screen.decode(errors="replace")
     assert "backtest:" in text
     assert "/1230 [" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dof", "2"], "dof 2.0 must be greater than 2 (inf for normal paths)"),
+        (["--warmup", "1"], "warmup 1: the EWMA needs at least 2 returns"),
+    ],
+)
+def test_bad_settings_are_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert main(["backtest", *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"liqmon: error: backtest settings: {message}\n"

@@ -157,7 +157,7 @@ def _coverage(
         name=name,
         observations=n,
         exceedances=x,
-        expected_exceedances=n * rate,
+        expected_exceedances=round(n * rate, 9),
         kupiec=kupiec(n, x, rate),
         christoffersen=christoffersen(transitions, n, x, rate),
         traffic_light=traffic_light(n, x, rate),

@@ -66,7 +66,7 @@ def load_prices(path: str | Path) -> PriceHistory:
     """Read a daily closes CSV (see the module docstring)."""
     path = Path(path)
     try:
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except OSError as exc:
         raise InputError(f"{path}: cannot read the price history: {exc.strerror}") from None

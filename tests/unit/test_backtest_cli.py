@@ -170,3 +170,13 @@ def test_bad_settings_are_one_line(
     assert main(["backtest", *args]) == 2
     err = capsys.readouterr().err
     assert err == f"liqmon: error: backtest settings: {message}\n"
+
+
+def test_a_price_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    from monitor.backtest import load_prices
+
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbfdate,X\n2020-01-01,1\n2020-01-02,2\n2020-01-03,3\n")
+    history = load_prices(path)
+    assert history.symbols == ("X",)
+    assert history.prices[:, 0].tolist() == [1.0, 2.0, 3.0]

@@ -7,7 +7,26 @@ and ``liquidation_prices`` then value any batch of positions with numpy, without
 a Python loop over positions. Pure: no I/O, no clock.
 """
 
+from monitor.models._black76 import (
+    DAYS_PER_YEAR,
+    MS_PER_YEAR,
+    Black76,
+    black76,
+    implied_vol,
+    years_to_expiry,
+)
 from monitor.models._layout import KIND_SIZE_SCALED, KIND_TIERED, Layout
 from monitor.models._table import ModelTable
 
-__all__ = ["KIND_SIZE_SCALED", "KIND_TIERED", "Layout", "ModelTable"]
+__all__ = [
+    "DAYS_PER_YEAR",
+    "KIND_SIZE_SCALED",
+    "KIND_TIERED",
+    "MS_PER_YEAR",
+    "Black76",
+    "Layout",
+    "ModelTable",
+    "black76",
+    "implied_vol",
+    "years_to_expiry",
+]

@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 
 from monitor.book import Book
+from monitor.engine._options import tick_problem
+from monitor.models import OPTION
 from monitor.schema import (
+    Delivery,
     Fill,
     Funding,
     IsolatedMargin,
@@ -23,6 +26,16 @@ from monitor.schema import (
 __all__ = ["ledger_key", "shape_problem"]
 
 
+def delivery_problem(book: Book, item: Delivery) -> str | None:
+    """A delivery names an option and a finite positive settlement price."""
+    ix = book.instrument_index.get(item.symbol)
+    if ix is None:
+        return "unknown_instrument"
+    if book.contracts.kind[ix] != OPTION:
+        return "delivery_not_option"
+    return _price(item.settlement_price)
+
+
 def ledger_key(item: LedgerEvent) -> tuple[str, str]:
     """The idempotency key of a ledger event: its kind and its id."""
     if isinstance(item, Fill):
@@ -33,6 +46,8 @@ def ledger_key(item: LedgerEvent) -> tuple[str, str]:
         return ("funding", item.funding_id)
     if isinstance(item, MarginSettings):
         return ("margin_settings", item.settings_id)
+    if isinstance(item, Delivery):
+        return ("delivery", item.delivery_id)
     return ("isolated_margin", item.adjustment_id)
 
 
@@ -56,8 +71,13 @@ def shape_problem(book: Book, item: LedgerEvent | PriceTick) -> str | None:
         if (
             item.symbol not in book.instrument_index
             and item.symbol not in book.assets.price_symbols
+            and item.symbol not in book.contracts.underlying_index
         ):
             return "unknown_instrument"
+        if item.mark_iv is not None:
+            return tick_problem(book, item) or (
+                None if math.isnan(item.mark_price) else _price(item.mark_price)
+            )
         return _price(item.mark_price)
     if not item.account:
         return "empty_account"
@@ -81,6 +101,8 @@ def shape_problem(book: Book, item: LedgerEvent | PriceTick) -> str | None:
         return _amount(item.amount)
     if isinstance(item, Funding | IsolatedMargin):
         return _symbol(book, item.symbol) or _amount(item.amount)
+    if isinstance(item, Delivery):
+        return delivery_problem(book, item)
     return _settings_problem(book, item)
 
 

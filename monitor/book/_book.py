@@ -335,6 +335,11 @@ class Book:
             )
         if qty == 0.0:
             raise InputError("a loaded position needs a non-zero qty")
+        if isolated_margin is not None and self.contracts.kind[instrument_ix] == OPTION:
+            raise InputError(
+                f"{self.symbols[instrument_ix]} is an option: options are margined in the "
+                "cross account; evaluate it in a cross account"
+            )
         pos = self.positions
         pos.qty[row] = qty
         pos.entry[row] = entry_price

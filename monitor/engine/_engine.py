@@ -18,10 +18,11 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, GROSS, INITIAL, ISOLATED, MAINTENANCE, UPNL, Book
 from monitor.engine._config import EngineConfig
+from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
 from monitor.engine._options import reprice_options
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
-from monitor.engine._risk import margin_ratio, position_risks
+from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import mismatches
 from monitor.errors import InputError
@@ -125,6 +126,9 @@ class Engine:
                 name: float(balances[k]) for k, name in enumerate(book.assets.names) if balances[k]
             },
             positions=tuple(p for unit in units.tolist() for p in position_risks(book, unit)),
+            greeks=greeks_by_underlying(
+                book, (r for unit in units.tolist() for r in unit_rows(book, unit).tolist())
+            ),
         )
 
     # ------------------------------------------------------------------ input checks

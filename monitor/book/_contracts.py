@@ -62,7 +62,8 @@ def position_values(
     if inverse.size:
         ix, s, m = instrument[inverse], size[inverse], mark[inverse]
         with np.errstate(divide="ignore", invalid="ignore"):
-            value[inverse] = s * (1.0 / entry[inverse] - 1.0 / m)
+            # A flat row keeps entry 0: its value is 0, not 0 x inf.
+            value[inverse] = np.where(s == 0.0, 0.0, s * (1.0 / entry[inverse] - 1.0 / m))
             coin_notional = np.abs(s) / m
         im, mm = models.requirements_from_notional(
             ix, coin_notional, coin_notional, leverage[inverse]

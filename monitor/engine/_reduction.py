@@ -68,8 +68,10 @@ def kept_fraction(
     notional = np.abs(qty) * models.contract_size.take(instrument) * mark
     if not book.contracts.linear_only:  # inverse brackets are keyed by coin notional
         inverse = book.contracts.kind.take(instrument) == INVERSE
-        notional = np.where(inverse, notional / (mark * mark), notional)
-    floors = models.layout.floors[instrument, 1:] / notional[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):  # an option may be worth 0
+            notional = np.where(inverse, notional / (mark * mark), notional)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floors = models.layout.floors[instrument, 1:] / notional[:, None]
     inside = floors[np.isfinite(floors) & (floors > 0.0) & (floors < 1.0)]
     ends = np.unique(np.concatenate([inside, [1.0]]))
     at_ends = initial_at(ends)

@@ -47,6 +47,7 @@ __all__ = [
     "RateCurve",
     "Reduction",
     "SizeScaledMargin",
+    "SnapshotChunk",
     "StateRecord",
     "Tier",
     "TieredMargin",
@@ -517,4 +518,41 @@ class PricesScreened(
     next_offset: int
 
 
-StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened
+class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
+    """One chunk of a snapshot of the book of one ``fills`` partition (topic
+    ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
+
+    A snapshot is the accounts of the partition after every ledger record before
+    ``next_offset``; it is ``chunks`` records long, each under Kafka's record limit, all
+    with the same ``next_offset``. Recovery loads the newest complete snapshot and replays
+    the ledger from ``next_offset`` on. Columns are parallel lists: per account
+    (``accounts``, ``modes``: 0 cross, 1 isolated, ``balances`` per asset of ``assets``),
+    per position row (``row_account`` indexes ``accounts``; ``row_flags``: 1 open, 2 open
+    in its isolated unit, 4 has an isolated unit; ``leverage`` null when never chosen),
+    and the ledger ids applied to these accounts within the idempotency window
+    (``seen``: kind, id, stamp, index into ``accounts``).
+    """
+
+    topic: str
+    partition: int
+    next_offset: int
+    chunk: int
+    chunks: int
+    ts: int
+    ledger_clock: int
+    assets: tuple[str, ...]
+    accounts: list[str]
+    modes: list[int]
+    balances: list[list[float]]
+    row_account: list[int]
+    row_symbol: list[str]
+    qty: list[float]
+    entry: list[float]
+    realised: list[float]
+    leverage: list[float | None]
+    isolated_margin: list[float]
+    row_flags: list[int]
+    seen: list[tuple[str, str, int, int]]
+
+
+StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened | SnapshotChunk

@@ -222,7 +222,7 @@ class Engine:
             if key in self.book.applied_ids:
                 self._ignore("duplicate")
                 continue
-            self.book.applied_ids.add(key, item.ts)
+            self.book.applied_ids.add(key, item.ts, self.book.account(item.account))
             try:
                 touched = self._book_entry(item)
             except Exception as exc:  # isolate the account, report, go on (see apply)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,8 +43,11 @@ def _optional(value: float) -> float | None:
 def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     """Each open position of the unit with its liquidation and bankruptcy prices.
 
-    A position's prices move its own mark with every other price held still, against
-    the unit's equity and the maintenance margin of the unit's other positions.
+    A position's prices move its own mark, against the unit's equity and the
+    maintenance margin of the unit's other positions. Every other price is held
+    still, except what the mark itself prices: collateral assets whose
+    ``price_symbol`` is the instrument (BTC collateral valued by ``BTCUSDT``), and
+    other positions settling in such an asset, move with it (:func:`_exposures`).
     """
     rows = unit_rows(book, unit)
     if rows.shape[0] == 0:
@@ -54,13 +58,28 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     mark = book.mark[instrument]
     value = book.assets.value[book.settle_asset[instrument]]
     equity = float(units.collateral[unit] + units.upnl[unit])
+    other = float(units.maintenance[unit]) - pos.maintenance[rows]
+    moves = _exposures(book, unit, rows)
+    equity_at, other_at = equity + moves.equity_shift, other + moves.maintenance_shift
+    signed_size = qty * book.contract_size[instrument]
     with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
-        other = (float(units.maintenance[unit]) - pos.maintenance[rows]) / value
-        equity_settle = equity / value
-    liquidation = book.models.liquidation_prices(instrument, qty, mark, equity_settle, other)
-    bankruptcy = book.models.liquidation_prices(
-        instrument, qty, mark, equity_settle, other, target_maintenance=False
-    )
+        liquidation = book.models.liquidation_prices(
+            instrument,
+            qty,
+            mark,
+            equity_at / value,
+            other_at / value,
+            exposure=signed_size + (moves.equity_slope - moves.maintenance_slope) / value,
+        )
+        bankruptcy = book.models.liquidation_prices(
+            instrument,
+            qty,
+            mark,
+            equity_at / value,
+            other_at / value,
+            target_maintenance=False,
+            exposure=signed_size + moves.equity_slope / value,
+        )
     isolated = units.row[unit] != NO_ROW
     notional = book.models.notional(instrument, qty, mark) * value
     return tuple(
@@ -81,6 +100,66 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
         )
         for k, row in enumerate(rows.tolist())
     )
+
+
+class _Exposures(NamedTuple):
+    """Per position of a unit, in the valuation asset: how the unit's figures move with
+    that position's mark ``m`` besides the position itself.
+
+    ``equity(P) = equity + equity_shift + equity_slope * (P - m)`` and the other
+    positions' maintenance margin is ``other + maintenance_shift + maintenance_slope *
+    (P - m)``. The shifts re-price what the mark prices at ``m`` exactly (a collateral
+    price or settle value that is not yet the mark, e.g. an asset not priced yet).
+    """
+
+    equity_shift: NDArray[np.float64]
+    maintenance_shift: NDArray[np.float64]
+    equity_slope: NDArray[np.float64]
+    maintenance_slope: NDArray[np.float64]
+
+
+def _exposures(book: Book, unit: int, rows: NDArray[np.intp]) -> _Exposures:
+    """What else in ``unit`` each position's mark prices (see :class:`_Exposures`).
+
+    A cross unit's wallet balance ``b`` in an asset priced by the mark is worth
+    ``b x (1 - haircut) x P`` (``b x P`` for a debt); another position settling in such
+    an asset has settle-asset uPnL and MM that are worth that many times ``P``. An
+    instrument whose own settle asset is priced by its own mark is not linear in ``P``
+    in the valuation asset; it is left to the plain solve (everything else still).
+    """
+    n = rows.shape[0]
+    zeros = np.zeros(n)
+    result = _Exposures(zeros, zeros.copy(), zeros.copy(), zeros.copy())
+    assets, pos = book.assets, book.positions
+    instrument = pos.instrument[rows]
+    linked = [assets.price_symbols.get(book.symbols[ix], []) for ix in instrument.tolist()]
+    if not any(linked):
+        return result
+    settle = book.settle_asset[instrument]
+    mark = book.mark[instrument]
+    # Settle-asset figures of every position of the unit.
+    settle_upnl = pos.qty[rows] * book.contract_size[instrument] * (mark - pos.entry[rows])
+    _, settle_mm = book.models.requirements(instrument, pos.qty[rows], mark, pos.leverage[rows])
+    cross = book.units.row[unit] == NO_ROW
+    balances = book.accounts.balance[book.units.account[unit]]
+    for k, assets_k in enumerate(linked):
+        if not assets_k or settle[k] in assets_k:
+            continue
+        m = float(mark[k])
+        for asset in assets_k:
+            if cross and balances[asset]:
+                amount = float(balances[asset])
+                worth = amount - max(amount, 0.0) * float(assets.haircut[asset])
+                result.equity_slope[k] += worth
+                result.equity_shift[k] += worth * (m - float(assets.value[asset]))
+            others = np.flatnonzero(settle == asset)
+            for j in others[others != k].tolist():
+                gap = m - float(assets.value[asset])
+                result.equity_slope[k] += settle_upnl[j]
+                result.equity_shift[k] += settle_upnl[j] * gap
+                result.maintenance_slope[k] += settle_mm[j]
+                result.maintenance_shift[k] += settle_mm[j] * gap
+    return result
 
 
 def reductions(book: Book, unit: int) -> tuple[Reduction, ...]:

@@ -268,7 +268,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     ``event_id`` is deterministic: the same inputs give the same id, so a consumer
     can drop duplicates after a restart. ``margin_ratio`` is MM / equity, null
-    (infinite) when equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
+    whenever equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.

@@ -17,10 +17,10 @@ __all__ = ["margin_ratio", "position_risks", "reductions", "unit_rows"]
 
 
 def margin_ratio(equity: float, maintenance: float) -> float | None:
-    """``MM / equity``; None (infinite: JSON has no infinity) when equity <= 0 and there is
-    a requirement or a debt; 0 when there is neither."""
-    if equity <= 0.0:
-        return None if maintenance > 0.0 or equity < 0.0 else 0.0
+    """``MM / equity``; None when equity <= 0, whatever MM is (infinite or undefined,
+    and JSON has neither): an empty account with equity 0 has no ratio either."""
+    if not equity > 0.0:
+        return None
     return maintenance / equity
 
 

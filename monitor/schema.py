@@ -6,8 +6,11 @@ count and scan every one.
 
 The same Structs are used on the wire (JSON), by the engine and for the docs.
 Variants are tagged unions so that decoding picks the class from the ``type`` (or
-``model``) field. Timestamps are event times in milliseconds since the Unix epoch
-(``ts``); the engine never reads a clock.
+``model``) field. Config-like input (instruments, collateral, ``liqmon evaluate``
+requests) forbids unknown fields, so a typo is an error rather than a default; wire
+messages (prices, ledger events) ignore fields they do not know, so producers can add
+fields before every consumer is upgraded (``monitor.strict``). Timestamps are event
+times in milliseconds since the Unix epoch (``ts``); the engine never reads a clock.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ MarginEventType = Literal[
 # --------------------------------------------------------------------------- instruments
 
 
-class Tier(msgspec.Struct, frozen=True, kw_only=True):
+class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One risk-limit bracket, as Binance and Bybit publish them.
 
     ``floor``/``cap`` bound the position notional (quote units) the bracket covers.
@@ -80,13 +83,20 @@ class Tier(msgspec.Struct, frozen=True, kw_only=True):
     cum: float | None = None
 
 
-class TieredMargin(msgspec.Struct, tag="tiered", tag_field="model", frozen=True, kw_only=True):
+class TieredMargin(
+    msgspec.Struct,
+    tag="tiered",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Risk-limit brackets by position notional (Binance USDⓈ-M, Bybit linear)."""
 
     tiers: tuple[Tier, ...]
 
 
-class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
+class RateCurve(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A margin rate that grows with position size: ``base + slope * |size|``."""
 
     base: float
@@ -94,7 +104,12 @@ class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SizeScaledMargin(
-    msgspec.Struct, tag="size_scaled", tag_field="model", frozen=True, kw_only=True
+    msgspec.Struct,
+    tag="size_scaled",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
 ):
     """Deribit-style rates scaled by position size, applied to the whole position."""
 
@@ -105,7 +120,7 @@ class SizeScaledMargin(
 MarginModelSpec = TieredMargin | SizeScaledMargin
 
 
-class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A tradable contract. ``linear`` contracts settle in ``quote``.
 
     ``contract_size`` converts a quantity in contracts to base units (1 for
@@ -125,7 +140,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return self.quote
 
 
-class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
+class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An asset accepted as collateral, valued at ``(1 - haircut) x price``.
 
     ``price_symbol`` names the price tick that values one unit of the asset in the
@@ -316,7 +331,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[PositionRisk, ...] = ()
 
 
-class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A position to evaluate: signed ``qty`` in contracts (negative = short).
 
     ``margin`` is the margin allocated to the position; it is required when the
@@ -330,7 +345,7 @@ class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
     margin: float | None = None
 
 
-class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An account to evaluate: its mode, wallet balance per asset and positions."""
 
     account: str
@@ -339,7 +354,7 @@ class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[EvaluatePosition, ...] = ()
 
 
-class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The input of ``liqmon evaluate``: instruments, mark prices and accounts.
 
     ``prices`` maps a symbol to its mark price; it must price every instrument a

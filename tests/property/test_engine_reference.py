@@ -1,0 +1,343 @@
+"""The engine against an independent reference of docs/evaluate.md (hypothesis).
+
+Random ledger histories (fills, transfers, funding, margin settings, isolated margin
+moves, redelivered duplicates) and price paths go through ``Engine.apply``; after every
+cycle each account's wallet, equity, IM and MM, each position's uPnL, IM, MM and isolated
+margin, and the states (``hysteresis = 0``, so states are the levels entered) must match
+``tests.reference.margin``, which shares no code with ``monitor.models`` or
+``monitor.engine`` (see test_the_reference_imports_no_model_or_engine_code).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as label_example
+from hypothesis import strategies as st
+
+from monitor.engine import Engine, EngineConfig
+from monitor.schema import (
+    AccountRisk,
+    CollateralAsset,
+    Fill,
+    Funding,
+    Instrument,
+    IsolatedMargin,
+    LedgerEvent,
+    MarginSettings,
+    PriceTick,
+    RateCurve,
+    SizeScaledMargin,
+    Tier,
+    TieredMargin,
+    Transfer,
+)
+from tests.reference.margin import ReferenceBook, Unit, state_of
+
+# Tight: both sides compute the same formulas in float64, in different orders.
+REL = 1e-9
+
+INSTRUMENTS = [
+    Instrument(
+        symbol="BTCUSDT",
+        kind="linear",
+        quote="USDT",
+        base="BTC",
+        margin=TieredMargin(
+            tiers=(
+                Tier(floor=0, cap=50_000, mmr=0.004, imr=0.008),
+                Tier(floor=50_000, cap=250_000, mmr=0.005, imr=0.01),
+                Tier(floor=250_000, cap=1e12, mmr=0.01, max_leverage=50),
+            )
+        ),
+    ),
+    Instrument(
+        symbol="ETHUSDT",
+        kind="linear",
+        quote="USDT",
+        base="ETH",
+        margin=SizeScaledMargin(
+            im=RateCurve(base=0.02, slope=0.0005), mm=RateCurve(base=0.01, slope=0.0005)
+        ),
+    ),
+    Instrument(
+        symbol="SOLUSDT",
+        kind="linear",
+        quote="USDT",
+        base="SOL",
+        contract_size=10.0,
+        margin=TieredMargin(
+            tiers=(
+                Tier(floor=0, cap=10_000, mmr=0.01, max_leverage=50),
+                Tier(floor=10_000, cap=1e12, mmr=0.025, max_leverage=20, cum=150.0),
+            )
+        ),
+    ),
+    Instrument(  # settles in BTC: its figures are converted at BTC's price
+        symbol="ETHBTC",
+        kind="linear",
+        quote="BTC",
+        base="ETH",
+        margin=TieredMargin(tiers=(Tier(floor=0, cap=1e9, mmr=0.01, imr=0.02),)),
+    ),
+]
+COLLATERAL = (
+    CollateralAsset(asset="BTC", haircut=0.1),
+    CollateralAsset(asset="ETH", haircut=0.2, price_symbol="ETHUSDT"),  # wrong-way collateral
+)
+CONFIG = EngineConfig(collateral=COLLATERAL, hysteresis=0.0)
+BASE = {"BTCUSDT": 30_000.0, "ETHUSDT": 2_000.0, "SOLUSDT": 100.0, "ETHBTC": 0.066, "BTC": 30_000.0}
+ACCOUNTS = ("a0", "a1", "a2")
+
+accounts = st.sampled_from(ACCOUNTS)
+symbols = st.sampled_from([i.symbol for i in INSTRUMENTS])
+moves = st.floats(min_value=0.7, max_value=1.3, allow_nan=False)
+
+
+def _contracts(symbol: str, notional: float) -> float:
+    size = {"SOLUSDT": 10.0}.get(symbol, 1.0)
+    usd = BASE[symbol] * (BASE["BTC"] if symbol == "ETHBTC" else 1.0)
+    return round(notional / usd / size, 3) or 0.001
+
+
+ledger_ops = st.one_of(
+    st.tuples(
+        st.just("fill"),
+        accounts,
+        symbols,
+        st.sampled_from(["buy", "sell"]),
+        st.sampled_from([300.0, 2_000.0, 9_000.0, 40_000.0, 120_000.0]),
+        moves,
+        st.sampled_from([0.0, 1.5, -0.2]),
+        st.sampled_from([None, None, "BTC"]),
+    ),
+    st.tuples(
+        st.just("transfer"),
+        accounts,
+        st.sampled_from(["USDT", "USDT", "BTC", "ETH"]),
+        st.sampled_from([10_000.0, 2_500.0, -1_500.0, 0.4, -0.1]),
+    ),
+    st.tuples(st.just("funding"), accounts, symbols, st.sampled_from([-12.5, 4.0])),
+    st.tuples(
+        st.just("settings"),
+        accounts,
+        st.sampled_from([None, "cross", "isolated", "isolated"]),
+        symbols,
+        st.sampled_from([None, 3.0, 20.0, 125.0]),
+    ),
+    st.tuples(st.just("isolated"), accounts, symbols, st.sampled_from([300.0, -150.0, -1e6])),
+    st.tuples(st.just("duplicate"), st.integers(1, 6)),
+)
+tick_ops = st.tuples(st.sampled_from(sorted(BASE)), moves)
+histories = st.tuples(
+    st.sets(st.sampled_from(sorted(BASE))),  # the symbols priced before any fill
+    st.lists(
+        st.tuples(st.lists(ledger_ops, max_size=7), st.lists(tick_ops, max_size=4)),
+        min_size=1,
+        max_size=10,
+    ),
+)
+
+
+def _event(op: tuple[Any, ...], n: int, ts: int, history: list[LedgerEvent]) -> LedgerEvent:
+    kind = op[0]
+    if kind == "duplicate":
+        if history:
+            return history[-min(op[1], len(history))]
+        return Transfer(transfer_id=f"t{n}", account="a0", asset="USDT", amount=1.0, ts=ts)
+    if kind == "fill":
+        _, account, symbol, side, notional, move, fee, fee_asset = op
+        return Fill(
+            fill_id=f"f{n}",
+            account=account,
+            symbol=symbol,
+            side=side,
+            qty=_contracts(symbol, notional),
+            price=round(BASE[symbol] * move, 6),
+            fee=fee * (1e-5 if fee_asset == "BTC" else 1.0),
+            fee_asset=fee_asset,
+            ts=ts,
+        )
+    if kind == "transfer":
+        _, account, asset, amount = op
+        scale = {"USDT": 1.0, "BTC": 1e-4, "ETH": 1e-3}[asset]
+        return Transfer(
+            transfer_id=f"t{n}", account=account, asset=asset, amount=amount * scale, ts=ts
+        )
+    if kind == "funding":
+        _, account, symbol, amount = op
+        amount *= 1e-5 if symbol == "ETHBTC" else 1.0
+        return Funding(funding_id=f"u{n}", account=account, symbol=symbol, amount=amount, ts=ts)
+    if kind == "settings":
+        _, account, mode, symbol, leverage = op
+        return MarginSettings(
+            settings_id=f"s{n}", account=account, mode=mode, symbol=symbol, leverage=leverage, ts=ts
+        )
+    _, account, symbol, amount = op
+    amount *= 1e-5 if symbol == "ETHBTC" else 1.0
+    return IsolatedMargin(
+        adjustment_id=f"m{n}", account=account, symbol=symbol, amount=amount, ts=ts
+    )
+
+
+def _cycles(
+    raw: list[tuple[list[tuple[Any, ...]], list[tuple[str, float]]]],
+) -> list[tuple[list[LedgerEvent], list[PriceTick]]]:
+    history: list[LedgerEvent] = []
+    cycles = []
+    n = 0
+    for cycle, (ops, ticks) in enumerate(raw, start=1):
+        ledger = []
+        for op in ops:
+            n += 1
+            event = _event(op, n, cycle * 1_000, history)
+            history.append(event)
+            ledger.append(event)
+        prices = [
+            PriceTick(symbol=s, mark_price=round(BASE[s] * m, 6), ts=cycle * 1_000 + k)
+            for k, (s, m) in enumerate(ticks)
+        ]
+        cycles.append((ledger, prices))
+    return cycles
+
+
+def _close(engine_value: float, reference_value: float, magnitude: float, what: str) -> None:
+    assert math.isclose(engine_value, reference_value, rel_tol=REL, abs_tol=REL * magnitude), (
+        f"{what}: engine {engine_value!r}, reference {reference_value!r}"
+    )
+
+
+_LEVELS = ("healthy", "margin_call", "liquidation", "bankrupt")
+
+
+def _clear_state(unit: Unit) -> str | None:
+    """The reference state, or None when the figures sit within rounding of a threshold."""
+    slack = 1e-7 * (unit.magnitude + unit.initial + unit.maintenance)
+    states = {
+        state_of(unit.equity + shift, unit.initial, unit.maintenance, unit.open_positions)
+        for shift in (-slack, 0.0, slack)
+    }
+    return states.pop() if len(states) == 1 else None
+
+
+def _compare(engine: Engine, reference: ReferenceBook, name: str) -> int:
+    """Assert the engine's figures of account ``name`` equal the reference's; return the
+    number of states compared."""
+    risk: AccountRisk = engine.account_risk(name)
+    units = reference.units(name)
+    magnitude = sum(u.magnitude + u.initial + u.maintenance for u in units)
+    wallet = {a: v for a, v in reference.accounts[name].wallet.items() if v != 0.0}
+    assert set(risk.collateral) <= set(wallet) | set(reference.accounts[name].wallet)
+    for asset in set(risk.collateral) | set(wallet):
+        _close(risk.collateral.get(asset, 0.0), wallet.get(asset, 0.0), magnitude, asset)
+    _close(risk.equity, sum(u.equity for u in units), magnitude, "equity")
+    _close(risk.initial_margin, sum(u.initial for u in units), magnitude, "initial margin")
+    _close(risk.maintenance_margin, sum(u.maintenance for u in units), magnitude, "MM")
+    _close(risk.collateral_value, sum(u.collateral for u in units), magnitude, "collateral")
+    positions = {s: p for s, p in reference.accounts[name].positions.items() if p.qty != 0.0}
+    assert sorted(p.symbol for p in risk.positions) == sorted(positions)
+    isolated = {u.symbol: u for u in units if u.symbol is not None}
+    compared = 0
+    for position in risk.positions:
+        mine = positions[position.symbol]
+        upnl, initial, maintenance, notional = reference.position_figures(position.symbol, mine)
+        size = notional + abs(upnl) + initial + maintenance
+        _close(position.qty, mine.qty, abs(mine.qty), f"{position.symbol} qty")
+        _close(position.entry_price, mine.entry, mine.entry, f"{position.symbol} entry")
+        _close(position.unrealized_pnl, upnl, size, f"{position.symbol} uPnL")
+        _close(position.initial_margin, initial, size, f"{position.symbol} IM")
+        _close(position.maintenance_margin, maintenance, size, f"{position.symbol} MM")
+        assert (position.isolated_margin is not None) == mine.isolated
+        if mine.isolated:
+            unit = isolated[position.symbol]
+            assert position.isolated_margin is not None
+            _close(position.isolated_margin, unit.collateral, unit.magnitude, "isolated margin")
+            expected = _clear_state(unit)
+            if expected is not None:
+                assert position.state == expected, f"{name}/{position.symbol}"
+                compared += 1
+    worst = [_clear_state(u) for u in units]
+    if None not in worst:
+        assert risk.state == max(worst, key=_LEVELS.index), name  # type: ignore[arg-type]
+        compared += 1
+    return compared
+
+
+def _run(raw: tuple[set[str], list[Any]], seen: set[str] | None = None) -> int:
+    priced, history = raw
+    engine = Engine(INSTRUMENTS, CONFIG)
+    reference = ReferenceBook(INSTRUMENTS, collateral=COLLATERAL)
+    opening = [PriceTick(symbol=s, mark_price=BASE[s], ts=0) for s in sorted(priced)]
+    deposits = [
+        Transfer(transfer_id=f"d{k}", account=a, asset="USDT", amount=5_000.0 * k, ts=0)
+        for k, a in enumerate(ACCOUNTS)
+    ]
+    engine.apply(deposits, opening, now_ms=0)
+    for deposit in deposits:
+        reference.apply(deposit)
+    for tick in opening:
+        reference.tick(tick.symbol, tick.mark_price)
+    compared = 0
+    for cycle, (ledger, ticks) in enumerate(_cycles(history), start=1):
+        engine.apply(ledger, ticks, now_ms=cycle * 1_000)
+        for item in ledger:
+            reference.apply(item)
+        for tick in ticks:
+            reference.tick(tick.symbol, tick.mark_price)
+        for name in sorted(reference.accounts):
+            compared += _compare(engine, reference, name)
+            if seen is not None:
+                seen.add(engine.account_risk(name).state)
+                seen.update(f"open {p.symbol}" for p in engine.account_risk(name).positions)
+    return compared
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(histories)
+def test_every_account_matches_the_reference_after_every_cycle(
+    raw: tuple[set[str], list[Any]],
+) -> None:
+    seen: set[str] = set()
+    _run(raw, seen)
+    for label in sorted(seen):  # `pytest --hypothesis-show-statistics` shows the mix
+        label_example(label)
+
+
+def test_a_known_history_is_checked_state_by_state() -> None:
+    """A fixed history that opens, loses, flips and closes, so the comparison is not vacuous."""
+    history = [
+        (
+            [
+                ("settings", "a1", "isolated", "ETHUSDT", 20.0),
+                ("fill", "a1", "ETHUSDT", "buy", 40_000.0, 1.0, 1.5, None),
+                ("fill", "a1", "BTCUSDT", "sell", 120_000.0, 1.0, 0.0, None),
+                ("transfer", "a2", "ETH", 2.5),
+                ("fill", "a2", "ETHBTC", "buy", 9_000.0, 1.0, 0.0, "BTC"),
+            ],
+            [("ETHUSDT", 0.8)],
+        ),
+        ([("fill", "a1", "BTCUSDT", "buy", 300.0, 1.2, 0.0, None)], [("BTC", 1.25)]),
+        ([("fill", "a1", "ETHUSDT", "sell", 120_000.0, 0.85, 0.0, None)], [("ETHBTC", 0.7)]),
+        ([("duplicate", 1), ("isolated", "a1", "ETHUSDT", 300.0)], [("ETHUSDT", 1.3)]),
+    ]
+    assert _run(({"BTCUSDT", "ETHUSDT", "BTC"}, history)) >= 8
+
+
+def test_the_reference_imports_no_model_or_engine_code() -> None:
+    source = Path(__file__).parents[1] / "reference" / "margin.py"
+    imported = set()
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)
+        elif isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+    monitor = {name for name in imported if name.startswith("monitor")}
+    assert monitor == {"monitor.schema"}, monitor
+
+
+pytestmark = pytest.mark.filterwarnings("error")

@@ -5,12 +5,15 @@ moves, redelivered duplicates) and price paths go through ``Engine.apply``; afte
 cycle each account's wallet, equity, IM and MM, each position's uPnL, IM, MM and isolated
 margin, and the states (``hysteresis = 0``, so states are the levels entered) must match
 ``tests.reference.margin``, which shares no code with ``monitor.models`` or
-``monitor.engine`` (see test_the_reference_imports_no_model_or_engine_code).
+``monitor.engine`` (see test_the_reference_imports_no_model_or_engine_code). Each
+reported liquidation and bankruptcy price is also re-evaluated by the reference: the
+unit's equity there is its maintenance margin, and zero.
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -225,6 +228,25 @@ def _clear_state(unit: Unit) -> str | None:
     return states.pop() if len(states) == 1 else None
 
 
+def _plug_back(
+    reference: ReferenceBook, name: str, symbol: str, price: float | None, target: str
+) -> None:
+    """At a reported liquidation (bankruptcy) price, the reference's unit holding the
+    position has equity == MM (== 0): the price re-evaluated by independent code, with
+    everything the instrument's tick prices (wrong-way collateral) moved with it."""
+    if price is None:
+        return
+    moved = copy.deepcopy(reference)
+    moved.tick(symbol, price)
+    position = moved.accounts[name].positions[symbol]
+    (unit,) = [u for u in moved.units(name) if u.symbol == (symbol if position.isolated else None)]
+    goal = unit.maintenance if target == "maintenance" else 0.0
+    slack = REL * (unit.magnitude + unit.maintenance)
+    assert abs(unit.equity - goal) <= slack, (
+        f"{name}/{symbol} at {target} price {price!r}: equity {unit.equity!r}, wanted {goal!r}"
+    )
+
+
 def _compare(engine: Engine, reference: ReferenceBook, name: str) -> int:
     """Assert the engine's figures of account ``name`` equal the reference's; return the
     number of states compared."""
@@ -261,6 +283,9 @@ def _compare(engine: Engine, reference: ReferenceBook, name: str) -> int:
             if expected is not None:
                 assert position.state == expected, f"{name}/{position.symbol}"
                 compared += 1
+    for position in risk.positions:
+        _plug_back(reference, name, position.symbol, position.liquidation_price, "maintenance")
+        _plug_back(reference, name, position.symbol, position.bankruptcy_price, "zero")
     worst = [_clear_state(u) for u in units]
     if None not in worst:
         assert risk.state == max(worst, key=_LEVELS.index), name  # type: ignore[arg-type]

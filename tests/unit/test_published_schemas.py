@@ -223,3 +223,16 @@ def test_wire_messages_tolerate_unknown_fields_in_schema_and_decoder() -> None:
         "liquidity": "maker",
     }
     assert _errors(fill, "fills") == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["prices", "fills", "margin-events", "liqmon-state", "instruments", "evaluate", "settings"],
+)
+def test_liqmon_schema_prints_the_published_schema(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from monitor.cli import main
+
+    assert main(["schema", name]) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(_schema(name)))

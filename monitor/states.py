@@ -26,7 +26,7 @@ margin requirement's magnitude is itself; equity's is the magnitude of its terms
 is relative to the terms, not the result). So ``E <= 0`` allows ``REL_TOL x
 (|collateral| + sum |uPnL|)`` and never scales with IM or MM: 1,000 of equity is not
 bankrupt however large the position's requirements are. ``REL_TOL`` (1e-9) is far above
-float64 rounding (about 1e-16 per operation) and far below any margin a reader can see.
+float64 rounding (about 1e-16 per operation) and far below any margin at that scale.
 """
 
 from __future__ import annotations

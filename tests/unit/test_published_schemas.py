@@ -236,3 +236,12 @@ def test_liqmon_schema_prints_the_published_schema(
 
     assert main(["schema", name]) == 0
     assert json.loads(capsys.readouterr().out) == json.loads(json.dumps(_schema(name)))
+
+
+def test_a_typo_inside_a_json_environment_value_names_its_path() -> None:
+    variable = "LIQMON_ENGINE__COLLATERAL"
+    with pytest.raises(ConfigError) as raised:
+        load_settings(None, environ={variable: '[{"asset": "BTC", "haircutt": 0.1}]'})
+    assert str(raised.value) == (
+        f"config engine.collateral[0].haircutt: unknown field (from env {variable})"
+    )

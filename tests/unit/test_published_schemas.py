@@ -245,3 +245,22 @@ def test_a_typo_inside_a_json_environment_value_names_its_path() -> None:
     assert str(raised.value) == (
         f"config engine.collateral[0].haircutt: unknown field (from env {variable})"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "instance"), [(n, i) for _, n, i in DOC_EXAMPLES], ids=[w for w, _, _ in DOC_EXAMPLES]
+)
+def test_docs_examples_are_accepted_by_their_loaders(
+    name: str, instance: Any, tmp_path: Path
+) -> None:
+    from monitor.evaluate import evaluate
+    from monitor.schema import MarginEvent
+
+    if name == "evaluate":
+        assert evaluate(decode_request(json.dumps(instance).encode()))
+    elif name == "instruments":
+        path = tmp_path / "instruments.json"
+        path.write_text(json.dumps(instance))
+        assert load_instrument_file(path).instruments
+    else:
+        assert msgspec.convert(instance, MarginEvent).type

@@ -30,6 +30,7 @@ from typing import Any
 import msgspec
 
 from monitor.errors import InputError
+from monitor.models import contract_problem
 from monitor.schema import Instrument, SizeScaledMargin, Tier, TieredMargin
 from monitor.strict import convert_strict
 
@@ -57,10 +58,16 @@ def load_instruments(path: str | Path) -> list[Instrument]:
     return list(load_instrument_file(path).instruments)
 
 
-def load_instrument_file(path: str | Path) -> InstrumentFile:
-    """Read and validate an instruments file, including its ``reference_prices``."""
+def load_instrument_file(path: str | Path, other_sections: tuple[str, ...] = ()) -> InstrumentFile:
+    """Read and validate an instruments file, including its ``reference_prices``.
+
+    ``other_sections`` names top-level keys of the object form that another reader owns
+    (``liqmon backtest``'s ``portfolios``); any other unknown key is an error.
+    """
     path = Path(path)
     raw, root = _read(path)
+    if isinstance(raw, dict) and other_sections:
+        raw = {key: value for key, value in raw.items() if key not in other_sections}
     items = raw.get("instruments") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise InputError(
@@ -132,6 +139,9 @@ def _validate(path: Path, where: str, instrument: Instrument) -> None:
             raise fail(name, "must not be empty")
     if not (math.isfinite(instrument.contract_size) and instrument.contract_size > 0):
         raise fail("contract_size", f"must be positive, got {instrument.contract_size}")
+    problem = contract_problem(instrument)
+    if problem is not None:
+        raise fail(*problem)
     margin = instrument.margin
     if isinstance(margin, TieredMargin):
         _validate_tiers(margin.tiers, fail)

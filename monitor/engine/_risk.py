@@ -9,7 +9,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import NO_ROW, Book
+from monitor.engine._contract_risk import position_greeks, threshold_prices
 from monitor.engine._reduction import kept_fraction
+from monitor.models import INVERSE, OPTION
 from monitor.schema import PositionRisk, Reduction
 from monitor.states import STATE_NAMES
 
@@ -63,25 +65,18 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     equity_at, other_at = equity + moves.equity_shift, other + moves.maintenance_shift
     signed_size = qty * book.contract_size[instrument]
     with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
-        liquidation = book.models.liquidation_prices(
-            instrument,
-            qty,
-            mark,
-            equity_at / value,
-            other_at / value,
-            exposure=signed_size + (moves.equity_slope - moves.maintenance_slope) / value,
+        equity_settle = equity_at / value
+        other_settle = other_at / value
+        exposures = (
+            signed_size + (moves.equity_slope - moves.maintenance_slope) / value,
+            signed_size + moves.equity_slope / value,
         )
-        bankruptcy = book.models.liquidation_prices(
-            instrument,
-            qty,
-            mark,
-            equity_at / value,
-            other_at / value,
-            target_maintenance=False,
-            exposure=signed_size + moves.equity_slope / value,
+        liquidation, bankruptcy = threshold_prices(
+            book, instrument, qty, equity_settle, other_settle, exposures
         )
     isolated = units.row[unit] != NO_ROW
-    notional = book.models.notional(instrument, qty, mark) * value
+    notional = _notional(book, instrument, qty, mark) * value
+    option = book.contracts.kind[instrument] == OPTION
     return tuple(
         PositionRisk(
             symbol=book.symbols[instrument[k]],
@@ -89,7 +84,11 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
             entry_price=float(pos.entry[row]),
             mark_price=float(mark[k]),
             notional=float(notional[k]),
-            unrealized_pnl=float(pos.upnl[row]),
+            unrealized_pnl=float(
+                qty[k] * book.contract_size[instrument[k]] * (mark[k] - pos.entry[row]) * value[k]
+                if option[k]
+                else pos.upnl[row]
+            ),
             initial_margin=float(pos.initial[row]),
             maintenance_margin=float(pos.maintenance[row]),
             liquidation_price=_optional(float(liquidation[k])),
@@ -97,6 +96,8 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
             isolated_margin=float(pos.isolated_margin[row] * value[k]) if isolated else None,
             state=STATE_NAMES[units.state[unit]] if isolated else None,
             margin_ratio=margin_ratio(equity, float(units.maintenance[unit])) if isolated else None,
+            mark_iv=_optional(float(book.options.vol[instrument[k]])) if option[k] else None,
+            greeks=position_greeks(book, int(instrument[k]), float(qty[k])),
         )
         for k, row in enumerate(rows.tolist())
     )
@@ -137,9 +138,13 @@ def _exposures(book: Book, unit: int, rows: NDArray[np.intp]) -> _Exposures:
         return result
     settle = book.settle_asset[instrument]
     mark = book.mark[instrument]
-    # Settle-asset figures of every position of the unit.
-    settle_upnl = pos.qty[rows] * book.contract_size[instrument] * (mark - pos.entry[rows])
-    _, settle_mm = book.models.requirements(instrument, pos.qty[rows], mark, pos.leverage[rows])
+    # Each position's contribution to the unit's equity and MM in its settle asset (any
+    # contract kind). A position whose settle asset is not priced yet counts 0 now and
+    # is left out.
+    settle_value = assets.value[settle]
+    priced = settle_value > 0.0
+    settle_upnl = np.divide(pos.upnl[rows], settle_value, out=np.zeros(n), where=priced)
+    settle_mm = np.divide(pos.maintenance[rows], settle_value, out=np.zeros(n), where=priced)
     cross = book.units.row[unit] == NO_ROW
     balances = book.accounts.balance[book.units.account[unit]]
     for k, assets_k in enumerate(linked):
@@ -162,6 +167,22 @@ def _exposures(book: Book, unit: int, rows: NDArray[np.intp]) -> _Exposures:
     return result
 
 
+def _notional(
+    book: Book, instrument: NDArray[np.intp], qty: NDArray[np.float64], mark: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Notional in the settle asset: linear at mark, inverse in coin, options at market value."""
+    notional = book.models.notional(instrument, qty, mark)
+    if book.contracts.linear_only:
+        return notional
+    kind = book.contracts.kind[instrument]
+    size = qty * book.contract_size[instrument]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse_notional = np.abs(size) / mark
+    notional = np.where(kind == INVERSE, inverse_notional, notional)
+    result: NDArray[np.float64] = np.where(kind == OPTION, size * mark, notional)
+    return result
+
+
 def reductions(book: Book, unit: int) -> tuple[Reduction, ...]:
     """The smallest proportional reduction restoring the unit to initial margin."""
     rows = unit_rows(book, unit)
@@ -171,7 +192,7 @@ def reductions(book: Book, unit: int) -> tuple[Reduction, ...]:
     instrument = pos.instrument[rows]
     qty = pos.qty[rows]
     kept = kept_fraction(
-        book.models,
+        book,
         instrument,
         qty,
         book.mark[instrument],

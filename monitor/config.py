@@ -242,8 +242,14 @@ def _from_env(raw: str, field_type: Any, dotted: str, variable: str) -> Any:
             return msgspec.json.decode(raw, type=field_type, strict=False)
         return msgspec.convert(raw, field_type, strict=False)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        message = _describe(str(exc).split(" - at ", 1)[0], field_type)
-        raise ConfigError(f"config {dotted}: {message} (from env {variable})") from None
+        match = _AT.match(str(exc))
+        text, path = (match["message"], match["path"] or "") if match else (str(exc), "")
+        unknown = _UNKNOWN.match(text)
+        if unknown:  # inside a JSON value: name the field, e.g. engine.collateral[0].x
+            where = f"{dotted}{path}.{unknown['name']}"
+            raise ConfigError(f"config {where}: unknown field (from env {variable})") from None
+        message = _describe(text, field_type if not path else None)
+        raise ConfigError(f"config {dotted}{path}: {message} (from env {variable})") from None
 
 
 _STRUCTURED = (

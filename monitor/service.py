@@ -36,7 +36,8 @@ from monitor.changelog import (
 )
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
-from monitor.engine import SHAPE_REASONS, Engine
+from monitor.engine import SHAPE_REASONS, Engine, exposure
+from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
@@ -91,6 +92,12 @@ class Monitor:
         self.instruments = tuple(instruments)
         self.metrics = Metrics()
         self.engine = Engine(self.instruments, settings.engine)
+        unknown = sorted(set(settings.service.insurance_fund) - set(self.engine.book.assets.index))
+        if unknown:
+            raise ConfigError(
+                f"service.insurance_fund holds {', '.join(unknown)}, which is neither the "
+                "valuation asset nor a collateral asset; list it in engine.collateral"
+            )
         self._clock_ms = clock_ms
         service = settings.service
         self._intake = Intake(service, settings.topics.dlq, self.metrics)
@@ -409,6 +416,7 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
+        self._export_exposure()
         guard = self._intake.guard
         now_ms = self._clock_ms()
         for symbol, ts in guard.accepted_ts().items():
@@ -419,6 +427,24 @@ class Monitor:
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for tp, lag in (await self._ledger.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _export_exposure(self) -> None:
+        """Bad debt, liquidation exposure, open interest and the insurance fund."""
+        m = self.metrics
+        found = exposure(self.engine)
+        m.bad_debt_total.set(found.bad_debt)
+        for underlying, debt in found.bad_debt_by_underlying.items():
+            m.bad_debt.labels(underlying).set(debt)
+        for underlying, exposed in found.liquidation_exposure_by_underlying.items():
+            m.liquidation_exposure.labels(underlying).set(exposed)
+        for symbol, interest in found.open_interest.items():
+            m.open_interest.labels(symbol).set(interest)
+        fund = self.settings.service.insurance_fund
+        if fund:
+            assets = self.engine.book.assets
+            m.insurance_fund.set(
+                sum(amount * float(assets.value[assets.index[a]]) for a, amount in fund.items())
+            )
 
     def _sweep(self) -> None:
         self.metrics.sweeps.inc()

@@ -11,7 +11,13 @@ ACCOUNTS=${DEMO_ACCOUNTS:-2000}
 SECONDS_OF_TICKS=${DEMO_SECONDS:-40}
 RATE=${DEMO_RATE:-500}
 PORT=${DEMO_PORT:-9464}
-INSTRUMENTS=deploy/instruments.example.json
+# The example instruments plus an option chain on BTCUSDT expiring from today on, written
+# fresh each run (`liqmon simulate --write-option-chain`), so the crash also liquidates
+# short-option accounts.
+INSTRUMENTS=.cache/demo-instruments.json
+mkdir -p .cache
+"$BIN/liqmon" simulate --instruments deploy/instruments.example.json \
+  --write-option-chain "$INSTRUMENTS"
 
 export LIQMON_TOPICS__PRICES=demo-prices LIQMON_TOPICS__FILLS=demo-fills
 export LIQMON_TOPICS__MARGIN_EVENTS=demo-margin-events LIQMON_TOPICS__STATE=demo-liqmon-state

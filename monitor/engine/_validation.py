@@ -74,9 +74,10 @@ def shape_problem(book: Book, item: LedgerEvent | PriceTick) -> str | None:
             and item.symbol not in book.contracts.underlying_index
         ):
             return "unknown_instrument"
-        if item.mark_iv is not None:
+        if item.mark_iv is not None:  # mark_price, if given, may be 0 (a worthless option)
+            mark = item.mark_price
             return tick_problem(book, item) or (
-                None if math.isnan(item.mark_price) else _price(item.mark_price)
+                None if math.isnan(mark) or mark == 0.0 else _price(mark)
             )
         return _price(item.mark_price)
     if not item.account:

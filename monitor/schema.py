@@ -181,7 +181,7 @@ class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
 # --------------------------------------------------------------------------- prices
 
 
-class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
@@ -189,7 +189,8 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``underlying`` revalues every option on it. An option's tick may carry
     ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
     may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
-    base unit) the implied volatility is solved from it.
+    base unit) the implied volatility is solved from it. Fields left at their default
+    are left out of the JSON (JSON has no NaN for an absent ``mark_price``).
     """
 
     symbol: str

@@ -90,6 +90,16 @@ class Engine:
             return None
         return None if mark != mark else mark
 
+    def position_counts(self) -> dict[str, int]:
+        """Open positions by instrument kind (``linear``, ``inverse``, ``option``)."""
+        pos = self.book.positions
+        n = pos.size
+        kinds = self.book.contracts.kind.take(pos.instrument[:n][pos.qty[:n] != 0.0])
+        counts = np.bincount(kinds, minlength=3)
+        return {
+            name: int(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))
+        }
+
     def state_counts(self) -> dict[AccountState, int]:
         """Accounts by their worst margin unit's state."""
         book = self.book

@@ -352,6 +352,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
+    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     """
 
     event_id: str
@@ -370,6 +371,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     reductions: tuple[Reduction, ...] = ()
     shortfall: float = 0.0
     symbol: str | None = None
+    greeks: dict[str, Greeks] = {}
 
 
 # --------------------------------------------------------------------------- what-if

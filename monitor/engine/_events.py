@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from monitor.book import Book
+from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._risk import margin_ratio, position_risks, reductions, unit_rows
 from monitor.schema import MarginEvent, PriceTick, Trigger
 from monitor.states import LIQUIDATION, STATE_NAMES, event_type
@@ -78,4 +79,5 @@ def build_event(
         reductions=reductions(book, unit) if severe else (),
         shortfall=max(0.0, maintenance - equity) if severe else 0.0,
         symbol=symbol,
+        greeks=greeks_by_underlying(book, unit_rows(book, unit).tolist()),
     )

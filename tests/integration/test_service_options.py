@@ -96,6 +96,7 @@ async def test_a_crash_liquidates_a_short_put_and_an_expired_put_is_delivered(
     assert position.greeks.delta > 0.0  # short a put: long delta
     assert position.liquidation_price is None
     assert liquidation.reductions[0].symbol == "P95"
+    assert liquidation.greeks["BTCUSDT"] == position.greeks
     # P95-SOON expired at t0 + 50: it is worth its intrinsic value, 95 - 72 = 23, until
     # delivered at the settlement price 72, which takes 23 from the holder's wallet.
     holder = h.monitor.engine.account_risk("holder")  # type: ignore[union-attr]

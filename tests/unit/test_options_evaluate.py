@@ -25,6 +25,8 @@ from monitor.schema import (
     PriceTick,
     RateCurve,
     SizeScaledMargin,
+    Tier,
+    TieredMargin,
     Transfer,
 )
 
@@ -310,3 +312,45 @@ def test_an_expired_option_is_worth_its_intrinsic_value_until_delivered() -> Non
     assert engine.account_risk("s").equity == pytest.approx(1.05 - 1.0)
     # MM = 0.075 + 1 BTC, far above the 0.05 BTC of equity left.
     assert engine.account_risk("s").state == "liquidation"
+
+
+def test_verify_flags_an_option_mark_that_differs_from_a_fresh_pricing() -> None:
+    engine = _option_engine()
+    ticks = [
+        PriceTick(symbol="BTC-USD", mark_price=10_000.0, ts=NOW),
+        PriceTick(symbol="C10K", mark_iv=0.5, ts=NOW),
+    ]
+    engine.apply([], ticks, NOW)
+    assert engine.verify() == []
+    engine.book.mark[0] *= 1.01
+    (problem,) = engine.verify()
+    assert problem.startswith("option C10K: mark stored")
+
+
+TIERED = TieredMargin(
+    tiers=(
+        Tier(floor=0, cap=10, mmr=0.005, imr=0.01),
+        Tier(floor=10, cap=1e9, mmr=0.02, imr=0.04),
+    )
+)
+
+
+@pytest.mark.parametrize("qty", [30_000.0, -30_000.0, 3_000.0])
+def test_tiered_inverse_liquidation_price_plugs_back_in_its_bracket(qty: float) -> None:
+    # Brackets keyed by the coin notional |qty x 10| / price (30,000 contracts at 40,000:
+    # 7.5 BTC, first bracket; near a liquidation of a long it can cross 10 BTC).
+    entry, mark, collateral = 40_000.0, 40_000.0, 0.4
+    request = _request(
+        [_inverse(TIERED)],
+        {"BTC-PERPETUAL": mark},
+        [{"symbol": "BTC-PERPETUAL", "qty": qty, "entry_price": entry}],
+        {"BTC": collateral},
+    )
+    (position,) = evaluate(request)[0].positions
+    price = position.liquidation_price
+    assert price is not None
+    usd = qty * 10.0
+    coin = abs(usd) / price
+    mmr, cum = (0.005, 0.0) if coin <= 10 else (0.02, 10 * (0.02 - 0.005))
+    equity = collateral + usd * (1.0 / entry - 1.0 / price)
+    assert equity == pytest.approx(coin * mmr - cum, rel=1e-9)

@@ -24,6 +24,7 @@ from typing import Final, NamedTuple, Protocol
 
 import msgspec
 
+from monitor.coin_market import inverse_books
 from monitor.errors import InputError
 from monitor.market import MarketSpec, PricePath, ledger_events, plan_accounts
 from monitor.option_market import Smile, option_books, option_ticks
@@ -217,8 +218,21 @@ async def _publish(
     await sender.send_batch(opening)
     counts["ticks"] += len(opening)
 
-    plan = plan_accounts(plain_instruments, plain_prices, spec)
-    ledger: Iterator[LedgerEvent] = ledger_events(plan, plain_instruments, spec)
+    linear = [k for k, i in enumerate(plain_instruments) if i.kind == "linear"]
+    linear_instruments = [plain_instruments[k] for k in linear]
+    plan = plan_accounts(linear_instruments, [plain_prices[k] for k in linear], spec)
+    ledger: Iterator[LedgerEvent] = ledger_events(plan, linear_instruments, spec)
+    for k, instrument in enumerate(plain_instruments):
+        if instrument.kind == "inverse":
+            books = inverse_books(
+                instrument,
+                float(path.start[k]),
+                spec.start_ts,
+                max(1, spec.accounts // 4),
+                spec.seed,
+                prefix=f"inv-{instrument.symbol}-",
+            )
+            ledger = itertools.chain(ledger, books)
     for column, smile in smiles:
         underlying = plain_instruments[column]
         chain = [i for i in instruments if i.underlying == underlying.symbol]

@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "geometric Brownian motion with jumps, plus a sharp fall with --scenario crash. "
             "Accounts start healthy; a crash liquidates some. Option instruments in the file are "
             "ticked with a volatility smile that moves with their underlying and traded by "
-            "option accounts (short strangles, covered calls, spreads, naked puts); "
+            "option accounts (short strangles, covered calls, spreads, naked puts); inverse "
+            "instruments by coin-margined accounts; "
             "--write-option-chain makes such a file. The same --seed (and --start-ts) "
             "gives the same messages. Runs until --ticks or --duration, or Ctrl-C. "
             "Topic names and the cluster come from the settings (--config, LIQMON_*). "
@@ -156,8 +157,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=Path,
         metavar="OUT",
         help="write --instruments plus a chain of options (expiries 7, 30 and 90 days from "
-        "now, strikes 70-130 %% of the reference price) on the --option-underlying to OUT "
-        "(JSON) and exit; give OUT to both `liqmon run` and `liqmon simulate`",
+        "now, strikes 70-130 %% of the reference price) on the --option-underlying and a "
+        "coin-margined (inverse) perpetual on its base to OUT (JSON) and exit; give OUT to "
+        "both `liqmon run` (with the base coin as collateral) and `liqmon simulate`",
     )
     output.add_argument(
         "--option-underlying",
@@ -259,7 +261,8 @@ def _run(args: argparse.Namespace) -> int:
             await run_simulation(
                 settings.kafka,
                 instruments,
-                [loaded.reference_prices[i.symbol] for i in instruments],
+                # Options have no start price: their marks come from the smile.
+                [loaded.reference_prices.get(i.symbol, math.nan) for i in instruments],
                 spec,
                 target,
                 on_progress=progress,
@@ -278,6 +281,7 @@ def _write_option_chain(args: argparse.Namespace, loaded: InstrumentFile) -> int
 
     import msgspec
 
+    from monitor.coin_market import inverse_perpetual
     from monitor.option_market import option_chain
 
     symbol = args.option_underlying or loaded.instruments[0].symbol
@@ -287,15 +291,21 @@ def _write_option_chain(args: argparse.Namespace, loaded: InstrumentFile) -> int
             f"--option-underlying {symbol}: not an instrument with a reference price in "
             f"{args.instruments}"
         )
-    chain = option_chain(underlying, loaded.reference_prices[symbol], time.time_ns() // 1_000_000)
+    price = loaded.reference_prices[symbol]
+    chain = option_chain(underlying, price, time.time_ns() // 1_000_000)
+    perpetual = inverse_perpetual(underlying.base)
     out = InstrumentFile(
-        instruments=(*loaded.instruments, *chain), reference_prices=loaded.reference_prices
+        instruments=(*loaded.instruments, perpetual, *chain),
+        reference_prices={**loaded.reference_prices, perpetual.symbol: price},
     )
     try:
         args.write_option_chain.write_bytes(msgspec.json.format(msgspec.json.encode(out)))
     except OSError as exc:
         raise InputError(f"{args.write_option_chain}: cannot write: {exc.strerror}") from None
-    print(f"simulate: wrote {len(chain)} options on {symbol} to {args.write_option_chain}")
+    print(
+        f"simulate: wrote {len(chain)} options on {symbol} and {perpetual.symbol} (inverse, "
+        f"settled in {perpetual.base}) to {args.write_option_chain}"
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
-"""The simulated option market: a chain, its smile, option books, and a crash that
-liquidates short-option accounts (run through the engine, no Kafka)."""
+"""The simulated option market: a chain, its smile, option books, coin-margined accounts on
+an inverse perpetual, and a crash that liquidates short-option and coin-margined accounts
+(run through the engine, no Kafka)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import msgspec
 import numpy as np
 import pytest
 
-from monitor.engine import Engine
+from monitor.coin_market import inverse_perpetual
+from monitor.engine import Engine, EngineConfig
 from monitor.instruments import load_instrument_file
 from monitor.market import CrashSpec, MarketSpec
 from monitor.option_market import Smile, option_chain
-from monitor.schema import LedgerEvent, PriceTick
+from monitor.schema import CollateralAsset, LedgerEvent, PriceTick
 from monitor.simulate import SimulationTarget, publish_simulation
 from streams.records import OutboundRecord
 
@@ -56,10 +58,12 @@ def test_the_smile_is_skewed_to_puts_and_rises_in_a_sell_off() -> None:
     assert (smile.vols(64_000.0, START) > vols).all()
 
 
-def test_a_crash_liquidates_short_option_accounts() -> None:
-    loaded, _, chain = _chain()
-    instruments = [*loaded.instruments, *chain]
-    start = [loaded.reference_prices.get(i.symbol, 0.0) for i in instruments]
+def test_a_crash_liquidates_short_option_and_coin_margined_accounts() -> None:
+    loaded, btc, chain = _chain()
+    perpetual = inverse_perpetual("BTC")
+    instruments = [*loaded.instruments, perpetual, *chain]
+    prices = {**loaded.reference_prices, perpetual.symbol: loaded.reference_prices[btc.symbol]}
+    start = [prices.get(i.symbol, 0.0) for i in instruments]
     step_s = len(instruments) / 500
     spec = MarketSpec(
         seed=3,
@@ -96,7 +100,8 @@ def test_a_crash_liquidates_short_option_accounts() -> None:
     assert any(t.mark_iv is not None for t in ticks)
     books = Counter(e.account for e in ledger if e.account.startswith("opt-"))
     assert len(books) == 100
-    engine = Engine(instruments)
+    btc_collateral = CollateralAsset(asset="BTC", haircut=0.05, price_symbol=btc.symbol)
+    engine = Engine(instruments, EngineConfig(collateral=(btc_collateral,)))
     n = len(instruments)
     assert engine.apply([], ticks[:n], START) == []
     assert engine.apply(ledger, [], START) == []  # every account opens healthy
@@ -105,6 +110,8 @@ def test_a_crash_liquidates_short_option_accounts() -> None:
         events += engine.apply([], ticks[k : k + n], ticks[k].ts)
     option_events = Counter(e.type for e in events if e.account.startswith("opt-"))
     assert option_events["liquidation"] > 0
+    inverse_events = Counter(e.type for e in events if e.account.startswith("inv-"))
+    assert inverse_events["liquidation"] + inverse_events["bankruptcy"] > 0
     assert engine.verify() == []
     option_rows = np.isin(engine.book.positions.instrument, engine.book.contracts.options)
     assert option_rows.sum() > 100

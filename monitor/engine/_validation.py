@@ -27,12 +27,15 @@ __all__ = ["ledger_key", "shape_problem"]
 
 
 def delivery_problem(book: Book, item: Delivery) -> str | None:
-    """A delivery names an option and a finite positive settlement price."""
+    """A delivery names an option, comes at or after its expiry (event time) and gives a
+    finite positive settlement price."""
     ix = book.instrument_index.get(item.symbol)
     if ix is None:
         return "unknown_instrument"
     if book.contracts.kind[ix] != OPTION:
         return "delivery_not_option"
+    if item.ts < book.contracts.expiry_ms[ix]:
+        return "delivery_before_expiry"
     return _price(item.settlement_price)
 
 

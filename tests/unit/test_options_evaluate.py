@@ -297,6 +297,16 @@ def test_delivery_settles_a_call_as_deribits_example_1() -> None:
     assert engine.verify() == []
 
 
+def test_a_delivery_before_expiry_is_refused() -> None:
+    engine = _option_engine()
+    early = Delivery(
+        delivery_id="x", account="b", symbol="C10K", settlement_price=12_500, ts=EXPIRY - 1
+    )
+    assert engine.rejection_reason(early) == "delivery_before_expiry"
+    with pytest.raises(InputError, match="delivery_before_expiry"):
+        engine.apply([early], [], EXPIRY)
+
+
 def test_an_expired_option_is_worth_its_intrinsic_value_until_delivered() -> None:
     # Deribit's example 2: a 10,000 put with the underlying at 5,000 is worth
     # 5,000 / 5,000 = 1 BTC at expiry.

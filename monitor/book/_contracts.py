@@ -53,9 +53,10 @@ def position_values(
 ) -> tuple[Array, Array, Array]:
     """(equity contribution, IM, MM) of positions, in each one's settle asset."""
     if contracts.linear_only:
-        size = qty * models.contract_size.take(instrument)
+        upnl = qty * models.contract_size.take(instrument)
+        upnl *= mark - entry
         initial, maintenance = models.requirements(instrument, qty, mark, leverage)
-        return size * (mark - entry), initial, maintenance
+        return upnl, initial, maintenance
     n = qty.shape[0]
     value, initial, maintenance = np.empty(n), np.empty(n), np.empty(n)
     kind = contracts.kind.take(instrument)

@@ -13,11 +13,12 @@ Variants are tagged unions so that decoding picks the class from the ``type`` (o
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
 __all__ = [
+    "MAX_ID_LENGTH",
     "AccountMode",
     "AccountRisk",
     "AccountState",
@@ -40,7 +41,9 @@ __all__ = [
     "MarginSettings",
     "OptionStandardMargin",
     "PositionRisk",
+    "PriceReference",
     "PriceTick",
+    "PricesScreened",
     "RateCurve",
     "Reduction",
     "SizeScaledMargin",
@@ -52,9 +55,16 @@ __all__ = [
     "UnitStates",
 ]
 
+MAX_ID_LENGTH = 256
+"""Longest account id, ledger id, symbol or asset name accepted on the input topics."""
+
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
+"""A name or id on the wire: at most ``MAX_ID_LENGTH`` characters, so no input can make an
+event or a dead letter too large to publish."""
+
 AccountMode = Literal["cross", "isolated"]
 AccountState = Literal["healthy", "margin_call", "liquidation", "bankrupt"]
-Trigger = Literal["price", "ledger"]
+Trigger = Literal["price", "ledger", "restore"]
 MarginEventType = Literal[
     "margin_call",
     "margin_call_cleared",
@@ -193,7 +203,7 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     are left out of the JSON (JSON has no NaN for an absent ``mark_price``).
     """
 
-    symbol: str
+    symbol: Id
     mark_price: float = math.nan
     ts: int
     index_price: float | None = None
@@ -210,15 +220,15 @@ class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=Tr
     a negative fee is a rebate. Fills are idempotent by ``fill_id``.
     """
 
-    fill_id: str
-    account: str
-    symbol: str
+    fill_id: Id
+    account: Id
+    symbol: Id
     side: Literal["buy", "sell"]
     qty: float
     price: float
     ts: int
     fee: float = 0.0
-    fee_asset: str | None = None
+    fee_asset: Id | None = None
 
 
 class Transfer(
@@ -226,9 +236,9 @@ class Transfer(
 ):
     """A deposit (``amount`` > 0) or withdrawal (``amount`` < 0) of collateral."""
 
-    transfer_id: str
-    account: str
-    asset: str
+    transfer_id: Id
+    account: Id
+    asset: Id
     amount: float
     ts: int
 
@@ -239,9 +249,9 @@ class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_o
     ``amount`` > 0 is received by the account, < 0 is paid by it.
     """
 
-    funding_id: str
-    account: str
-    symbol: str
+    funding_id: Id
+    account: Id
+    symbol: Id
     amount: float
     ts: int
 
@@ -254,11 +264,11 @@ class MarginSettings(
     Fields left out are unchanged. ``leverage`` needs ``symbol``.
     """
 
-    settings_id: str
-    account: str
+    settings_id: Id
+    account: Id
     ts: int
     mode: AccountMode | None = None
-    symbol: str | None = None
+    symbol: Id | None = None
     leverage: float | None = None
 
 
@@ -270,9 +280,9 @@ class IsolatedMargin(
     ``amount`` > 0 allocates margin to the position, < 0 releases it back.
     """
 
-    adjustment_id: str
-    account: str
-    symbol: str
+    adjustment_id: Id
+    account: Id
+    symbol: Id
     amount: float
     ts: int
 
@@ -287,9 +297,9 @@ class Delivery(
     moves to (a long) or from (a short) the wallet. Idempotent by ``delivery_id``.
     """
 
-    delivery_id: str
-    account: str
-    symbol: str
+    delivery_id: Id
+    account: Id
+    symbol: Id
     settlement_price: float
     ts: int
 
@@ -352,6 +362,13 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
+    ``positions_omitted`` counts positions left out of ``positions`` so the event fits a
+    Kafka record (those with the largest maintenance margin are kept). ``sequence``
+    numbers the unit's transitions (1, 2, ...); ``event_id`` derives from the account,
+    the unit, ``sequence`` and ``state``, so the same transition keeps its id whatever
+    tick or restart it was judged from. ``collapsed`` is true when the unit was judged
+    afresh after a restart or rebalance: the event goes from the last published state
+    straight to the current one, covering any level passed while nobody watched.
     ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     """
 
@@ -371,6 +388,9 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     reductions: tuple[Reduction, ...] = ()
     shortfall: float = 0.0
     symbol: str | None = None
+    positions_omitted: int = 0
+    sequence: int = 0
+    collapsed: bool = False
     greeks: dict[str, Greeks] = {}
 
 
@@ -448,13 +468,16 @@ class UnitStates(msgspec.Struct, tag="account_state", tag_field="type", frozen=T
     """The margin states of one account's units (topic ``liqmon-state``, key ``account:<id>``).
 
     ``units`` maps ``""`` (the cross unit) or an isolated position's symbol to its
-    state; units not named are healthy. Written with the events of the cycle in
-    which the account changed state, so a restarted monitor resumes from it.
+    state; units not named are healthy. ``transitions`` gives each unit's transition
+    count so far (the ``sequence`` of its last event; units not named have had none).
+    Written with the events of the cycle in which the account changed state, so a
+    restarted monitor resumes from it and numbers its next transitions on.
     """
 
     account: str
     units: dict[str, AccountState]
     ts: int
+    transitions: dict[str, int] = {}
 
 
 class LedgerCheckpoint(
@@ -471,4 +494,30 @@ class LedgerCheckpoint(
     next_offset: int
 
 
-StateRecord = UnitStates | LedgerCheckpoint
+class PriceReference(
+    msgspec.Struct, tag="price_reference", tag_field="type", frozen=True, kw_only=True
+):
+    """The price guard's last accepted tick of one symbol (key ``price:<symbol>``).
+
+    A restarted monitor screens the price table against these, so a price held as out
+    of band before the restart is not accepted as a first price after it.
+    """
+
+    symbol: str
+    mark_price: float
+    ts: int
+
+
+class PricesScreened(
+    msgspec.Struct, tag="prices_screened", tag_field="type", frozen=True, kw_only=True
+):
+    """How far one ``prices`` partition has been screened (key
+    ``prices-screened:<topic>:<partition>``): bad records below ``next_offset`` are in
+    the DLQ already, so a restart re-reading the table does not dead-letter them again."""
+
+    topic: str
+    partition: int
+    next_offset: int
+
+
+StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened

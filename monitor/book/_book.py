@@ -49,6 +49,7 @@ class Book:
         valuation_asset: str = "USDT",
         collateral: Sequence[CollateralAsset] = (),
         idempotency_window_ms: int | None = None,
+        idempotency_max_ids: int | None = None,
     ) -> None:
         self.instruments = tuple(instruments)
         self.models = models if models is not None else ModelTable.from_instruments(instruments)
@@ -79,7 +80,7 @@ class Book:
         self.units = UnitTable()
         self.positions = PositionTable(n)
         self.isolated_units: dict[int, list[int]] = {}
-        self.applied_ids = SeenIds(idempotency_window_ms)
+        self.applied_ids = SeenIds(idempotency_window_ms, idempotency_max_ids)
         # Rows whose figures must be recomputed (drained by the engine).
         self.stale_rows: set[int] = set()
 

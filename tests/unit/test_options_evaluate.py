@@ -22,6 +22,7 @@ from monitor.schema import (
     EvaluateRequest,
     Fill,
     Instrument,
+    OptionStandardMargin,
     PriceTick,
     RateCurve,
     SizeScaledMargin,
@@ -364,3 +365,40 @@ def test_tiered_inverse_liquidation_price_plugs_back_in_its_bracket(qty: float) 
     mmr, cum = (0.005, 0.0) if coin <= 10 else (0.02, 10 * (0.02 - 0.005))
     equity = collateral + usd * (1.0 / entry - 1.0 / price)
     assert equity == pytest.approx(coin * mmr - cum, rel=1e-9)
+
+
+def test_option_standard_rates_are_configurable_as_bitcom_publishes_them() -> None:
+    # bit.com "BCH Option Margin" (https://support.bit.com/hc/en-us/articles/4404914044441):
+    # short call IM = max(0.25 - OTM/S, 0.15) + mark, MM = 0.125 + mark. K 50,000 on S
+    # 45,000 at 0.02: IM = max(0.25 - 0.1111, 0.15) + 0.02 = 0.15 + 0.02 = 0.17;
+    # MM = 0.125 + 0.02 = 0.145.
+    instrument = msgspec.structs.replace(
+        _option("OPT", 50_000.0, "call"),
+        margin=msgspec.convert(
+            {"model": "option_standard", "im_rate": 0.25, "im_floor": 0.15, "mm_rate": 0.125},
+            OptionStandardMargin,
+        ),
+    )
+    request = _request(
+        [instrument],
+        {"BTC-USD": 45_000.0, "OPT": 0.02},
+        [{"symbol": "OPT", "qty": -1.0, "entry_price": 0.02}],
+        {"BTC": 1.0},
+    )
+    (position,) = evaluate(request)[0].positions
+    assert position.initial_margin == pytest.approx(0.17, rel=1e-9)
+    assert position.maintenance_margin == pytest.approx(0.145, rel=1e-9)
+
+
+def test_a_put_expiring_out_of_the_money_settles_at_zero_as_deribits_example_3() -> None:
+    # Sell a 10,000 put for 0.05 BTC; delivery price 10,001: it expires worthless, the
+    # seller keeps the 0.05 BTC.
+    engine = _option_engine()
+    fill = Fill(fill_id="1", account="s", symbol="P10K", side="sell", qty=1, price=0.05, ts=1)
+    delivery = Delivery(
+        delivery_id="d", account="s", symbol="P10K", settlement_price=10_001, ts=EXPIRY
+    )
+    engine.apply([fill, delivery], [], EXPIRY)
+    seller = engine.account_risk("s")
+    assert seller.collateral["BTC"] == pytest.approx(1.05)
+    assert seller.positions == ()

@@ -39,7 +39,21 @@ def _run(args: argparse.Namespace) -> int:
         "instruments": list[schema.Instrument],
         "evaluate": schema.EvaluateRequest,
     }
-    document = msgspec.json.schema(types[args.message])
+    document = _without_nan_defaults(msgspec.json.schema(types[args.message]))
     document = {"$schema": "https://json-schema.org/draft/2020-12/schema", **document}
     sys.stdout.write(msgspec.json.format(msgspec.json.encode(document), indent=2).decode() + "\n")
     return 0
+
+
+def _without_nan_defaults(node: Any) -> Any:
+    """The schema without ``default`` entries that are NaN ("absent", e.g. a tick's
+    ``mark_price``): JSON has no NaN, and ``null`` would claim a value the decoder refuses."""
+    if isinstance(node, dict):
+        return {
+            key: _without_nan_defaults(value)
+            for key, value in node.items()
+            if not (key == "default" and isinstance(value, float) and value != value)
+        }
+    if isinstance(node, list):
+        return [_without_nan_defaults(value) for value in node]
+    return node

@@ -54,8 +54,6 @@ def test_an_unknown_message_kind_is_a_usage_error(capsys: pytest.CaptureFixture[
 def test_price_schema_leaves_mark_price_optional_without_a_null_default(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from monitor.cli import main
-
     assert main(["schema", "prices"]) == 0
     document = json.loads(capsys.readouterr().out)
     tick = document["$defs"]["PriceTick"]

@@ -82,11 +82,18 @@ async def test_a_crash_liquidates_a_short_put_and_an_expired_put_is_delivered(
     assert risk.positions[0].mark_price == pytest.approx(premium, rel=1e-9)
     assert risk.positions[0].initial_margin == pytest.approx(2 * (10.0 + premium), rel=1e-9)
     # The underlying falls in steps inside the price band: the put goes deep in the money.
+    # Each step is awaited: conflated into one batch, in-band steps would leave the last
+    # tick out of band against the last accepted one, and the guard would hold it.
     for k, price in enumerate((92.0, 85.0, 78.0, 72.0), start=1):
         await h.prices(btc(price, t0 + 100 + k))
+        await h.until(
+            lambda p=price: h.monitor.engine.mark_price("BTCUSDT") == p,  # type: ignore[union-attr]
+            f"BTCUSDT at {price}",
+        )
     events = await h.wait_events(
         lambda ev: "liquidation" in by_account(ev).get("writer", []), "the writer's liquidation"
     )
+    assert by_account(events)["writer"][:2] == ["margin_call", "liquidation"]
     liquidation = next(e for e in events if e.account == "writer" and e.type == "liquidation")
     assert liquidation.trigger == "price"
     (position,) = liquidation.positions

@@ -51,6 +51,14 @@ def _sell(account: str, symbol: str, qty: float, price: float, ts: int) -> Fill:
     )
 
 
+def _open_positions(h: MonitorHarness, account: str) -> int:
+    """How many positions ``account`` holds in the running monitor (0 if unknown yet)."""
+    engine = h.monitor.engine  # type: ignore[union-attr]
+    if account not in engine.book.account_index:
+        return 0
+    return len(engine.account_risk(account).positions)
+
+
 async def test_a_crash_liquidates_a_short_put_and_an_expired_put_is_delivered(
     harness: MonitorHarness,
 ) -> None:
@@ -75,7 +83,8 @@ async def test_a_crash_liquidates_a_short_put_and_an_expired_put_is_delivered(
         _sell("holder", "P95-SOON", 1, 0.01, t0),
     )
     await h.until(
-        lambda: h.monitor is not None and h.monitor.engine.account_count == 2, "both accounts"
+        lambda: _open_positions(h, "writer") == 1 and _open_positions(h, "holder") == 1,
+        "both accounts' opening fills",
     )
     risk = h.monitor.engine.account_risk("writer")  # type: ignore[union-attr]
     assert risk.state == "healthy"

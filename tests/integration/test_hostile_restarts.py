@@ -46,6 +46,24 @@ def eth(price: float, ts: int | None = None) -> PriceTick:
     return PriceTick(symbol="ETHUSDT", mark_price=price, ts=now_ms() if ts is None else ts)
 
 
+def deposit_and_buy(
+    account: str, asset: str, amount: float, qty: float, price: float, ts: int
+) -> tuple[Transfer, Fill]:
+    """A deposit of ``amount`` ``asset``, then a buy of ``qty`` BTCUSDT at ``price``."""
+    return (
+        Transfer(transfer_id=f"t-{account}", account=account, asset=asset, amount=amount, ts=ts),
+        Fill(
+            fill_id=f"f-{account}",
+            account=account,
+            symbol="BTCUSDT",
+            side="buy",
+            qty=qty,
+            price=price,
+            ts=ts,
+        ),
+    )
+
+
 async def dead_letters(h: MonitorHarness, count: int) -> list[tuple[str, str, dict[str, bytes]]]:
     """Wait (deadline) for ``count`` DLQ records; (source topic, reason, headers) of each."""
     deadline = time.monotonic() + 30
@@ -187,16 +205,7 @@ async def test_huge_finite_numbers_are_rejected_so_every_figure_stays_finite(
     await proc.start()
     ts = now_ms()
     await h.ledger(
-        Transfer(transfer_id="t-h1", account="h1", asset="USDT", amount=1000, ts=ts),
-        Fill(
-            fill_id="f-h1",
-            account="h1",
-            symbol="BTCUSDT",
-            side="buy",
-            qty=1e300,
-            price=1e300,
-            ts=ts,
-        ),
+        *deposit_and_buy("h1", "USDT", 1000, 1e300, 1e300, ts),
         Transfer(transfer_id="t-h2", account="h1", asset="USDT", amount=1e300, ts=ts),
     )
     await h.prices(btc(1e300))
@@ -319,18 +328,7 @@ async def test_collateral_priced_by_the_instrument_moves_with_it_in_liquidation_
         await h.prices(btc(60_000.0))
         await proc.start()
         ts = now_ms()
-        await h.ledger(
-            Transfer(transfer_id="t-w1", account="w1", asset="BTC", amount=1.0, ts=ts),
-            Fill(
-                fill_id="f-w1",
-                account="w1",
-                symbol="BTCUSDT",
-                side="buy",
-                qty=2,
-                price=75_000,
-                ts=ts,
-            ),
-        )
+        await h.ledger(*deposit_and_buy("w1", "BTC", 1.0, 2, 75_000, ts))
         await h.prices(btc(50_200.0))
         [call] = await wait_types(h, proc, "w1", ["margin_call"])
         # Worked by hand: equity(p) = 1 BTC x p + 2 x (p - 75,000) = 3p - 150,000 (the wallet
@@ -352,18 +350,7 @@ async def test_positive_equity_under_a_huge_position_is_liquidation_not_bankrupt
     await h.prices(btc(60_000.0))
     await proc.start()
     ts = now_ms()
-    await h.ledger(
-        Transfer(transfer_id="t-wh", account="whale", asset="USDT", amount=1.2e10 + 1_000, ts=ts),
-        Fill(
-            fill_id="f-wh",
-            account="whale",
-            symbol="BTCUSDT",
-            side="buy",
-            qty=2e7,
-            price=60_000,
-            ts=ts,
-        ),
-    )
+    await h.ledger(*deposit_and_buy("whale", "USDT", 1.2e10 + 1_000, 2e7, 60_000, ts))
     await h.prices(btc(59_700.0))
     await wait_types(h, proc, "whale", ["margin_call"])
     await h.prices(btc(59_400.0))  # equity: 1.2e10 + 1,000 - 2e7 x 600 = 1,000 USDT

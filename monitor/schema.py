@@ -212,7 +212,7 @@ class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 # --------------------------------------------------------------------------- prices
 
 
-class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
@@ -220,7 +220,8 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``underlying`` revalues every option on it. An option's tick may carry
     ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
     may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
-    base unit) the implied volatility is solved from it.
+    base unit) the implied volatility is solved from it. Fields left at their default
+    are left out of the JSON (JSON has no NaN for an absent ``mark_price``).
     """
 
     symbol: Id
@@ -389,6 +390,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     tick or restart it was judged from. ``collapsed`` is true when the unit was judged
     afresh after a restart or rebalance: the event goes from the last published state
     straight to the current one, covering any level passed while nobody watched.
+    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     """
 
     event_id: str
@@ -410,6 +412,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     positions_omitted: int = 0
     sequence: int = 0
     collapsed: bool = False
+    greeks: dict[str, Greeks] = {}
 
 
 # --------------------------------------------------------------------------- what-if

@@ -6,9 +6,19 @@ import argparse
 import sys
 from typing import Any
 
+from monitor.config import add_config_option, settings_from_args
+
 __all__ = ["register"]
 
-_MESSAGES = ("prices", "fills", "margin-events", "liqmon-state", "instruments", "evaluate")
+_MESSAGES = (
+    "prices",
+    "fills",
+    "margin-events",
+    "liqmon-state",
+    "instruments",
+    "evaluate",
+    "asyncapi",
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,10 +29,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Print the JSON Schema (2020-12) of one message kind, generated from the same "
             "msgspec Structs the monitor decodes with: prices (PriceTick), fills (the ledger "
             "union, tagged by type), margin-events (MarginEvent), liqmon-state (the changelog), "
-            "instruments (the --instruments file), evaluate (liqmon evaluate input)."
+            "instruments (the --instruments file), evaluate (liqmon evaluate input). asyncapi: the "
+            "AsyncAPI 3 document of every topic (keys, headers, payloads; topic names and "
+            "partitions from the settings, --config and LIQMON_*), as docs/asyncapi.json."
         ),
     )
     parser.add_argument("message", choices=_MESSAGES)
+    add_config_option(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -31,6 +44,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from monitor import schema
 
+    if args.message == "asyncapi":
+        from monitor.asyncapi import asyncapi_document
+
+        document = asyncapi_document(settings_from_args(args).topics)
+        sys.stdout.write(msgspec.json.format(msgspec.json.encode(document), indent=2).decode())
+        sys.stdout.write("\n")
+        return 0
     types: dict[str, Any] = {
         "prices": schema.PriceTick,
         "fills": schema.LedgerEvent,

@@ -22,11 +22,11 @@ export LIQMON_KAFKA__BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 # (monitor + tail + crash simulation, deploy/demo.sh).
 RUN_STEPS ?= demo
 
-# The AsyncAPI parser (npm) that tests/unit/test_asyncapi.py validates docs/asyncapi.json with.
-ASYNCAPI_STAMP := deploy/asyncapi/node_modules/.installed
+# npm checkers the tests run with node: the AsyncAPI parser, the compose-spec schema.
+CHECKS_STAMP := deploy/checks/node_modules/.installed
 
 .PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics \
-	asyncapi-parser
+	deploy-checks
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
@@ -34,7 +34,7 @@ ifneq ($(strip $(RUN_STEPS)),)
 	$(MAKE) --no-print-directory $(RUN_STEPS)
 endif
 
-test: kafka-start $(ASYNCAPI_STAMP)
+test: kafka-start $(CHECKS_STAMP)
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
@@ -56,11 +56,11 @@ $(STAMP): pyproject.toml | system
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-$(ASYNCAPI_STAMP): deploy/asyncapi/package.json deploy/asyncapi/package-lock.json | system
-	cd deploy/asyncapi && npm ci --no-audit --no-fund --loglevel=error
+$(CHECKS_STAMP): deploy/checks/package.json deploy/checks/package-lock.json | system
+	cd deploy/checks && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-asyncapi-parser: $(ASYNCAPI_STAMP)
+deploy-checks: $(CHECKS_STAMP)
 
 $(KAFKA_STAMP): deploy/kafka/pom.xml | system
 	$(MVN) -f deploy/kafka/pom.xml package

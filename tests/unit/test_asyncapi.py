@@ -1,7 +1,7 @@
 """The AsyncAPI document: generated from the code, published unchanged, valid for the parser.
 
 Validation uses the AsyncAPI project's own parser (npm `@asyncapi/parser`, pinned in
-deploy/asyncapi/package.json, installed by `make test`), run by node.
+deploy/checks/package.json, installed by `make test`), run by node.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
 PUBLISHED = REPO / "docs" / "asyncapi.json"
-VALIDATOR = REPO / "deploy" / "asyncapi" / "validate.mjs"
+VALIDATOR = REPO / "deploy" / "checks" / "asyncapi-validate.mjs"
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     assert node, "node not found: deploy/setup-system.sh installs it"
     assert (VALIDATOR.parent / "node_modules" / "@asyncapi" / "parser").is_dir(), (
-        "the AsyncAPI parser is not installed: run `make asyncapi-parser` (make test does)"
+        "the AsyncAPI parser is not installed: run `make deploy-checks` (make test does)"
     )
     return subprocess.run(
         [node, str(VALIDATOR), str(path)], capture_output=True, text=True, timeout=120, check=False

@@ -1,11 +1,11 @@
-// Validates an AsyncAPI document with the official parser; prints every diagnostic as one
-// JSON line and exits 1 if any is an error (severity 0). Usage: node validate.mjs FILE
+// Validates an AsyncAPI document with the AsyncAPI parser; prints every diagnostic as one
+// JSON line and exits 1 if any is an error (severity 0). Usage: node asyncapi-validate.mjs FILE
 import { readFileSync } from "node:fs";
 import { Parser } from "@asyncapi/parser";
 
 const file = process.argv[2];
 if (!file) {
-  console.error("usage: node validate.mjs ASYNCAPI_FILE");
+  console.error("usage: node asyncapi-validate.mjs ASYNCAPI_FILE");
   process.exit(2);
 }
 const parser = new Parser();

@@ -26,7 +26,7 @@ RUN_STEPS ?= demo
 CHECKS_STAMP := deploy/checks/node_modules/.installed
 
 .PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics \
-	deploy-checks
+	deploy-checks kubernetes
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
@@ -61,6 +61,11 @@ $(CHECKS_STAMP): deploy/checks/package.json deploy/checks/package-lock.json | sy
 	touch $@
 
 deploy-checks: $(CHECKS_STAMP)
+
+# Rewrite the generated Kubernetes manifests (PrometheusRule from the rules, KafkaTopics from
+# the settings, the example instruments); tests/unit/test_kubernetes.py fails when they are stale.
+kubernetes: $(STAMP)
+	$(BIN)/python deploy/kubernetes/render.py generate
 
 $(KAFKA_STAMP): deploy/kafka/pom.xml | system
 	$(MVN) -f deploy/kafka/pom.xml package

@@ -307,6 +307,8 @@ async def _forward_partition(
     on_delivered: Callable[[MarginEvent, int], None] | None,
 ) -> None:
     """Deliver one partition's batch in order, committing after each delivery."""
+    if tp not in consumer.assignment():
+        return  # revoked since the fetch: its new owner sends these
     pending_commit: int | None = None
     for record in records:
         replay = record.offset < resume_at.get(tp, 0)
@@ -335,10 +337,29 @@ async def _forward_partition(
             continue
         attempts = await webhook.deliver(event)
         delivered.add(event.event_id)
-        await consumer.commit({tp: record.offset + 1})
-        pending_commit = None
         _log.info("delivered", event_id=event.event_id, type=event.type, attempts=attempts)
         if on_delivered is not None:
             on_delivered(event, attempts)
+        pending_commit = None
+        if not await _commit(consumer, tp, record.offset + 1):
+            return
     if pending_commit is not None:
-        await consumer.commit({tp: pending_commit})
+        await _commit(consumer, tp, pending_commit)
+
+
+async def _commit(consumer: Any, tp: TopicPartition, offset: int) -> bool:
+    """Commit ``offset``; False if the partition moved to another member meanwhile.
+
+    The new owner resumes from the last offset committed here and remembers the ids before
+    it, so only an event delivered just before the rebalance can be sent once more.
+    """
+    from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInProgressError
+
+    if tp not in consumer.assignment():
+        return False
+    try:
+        await consumer.commit({tp: offset})
+    except (CommitFailedError, IllegalStateError, RebalanceInProgressError) as exc:
+        _log.warning("commit_skipped_by_rebalance", partition=tp.partition, reason=str(exc))
+        return False
+    return True

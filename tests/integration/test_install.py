@@ -39,13 +39,26 @@ def installed_liqmon(project_root: Path, tmp_path_factory: pytest.TempPathFactor
         else:
             shutil.copy2(source, context / name)
     venv = root / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    # No pip inside: the test venv's pip installs into it (--python), which saves a minute.
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120
+    )
     # liqmon itself is installed for real; its dependencies are borrowed from the test venv
     # (a path line, not a site dir, so the editable install there is not picked up).
     purelib = next(venv.glob("lib/python*/site-packages"))
     (purelib / "borrowed-dependencies.pth").write_text(site.getsitepackages()[0] + "\n")
     result = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "--quiet", "--no-deps", str(context)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "--quiet",
+            "--no-deps",
+            str(context),
+        ],
         capture_output=True,
         timeout=300,
         check=False,

@@ -6,8 +6,9 @@ repeated (ignored as a duplicate) and two undecodable ledger records go to the D
 scrape target is an instance that is not running. A real `prometheus` (Debian package)
 scrapes every second and evaluates deploy/prometheus/rules.yml, with every `for:` shortened
 to 0s (promtool's unit tests, rules_test.yml, cover the durations); it sends its alerts to a
-real `prometheus-alertmanager`, which routes them to a webhook receiver of this test. Then
-every PromQL expression of deploy/grafana/liqmon.json and of every rule goes through the HTTP API.
+real `prometheus-alertmanager` running deploy/alertmanager/alertmanager.yml, which routes them
+to a webhook receiver of this test. Then every PromQL expression of deploy/grafana/liqmon.json
+and of every rule goes through the HTTP API.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import yaml
 
 from monitor.schema import PriceTick, Transfer
 from streams import OutboundRecord, Producer
@@ -43,6 +45,7 @@ pytestmark = pytest.mark.kafka
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "rules.yml"
+ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 EXAMPLE_INSTRUMENTS = REPO / "monitor" / "examples" / "instruments.json"
 ALERT_NAMES = re.findall(r"^\s*- alert: (\w+)$", RULES.read_text(), re.MULTILINE)
 # Grafana's variables, as this scenario needs them: every instance, windows spanning the run.
@@ -129,18 +132,12 @@ def _prometheus_config(liqmon: str, dead: str, alertmanager: str) -> str:
 
 
 def _alertmanager_config(webhook: str) -> str:
-    return json.dumps(
-        {
-            "route": {
-                "receiver": "test-webhook",
-                "group_by": ["alertname", "instance"],
-                "group_wait": "0s",
-                "group_interval": "1s",
-                "repeat_interval": "1h",
-            },
-            "receivers": [{"name": "test-webhook", "webhook_configs": [{"url": webhook}]}],
-        }
-    )
+    """deploy/alertmanager/alertmanager.yml (what compose runs), sending to ``webhook``."""
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    for receiver in config["receivers"]:
+        for target in receiver["webhook_configs"]:
+            target["url"] = webhook
+    return json.dumps(config)
 
 
 async def _spawn(
@@ -370,7 +367,7 @@ async def test_alertmanager_delivers_a_firing_alert_to_the_webhook(stack: Stack)
 
     await stack.webhook.wait_for(delivered, f"firing {sorted(MUST_FIRE)} from Alertmanager")
     body = next(b for b in stack.webhook.received if b["alerts"])
-    assert body["receiver"] == "test-webhook"
+    assert body["receiver"] == "webhook"
     alert = body["alerts"][0]
     assert alert["labels"]["severity"] in {"page", "warn"}
     assert alert["annotations"]["summary"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from monitor.cli import main
 from monitor.config import load_settings
 from monitor.instruments import load_instrument_file
 from streams.topics import strimzi_topics, topic_specs
@@ -49,6 +51,7 @@ def _load_renderer() -> ModuleType:
 
 
 render = _load_renderer()
+load_documents = render.load_documents
 BASE_SETTINGS = load_settings(BASE / "liqmon.toml", environ={})
 
 
@@ -235,3 +238,14 @@ def test_disruption_budget_and_service_select_the_pods(rendered: list[dict[str, 
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert budget["spec"]["maxUnavailable"] == 1
+
+
+def test_liqmon_topics_strimzi_prints_the_generated_kafka_topics(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in [v for v in os.environ if v.startswith("LIQMON_TOPICS__")]:
+        monkeypatch.delenv(variable)
+    assert main(["topics", "strimzi", "--config", str(BASE / "liqmon.toml")]) == 0
+    printed = [doc for doc in yaml.safe_load_all(capsys.readouterr().out) if doc]
+    assert printed == load_documents(BASE / "kafka-topics.yaml")
+    assert [doc["spec"]["topicName"] for doc in printed] == list(BASE_SETTINGS.topics.names())

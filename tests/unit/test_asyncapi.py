@@ -7,6 +7,7 @@ deploy/checks/package.json, installed by `make test`), run by node.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import typing
@@ -43,7 +44,7 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
 def test_published_document_is_what_liqmon_schema_asyncapi_prints(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for variable in [v for v in __import__("os").environ if v.startswith("LIQMON_TOPICS__")]:
+    for variable in [v for v in os.environ if v.startswith("LIQMON_TOPICS__")]:
         monkeypatch.delenv(variable)
     assert main(["schema", "asyncapi"]) == 0
     printed = capsys.readouterr().out
@@ -106,3 +107,81 @@ def test_the_asyncapi_parser_rejects_a_reference_to_a_missing_schema(tmp_path: P
     broken.write_text(json.dumps(document))
     result = validate(broken)
     assert result.returncode == 1, result.stdout + result.stderr
+
+
+WIRE_SAMPLES: list[tuple[str, Any]] = [
+    ("PriceTick", schema.PriceTick(symbol="BTCUSDT", mark_price=31967.27, ts=1_732_000_000_000)),
+    (
+        "LedgerEvent",
+        schema.Fill(
+            fill_id="f1",
+            account="a1",
+            symbol="BTCUSDT",
+            side="buy",
+            qty=0.5,
+            price=31000.0,
+            ts=1_732_000_000_000,
+        ),
+    ),
+    (
+        "MarginEvent",
+        schema.MarginEvent(
+            event_id="e1",
+            type="liquidation",
+            account="a1",
+            state="liquidation",
+            previous_state="margin_call",
+            equity=90.0,
+            initial_margin=200.0,
+            maintenance_margin=100.0,
+            margin_ratio=None,
+            trigger="price",
+            trigger_ts=1_732_000_000_000,
+            detected_ts=1_732_000_000_010,
+            positions=(
+                schema.PositionRisk(
+                    symbol="BTCUSDT",
+                    qty=0.5,
+                    entry_price=31000.0,
+                    mark_price=30000.0,
+                    notional=15000.0,
+                    unrealized_pnl=-500.0,
+                    initial_margin=200.0,
+                    maintenance_margin=100.0,
+                    liquidation_price=29900.0,
+                    bankruptcy_price=None,
+                ),
+            ),
+            reductions=(schema.Reduction(symbol="BTCUSDT", qty=0.25),),
+            shortfall=10.0,
+        ),
+    ),
+    (
+        "StateRecord",
+        schema.UnitStates(account="a1", units={"": "liquidation"}, ts=1_732_000_000_000),
+    ),
+]
+
+
+def _validator_for(component: str) -> Any:
+    import jsonschema
+
+    document = asyncapi_document()
+    root = {"$ref": f"#/components/schemas/{component}", "components": document["components"]}
+    return jsonschema.Draft202012Validator(root)
+
+
+@pytest.mark.parametrize(("component", "message"), WIRE_SAMPLES, ids=lambda v: str(v)[:20])
+def test_what_liqmon_puts_on_the_wire_validates_against_the_published_schema(
+    component: str, message: Any
+) -> None:
+    wire = json.loads(msgspec.json.encode(message))
+    errors = [error.message for error in _validator_for(component).iter_errors(wire)]
+    assert not errors
+
+
+def test_the_published_schema_rejects_an_event_without_its_id() -> None:
+    (_, event), *_ = [sample for sample in WIRE_SAMPLES if sample[0] == "MarginEvent"]
+    wire = json.loads(msgspec.json.encode(event))
+    del wire["event_id"]
+    assert list(_validator_for("MarginEvent").iter_errors(wire))

@@ -101,9 +101,12 @@ class Stack:
     dead_instance: str
     webhook: WebhookReceiver
     processes: list[asyncio.subprocess.Process] = field(default_factory=list)
+    #: A moment when liqmon was ready, scraped a few times, and had seen no input yet.
+    idle_at: float = 0.0
 
-    async def query(self, expr: str) -> list[dict[str, Any]]:
-        answer = await http_json(f"{self.prometheus}/api/v1/query", {"query": expr})
+    async def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        answer = await http_json(f"{self.prometheus}/api/v1/query", params)
         assert answer["status"] == "success", (expr, answer)
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
@@ -247,6 +250,15 @@ async def _run_scenario(
         return bool(result)
 
     await until(liqmon_ready, "Prometheus scrapes a ready liqmon")
+
+    async def scraped_idle() -> bool:
+        result = await _query_or_empty(
+            stack, f'count_over_time(up{{instance="{stack.liqmon_instance}"}}[1m]) >= 4'
+        )
+        return bool(result)
+
+    await until(scraped_idle, "four scrapes of the idle liqmon")
+    stack.idle_at = time.time()
     simulate = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -328,6 +340,19 @@ async def test_every_dashboard_query_returns_numbers_on_prometheus(
     result = await stack.query(_dashboard_expr(query.expr))
     assert result, f"{query} returned nothing: {query.expr}"
     assert not any(math.isnan(value) for value in _values(result)), (query.expr, result)
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=str)
+async def test_no_dashboard_query_shows_nan_while_liqmon_is_idle(stack: Stack, query: Any) -> None:
+    result = await stack.query(_dashboard_expr(query.expr), at=stack.idle_at)
+    assert not any(math.isnan(value) for value in _values(result)), (query.expr, result)
+
+
+async def test_an_idle_latency_histogram_is_nan_unless_the_panel_drops_it(stack: Stack) -> None:
+    buckets = "rate(liqmon_tick_to_event_latency_seconds_bucket[1m])"
+    raw = f"histogram_quantile(0.99, sum by (le) ({buckets}))"
+    (idle,) = await stack.query(raw, at=stack.idle_at)
+    assert math.isnan(float(idle["value"][1]))
 
 
 async def test_every_rule_is_loaded_and_evaluates_without_error(stack: Stack) -> None:

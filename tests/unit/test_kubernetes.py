@@ -24,7 +24,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from monitor.cli import main
+from monitor.cli import build_parser, main
 from monitor.config import load_settings
 from monitor.instruments import load_instrument_file
 from streams.topics import strimzi_topics, topic_specs
@@ -59,6 +59,22 @@ def by_kind(resources: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [r for r in resources if r["kind"] == kind]
 
 
+def monitor_deployment(resources: list[dict[str, Any]]) -> dict[str, Any]:
+    """The Deployment running `liqmon run` (the example also deploys `liqmon notify`)."""
+    (deployment,) = [
+        r for r in by_kind(resources, "Deployment") if r["metadata"]["name"] == "liqmon"
+    ]
+    return deployment
+
+
+def notify_group(resources: list[dict[str, Any]]) -> str | None:
+    for deployment in by_kind(resources, "Deployment"):
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        if args[0] == "notify":
+            return str(args[args.index("--group") + 1])
+    return None
+
+
 @pytest.fixture(scope="module", params=["base", "example"])
 def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
     resources: list[dict[str, Any]] = render.render(BASE if request.param == "base" else EXAMPLE)
@@ -91,7 +107,7 @@ def test_built_in_kinds_are_valid_for_the_target_kubernetes(
 
 
 def test_the_validator_rejects_a_misspelt_field(example: list[dict[str, Any]]) -> None:
-    deployment = copy.deepcopy(by_kind(example, "Deployment")[0])
+    deployment = copy.deepcopy(monitor_deployment(example))
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     container["readinessProbes"] = container.pop("readinessProbe")
     with pytest.raises(kubernetes_validate.ValidationError):
@@ -116,7 +132,7 @@ def test_renderer_agrees_with_kubectl_kustomize(example: list[dict[str, Any]]) -
 
 
 def test_deployment_probes_security_resources_and_grace(rendered: list[dict[str, Any]]) -> None:
-    (deployment,) = by_kind(rendered, "Deployment")
+    deployment = monitor_deployment(rendered)
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
@@ -135,20 +151,21 @@ def test_deployment_probes_security_resources_and_grace(rendered: list[dict[str,
 
 
 def test_replicas_stay_within_the_fills_partitions(rendered: list[dict[str, Any]]) -> None:
-    (deployment,) = by_kind(rendered, "Deployment")
+    deployment = monitor_deployment(rendered)
     assert 1 <= deployment["spec"]["replicas"] <= BASE_SETTINGS.topics.fills_partitions
 
 
 def test_every_config_map_a_pod_reads_exists(rendered: list[dict[str, Any]]) -> None:
     names = {r["metadata"]["name"] for r in by_kind(rendered, "ConfigMap")}
-    (deployment,) = by_kind(rendered, "Deployment")
-    pod = deployment["spec"]["template"]["spec"]
-    wanted = {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
-    wanted |= {
-        source["configMapRef"]["name"]
-        for source in pod["containers"][0].get("envFrom", [])
-        if "configMapRef" in source
-    }
+    wanted: set[str] = set()
+    for deployment in by_kind(rendered, "Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        wanted |= {v["configMap"]["name"] for v in pod["volumes"] if "configMap" in v}
+        wanted |= {
+            source["configMapRef"]["name"]
+            for source in pod["containers"][0].get("envFrom", [])
+            if "configMapRef" in source
+        }
     missing = wanted - names
     # The base leaves the instruments to the overlay.
     assert {re.sub(r"-[a-z0-9]{10}$", "", name) for name in missing} <= {"liqmon-instruments"}
@@ -162,7 +179,7 @@ def test_example_overlay_configures_a_valid_sasl_client_and_instruments(
     maps = {
         r["metadata"]["name"].rsplit("-", 1)[0]: r["data"] for r in by_kind(example, "ConfigMap")
     }
-    (deployment,) = by_kind(example, "Deployment")
+    deployment = monitor_deployment(example)
     env = dict(maps["liqmon-kafka"])
     (password,) = [
         v
@@ -198,7 +215,7 @@ def test_kafka_user_may_use_every_topic_and_the_group(example: list[dict[str, An
     topics = {a["resource"]["name"] for a in acls if a["resource"]["type"] == "topic"}
     assert topics == set(BASE_SETTINGS.topics.names())
     groups = {a["resource"]["name"] for a in acls if a["resource"]["type"] == "group"}
-    assert groups == {BASE_SETTINGS.service.group_id}
+    assert groups == {BASE_SETTINGS.service.group_id, notify_group(example)}
 
 
 def test_prometheus_rule_carries_the_rules_file_and_passes_promtool(
@@ -231,7 +248,7 @@ def test_service_monitor_scrapes_the_service_port_as_job_liqmon(
 
 
 def test_disruption_budget_and_service_select_the_pods(rendered: list[dict[str, Any]]) -> None:
-    (deployment,) = by_kind(rendered, "Deployment")
+    deployment = monitor_deployment(rendered)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     (budget,) = by_kind(rendered, "PodDisruptionBudget")
     (service,) = by_kind(rendered, "Service")
@@ -249,3 +266,17 @@ def test_liqmon_topics_strimzi_prints_the_generated_kafka_topics(
     printed = [doc for doc in yaml.safe_load_all(capsys.readouterr().out) if doc]
     assert printed == load_documents(BASE / "kafka-topics.yaml")
     assert [doc["spec"]["topicName"] for doc in printed] == list(BASE_SETTINGS.topics.names())
+
+
+def test_example_notify_reads_its_webhook_from_a_secret_with_valid_settings(
+    example: list[dict[str, Any]],
+) -> None:
+    (notify,) = [d for d in by_kind(example, "Deployment") if d is not monitor_deployment(example)]
+    container = notify["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][0] == "notify"
+    args = build_parser().parse_args([*container["args"], "--url", "https://hooks.example/x"])
+    assert args.group != BASE_SETTINGS.service.group_id
+    env = {v["name"]: v for v in container["env"]}
+    assert env["LIQMON_NOTIFY_URL"]["valueFrom"]["secretKeyRef"]["name"] == "liqmon-notify"
+    assert env["LIQMON_CONFIG"]["value"].startswith("/etc/liqmon/config/")
+    assert "livenessProbe" not in container  # no HTTP server to probe

@@ -62,6 +62,10 @@ class NotifyError(LiqmonError):
     """The webhook refused an event, or kept failing for longer than allowed."""
 
 
+class _Stopped(Exception):
+    """Asked to stop while waiting to retry: the event stays uncommitted."""
+
+
 class RetryPolicy(msgspec.Struct, frozen=True, kw_only=True):
     """Exponential backoff with full jitter: wait up to first, 2x first, ... capped at max."""
 
@@ -130,7 +134,7 @@ class Webhook:
         fmt: WebhookFormat,
         retry: RetryPolicy,
         *,
-        sleep: Callable[[float], Any] = asyncio.sleep,
+        stop: asyncio.Event | None = None,
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -141,11 +145,19 @@ class Webhook:
         self.url = url
         self.format: WebhookFormat = fmt
         self.retry = retry
-        self._sleep = sleep
+        self._stop = stop or asyncio.Event()
         self.target = _safe_url(url)
 
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
     async def deliver(self, event: MarginEvent) -> int:
-        """Send ``event`` until the webhook accepts it; return the number of attempts."""
+        """Send ``event`` until the webhook accepts it; return the number of attempts.
+
+        A request in flight is completed (it is bounded by ``request_timeout_s``); a wait
+        before a retry ends early when ``stop`` is set, raising ``_Stopped``.
+        """
         body = payload(event, self.format)
         started = time.monotonic()
         attempt = 0
@@ -176,7 +188,12 @@ class Webhook:
                 reason=reason,
                 retry_in_s=round(delay, 3),
             )
-            await self._sleep(delay)
+            try:
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
+            except TimeoutError:
+                continue
+            raise _Stopped
 
     def _post(self, body: bytes, event_id: str) -> tuple[int | None, str] | None:
         """One POST (in a worker thread): None on 2xx, else (status or None, reason)."""
@@ -232,8 +249,12 @@ async def forward_events(
     *,
     on_ready: Callable[[int], None] | None = None,
     on_delivered: Callable[[MarginEvent, int], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Forward the chosen events of ``topic`` to the webhook until cancelled.
+    """Forward the chosen events of ``topic`` to the webhook until ``stop`` is set.
+
+    Stopping never falls between a delivery and its commit: the event being sent is
+    finished and committed (or, while waiting to retry, left uncommitted) first.
 
     ``on_ready`` gets the number of partitions assigned at the first assignment;
     ``on_delivered`` each delivered event and the attempts it took.
@@ -242,7 +263,8 @@ async def forward_events(
 
     from streams.settings import client_kwargs
 
-    webhook = Webhook(settings.url, settings.format, settings.retry)
+    stop = stop or asyncio.Event()
+    webhook = Webhook(settings.url, settings.format, settings.retry, stop=stop)
     delivered = _DeliveredIds(settings.dedupe_window * 4)
     # Per partition: records below this offset were delivered before; only remember their ids.
     resume_at: dict[TopicPartition, int] = {}
@@ -274,7 +296,7 @@ async def forward_events(
     await consumer.start()
     try:
         announced = False
-        while True:
+        while not stop.is_set():
             batches: Mapping[TopicPartition, list[Any]] = await consumer.getmany(timeout_ms=500)
             if not announced and consumer.assignment():
                 announced = True
@@ -289,9 +311,13 @@ async def forward_events(
                 if on_ready is not None:
                     on_ready(len(consumer.assignment()))
             for tp, records in batches.items():
+                if stop.is_set():
+                    break
                 await _forward_partition(
                     consumer, tp, records, settings, webhook, delivered, resume_at, on_delivered
                 )
+    except _Stopped:
+        pass
     finally:
         await consumer.stop()
 
@@ -311,6 +337,8 @@ async def _forward_partition(
         return  # revoked since the fetch: its new owner sends these
     pending_commit: int | None = None
     for record in records:
+        if webhook.stopping:
+            break
         replay = record.offset < resume_at.get(tp, 0)
         kind = _header(record.headers, "type")
         if settings.types and kind is not None and kind not in settings.types:

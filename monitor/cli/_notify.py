@@ -42,8 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "line) or generic JSON (the event as published, with event_id). A failing webhook "
             "is retried with exponential backoff; offsets are committed only after delivery, "
             "and event ids already delivered are never sent again, also across restarts. "
-            "Instances sharing --group split the partitions. Ctrl-C or SIGTERM stops it "
-            "(exit 0). See docs/events.md (Subscribing without code)."
+            "Instances sharing --group split the partitions. Ctrl-C or SIGTERM stops it once "
+            "the request in flight is answered and committed (exit 0). See docs/events.md "
+            "(Subscribing without code)."
         ),
     )
     parser.add_argument(
@@ -111,7 +112,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _run(args: argparse.Namespace) -> int:
     import asyncio
-    import contextlib
     import logging
     import signal
 
@@ -144,13 +144,12 @@ def _run(args: argparse.Namespace) -> int:
         )
 
     async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
+        # A signal lets the event being sent finish and be committed, then stops.
+        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, task.cancel)
-        with contextlib.suppress(asyncio.CancelledError):
-            await forward_events(settings.kafka, topic, notify, on_ready=ready)
+            loop.add_signal_handler(signum, stop.set)
+        await forward_events(settings.kafka, topic, notify, on_ready=ready, stop=stop)
 
     asyncio.run(main())
     return 0

@@ -149,6 +149,29 @@ async def test_notify_retries_a_failing_webhook_and_sends_nothing_twice_across_a
     assert "equity=950.00" in body["text"]
 
 
+async def test_a_stop_during_a_delivery_commits_it_so_a_restart_does_not_repeat_it(
+    kafka: KafkaSettings, topics: TopicSettings, webhook: WebhookReceiver
+) -> None:
+    notifier = Notifier(kafka, topics, webhook.url)
+    webhook.gate = asyncio.Event()
+    await publish(kafka, topics.margin_events, event("s1", "liquidation"))
+    try:
+        await notifier.start()
+        async with asyncio.timeout(60):
+            await webhook.in_flight.wait()
+        assert notifier.process is not None
+        notifier.process.send_signal(signal.SIGTERM)  # while s1's request awaits its answer
+        webhook.gate.set()
+        await notifier.stop()
+        await publish(kafka, topics.margin_events, event("s2", "liquidation"))
+        await notifier.start()
+        await webhook.wait_for(lambda got: "s2" in ids(got), "s2 after the restart")
+        await notifier.stop()
+    finally:
+        await notifier.kill()
+    assert ids(webhook.received) == ["s1", "s2"]
+
+
 async def test_notify_refused_by_the_webhook_exits_with_one_line_and_commits_nothing(
     kafka: KafkaSettings, topics: TopicSettings
 ) -> None:

@@ -2,8 +2,9 @@
 
 Serves HTTP/1.1 on 127.0.0.1 (a free port) with asyncio streams, one request per
 connection. ``fail_next`` makes the next N requests answer 503, so a test can check that a
-sender retries. Tests wait for what they expect with ``wait_for`` (a condition and a
-deadline, never a fixed sleep).
+sender retries; ``gate`` (an Event) holds each answer until it is set, so a test can act
+while a request is in flight (``in_flight`` is set when one arrives). Tests wait for what
+they expect with ``wait_for`` (a condition and a deadline, never a fixed sleep).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ class WebhookReceiver:
         self.received: list[Any] = []
         self.attempts = 0
         self.fail_next = 0
+        self.gate: asyncio.Event | None = None
+        self.in_flight = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._changed = asyncio.Event()
 
@@ -75,6 +78,9 @@ class WebhookReceiver:
             else:
                 self.received.append(json.loads(body))
                 status = "200 OK"
+            if self.gate is not None:
+                self.in_flight.set()
+                await self.gate.wait()
             writer.write(
                 f"HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode()
             )

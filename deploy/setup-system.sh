@@ -2,9 +2,10 @@
 # Installs the Debian packages liqmon's make targets need, and only those whose command is
 # missing: Java 17+ and Maven (to fetch and run Kafka), kcat (interop tests), prometheus
 # (promtool checks the alert rules; the server runs the dashboard queries in a test),
-# prometheus-alertmanager (alert routing test), npm (the AsyncAPI parser test), curl (the demo
-# polls /readyz) and Python's venv module. A machine that has them all returns at once, so `make` can call this on
-# every run.
+# prometheus-alertmanager (alert routing test), npm (the AsyncAPI parser and compose-spec
+# checks), curl (the demo polls /readyz), chromium (a test opens the backtest's HTML report
+# headless) and Python's venv module. A machine that has them all returns at once, so `make`
+# can call this on every run.
 set -euo pipefail
 
 packages=()
@@ -15,6 +16,7 @@ command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
 command -v prometheus-alertmanager >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)
 
 if [ "${#packages[@]}" -gt 0 ]; then

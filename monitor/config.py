@@ -77,6 +77,29 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: max.partition.fetch.bytes). Kafka's 1 MiB default caps a cycle near 10,000 ticks of
     #: the usual one-partition prices topic; a busy feed wants larger cycles.
     max_partition_fetch_bytes: Count = 16 * 1024 * 1024
+    #: How far ahead of the reference clock an input may be stamped: a price tick's ``ts``
+    #: against this host's clock, a ledger event's ``ts`` against its Kafka record time.
+    #: Later is rejected (``ts_out_of_range``), so no record can move a clock.
+    max_clock_skew_s: Positive = 60.0
+    #: Input records with a longer value are dead-lettered undecoded (``record_too_large``).
+    max_record_bytes: Count = 1024 * 1024
+    #: A dead letter keeps at most this many bytes of the original value (headers say it
+    #: was cut and how long it was), so it always fits a Kafka record.
+    max_dlq_value_bytes: Annotated[int, msgspec.Meta(ge=1, le=512 * 1024)] = 256 * 1024
+    #: One Kafka transaction per cycle: events, changelog, dead letters and the consumed
+    #: ledger offsets become visible together (read them ``read_committed``). False:
+    #: at least once, with deterministic event ids to drop repeats by.
+    exactly_once: bool = True
+    #: A name unique to this instance and stable across its restarts (a pod name):
+    #: static group membership, so a restarted instance takes its partitions back at once,
+    #: and a transactional id that fences this instance's zombie. Empty: a dynamic member
+    #: and a fresh transactional id per process.
+    instance_id: str = ""
+    #: How long the group waits for a silent member before moving its partitions.
+    session_timeout_ms: Annotated[int, msgspec.Meta(ge=1000, le=300_000)] = 10_000
+    #: How often the price guard's accepted marks are saved to ``liqmon-state``, so a
+    #: restarted monitor screens the price table against them. Held prices save at once.
+    guard_checkpoint_interval_s: Positive = 1.0
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -1,16 +1,27 @@
 """Price guards: keep stale or implausible prices from liquidating anyone.
 
 A tick is *stale* when its own event time is more than ``max_age_ms`` behind the
-newest event time seen on any instrument; it is dropped (a fresher tick of the
-instrument replaces it). A tick is *out of band* when it moves more than
-``band`` (a fraction) away from the last accepted price of its instrument; it is
-held, and it is accepted only when a later tick of the same instrument confirms
-the move (lands within ``band`` of the held price). A held tick that goes stale is
-dropped. The first price ever seen for an instrument is accepted as is, even if
-old (the compacted price table at start-up): there is nothing to compare it
-with, and no holder of the instrument can be valued without it.
+guard's clock; it is dropped (a fresher tick of the instrument replaces it). A tick
+is *out of band* when it moves more than ``band`` (a fraction) away from the last
+accepted price of its instrument; it is held, and it is accepted only when a later
+tick of the same instrument confirms the move (lands within ``band`` of the held
+price). A held tick that goes stale expires: it is dropped and reported. The first
+price ever seen for an instrument is accepted as is, even if old (the compacted
+price table at start-up): there is nothing to compare it with, and no holder of the
+instrument can be valued without it.
 
-Pure: time comes from the ticks, never from a clock.
+The clock is the newest tick event time seen, but never later than ``now_ms`` (the
+caller's wall clock): one tick stamped in the future (microseconds instead of
+milliseconds, a wrong year) cannot make every correct tick look stale, and a host
+clock running ahead of the feed changes nothing (the ticks' own times are then the
+smaller). The service rejects ticks further in the future than its clock-skew
+allowance before they get here.
+
+The accepted marks survive a restart: :meth:`PriceGuard.restore` takes the references
+saved by the last run (``liqmon-state``), so a held price at the head of the compacted
+table is held again rather than accepted as a first price.
+
+Pure: time comes from the ticks and the caller, never from a clock read here.
 """
 
 from __future__ import annotations
@@ -29,11 +40,15 @@ HoldReason = Literal["stale", "out_of_band"]
 
 
 class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
-    """What the guard made of one cycle's ticks."""
+    """What the guard made of one cycle's ticks.
+
+    ``expired`` are held ticks that went stale without being confirmed: never used.
+    """
 
     accepted: tuple[PriceTick, ...]
     held: tuple[tuple[PriceTick, HoldReason], ...]
     conflated: int
+    expired: tuple[PriceTick, ...] = ()
 
 
 class PriceGuard:
@@ -46,7 +61,27 @@ class PriceGuard:
         self._band = band
         self._accepted: dict[str, PriceTick] = {}
         self._held: dict[str, PriceTick] = {}
+        self._changed: dict[str, PriceTick] = {}  # accepted since the last take_changed()
         self.newest_ts = 0
+
+    def restore(self, references: Sequence[PriceTick]) -> None:
+        """Take accepted marks saved by an earlier run as the references to screen against."""
+        for tick in references:
+            current = self._accepted.get(tick.symbol)
+            if current is None or current.ts <= tick.ts:
+                self._accepted[tick.symbol] = tick
+            if tick.ts > self.newest_ts:
+                self.newest_ts = tick.ts
+
+    def take_changed(self) -> list[PriceTick]:
+        """The accepted ticks that replaced a reference since the last call (to save them)."""
+        changed = list(self._changed.values())
+        self._changed.clear()
+        return changed
+
+    def references(self) -> list[PriceTick]:
+        """Every instrument's last accepted tick."""
+        return list(self._accepted.values())
 
     @property
     def held_count(self) -> int:
@@ -57,17 +92,20 @@ class PriceGuard:
         """Event time of the last accepted tick per instrument (for the price-age gauge)."""
         return {symbol: tick.ts for symbol, tick in self._accepted.items()}
 
-    def screen(self, ticks: Sequence[PriceTick]) -> GuardDecision:
+    def screen(self, ticks: Sequence[PriceTick], now_ms: int | None = None) -> GuardDecision:
         """Conflate ``ticks`` (in arrival order) and decide which prices the engine may use.
 
         Within one batch the last tick per instrument wins, but the tick before it is
         a candidate confirmation for an out-of-band move. Per tick this costs one dict
         store and one comparison; the earlier ticks are looked at only for a symbol
-        whose last tick is out of band.
+        whose last tick is out of band. ``now_ms`` (wall clock) caps the guard's clock;
+        None trusts the ticks.
         """
         if not ticks:
             return GuardDecision(accepted=(), held=(), conflated=0)
         newest = max(tick.ts for tick in ticks)
+        if now_ms is not None:
+            newest = min(newest, now_ms)
         if newest > self.newest_ts:
             self.newest_ts = newest
         last = {tick.symbol: tick for tick in ticks}
@@ -77,13 +115,16 @@ class PriceGuard:
             reason = self._judge(symbol, tick, ticks)
             if reason is None:
                 self._accepted[symbol] = tick
+                self._changed[symbol] = tick
                 self._held.pop(symbol, None)
                 accepted.append(tick)
             else:
                 held.append((tick, reason))
-        self._drop_stale_holds()
+        expired = self._drop_stale_holds()
         conflated = len(ticks) - len(last)
-        return GuardDecision(accepted=tuple(accepted), held=tuple(held), conflated=conflated)
+        return GuardDecision(
+            accepted=tuple(accepted), held=tuple(held), conflated=conflated, expired=expired
+        )
 
     def _judge(self, symbol: str, tick: PriceTick, batch: Sequence[PriceTick]) -> HoldReason | None:
         reference = self._accepted.get(symbol)
@@ -91,6 +132,8 @@ class PriceGuard:
             return None
         if tick.ts < self.newest_ts - self._max_age_ms:
             return "stale"
+        if tick.mark_iv is not None:  # an option marked by its vol: no price band
+            return None
         if self._within_band(tick.mark_price, reference.mark_price):
             return None
         previous = _before_last(batch, symbol)
@@ -109,10 +152,12 @@ class PriceGuard:
     def _within_band(self, price: float, reference: float) -> bool:
         return abs(price - reference) <= self._band * reference
 
-    def _drop_stale_holds(self) -> None:
+    def _drop_stale_holds(self) -> tuple[PriceTick, ...]:
         horizon = self.newest_ts - self._max_age_ms
-        for symbol in [s for s, t in self._held.items() if t.ts < horizon]:
-            del self._held[symbol]
+        expired = tuple(t for t in self._held.values() if t.ts < horizon)
+        for tick in expired:
+            del self._held[tick.symbol]
+        return expired
 
 
 def _before_last(batch: Sequence[PriceTick], symbol: str) -> PriceTick | None:

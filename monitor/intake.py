@@ -3,26 +3,32 @@
 Per record the work is one decode and one append; then bad records become DLQ
 records (counted and logged) and the ticks pass the price guards. What a message's
 acceptance depends on is checked by the engine's own rules (``shape_problem``), so
-the service and the engine never disagree about what is valid.
+the service and the engine never disagree about what is valid. On top of those, the
+intake bounds what depends on a clock (``ts_out_of_range``): a tick may be stamped at
+most ``service.max_clock_skew_s`` ahead of this host's clock, a ledger event at most
+that far ahead of its Kafka record time (fixed once written, so a replay judges it the
+same way), and no value may be longer than ``service.max_record_bytes``.
 """
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 import numpy as np
 import structlog
 
 from monitor.config import ServiceSettings
-from monitor.engine import Engine, shape_problem
+from monitor.engine import MAX_PRICE, MAX_TS_MS, Engine, shape_problem
 from monitor.guards import PriceGuard
 from monitor.metrics import Metrics
 from monitor.schema import LedgerEvent, PriceTick
 from streams import InboundRecord, JsonCodec, OutboundRecord, Rejection, TopicPartition, to_dlq
 
-__all__ = ["Intake"]
+__all__ = ["TS_OUT_OF_RANGE", "Intake"]
 
 log = structlog.get_logger("liqmon.intake")
+
+TS_OUT_OF_RANGE = "ts_out_of_range"
 
 
 class Intake:
@@ -31,64 +37,103 @@ class Intake:
     def __init__(self, service: ServiceSettings, dlq_topic: str, metrics: Metrics) -> None:
         self.guard = PriceGuard(int(service.max_price_age_s * 1000), service.price_band)
         self.prices: dict[str, PriceTick] = {}  # the newest accepted tick per symbol
+        # Next offset screened per prices partition, and below which offsets bad records
+        # were dead-lettered by an earlier run (liqmon-state), so a restart re-reading the
+        # table does not dead-letter them again.
+        self.prices_screened: dict[TopicPartition, int] = {}
+        self._dead_lettered_before: dict[TopicPartition, int] = {}
         self._dlq_topic = dlq_topic
         self._metrics = metrics
+        self._skew_ms = round(service.max_clock_skew_s * 1000)
+        self._max_bytes = service.max_record_bytes
+        self._max_dlq_bytes = service.max_dlq_value_bytes
         self._ticks = JsonCodec(PriceTick)
         self._ledger: JsonCodec[LedgerEvent] = JsonCodec(LedgerEvent)
 
+    def restore(self, references: list[PriceTick], screened: Mapping[TopicPartition, int]) -> None:
+        """Resume from the last run: its accepted marks and how far it dead-lettered prices."""
+        self.guard.restore(references)
+        for tick in references:
+            self.prices.setdefault(tick.symbol, tick)
+        self._dead_lettered_before = dict(screened)
+
     def price_batch(
-        self, records: list[InboundRecord], engine: Engine
+        self, records: list[InboundRecord], engine: Engine, now_ms: int
     ) -> tuple[list[PriceTick], list[OutboundRecord]]:
         """Decode ticks, dead-letter the bad ones, and keep what the guards accept."""
-        batch = self._ticks.decode_batch(records)
+        batch = self._ticks.decode_batch(records, self._max_bytes)
         rejected = batch.rejections
         good = batch.items
-        if not _plausible(good, engine):
+        latest_ms = now_ms + self._skew_ms
+        if not _plausible(good, engine, latest_ms):
             good = []
             book = engine.book
             for tick, record in zip(batch.items, batch.records, strict=True):
                 reason = shape_problem(book, tick)
+                if reason is None and tick.ts > latest_ms:
+                    reason = TS_OUT_OF_RANGE
                 if reason is None:
                     good.append(tick)
                 else:
                     rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
-        decision = self.guard.screen(good)
+        decision = self.guard.screen(good, now_ms)
         metrics = self._metrics
         for tick, reason in decision.held:
             metrics.prices_held.labels(reason).inc()
             log.warning(
                 "price held", symbol=tick.symbol, price=tick.mark_price, ts=tick.ts, reason=reason
             )
+        for tick in decision.expired:
+            metrics.price_holds_expired.inc()
+            log.warning(
+                "held price expired unconfirmed",
+                symbol=tick.symbol,
+                price=tick.mark_price,
+                ts=tick.ts,
+            )
         metrics.ticks_conflated.inc(decision.conflated)
         metrics.held_prices.set(self.guard.held_count)
         for tick in decision.accepted:
             self.prices[tick.symbol] = tick
-        return list(decision.accepted), self.dead_letters(rejected)
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
+            if record.offset >= self.prices_screened.get(tp, 0):
+                self.prices_screened[tp] = record.offset + 1
+        fresh = [r for r in rejected if r.offset >= self._dead_lettered_before.get(_tp(r), 0)]
+        if len(fresh) < len(rejected):
+            metrics.dlq_repeats_skipped.inc(len(rejected) - len(fresh))
+        return list(decision.accepted), self.dead_letters(fresh)
 
     def ledger_batch(
         self,
         records: list[InboundRecord],
         engine: Engine,
         partition_of: MutableMapping[str, TopicPartition],
-    ) -> tuple[list[LedgerEvent], list[Rejection]]:
+    ) -> tuple[list[LedgerEvent], list[InboundRecord], list[Rejection]]:
         """Decode ledger events, reject malformed ones, note each account's partition.
 
-        Only problems of the message itself are checked here. Whether an isolated-margin
-        adjustment fits the book depends on the events before it in the same batch, so the
-        engine judges that in order and counts what it skips (``ledger_events_ignored``).
+        Returns the good events, the record of each, and the rejections. Only problems of
+        the message itself are checked here. Whether an isolated-margin adjustment fits
+        the book depends on the events before it in the same batch, so the engine judges
+        that in order and counts what it skips (``ledger_events_ignored``).
         """
-        batch = self._ledger.decode_batch(records)
+        batch = self._ledger.decode_batch(records, self._max_bytes)
         rejected = batch.rejections
         good: list[LedgerEvent] = []
+        good_records: list[InboundRecord] = []
         book = engine.book
+        skew = self._skew_ms
         for item, record in zip(batch.items, batch.records, strict=True):
             reason = shape_problem(book, item)
+            if reason is None and record.timestamp >= 0 and item.ts > record.timestamp + skew:
+                reason = TS_OUT_OF_RANGE
             if reason is None:
                 good.append(item)
+                good_records.append(record)
                 partition_of[item.account] = TopicPartition(record.topic, record.partition)
             else:
                 rejected.append(Rejection.of(record, reason, f"account {item.account!r}"))
-        return good, rejected
+        return good, good_records, rejected
 
     def dead_letters(self, rejected: list[Rejection]) -> list[OutboundRecord]:
         """DLQ records for ``rejected``, counted by reason and logged."""
@@ -102,15 +147,24 @@ class Intake:
                 reason=rejection.reason,
                 detail=rejection.detail[:200],
             )
-        return [to_dlq(r, self._dlq_topic) for r in rejected]
+        return [to_dlq(r, self._dlq_topic, self._max_dlq_bytes) for r in rejected]
 
 
-def _plausible(ticks: list[PriceTick], engine: Engine) -> bool:
-    """True if no tick can have a shape problem: every price finite and positive (checked
-    as one array) and every distinct symbol known. Otherwise the caller checks each tick
-    with ``shape_problem`` to find and name the bad ones."""
+def _tp(rejection: Rejection) -> TopicPartition:
+    return TopicPartition(rejection.topic, rejection.partition)
+
+
+def _plausible(ticks: list[PriceTick], engine: Engine, latest_ms: int) -> bool:
+    """True if no tick can have a problem: every price finite, positive and in range,
+    every timestamp in range (checked as arrays) and every distinct symbol known.
+    Otherwise the caller checks each tick to find and name the bad ones."""
     prices = np.fromiter((tick.mark_price for tick in ticks), np.float64, len(ticks))
-    if not (np.isfinite(prices).all() and (prices > 0.0).all()):
+    if not (np.isfinite(prices).all() and (prices > 0.0).all() and (prices <= MAX_PRICE).all()):
+        return False
+    # As floats: a timestamp beyond int64 must not overflow the check itself, and every
+    # millisecond up to MAX_TS_MS is exact in float64.
+    stamps = np.fromiter((tick.ts for tick in ticks), np.float64, len(ticks))
+    if not ((stamps >= 0.0).all() and (stamps <= min(latest_ms, MAX_TS_MS)).all()):
         return False
     book = engine.book
     return all(

@@ -8,6 +8,7 @@ Names follow Prometheus conventions: ``liqmon_`` prefix, base units in the name
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 
 from prometheus_client import (
@@ -116,8 +117,43 @@ class Metrics:
         )
         self.price_age = Gauge(
             "liqmon_price_age_seconds",
-            "Age of the newest accepted price per instrument, relative to the newest tick seen.",
+            "Age of the accepted price per instrument against this host's clock.",
             ["symbol"],
+            registry=r,
+        )
+        self.price_feed_age = Gauge(
+            "liqmon_price_feed_age_seconds",
+            "Seconds since the newest tick event time seen on any instrument, against this "
+            "host's clock: grows while the price feed is stopped.",
+            registry=r,
+        )
+        self.price_holds_expired = Counter(
+            "liqmon_price_holds_expired_total",
+            "Held price ticks that went stale without being confirmed, so were never used.",
+            registry=r,
+        )
+        self.dlq_repeats_skipped = Counter(
+            "liqmon_dlq_repeats_skipped_total",
+            "Bad price records re-read after a restart that an earlier run already "
+            "dead-lettered, so were not dead-lettered again.",
+            registry=r,
+        )
+        self.changelog_records_dropped = Counter(
+            "liqmon_changelog_records_dropped_total",
+            "liqmon-state records that could not be decoded at restore and were ignored.",
+            registry=r,
+        )
+        self.replay_records_rejected = Counter(
+            "liqmon_replay_records_rejected_total",
+            "Ledger records a state rebuild could not apply, by reason (an instrument removed "
+            "from the instruments file, for example); their positions are not judged.",
+            ["reason"],
+            registry=r,
+        )
+        self.processing_errors = Counter(
+            "liqmon_processing_errors_total",
+            "Ledger records whose processing failed unexpectedly; each is dead-lettered "
+            "(reason processing_error) and the monitor goes on.",
             registry=r,
         )
         self.sweeps = Counter(
@@ -147,6 +183,35 @@ class Metrics:
         ).set(1)
         # process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time.
         ProcessCollector(registry=r)
+
+    def initialise(
+        self,
+        *,
+        topics: Iterable[str],
+        ledger_types: Iterable[str],
+        ignore_reasons: Iterable[str],
+        event_types: Iterable[str],
+        dlq_reasons: Iterable[str],
+        hold_reasons: Iterable[str],
+        states: Iterable[str],
+    ) -> None:
+        """Create every labelled series at 0 for its known label values, so ``rate()`` and
+        ``increase()`` see the first increment and dashboards show 0 rather than nothing."""
+        for topic in topics:
+            self.records_consumed.labels(topic)
+        for name in ledger_types:
+            self.ledger_events_applied.labels(name)
+        for reason in ignore_reasons:
+            self.ledger_events_ignored.labels(reason)
+        for name in event_types:
+            self.events_published.labels(name)
+        for reason in dlq_reasons:
+            self.dlq_records.labels(reason)
+            self.replay_records_rejected.labels(reason)
+        for reason in hold_reasons:
+            self.prices_held.labels(reason)
+        for state in states:
+            self.accounts.labels(state).set(0)
 
     def exposition(self) -> bytes:
         """The text exposition format served on ``/metrics``."""

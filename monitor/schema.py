@@ -12,21 +12,26 @@ Variants are tagged unions so that decoding picks the class from the ``type`` (o
 
 from __future__ import annotations
 
-from typing import Literal
+import math
+from typing import Annotated, Literal
 
 import msgspec
 
 __all__ = [
+    "MAX_ID_LENGTH",
     "AccountMode",
     "AccountRisk",
     "AccountState",
     "CollateralAsset",
+    "Delivery",
     "EvaluateAccount",
     "EvaluatePosition",
     "EvaluateRequest",
     "Fill",
     "Funding",
+    "Greeks",
     "Instrument",
+    "InstrumentKind",
     "IsolatedMargin",
     "LedgerCheckpoint",
     "LedgerEvent",
@@ -34,8 +39,11 @@ __all__ = [
     "MarginEventType",
     "MarginModelSpec",
     "MarginSettings",
+    "OptionStandardMargin",
     "PositionRisk",
+    "PriceReference",
     "PriceTick",
+    "PricesScreened",
     "RateCurve",
     "Reduction",
     "SizeScaledMargin",
@@ -47,9 +55,16 @@ __all__ = [
     "UnitStates",
 ]
 
+MAX_ID_LENGTH = 256
+"""Longest account id, ledger id, symbol or asset name accepted on the input topics."""
+
+Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
+"""A name or id on the wire: at most ``MAX_ID_LENGTH`` characters, so no input can make an
+event or a dead letter too large to publish."""
+
 AccountMode = Literal["cross", "isolated"]
 AccountState = Literal["healthy", "margin_call", "liquidation", "bankrupt"]
-Trigger = Literal["price", "ledger"]
+Trigger = Literal["price", "ledger", "restore"]
 MarginEventType = Literal[
     "margin_call",
     "margin_call_cleared",
@@ -102,26 +117,60 @@ class SizeScaledMargin(
     mm: RateCurve
 
 
-MarginModelSpec = TieredMargin | SizeScaledMargin
+class OptionStandardMargin(
+    msgspec.Struct, tag="option_standard", tag_field="model", frozen=True, kw_only=True
+):
+    """Deribit's standard margin of options, per contract of one base unit.
+
+    Short call ``IM = max(im_rate - OTM/S, im_floor) + mark``, ``MM = mm_rate + mark``;
+    short put ``IM = max(max(im_rate - OTM/S, im_floor) + mark, MM)``,
+    ``MM = max(mm_rate, mm_rate x mark) + mark``; longs need none. Fractions are of one
+    coin for inverse (coin-settled) options, of the underlying price ``S`` for linear
+    ones. See ``monitor.models._option_margin`` for the source.
+    """
+
+    im_rate: float = 0.15
+    im_floor: float = 0.10
+    mm_rate: float = 0.075
+
+
+MarginModelSpec = TieredMargin | SizeScaledMargin | OptionStandardMargin
+InstrumentKind = Literal["linear", "inverse", "option"]
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
-    """A tradable contract. ``linear`` contracts settle in ``quote``.
+    """A tradable contract.
 
-    ``contract_size`` converts a quantity in contracts to base units (1 for
-    Binance/Bybit linear perpetuals quoted in base units).
+    * ``linear``: settles in ``quote``; ``contract_size`` base units per contract.
+    * ``inverse``: settles in ``base`` (coin-margined futures and perpetuals);
+      ``contract_size`` is in quote units (e.g. USD 10), PnL
+      ``qty x contract_size x (1/entry - 1/mark)`` in the coin.
+    * ``option``: a European option on the price ``underlying`` (the symbol of its
+      forward or index price ticks), with ``strike``, ``expiry`` (ISO 8601 UTC or ms
+      since the epoch), ``option_type`` and ``settle`` (``base`` for inverse options
+      quoted in coin, as Deribit's BTC options; ``quote``, the default, for linear
+      ones); ``contract_size`` base units per contract; margin ``option_standard``.
     """
 
     symbol: str
-    kind: Literal["linear"]
+    kind: InstrumentKind
     quote: str
     base: str
     margin: MarginModelSpec
     contract_size: float = 1.0
+    underlying: str | None = None
+    strike: float | None = None
+    expiry: int | str | None = None
+    option_type: Literal["call", "put"] | None = None
+    settle: str | None = None
 
     @property
     def settle_asset(self) -> str:
         """The asset PnL, fees and margin of this contract are paid in."""
+        if self.kind == "inverse":
+            return self.base
+        if self.kind == "option" and self.settle is not None:
+            return self.settle
         return self.quote
 
 
@@ -146,13 +195,18 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
-    valuation currency) values collateral held in that asset.
+    valuation asset) values collateral held in that asset; a tick for an option's
+    ``underlying`` revalues every option on it. An option's tick may carry
+    ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
+    may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
+    base unit) the implied volatility is solved from it.
     """
 
-    symbol: str
-    mark_price: float
+    symbol: Id
+    mark_price: float = math.nan
     ts: int
     index_price: float | None = None
+    mark_iv: float | None = None
 
 
 # --------------------------------------------------------------------------- ledger
@@ -165,15 +219,15 @@ class Fill(msgspec.Struct, tag="fill", tag_field="type", frozen=True, kw_only=Tr
     a negative fee is a rebate. Fills are idempotent by ``fill_id``.
     """
 
-    fill_id: str
-    account: str
-    symbol: str
+    fill_id: Id
+    account: Id
+    symbol: Id
     side: Literal["buy", "sell"]
     qty: float
     price: float
     ts: int
     fee: float = 0.0
-    fee_asset: str | None = None
+    fee_asset: Id | None = None
 
 
 class Transfer(
@@ -181,9 +235,9 @@ class Transfer(
 ):
     """A deposit (``amount`` > 0) or withdrawal (``amount`` < 0) of collateral."""
 
-    transfer_id: str
-    account: str
-    asset: str
+    transfer_id: Id
+    account: Id
+    asset: Id
     amount: float
     ts: int
 
@@ -194,9 +248,9 @@ class Funding(msgspec.Struct, tag="funding", tag_field="type", frozen=True, kw_o
     ``amount`` > 0 is received by the account, < 0 is paid by it.
     """
 
-    funding_id: str
-    account: str
-    symbol: str
+    funding_id: Id
+    account: Id
+    symbol: Id
     amount: float
     ts: int
 
@@ -209,11 +263,11 @@ class MarginSettings(
     Fields left out are unchanged. ``leverage`` needs ``symbol``.
     """
 
-    settings_id: str
-    account: str
+    settings_id: Id
+    account: Id
     ts: int
     mode: AccountMode | None = None
-    symbol: str | None = None
+    symbol: Id | None = None
     leverage: float | None = None
 
 
@@ -225,21 +279,54 @@ class IsolatedMargin(
     ``amount`` > 0 allocates margin to the position, < 0 releases it back.
     """
 
-    adjustment_id: str
-    account: str
-    symbol: str
+    adjustment_id: Id
+    account: Id
+    symbol: Id
     amount: float
     ts: int
 
 
-LedgerEvent = Fill | Transfer | Funding | MarginSettings | IsolatedMargin
+class Delivery(
+    msgspec.Struct, tag="delivery", tag_field="type", frozen=True, kw_only=True, gc=False
+):
+    """Settle an account's expired option position at ``settlement_price``.
+
+    ``settlement_price`` is the underlying's settlement price (quote units). The
+    position is closed and its intrinsic value at that price, in the settle asset,
+    moves to (a long) or from (a short) the wallet. Idempotent by ``delivery_id``.
+    """
+
+    delivery_id: Id
+    account: Id
+    symbol: Id
+    settlement_price: float
+    ts: int
+
+
+LedgerEvent = Fill | Transfer | Funding | MarginSettings | IsolatedMargin | Delivery
 
 
 # --------------------------------------------------------------------------- events out
 
 
+class Greeks(msgspec.Struct, frozen=True, kw_only=True):
+    """Black-76 sensitivities of a position or a sum of positions, in base units and
+    the quote currency: ``delta`` (base units), ``gamma`` (per unit of underlying price),
+    ``vega`` (per volatility point, 0.01), ``theta`` (per calendar day)."""
+
+    delta: float
+    gamma: float
+    vega: float
+    theta: float
+
+
 class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
-    """One position's numbers at the moment of an event or an evaluation."""
+    """One position's numbers at the moment of an event or an evaluation.
+
+    For an option, ``mark_price`` is its value per base unit in the settle asset,
+    ``notional`` its market value (what it adds to equity), ``mark_iv`` the volatility
+    it is valued at and ``greeks`` the position's sensitivities.
+    """
 
     symbol: str
     qty: float
@@ -254,6 +341,8 @@ class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
     isolated_margin: float | None = None
     state: AccountState | None = None
     margin_ratio: float | None = None
+    mark_iv: float | None = None
+    greeks: Greeks | None = None
 
 
 class Reduction(msgspec.Struct, frozen=True, kw_only=True):
@@ -272,6 +361,13 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
+    ``positions_omitted`` counts positions left out of ``positions`` so the event fits a
+    Kafka record (those with the largest maintenance margin are kept). ``sequence``
+    numbers the unit's transitions (1, 2, ...); ``event_id`` derives from the account,
+    the unit, ``sequence`` and ``state``, so the same transition keeps its id whatever
+    tick or restart it was judged from. ``collapsed`` is true when the unit was judged
+    afresh after a restart or rebalance: the event goes from the last published state
+    straight to the current one, covering any level passed while nobody watched.
     """
 
     event_id: str
@@ -290,6 +386,9 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     reductions: tuple[Reduction, ...] = ()
     shortfall: float = 0.0
     symbol: str | None = None
+    positions_omitted: int = 0
+    sequence: int = 0
+    collapsed: bool = False
 
 
 # --------------------------------------------------------------------------- what-if
@@ -314,6 +413,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     collateral_value: float
     collateral: dict[str, float]
     positions: tuple[PositionRisk, ...] = ()
+    greeks: dict[str, Greeks] = {}
 
 
 class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
@@ -343,7 +443,10 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The input of ``liqmon evaluate``: instruments, mark prices and accounts.
 
     ``prices`` maps a symbol to its mark price; it must price every instrument a
-    position uses and every collateral asset's ``price_symbol`` that an account holds.
+    position uses (an option through its underlying's price and a volatility in
+    ``vols``, or its own mark price, from which the volatility is implied) and every
+    collateral asset's ``price_symbol`` that an account holds. ``now`` (ms since the
+    epoch or ISO 8601 UTC) is the time options are valued at.
     """
 
     instruments: tuple[Instrument, ...]
@@ -351,6 +454,8 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     accounts: tuple[EvaluateAccount, ...]
     collateral_assets: tuple[CollateralAsset, ...] = ()
     valuation_asset: str = "USDT"
+    vols: dict[str, float] = {}
+    now: int | str | None = None
 
 
 # --------------------------------------------------------------------------- state changelog
@@ -360,13 +465,16 @@ class UnitStates(msgspec.Struct, tag="account_state", tag_field="type", frozen=T
     """The margin states of one account's units (topic ``liqmon-state``, key ``account:<id>``).
 
     ``units`` maps ``""`` (the cross unit) or an isolated position's symbol to its
-    state; units not named are healthy. Written with the events of the cycle in
-    which the account changed state, so a restarted monitor resumes from it.
+    state; units not named are healthy. ``transitions`` gives each unit's transition
+    count so far (the ``sequence`` of its last event; units not named have had none).
+    Written with the events of the cycle in which the account changed state, so a
+    restarted monitor resumes from it and numbers its next transitions on.
     """
 
     account: str
     units: dict[str, AccountState]
     ts: int
+    transitions: dict[str, int] = {}
 
 
 class LedgerCheckpoint(
@@ -383,4 +491,30 @@ class LedgerCheckpoint(
     next_offset: int
 
 
-StateRecord = UnitStates | LedgerCheckpoint
+class PriceReference(
+    msgspec.Struct, tag="price_reference", tag_field="type", frozen=True, kw_only=True
+):
+    """The price guard's last accepted tick of one symbol (key ``price:<symbol>``).
+
+    A restarted monitor screens the price table against these, so a price held as out
+    of band before the restart is not accepted as a first price after it.
+    """
+
+    symbol: str
+    mark_price: float
+    ts: int
+
+
+class PricesScreened(
+    msgspec.Struct, tag="prices_screened", tag_field="type", frozen=True, kw_only=True
+):
+    """How far one ``prices`` partition has been screened (key
+    ``prices-screened:<topic>:<partition>``): bad records below ``next_offset`` are in
+    the DLQ already, so a restart re-reading the table does not dead-letter them again."""
+
+    topic: str
+    partition: int
+    next_offset: int
+
+
+StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened

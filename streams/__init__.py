@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from streams.codec import (
         INVALID,
         MISSING_VALUE,
+        TOO_LARGE,
         UNDECODABLE,
         DecodedBatch,
         JsonCodec,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
         RebalanceCallback,
         read_history,
     )
-    from streams.producer import ProduceError, Producer
+    from streams.producer import ProduceError, Producer, ProducerFencedError
     from streams.records import (
         Headers,
         InboundRecord,
@@ -51,6 +52,7 @@ __all__ = [
     "INVALID",
     "KAFKA_VERSION",
     "MISSING_VALUE",
+    "TOO_LARGE",
     "UNDECODABLE",
     "BrokerError",
     "BrokerOutcome",
@@ -68,6 +70,7 @@ __all__ = [
     "OutboundRecord",
     "ProduceError",
     "Producer",
+    "ProducerFencedError",
     "RebalanceCallback",
     "Rejection",
     "StreamsError",
@@ -96,7 +99,15 @@ __all__ = [
 # CLI command that only needs ``streams.errors`` does not pay for the Kafka client.
 _LAZY: dict[str, str] = {
     **dict.fromkeys(
-        ["INVALID", "MISSING_VALUE", "UNDECODABLE", "DecodedBatch", "JsonCodec", "Rejection"],
+        [
+            "INVALID",
+            "MISSING_VALUE",
+            "TOO_LARGE",
+            "UNDECODABLE",
+            "DecodedBatch",
+            "JsonCodec",
+            "Rejection",
+        ],
         "streams.codec",
     ),
     **dict.fromkeys(
@@ -107,7 +118,7 @@ _LAZY: dict[str, str] = {
         ["CommitRejectedError", "LedgerConsumer", "RebalanceCallback", "read_history"],
         "streams.ledger_consumer",
     ),
-    **dict.fromkeys(["ProduceError", "Producer"], "streams.producer"),
+    **dict.fromkeys(["ProduceError", "Producer", "ProducerFencedError"], "streams.producer"),
     **dict.fromkeys(
         ["Headers", "InboundRecord", "OutboundRecord", "TopicPartition", "next_offsets"],
         "streams.records",

@@ -17,6 +17,7 @@ from streams.records import Headers, InboundRecord
 __all__ = [
     "INVALID",
     "MISSING_VALUE",
+    "TOO_LARGE",
     "UNDECODABLE",
     "DecodedBatch",
     "JsonCodec",
@@ -31,6 +32,8 @@ INVALID: Final = "invalid"
 """Reason: the value is JSON but does not match the expected type."""
 MISSING_VALUE: Final = "missing_value"
 """Reason: the record has no value (a tombstone) where a message was expected."""
+TOO_LARGE: Final = "record_too_large"
+"""Reason: the value is longer than the caller's limit; it is not decoded at all."""
 
 
 class Rejection(msgspec.Struct, frozen=True, kw_only=True):
@@ -109,16 +112,27 @@ class JsonCodec(Generic[T]):
         decoded: T = self._decode(value)
         return decoded
 
-    def decode_batch(self, records: Iterable[InboundRecord]) -> DecodedBatch[T]:
-        """Decode every record's value; bad input becomes a :class:`Rejection`, never an error."""
+    def decode_batch(
+        self, records: Iterable[InboundRecord], max_bytes: int | None = None
+    ) -> DecodedBatch[T]:
+        """Decode every record's value; bad input becomes a :class:`Rejection`, never an error.
+
+        A value longer than ``max_bytes`` (when given) is rejected as ``record_too_large``
+        without being decoded.
+        """
         items: list[T] = []
         good: list[InboundRecord] = []
         rejections: list[Rejection] = []
         decode = self._decode
+        limit = max_bytes if max_bytes is not None else -1
         for record in records:
             value = record.value
             if value is None:
                 rejections.append(Rejection.of(record, MISSING_VALUE, "record has no value"))
+                continue
+            if limit >= 0 and len(value) > limit:
+                detail = f"value of {len(value)} bytes is over the limit of {limit}"
+                rejections.append(Rejection.of(record, TOO_LARGE, detail))
                 continue
             try:
                 item = decode(value)

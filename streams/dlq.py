@@ -4,6 +4,13 @@ A DLQ record carries the original key and value unchanged and the original heade
 followed by ``dlq.topic``, ``dlq.partition``, ``dlq.offset``, ``dlq.timestamp``,
 ``dlq.reason`` and ``dlq.detail`` (UTF-8; numbers in decimal). Anyone can inspect
 it with ``kcat`` or re-publish it to its source topic once fixed.
+
+A dead letter always fits in a Kafka record, whatever came in: a value longer than
+``max_value_bytes`` (default 256 KiB) keeps only its first ``max_value_bytes``, a key
+only its first ``MAX_KEY_BYTES`` and original headers are dropped when together they
+exceed ``MAX_HEADER_BYTES``. Then ``dlq.truncated`` names what was cut (``value``,
+``key``, ``headers``, comma-separated) and ``dlq.original_size`` gives the original
+value's length in bytes.
 """
 
 from __future__ import annotations
@@ -20,11 +27,16 @@ __all__ = [
     "DEFAULT_DLQ_TOPIC",
     "DLQ_DETAIL",
     "DLQ_OFFSET",
+    "DLQ_ORIGINAL_SIZE",
     "DLQ_PARTITION",
     "DLQ_REASON",
     "DLQ_TIMESTAMP",
     "DLQ_TOPIC",
+    "DLQ_TRUNCATED",
     "MAX_DETAIL_BYTES",
+    "MAX_HEADER_BYTES",
+    "MAX_KEY_BYTES",
+    "MAX_VALUE_BYTES",
     "DlqOrigin",
     "dlq_origin",
     "dlq_records",
@@ -39,10 +51,18 @@ DLQ_OFFSET: Final = "dlq.offset"
 DLQ_TIMESTAMP: Final = "dlq.timestamp"
 DLQ_REASON: Final = "dlq.reason"
 DLQ_DETAIL: Final = "dlq.detail"
+DLQ_TRUNCATED: Final = "dlq.truncated"
+DLQ_ORIGINAL_SIZE: Final = "dlq.original_size"
 
 _PREFIX: Final = "dlq."
 MAX_DETAIL_BYTES: Final = 1024
 """``dlq.detail`` is cut to this many bytes so a pathological message cannot bloat headers."""
+MAX_VALUE_BYTES: Final = 256 * 1024
+"""Default longest value prefix kept; well under Kafka's 1 MiB default record limit."""
+MAX_KEY_BYTES: Final = 4096
+"""Longest key prefix kept."""
+MAX_HEADER_BYTES: Final = 16 * 1024
+"""Original headers (names and values together) above this are dropped."""
 
 
 class DlqOrigin(msgspec.Struct, frozen=True, kw_only=True):
@@ -56,15 +76,32 @@ class DlqOrigin(msgspec.Struct, frozen=True, kw_only=True):
     detail: str
 
 
-def to_dlq(rejection: Rejection, dlq_topic: str = DEFAULT_DLQ_TOPIC) -> OutboundRecord:
+def to_dlq(
+    rejection: Rejection,
+    dlq_topic: str = DEFAULT_DLQ_TOPIC,
+    max_value_bytes: int = MAX_VALUE_BYTES,
+) -> OutboundRecord:
     """The DLQ record for ``rejection``: same key and value, original headers plus ``dlq.*``.
 
     ``dlq.*`` headers the record already had (it was dead-lettered before and
     re-published) are dropped so each appears once. Kafka needs a key or a value,
-    so a record that had neither gets an empty value.
+    so a record that had neither gets an empty value. Oversize parts are cut (see the
+    module docstring), so the result always fits a record of 1 MiB.
     """
     detail = rejection.detail.encode("utf-8", "replace")[:MAX_DETAIL_BYTES]
-    headers = [(name, value) for name, value in rejection.headers if not name.startswith(_PREFIX)]
+    truncated: list[str] = []
+    value = rejection.value
+    if value is not None and len(value) > max_value_bytes:
+        value = value[:max_value_bytes]
+        truncated.append("value")
+    key = rejection.key
+    if key is not None and len(key) > MAX_KEY_BYTES:
+        key = key[:MAX_KEY_BYTES]
+        truncated.append("key")
+    headers = [(name, data) for name, data in rejection.headers if not name.startswith(_PREFIX)]
+    if sum(len(name) + len(data) for name, data in headers) > MAX_HEADER_BYTES:
+        headers = []
+        truncated.append("headers")
     headers += [
         (DLQ_TOPIC, rejection.topic.encode()),
         (DLQ_PARTITION, str(rejection.partition).encode()),
@@ -73,10 +110,15 @@ def to_dlq(rejection: Rejection, dlq_topic: str = DEFAULT_DLQ_TOPIC) -> Outbound
         (DLQ_REASON, rejection.reason.encode()),
         (DLQ_DETAIL, detail),
     ]
-    value = rejection.value
-    if value is None and rejection.key is None:
+    if truncated:
+        original = len(rejection.value) if rejection.value is not None else 0
+        headers += [
+            (DLQ_TRUNCATED, ",".join(truncated).encode()),
+            (DLQ_ORIGINAL_SIZE, str(original).encode()),
+        ]
+    if value is None and key is None:
         value = b""
-    return OutboundRecord(dlq_topic, rejection.key, value, headers)
+    return OutboundRecord(dlq_topic, key, value, headers)
 
 
 def dlq_records(

@@ -6,19 +6,36 @@ and their hysteresis.
 """
 
 from monitor.engine._config import EngineConfig
-from monitor.engine._engine import Engine
-from monitor.engine._events import event_id
+from monitor.engine._engine import CycleOutput, Engine
+from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._reduction import kept_fraction
-from monitor.engine._restore import judge_all, restore_states, unit_states
-from monitor.engine._validation import shape_problem
+from monitor.engine._restore import judge_all, restore_states, unit_record
+from monitor.engine._validation import (
+    MAX_AMOUNT,
+    MAX_LEVERAGE,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MAX_TS_MS,
+    SHAPE_REASONS,
+    shape_problem,
+)
 
 __all__ = [
+    "MAX_AMOUNT",
+    "MAX_EVENT_BYTES",
+    "MAX_LEVERAGE",
+    "MAX_PRICE",
+    "MAX_QUANTITY",
+    "MAX_TS_MS",
+    "SHAPE_REASONS",
+    "CycleOutput",
     "Engine",
     "EngineConfig",
     "event_id",
+    "fit_positions",
     "judge_all",
     "kept_fraction",
     "restore_states",
     "shape_problem",
-    "unit_states",
+    "unit_record",
 ]

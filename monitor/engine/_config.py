@@ -25,6 +25,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
       ``monitor.states``).
     * ``idempotency_window_s`` (default 86,400): how long, in ledger event time, an
       applied ledger id is remembered to drop its duplicates (see ``monitor.book._seen``).
+    * ``idempotency_max_ids`` (default 2,000,000): the most ledger ids remembered at
+      once, oldest forgotten first, so memory stays bounded (about 250 bytes an id).
     """
 
     valuation_asset: str = "USDT"
@@ -32,6 +34,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
     margin_call_ratio: float = 0.8
     hysteresis: float = 0.05
     idempotency_window_s: float = 86_400.0
+    idempotency_max_ids: int = 2_000_000
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.margin_call_ratio) and 0.0 < self.margin_call_ratio <= 1.0):
@@ -44,4 +47,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(
                 f"engine.idempotency_window_s {self.idempotency_window_s!r} must be a positive "
                 "number of seconds"
+            )
+        if self.idempotency_max_ids < 1:
+            raise ConfigError(
+                f"engine.idempotency_max_ids {self.idempotency_max_ids!r} must be at least 1"
             )

@@ -13,21 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, GROSS, INITIAL, ISOLATED, MAINTENANCE, UPNL, Book
 from monitor.engine._config import EngineConfig
+from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
+from monitor.engine._options import reprice_options
+from monitor.engine._records import records_of
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
-from monitor.engine._risk import margin_ratio, position_risks
+from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import mismatches
 from monitor.errors import InputError
-from monitor.models import ModelTable
+from monitor.models import OPTION, ModelTable
 from monitor.schema import (
     AccountRisk,
     AccountState,
+    Delivery,
     Fill,
     Funding,
     Instrument,
@@ -37,12 +42,26 @@ from monitor.schema import (
     MarginSettings,
     PriceTick,
     Transfer,
+    Trigger,
+    UnitStates,
 )
 from monitor.states import STATE_NAMES, classify
 
-__all__ = ["Engine"]
+__all__ = ["CycleOutput", "Engine"]
 
 _Transition = tuple[int, int, int]  # unit, previous state, new state
+
+
+class CycleOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one cycle produced: its events, the changelog records of the accounts
+    they concern (states and transition counts after the cycle), and the ledger events
+    whose booking failed (index in the cycle's ledger, error)."""
+
+    events: list[MarginEvent]
+    states: list[UnitStates]
+    failures: list[tuple[int, str]]
+
+
 _CHUNK = 1 << 14  # units judged per pass in a full recompute
 
 
@@ -60,9 +79,13 @@ class Engine:
             self.config.valuation_asset,
             self.config.collateral,
             idempotency_window_ms=round(self.config.idempotency_window_s * 1000),
+            idempotency_max_ids=self.config.idempotency_max_ids,
         )
         # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
         self.ignored: dict[str, int] = {}
+        # Ledger events of the last apply() whose booking failed unexpectedly: (index in
+        # the ledger batch, error). See apply().
+        self.failures: list[tuple[int, str]] = []
 
     # ------------------------------------------------------------------ inspection
 
@@ -123,6 +146,9 @@ class Engine:
                 name: float(balances[k]) for k, name in enumerate(book.assets.names) if balances[k]
             },
             positions=tuple(p for unit in units.tolist() for p in position_risks(book, unit)),
+            greeks=greeks_by_underlying(
+                book, (r for unit in units.tolist() for r in unit_rows(book, unit).tolist())
+            ),
         )
 
     # ------------------------------------------------------------------ input checks
@@ -162,6 +188,11 @@ class Engine:
         Raises InputError, before changing anything, if an item has a shape problem
         (see ``rejection_reason``). Events come ledger-triggered first (in the order
         of their triggering event), then price-triggered (by unit id).
+
+        A ledger event whose booking fails unexpectedly (a bug, not bad input: bad input
+        is a shape problem) does not stop the cycle: it is listed in ``failures`` with
+        its error, its account's units are judged on what was booked, and every other
+        event goes on. One account's trouble never stops the others being judged.
         """
         for item in (*ledger, *prices):
             problem = shape_problem(self.book, item)
@@ -171,15 +202,34 @@ class Engine:
         events.extend(self._apply_prices(prices, now_ms))
         return events
 
+    def cycle(
+        self, ledger: Sequence[LedgerEvent], prices: Sequence[PriceTick], now_ms: int
+    ) -> CycleOutput:
+        """:meth:`apply`, returning with the events what the changelog and the dead-letter
+        queue need from the cycle, so the caller never reaches back for it."""
+        events = self.apply(ledger, prices, now_ms)
+        return CycleOutput(
+            events=events,
+            states=records_of(self.book, events, now_ms),
+            failures=list(self.failures),
+        )
+
     def _apply_ledger(self, ledger: Sequence[LedgerEvent], now_ms: int) -> list[MarginEvent]:
         last_touch: dict[int, int] = {}
+        self.failures = []
         for order, item in enumerate(ledger):
             key = ledger_key(item)
             if key in self.book.applied_ids:
                 self._ignore("duplicate")
                 continue
             self.book.applied_ids.add(key, item.ts)
-            for unit in self._book_entry(item):
+            try:
+                touched = self._book_entry(item)
+            except Exception as exc:  # isolate the account, report, go on (see apply)
+                self.failures.append((order, f"{type(exc).__name__}: {exc}"))
+                account = self.book.account_index.get(item.account)
+                touched = tuple(self.book.units_of(account)) if account is not None else ()
+            for unit in touched:
                 last_touch[unit] = order
         if not last_touch:
             return []
@@ -190,12 +240,7 @@ class Engine:
         events = []
         for unit, previous, new in transitions:
             item = ledger[last_touch[unit]]
-            kind, item_id = ledger_key(item)
-            events.append(
-                build_event(
-                    self.book, unit, previous, new, "ledger", item.ts, f"{kind}:{item_id}", now_ms
-                )
-            )
+            events.append(build_event(self.book, unit, previous, new, "ledger", item.ts, now_ms))
         return events
 
     def _book_entry(self, item: LedgerEvent) -> tuple[int, ...]:
@@ -214,6 +259,8 @@ class Engine:
             return book.transfer(account, book.assets.index[item.asset], item.amount)
         if isinstance(item, Funding):
             return book.funding(account, book.instrument_index[item.symbol], item.amount)
+        if isinstance(item, Delivery):
+            return book.deliver(account, book.instrument_index[item.symbol], item.settlement_price)
         if isinstance(item, MarginSettings):
             if item.mode is not None:
                 book.set_mode(account, item.mode == "isolated")
@@ -242,7 +289,7 @@ class Engine:
         revalued_assets: dict[int, PriceTick] = {}
         for symbol, tick in latest.items():
             ix = book.instrument_index.get(symbol)
-            if ix is not None:
+            if ix is not None and book.contracts.kind[ix] != OPTION:
                 book.mark_ts[ix] = tick.ts
                 if book.mark[ix] != tick.mark_price:
                     book.mark[ix] = tick.mark_price
@@ -250,6 +297,9 @@ class Engine:
             for asset in book.assets.price_symbols.get(symbol, ()):
                 if book.assets.set_price(asset, tick.mark_price, tick.ts):
                     revalued_assets[asset] = tick
+        if book.contracts.has_options:
+            for ix, ticks in reprice_options(book, latest).items():
+                moved.setdefault(ix, []).extend(ticks)
         for asset, tick in revalued_assets.items():
             for ix in np.flatnonzero(book.settle_asset == asset).tolist():
                 moved.setdefault(ix, []).append(tick)
@@ -276,21 +326,24 @@ class Engine:
         moved: dict[int, list[PriceTick]],
         revalued_assets: dict[int, PriceTick],
         now_ms: int,
+        *,
+        collapsed: bool = False,
     ) -> list[MarginEvent]:
-        """Judge ``units`` (figures fresh); one price-triggered event per transition."""
+        """Judge ``units`` (figures fresh); one price-triggered event per transition.
+
+        ``collapsed``: the units are judged afresh after a restart or rebalance, so an
+        event may cover several levels passed while nobody watched (flagged as such).
+        """
+        book = self.book
         events = []
         for unit, previous, new in self._judge(units):
-            tick = price_trigger(self.book, unit, moved, revalued_assets)
+            tick = price_trigger(book, unit, moved, revalued_assets)
+            # Judged afresh at restore with none of its prices: say so.
+            trigger: Trigger = "restore" if tick is None else "price"
+            trigger_ts = 0 if tick is None else tick.ts
             events.append(
                 build_event(
-                    self.book,
-                    unit,
-                    previous,
-                    new,
-                    "price",
-                    tick.ts,
-                    f"{tick.symbol}:{tick.ts}:{tick.mark_price!r}",
-                    now_ms,
+                    book, unit, previous, new, trigger, trigger_ts, now_ms, collapsed=collapsed
                 )
             )
         return events
@@ -334,6 +387,7 @@ class Engine:
             ids = changed + where.start
         previous_states = previous[changed].tolist()
         table.state[ids] = new[changed]
+        table.transitions[ids] += 1
         return list(zip(ids.tolist(), previous_states, new[changed].tolist(), strict=True))
 
     # ------------------------------------------------------------------ reference path

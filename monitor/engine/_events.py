@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+
+import msgspec
 
 from monitor.book import Book
 from monitor.engine._risk import margin_ratio, position_risks, reductions, unit_rows
 from monitor.schema import MarginEvent, PriceTick, Trigger
 from monitor.states import LIQUIDATION, STATE_NAMES, event_type
 
-__all__ = ["build_event", "event_id", "price_trigger"]
+__all__ = ["MAX_EVENT_BYTES", "build_event", "event_id", "fit_positions", "price_trigger"]
+
+MAX_EVENT_BYTES = 900 * 1024
+"""Longest encoded event published; Kafka's default record limit is 1 MiB."""
 
 
-def event_id(account: str, symbol: str | None, previous: int, new: int, trigger: str) -> str:
-    """A stable id: blake2b of the account, the unit, the transition and the trigger.
+def event_id(account: str, symbol: str | None, sequence: int, new: int) -> str:
+    """A stable id: blake2b of the account, the unit, its transition sequence number and
+    the state entered.
 
-    The trigger identity is ``ledger:<kind>:<id>`` of the ledger event, or
-    ``price:<symbol>:<ts>:<mark>`` of the tick, so the same inputs give the same id.
+    Not of the trigger: after a crash the same transition may be judged from another
+    tick, and must keep its id. The sequence number is kept in ``liqmon-state`` with the
+    unit's state, so a restarted monitor goes on counting where the last run stopped.
     """
-    text = "\x1f".join((account, symbol or "", STATE_NAMES[previous], STATE_NAMES[new], trigger))
+    text = "\x1f".join((account, symbol or "", str(sequence), STATE_NAMES[new]))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -27,9 +35,11 @@ def price_trigger(
     unit: int,
     moved: dict[int, list[PriceTick]],
     revalued_assets: dict[int, PriceTick],
-) -> PriceTick:
+) -> PriceTick | None:
     """The tick that triggered a unit's transition: of the cycle's ticks that changed
-    its positions or its wallet, the newest (ties: the smallest symbol)."""
+    its positions or its wallet, the newest (ties: the smallest symbol). None when no
+    such tick exists: a unit judged afresh at restore whose instruments lost their
+    prices or were removed from the instruments file."""
     candidates = [
         tick
         for ix in book.positions.instrument[unit_rows(book, unit)].tolist()
@@ -38,9 +48,8 @@ def price_trigger(
     if book.units.row[unit] < 0:
         balances = book.accounts.balance[book.units.account[unit]]
         candidates.extend(tick for asset, tick in revalued_assets.items() if balances[asset])
-    if not candidates:  # defensive: a unit judged on prices holds a moved mark or asset
-        candidates = [tick for ticks in moved.values() for tick in ticks]
-        candidates.extend(revalued_assets.values())
+    if not candidates:
+        return None
     return min(candidates, key=lambda tick: (-tick.ts, tick.symbol))
 
 
@@ -51,10 +60,12 @@ def build_event(
     new: int,
     trigger: Trigger,
     trigger_ts: int,
-    trigger_identity: str,
     now_ms: int,
+    *,
+    collapsed: bool = False,
 ) -> MarginEvent:
-    """The event for a unit's transition ``previous -> new`` (state already recorded)."""
+    """The event for a unit's transition ``previous -> new`` (state and sequence number
+    already recorded). ``collapsed``: judged afresh after a restart or rebalance."""
     table = book.units
     account = book.account_names[table.account[unit]]
     symbol = book.unit_symbol(unit)
@@ -62,7 +73,7 @@ def build_event(
     maintenance = float(table.maintenance[unit])
     severe = new >= LIQUIDATION
     return MarginEvent(
-        event_id=event_id(account, symbol, previous, new, f"{trigger}:{trigger_identity}"),
+        event_id=event_id(account, symbol, int(table.transitions[unit]), new),
         type=event_type(previous, new),
         account=account,
         state=STATE_NAMES[new],
@@ -78,4 +89,24 @@ def build_event(
         reductions=reductions(book, unit) if severe else (),
         shortfall=max(0.0, maintenance - equity) if severe else 0.0,
         symbol=symbol,
+        sequence=int(table.transitions[unit]),
+        collapsed=collapsed,
     )
+
+
+def fit_positions(
+    event: MarginEvent, max_bytes: int, encode: Callable[[MarginEvent], bytes]
+) -> MarginEvent:
+    """``event`` with only as many positions as fit in ``max_bytes`` once encoded, those
+    with the largest maintenance margin first; ``positions_omitted`` says how many were
+    left out. The account's totals are unchanged: they cover every position."""
+    ranked = sorted(event.positions, key=lambda p: (-p.maintenance_margin, p.symbol))
+    keep = len(ranked)
+    while keep > 0:
+        keep //= 2
+        trimmed = msgspec.structs.replace(
+            event, positions=tuple(ranked[:keep]), positions_omitted=len(ranked) - keep
+        )
+        if len(encode(trimmed)) <= max_bytes:
+            return trimmed
+    return msgspec.structs.replace(event, positions=(), positions_omitted=len(ranked))

@@ -43,6 +43,32 @@ def test_without_a_window_nothing_is_forgotten() -> None:
     assert ("fill", "f1") in seen
 
 
+def test_a_late_event_is_remembered_for_a_whole_window_after_it_was_applied() -> None:
+    seen = SeenIds(window_ms=1_000)
+    seen.add(("fill", "new"), 5_000)
+    seen.add(("fill", "late"), 100)  # far behind the clock, yet applied now
+    seen.add(("fill", "next"), 5_900)
+    assert ("fill", "late") in seen
+
+
+def test_memory_stays_bounded_when_every_id_is_inside_the_window() -> None:
+    seen = SeenIds(window_ms=10**12, max_ids=100)
+    for n in range(1_000):
+        seen.add(("fill", str(n)), n)
+    assert len(seen) == 100
+    assert ("fill", "999") in seen
+    assert ("fill", "899") not in seen
+
+
+def test_a_re_applied_id_is_not_evicted_by_its_older_arrival() -> None:
+    seen = SeenIds(window_ms=1_000)
+    seen.add(("fill", "f1"), 0)
+    seen.add(("fill", "f2"), 2_000)  # evicts f1
+    seen.add(("fill", "f1"), 2_500)  # applied again: remembered anew
+    seen.add(("fill", "f3"), 2_600)
+    assert ("fill", "f1") in seen
+
+
 def deposit(transfer_id: str, ts: int) -> Transfer:
     return Transfer(transfer_id=transfer_id, account="a", asset="USDT", amount=10.0, ts=ts)
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.codec import INVALID, MISSING_VALUE, UNDECODABLE, JsonCodec, Rejection
+from streams.codec import INVALID, MISSING_VALUE, TOO_LARGE, UNDECODABLE, JsonCodec, Rejection
 from streams.records import Headers, TopicPartition, next_offsets
 
 pytestmark = pytest.mark.unit
@@ -86,6 +86,16 @@ def test_a_tombstone_is_rejected_as_missing_value(codec: JsonCodec[Event]) -> No
     [rejection] = codec.decode_batch([FakeRecord(None)]).rejections
     assert rejection.reason == MISSING_VALUE
     assert rejection.value is None
+
+
+def test_a_value_over_the_size_limit_is_rejected_without_decoding(codec: JsonCodec[Event]) -> None:
+    small = FakeRecord(b'{"type":"trade","account":"a","qty":1}', offset=0)
+    big = FakeRecord(b'{"type":"trade","account":"' + b"a" * 2000 + b'","qty":1}', offset=1)
+    batch = codec.decode_batch([small, big], max_bytes=1000)
+    assert batch.records == [small]
+    [rejection] = batch.rejections
+    assert (rejection.reason, rejection.offset) == (TOO_LARGE, 1)
+    assert "over the limit of 1000" in rejection.detail
 
 
 def test_absurdly_nested_json_is_rejected_not_raised() -> None:

@@ -9,10 +9,15 @@ from streams.dlq import (
     DEFAULT_DLQ_TOPIC,
     DLQ_DETAIL,
     DLQ_OFFSET,
+    DLQ_ORIGINAL_SIZE,
     DLQ_PARTITION,
     DLQ_REASON,
     DLQ_TOPIC,
+    DLQ_TRUNCATED,
     MAX_DETAIL_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_KEY_BYTES,
+    MAX_VALUE_BYTES,
     DlqOrigin,
     dlq_origin,
     dlq_records,
@@ -100,3 +105,31 @@ def test_dlq_records_can_target_another_topic() -> None:
     records = dlq_records([_rejection(), _rejection(offset=43)], "custom-dlq")
     assert [r.topic for r in records] == ["custom-dlq", "custom-dlq"]
     assert [dict(r.headers)[DLQ_OFFSET] for r in records] == [b"42", b"43"]
+
+
+def test_an_ordinary_dead_letter_says_nothing_was_truncated() -> None:
+    names = [name for name, _ in to_dlq(_rejection()).headers]
+    assert DLQ_TRUNCATED not in names
+    assert DLQ_ORIGINAL_SIZE not in names
+
+
+def test_an_oversize_value_keeps_a_bounded_prefix_and_says_how_big_it_was() -> None:
+    value = b"{" + b"x" * (1024 * 1024)
+    record = to_dlq(_rejection(value=value))
+    assert record.value == value[:MAX_VALUE_BYTES]
+    headers = dict(record.headers)
+    assert headers[DLQ_TRUNCATED] == b"value"
+    assert headers[DLQ_ORIGINAL_SIZE] == str(len(value)).encode()
+    assert headers[DLQ_OFFSET] == b"42"
+
+
+def test_an_oversize_key_and_headers_are_cut_so_the_dead_letter_fits_a_record() -> None:
+    huge = (("blob", b"h" * (MAX_HEADER_BYTES + 1)),)
+    record = to_dlq(
+        _rejection(key=b"k" * 2_000_000, value=b"v" * 900_000, headers=huge), max_value_bytes=1000
+    )
+    assert record.key == b"k" * MAX_KEY_BYTES
+    assert record.value == b"v" * 1000
+    assert dict(record.headers)[DLQ_TRUNCATED] == b"value,key,headers"
+    size = len(record.key) + len(record.value) + sum(len(n) + len(v) for n, v in record.headers)
+    assert size < 64 * 1024

@@ -37,6 +37,7 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_events_published": {"type": "liquidation"},
     "liqmon_dlq_records": {"reason": "undecodable"},
     "liqmon_price_holds": {"reason": "stale"},
+    "liqmon_replay_records_rejected": {"reason": "unknown_instrument"},
     "liqmon_accounts": {"state": "healthy"},
     "liqmon_consumer_lag_records": {"topic": "fills", "partition": "0"},
     "liqmon_price_age_seconds": {"symbol": "BTCUSDT"},

@@ -83,3 +83,37 @@ def test_held_tick_that_ages_out_cannot_confirm_a_later_spike(guard: PriceGuard)
     assert guard.held_count == 0
     decision = guard.screen([tick("BTC", 50.5, 9_000)])
     assert decision.accepted == ()
+
+
+def test_a_held_tick_that_ages_out_is_reported_as_expired(guard: PriceGuard) -> None:
+    guard.screen([tick("BTC", 50.0, 2_000)])
+    decision = guard.screen([tick("ETH", 10.0, 9_000)])
+    assert decision.expired == (tick("BTC", 50.0, 2_000),)
+
+
+def test_one_future_dated_tick_cannot_make_correct_ticks_stale(guard: PriceGuard) -> None:
+    # Stamped in microseconds: a thousand times the wall clock.
+    guard.screen([tick("ETH", 10.0, 1_000_000_000)], now_ms=2_000)
+    assert guard.newest_ts == 2_000
+    decision = guard.screen([tick("BTC", 101.0, 3_000)], now_ms=3_000)
+    assert [t.mark_price for t in decision.accepted] == [101.0]
+
+
+def test_restored_references_hold_an_out_of_band_head_of_table() -> None:
+    g = PriceGuard(max_age_ms=5_000, band=0.2)
+    g.restore([tick("BNB", 438.0, 1_000)])
+    decision = g.screen([tick("BNB", 900.0, 1_500)])
+    assert decision.accepted == ()
+    assert decision.held == ((tick("BNB", 900.0, 1_500), "out_of_band"),)
+
+
+def test_restored_references_never_replace_a_newer_accepted_price(guard: PriceGuard) -> None:
+    guard.restore([tick("BTC", 10.0, 500)])
+    assert guard.screen([tick("BTC", 101.0, 2_000)]).accepted == (tick("BTC", 101.0, 2_000),)
+
+
+def test_take_changed_returns_each_newly_accepted_reference_once(guard: PriceGuard) -> None:
+    assert {t.symbol for t in guard.take_changed()} == {"BTC", "ETH"}
+    guard.screen([tick("BTC", 101.0, 2_000), tick("BTC", 102.0, 2_001)])
+    assert guard.take_changed() == [tick("BTC", 102.0, 2_001)]
+    assert guard.take_changed() == []

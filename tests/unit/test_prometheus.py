@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,6 +38,16 @@ def test_every_metric_passes_promtool_check_metrics(promtool: str) -> None:
     metrics.accounts.labels("healthy").set(10)
     metrics.consumer_lag.labels("fills", "0").set(0)
     metrics.price_age.labels("BTCUSDT").set(0.5)
+    metrics.price_feed_age.set(0.5)
+    metrics.initialise(
+        topics=["prices", "fills"],
+        ledger_types=["fill"],
+        ignore_reasons=["duplicate"],
+        event_types=["liquidation"],
+        dlq_reasons=["ts_out_of_range"],
+        hold_reasons=["out_of_band"],
+        states=["healthy"],
+    )
     result = run([promtool, "check", "metrics"], metrics.exposition())
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert result.stdout.decode() + result.stderr.decode() == ""
@@ -56,3 +67,13 @@ def test_alert_rules_fire_as_their_unit_tests_expect(promtool: str) -> None:
 def test_scrape_config_is_valid(promtool: str, config: str) -> None:
     result = run([promtool, "check", "config", str(PROMETHEUS_DIR / config)])
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+def test_every_alert_rule_has_a_unit_test_that_makes_it_fire() -> None:
+    rules = (PROMETHEUS_DIR / "rules.yml").read_text()
+    tests = (PROMETHEUS_DIR / "rules_test.yml").read_text()
+    alerts = set(re.findall(r"^\s*- alert: (\w+)", rules, re.MULTILINE))
+    # A firing case names the alert on its own line and lists expected alerts under it.
+    firing = set(re.findall(r"alertname: (\w+)\n\s+exp_alerts:\n\s+- exp_labels", tests))
+    assert alerts, "no alert rules found"
+    assert sorted(alerts - firing) == []

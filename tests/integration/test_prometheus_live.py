@@ -57,7 +57,16 @@ GRAFANA_VARIABLES = {
 }
 # What the scenario must make fire, and what must stay quiet.
 MUST_FIRE = frozenset({"LiqmonDown", "LiqmonDeadLetters", "LiqmonPricesHeld"})
-MUST_NOT_FIRE = frozenset({"LiqmonSweepMismatch", "LiqmonConsumerLagHigh", "LiqmonNotReady"})
+MUST_NOT_FIRE = frozenset(
+    {
+        "LiqmonSweepMismatch",
+        "LiqmonConsumerLagHigh",
+        "LiqmonNotReady",
+        "LiqmonProcessingErrors",
+        "LiqmonStateRecordsDropped",
+        "LiqmonLedgerNotApplied",
+    }
+)
 
 
 def free_port() -> int:
@@ -310,7 +319,9 @@ async def _run_scenario(
     async def settled() -> bool:
         firing = await stack.firing()
         published = await _query_or_empty(stack, "sum(liqmon_events_published_total) > 0")
-        return firing >= MUST_FIRE and bool(published)
+        both_bad = await _query_or_empty(stack, "sum(liqmon_dlq_records_total) >= 2")
+        ignored = await _query_or_empty(stack, "sum(liqmon_ledger_events_ignored_total) >= 1")
+        return firing >= MUST_FIRE and bool(published and both_bad and ignored)
 
     await until(settled, "events published and the expected alerts firing")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from monitor.config import add_config_option, settings_from_args
 
-__all__ = ["register"]
+__all__ = ["document", "register"]
 
 _MESSAGES = (
     "prices",
@@ -17,6 +17,7 @@ _MESSAGES = (
     "liqmon-state",
     "instruments",
     "evaluate",
+    "settings",
     "asyncapi",
 )
 
@@ -29,8 +30,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Print the JSON Schema (2020-12) of one message kind, generated from the same "
             "msgspec Structs the monitor decodes with: prices (PriceTick), fills (the ledger "
             "union, tagged by type), margin-events (MarginEvent), liqmon-state (the changelog), "
-            "instruments (the --instruments file), evaluate (liqmon evaluate input). asyncapi: the "
-            "AsyncAPI 3 document of every topic (keys, headers, payloads; topic names and "
+            "instruments (the --instruments file: a list of instruments, or an object with "
+            "instruments and reference_prices, as JSON or as TOML tables), evaluate (liqmon "
+            "evaluate input), settings (the --config TOML file). Input files reject unknown "
+            "fields (keys starting with _ are comments in instruments and evaluate input); "
+            "topic messages (prices, fills) allow them, for forward compatibility. asyncapi: "
+            "the AsyncAPI 3 document of every topic (keys, headers, payloads; topic names and "
             "partitions from the settings, --config and LIQMON_*), as docs/asyncapi.json."
         ),
     )
@@ -39,27 +44,40 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def document(message: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of ``message``, one of the choices of ``liqmon schema``."""
     import msgspec
 
     from monitor import schema
+    from monitor.config import Settings
+    from monitor.instruments import InstrumentFile
+    from monitor.strict import allow_comment_keys
 
-    if args.message == "asyncapi":
-        from monitor.asyncapi import asyncapi_document
-
-        document = asyncapi_document(settings_from_args(args).topics)
-        sys.stdout.write(msgspec.json.format(msgspec.json.encode(document), indent=2).decode())
-        sys.stdout.write("\n")
-        return 0
     types: dict[str, Any] = {
         "prices": schema.PriceTick,
         "fills": schema.LedgerEvent,
         "margin-events": schema.MarginEvent,
         "liqmon-state": schema.StateRecord,
-        "instruments": list[schema.Instrument],
+        # What monitor.instruments accepts: a list, or the object form (TOML: tables).
+        "instruments": tuple[schema.Instrument, ...] | InstrumentFile,
         "evaluate": schema.EvaluateRequest,
+        "settings": Settings,
     }
-    document = msgspec.json.schema(types[args.message])
-    document = {"$schema": "https://json-schema.org/draft/2020-12/schema", **document}
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(document), indent=2).decode() + "\n")
+    generated: dict[str, Any] = msgspec.json.schema(types[message])
+    if message in ("instruments", "evaluate"):
+        generated = allow_comment_keys(generated)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **generated}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import msgspec
+
+    if args.message == "asyncapi":
+        from monitor.asyncapi import asyncapi_document
+
+        generated = asyncapi_document(settings_from_args(args).topics)
+    else:
+        generated = document(args.message)
+    text = msgspec.json.format(msgspec.json.encode(generated), indent=2).decode()
+    sys.stdout.write(text + "\n")
     return 0

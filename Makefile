@@ -22,7 +22,7 @@ export LIQMON_KAFKA__BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 # (monitor + tail + crash simulation, deploy/demo.sh).
 RUN_STEPS ?= demo
 
-.PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics
+.PHONY: run demo test soak bench lint system kafka-jars kafka-start kafka-stop kafka-status topics
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
@@ -32,6 +32,18 @@ endif
 
 test: kafka-start
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# The fault-injection proof (tests/integration/test_fault_injection.py) at soak size: more
+# accounts, a longer crash and more kill -9s than the bounded run inside `make test`.
+SOAK_ACCOUNTS ?= 20000
+SOAK_SECONDS ?= 120
+SOAK_KILLS ?= 40
+SOAK_SEED ?= 12
+
+soak: kafka-start
+	LIQMON_FAULTS_ACCOUNTS=$(SOAK_ACCOUNTS) LIQMON_FAULTS_DURATION=$(SOAK_SECONDS) \
+	LIQMON_FAULTS_KILLS=$(SOAK_KILLS) LIQMON_FAULTS_SEED=$(SOAK_SEED) \
+	$(BIN)/pytest tests/integration/test_fault_injection.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,7 +14,9 @@ monitor). Then, ``--rounds`` times each, alternately:
 Figure ``restart_to_ready``: the median kill -9 restart, the baseline the median
 graceful one, and their ratio. Issue 12's target is <= 30 s for 1,000,000 accounts
 (``--accounts 1000000``, several minutes to set up); the default is 20,000 accounts.
-Other ``LIQMON_*`` variables reach the monitor, e.g. ``LIQMON_SERVICE__INSTANCE_ID``.
+Where the monitor has ``service.instance_id`` (static group membership), the restarts
+use one (unless ``LIQMON_SERVICE__INSTANCE_ID`` is set already); other ``LIQMON_*``
+variables reach the monitor too.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 from _e2e_rig import Rig, ensure_broker, progress
 
-from monitor.config import load_settings
+from monitor.config import ServiceSettings, load_settings
 from streams.broker import find_project_root
 
 READY_TIMEOUT_S = 600.0
@@ -70,6 +72,10 @@ async def run(args: argparse.Namespace) -> None:
     root = find_project_root(Path(__file__).parent)
     kafka = load_settings(environ=os.environ).kafka
     ensure_broker(root, kafka)
+    if "instance_id" in ServiceSettings.__struct_fields__:
+        # Static group membership where the monitor has it: the restarted process takes its
+        # predecessor's place without waiting for the dead member's session to expire.
+        os.environ.setdefault("LIQMON_SERVICE__INSTANCE_ID", f"bench-restart-{os.getpid()}")
     rig = Rig(root, kafka)
     finished = False
     try:

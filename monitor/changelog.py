@@ -19,7 +19,6 @@ from contextlib import aclosing
 import msgspec
 
 from monitor.schema import (
-    AccountState,
     LedgerCheckpoint,
     PriceReference,
     PricesScreened,
@@ -46,7 +45,7 @@ _decode_state = msgspec.json.Decoder(StateRecord).decode
 class RestoredState(msgspec.Struct, kw_only=True):
     """What the changelog says: unit states by account and the next offset per ledger partition."""
 
-    states: dict[str, dict[str, AccountState]] = msgspec.field(default_factory=dict)
+    states: dict[str, UnitStates] = msgspec.field(default_factory=dict)
     checkpoints: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
     price_references: dict[str, PriceTick] = msgspec.field(default_factory=dict)
     prices_screened: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
@@ -54,12 +53,9 @@ class RestoredState(msgspec.Struct, kw_only=True):
     dropped_example: str = ""
 
 
-def state_record(
-    topic: str, account: str, units: Mapping[str, AccountState], ts: int
-) -> OutboundRecord:
-    """The changelog record of ``account``'s current unit states."""
-    value = _encode(UnitStates(account=account, units=dict(units), ts=ts))
-    return OutboundRecord(topic, f"account:{account}".encode(), value)
+def state_record(topic: str, record: UnitStates) -> OutboundRecord:
+    """The changelog record of one account's unit states and transition counts."""
+    return OutboundRecord(topic, f"account:{record.account}".encode(), _encode(record))
 
 
 def checkpoint_records(topic: str, offsets: Mapping[TopicPartition, int]) -> list[OutboundRecord]:
@@ -125,7 +121,7 @@ def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
                 restored.dropped_example = f"{where}: {exc}"
             continue
         if isinstance(item, UnitStates):
-            restored.states[item.account] = dict(item.units)
+            restored.states[item.account] = item
         elif isinstance(item, LedgerCheckpoint):
             tp = TopicPartition(item.topic, item.partition)
             restored.checkpoints[tp] = item.next_offset

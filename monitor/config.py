@@ -86,6 +86,17 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: A dead letter keeps at most this many bytes of the original value (headers say it
     #: was cut and how long it was), so it always fits a Kafka record.
     max_dlq_value_bytes: Annotated[int, msgspec.Meta(ge=1, le=512 * 1024)] = 256 * 1024
+    #: One Kafka transaction per cycle: events, changelog, dead letters and the consumed
+    #: ledger offsets become visible together (read them ``read_committed``). False:
+    #: at least once, with deterministic event ids to drop repeats by.
+    exactly_once: bool = True
+    #: A name unique to this instance and stable across its restarts (a pod name):
+    #: static group membership, so a restarted instance takes its partitions back at once,
+    #: and a transactional id that fences this instance's zombie. Empty: a dynamic member
+    #: and a fresh transactional id per process.
+    instance_id: str = ""
+    #: How long the group waits for a silent member before moving its partitions.
+    session_timeout_ms: Annotated[int, msgspec.Meta(ge=1000, le=300_000)] = 10_000
     #: How often the price guard's accepted marks are saved to ``liqmon-state``, so a
     #: restarted monitor screens the price table against them. Held prices save at once.
     guard_checkpoint_interval_s: Positive = 1.0

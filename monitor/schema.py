@@ -283,7 +283,12 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
     ``positions_omitted`` counts positions left out of ``positions`` so the event fits a
-    Kafka record (those with the largest maintenance margin are kept).
+    Kafka record (those with the largest maintenance margin are kept). ``sequence``
+    numbers the unit's transitions (1, 2, ...); ``event_id`` derives from the account,
+    the unit, ``sequence`` and ``state``, so the same transition keeps its id whatever
+    tick or restart it was judged from. ``collapsed`` is true when the unit was judged
+    afresh after a restart or rebalance: the event goes from the last published state
+    straight to the current one, covering any level passed while nobody watched.
     """
 
     event_id: str
@@ -303,6 +308,8 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     shortfall: float = 0.0
     symbol: str | None = None
     positions_omitted: int = 0
+    sequence: int = 0
+    collapsed: bool = False
 
 
 # --------------------------------------------------------------------------- what-if
@@ -373,13 +380,16 @@ class UnitStates(msgspec.Struct, tag="account_state", tag_field="type", frozen=T
     """The margin states of one account's units (topic ``liqmon-state``, key ``account:<id>``).
 
     ``units`` maps ``""`` (the cross unit) or an isolated position's symbol to its
-    state; units not named are healthy. Written with the events of the cycle in
-    which the account changed state, so a restarted monitor resumes from it.
+    state; units not named are healthy. ``transitions`` gives each unit's transition
+    count so far (the ``sequence`` of its last event; units not named have had none).
+    Written with the events of the cycle in which the account changed state, so a
+    restarted monitor resumes from it and numbers its next transitions on.
     """
 
     account: str
     units: dict[str, AccountState]
     ts: int
+    transitions: dict[str, int] = {}
 
 
 class LedgerCheckpoint(

@@ -1,16 +1,14 @@
 """`liqmon run`: prices and ledger from Kafka, through the engine, margin events to Kafka.
 
-One cycle: take what both consumers have (bounded), decode, send bad input to the
-DLQ, screen the ticks through the price guards, apply everything to the engine,
-publish the events together with the state changelog, and only once the broker
-acknowledged all of it commit the ledger offsets. At-least-once: after a crash a
-cycle can be repeated, and its events then carry the same ``event_id``. The cycle
-is shaped to become one Kafka transaction.
+The loop is short: poll both consumers, hand what came to the intake (decode, validate
+once, screen prices), apply the good input to the engine, and give its output to the
+:class:`~monitor.checkpoint.Checkpoint`, which commits events, changelog records, dead
+letters and the consumed ledger offsets together (one Kafka transaction per cycle by
+default). Data flows one way: loop -> intake -> engine -> checkpoint.
 
-Start-up: read the whole price table first (not ready before), then, for the
-ledger partitions the group assigns, rebuild the book by replaying them silently
-up to where the last run got, restore the published states, and judge everyone at
-the current prices.
+Start-up: resume the price guard and read the whole price table first (not ready
+before), then, for the ledger partitions the group assigns, let
+:class:`~monitor.recovery.Recovery` rebuild the book, and commit what it publishes.
 """
 
 from __future__ import annotations
@@ -18,80 +16,53 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, get_args
 
-import msgspec
 import structlog
 
-from monitor.changelog import (
-    RestoredState,
-    checkpoint_records,
-    price_reference_records,
-    prices_screened_records,
-    read_changelog,
-    state_record,
-)
+from monitor.changelog import checkpoint_records, price_reference_records, prices_screened_records
+from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
-from monitor.engine import (
-    MAX_EVENT_BYTES,
-    SHAPE_REASONS,
-    Engine,
-    fit_positions,
-    judge_all,
-    restore_states,
-    shape_problem,
-    unit_states,
-)
+from monitor.engine import SHAPE_REASONS, Engine
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
-from monitor.schema import (
-    Instrument,
-    LedgerEvent,
-    MarginEvent,
-    MarginEventType,
-    PriceTick,
-)
+from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
+from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
 from monitor.states import STATE_NAMES
 from streams import (
     INVALID,
     MISSING_VALUE,
     TOO_LARGE,
     UNDECODABLE,
-    CommitRejectedError,
     InboundRecord,
     LedgerConsumer,
-    OutboundRecord,
     Producer,
     Rejection,
     TableConsumer,
     TopicPartition,
     next_offsets,
-    read_history,
     topic_partitions,
 )
 
-__all__ = ["Monitor"]
+__all__ = ["DLQ_REASONS", "Monitor"]
 
 log = structlog.get_logger("liqmon.service")
 
 _LAG_INTERVAL_S = 1.0
-_PROGRESS_INTERVAL_S = 5.0
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
-PROCESSING_ERROR = "processing_error"
 #: Every reason a record can be dead-lettered for (metric labels are created up front).
-DLQ_REASONS = (
-    INVALID,
-    MISSING_VALUE,
-    TOO_LARGE,
-    UNDECODABLE,
-    PROCESSING_ERROR,
-    *SHAPE_REASONS,
+DLQ_REASONS = tuple(
+    sorted(
+        {INVALID, MISSING_VALUE, TOO_LARGE, UNDECODABLE, PROCESSING_ERROR, TS_OUT_OF_RANGE}
+        | set(SHAPE_REASONS)
+    )
 )
 _IGNORE_REASONS = ("duplicate", "not_isolated_position", "insufficient_isolated_margin")
 
@@ -113,7 +84,6 @@ class Monitor:
         self._clock_ms = clock_ms
         service = settings.service
         self._intake = Intake(service, settings.topics.dlq, self.metrics)
-        self._encode = msgspec.json.Encoder().encode
         self._stop = asyncio.Event()
         self._lock = asyncio.Lock()
         self._owned: frozenset[TopicPartition] = frozenset()
@@ -127,12 +97,11 @@ class Monitor:
             ledger_types=[kind.__struct_config__.tag for kind in get_args(LedgerEvent)],
             ignore_reasons=_IGNORE_REASONS,
             event_types=get_args(MarginEventType),
-            dlq_reasons=sorted(set(DLQ_REASONS) | {TS_OUT_OF_RANGE}),
+            dlq_reasons=DLQ_REASONS,
             hold_reasons=get_args(HoldReason),
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
-        self._changelog_dropped = 0
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -142,7 +111,17 @@ class Monitor:
             "max_partition_fetch_bytes": service.max_partition_fetch_bytes,
             "fetch_max_bytes": max(_FETCH_MAX_BYTES, service.max_partition_fetch_bytes),
         }
-        self._producer = Producer(settings.kafka, linger_ms=0)
+        membership: dict[str, Any] = {"session_timeout_ms": service.session_timeout_ms}
+        if service.instance_id:
+            # Static membership: a restarted instance takes its partitions back at once.
+            membership["group_instance_id"] = service.instance_id
+        instance = service.instance_id or uuid.uuid4().hex[:12]
+        self.transactional_id = (
+            f"liqmon-{service.group_id}-{instance}" if service.exactly_once else None
+        )
+        self._producer = Producer(
+            settings.kafka, transactional_id=self.transactional_id, linger_ms=0
+        )
         self._table = TableConsumer(settings.kafka, topic=settings.topics.prices, **fetch)
         self._ledger = LedgerConsumer(
             settings.kafka,
@@ -151,7 +130,16 @@ class Monitor:
             on_assigned=self._on_assigned,
             on_revoked=self._on_revoked,
             **fetch,
+            **membership,
         )
+        self._checkpoint = Checkpoint(
+            self._producer,
+            self._ledger,
+            settings.topics,
+            service.group_id,
+            exactly_once=service.exactly_once,
+        )
+        self._recovery = Recovery(settings, self.instruments, self._intake, self.metrics, clock_ms)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -188,8 +176,14 @@ class Monitor:
                 await topic_partitions(self.settings.kafka, topic)  # one-line error if missing
             await self._table.start()
             stack.push_async_callback(self._table.stop)
-            log.info("started", metrics_port=self.http.port, topics=self.settings.topics.names())
-            self._resume_prices(await self._read_changelog())
+            log.info(
+                "started",
+                metrics_port=self.http.port,
+                topics=self.settings.topics.names(),
+                exactly_once=self.settings.service.exactly_once,
+                transactional_id=self.transactional_id,
+            )
+            self._recovery.resume_prices(self.engine, await self._recovery.read_changelog())
             await self._catch_up_prices()
             if self._stop.is_set():
                 return
@@ -197,35 +191,9 @@ class Monitor:
             stack.push_async_callback(self._ledger.stop)
             await self._loop()
             # A graceful stop saves the guard's marks and screening progress up to now.
-            await self._producer.send_batch(self._guard_records(force=True))
+            self._checkpoint.add(self._guard_records(force=True))
+            await self._checkpoint.commit()
         log.info("stopped")
-
-    async def _read_changelog(self) -> RestoredState:
-        changelog = await read_changelog(self.settings.kafka, self.settings.topics.state)
-        # The changelog is read at start and at each rebuild: count each bad record once.
-        if changelog.dropped > self._changelog_dropped:
-            self.metrics.changelog_records_dropped.inc(changelog.dropped - self._changelog_dropped)
-            self._changelog_dropped = changelog.dropped
-            log.error(
-                "undecodable liqmon-state records ignored",
-                records=changelog.dropped,
-                first=changelog.dropped_example[:300],
-            )
-        return changelog
-
-    def _resume_prices(self, changelog: RestoredState) -> None:
-        """Screen the price table against the marks the last run accepted, and value the
-        book at them until fresher accepted ticks replace them."""
-        book = self.engine.book
-        references = [
-            tick
-            for tick in changelog.price_references.values()
-            if shape_problem(book, tick) is None
-        ]
-        self._intake.restore(references, changelog.prices_screened)
-        if references:
-            self.engine.apply([], references, self._clock_ms())
-            log.info("price guard resumed", references=len(references))
 
     async def _catch_up_prices(self) -> None:
         max_batch = self.settings.service.max_price_batch
@@ -233,15 +201,15 @@ class Monitor:
             records = await self._table.poll_batch(max_batch, 200)
             if records:
                 now_ms = self._clock_ms()
-                ticks, outbound = self._intake.price_batch(records, self.engine, now_ms)
+                ticks, dead_letters = self._intake.price_batch(records, self.engine, now_ms)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
-                outbound.extend(self._guard_records(force=bool(outbound)))
-                if outbound:
-                    await self._producer.send_batch(outbound)
+                self._checkpoint.add(dead_letters)
+                self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
+                await self._checkpoint.commit()
                 self._observe(records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
 
-    def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
+    def _guard_records(self, *, force: bool) -> list[Any]:
         """The price guard's changed references and how far prices were screened, when
         ``force`` (something was held or dead-lettered) or the save interval has passed."""
         now = time.monotonic()
@@ -296,37 +264,36 @@ class Monitor:
         async with self._lock:
             started = time.perf_counter()
             now_ms = self._clock_ms()
-            held_before = self._intake.guard.held_count
-            ticks, outbound = self._intake.price_batch(prices, self.engine, now_ms)
-            changed_guard = bool(outbound) or self._intake.guard.held_count != held_before
-            items, records, rejected = self._intake.ledger_batch(
+            intake, checkpoint = self._intake, self._checkpoint
+            held_before = intake.guard.held_count
+            ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
+            items, records, rejected = intake.ledger_batch(
                 ledger, self.engine, self._account_partition
             )
-            events = [e for e in self.engine.apply(items, ticks, now_ms) if self.owns(e.account)]
-            rejected.extend(self._failures(items, records))
-            outbound.extend(self._intake.dead_letters(rejected))
-            outbound.extend(self._event_records(events, now_ms))
-            outbound.extend(self._guard_records(force=changed_guard))
+            output = self.engine.cycle(items, ticks, now_ms)
+            events = [e for e in output.events if self.owns(e.account)]
+            states = [s for s in output.states if self.owns(s.account)]
+            rejected.extend(self._failures(items, records, output.failures))
+            checkpoint.add(price_letters)
+            checkpoint.add(intake.dead_letters(rejected))
+            checkpoint.add_events(events, states)
+            guard_moved = bool(price_letters) or intake.guard.held_count != held_before
+            checkpoint.add(self._guard_records(force=guard_moved))
             consumed = next_offsets(ledger)
-            outbound.extend(checkpoint_records(self.settings.topics.state, consumed))
-            await self._producer.send_batch(outbound)
-            if consumed:
-                try:
-                    committed = await self._ledger.commit(consumed)
-                except CommitRejectedError as exc:
-                    # The group rebalanced: the new owner re-reads these records and finds
-                    # this cycle's states and checkpoints in liqmon-state.
-                    log.warning("offsets not committed", reason=str(exc))
-                else:
-                    self._positions.update(committed)
-            acked_ms = self._clock_ms()
-            self._observe(prices, ledger, items, ticks, events, acked_ms)
+            checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
+            self._positions.update(await checkpoint.commit(consumed))
+            self._observe(prices, ledger, items, ticks, events, self._clock_ms())
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
 
-    def _failures(self, items: list[LedgerEvent], records: list[InboundRecord]) -> list[Rejection]:
+    def _failures(
+        self,
+        items: list[LedgerEvent],
+        records: list[InboundRecord],
+        failures: list[tuple[int, str]],
+    ) -> list[Rejection]:
         """Dead letters for the ledger events the engine failed to book (see Engine.apply)."""
         rejections = []
-        for index, error in self.engine.failures:
+        for index, error in failures:
             item, record = items[index], records[index]
             self.metrics.processing_errors.inc()
             log.error(
@@ -340,25 +307,7 @@ class Monitor:
             rejections.append(Rejection.of(record, PROCESSING_ERROR, error))
         return rejections
 
-    # ------------------------------------------------------------------ output
-
-    def _event_records(self, events: list[MarginEvent], now_ms: int) -> list[OutboundRecord]:
-        """The events' records, then the state records of their accounts."""
-        topics = self.settings.topics
-        records: list[OutboundRecord] = []
-        accounts: dict[str, None] = {}
-        for event in events:
-            key = event.account.encode()
-            headers = [("type", event.type.encode())]
-            value = self._encode(event)
-            if len(value) > MAX_EVENT_BYTES:
-                value = self._encode(fit_positions(event, MAX_EVENT_BYTES, self._encode))
-            records.append(OutboundRecord(topics.margin_events, key, value, headers))
-            accounts[event.account] = None
-        for account in accounts:
-            units = unit_states(self.engine, account)
-            records.append(state_record(topics.state, account, units, now_ms))
-        return records
+    # ------------------------------------------------------------------ observing
 
     def _observe(
         self,
@@ -448,7 +397,7 @@ class Monitor:
                 and all(self._positions.get(tp) == offset for tp, offset in committed.items())
             )
             if not continuous:
-                await self._rebuild(assigned, committed)
+                await self._adopt(await self._recovery.rebuild(assigned, committed), assigned)
                 # The rebuilt book holds millions of long-lived objects (ids, names);
                 # move them out of the collector's sight so full collections do not
                 # pause every cycle behind them.
@@ -457,102 +406,17 @@ class Monitor:
             self._restored = True
             log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
 
-    def _report_skipped(self, skipped: Counter[tuple[str, str]]) -> None:
-        """Say once per rebuild which ledger records could not be applied, and count them.
-
-        Most were dead-lettered when first read. Records for instruments that are no
-        longer in the instruments file were not: their positions are not judged.
-        """
-        if not skipped:
-            return
-        by_reason: Counter[str] = Counter()
-        for (reason, _), count in skipped.items():
-            by_reason[reason] += count
-        for reason, count in by_reason.items():
-            self.metrics.replay_records_rejected.labels(reason).inc(count)
-        unknown = sorted({s for (r, s), _ in skipped.items() if r == "unknown_instrument" and s})
-        log.warning(
-            "ledger records not applied in the rebuild",
-            by_reason=dict(by_reason),
-            unknown_symbols=unknown[:20],
-            hint="positions in instruments missing from the instruments file are not judged; "
-            "add the instruments back or close the positions",
-        )
-
-    async def _rebuild(
-        self, assigned: frozenset[TopicPartition], committed: dict[TopicPartition, int]
-    ) -> None:
-        started = time.perf_counter()
-        self.engine = Engine(self.instruments, self.settings.engine)
-        self._account_partition = {}
-        self._ignored_seen = {}
-        self._positions = {}
-        now_ms = self._clock_ms()
-        if self._intake.prices:
-            self.engine.apply([], list(self._intake.prices.values()), now_ms)
-        changelog = await self._read_changelog()
-        resume = {
-            tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
-        }
-        replayed, total = 0, sum(resume.values())
-        skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or "") -> records
-        next_report = time.monotonic() + _PROGRESS_INTERVAL_S
-        async with aclosing(read_history(self.settings.kafka, resume)) as batches:
-            async for records in batches:
-                # Rejected records were dead-lettered when first read, unless the
-                # instruments changed since (a delisting): those are counted below.
-                items, _, rejected = self._intake.ledger_batch(
-                    records, self.engine, self._account_partition
-                )
-                self.engine.apply(items, [], now_ms)
-                for rejection in rejected:
-                    skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
-                for _, error in self.engine.failures:
-                    skipped[(PROCESSING_ERROR, error[:80])] += 1
-                replayed += len(records)
-                if time.monotonic() >= next_report:
-                    next_report += _PROGRESS_INTERVAL_S
-                    log.info(
-                        "replaying ledger",
-                        records=replayed,
-                        of=total,
-                        accounts=self.engine.account_count,
-                    )
-        self._ignored_seen = dict(self.engine.ignored)  # replayed, counted by the last run
-        self._report_skipped(skipped)
-        restore_states(self.engine, changelog.states)
+    async def _adopt(self, rebuilt: Rebuilt, assigned: frozenset[TopicPartition]) -> None:
+        """Judge with the rebuilt book from now on; publish what it found, and move the
+        group's offsets to where the changelog says the last run got."""
+        self.engine = rebuilt.engine
+        self._account_partition = rebuilt.account_partition
+        self._ignored_seen = dict(rebuilt.engine.ignored)  # replayed, counted by the last run
         self._owned = assigned
-        events = [e for e in judge_all(self.engine, now_ms) if self.owns(e.account)]
-        outbound = self._event_records(events, now_ms)
-        if outbound:
-            await self._producer.send_batch(outbound)
-            self._count_published(events, self._clock_ms())
-        ahead = {tp: offset for tp, offset in resume.items() if offset > committed[tp]}
-        if ahead:
-            self._ledger.seek(ahead)
-            await self._ledger.commit(ahead)
-        self._positions = dict(resume)
+        self._checkpoint.add_events(rebuilt.events, rebuilt.states)
+        if rebuilt.ahead:
+            self._ledger.seek(rebuilt.ahead)
+        await self._checkpoint.commit(rebuilt.ahead)
+        self._count_published(rebuilt.events, self._clock_ms())
+        self._positions = dict(rebuilt.resume)
         self._built = True
-        log.info(
-            "state rebuilt",
-            partitions=sorted(tp.partition for tp in assigned),
-            replayed=replayed,
-            accounts=self.engine.account_count,
-            events=len(events),
-            seconds=round(time.perf_counter() - started, 3),
-        )
-
-
-def _symbol_of(value: bytes | None) -> str:
-    """The ``symbol`` of a ledger record's JSON, for reporting; "" when it has none."""
-    if not value:
-        return ""
-    try:
-        symbol = msgspec.json.decode(value, type=_SymbolOnly).symbol
-    except msgspec.DecodeError:
-        return ""
-    return symbol[:64] if symbol else ""
-
-
-class _SymbolOnly(msgspec.Struct):
-    symbol: str | None = None

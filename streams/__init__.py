@@ -26,7 +26,7 @@ if TYPE_CHECKING:
         RebalanceCallback,
         read_history,
     )
-    from streams.producer import ProduceError, Producer
+    from streams.producer import ProduceError, Producer, ProducerFencedError
     from streams.records import (
         Headers,
         InboundRecord,
@@ -70,6 +70,7 @@ __all__ = [
     "OutboundRecord",
     "ProduceError",
     "Producer",
+    "ProducerFencedError",
     "RebalanceCallback",
     "Rejection",
     "StreamsError",
@@ -117,7 +118,7 @@ _LAZY: dict[str, str] = {
         ["CommitRejectedError", "LedgerConsumer", "RebalanceCallback", "read_history"],
         "streams.ledger_consumer",
     ),
-    **dict.fromkeys(["ProduceError", "Producer"], "streams.producer"),
+    **dict.fromkeys(["ProduceError", "Producer", "ProducerFencedError"], "streams.producer"),
     **dict.fromkeys(
         ["Headers", "InboundRecord", "OutboundRecord", "TopicPartition", "next_offsets"],
         "streams.records",

@@ -14,20 +14,25 @@ from contextlib import asynccontextmanager
 from typing import Any, Final
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 
 from streams._client import ClientWrapper
 from streams.errors import StreamsError
 from streams.records import OutboundRecord, TopicPartition
 from streams.settings import KafkaSettings, client_kwargs
 
-__all__ = ["ProduceError", "Producer"]
+__all__ = ["ProduceError", "Producer", "ProducerFencedError"]
 
 _FIXED: Final[Mapping[str, Any]] = {"enable_idempotence": True, "acks": "all"}
 
 
 class ProduceError(StreamsError):
     """Some records of a batch were not acknowledged by the broker."""
+
+
+class ProducerFencedError(StreamsError):
+    """A newer producer with the same transactional id took over: this one can do nothing
+    more and must stop (its open transaction is aborted by the broker)."""
 
 
 class Producer(ClientWrapper):
@@ -92,6 +97,12 @@ class Producer(ClientWrapper):
         failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
         if queue_error is not None:
             failures.append(queue_error)
+        fenced = [f for f in failures if isinstance(f, ProducerFenced | InvalidProducerEpoch)]
+        if fenced:
+            raise ProducerFencedError(
+                f"transactional id {self._transactional_id!r} was taken over by a newer "
+                "producer; this one must stop"
+            ) from fenced[0]
         if failures:
             first = failures[0]
             rejected = len(failures) - (queue_error is not None)
@@ -112,16 +123,23 @@ class Producer(ClientWrapper):
         producer = self._started()
         if self._transactional_id is None:
             raise StreamsError("transactions need a transactional_id: pass one to Producer()")
-        await producer.begin_transaction()
         try:
-            yield
-        except BaseException as exc:
+            await producer.begin_transaction()
             try:
-                await producer.abort_transaction()
-            except Exception as abort_exc:
-                exc.add_note(f"aborting the transaction failed too: {abort_exc!r}")
-            raise
-        await producer.commit_transaction()
+                yield
+            except BaseException as exc:
+                if not isinstance(exc, ProducerFenced | InvalidProducerEpoch):
+                    try:
+                        await producer.abort_transaction()
+                    except Exception as abort_exc:
+                        exc.add_note(f"aborting the transaction failed too: {abort_exc!r}")
+                raise
+            await producer.commit_transaction()
+        except (ProducerFenced, InvalidProducerEpoch) as exc:
+            raise ProducerFencedError(
+                f"transactional id {self._transactional_id!r} was taken over by a newer "
+                "producer; this one must stop"
+            ) from exc
 
     async def send_offsets_to_transaction(
         self, offsets: Mapping[TopicPartition, int], group_id: str

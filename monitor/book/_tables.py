@@ -55,6 +55,9 @@ class UnitTable(Columns):
     """Margin units by dense id, with their cached figures (valuation asset) and state.
 
     ``row`` is -1 for a cross unit and the position row for an isolated one.
+    ``transitions`` counts the unit's state transitions so far: the sequence number of
+    its last event, which (with the account, the unit and the new state) is the event's
+    identity, so the same transition re-judged after any crash carries the same id.
     ``collateral`` is the wallet value after haircuts (cross) or the allocated margin
     (isolated); ``gross`` is the sum of absolute unrealised PnL, the scale that float
     rounding of the equity sum is measured against.
@@ -64,6 +67,7 @@ class UnitTable(Columns):
         "account": (np.intp, -1, 0),
         "row": (np.intp, -1, 0),
         "state": (np.int8, 0, 0),
+        "transitions": (np.int64, 0, 0),
         # collateral, upnl, initial, maintenance, gross: read together for scattered units
         "figures": (np.float64, 0.0, 5),
         "open_positions": (np.intp, 0, 0),
@@ -73,6 +77,7 @@ class UnitTable(Columns):
     account: NDArray[np.intp]
     row: NDArray[np.intp]
     state: NDArray[np.int8]
+    transitions: NDArray[np.int64]
     figures: NDArray[np.float64]
     open_positions: NDArray[np.intp]
     head: NDArray[np.intp]

@@ -21,7 +21,16 @@ from streams.errors import StreamsError
 __all__ = ["build_parser", "main"]
 
 # Order is the order shown by `liqmon --help`.
-_COMMANDS: tuple[str, ...] = ("run", "simulate", "tail", "evaluate", "schema", "kafka", "topics")
+_COMMANDS: tuple[str, ...] = (
+    "run",
+    "simulate",
+    "tail",
+    "evaluate",
+    "backtest",
+    "schema",
+    "kafka",
+    "topics",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

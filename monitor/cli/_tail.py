@@ -29,8 +29,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Follow the margin-events topic (name from the settings: --config, LIQMON_*) and "
             "print one line per event: detection time, type, account ([symbol] for an isolated "
             "position), equity, IM, MM, margin ratio (MM / equity), trigger, and the positions "
-            "with their mark and liquidation prices. Reads every partition without a consumer "
-            "group and commits nothing, so it disturbs no other consumer. Filters by type use "
+            "with their mark and liquidation prices. Reads every partition read_committed "
+            "(events of aborted cycles never show) without a consumer group and commits "
+            "nothing, so it disturbs no other consumer. Filters by type use "
             "the record's `type` header, by account its key, before decoding. Ctrl-C stops it "
             "(exit 0). See docs/events.md."
         ),

@@ -6,10 +6,10 @@ and their hysteresis.
 """
 
 from monitor.engine._config import EngineConfig
-from monitor.engine._engine import Engine
+from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._reduction import kept_fraction
-from monitor.engine._restore import judge_all, restore_states, unit_states
+from monitor.engine._restore import judge_all, restore_states, unit_record
 from monitor.engine._validation import (
     MAX_AMOUNT,
     MAX_LEVERAGE,
@@ -28,6 +28,7 @@ __all__ = [
     "MAX_QUANTITY",
     "MAX_TS_MS",
     "SHAPE_REASONS",
+    "CycleOutput",
     "Engine",
     "EngineConfig",
     "event_id",
@@ -36,5 +37,5 @@ __all__ = [
     "kept_fraction",
     "restore_states",
     "shape_problem",
-    "unit_states",
+    "unit_record",
 ]

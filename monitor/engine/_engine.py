@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, GROSS, INITIAL, ISOLATED, MAINTENANCE, UPNL, Book
 from monitor.engine._config import EngineConfig
 from monitor.engine._events import build_event, price_trigger
+from monitor.engine._records import records_of
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
 from monitor.engine._risk import margin_ratio, position_risks
 from monitor.engine._validation import ledger_key, shape_problem
@@ -37,12 +39,26 @@ from monitor.schema import (
     MarginSettings,
     PriceTick,
     Transfer,
+    Trigger,
+    UnitStates,
 )
 from monitor.states import STATE_NAMES, classify
 
-__all__ = ["Engine"]
+__all__ = ["CycleOutput", "Engine"]
 
 _Transition = tuple[int, int, int]  # unit, previous state, new state
+
+
+class CycleOutput(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything one cycle produced: its events, the changelog records of the accounts
+    they concern (states and transition counts after the cycle), and the ledger events
+    whose booking failed (index in the cycle's ledger, error)."""
+
+    events: list[MarginEvent]
+    states: list[UnitStates]
+    failures: list[tuple[int, str]]
+
+
 _CHUNK = 1 << 14  # units judged per pass in a full recompute
 
 
@@ -180,6 +196,18 @@ class Engine:
         events.extend(self._apply_prices(prices, now_ms))
         return events
 
+    def cycle(
+        self, ledger: Sequence[LedgerEvent], prices: Sequence[PriceTick], now_ms: int
+    ) -> CycleOutput:
+        """:meth:`apply`, returning with the events what the changelog and the dead-letter
+        queue need from the cycle, so the caller never reaches back for it."""
+        events = self.apply(ledger, prices, now_ms)
+        return CycleOutput(
+            events=events,
+            states=records_of(self.book, events, now_ms),
+            failures=list(self.failures),
+        )
+
     def _apply_ledger(self, ledger: Sequence[LedgerEvent], now_ms: int) -> list[MarginEvent]:
         last_touch: dict[int, int] = {}
         self.failures = []
@@ -206,12 +234,7 @@ class Engine:
         events = []
         for unit, previous, new in transitions:
             item = ledger[last_touch[unit]]
-            kind, item_id = ledger_key(item)
-            events.append(
-                build_event(
-                    self.book, unit, previous, new, "ledger", item.ts, f"{kind}:{item_id}", now_ms
-                )
-            )
+            events.append(build_event(self.book, unit, previous, new, "ledger", item.ts, now_ms))
         return events
 
     def _book_entry(self, item: LedgerEvent) -> tuple[int, ...]:
@@ -292,20 +315,26 @@ class Engine:
         moved: dict[int, list[PriceTick]],
         revalued_assets: dict[int, PriceTick],
         now_ms: int,
+        *,
+        collapsed: bool = False,
     ) -> list[MarginEvent]:
-        """Judge ``units`` (figures fresh); one price-triggered event per transition."""
+        """Judge ``units`` (figures fresh); one price-triggered event per transition.
+
+        ``collapsed``: the units are judged afresh after a restart or rebalance, so an
+        event may cover several levels passed while nobody watched (flagged as such).
+        """
+        book = self.book
         events = []
         for unit, previous, new in self._judge(units):
-            tick = price_trigger(self.book, unit, moved, revalued_assets)
-            if tick is None:
-                # Judged afresh at restore with none of its prices: say so, deterministically.
-                event = build_event(self.book, unit, previous, new, "restore", 0, "", now_ms)
-            else:
-                identity = f"{tick.symbol}:{tick.ts}:{tick.mark_price!r}"
-                event = build_event(
-                    self.book, unit, previous, new, "price", tick.ts, identity, now_ms
+            tick = price_trigger(book, unit, moved, revalued_assets)
+            # Judged afresh at restore with none of its prices: say so.
+            trigger: Trigger = "restore" if tick is None else "price"
+            trigger_ts = 0 if tick is None else tick.ts
+            events.append(
+                build_event(
+                    book, unit, previous, new, trigger, trigger_ts, now_ms, collapsed=collapsed
                 )
-            events.append(event)
+            )
         return events
 
     def _judge(self, units: NDArray[np.intp] | None) -> list[_Transition]:
@@ -347,6 +376,7 @@ class Engine:
             ids = changed + where.start
         previous_states = previous[changed].tolist()
         table.state[ids] = new[changed]
+        table.transitions[ids] += 1
         return list(zip(ids.tolist(), previous_states, new[changed].tolist(), strict=True))
 
     # ------------------------------------------------------------------ reference path

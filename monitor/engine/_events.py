@@ -18,13 +18,15 @@ MAX_EVENT_BYTES = 900 * 1024
 """Longest encoded event published; Kafka's default record limit is 1 MiB."""
 
 
-def event_id(account: str, symbol: str | None, previous: int, new: int, trigger: str) -> str:
-    """A stable id: blake2b of the account, the unit, the transition and the trigger.
+def event_id(account: str, symbol: str | None, sequence: int, new: int) -> str:
+    """A stable id: blake2b of the account, the unit, its transition sequence number and
+    the state entered.
 
-    The trigger identity is ``ledger:<kind>:<id>`` of the ledger event, or
-    ``price:<symbol>:<ts>:<mark>`` of the tick, so the same inputs give the same id.
+    Not of the trigger: after a crash the same transition may be judged from another
+    tick, and must keep its id. The sequence number is kept in ``liqmon-state`` with the
+    unit's state, so a restarted monitor goes on counting where the last run stopped.
     """
-    text = "\x1f".join((account, symbol or "", STATE_NAMES[previous], STATE_NAMES[new], trigger))
+    text = "\x1f".join((account, symbol or "", str(sequence), STATE_NAMES[new]))
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -58,10 +60,12 @@ def build_event(
     new: int,
     trigger: Trigger,
     trigger_ts: int,
-    trigger_identity: str,
     now_ms: int,
+    *,
+    collapsed: bool = False,
 ) -> MarginEvent:
-    """The event for a unit's transition ``previous -> new`` (state already recorded)."""
+    """The event for a unit's transition ``previous -> new`` (state and sequence number
+    already recorded). ``collapsed``: judged afresh after a restart or rebalance."""
     table = book.units
     account = book.account_names[table.account[unit]]
     symbol = book.unit_symbol(unit)
@@ -69,7 +73,7 @@ def build_event(
     maintenance = float(table.maintenance[unit])
     severe = new >= LIQUIDATION
     return MarginEvent(
-        event_id=event_id(account, symbol, previous, new, f"{trigger}:{trigger_identity}"),
+        event_id=event_id(account, symbol, int(table.transitions[unit]), new),
         type=event_type(previous, new),
         account=account,
         state=STATE_NAMES[new],
@@ -85,6 +89,8 @@ def build_event(
         reductions=reductions(book, unit) if severe else (),
         shortfall=max(0.0, maintenance - equity) if severe else 0.0,
         symbol=symbol,
+        sequence=int(table.transitions[unit]),
+        collapsed=collapsed,
     )
 
 

@@ -13,51 +13,47 @@ from collections.abc import Mapping
 import numpy as np
 
 from monitor.engine._engine import Engine
+from monitor.engine._records import CROSS_UNIT, account_record
 from monitor.engine._revalue import refresh_units
-from monitor.schema import AccountState, MarginEvent, PriceTick
-from monitor.states import HEALTHY, STATE_CODES, STATE_NAMES
+from monitor.schema import MarginEvent, PriceTick, UnitStates
+from monitor.states import HEALTHY, STATE_CODES
 
-__all__ = ["judge_all", "restore_states", "unit_states"]
-
-CROSS_UNIT = ""
-"""The key of an account's cross unit in :class:`monitor.schema.UnitStates`."""
+__all__ = ["judge_all", "restore_states", "unit_record"]
 
 
-def unit_states(engine: Engine, account: str) -> dict[str, AccountState]:
-    """The account's units that are not healthy, by ``""`` (cross) or symbol (isolated)."""
-    book = engine.book
-    ix = book.account_index.get(account)
-    if ix is None:
-        return {}
-    states: dict[str, AccountState] = {}
-    for unit in book.units_of(ix):
-        code = int(book.units.state[unit])
-        if code != HEALTHY:
-            states[book.unit_symbol(unit) or CROSS_UNIT] = STATE_NAMES[code]
-    return states
+def unit_record(engine: Engine, account: str, ts: int) -> UnitStates:
+    """The changelog record of ``account``: its units that are not healthy, and the
+    transition count of every unit that has had one, by ``""`` (cross) or symbol."""
+    return account_record(engine.book, account, ts)
 
 
-def restore_states(engine: Engine, states: Mapping[str, Mapping[str, AccountState]]) -> None:
-    """Set every unit's state to the one in ``states`` (absent: healthy), without events."""
+def restore_states(engine: Engine, records: Mapping[str, UnitStates]) -> None:
+    """Set every unit's state and transition count to those in ``records`` (absent:
+    healthy, none), without events."""
     book = engine.book
     table = book.units
     table.state[: table.size] = HEALTHY
-    for account, units in states.items():
+    table.transitions[: table.size] = 0
+    for account, record in records.items():
         ix = book.account_index.get(account)
         if ix is None:
             continue
         by_key = {book.unit_symbol(unit) or CROSS_UNIT: unit for unit in book.units_of(ix)}
-        for key, state in units.items():
+        for key, state in record.units.items():
             unit = by_key.get(key)
             if unit is not None:
                 table.state[unit] = STATE_CODES[state]
+        for key, count in record.transitions.items():
+            unit = by_key.get(key)
+            if unit is not None:
+                table.transitions[unit] = count
 
 
 def judge_all(engine: Engine, now_ms: int) -> list[MarginEvent]:
     """Judge every unit at the current marks; one price-triggered event per transition.
 
-    The trigger of a unit's event is the newest mark among its instruments, so a
-    transition a previous run already detected from the same tick gets the same id.
+    The trigger of a unit's event is the newest mark among its instruments. Every event
+    is ``collapsed``: it goes from the last published state to the current one.
     """
     book = engine.book
     n_units = book.units.size
@@ -70,4 +66,4 @@ def judge_all(engine: Engine, now_ms: int) -> list[MarginEvent]:
         for ix, mark in enumerate(book.mark.tolist())
         if mark == mark
     }
-    return engine._price_events(units, marks, {}, now_ms)
+    return engine._price_events(units, marks, {}, now_ms, collapsed=True)

@@ -183,11 +183,22 @@ def test_the_same_inputs_give_the_same_events_and_ids() -> None:
     assert len({e.event_id for e in first}) == len(first) == 4
 
 
-def test_event_ids_differ_by_trigger() -> None:
+def test_the_same_transition_keeps_its_id_whatever_tick_triggered_it() -> None:
     a, b = opened(), opened()
     (ea,) = move(a, 29_100.0, 1)
-    (eb,) = move(b, 29_100.0, 2)
-    assert ea.event_id != eb.event_id
+    (eb,) = move(b, 29_120.0, 2)
+    assert (ea.type, ea.sequence) == (eb.type, eb.sequence) == (ea.type, 1)
+    assert ea.event_id == eb.event_id
+
+
+def test_each_transition_of_a_unit_is_numbered_in_sequence() -> None:
+    engine = opened()
+    (first,) = move(engine, 29_100.0, 1)
+    (second,) = move(engine, 31_000.0, 2)  # recovers
+    (third,) = move(engine, 29_100.0, 3)
+    assert [e.sequence for e in (first, second, third)] == [1, 2, 3]
+    assert first.type == third.type
+    assert first.event_id != third.event_id
 
 
 def test_comparisons_allow_rounding_relative_to_the_scale() -> None:

@@ -1,0 +1,199 @@
+"""Recovery: rebuild an instance's state from ``liqmon-state`` and the ledger.
+
+At start-up the price guard resumes from the marks the last run accepted. When the group
+assigns ledger partitions, the book is rebuilt: each partition is replayed silently up
+to where the last run got (the committed offset, or the changelog's checkpoint if that is
+further), every unit's state and transition count is restored from the changelog, and
+every unit is judged afresh at the current prices. Only transitions the last run did not
+publish come out, as ``collapsed`` events from the last published state straight to the
+current one. Ledger records the rebuild cannot apply (an instrument removed from the
+instruments file) are counted and reported once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from contextlib import aclosing
+
+import msgspec
+import structlog
+
+from monitor.changelog import RestoredState, read_changelog
+from monitor.config import Settings
+from monitor.engine import Engine, judge_all, restore_states, shape_problem, unit_record
+from monitor.intake import Intake
+from monitor.metrics import Metrics
+from monitor.schema import Instrument, MarginEvent, UnitStates
+from streams import TopicPartition, read_history
+
+__all__ = ["PROCESSING_ERROR", "Rebuilt", "Recovery"]
+
+log = structlog.get_logger("liqmon.recovery")
+
+PROCESSING_ERROR = "processing_error"
+_PROGRESS_INTERVAL_S = 5.0
+
+
+class Rebuilt(msgspec.Struct, kw_only=True):
+    """A book rebuilt for an assignment, and what it has to publish.
+
+    ``resume`` is where the live consumer goes on per partition; ``ahead`` the partitions
+    whose changelog checkpoint is past the committed offset (commit and seek to it).
+    """
+
+    engine: Engine
+    account_partition: dict[str, TopicPartition]
+    resume: dict[TopicPartition, int]
+    ahead: dict[TopicPartition, int]
+    events: list[MarginEvent]
+    states: list[UnitStates]
+    replayed: int
+
+
+class Recovery:
+    """Restores the guard and rebuilds books; owns what a restart needs from the changelog."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        instruments: Sequence[Instrument],
+        intake: Intake,
+        metrics: Metrics,
+        clock_ms: Callable[[], int],
+    ) -> None:
+        self._settings = settings
+        self._instruments = tuple(instruments)
+        self._intake = intake
+        self._metrics = metrics
+        self._clock_ms = clock_ms
+        self._dropped_counted = 0
+
+    async def read_changelog(self) -> RestoredState:
+        """The changelog's newest record per key; undecodable records counted once each."""
+        changelog = await read_changelog(self._settings.kafka, self._settings.topics.state)
+        # The changelog is read at start and at each rebuild: count each bad record once.
+        if changelog.dropped > self._dropped_counted:
+            self._metrics.changelog_records_dropped.inc(changelog.dropped - self._dropped_counted)
+            self._dropped_counted = changelog.dropped
+            log.error(
+                "undecodable liqmon-state records ignored",
+                records=changelog.dropped,
+                first=changelog.dropped_example[:300],
+            )
+        return changelog
+
+    def resume_prices(self, engine: Engine, changelog: RestoredState) -> None:
+        """Screen the price table against the marks the last run accepted, and value the
+        book at them until fresher accepted ticks replace them."""
+        book = engine.book
+        references = [
+            tick
+            for tick in changelog.price_references.values()
+            if shape_problem(book, tick) is None
+        ]
+        self._intake.restore(references, changelog.prices_screened)
+        if references:
+            engine.apply([], references, self._clock_ms())
+            log.info("price guard resumed", references=len(references))
+
+    async def rebuild(
+        self, assigned: frozenset[TopicPartition], committed: dict[TopicPartition, int]
+    ) -> Rebuilt:
+        """A fresh book for ``assigned``: replay, restore states, judge at current prices."""
+        started = time.perf_counter()
+        engine = Engine(self._instruments, self._settings.engine)
+        account_partition: dict[str, TopicPartition] = {}
+        now_ms = self._clock_ms()
+        if self._intake.prices:
+            engine.apply([], list(self._intake.prices.values()), now_ms)
+        changelog = await self.read_changelog()
+        resume = {
+            tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
+        }
+        replayed, total = 0, sum(resume.values())
+        skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or error) -> records
+        next_report = time.monotonic() + _PROGRESS_INTERVAL_S
+        async with aclosing(read_history(self._settings.kafka, resume)) as batches:
+            async for records in batches:
+                # Rejected records were dead-lettered when first read, unless the
+                # instruments changed since (a delisting): those are counted below.
+                items, _, rejected = self._intake.ledger_batch(records, engine, account_partition)
+                engine.apply(items, [], now_ms)
+                for rejection in rejected:
+                    skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
+                for _, error in engine.failures:
+                    skipped[(PROCESSING_ERROR, error[:80])] += 1
+                replayed += len(records)
+                if time.monotonic() >= next_report:
+                    next_report += _PROGRESS_INTERVAL_S
+                    log.info(
+                        "replaying ledger",
+                        records=replayed,
+                        of=total,
+                        accounts=engine.account_count,
+                    )
+        self._report_skipped(skipped)
+        restore_states(engine, changelog.states)
+        owned = frozenset(assigned)
+        events = [
+            event
+            for event in judge_all(engine, now_ms)
+            if account_partition.get(event.account) in owned
+        ]
+        states = [unit_record(engine, a, now_ms) for a in dict.fromkeys(e.account for e in events)]
+        log.info(
+            "state rebuilt",
+            partitions=sorted(tp.partition for tp in assigned),
+            replayed=replayed,
+            accounts=engine.account_count,
+            events=len(events),
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return Rebuilt(
+            engine=engine,
+            account_partition=account_partition,
+            resume=resume,
+            ahead={tp: offset for tp, offset in resume.items() if offset > committed[tp]},
+            events=events,
+            states=states,
+            replayed=replayed,
+        )
+
+    def _report_skipped(self, skipped: Counter[tuple[str, str]]) -> None:
+        """Say once per rebuild which ledger records could not be applied, and count them.
+
+        Most were dead-lettered when first read. Records for instruments that are no
+        longer in the instruments file were not: their positions are not judged.
+        """
+        if not skipped:
+            return
+        by_reason: Counter[str] = Counter()
+        for (reason, _), count in skipped.items():
+            by_reason[reason] += count
+        for reason, count in by_reason.items():
+            self._metrics.replay_records_rejected.labels(reason).inc(count)
+        unknown = sorted({s for (r, s), _ in skipped.items() if r == "unknown_instrument" and s})
+        log.warning(
+            "ledger records not applied in the rebuild",
+            by_reason=dict(by_reason),
+            unknown_symbols=unknown[:20],
+            hint="positions in instruments missing from the instruments file are not judged; "
+            "add the instruments back or close the positions",
+        )
+
+
+class _SymbolOnly(msgspec.Struct):
+    symbol: str | None = None
+
+
+def _symbol_of(value: bytes | None) -> str:
+    """The ``symbol`` of a ledger record's JSON, for reporting; "" when it has none."""
+    if not value:
+        return ""
+    try:
+        symbol = msgspec.json.decode(value, type=_SymbolOnly).symbol
+    except msgspec.DecodeError:
+        return ""
+    return symbol[:64] if symbol else ""

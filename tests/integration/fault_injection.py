@@ -446,7 +446,11 @@ def compare(
             if pair in ref_skipped:
                 skipping += 1
                 if event.get("collapsed") is not True:
-                    unflagged.append(f"{unit}: {pair[0]} -> {pair[1]} ({event['event_id']})")
+                    unflagged.append(
+                        f"{unit}: {pair[0]} -> {pair[1]} ({event['event_id']}, trigger "
+                        f"{event['trigger']} @{event['trigger_ts']}, detected "
+                        f"{event['detected_ts']}; reference {_path(ref_chains.get(unit, []))})"
+                    )
             last, before = event["state"], pair
     ref_ids = {e["event_id"] for e in reference}
     return Verdict(

@@ -115,6 +115,7 @@ async def test_kill_9_at_random_moments_while_input_keeps_flowing(
     plan, data = reference.plan, reference.data
     topics = await fresh_topics(kafka_settings, "kill9")
     kills = while_ready = 0
+    killed_at: list[int] = []
     task: asyncio.Task[None] | None = None
     try:
         async with MonitorHarness(kafka_settings, topics, f"fi-kill-{uuid.uuid4().hex[:8]}") as h:
@@ -131,6 +132,7 @@ async def test_kill_9_at_random_moments_while_input_keeps_flowing(
                     while_ready += status == 200
                     await proc.stop(kill=True)
                     kills += 1
+                    killed_at.append(time.time_ns() // 1_000_000)
                     await proc.spawn()
                 await task
                 await proc.wait_ready(SETTLE_S)
@@ -146,7 +148,7 @@ async def test_kill_9_at_random_moments_while_input_keeps_flowing(
     report(capsys, "kill -9", verdict, kills=kills, kills_while_ready=while_ready)
     assert kills >= plan.kills, f"only {kills} kills happened while input flowed"
     assert done, f"the fault run did not finish: {missing}"
-    assert not failures(verdict), "\n".join(failures(verdict))
+    assert not failures(verdict), "\n".join([*failures(verdict), f"killed at {killed_at} (ms)"])
 
 
 async def test_broker_restart_scaling_and_a_rebalance_during_recovery(

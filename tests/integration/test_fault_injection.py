@@ -16,6 +16,7 @@ Size: ``LIQMON_FAULTS_ACCOUNTS`` / ``_DURATION`` / ``_KILLS`` / ``_RATE`` / ``_S
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -160,7 +161,7 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
     stream_s = plan.duration_s
     task: asyncio.Task[None] | None = None
     procs: list[LiqmonProcess] = []
-    joined_while_recovering = False
+    recovery_kills = 0
     outage_s = 0.0
     try:
         async with MonitorHarness(kafka_settings, topics, f"fi-brk-{uuid.uuid4().hex[:8]}") as h:
@@ -198,14 +199,12 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
                 codes = await asyncio.gather(b.stop(), c.stop())
                 assert codes == [0, 0], f"SIGTERM exit codes {codes}\n{b.tail()}\n{c.tail()}"
 
-                # kill -9, and a second instance joins while the restarted one recovers.
+                # kill -9, and a second instance joins while the restarted one recovers:
+                # the restarted one is frozen (SIGSTOP) once past its prices and not yet
+                # ready, until the second has asked to join, so the rebalance cannot miss it.
                 await wait_played(replay, task, stream_s * 0.65)
-                await a.stop(kill=True)
-                await a.spawn()
-                await until_past_prices(a)
                 d = process("d")
-                await d.spawn()
-                joined_while_recovering = await joins_while_recovering(a, d)
+                recovery_kills = await rebalance_during_recovery(a, d)
                 await asyncio.gather(a.wait_ready(SETTLE_S), d.wait_ready(SETTLE_S))
 
                 await task
@@ -225,36 +224,47 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
         "broker restart, 1->3->1, rebalance during recovery",
         verdict,
         broker_paused_s=round(outage_s, 1),
-        second_joined_while_first_recovering=joined_while_recovering,
+        kills_to_freeze_a_recovery=recovery_kills,
     )
     assert done, f"the fault run did not finish: {missing}"
     assert not failures(verdict), "\n".join(failures(verdict))
 
 
-async def until_past_prices(proc: LiqmonProcess, timeout_s: float = SETTLE_S) -> None:
-    """Wait until ``proc`` has caught up on prices and waits for (or restores) partitions."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        proc.assert_running()
-        status, reason = await proc.readyz()
-        if status == 200 or (status == 503 and "prices" not in reason):
-            return
-        assert time.monotonic() < deadline, f"still {reason!r} after {timeout_s}s"
-        await asyncio.sleep(0.02)
+def past_prices(status: int, reason: str) -> bool:
+    """Whether a ``/readyz`` answer says the instance has its prices (and so has asked the
+    group for partitions, or is restoring them, or is ready)."""
+    return status == 200 or (status == 503 and "prices" not in reason)
 
 
-async def joins_while_recovering(first: LiqmonProcess, second: LiqmonProcess) -> bool:
-    """Whether ``second`` got past its prices (and so asked to join the group) before
-    ``first`` was ready again."""
-    deadline = time.monotonic() + SETTLE_S
-    while True:
-        first.assert_running()
-        second.assert_running()
-        first_ready = (await first.readyz())[0] == 200
-        status, reason = await second.readyz()
-        if status == 200 or (status == 503 and "prices" not in reason):
-            return not first_ready
-        if first_ready:
-            return False
-        assert time.monotonic() < deadline, f"second instance still {reason!r}"
-        await asyncio.sleep(0.02)
+async def rebalance_during_recovery(
+    first: LiqmonProcess, second: LiqmonProcess, attempts: int = 5
+) -> int:
+    """kill -9 ``first`` and restart it until it is caught recovering (past its prices, not
+    ready); freeze it there while ``second`` starts and asks to join, then let it go on.
+    Returns the kills it took."""
+    for attempt in range(1, attempts + 1):
+        await first.stop(kill=True)
+        await first.spawn()
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            first.assert_running()
+            status, reason = await first.readyz()
+            if status == 200 or past_prices(status, reason):
+                break
+            assert time.monotonic() < deadline, f"still {reason!r} after {SETTLE_S}s"
+            await asyncio.sleep(0.005)
+        if status == 200:
+            continue  # recovered before it could be caught: try again
+        assert first.process is not None
+        first.process.send_signal(signal.SIGSTOP)
+        try:
+            await second.spawn()
+            deadline = time.monotonic() + SETTLE_S
+            while not past_prices(*await second.readyz()):
+                second.assert_running()
+                assert time.monotonic() < deadline, "the second instance never got its prices"
+                await asyncio.sleep(0.02)
+        finally:
+            first.process.send_signal(signal.SIGCONT)
+        return attempt
+    raise AssertionError(f"never caught the restarted instance recovering in {attempts} kills")

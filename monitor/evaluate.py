@@ -20,7 +20,8 @@ import msgspec
 from monitor.book import AssetTable
 from monitor.engine import Engine, EngineConfig
 from monitor.errors import ConfigError, InputError
-from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest, PriceTick
+from monitor.evaluate_options import option_ticks, option_time, unpriced_hint
+from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest
 
 __all__ = ["decode_request", "evaluate", "evaluate_json"]
 
@@ -55,15 +56,16 @@ def _engine(request: EvaluateRequest) -> Engine:
     except ConfigError as exc:
         raise InputError(f"$.instruments: {exc}") from None
     book = engine.book
-    ticks = []
+    now_ms = option_time(request, book)
     for symbol, price in request.prices.items():
         where = f"$.prices.{symbol}"
-        if symbol not in book.instrument_index and symbol not in book.assets.price_symbols:
+        known = book.instrument_index.keys() | book.contracts.underlying_index.keys()
+        if symbol not in known and symbol not in book.assets.price_symbols:
             raise InputError(f"{where}: unknown symbol {symbol!r}; price instruments or collateral")
         if not (_finite(price) and price > 0.0):
             raise InputError(f"{where}: price {price!r} must be a finite number > 0")
-        ticks.append(PriceTick(symbol=symbol, mark_price=price, ts=0))
-    engine.apply([], ticks, now_ms=0)
+    ticks = option_ticks(request, book, now_ms)
+    engine.apply([], ticks, now_ms=now_ms)
     return engine
 
 
@@ -89,8 +91,8 @@ def _check_account(engine: Engine, where: str, account: EvaluateAccount) -> None
         if position.symbol in seen:
             raise InputError(f"{at}.symbol: {position.symbol} is listed twice for this account")
         seen.add(position.symbol)
-        if book.mark_ts[ix] < 0:
-            raise InputError(f"{at}.symbol: no price for {position.symbol}; add it to prices")
+        if book.mark_ts[ix] < 0 or math.isnan(book.mark[ix]):
+            raise InputError(f"{at}.symbol: {unpriced_hint(book, ix)}")
         if not (_finite(position.qty) and position.qty != 0.0):
             raise InputError(f"{at}.qty: {position.qty!r} must be a non-zero finite number")
         if not (_finite(position.entry_price) and position.entry_price > 0.0):

@@ -132,6 +132,8 @@ class PriceGuard:
             return None
         if tick.ts < self.newest_ts - self._max_age_ms:
             return "stale"
+        if tick.mark_iv is not None:  # an option marked by its vol: no price band
+            return None
         if self._within_band(tick.mark_price, reference.mark_price):
             return None
         previous = _before_last(batch, symbol)

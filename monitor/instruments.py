@@ -29,6 +29,7 @@ from typing import Any
 import msgspec
 
 from monitor.errors import InputError
+from monitor.models import contract_problem
 from monitor.schema import Instrument, SizeScaledMargin, Tier, TieredMargin
 
 __all__ = ["InstrumentFile", "load_instrument_file", "load_instruments"]
@@ -161,6 +162,9 @@ def _validate(path: Path, where: str, instrument: Instrument) -> None:
             raise fail(name, "must not be empty")
     if not (math.isfinite(instrument.contract_size) and instrument.contract_size > 0):
         raise fail("contract_size", f"must be positive, got {instrument.contract_size}")
+    problem = contract_problem(instrument)
+    if problem is not None:
+        raise fail(*problem)
     margin = instrument.margin
     if isinstance(margin, TieredMargin):
         _validate_tiers(margin.tiers, fail)

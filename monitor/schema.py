@@ -12,6 +12,7 @@ Variants are tagged unions so that decoding picks the class from the ``type`` (o
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 import msgspec
@@ -22,12 +23,15 @@ __all__ = [
     "AccountRisk",
     "AccountState",
     "CollateralAsset",
+    "Delivery",
     "EvaluateAccount",
     "EvaluatePosition",
     "EvaluateRequest",
     "Fill",
     "Funding",
+    "Greeks",
     "Instrument",
+    "InstrumentKind",
     "IsolatedMargin",
     "LedgerCheckpoint",
     "LedgerEvent",
@@ -35,6 +39,7 @@ __all__ = [
     "MarginEventType",
     "MarginModelSpec",
     "MarginSettings",
+    "OptionStandardMargin",
     "PositionRisk",
     "PriceReference",
     "PriceTick",
@@ -112,26 +117,60 @@ class SizeScaledMargin(
     mm: RateCurve
 
 
-MarginModelSpec = TieredMargin | SizeScaledMargin
+class OptionStandardMargin(
+    msgspec.Struct, tag="option_standard", tag_field="model", frozen=True, kw_only=True
+):
+    """Deribit's standard margin of options, per contract of one base unit.
+
+    Short call ``IM = max(im_rate - OTM/S, im_floor) + mark``, ``MM = mm_rate + mark``;
+    short put ``IM = max(max(im_rate - OTM/S, im_floor) + mark, MM)``,
+    ``MM = max(mm_rate, mm_rate x mark) + mark``; longs need none. Fractions are of one
+    coin for inverse (coin-settled) options, of the underlying price ``S`` for linear
+    ones. See ``monitor.models._option_margin`` for the source.
+    """
+
+    im_rate: float = 0.15
+    im_floor: float = 0.10
+    mm_rate: float = 0.075
+
+
+MarginModelSpec = TieredMargin | SizeScaledMargin | OptionStandardMargin
+InstrumentKind = Literal["linear", "inverse", "option"]
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True):
-    """A tradable contract. ``linear`` contracts settle in ``quote``.
+    """A tradable contract.
 
-    ``contract_size`` converts a quantity in contracts to base units (1 for
-    Binance/Bybit linear perpetuals quoted in base units).
+    * ``linear``: settles in ``quote``; ``contract_size`` base units per contract.
+    * ``inverse``: settles in ``base`` (coin-margined futures and perpetuals);
+      ``contract_size`` is in quote units (e.g. USD 10), PnL
+      ``qty x contract_size x (1/entry - 1/mark)`` in the coin.
+    * ``option``: a European option on the price ``underlying`` (the symbol of its
+      forward or index price ticks), with ``strike``, ``expiry`` (ISO 8601 UTC or ms
+      since the epoch), ``option_type`` and ``settle`` (``base`` for inverse options
+      quoted in coin, as Deribit's BTC options; ``quote``, the default, for linear
+      ones); ``contract_size`` base units per contract; margin ``option_standard``.
     """
 
     symbol: str
-    kind: Literal["linear"]
+    kind: InstrumentKind
     quote: str
     base: str
     margin: MarginModelSpec
     contract_size: float = 1.0
+    underlying: str | None = None
+    strike: float | None = None
+    expiry: int | str | None = None
+    option_type: Literal["call", "put"] | None = None
+    settle: str | None = None
 
     @property
     def settle_asset(self) -> str:
         """The asset PnL, fees and margin of this contract are paid in."""
+        if self.kind == "inverse":
+            return self.base
+        if self.kind == "option" and self.settle is not None:
+            return self.settle
         return self.quote
 
 
@@ -156,13 +195,18 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
-    valuation currency) values collateral held in that asset.
+    valuation asset) values collateral held in that asset; a tick for an option's
+    ``underlying`` revalues every option on it. An option's tick may carry
+    ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
+    may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
+    base unit) the implied volatility is solved from it.
     """
 
     symbol: Id
-    mark_price: float
+    mark_price: float = math.nan
     ts: int
     index_price: float | None = None
+    mark_iv: float | None = None
 
 
 # --------------------------------------------------------------------------- ledger
@@ -242,14 +286,47 @@ class IsolatedMargin(
     ts: int
 
 
-LedgerEvent = Fill | Transfer | Funding | MarginSettings | IsolatedMargin
+class Delivery(
+    msgspec.Struct, tag="delivery", tag_field="type", frozen=True, kw_only=True, gc=False
+):
+    """Settle an account's expired option position at ``settlement_price``.
+
+    ``settlement_price`` is the underlying's settlement price (quote units). The
+    position is closed and its intrinsic value at that price, in the settle asset,
+    moves to (a long) or from (a short) the wallet. Idempotent by ``delivery_id``.
+    """
+
+    delivery_id: Id
+    account: Id
+    symbol: Id
+    settlement_price: float
+    ts: int
+
+
+LedgerEvent = Fill | Transfer | Funding | MarginSettings | IsolatedMargin | Delivery
 
 
 # --------------------------------------------------------------------------- events out
 
 
+class Greeks(msgspec.Struct, frozen=True, kw_only=True):
+    """Black-76 sensitivities of a position or a sum of positions, in base units and
+    the quote currency: ``delta`` (base units), ``gamma`` (per unit of underlying price),
+    ``vega`` (per volatility point, 0.01), ``theta`` (per calendar day)."""
+
+    delta: float
+    gamma: float
+    vega: float
+    theta: float
+
+
 class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
-    """One position's numbers at the moment of an event or an evaluation."""
+    """One position's numbers at the moment of an event or an evaluation.
+
+    For an option, ``mark_price`` is its value per base unit in the settle asset,
+    ``notional`` its market value (what it adds to equity), ``mark_iv`` the volatility
+    it is valued at and ``greeks`` the position's sensitivities.
+    """
 
     symbol: str
     qty: float
@@ -264,6 +341,8 @@ class PositionRisk(msgspec.Struct, frozen=True, kw_only=True):
     isolated_margin: float | None = None
     state: AccountState | None = None
     margin_ratio: float | None = None
+    mark_iv: float | None = None
+    greeks: Greeks | None = None
 
 
 class Reduction(msgspec.Struct, frozen=True, kw_only=True):
@@ -334,6 +413,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     collateral_value: float
     collateral: dict[str, float]
     positions: tuple[PositionRisk, ...] = ()
+    greeks: dict[str, Greeks] = {}
 
 
 class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
@@ -363,7 +443,10 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     """The input of ``liqmon evaluate``: instruments, mark prices and accounts.
 
     ``prices`` maps a symbol to its mark price; it must price every instrument a
-    position uses and every collateral asset's ``price_symbol`` that an account holds.
+    position uses (an option through its underlying's price and a volatility in
+    ``vols``, or its own mark price, from which the volatility is implied) and every
+    collateral asset's ``price_symbol`` that an account holds. ``now`` (ms since the
+    epoch or ISO 8601 UTC) is the time options are valued at.
     """
 
     instruments: tuple[Instrument, ...]
@@ -371,6 +454,8 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     accounts: tuple[EvaluateAccount, ...]
     collateral_assets: tuple[CollateralAsset, ...] = ()
     valuation_asset: str = "USDT"
+    vols: dict[str, float] = {}
+    now: int | str | None = None
 
 
 # --------------------------------------------------------------------------- state changelog

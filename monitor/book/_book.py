@@ -12,6 +12,9 @@ them. Where money goes:
   wallet; closing or flipping releases all of it (a flip then allocates for the new
   side). Realised PnL and fees go to the wallet, not the position; funding on an
   open isolated position is added to (or taken from) its allocated margin.
+* Inverse positions (``monitor.book._contracts``) realise PnL in the coin; options move
+  their premium between wallets when traded and are always in the cross unit; a
+  delivery closes an option at its intrinsic value.
 * A margin mode change applies to positions opened from flat afterwards; an open
   position keeps the mode it was opened in until it is closed.
 """
@@ -25,11 +28,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._collateral import AssetTable
+from monitor.book._contracts import OptionState, position_values, trade_inverse
 from monitor.book._positions import NO_ROW, PositionTable, trade
 from monitor.book._seen import SeenIds
 from monitor.book._tables import CROSS, ISOLATED, AccountTable, UnitTable
 from monitor.errors import ConfigError, InputError
-from monitor.models import ModelTable
+from monitor.models import INVERSE, OPTION, ContractTable, ModelTable
 from monitor.schema import CollateralAsset, Instrument
 
 __all__ = ["Book"]
@@ -63,6 +67,8 @@ class Book:
             settle.append(asset_ix)
         n = len(self.instruments)
         self.settle_asset: NDArray[np.intp] = np.array(settle, dtype=np.intp)
+        self.contracts = ContractTable(self.instruments)
+        self.options = OptionState(n, len(self.contracts.underlying_symbols))
         self.contract_size: NDArray[np.float64] = np.array(self.models.contract_size)
         # Mark price per instrument: NaN until known. Until the first tick, the first
         # fill (or loaded entry) price stands in, so a position can be valued at all.
@@ -120,21 +126,27 @@ class Book:
         pos = self.positions
         row = pos.row_of(account_ix, instrument_ix)
         old = float(pos.qty[row])
-        new, entry, realised = trade(
-            old, float(pos.entry[row]), delta, price, float(self.contract_size[instrument_ix])
-        )
+        kind = int(self.contracts.kind[instrument_ix])
+        contract_size = float(self.contract_size[instrument_ix])
+        booking = trade_inverse if kind == INVERSE else trade
+        new, entry, realised = booking(old, float(pos.entry[row]), delta, price, contract_size)
         if math.isnan(self.mark[instrument_ix]):
             self.mark[instrument_ix] = price
         settle = int(self.settle_asset[instrument_ix])
         wallet = self.accounts.balance[account_ix]
-        wallet[settle] += realised
+        # An option's premium moves cash now; its value at mark counts in equity.
+        wallet[settle] += -delta * contract_size * price if kind == OPTION else realised
         wallet[fee_asset_ix] -= fee
         pos.realised[row] += realised
         cross = int(self.accounts.cross_unit[account_ix])
         touched = {cross}
         if old != 0.0:
             touched.add(int(pos.unit[row]))
-        isolated = pos.unit[row] != cross if old != 0.0 else self._opens_isolated(account_ix)
+        isolated = (
+            pos.unit[row] != cross
+            if old != 0.0
+            else self._opens_isolated(account_ix, instrument_ix)
+        )
         if isolated:
             self._move_isolated_margin(row, old, new, price)
         pos.qty[row] = new
@@ -148,7 +160,9 @@ class Book:
         self.stale_rows.add(row)
         return tuple(sorted(touched))
 
-    def _opens_isolated(self, account_ix: int) -> bool:
+    def _opens_isolated(self, account_ix: int, instrument_ix: int) -> bool:
+        if self.contracts.kind[instrument_ix] == OPTION:
+            return False  # options are margined in the cross account only
         return bool(self.accounts.mode[account_ix] == ISOLATED)
 
     def _move_isolated_margin(self, row: int, old: float, new: float, price: float) -> None:
@@ -164,8 +178,8 @@ class Book:
             self._shift_isolated(row, -released)
         if abs(new) > abs(kept):
             ix = np.array([pos.instrument[row], pos.instrument[row]], dtype=np.intp)
-            initial, _ = self.models.requirements(
-                ix, np.array([kept, new]), np.full(2, price), np.full(2, pos.leverage[row])
+            _, initial, _ = self.values(
+                ix, np.array([kept, new]), np.full(2, price), np.full(2, pos.leverage[row]), price
             )
             self._shift_isolated(row, float(initial[1] - initial[0]))
 
@@ -196,6 +210,52 @@ class Book:
         pos.unlink(row, self.units.head)
         pos.remove_holder(row)
         pos.isolated_margin[row] = 0.0
+
+    def values(
+        self,
+        instrument: NDArray[np.intp],
+        qty: NDArray[np.float64],
+        entry: NDArray[np.float64],
+        leverage: NDArray[np.float64],
+        mark: NDArray[np.float64] | float | None = None,
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(equity contribution, IM, MM) of positions in their settle asset, at the
+        book's marks or at ``mark``; see ``monitor.book._contracts``."""
+        marks = self.mark.take(instrument) if mark is None else np.broadcast_to(mark, qty.shape)
+        return position_values(
+            self.models,
+            self.contracts,
+            self.options,
+            instrument,
+            qty,
+            entry,
+            leverage,
+            np.array(marks, dtype=np.float64),
+        )
+
+    def deliver(
+        self, account_ix: int, instrument_ix: int, settlement_price: float
+    ) -> tuple[int, ...]:
+        """Close an option position at its intrinsic value at ``settlement_price``.
+
+        The value (long: received, short: paid) moves to the wallet in the settle
+        asset; no position (or one already delivered) is a no-op.
+        """
+        row = self.positions.rows.get((account_ix, instrument_ix), NO_ROW)
+        if row == NO_ROW or self.positions.qty[row] == 0.0:
+            return ()
+        qty = float(self.positions.qty[row])
+        ix = np.array([instrument_ix], dtype=np.intp)
+        value = float(self.contracts.intrinsic(ix, np.array([settlement_price]))[0])
+        size = qty * float(self.contract_size[instrument_ix])
+        self.accounts.balance[account_ix, self.settle_asset[instrument_ix]] += size * value
+        self.positions.realised[row] += size * (value - float(self.positions.entry[row]))
+        unit = int(self.positions.unit[row])
+        self.positions.qty[row] = 0.0
+        self.positions.entry[row] = 0.0
+        self._close(row)
+        self.stale_rows.add(row)
+        return (unit,)
 
     def transfer(self, account_ix: int, asset_ix: int, amount: float) -> tuple[int, ...]:
         """Deposit (> 0) or withdraw (< 0) wallet collateral."""
@@ -276,6 +336,11 @@ class Book:
             )
         if qty == 0.0:
             raise InputError("a loaded position needs a non-zero qty")
+        if isolated_margin is not None and self.contracts.kind[instrument_ix] == OPTION:
+            raise InputError(
+                f"{self.symbols[instrument_ix]} is an option: options are margined in the "
+                "cross account; evaluate it in a cross account"
+            )
         pos = self.positions
         pos.qty[row] = qty
         pos.entry[row] = entry_price

@@ -19,17 +19,20 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, GROSS, INITIAL, ISOLATED, MAINTENANCE, UPNL, Book
 from monitor.engine._config import EngineConfig
+from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
+from monitor.engine._options import reprice_options
 from monitor.engine._records import records_of
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
-from monitor.engine._risk import margin_ratio, position_risks
+from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import mismatches
 from monitor.errors import InputError
-from monitor.models import ModelTable
+from monitor.models import OPTION, ModelTable
 from monitor.schema import (
     AccountRisk,
     AccountState,
+    Delivery,
     Fill,
     Funding,
     Instrument,
@@ -143,6 +146,9 @@ class Engine:
                 name: float(balances[k]) for k, name in enumerate(book.assets.names) if balances[k]
             },
             positions=tuple(p for unit in units.tolist() for p in position_risks(book, unit)),
+            greeks=greeks_by_underlying(
+                book, (r for unit in units.tolist() for r in unit_rows(book, unit).tolist())
+            ),
         )
 
     # ------------------------------------------------------------------ input checks
@@ -253,6 +259,8 @@ class Engine:
             return book.transfer(account, book.assets.index[item.asset], item.amount)
         if isinstance(item, Funding):
             return book.funding(account, book.instrument_index[item.symbol], item.amount)
+        if isinstance(item, Delivery):
+            return book.deliver(account, book.instrument_index[item.symbol], item.settlement_price)
         if isinstance(item, MarginSettings):
             if item.mode is not None:
                 book.set_mode(account, item.mode == "isolated")
@@ -281,7 +289,7 @@ class Engine:
         revalued_assets: dict[int, PriceTick] = {}
         for symbol, tick in latest.items():
             ix = book.instrument_index.get(symbol)
-            if ix is not None:
+            if ix is not None and book.contracts.kind[ix] != OPTION:
                 book.mark_ts[ix] = tick.ts
                 if book.mark[ix] != tick.mark_price:
                     book.mark[ix] = tick.mark_price
@@ -289,6 +297,9 @@ class Engine:
             for asset in book.assets.price_symbols.get(symbol, ()):
                 if book.assets.set_price(asset, tick.mark_price, tick.ts):
                     revalued_assets[asset] = tick
+        if book.contracts.has_options:
+            for ix, ticks in reprice_options(book, latest).items():
+                moved.setdefault(ix, []).extend(ticks)
         for asset, tick in revalued_assets.items():
             for ix in np.flatnonzero(book.settle_asset == asset).tolist():
                 moved.setdefault(ix, []).append(tick)

@@ -26,13 +26,14 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.models import ModelTable
+from monitor.book import Book
+from monitor.models import INVERSE
 
 __all__ = ["kept_fraction"]
 
 
 def kept_fraction(
-    models: ModelTable,
+    book: Book,
     instrument: NDArray[np.intp],
     qty: NDArray[np.float64],
     mark: NDArray[np.float64],
@@ -40,17 +41,24 @@ def kept_fraction(
     settle_value: NDArray[np.float64],
     equity: float,
 ) -> float:
-    """The fraction of every position to keep (1 = no reduction, 0 = close all)."""
+    """The fraction of every position to keep (1 = no reduction, 0 = close all).
+
+    IM comes from ``Book.values`` (any contract kind: an inverse position's IM is its
+    coin notional times a rate, a short option's its size times a per-unit margin).
+    """
+    models = book.models
     if not equity > 0.0:
         return 0.0
 
     def initial_at(fractions: NDArray[np.float64]) -> NDArray[np.float64]:
         m = fractions.shape[0]
-        im, _ = models.requirements(
+        repeated_mark = np.repeat(mark, m)
+        _, im, _ = book.values(
             np.repeat(instrument, m),
             (qty[:, None] * fractions[None, :]).ravel(),
-            np.repeat(mark, m),
+            repeated_mark,
             np.repeat(leverage, m),
+            repeated_mark,
         )
         total: NDArray[np.float64] = (im.reshape(-1, m) * settle_value[:, None]).sum(axis=0)
         return total
@@ -58,7 +66,12 @@ def kept_fraction(
     if initial_at(np.ones(1))[0] <= equity:
         return 1.0
     notional = np.abs(qty) * models.contract_size.take(instrument) * mark
-    floors = models.layout.floors[instrument, 1:] / notional[:, None]
+    if not book.contracts.linear_only:  # inverse brackets are keyed by coin notional
+        inverse = book.contracts.kind.take(instrument) == INVERSE
+        with np.errstate(divide="ignore", invalid="ignore"):  # an option may be worth 0
+            notional = np.where(inverse, notional / (mark * mark), notional)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floors = models.layout.floors[instrument, 1:] / notional[:, None]
     inside = floors[np.isfinite(floors) & (floors > 0.0) & (floors < 1.0)]
     ends = np.unique(np.concatenate([inside, [1.0]]))
     at_ends = initial_at(ends)

@@ -25,15 +25,13 @@ def figures(
     entry: NDArray[np.float64],
     leverage: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
-    """(unrealised PnL, IM, MM) of linear positions in the valuation asset.
+    """(equity contribution, IM, MM) of positions in the valuation asset.
 
-    ``uPnL = qty * contract_size * (mark - entry)``, the USDⓈ-M definition (Binance,
-    "How to Calculate Unrealized PnL"); IM/MM come from the instrument's model.
+    Linear: ``uPnL = qty * contract_size * (mark - entry)``, the USDⓈ-M definition
+    (Binance, "How to Calculate Unrealized PnL"), IM/MM from the instrument's model;
+    inverse and option positions as ``Book.values`` (``monitor.book._contracts``) says.
     """
-    mark = book.mark.take(instrument)
-    upnl = qty * book.contract_size.take(instrument)
-    upnl *= mark - entry
-    initial, maintenance = book.models.requirements(instrument, qty, mark, leverage)
+    upnl, initial, maintenance = book.values(instrument, qty, entry, leverage)
     settle_value = book.assets.value.take(book.settle_asset)
     if not np.all(settle_value == 1.0):
         value = settle_value.take(instrument)

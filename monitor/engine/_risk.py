@@ -8,7 +8,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import NO_ROW, Book
+from monitor.engine._contract_risk import position_greeks, threshold_prices
 from monitor.engine._reduction import kept_fraction
+from monitor.models import INVERSE, OPTION
 from monitor.schema import PositionRisk, Reduction
 from monitor.states import STATE_NAMES
 
@@ -57,12 +59,12 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
         other = (float(units.maintenance[unit]) - pos.maintenance[rows]) / value
         equity_settle = equity / value
-    liquidation = book.models.liquidation_prices(instrument, qty, mark, equity_settle, other)
-    bankruptcy = book.models.liquidation_prices(
-        instrument, qty, mark, equity_settle, other, target_maintenance=False
+    liquidation, bankruptcy = threshold_prices(
+        book, instrument, qty, np.broadcast_to(equity_settle, qty.shape).copy(), other
     )
     isolated = units.row[unit] != NO_ROW
-    notional = book.models.notional(instrument, qty, mark) * value
+    notional = _notional(book, instrument, qty, mark) * value
+    option = book.contracts.kind[instrument] == OPTION
     return tuple(
         PositionRisk(
             symbol=book.symbols[instrument[k]],
@@ -70,7 +72,11 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
             entry_price=float(pos.entry[row]),
             mark_price=float(mark[k]),
             notional=float(notional[k]),
-            unrealized_pnl=float(pos.upnl[row]),
+            unrealized_pnl=float(
+                qty[k] * book.contract_size[instrument[k]] * (mark[k] - pos.entry[row]) * value[k]
+                if option[k]
+                else pos.upnl[row]
+            ),
             initial_margin=float(pos.initial[row]),
             maintenance_margin=float(pos.maintenance[row]),
             liquidation_price=_optional(float(liquidation[k])),
@@ -78,9 +84,27 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
             isolated_margin=float(pos.isolated_margin[row] * value[k]) if isolated else None,
             state=STATE_NAMES[units.state[unit]] if isolated else None,
             margin_ratio=margin_ratio(equity, float(units.maintenance[unit])) if isolated else None,
+            mark_iv=_optional(float(book.options.vol[instrument[k]])) if option[k] else None,
+            greeks=position_greeks(book, int(instrument[k]), float(qty[k])),
         )
         for k, row in enumerate(rows.tolist())
     )
+
+
+def _notional(
+    book: Book, instrument: NDArray[np.intp], qty: NDArray[np.float64], mark: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Notional in the settle asset: linear at mark, inverse in coin, options at market value."""
+    notional = book.models.notional(instrument, qty, mark)
+    if book.contracts.linear_only:
+        return notional
+    kind = book.contracts.kind[instrument]
+    size = qty * book.contract_size[instrument]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inverse_notional = np.abs(size) / mark
+    notional = np.where(kind == INVERSE, inverse_notional, notional)
+    result: NDArray[np.float64] = np.where(kind == OPTION, size * mark, notional)
+    return result
 
 
 def reductions(book: Book, unit: int) -> tuple[Reduction, ...]:
@@ -92,7 +116,7 @@ def reductions(book: Book, unit: int) -> tuple[Reduction, ...]:
     instrument = pos.instrument[rows]
     qty = pos.qty[rows]
     kept = kept_fraction(
-        book.models,
+        book,
         instrument,
         qty,
         book.mark[instrument],

@@ -17,7 +17,10 @@ from __future__ import annotations
 import math
 
 from monitor.book import Book
+from monitor.engine._options import tick_problem
+from monitor.models import OPTION
 from monitor.schema import (
+    Delivery,
     Fill,
     Funding,
     IsolatedMargin,
@@ -33,6 +36,7 @@ __all__ = [
     "MAX_PRICE",
     "MAX_QUANTITY",
     "MAX_TS_MS",
+    "MAX_VOLATILITY",
     "SHAPE_REASONS",
     "ledger_key",
     "shape_problem",
@@ -46,17 +50,21 @@ MAX_AMOUNT = 1e15
 """Largest accepted size of a transfer, funding payment, margin adjustment or fee."""
 MAX_LEVERAGE = 10_000.0
 """Largest accepted chosen leverage."""
+MAX_VOLATILITY = 100.0
+"""Largest accepted annualised implied volatility (100 = 10,000 %)."""
 MAX_TS_MS = 4_102_444_800_000
 """2100-01-01T00:00:00Z: no event time in ms since the epoch is later than this."""
 
 SHAPE_REASONS = (
     "amount_out_of_range",
+    "delivery_not_option",
     "empty_account",
     "empty_id",
     "fee_out_of_range",
     "leverage_below_one",
     "leverage_out_of_range",
     "leverage_without_symbol",
+    "mark_iv_not_option",
     "non_finite_amount",
     "non_finite_fee",
     "non_finite_leverage",
@@ -64,13 +72,25 @@ SHAPE_REASONS = (
     "non_finite_quantity",
     "non_positive_price",
     "non_positive_quantity",
+    "non_positive_volatility",
     "price_out_of_range",
     "quantity_out_of_range",
     "ts_out_of_range",
     "unknown_asset",
     "unknown_instrument",
+    "volatility_out_of_range",
 )
 """Every reason ``shape_problem`` can give (metric labels are created for each up front)."""
+
+
+def delivery_problem(book: Book, item: Delivery) -> str | None:
+    """A delivery names an option and a finite positive settlement price."""
+    ix = book.instrument_index.get(item.symbol)
+    if ix is None:
+        return "unknown_instrument"
+    if book.contracts.kind[ix] != OPTION:
+        return "delivery_not_option"
+    return _price(item.settlement_price)
 
 
 def ledger_key(item: LedgerEvent) -> tuple[str, str]:
@@ -83,6 +103,8 @@ def ledger_key(item: LedgerEvent) -> tuple[str, str]:
         return ("funding", item.funding_id)
     if isinstance(item, MarginSettings):
         return ("margin_settings", item.settings_id)
+    if isinstance(item, Delivery):
+        return ("delivery", item.delivery_id)
     return ("isolated_margin", item.adjustment_id)
 
 
@@ -114,9 +136,19 @@ def shape_problem(book: Book, item: LedgerEvent | PriceTick) -> str | None:
         if (
             item.symbol not in book.instrument_index
             and item.symbol not in book.assets.price_symbols
+            and item.symbol not in book.contracts.underlying_index
         ):
             return "unknown_instrument"
-        return _ts(item.ts) or _price(item.mark_price)
+        problem = _ts(item.ts)
+        if problem is not None:
+            return problem
+        if item.mark_iv is not None:
+            if math.isfinite(item.mark_iv) and item.mark_iv > MAX_VOLATILITY:
+                return "volatility_out_of_range"
+            return tick_problem(book, item) or (
+                None if math.isnan(item.mark_price) else _price(item.mark_price)
+            )
+        return _price(item.mark_price)
     if not item.account:
         return "empty_account"
     if not ledger_key(item)[1]:
@@ -140,6 +172,8 @@ def shape_problem(book: Book, item: LedgerEvent | PriceTick) -> str | None:
         return _amount(item.amount)
     if isinstance(item, Funding | IsolatedMargin):
         return _symbol(book, item.symbol) or _amount(item.amount)
+    if isinstance(item, Delivery):
+        return delivery_problem(book, item)
     return _settings_problem(book, item)
 
 

@@ -21,7 +21,7 @@ from monitor.models._layout import (
 )
 from monitor.models._size_scaled import check_size_scaled
 from monitor.models._valuation import margins_into
-from monitor.schema import Instrument, SizeScaledMargin, TieredMargin
+from monitor.schema import Instrument, OptionStandardMargin, SizeScaledMargin, TieredMargin
 
 __all__ = ["ModelTable"]
 
@@ -76,6 +76,12 @@ class ModelTable:
                 )
                 slopes.append((spec.mm.slope, spec.im.slope))
                 kinds.append(KIND_SIZE_SCALED)
+            elif isinstance(spec, OptionStandardMargin):
+                # Options are margined per instrument from their price (ContractTable);
+                # here they are one bracket at zero rates, so linear valuation adds nothing.
+                compiled.append(CompiledBrackets((0.0,), (math.inf,), (0.0,), (0.0,), (0.0,)))
+                slopes.append((0.0, 0.0))
+                kinds.append(KIND_TIERED)
             else:  # a new spec kind in the schema needs compiling here
                 raise ConfigError(f"instrument {symbol}: unsupported margin model {spec!r}")
         layout = _pad(instruments, compiled, slopes, kinds)

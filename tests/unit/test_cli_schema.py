@@ -24,7 +24,14 @@ def test_fills_schema_is_a_union_tagged_by_type(capsys: pytest.CaptureFixture[st
     assert defs["Fill"]["properties"]["type"] == {"enum": ["fill"]}
     assert set(defs["Fill"]["required"]) >= {"fill_id", "account", "symbol", "side", "qty"}
     tags = document["discriminator"]["mapping"]  # type: ignore[index]
-    assert set(tags) == {"fill", "transfer", "funding", "margin_settings", "isolated_margin"}
+    assert set(tags) == {
+        "fill",
+        "transfer",
+        "funding",
+        "margin_settings",
+        "isolated_margin",
+        "delivery",
+    }
 
 
 def test_margin_events_schema_names_the_contract_fields(

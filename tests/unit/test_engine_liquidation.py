@@ -169,7 +169,7 @@ def test_a_bankrupt_account_is_closed_completely() -> None:
 def test_kept_fraction_is_one_when_equity_covers_initial_margin() -> None:
     engine = Engine([BTC])
     k = kept_fraction(
-        engine.models,
+        engine.book,
         np.array([0]),
         np.array([1.0]),
         np.array([30_000.0]),

@@ -365,6 +365,12 @@ def _path(chain: Sequence[dict[str, Any]]) -> str:
     )
 
 
+def _when(event: dict[str, Any]) -> str:
+    return f"trigger {event['trigger']} @{event['trigger_ts']} detected {event['detected_ts']}" + (
+        " collapsed" if event.get("collapsed") else ""
+    )
+
+
 def final_states(events: Sequence[dict[str, Any]]) -> dict[Unit, str]:
     return {unit: chain[-1]["state"] for unit, chain in _chains(events).items()}
 
@@ -419,7 +425,10 @@ def compare(
         if ref_final.get(u, HEALTHY) != final.get(u, HEALTHY)
     ]
     ids = Counter(e["event_id"] for e in fault)
-    duplicate_ids = [f"{i} x{n}" for i, n in ids.items() if n > 1]
+    twice = {i for i, n in ids.items() if n > 1}
+    duplicate_ids = [
+        f"{e['event_id']} ({_unit(e)}: {_when(e)})" for e in fault if e["event_id"] in twice
+    ]
     repeated, gaps, unflagged = [], [], []
     skipping = collapsed = 0
     novel = 0
@@ -436,9 +445,11 @@ def compare(
         for event in chain:
             pair = (event["previous_state"], event["state"])
             if pair == before:
-                repeated.append(f"{unit}: {pair[0]} -> {pair[1]} twice in a row")
+                repeated.append(f"{unit}: {pair[0]} -> {pair[1]} twice in a row, {_when(event)}")
             if event["previous_state"] != last:
-                gaps.append(f"{unit}: last published {last}, next event from {pair[0]}")
+                gaps.append(
+                    f"{unit}: last published {last}, next event from {pair[0]}, {_when(event)}"
+                )
             if event.get("collapsed") is True:
                 collapsed += 1
             if pair not in ref_pairs and pair not in ref_skipped:

@@ -162,6 +162,11 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
     task: asyncio.Task[None] | None = None
     procs: list[LiqmonProcess] = []
     recovery_kills = 0
+    timeline: list[str] = []
+
+    def mark(what: str) -> None:
+        timeline.append(f"{what} at {time.time_ns() // 1_000_000}")
+
     outage_s = 0.0
     try:
         async with MonitorHarness(kafka_settings, topics, f"fi-brk-{uuid.uuid4().hex[:8]}") as h:
@@ -181,21 +186,25 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
                 await wait_played(replay, task, stream_s * 0.15)
                 paused_at = await replay.pause()
                 try:
+                    mark("broker stopped")
                     await asyncio.to_thread(broker.stop)
                     await asyncio.sleep(BROKER_OUTAGE_S)  # the outage itself
                     a.assert_running()
                 finally:
                     await asyncio.to_thread(broker.start, timeout_s=180)
                     outage_s = time.monotonic() - paused_at
+                    mark("broker back")
                     replay.resume(paused_at)
                 a.assert_running()
 
                 # 1 -> 3 -> 1 instances while ticks keep coming.
                 await wait_played(replay, task, stream_s * 0.3)
                 b, c = process("b"), process("c")
+                mark("scaling to 3")
                 await asyncio.gather(b.spawn(), c.spawn())
                 await asyncio.gather(b.wait_ready(SETTLE_S), c.wait_ready(SETTLE_S))
                 await wait_played(replay, task, stream_s * 0.5)
+                mark("scaling to 1")
                 codes = await asyncio.gather(b.stop(), c.stop())
                 assert codes == [0, 0], f"SIGTERM exit codes {codes}\n{b.tail()}\n{c.tail()}"
 
@@ -204,7 +213,9 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
                 # ready, until the second has asked to join, so the rebalance cannot miss it.
                 await wait_played(replay, task, stream_s * 0.65)
                 d = process("d")
+                mark("kill -9 before the rebalance during recovery")
                 recovery_kills = await rebalance_during_recovery(a, d)
+                mark("both recovering")
                 await asyncio.gather(a.wait_ready(SETTLE_S), d.wait_ready(SETTLE_S))
 
                 await task
@@ -227,7 +238,7 @@ async def test_broker_restart_scaling_and_a_rebalance_during_recovery(
         kills_to_freeze_a_recovery=recovery_kills,
     )
     assert done, f"the fault run did not finish: {missing}"
-    assert not failures(verdict), "\n".join(failures(verdict))
+    assert not failures(verdict), "\n".join([*failures(verdict), "; ".join(timeline)])
 
 
 def past_prices(status: int, reason: str) -> bool:

@@ -6,8 +6,11 @@ count and scan every one.
 
 The same Structs are used on the wire (JSON), by the engine and for the docs.
 Variants are tagged unions so that decoding picks the class from the ``type`` (or
-``model``) field. Timestamps are event times in milliseconds since the Unix epoch
-(``ts``); the engine never reads a clock.
+``model``) field. Config-like input (instruments, collateral, ``liqmon evaluate``
+requests) forbids unknown fields, so a typo is an error rather than a default; wire
+messages (prices, ledger events) ignore fields they do not know, so producers can add
+fields before every consumer is upgraded (``monitor.strict``). Timestamps are event
+times in milliseconds since the Unix epoch (``ts``); the engine never reads a clock.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ __all__ = [
     "RateCurve",
     "Reduction",
     "SizeScaledMargin",
+    "SnapshotChunk",
     "StateRecord",
     "Tier",
     "TieredMargin",
@@ -78,7 +82,7 @@ MarginEventType = Literal[
 # --------------------------------------------------------------------------- instruments
 
 
-class Tier(msgspec.Struct, frozen=True, kw_only=True):
+class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One risk-limit bracket, as Binance and Bybit publish them.
 
     ``floor``/``cap`` bound the position notional (quote units) the bracket covers.
@@ -95,13 +99,20 @@ class Tier(msgspec.Struct, frozen=True, kw_only=True):
     cum: float | None = None
 
 
-class TieredMargin(msgspec.Struct, tag="tiered", tag_field="model", frozen=True, kw_only=True):
+class TieredMargin(
+    msgspec.Struct,
+    tag="tiered",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Risk-limit brackets by position notional (Binance USDⓈ-M, Bybit linear)."""
 
     tiers: tuple[Tier, ...]
 
 
-class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
+class RateCurve(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A margin rate that grows with position size: ``base + slope * |size|``."""
 
     base: float
@@ -109,7 +120,12 @@ class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SizeScaledMargin(
-    msgspec.Struct, tag="size_scaled", tag_field="model", frozen=True, kw_only=True
+    msgspec.Struct,
+    tag="size_scaled",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
 ):
     """Deribit-style rates scaled by position size, applied to the whole position."""
 
@@ -118,7 +134,12 @@ class SizeScaledMargin(
 
 
 class OptionStandardMargin(
-    msgspec.Struct, tag="option_standard", tag_field="model", frozen=True, kw_only=True
+    msgspec.Struct,
+    tag="option_standard",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
 ):
     """Deribit's standard margin of options, per contract of one base unit.
 
@@ -138,7 +159,7 @@ MarginModelSpec = TieredMargin | SizeScaledMargin | OptionStandardMargin
 InstrumentKind = Literal["linear", "inverse", "option"]
 
 
-class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A tradable contract.
 
     * ``linear``: settles in ``quote``; ``contract_size`` base units per contract.
@@ -174,7 +195,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return self.quote
 
 
-class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
+class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An asset accepted as collateral, valued at ``(1 - haircut) x price``.
 
     ``price_symbol`` names the price tick that values one unit of the asset in the
@@ -357,7 +378,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     ``event_id`` is deterministic: the same inputs give the same id, so a consumer
     can drop duplicates after a restart. ``margin_ratio`` is MM / equity, null
-    (infinite) when equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
+    whenever equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
@@ -416,7 +437,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     greeks: dict[str, Greeks] = {}
 
 
-class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A position to evaluate: signed ``qty`` in contracts (negative = short).
 
     ``margin`` is the margin allocated to the position; it is required when the
@@ -430,7 +451,7 @@ class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
     margin: float | None = None
 
 
-class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An account to evaluate: its mode, wallet balance per asset and positions."""
 
     account: str
@@ -439,7 +460,7 @@ class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[EvaluatePosition, ...] = ()
 
 
-class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The input of ``liqmon evaluate``: instruments, mark prices and accounts.
 
     ``prices`` maps a symbol to its mark price; it must price every instrument a
@@ -517,4 +538,45 @@ class PricesScreened(
     next_offset: int
 
 
-StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened
+class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
+    """One chunk of a snapshot of the book of one ``fills`` partition (topic
+    ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
+
+    A snapshot is the accounts of the partition after every ledger record before
+    ``next_offset``; it is ``chunks`` records long, each under Kafka's record limit, all
+    with the same ``next_offset``. Recovery loads the newest complete snapshot and replays
+    the ledger from ``next_offset`` on. Numeric columns are little-endian arrays (base64
+    in JSON), so a million accounts decode without a Python object per number: per
+    account ``accounts`` (names), ``modes`` (int8: 0 cross, 1 isolated) and ``balances``
+    (float64, ``len(assets)`` per account, in the order of ``assets``); per position row
+    ``row_account`` (int32 index into ``accounts``), ``row_symbol`` (int32 index into
+    ``symbols``), ``qty``, ``entry``, ``realised``, ``leverage`` (NaN when never chosen),
+    ``isolated_margin`` (float64) and ``row_flags`` (int8: 1 open, 2 open in its isolated
+    unit, 4 has an isolated unit); and the ledger ids applied to these accounts within
+    the idempotency window (``seen``: kind, id, stamp, index into ``accounts``).
+    """
+
+    topic: str
+    partition: int
+    next_offset: int
+    chunk: int
+    chunks: int
+    ts: int
+    ledger_clock: int
+    assets: tuple[str, ...]
+    symbols: tuple[str, ...]
+    accounts: list[str]
+    modes: bytes
+    balances: bytes
+    row_account: bytes
+    row_symbol: bytes
+    qty: bytes
+    entry: bytes
+    realised: bytes
+    leverage: bytes
+    isolated_margin: bytes
+    row_flags: bytes
+    seen: list[tuple[str, str, int, int]]
+
+
+StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened | SnapshotChunk

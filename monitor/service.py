@@ -24,16 +24,22 @@ from typing import Any, get_args
 
 import structlog
 
-from monitor.changelog import checkpoint_records, price_reference_records, prices_screened_records
+from monitor.changelog import (
+    checkpoint_records,
+    price_reference_records,
+    prices_screened_records,
+)
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
-from monitor.engine import SHAPE_REASONS, Engine
+from monitor.engine import SHAPE_REASONS, Engine, exposure
+from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
+from monitor.snapshots import Snapshots
 from monitor.states import STATE_NAMES
 from streams import (
     INVALID,
@@ -42,6 +48,7 @@ from streams import (
     UNDECODABLE,
     InboundRecord,
     LedgerConsumer,
+    OutboundRecord,
     Producer,
     Rejection,
     TableConsumer,
@@ -81,6 +88,12 @@ class Monitor:
         self.instruments = tuple(instruments)
         self.metrics = Metrics()
         self.engine = Engine(self.instruments, settings.engine)
+        unknown = sorted(set(settings.service.insurance_fund) - set(self.engine.book.assets.index))
+        if unknown:
+            raise ConfigError(
+                f"service.insurance_fund holds {', '.join(unknown)}, which is neither the "
+                "valuation asset nor a collateral asset; list it in engine.collateral"
+            )
         self._clock_ms = clock_ms
         service = settings.service
         self._intake = Intake(service, settings.topics.dlq, self.metrics)
@@ -102,6 +115,9 @@ class Monitor:
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
+        self._snapshots = Snapshots(
+            settings.topics.state, service.snapshot_interval_s, self.metrics
+        )
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -209,7 +225,7 @@ class Monitor:
                 self._observe(records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
 
-    def _guard_records(self, *, force: bool) -> list[Any]:
+    def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
         """The price guard's changed references and how far prices were screened, when
         ``force`` (something was held or dead-lettered) or the save interval has passed."""
         now = time.monotonic()
@@ -245,7 +261,7 @@ class Monitor:
                 )
                 prices = polls.pop("prices").result() if polls["prices"].done() else []
                 ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
-                if prices or ledger:
+                if prices or ledger or self._snapshots.due(self._owned):
                     await self._cycle(prices, ledger)
                 now = time.monotonic()
                 if now >= next_gauges:
@@ -281,6 +297,15 @@ class Monitor:
             checkpoint.add(self._guard_records(force=guard_moved))
             consumed = next_offsets(ledger)
             checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
+            checkpoint.add(
+                self._snapshots.take(
+                    self.engine,
+                    self._owned,
+                    self._account_partition,
+                    {**self._positions, **consumed},
+                    now_ms,
+                )
+            )
             self._positions.update(await checkpoint.commit(consumed))
             self._observe(prices, ledger, items, ticks, events, self._clock_ms())
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
@@ -345,6 +370,7 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
+        self._export_exposure()
         guard = self._intake.guard
         now_ms = self._clock_ms()
         for symbol, ts in guard.accepted_ts().items():
@@ -355,6 +381,24 @@ class Monitor:
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for tp, lag in (await self._ledger.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _export_exposure(self) -> None:
+        """Bad debt, liquidation exposure, open interest and the insurance fund."""
+        m = self.metrics
+        found = exposure(self.engine)
+        m.bad_debt_total.set(found.bad_debt)
+        for underlying, debt in found.bad_debt_by_underlying.items():
+            m.bad_debt.labels(underlying).set(debt)
+        for underlying, exposed in found.liquidation_exposure_by_underlying.items():
+            m.liquidation_exposure.labels(underlying).set(exposed)
+        for symbol, interest in found.open_interest.items():
+            m.open_interest.labels(symbol).set(interest)
+        fund = self.settings.service.insurance_fund
+        if fund:
+            assets = self.engine.book.assets
+            m.insurance_fund.set(
+                sum(amount * float(assets.value[assets.index[a]]) for a, amount in fund.items())
+            )
 
     def _sweep(self) -> None:
         self.metrics.sweeps.inc()
@@ -420,3 +464,4 @@ class Monitor:
         self._count_published(rebuilt.events, self._clock_ms())
         self._positions = dict(rebuilt.resume)
         self._built = True
+        self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)

@@ -413,6 +413,15 @@ class Verdict:
 def compare(
     reference: Sequence[dict[str, Any]], fault: Sequence[dict[str, Any]], accounts: Sequence[str]
 ) -> Verdict:
+    """Check the fault run's events of every margin unit (account, isolated symbol).
+
+    An event *skips levels against the reference* when the reference's path of the unit
+    (healthy, then each event's state) goes from its ``previous_state`` to its ``state``
+    only through other states, never in one step: such an event must say ``collapsed``.
+    A transition the reference never made at all is only counted (``novel``): cycles
+    batch ticks differently from run to run, and a reference cycle may have jumped over a
+    level the fault run saw.
+    """
     ref_chains, chains = _chains(reference), _chains(fault)
     ref_final, final = final_states(reference), final_states(fault)
     units = set(ref_chains) | set(chains)

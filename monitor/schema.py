@@ -212,7 +212,7 @@ class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 # --------------------------------------------------------------------------- prices
 
 
-class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
@@ -220,7 +220,8 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``underlying`` revalues every option on it. An option's tick may carry
     ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
     may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
-    base unit) the implied volatility is solved from it.
+    base unit) the implied volatility is solved from it. Fields left at their default
+    are left out of the JSON (JSON has no NaN for an absent ``mark_price``).
     """
 
     symbol: Id
@@ -389,6 +390,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     tick or restart it was judged from. ``collapsed`` is true when the unit was judged
     afresh after a restart or rebalance: the event goes from the last published state
     straight to the current one, covering any level passed while nobody watched.
+    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     """
 
     event_id: str
@@ -410,6 +412,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     positions_omitted: int = 0
     sequence: int = 0
     collapsed: bool = False
+    greeks: dict[str, Greeks] = {}
 
 
 # --------------------------------------------------------------------------- what-if
@@ -551,8 +554,11 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     (float64, ``len(assets)`` per account, in the order of ``assets``); per position row
     ``row_account`` (int32 index into ``accounts``), ``row_symbol`` (int32 index into
     ``symbols``), ``qty``, ``entry``, ``realised``, ``leverage`` (NaN when never chosen),
-    ``isolated_margin`` (float64) and ``row_flags`` (int8: 1 open, 2 open in its isolated
-    unit, 4 has an isolated unit); and the ledger ids applied to these accounts within
+    ``isolated_margin`` (float64), ``row_flags`` (int8: 1 open, 2 open in its isolated
+    unit, 4 has an isolated unit), ``row_rank`` (int32: place in its unit's position
+    list, -1 when flat) and ``row_unit_order`` (int64: rank of its isolated unit's
+    creation, -1 when none), so a restored book lists positions and units in the same
+    order and emits the same events; and the ledger ids applied to these accounts within
     the idempotency window (``seen``: kind, id, stamp, index into ``accounts``).
     """
 
@@ -576,6 +582,8 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     leverage: bytes
     isolated_margin: bytes
     row_flags: bytes
+    row_rank: bytes
+    row_unit_order: bytes
     seen: list[tuple[str, str, int, int]]
 
 

@@ -40,6 +40,8 @@ __all__ = [
     "MarginModelSpec",
     "MarginSettings",
     "OptionStandardMargin",
+    "PortfolioMarginParams",
+    "PortfolioModel",
     "PositionRisk",
     "PriceReference",
     "PriceTick",
@@ -186,6 +188,38 @@ class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
     asset: str
     haircut: float = 0.0
     price_symbol: str | None = None
+
+
+PortfolioModel = Literal["pm_risk_matrix", "pm_greeks", "pm_hybrid"]
+
+
+class PortfolioMarginParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Portfolio (risk-matrix) margin of one underlying group; defaults after Deribit's.
+
+    ``model``: ``pm_risk_matrix`` (full revaluation on the grid), ``pm_greeks`` (the same
+    grid with the delta-gamma-vega approximation) or ``pm_hybrid`` (risk matrix with
+    ``IM >= hybrid_floor x standard IM``). The grid: ``price_steps`` evenly spaced moves
+    in ``[-price_range, +price_range]`` times vol up / same / down, with
+    ``iv x (1 +/- vol_up|vol_down x (30 / days) ^ vol_power)`` (``vol_power_short`` up to
+    30 days, ``vol_power_long`` beyond), floored at ``min_iv``; plus ``extreme_moves``
+    with vol up, counted at ``extreme_fraction``. ``MM = loss + contingencies``,
+    ``IM = MM x im_factor``. See ``monitor.scenarios`` and docs/portfolio-margin.md.
+    """
+
+    model: PortfolioModel = "pm_risk_matrix"
+    price_range: float = 0.16
+    price_steps: int = 9
+    vol_up: float = 0.45
+    vol_down: float = 0.30
+    vol_power_short: float = 0.30
+    vol_power_long: float = 0.13
+    min_iv: float = 0.01
+    extreme_moves: tuple[float, ...] = (-0.66, -0.33, 0.5, 1.0, 2.0, 3.0)
+    extreme_fraction: float = 0.2
+    futures_contingency: float = 0.01
+    option_contingency: float = 0.01
+    im_factor: float = 1.25
+    hybrid_floor: float = 0.1
 
 
 # --------------------------------------------------------------------------- prices

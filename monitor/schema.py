@@ -35,11 +35,13 @@ __all__ = [
     "IsolatedMargin",
     "LedgerCheckpoint",
     "LedgerEvent",
+    "LossReducer",
     "MarginEvent",
     "MarginEventType",
     "MarginModelSpec",
     "MarginSettings",
     "OptionStandardMargin",
+    "PortfolioGroupRisk",
     "PortfolioMarginParams",
     "PortfolioModel",
     "PositionRisk",
@@ -48,6 +50,8 @@ __all__ = [
     "PricesScreened",
     "RateCurve",
     "Reduction",
+    "ScenarioPnl",
+    "ScenarioPoint",
     "SizeScaledMargin",
     "StateRecord",
     "Tier",
@@ -64,7 +68,7 @@ Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
 """A name or id on the wire: at most ``MAX_ID_LENGTH`` characters, so no input can make an
 event or a dead letter too large to publish."""
 
-AccountMode = Literal["cross", "isolated"]
+AccountMode = Literal["cross", "isolated", "portfolio"]
 AccountState = Literal["healthy", "margin_call", "liquidation", "bankrupt"]
 Trigger = Literal["price", "ledger", "restore"]
 MarginEventType = Literal[
@@ -386,6 +390,61 @@ class Reduction(msgspec.Struct, frozen=True, kw_only=True):
     qty: float
 
 
+class ScenarioPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A risk-matrix scenario: the underlying's ``price_move`` (a fraction, -0.16 = 16 %
+    down) and the volatility case (``up``, ``same`` or ``down``)."""
+
+    price_move: float
+    vol_case: Literal["up", "same", "down"]
+
+
+class ScenarioPnl(msgspec.Struct, frozen=True, kw_only=True):
+    """One cell of a risk matrix: the group's P&L in a scenario and the weight its loss
+    counts at (1, or ``extreme_fraction`` in the extended table)."""
+
+    price_move: float
+    vol_case: Literal["up", "same", "down"]
+    weight: float
+    pnl: float
+
+
+class LossReducer(msgspec.Struct, frozen=True, kw_only=True):
+    """Closing ``symbol`` (``qty`` contracts held) alone lowers the group's loss by
+    ``loss_reduction``."""
+
+    symbol: str
+    qty: float
+    loss_reduction: float
+
+
+class PortfolioGroupRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """Portfolio margin of one underlying group of an account (``monitor.scenarios``).
+
+    ``loss`` is the worst weighted scenario loss, reached in ``worst_scenario``;
+    ``maintenance_margin = loss + futures_contingency + option_contingency`` and
+    ``initial_margin = im_factor x MM`` (``pm_hybrid``: at least ``hybrid_floor x
+    standard_initial_margin``, the group's IM on the standard models). ``evaluate`` adds
+    the whole ``risk_matrix``, the ``liquidation_move`` (the price move of the underlying,
+    a fraction, at which the account's equity falls to its MM; null when none within
+    +/-100 %), the ``loss_reducers`` and, for ``pm_greeks``, ``full_revaluation_loss``
+    (the loss by full Black-76 revaluation: the approximation's error is the difference).
+    """
+
+    underlying: str
+    model: PortfolioModel
+    loss: float
+    futures_contingency: float
+    option_contingency: float
+    initial_margin: float
+    maintenance_margin: float
+    standard_initial_margin: float
+    worst_scenario: ScenarioPoint
+    risk_matrix: tuple[ScenarioPnl, ...] = ()
+    liquidation_move: float | None = None
+    loss_reducers: tuple[LossReducer, ...] = ()
+    full_revaluation_loss: float | None = None
+
+
 class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A margin-state transition of one account (topic ``margin-events``, key = account).
 
@@ -402,6 +461,8 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     tick or restart it was judged from. ``collapsed`` is true when the unit was judged
     afresh after a restart or rebalance: the event goes from the last published state
     straight to the current one, covering any level passed while nobody watched.
+    ``portfolio`` gives the per-group figures of an account on portfolio margin (its IM
+    and MM are their sums); empty otherwise.
     """
 
     event_id: str
@@ -423,6 +484,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     positions_omitted: int = 0
     sequence: int = 0
     collapsed: bool = False
+    portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 
 # --------------------------------------------------------------------------- what-if
@@ -448,6 +510,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     collateral: dict[str, float]
     positions: tuple[PositionRisk, ...] = ()
     greeks: dict[str, Greeks] = {}
+    portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 
 class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
@@ -480,7 +543,8 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     position uses (an option through its underlying's price and a volatility in
     ``vols``, or its own mark price, from which the volatility is implied) and every
     collateral asset's ``price_symbol`` that an account holds. ``now`` (ms since the
-    epoch or ISO 8601 UTC) is the time options are valued at.
+    epoch or ISO 8601 UTC) is the time options are valued at. ``portfolio_margin`` gives
+    the parameters of underlying groups for accounts in ``portfolio`` mode (defaults else).
     """
 
     instruments: tuple[Instrument, ...]
@@ -490,6 +554,7 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
     valuation_asset: str = "USDT"
     vols: dict[str, float] = {}
     now: int | str | None = None
+    portfolio_margin: dict[str, PortfolioMarginParams] = {}
 
 
 # --------------------------------------------------------------------------- state changelog

@@ -341,13 +341,14 @@ class Engine:
         for asset, tick in revalued_assets.items():
             for ix in np.flatnonzero(book.settle_asset == asset).tolist():
                 moved.setdefault(ix, []).append(tick)
-        if not moved and not revalued_assets:
+        held = self.portfolio.ticked(book, latest, revalued_assets)
+        if not moved and not revalued_assets and not held:
             return []
         pos = book.positions
         parts = [pos.holders_of(ix) for ix in sorted(moved)]
         rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
         refresh_rows(book, rows)
-        unit_parts = [pos.unit[rows]]
+        unit_parts = [pos.unit[rows], self.portfolio.units_of(book, held)]
         n = book.accounts.size
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
@@ -356,8 +357,9 @@ class Engine:
         if units.size == 0:
             return []
         refresh_units(book, units, with_collateral=bool(revalued_assets))
-        self.portfolio.after_prices(book, units, moved)
-        return self._price_events(units, moved, revalued_assets, now_ms)
+        self.portfolio.after_prices(book, units, held)
+        triggers = self.portfolio.triggers(book, held, latest, moved)
+        return self._price_events(units, triggers, revalued_assets, now_ms)
 
     def _price_events(
         self,

@@ -34,7 +34,7 @@ from monitor.scenarios import (
     params_problem,
     price_group,
 )
-from monitor.schema import PortfolioMarginParams
+from monitor.schema import PortfolioMarginParams, PriceTick
 
 __all__ = ["GroupLayout", "PortfolioMargins"]
 
@@ -113,13 +113,38 @@ class PortfolioMargins:
             self._priced[group] = priced
         return priced
 
-    def moved(self, instruments: Iterable[int]) -> list[int]:
-        """Forget the prices of the groups of ``instruments``; return those groups."""
-        ix = np.fromiter(instruments, dtype=np.intp)
-        groups = np.unique(self.layout.group_of[ix]).tolist() if ix.size else []
+    def ticked(
+        self, book: Book, symbols: Iterable[str], assets: Iterable[int]
+    ) -> dict[int, NDArray[np.intp]]:
+        """Forget the prices of the groups a cycle's ticks touch: a tick of an instrument or
+        of an underlying, or of a settle asset. Returns, per such group, its open positions
+        in portfolio accounts (none when there is no portfolio account).
+
+        Any tick counts, not only one that moved a mark: an option tick that re-implies its
+        volatility at an unchanged mark still moves the volatility scenarios.
+        """
+        groups: set[int] = set()
+        for symbol in symbols:
+            group = self.layout.index.get(symbol)
+            if group is not None:
+                groups.add(group)
+            ix = book.instrument_index.get(symbol)
+            if ix is not None:
+                groups.add(int(self.layout.group_of[ix]))
+        for asset in assets:
+            groups.update(self.layout.group_of[book.settle_asset == asset].tolist())
         for group in groups:
             self._priced[group] = None
-        return groups
+        if not groups or (not self._figures and not self.has_accounts(book)):
+            return {}
+        pos = book.positions
+        held = {}
+        for group in sorted(groups):
+            parts = [pos.holders_of(int(ix)) for ix in self.layout.members[group]]
+            rows = self._portfolio_rows(book, np.concatenate(parts))
+            if rows.size:
+                held[group] = rows
+        return held
 
     # ------------------------------------------------------------------ figures
 
@@ -166,21 +191,43 @@ class PortfolioMargins:
     def has_accounts(self, book: Book) -> bool:
         return bool((book.accounts.mode[: book.accounts.size] == PORTFOLIO).any())
 
-    def after_prices(self, book: Book, units: NDArray[np.intp], instruments: Iterable[int]) -> None:
-        """After a tick's ``refresh_units(units)``: reprice the groups of the moved
-        ``instruments``, recompute them for their portfolio holders, and set the IM and
-        MM of the portfolio units among ``units``."""
-        groups = self.moved(instruments)
-        if not self._figures and not self.has_accounts(book):
-            return
-        pos = book.positions
-        for group in groups:
-            parts = [pos.holders_of(int(ix)) for ix in self.layout.members[group]]
-            rows = self._portfolio_rows(book, np.concatenate(parts)) if parts else parts
-            if len(rows):
-                assert isinstance(rows, np.ndarray)
-                self._store(book, group, *self.compute(book, group, rows))
+    def after_prices(
+        self, book: Book, units: NDArray[np.intp], held: Mapping[int, NDArray[np.intp]]
+    ) -> None:
+        """After a tick's ``refresh_units(units)``: recompute the groups ``held`` (from
+        :meth:`ticked`) for their portfolio holders, then set the IM and MM of the
+        portfolio units among ``units``."""
+        for group, rows in held.items():
+            self._store(book, group, *self.compute(book, group, rows))
         self.write_totals(book, units)
+
+    def units_of(self, book: Book, held: Mapping[int, NDArray[np.intp]]) -> NDArray[np.intp]:
+        """The cross units holding the rows of ``held``."""
+        if not held:
+            return np.empty(0, dtype=np.intp)
+        units: NDArray[np.intp] = book.positions.unit[np.concatenate(list(held.values()))]
+        return units
+
+    def triggers(
+        self,
+        book: Book,
+        held: Mapping[int, NDArray[np.intp]],
+        latest: Mapping[str, PriceTick],
+        moved: Mapping[int, list[PriceTick]],
+    ) -> dict[int, list[PriceTick]]:
+        """``moved`` plus, for the instruments of ``held`` groups, the ticks of their own
+        symbol or underlying: what an event of a portfolio unit names as its trigger."""
+        if not held:
+            return dict(moved)
+        out = {ix: list(ticks) for ix, ticks in moved.items()}
+        group_tick = {g: latest.get(self.layout.names[g]) for g in held}
+        for group in held:
+            for ix in self.layout.members[group].tolist():
+                found = out.setdefault(ix, [])
+                for tick in (latest.get(book.symbols[ix]), group_tick[group]):
+                    if tick is not None and tick not in found:
+                        found.append(tick)
+        return out
 
     def after_ledger(self, book: Book, units: NDArray[np.intp]) -> None:
         """After booking: recompute every group of the accounts of ``units`` (a position,

@@ -5,7 +5,9 @@ Each cycle that changes an account's state publishes a :class:`UnitStates` recor
 ``checkpoint:<topic>:<partition>``) for every ledger partition it consumed, before
 the ledger offsets are committed. The price guard's accepted marks
 (:class:`PriceReference`, key ``price:<symbol>``) and how far the prices were
-screened (:class:`PricesScreened`) go there too. The topic is compacted, so reading it
+screened (:class:`PricesScreened`) go there too, and so do periodic snapshots of each
+ledger partition's book (:class:`SnapshotChunk`, keys ``snapshot:<topic>:<partition>:<n>``),
+decoded only for the partitions being rebuilt. The topic is compacted, so reading it
 whole at start-up gives the newest record of each key. A record that does not decode is
 skipped, logged by the caller and counted (``RestoredState.dropped``): the monitor wrote
 it, so a foreign one cannot be trusted.
@@ -23,6 +25,7 @@ from monitor.schema import (
     PriceReference,
     PricesScreened,
     PriceTick,
+    SnapshotChunk,
     StateRecord,
     UnitStates,
 )
@@ -30,16 +33,23 @@ from streams import InboundRecord, OutboundRecord, TopicPartition, read_history,
 from streams.settings import KafkaSettings
 
 __all__ = [
+    "SNAPSHOT_CHUNK_BYTES",
     "RestoredState",
     "checkpoint_records",
     "price_reference_records",
     "prices_screened_records",
     "read_changelog",
+    "snapshot_records",
     "state_record",
 ]
 
+SNAPSHOT_CHUNK_BYTES = 800 * 1024
+"""Largest encoded snapshot chunk; Kafka's default record limit is 1 MiB."""
+_SNAPSHOT_PREFIX = b"snapshot:"
+
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(StateRecord).decode
+_decode_snapshot = msgspec.json.Decoder(SnapshotChunk).decode
 
 
 class RestoredState(msgspec.Struct, kw_only=True):
@@ -51,6 +61,24 @@ class RestoredState(msgspec.Struct, kw_only=True):
     prices_screened: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
     dropped: int = 0
     dropped_example: str = ""
+    # Raw snapshot chunks by (topic, partition) and chunk number, decoded on demand.
+    snapshot_raw: dict[TopicPartition, dict[int, bytes]] = msgspec.field(default_factory=dict)
+
+    def snapshot(self, tp: TopicPartition) -> list[SnapshotChunk] | None:
+        """The newest complete snapshot of ``tp``, or None (never taken, or incomplete)."""
+        raw = self.snapshot_raw.get(tp)
+        if not raw:
+            return None
+        try:
+            chunks = [_decode_snapshot(value) for _, value in sorted(raw.items())]
+        except msgspec.DecodeError:
+            return None
+        newest = max(chunk.next_offset for chunk in chunks)
+        current = [chunk for chunk in chunks if chunk.next_offset == newest]
+        expected = current[0].chunks
+        if sorted(chunk.chunk for chunk in current) != list(range(expected)):
+            return None
+        return current
 
 
 def state_record(topic: str, record: UnitStates) -> OutboundRecord:
@@ -96,6 +124,25 @@ def prices_screened_records(
     ]
 
 
+def snapshot_records(
+    topic: str, chunks: list[SnapshotChunk], previous_chunks: int = 0
+) -> list[OutboundRecord]:
+    """The records of one partition's snapshot (``chunks`` numbered 0..n-1), then
+    tombstones for the chunk keys an earlier, longer snapshot left behind."""
+    if not chunks:
+        return []
+    first = chunks[0]
+    stem = f"snapshot:{first.topic}:{first.partition}:"
+    records = [
+        OutboundRecord(topic, f"{stem}{chunk.chunk}".encode(), _encode(chunk)) for chunk in chunks
+    ]
+    records.extend(
+        OutboundRecord(topic, f"{stem}{n}".encode(), None)
+        for n in range(len(chunks), previous_chunks)
+    )
+    return records
+
+
 async def read_changelog(kafka: KafkaSettings, topic: str) -> RestoredState:
     """Read the whole changelog; the newest record of each key wins. Undecodable records
     are skipped and counted in ``dropped``."""
@@ -110,6 +157,10 @@ async def read_changelog(kafka: KafkaSettings, topic: str) -> RestoredState:
 
 def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
     for record in records:
+        key = record.key or b""
+        if key.startswith(_SNAPSHOT_PREFIX):
+            _fold_snapshot(restored, key, record.value)
+            continue
         if record.value is None:
             continue
         try:
@@ -129,6 +180,22 @@ def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
             restored.price_references[item.symbol] = PriceTick(
                 symbol=item.symbol, mark_price=item.mark_price, ts=item.ts
             )
-        else:
+        elif isinstance(item, PricesScreened):
             tp = TopicPartition(item.topic, item.partition)
             restored.prices_screened[tp] = item.next_offset
+
+
+def _fold_snapshot(restored: RestoredState, key: bytes, value: bytes | None) -> None:
+    """Keep the newest value of a snapshot chunk key (``snapshot:<topic>:<partition>:<n>``)."""
+    try:
+        topic, partition, chunk = key[len(_SNAPSHOT_PREFIX) :].decode().rsplit(":", 2)
+        tp = TopicPartition(topic, int(partition))
+        number = int(chunk)
+    except ValueError:
+        restored.dropped += 1
+        return
+    chunks = restored.snapshot_raw.setdefault(tp, {})
+    if value is None:
+        chunks.pop(number, None)
+    else:
+        chunks[number] = value

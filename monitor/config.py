@@ -97,6 +97,10 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     instance_id: str = ""
     #: How long the group waits for a silent member before moving its partitions.
     session_timeout_ms: Annotated[int, msgspec.Meta(ge=1000, le=300_000)] = 10_000
+    #: How often each ledger partition's book is snapshotted into ``liqmon-state`` (in a
+    #: cycle's transaction), so recovery loads it and replays only the ledger after it.
+    #: Must be well below the retention of ``fills``. 0 turns snapshots off.
+    snapshot_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
     #: How often the price guard's accepted marks are saved to ``liqmon-state``, so a
     #: restarted monitor screens the price table against them. Held prices save at once.
     guard_checkpoint_interval_s: Positive = 1.0
@@ -238,8 +242,14 @@ def _from_env(raw: str, field_type: Any, dotted: str, variable: str) -> Any:
             return msgspec.json.decode(raw, type=field_type, strict=False)
         return msgspec.convert(raw, field_type, strict=False)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        message = _describe(str(exc).split(" - at ", 1)[0], field_type)
-        raise ConfigError(f"config {dotted}: {message} (from env {variable})") from None
+        match = _AT.match(str(exc))
+        text, path = (match["message"], match["path"] or "") if match else (str(exc), "")
+        unknown = _UNKNOWN.match(text)
+        if unknown:  # inside a JSON value: name the field, e.g. engine.collateral[0].x
+            where = f"{dotted}{path}.{unknown['name']}"
+            raise ConfigError(f"config {where}: unknown field (from env {variable})") from None
+        message = _describe(text, field_type if not path else None)
+        raise ConfigError(f"config {dotted}{path}: {message} (from env {variable})") from None
 
 
 _STRUCTURED = (

@@ -23,21 +23,22 @@ from monitor.errors import ConfigError, InputError
 from monitor.evaluate_options import option_ticks, option_time, unpriced_hint
 from monitor.evaluate_portfolio import with_portfolio_guidance
 from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest
+from monitor.strict import convert_strict
 
 __all__ = ["decode_request", "evaluate", "evaluate_json"]
 
-_decode = msgspec.json.Decoder(EvaluateRequest).decode
 _encode = msgspec.json.Encoder().encode
 
 
 def decode_request(data: bytes) -> EvaluateRequest:
-    """Parse a request; a malformed or mistyped one raises InputError with the field path."""
+    """Parse a request; a malformed, mistyped or misspelt one raises InputError with the
+    field path. Keys starting with ``_`` are comments (:mod:`monitor.strict`)."""
     try:
-        return _decode(data)
-    except msgspec.ValidationError as exc:
-        raise InputError(f"invalid evaluate input: {exc}") from None
+        raw = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise InputError(f"evaluate input is not valid JSON: {exc}") from None
+    request: EvaluateRequest = convert_strict(raw, EvaluateRequest)
+    return request
 
 
 def _finite(value: float) -> bool:

@@ -8,8 +8,9 @@ Two formats, chosen by the file's suffix:
   ``[[instruments.margin.tiers]]``), and an optional ``[reference_prices]`` table.
 
 Each instrument object is exactly a :class:`monitor.schema.Instrument`. Keys that
-start with ``_`` are comments and are ignored; any other unknown key is an error, so
-a typo cannot silently fall back to a default. ``reference_prices`` (symbol -> price
+start with ``_`` are comments and are ignored, at any depth; any other unknown key is
+an error (:mod:`monitor.strict`), so a typo cannot silently fall back to a default.
+``liqmon schema instruments`` publishes exactly this format. ``reference_prices`` (symbol -> price
 in the quote asset) is optional and only used as the starting mark prices of
 ``liqmon simulate``.
 
@@ -31,6 +32,7 @@ import msgspec
 from monitor.errors import InputError
 from monitor.models import contract_problem
 from monitor.schema import Instrument, SizeScaledMargin, Tier, TieredMargin
+from monitor.strict import convert_strict
 
 __all__ = ["InstrumentFile", "load_instrument_file", "load_instruments"]
 
@@ -44,7 +46,7 @@ _CUM_REL_TOL = 1e-6
 _Fail = Callable[[str, str], InputError]
 
 
-class InstrumentFile(msgspec.Struct, frozen=True, kw_only=True):
+class InstrumentFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The content of an instruments file: the instruments, and optional start prices."""
 
     instruments: tuple[Instrument, ...]
@@ -56,26 +58,34 @@ def load_instruments(path: str | Path) -> list[Instrument]:
     return list(load_instrument_file(path).instruments)
 
 
-def load_instrument_file(path: str | Path) -> InstrumentFile:
-    """Read and validate an instruments file, including its ``reference_prices``."""
+def load_instrument_file(path: str | Path, other_sections: tuple[str, ...] = ()) -> InstrumentFile:
+    """Read and validate an instruments file, including its ``reference_prices``.
+
+    ``other_sections`` names top-level keys of the object form that another reader owns
+    (``liqmon backtest``'s ``portfolios``); any other unknown key is an error.
+    """
     path = Path(path)
     raw, root = _read(path)
+    if isinstance(raw, dict) and other_sections:
+        raw = {key: value for key, value in raw.items() if key not in other_sections}
     items = raw.get("instruments") if isinstance(raw, dict) else raw
     if not isinstance(items, list):
         raise InputError(
             f"{path}: expected a list of instruments or an object with an "
             f"'instruments' list, got {type(items).__name__}"
         )
-    instruments: list[Instrument] = []
-    for i, item in enumerate(items):
-        where = f"{root}[{i}]"
-        try:
-            instrument = msgspec.convert(item, Instrument)
-        except msgspec.ValidationError as exc:
-            raise InputError(f"{path}: {_relocate(str(exc), where)}") from None
-        _reject_unknown_keys(path, where, item, msgspec.to_builtins(instrument))
-        _validate(path, where, instrument)
-        instruments.append(instrument)
+    document: InstrumentFile
+    try:
+        if isinstance(raw, dict):
+            document = convert_strict(raw, InstrumentFile)
+        else:
+            listed: tuple[Instrument, ...] = convert_strict(raw, tuple[Instrument, ...])
+            document = InstrumentFile(instruments=listed)
+    except InputError as exc:
+        raise InputError(f"{path}: {exc}") from None
+    instruments = document.instruments
+    for i, instrument in enumerate(instruments):
+        _validate(path, f"{root}[{i}]", instrument)
     if not instruments:
         raise InputError(f"{path}: no instruments defined; add at least one")
     seen: dict[str, int] = {}
@@ -86,8 +96,8 @@ def load_instrument_file(path: str | Path) -> InstrumentFile:
                 f"at {root}[{seen[instrument.symbol]}]"
             )
         seen[instrument.symbol] = i
-    prices = _reference_prices(path, raw.get("reference_prices") if isinstance(raw, dict) else None)
-    return InstrumentFile(instruments=tuple(instruments), reference_prices=prices)
+    _check_reference_prices(path, document.reference_prices)
+    return document
 
 
 # --------------------------------------------------------------------------- reading
@@ -109,45 +119,12 @@ def _read(path: Path) -> tuple[Any, str]:
     return raw, ("$.instruments" if isinstance(raw, dict) else "$")
 
 
-def _relocate(message: str, where: str) -> str:
-    """Turn msgspec's ``Expected X - at `$.a.b``` into ``<where>.a.b: expected X``."""
-    text, sep, location = message.rpartition(" - at `")
-    if not sep:
-        return f"{where}: {message[:1].lower()}{message[1:]}"
-    field = location.rstrip("`").removeprefix("$")
-    return f"{where}{field}: {text[:1].lower()}{text[1:]}"
-
-
-def _reject_unknown_keys(path: Path, where: str, given: Any, known: Any) -> None:
-    """Fail on keys of ``given`` that the decoded Struct (``known``) does not have."""
-    if isinstance(given, dict) and isinstance(known, dict):
-        for key, value in given.items():
-            if isinstance(key, str) and key.startswith("_"):
-                continue
-            if key not in known:
-                raise InputError(
-                    f"{path}: {where}.{key}: unknown field; expected one of "
-                    f"{', '.join(sorted(known))}"
-                )
-            _reject_unknown_keys(path, f"{where}.{key}", value, known[key])
-    elif isinstance(given, list) and isinstance(known, list | tuple):
-        for i, (value, decoded) in enumerate(zip(given, known, strict=False)):
-            _reject_unknown_keys(path, f"{where}[{i}]", value, decoded)
-
-
-def _reference_prices(path: Path, raw: Any) -> dict[str, float]:
-    if raw is None:
-        return {}
-    try:
-        prices = msgspec.convert(raw, dict[str, float])
-    except msgspec.ValidationError as exc:
-        raise InputError(f"{path}: {_relocate(str(exc), '$.reference_prices')}") from None
+def _check_reference_prices(path: Path, prices: dict[str, float]) -> None:
     for symbol, price in prices.items():
         if not (math.isfinite(price) and price > 0):
             raise InputError(
                 f"{path}: $.reference_prices.{symbol}: must be a positive price, got {price}"
             )
-    return prices
 
 
 # --------------------------------------------------------------------------- validation

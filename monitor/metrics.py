@@ -145,6 +145,16 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.snapshots_written = Counter(
+            "liqmon_snapshots_written_total",
+            "Snapshots of a ledger partition's book written to liqmon-state.",
+            registry=r,
+        )
+        self.snapshot_duration = Gauge(
+            "liqmon_snapshot_duration_seconds",
+            "Wall time of the last snapshot (taken inside a cycle, so it delays that cycle).",
+            registry=r,
+        )
         self.processing_errors = Counter(
             "liqmon_processing_errors_total",
             "Ledger records whose processing failed unexpectedly; each is dead-lettered "

@@ -1,9 +1,11 @@
 """Recovery: rebuild an instance's state from ``liqmon-state`` and the ledger.
 
 At start-up the price guard resumes from the marks the last run accepted. When the group
-assigns ledger partitions, the book is rebuilt: each partition is replayed silently up
-to where the last run got (the committed offset, or the changelog's checkpoint if that is
-further), every unit's state and transition count is restored from the changelog, and
+assigns ledger partitions, the book is rebuilt: each partition's newest snapshot is
+loaded (when there is one), then the ledger after it is replayed silently up to where the
+last run got (the committed offset, or the changelog's checkpoint if that is further);
+ledger records deleted by retention that no snapshot covers are an error naming the
+partition. Then every unit's state and transition count is restored from the changelog, and
 every unit is judged afresh at the current prices. Only transitions the last run did not
 publish come out, as ``collapsed`` events from the last published state straight to the
 current one. Ledger records the rebuild cannot apply (an instrument removed from the
@@ -14,26 +16,32 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
 
 import msgspec
 import structlog
 
+from monitor.book import load_snapshots
 from monitor.changelog import RestoredState, read_changelog
 from monitor.config import Settings
 from monitor.engine import Engine, judge_all, restore_states, shape_problem, unit_record
+from monitor.errors import LiqmonError
 from monitor.intake import Intake
 from monitor.metrics import Metrics
-from monitor.schema import Instrument, MarginEvent, UnitStates
-from streams import TopicPartition, read_history
+from monitor.schema import Instrument, MarginEvent, SnapshotChunk, UnitStates
+from streams import HistoryGap, InboundRecord, TopicPartition, read_history
 
-__all__ = ["PROCESSING_ERROR", "Rebuilt", "Recovery"]
+__all__ = ["PROCESSING_ERROR", "Rebuilt", "Recovery", "RecoveryError"]
 
 log = structlog.get_logger("liqmon.recovery")
 
 PROCESSING_ERROR = "processing_error"
 _PROGRESS_INTERVAL_S = 5.0
+
+
+class RecoveryError(LiqmonError):
+    """The state of an assigned partition cannot be rebuilt (its history is gone)."""
 
 
 class Rebuilt(msgspec.Struct, kw_only=True):
@@ -50,6 +58,7 @@ class Rebuilt(msgspec.Struct, kw_only=True):
     events: list[MarginEvent]
     states: list[UnitStates]
     replayed: int
+    snapshot_chunks: dict[TopicPartition, int]
 
 
 class Recovery:
@@ -112,28 +121,18 @@ class Recovery:
         resume = {
             tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
         }
-        replayed, total = 0, sum(resume.values())
+        start = self._load_snapshots(engine, changelog, resume, account_partition)
+        total = sum(resume[tp] - start[tp] for tp in resume)
         skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or error) -> records
-        next_report = time.monotonic() + _PROGRESS_INTERVAL_S
-        async with aclosing(read_history(self._settings.kafka, resume)) as batches:
-            async for records in batches:
-                # Rejected records were dead-lettered when first read, unless the
-                # instruments changed since (a delisting): those are counted below.
-                items, _, rejected = self._intake.ledger_batch(records, engine, account_partition)
-                engine.apply(items, [], now_ms)
-                for rejection in rejected:
-                    skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
-                for _, error in engine.failures:
-                    skipped[(PROCESSING_ERROR, error[:80])] += 1
-                replayed += len(records)
-                if time.monotonic() >= next_report:
-                    next_report += _PROGRESS_INTERVAL_S
-                    log.info(
-                        "replaying ledger",
-                        records=replayed,
-                        of=total,
-                        accounts=engine.account_count,
-                    )
+        history = read_history(self._settings.kafka, resume, start=start)
+        try:
+            replayed = await self._replay(history, engine, account_partition, skipped, total)
+        except HistoryGap as exc:
+            raise RecoveryError(
+                f"{exc}; no snapshot in {self._settings.topics.state} covers them: take "
+                "snapshots (service.snapshot_interval_s) well within the retention of "
+                f"{self._settings.topics.fills}, or restore the deleted records"
+            ) from None
         self._report_skipped(skipped)
         restore_states(engine, changelog.states)
         owned = frozenset(assigned)
@@ -159,7 +158,78 @@ class Recovery:
             events=events,
             states=states,
             replayed=replayed,
+            snapshot_chunks={
+                tp: max(changelog.snapshot_raw.get(tp, {0: b""})) + 1 for tp in assigned
+            },
         )
+
+    async def _replay(
+        self,
+        history: AsyncGenerator[list[InboundRecord], None],
+        engine: Engine,
+        account_partition: dict[str, TopicPartition],
+        skipped: Counter[tuple[str, str]],
+        total: int,
+    ) -> int:
+        """Apply the ledger records of ``history`` silently; count what does not apply."""
+        replayed = 0
+        now_ms = self._clock_ms()
+        next_report = time.monotonic() + _PROGRESS_INTERVAL_S
+        async with aclosing(history) as batches:
+            async for records in batches:
+                # Rejected records were dead-lettered when first read, unless the
+                # instruments changed since (a delisting): those are counted.
+                items, _, rejected = self._intake.ledger_batch(records, engine, account_partition)
+                engine.apply(items, [], now_ms)
+                for rejection in rejected:
+                    skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
+                for _, error in engine.failures:
+                    skipped[(PROCESSING_ERROR, error[:80])] += 1
+                replayed += len(records)
+                if time.monotonic() >= next_report:
+                    next_report += _PROGRESS_INTERVAL_S
+                    accounts = engine.account_count
+                    log.info("replaying ledger", records=replayed, of=total, accounts=accounts)
+        return replayed
+
+    def _load_snapshots(
+        self,
+        engine: Engine,
+        changelog: RestoredState,
+        resume: dict[TopicPartition, int],
+        account_partition: dict[str, TopicPartition],
+    ) -> dict[TopicPartition, int]:
+        """Load the newest snapshot of each partition that has one not past ``resume``;
+        return where each partition's replay starts."""
+        start = dict.fromkeys(resume, 0)
+        chunks: list[SnapshotChunk] = []
+        for tp, until in resume.items():
+            snapshot = changelog.snapshot(tp)
+            if snapshot is None or snapshot[0].next_offset > until:
+                continue
+            start[tp] = snapshot[0].next_offset
+            chunks.extend(snapshot)
+            for chunk in snapshot:
+                account_partition.update(dict.fromkeys(chunk.accounts, tp))
+        if not chunks:
+            return start
+        began = time.perf_counter()
+        delisted = load_snapshots(engine.book, chunks)
+        engine.full_recompute()
+        log.info(
+            "snapshots loaded",
+            partitions=sorted(tp.partition for tp, offset in start.items() if offset),
+            accounts=engine.account_count,
+            positions=engine.position_count,
+            seconds=round(time.perf_counter() - began, 3),
+        )
+        if delisted:
+            self._metrics.replay_records_rejected.labels("unknown_instrument").inc(len(delisted))
+            log.warning(
+                "snapshot positions in instruments no longer configured are not judged",
+                unknown_symbols=delisted[:20],
+            )
+        return start
 
     def _report_skipped(self, skipped: Counter[tuple[str, str]]) -> None:
         """Say once per rebuild which ledger records could not be applied, and count them.

@@ -6,8 +6,11 @@ count and scan every one.
 
 The same Structs are used on the wire (JSON), by the engine and for the docs.
 Variants are tagged unions so that decoding picks the class from the ``type`` (or
-``model``) field. Timestamps are event times in milliseconds since the Unix epoch
-(``ts``); the engine never reads a clock.
+``model``) field. Config-like input (instruments, collateral, ``liqmon evaluate``
+requests) forbids unknown fields, so a typo is an error rather than a default; wire
+messages (prices, ledger events) ignore fields they do not know, so producers can add
+fields before every consumer is upgraded (``monitor.strict``). Timestamps are event
+times in milliseconds since the Unix epoch (``ts``); the engine never reads a clock.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ __all__ = [
     "ScenarioPnl",
     "ScenarioPoint",
     "SizeScaledMargin",
+    "SnapshotChunk",
     "StateRecord",
     "Tier",
     "TieredMargin",
@@ -84,7 +88,7 @@ MarginEventType = Literal[
 # --------------------------------------------------------------------------- instruments
 
 
-class Tier(msgspec.Struct, frozen=True, kw_only=True):
+class Tier(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One risk-limit bracket, as Binance and Bybit publish them.
 
     ``floor``/``cap`` bound the position notional (quote units) the bracket covers.
@@ -101,13 +105,20 @@ class Tier(msgspec.Struct, frozen=True, kw_only=True):
     cum: float | None = None
 
 
-class TieredMargin(msgspec.Struct, tag="tiered", tag_field="model", frozen=True, kw_only=True):
+class TieredMargin(
+    msgspec.Struct,
+    tag="tiered",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
+):
     """Risk-limit brackets by position notional (Binance USDⓈ-M, Bybit linear)."""
 
     tiers: tuple[Tier, ...]
 
 
-class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
+class RateCurve(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A margin rate that grows with position size: ``base + slope * |size|``."""
 
     base: float
@@ -115,7 +126,12 @@ class RateCurve(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SizeScaledMargin(
-    msgspec.Struct, tag="size_scaled", tag_field="model", frozen=True, kw_only=True
+    msgspec.Struct,
+    tag="size_scaled",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
 ):
     """Deribit-style rates scaled by position size, applied to the whole position."""
 
@@ -124,7 +140,12 @@ class SizeScaledMargin(
 
 
 class OptionStandardMargin(
-    msgspec.Struct, tag="option_standard", tag_field="model", frozen=True, kw_only=True
+    msgspec.Struct,
+    tag="option_standard",
+    tag_field="model",
+    frozen=True,
+    kw_only=True,
+    forbid_unknown_fields=True,
 ):
     """Deribit's standard margin of options, per contract of one base unit.
 
@@ -144,7 +165,7 @@ MarginModelSpec = TieredMargin | SizeScaledMargin | OptionStandardMargin
 InstrumentKind = Literal["linear", "inverse", "option"]
 
 
-class Instrument(msgspec.Struct, frozen=True, kw_only=True):
+class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A tradable contract.
 
     * ``linear``: settles in ``quote``; ``contract_size`` base units per contract.
@@ -180,7 +201,7 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
         return self.quote
 
 
-class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True):
+class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An asset accepted as collateral, valued at ``(1 - haircut) x price``.
 
     ``price_symbol`` names the price tick that values one unit of the asset in the
@@ -450,7 +471,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
 
     ``event_id`` is deterministic: the same inputs give the same id, so a consumer
     can drop duplicates after a restart. ``margin_ratio`` is MM / equity, null
-    (infinite) when equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
+    whenever equity <= 0. For a liquidation, ``reductions`` is the smallest reduction
     that restores the account to its initial margin at current prices and
     ``shortfall`` is how far equity is below maintenance margin. ``symbol`` is set
     when the event concerns one isolated position rather than the cross account.
@@ -513,7 +534,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 
-class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """A position to evaluate: signed ``qty`` in contracts (negative = short).
 
     ``margin`` is the margin allocated to the position; it is required when the
@@ -527,7 +548,7 @@ class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True):
     margin: float | None = None
 
 
-class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An account to evaluate: its mode, wallet balance per asset and positions."""
 
     account: str
@@ -536,7 +557,7 @@ class EvaluateAccount(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[EvaluatePosition, ...] = ()
 
 
-class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True):
+class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The input of ``liqmon evaluate``: instruments, mark prices and accounts.
 
     ``prices`` maps a symbol to its mark price; it must price every instrument a
@@ -616,4 +637,41 @@ class PricesScreened(
     next_offset: int
 
 
-StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened
+class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
+    """One chunk of a snapshot of the book of one ``fills`` partition (topic
+    ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
+
+    A snapshot is the accounts of the partition after every ledger record before
+    ``next_offset``; it is ``chunks`` records long, each under Kafka's record limit, all
+    with the same ``next_offset``. Recovery loads the newest complete snapshot and replays
+    the ledger from ``next_offset`` on. Columns are parallel lists: per account
+    (``accounts``, ``modes``: 0 cross, 1 isolated, ``balances`` per asset of ``assets``),
+    per position row (``row_account`` indexes ``accounts``; ``row_flags``: 1 open, 2 open
+    in its isolated unit, 4 has an isolated unit; ``leverage`` null when never chosen),
+    and the ledger ids applied to these accounts within the idempotency window
+    (``seen``: kind, id, stamp, index into ``accounts``).
+    """
+
+    topic: str
+    partition: int
+    next_offset: int
+    chunk: int
+    chunks: int
+    ts: int
+    ledger_clock: int
+    assets: tuple[str, ...]
+    accounts: list[str]
+    modes: list[int]
+    balances: list[list[float]]
+    row_account: list[int]
+    row_symbol: list[str]
+    qty: list[float]
+    entry: list[float]
+    realised: list[float]
+    leverage: list[float | None]
+    isolated_margin: list[float]
+    row_flags: list[int]
+    seen: list[tuple[str, str, int, int]]
+
+
+StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened | SnapshotChunk

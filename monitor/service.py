@@ -18,13 +18,22 @@ import gc
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, get_args
 
+import msgspec
+import numpy as np
 import structlog
 
-from monitor.changelog import checkpoint_records, price_reference_records, prices_screened_records
+from monitor.book import export_partition
+from monitor.changelog import (
+    SNAPSHOT_CHUNK_BYTES,
+    checkpoint_records,
+    price_reference_records,
+    prices_screened_records,
+    snapshot_records,
+)
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
 from monitor.engine import SHAPE_REASONS, Engine
@@ -42,6 +51,7 @@ from streams import (
     UNDECODABLE,
     InboundRecord,
     LedgerConsumer,
+    OutboundRecord,
     Producer,
     Rejection,
     TableConsumer,
@@ -102,6 +112,9 @@ class Monitor:
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
+        self._next_snapshot: dict[TopicPartition, float] = {}
+        self._encode_snapshot = msgspec.json.Encoder().encode
+        self._snapshot_chunks: dict[TopicPartition, int] = {}  # chunks of the last snapshot
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -209,7 +222,7 @@ class Monitor:
                 self._observe(records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
 
-    def _guard_records(self, *, force: bool) -> list[Any]:
+    def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
         """The price guard's changed references and how far prices were screened, when
         ``force`` (something was held or dead-lettered) or the save interval has passed."""
         now = time.monotonic()
@@ -245,7 +258,7 @@ class Monitor:
                 )
                 prices = polls.pop("prices").result() if polls["prices"].done() else []
                 ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
-                if prices or ledger:
+                if prices or ledger or self._snapshot_due():
                     await self._cycle(prices, ledger)
                 now = time.monotonic()
                 if now >= next_gauges:
@@ -281,9 +294,60 @@ class Monitor:
             checkpoint.add(self._guard_records(force=guard_moved))
             consumed = next_offsets(ledger)
             checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
+            checkpoint.add(self._due_snapshot(consumed, now_ms))
             self._positions.update(await checkpoint.commit(consumed))
             self._observe(prices, ledger, items, ticks, events, self._clock_ms())
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
+
+    def _snapshot_due(self) -> bool:
+        """Whether an owned partition's snapshot is due (an idle monitor takes it too)."""
+        if self.settings.service.snapshot_interval_s <= 0:
+            return False
+        now = time.monotonic()
+        return any(self._next_snapshot.get(tp, now + 1) <= now for tp in self._owned)
+
+    def _due_snapshot(
+        self, consumed: Mapping[TopicPartition, int], now_ms: int
+    ) -> list[OutboundRecord]:
+        """The snapshot of at most one owned partition whose turn has come (the cycle's
+        transaction carries it, so it matches the offsets committed with it)."""
+        interval = self.settings.service.snapshot_interval_s
+        now = time.monotonic()
+        due = [tp for tp in sorted(self._owned) if self._next_snapshot.get(tp, now + 1) <= now]
+        if interval <= 0 or not due:
+            return []
+        tp = due[0]
+        self._next_snapshot[tp] = now + interval
+        started = time.perf_counter()
+        book = self.engine.book
+        names = [name for name, owner in self._account_partition.items() if owner == tp]
+        accounts = np.array([book.account_index[name] for name in names], dtype=np.intp)
+        chunks = export_partition(
+            book,
+            accounts,
+            topic=tp.topic,
+            partition=tp.partition,
+            next_offset=consumed.get(tp, self._positions.get(tp, 0)),
+            ts=now_ms,
+            max_bytes=SNAPSHOT_CHUNK_BYTES,
+            encode=self._encode_snapshot,
+        )
+        records = snapshot_records(
+            self.settings.topics.state, chunks, self._snapshot_chunks.get(tp, 0)
+        )
+        self._snapshot_chunks[tp] = len(chunks)
+        seconds = time.perf_counter() - started
+        self.metrics.snapshots_written.inc()
+        self.metrics.snapshot_duration.set(seconds)
+        log.info(
+            "snapshot taken",
+            partition=tp.partition,
+            accounts=len(names),
+            chunks=len(chunks),
+            next_offset=chunks[0].next_offset if chunks else None,
+            seconds=round(seconds, 3),
+        )
+        return records
 
     def _failures(
         self,
@@ -420,3 +484,10 @@ class Monitor:
         self._count_published(rebuilt.events, self._clock_ms())
         self._positions = dict(rebuilt.resume)
         self._built = True
+        self._snapshot_chunks = dict(rebuilt.snapshot_chunks)
+        interval = self.settings.service.snapshot_interval_s
+        now = time.monotonic()
+        ordered = sorted(assigned)
+        self._next_snapshot = {  # staggered, so one cycle carries one partition's snapshot
+            tp: now + interval * (k + 1) / len(ordered) for k, tp in enumerate(ordered)
+        }

@@ -19,9 +19,14 @@ may jump several levels), an improvement only once it is clear of the band. A un
 with no open position cannot be liquidated: it is bankrupt while its equity is
 negative (a debt), healthy otherwise.
 
-Every comparison goes through :func:`at_or_below`, which allows ``REL_TOL`` times
-the unit's *scale* (:func:`slack`) (``|collateral| + sum |uPnL| + IM + MM``): equity is a sum of
-terms that can cancel, so rounding is relative to the terms, not the result.
+Every comparison goes through :func:`at_or_below`, with a tolerance relative to the
+figures compared (:func:`slack`): ``REL_TOL`` times the magnitudes of both sides. A
+margin requirement's magnitude is itself; equity's is the magnitude of its terms,
+``|collateral| + sum |uPnL|`` (equity is a sum of terms that can cancel, so its rounding
+is relative to the terms, not the result). So ``E <= 0`` allows ``REL_TOL x
+(|collateral| + sum |uPnL|)`` and never scales with IM or MM: 1,000 of equity is not
+bankrupt however large the position's requirements are. ``REL_TOL`` (1e-9) is far above
+float64 rounding (about 1e-16 per operation) and far below any margin at that scale.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ BANKRUPT: Final = 3
 STATE_NAMES: Final[tuple[AccountState, ...]] = ("healthy", "margin_call", "liquidation", "bankrupt")
 STATE_CODES: Final[dict[AccountState, int]] = {name: code for code, name in enumerate(STATE_NAMES)}
 
-# Relative tolerance of every threshold comparison, against the unit's scale.
+# Relative tolerance of every threshold comparison, against the magnitudes compared.
 REL_TOL: Final = 1e-9
 
 _ENTERED: Final[tuple[MarginEventType, ...]] = ("margin_call", "liquidation", "bankruptcy")
@@ -65,9 +70,16 @@ _CLEARED: Final[tuple[MarginEventType, ...]] = (
 )
 
 
-def slack(scale: NDArray[np.float64]) -> NDArray[np.float64]:
-    """The tolerance of comparisons for units of the given scale: ``REL_TOL * scale``."""
-    result: NDArray[np.float64] = REL_TOL * scale
+def slack(*magnitudes: NDArray[np.float64] | float) -> NDArray[np.float64]:
+    """The tolerance of comparing figures of these magnitudes: ``REL_TOL * sum``.
+
+    Pass the magnitude of each side: for equity, ``|collateral| + sum |uPnL|``; for a
+    margin requirement, the requirement.
+    """
+    total: NDArray[np.float64] = np.asarray(magnitudes[0], dtype=np.float64)
+    for magnitude in magnitudes[1:]:
+        total = total + magnitude
+    result: NDArray[np.float64] = REL_TOL * total
     return result
 
 
@@ -100,34 +112,40 @@ def classify(
     equity: NDArray[np.float64],
     initial: NDArray[np.float64],
     maintenance: NDArray[np.float64],
-    scale: NDArray[np.float64],
+    equity_scale: NDArray[np.float64],
     open_positions: NDArray[np.intp],
     margin_call_ratio: float,
     band: float,
 ) -> NDArray[np.int8]:
     """The new state of each unit from its figures and previous state (module doc).
 
-    Entering and staying conditions are each nested (bankrupt implies liquidation
-    implies margin call, for ``margin_call_ratio <= 1``), so a level is a count of
-    true conditions.
+    ``equity_scale`` is the magnitude of equity's terms, ``|collateral| + sum |uPnL|``;
+    each comparison's tolerance is relative to both sides (:func:`slack`). Entering
+    and staying conditions are each nested (bankrupt implies liquidation implies
+    margin call, for ``margin_call_ratio <= 1``), so a level is a count of true
+    conditions.
     """
-    tolerance = slack(scale)
     zero = np.zeros_like(equity)
+    upper = 1.0 + band
+    ratio_equity = margin_call_ratio * equity
+    ratio_scale = margin_call_ratio * equity_scale
     entered = _level(
-        at_or_below(equity, zero, tolerance),
-        at_or_below(equity, maintenance, tolerance),
-        _below(equity, initial, tolerance)
-        | at_or_below(margin_call_ratio * equity, maintenance, tolerance),
+        at_or_below(equity, zero, slack(equity_scale)),
+        at_or_below(equity, maintenance, slack(equity_scale, maintenance)),
+        _below(equity, initial, slack(equity_scale, initial))
+        | at_or_below(ratio_equity, maintenance, slack(ratio_scale, maintenance)),
     )
     stayed = _level(
-        at_or_below(equity, band * maintenance, tolerance),
-        at_or_below(equity, (1.0 + band) * maintenance, tolerance),
-        _below(equity, (1.0 + band) * initial, tolerance)
-        | at_or_below((1.0 - band) * margin_call_ratio * equity, maintenance, tolerance),
+        at_or_below(equity, band * maintenance, slack(equity_scale, band * maintenance)),
+        at_or_below(equity, upper * maintenance, slack(equity_scale, upper * maintenance)),
+        _below(equity, upper * initial, slack(equity_scale, upper * initial))
+        | at_or_below(
+            (1.0 - band) * ratio_equity, maintenance, slack((1.0 - band) * ratio_scale, maintenance)
+        ),
     )
     flat = open_positions == 0
     if flat.any():
-        debt = _below(equity, zero, tolerance).view(np.int8) * np.int8(BANKRUPT)
+        debt = _below(equity, zero, slack(equity_scale)).view(np.int8) * np.int8(BANKRUPT)
         entered = np.where(flat, debt, entered)
         stayed = np.where(flat, debt, stayed)
     np.minimum(stayed, previous, out=stayed)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from streams.lag import IsolationLevel, partition_lag
     from streams.ledger_consumer import (
         CommitRejectedError,
+        HistoryGap,
         LedgerConsumer,
         RebalanceCallback,
         read_history,
@@ -61,6 +62,7 @@ __all__ = [
     "DecodedBatch",
     "DlqOrigin",
     "Headers",
+    "HistoryGap",
     "InboundRecord",
     "IsolationLevel",
     "JsonCodec",
@@ -115,7 +117,13 @@ _LAZY: dict[str, str] = {
     ),
     **dict.fromkeys(["IsolationLevel", "partition_lag"], "streams.lag"),
     **dict.fromkeys(
-        ["CommitRejectedError", "LedgerConsumer", "RebalanceCallback", "read_history"],
+        [
+            "CommitRejectedError",
+            "HistoryGap",
+            "LedgerConsumer",
+            "RebalanceCallback",
+            "read_history",
+        ],
         "streams.ledger_consumer",
     ),
     **dict.fromkeys(["ProduceError", "Producer", "ProducerFencedError"], "streams.producer"),

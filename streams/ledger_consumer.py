@@ -24,10 +24,20 @@ from streams.lag import IsolationLevel, partition_lag
 from streams.records import InboundRecord, TopicPartition
 from streams.settings import KafkaSettings, client_kwargs
 
-__all__ = ["CommitRejectedError", "LedgerConsumer", "RebalanceCallback", "read_history"]
+__all__ = [
+    "CommitRejectedError",
+    "HistoryGap",
+    "LedgerConsumer",
+    "RebalanceCallback",
+    "read_history",
+]
 
 RebalanceCallback = Callable[[frozenset[TopicPartition]], Awaitable[None]]
 """Called with a set of partitions during a rebalance; awaited before the rebalance goes on."""
+
+
+class HistoryGap(StreamsError):
+    """Records a replay needs were deleted from the partition (retention)."""
 
 
 class CommitRejectedError(StreamsError):
@@ -202,12 +212,18 @@ async def read_history(
     kafka: KafkaSettings,
     until: Mapping[TopicPartition, int],
     *,
+    start: Mapping[TopicPartition, int] | None = None,
     isolation_level: IsolationLevel = "read_committed",
     max_records: int = 10_000,
     timeout_ms: int = 500,
     **options: Any,
 ) -> AsyncGenerator[list[InboundRecord], None]:
-    """Yield batches of each partition's records from its beginning up to ``until[tp]`` (excluded).
+    """Yield batches of each partition's records from ``start[tp]`` up to ``until[tp]``
+    (excluded); without ``start``, from wherever each partition begins now.
+
+    With ``start``, raises :class:`HistoryGap` when records from ``start[tp]`` (0 for a
+    partition it does not name) on were deleted already (retention): the history cannot
+    be replayed whole.
 
     A separate consumer outside any group does the reading, so no offset is
     committed and the group is not disturbed: use it to rebuild the state of newly
@@ -216,7 +232,8 @@ async def read_history(
     capped at the end. Iterate to the end, or close the iterator
     (``contextlib.aclosing``) to release the consumer.
     """
-    bounds = {tp: offset for tp, offset in until.items() if offset > 0}
+    first = dict(start or {})
+    bounds = {tp: offset for tp, offset in until.items() if offset > first.get(tp, 0)}
     if not bounds:
         return
     consumer = AIOKafkaConsumer(
@@ -233,7 +250,18 @@ async def read_history(
     try:
         partitions = list(bounds)
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        if start is None:
+            await consumer.seek_to_beginning(*partitions)
+        else:
+            beginnings = await consumer.beginning_offsets(partitions)
+            for tp in partitions:
+                if beginnings[tp] > first.get(tp, 0):
+                    raise HistoryGap(
+                        f"records {first.get(tp, 0)} to {beginnings[tp] - 1} of "
+                        f"{tp.topic}[{tp.partition}] were deleted (retention) and are needed "
+                        "to rebuild its state"
+                    )
+                consumer.seek(tp, first.get(tp, 0))
         ends = await consumer.end_offsets(partitions)
         bounds = {tp: min(offset, ends[tp]) for tp, offset in bounds.items()}
         remaining = {tp for tp in partitions if await consumer.position(tp) < bounds[tp]}

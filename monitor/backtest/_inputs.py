@@ -113,7 +113,7 @@ def load_portfolios(path: str | Path, history: PriceHistory) -> PortfolioBook:
     path = Path(path)
     if path.suffix.lower() != ".json":
         raise InputError(f"{path}: the portfolios file must be JSON (.json); see docs/backtest.md")
-    instruments = load_instrument_file(path).instruments
+    instruments = load_instrument_file(path, other_sections=("portfolios",)).instruments
     try:
         parsed = msgspec.json.decode(path.read_bytes(), type=_PortfolioFile)
     except msgspec.ValidationError as exc:

@@ -27,12 +27,16 @@ LedgerKey = tuple[str, str]
 
 
 class SeenIds:
-    """A set of ledger keys that forgets keys applied more than ``window_ms`` ago."""
+    """A set of ledger keys that forgets keys applied more than ``window_ms`` ago.
+
+    Each key remembers the account it was applied to (``owner``, a dense account id), so
+    a snapshot of some accounts can carry their ids (:meth:`owned_by`).
+    """
 
     def __init__(self, window_ms: int | None = None, max_ids: int | None = None) -> None:
         self._window_ms = window_ms
         self._max_ids = max_ids
-        self._seen: dict[LedgerKey, int] = {}
+        self._seen: dict[LedgerKey, tuple[int, int]] = {}  # key -> (stamp, owner)
         self._arrivals: deque[tuple[int, LedgerKey]] = deque()
         self._clock = 0
 
@@ -47,20 +51,39 @@ class SeenIds:
         """The ledger clock: the newest event time seen."""
         return self._clock
 
-    def add(self, key: LedgerKey, ts: int) -> None:
-        """Remember ``key`` (an event of time ``ts``); forget what fell out of the window."""
+    def add(self, key: LedgerKey, ts: int, owner: int = -1) -> None:
+        """Remember ``key`` (an event of time ``ts`` of account ``owner``); forget what
+        fell out of the window."""
         if ts > self._clock:
             self._clock = ts
+        self._remember(key, self._clock, owner)
+
+    def _remember(self, key: LedgerKey, stamp: int, owner: int) -> None:
         if self._window_ms is None and self._max_ids is None:
-            self._seen[key] = ts
+            self._seen[key] = (stamp, owner)
             return
-        stamp = self._clock
-        self._seen[key] = stamp
+        self._seen[key] = (stamp, owner)
         arrivals, seen = self._arrivals, self._seen
         arrivals.append((stamp, key))
-        horizon = stamp - self._window_ms if self._window_ms is not None else -1
+        horizon = self._clock - self._window_ms if self._window_ms is not None else -1
         cap = self._max_ids if self._max_ids is not None else len(arrivals)
         while arrivals and (arrivals[0][0] < horizon or len(seen) > cap):
             old_stamp, old_key = arrivals.popleft()
-            if seen.get(old_key) == old_stamp:
+            kept = seen.get(old_key)
+            if kept is not None and kept[0] == old_stamp:
                 del seen[old_key]
+
+    def owned_by(self, owners: set[int]) -> list[tuple[str, str, int, int]]:
+        """``(kind, id, stamp, owner)`` of the remembered keys of ``owners``, oldest first."""
+        return [
+            (key[0], key[1], stamp, owner)
+            for key, (stamp, owner) in self._seen.items()
+            if owner in owners
+        ]
+
+    def restore(self, entries: list[tuple[str, str, int, int]], clock_ms: int) -> None:
+        """Remember ``entries`` (from :meth:`owned_by`, owners renumbered) as they were."""
+        if clock_ms > self._clock:
+            self._clock = clock_ms
+        for kind, item_id, stamp, owner in sorted(entries, key=lambda entry: entry[2]):
+            self._remember((kind, item_id), stamp, owner)

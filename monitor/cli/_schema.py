@@ -6,9 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["document", "register"]
 
-_MESSAGES = ("prices", "fills", "margin-events", "liqmon-state", "instruments", "evaluate")
+_MESSAGES = (
+    "prices",
+    "fills",
+    "margin-events",
+    "liqmon-state",
+    "instruments",
+    "evaluate",
+    "settings",
+)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,27 +27,45 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Print the JSON Schema (2020-12) of one message kind, generated from the same "
             "msgspec Structs the monitor decodes with: prices (PriceTick), fills (the ledger "
             "union, tagged by type), margin-events (MarginEvent), liqmon-state (the changelog), "
-            "instruments (the --instruments file), evaluate (liqmon evaluate input)."
+            "instruments (the --instruments file: a list of instruments, or an object with "
+            "instruments and reference_prices, as JSON or as TOML tables), evaluate (liqmon "
+            "evaluate input), settings (the --config TOML file). Input files reject unknown "
+            "fields (keys starting with _ are comments in instruments and evaluate input); "
+            "topic messages (prices, fills) allow them, for forward compatibility."
         ),
     )
     parser.add_argument("message", choices=_MESSAGES)
     parser.set_defaults(handler=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def document(message: str) -> dict[str, Any]:
+    """The JSON Schema (2020-12) of ``message``, one of the choices of ``liqmon schema``."""
     import msgspec
 
     from monitor import schema
+    from monitor.config import Settings
+    from monitor.instruments import InstrumentFile
+    from monitor.strict import allow_comment_keys
 
     types: dict[str, Any] = {
         "prices": schema.PriceTick,
         "fills": schema.LedgerEvent,
         "margin-events": schema.MarginEvent,
         "liqmon-state": schema.StateRecord,
-        "instruments": list[schema.Instrument],
+        # What monitor.instruments accepts: a list, or the object form (TOML: tables).
+        "instruments": tuple[schema.Instrument, ...] | InstrumentFile,
         "evaluate": schema.EvaluateRequest,
+        "settings": Settings,
     }
-    document = msgspec.json.schema(types[args.message])
-    document = {"$schema": "https://json-schema.org/draft/2020-12/schema", **document}
-    sys.stdout.write(msgspec.json.format(msgspec.json.encode(document), indent=2).decode() + "\n")
+    generated: dict[str, Any] = msgspec.json.schema(types[message])
+    if message in ("instruments", "evaluate"):
+        generated = allow_comment_keys(generated)
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **generated}
+
+
+def _run(args: argparse.Namespace) -> int:
+    import msgspec
+
+    text = msgspec.json.format(msgspec.json.encode(document(args.message)), indent=2).decode()
+    sys.stdout.write(text + "\n")
     return 0

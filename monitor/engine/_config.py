@@ -12,7 +12,7 @@ from monitor.schema import CollateralAsset, PortfolioMarginParams
 __all__ = ["EngineConfig"]
 
 
-class EngineConfig(msgspec.Struct, frozen=True, kw_only=True):
+class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How the engine values collateral and judges margin.
 
     * ``valuation_asset`` (default ``"USDT"``): every amount is compared in it; worth 1.

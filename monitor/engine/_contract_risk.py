@@ -23,15 +23,28 @@ Array = NDArray[np.float64]
 
 
 def threshold_prices(
-    book: Book, instrument: NDArray[np.intp], qty: Array, equity: Array, other: Array
+    book: Book,
+    instrument: NDArray[np.intp],
+    qty: Array,
+    equity: Array,
+    other: Array,
+    exposures: tuple[Array, Array] | None = None,
 ) -> tuple[Array, Array]:
     """(liquidation, bankruptcy) price per position; ``equity`` and ``other`` maintenance
-    are in each position's settle asset. NaN where none exists (and for options)."""
+    are in each position's settle asset. NaN where none exists (and for options).
+
+    ``exposures`` (liquidation, bankruptcy) are how much equity minus the other
+    maintenance, and equity, move per unit of a linear position's mark (wrong-way
+    collateral, see ``ModelTable.liquidation_prices``); the base size when None.
+    """
     mark = book.mark[instrument]
     models = book.models
-    liquidation = models.liquidation_prices(instrument, qty, mark, equity, other)
+    to_maintenance, to_zero = exposures if exposures is not None else (None, None)
+    liquidation = models.liquidation_prices(
+        instrument, qty, mark, equity, other, exposure=to_maintenance
+    )
     bankruptcy = models.liquidation_prices(
-        instrument, qty, mark, equity, other, target_maintenance=False
+        instrument, qty, mark, equity, other, target_maintenance=False, exposure=to_zero
     )
     if book.contracts.linear_only:
         return liquidation, bankruptcy

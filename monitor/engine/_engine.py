@@ -256,7 +256,7 @@ class Engine:
             if key in self.book.applied_ids:
                 self._ignore("duplicate")
                 continue
-            self.book.applied_ids.add(key, item.ts)
+            self.book.applied_ids.add(key, item.ts, self.book.account(item.account))
             try:
                 touched = self._book_entry(item)
             except Exception as exc:  # isolate the account, report, go on (see apply)
@@ -412,7 +412,7 @@ class Engine:
             collateral + figures[:, UPNL],
             initial,
             maintenance,
-            scale(collateral, figures[:, GROSS], initial, maintenance),
+            scale(collateral, figures[:, GROSS]),
             table.open_positions[where],
             self.config.margin_call_ratio,
             self.config.hysteresis,
@@ -456,7 +456,7 @@ class Engine:
         """Differences between the incremental state and a from-scratch recompute.
 
         Empty when consistent. Checks position and unit figures (within
-        ``monitor.states.REL_TOL`` of the unit's scale), that no unit has a pending
+        ``monitor.states.REL_TOL`` of the unit's magnitudes), that no unit has a pending
         state transition, and the holder and unit indexes. At most ``limit`` lines.
         """
         self._refresh_stale_rows()

@@ -201,12 +201,8 @@ def _sum_by(
     return np.bincount(unit, weights, minlength=n_units).astype(np.float64, copy=False)
 
 
-def scale(
-    collateral: NDArray[np.float64],
-    gross: NDArray[np.float64],
-    initial: NDArray[np.float64],
-    maintenance: NDArray[np.float64],
-) -> NDArray[np.float64]:
-    """The magnitude rounding is measured against: ``|collateral| + sum|uPnL| + IM + MM``."""
-    result: NDArray[np.float64] = np.abs(collateral) + gross + initial + maintenance
+def scale(collateral: NDArray[np.float64], gross: NDArray[np.float64]) -> NDArray[np.float64]:
+    """The magnitude of equity's terms, which its rounding is measured against:
+    ``|collateral| + sum|uPnL|`` (see ``monitor.states.slack``)."""
+    result: NDArray[np.float64] = np.abs(collateral) + gross
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,10 +19,10 @@ __all__ = ["margin_ratio", "position_risks", "reductions", "unit_rows"]
 
 
 def margin_ratio(equity: float, maintenance: float) -> float | None:
-    """``MM / equity``; None (infinite: JSON has no infinity) when equity <= 0 and there is
-    a requirement or a debt; 0 when there is neither."""
-    if equity <= 0.0:
-        return None if maintenance > 0.0 or equity < 0.0 else 0.0
+    """``MM / equity``; None when equity <= 0, whatever MM is (infinite or undefined,
+    and JSON has neither): an empty account with equity 0 has no ratio either."""
+    if not equity > 0.0:
+        return None
     return maintenance / equity
 
 
@@ -44,8 +45,11 @@ def _optional(value: float) -> float | None:
 def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     """Each open position of the unit with its liquidation and bankruptcy prices.
 
-    A position's prices move its own mark with every other price held still, against
-    the unit's equity and the maintenance margin of the unit's other positions.
+    A position's prices move its own mark, against the unit's equity and the
+    maintenance margin of the unit's other positions. Every other price is held
+    still, except what the mark itself prices: collateral assets whose
+    ``price_symbol`` is the instrument (BTC collateral valued by ``BTCUSDT``), and
+    other positions settling in such an asset, move with it (:func:`_exposures`).
     """
     rows = unit_rows(book, unit)
     if rows.shape[0] == 0:
@@ -56,12 +60,20 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     mark = book.mark[instrument]
     value = book.assets.value[book.settle_asset[instrument]]
     equity = float(units.collateral[unit] + units.upnl[unit])
+    other = float(units.maintenance[unit]) - pos.maintenance[rows]
+    moves = _exposures(book, unit, rows)
+    equity_at, other_at = equity + moves.equity_shift, other + moves.maintenance_shift
+    signed_size = qty * book.contract_size[instrument]
     with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
-        other = (float(units.maintenance[unit]) - pos.maintenance[rows]) / value
-        equity_settle = equity / value
-    liquidation, bankruptcy = threshold_prices(
-        book, instrument, qty, np.broadcast_to(equity_settle, qty.shape).copy(), other
-    )
+        equity_settle = equity_at / value
+        other_settle = other_at / value
+        exposures = (
+            signed_size + (moves.equity_slope - moves.maintenance_slope) / value,
+            signed_size + moves.equity_slope / value,
+        )
+        liquidation, bankruptcy = threshold_prices(
+            book, instrument, qty, equity_settle, other_settle, exposures
+        )
     isolated = units.row[unit] != NO_ROW
     notional = _notional(book, instrument, qty, mark) * value
     option = book.contracts.kind[instrument] == OPTION
@@ -89,6 +101,70 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
         )
         for k, row in enumerate(rows.tolist())
     )
+
+
+class _Exposures(NamedTuple):
+    """Per position of a unit, in the valuation asset: how the unit's figures move with
+    that position's mark ``m`` besides the position itself.
+
+    ``equity(P) = equity + equity_shift + equity_slope * (P - m)`` and the other
+    positions' maintenance margin is ``other + maintenance_shift + maintenance_slope *
+    (P - m)``. The shifts re-price what the mark prices at ``m`` exactly (a collateral
+    price or settle value that is not yet the mark, e.g. an asset not priced yet).
+    """
+
+    equity_shift: NDArray[np.float64]
+    maintenance_shift: NDArray[np.float64]
+    equity_slope: NDArray[np.float64]
+    maintenance_slope: NDArray[np.float64]
+
+
+def _exposures(book: Book, unit: int, rows: NDArray[np.intp]) -> _Exposures:
+    """What else in ``unit`` each position's mark prices (see :class:`_Exposures`).
+
+    A cross unit's wallet balance ``b`` in an asset priced by the mark is worth
+    ``b x (1 - haircut) x P`` (``b x P`` for a debt); another position settling in such
+    an asset has settle-asset uPnL and MM that are worth that many times ``P``. An
+    instrument whose own settle asset is priced by its own mark is not linear in ``P``
+    in the valuation asset; it is left to the plain solve (everything else still).
+    """
+    n = rows.shape[0]
+    zeros = np.zeros(n)
+    result = _Exposures(zeros, zeros.copy(), zeros.copy(), zeros.copy())
+    assets, pos = book.assets, book.positions
+    instrument = pos.instrument[rows]
+    linked = [assets.price_symbols.get(book.symbols[ix], []) for ix in instrument.tolist()]
+    if not any(linked):
+        return result
+    settle = book.settle_asset[instrument]
+    mark = book.mark[instrument]
+    # Each position's contribution to the unit's equity and MM in its settle asset (any
+    # contract kind). A position whose settle asset is not priced yet counts 0 now and
+    # is left out.
+    settle_value = assets.value[settle]
+    priced = settle_value > 0.0
+    settle_upnl = np.divide(pos.upnl[rows], settle_value, out=np.zeros(n), where=priced)
+    settle_mm = np.divide(pos.maintenance[rows], settle_value, out=np.zeros(n), where=priced)
+    cross = book.units.row[unit] == NO_ROW
+    balances = book.accounts.balance[book.units.account[unit]]
+    for k, assets_k in enumerate(linked):
+        if not assets_k or settle[k] in assets_k:
+            continue
+        m = float(mark[k])
+        for asset in assets_k:
+            if cross and balances[asset]:
+                amount = float(balances[asset])
+                worth = amount - max(amount, 0.0) * float(assets.haircut[asset])
+                result.equity_slope[k] += worth
+                result.equity_shift[k] += worth * (m - float(assets.value[asset]))
+            others = np.flatnonzero(settle == asset)
+            for j in others[others != k].tolist():
+                gap = m - float(assets.value[asset])
+                result.equity_slope[k] += settle_upnl[j]
+                result.equity_shift[k] += settle_upnl[j] * gap
+                result.maintenance_slope[k] += settle_mm[j]
+                result.maintenance_shift[k] += settle_mm[j] * gap
+    return result
 
 
 def _notional(

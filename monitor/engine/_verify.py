@@ -42,7 +42,10 @@ def mismatches(book: Book, fresh: UnitFigures, config: EngineConfig, limit: int)
                 f"position row {row} ({book.symbols[pos.instrument[row]]}): {name} "
                 f"cached {cached[row]!r}, recomputed {fresh_values[row]!r}"
             )
-    unit_scale = scale(fresh.collateral, fresh.gross, fresh.initial, fresh.maintenance)
+    equity_scale = scale(fresh.collateral, fresh.gross)
+    # Every figure of a unit against all of its magnitudes: a summation-order difference
+    # in one of them is rounding relative to the whole unit.
+    unit_scale = equity_scale + fresh.initial + fresh.maintenance
     for name in ("collateral", "upnl", "gross", "initial", "maintenance"):
         cached = getattr(units, name)[:n_units]
         fresh_values = getattr(fresh, name)
@@ -63,7 +66,7 @@ def mismatches(book: Book, fresh: UnitFigures, config: EngineConfig, limit: int)
         fresh.collateral + fresh.upnl,
         fresh.initial,
         fresh.maintenance,
-        unit_scale,
+        equity_scale,
         fresh.open_positions,
         config.margin_call_ratio,
         config.hysteresis,

@@ -27,6 +27,16 @@ towards the right one: at most ``max_tiers + 1`` solves. The bankruptcy price so
 A long's price lies below mark when the unit is healthy, provided its maintenance
 rate is below 100 %: size-scaled rates grow without bound, and past 100 % a rising
 price adds more margin than equity, so the solution lies above mark (or does not exist).
+
+Wrong-way collateral: when the instrument's mark also prices something else in the
+unit (BTC collateral valued by ``BTCUSDT`` under a long ``BTCUSDT``), the unit's equity
+minus the rest of its maintenance margin moves by more than ``s`` per unit of price.
+The caller passes that *exposure* ``x`` (default ``s``) and the equations become::
+
+    E + x * (P - m) = O + |s| * P * rate - cum      P = (O - cum - E + x * m) / (x - |s| * rate)
+    E + x * (P - m) = 0                              P = m - E / x
+
+still linear per bracket, so the same iteration applies.
 """
 
 from __future__ import annotations
@@ -46,11 +56,17 @@ def liquidation_prices(
     mark: NDArray[np.float64],
     equity: NDArray[np.float64],
     other_maintenance: NDArray[np.float64],
+    exposure: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """Prices at which each unit's equity equals its maintenance margin (NaN if none > 0)."""
+    """Prices at which each unit's equity equals its maintenance margin (NaN if none > 0).
+
+    ``exposure`` is how much the unit's equity minus its other maintenance margin moves
+    per unit of the mark (module doc); ``signed_size`` when None.
+    """
     size = np.abs(signed_size)
+    slope = signed_size if exposure is None else exposure
     # Everything in the bracket equation that does not depend on the bracket.
-    constant = other_maintenance - equity + signed_size * mark
+    constant = other_maintenance - equity + slope * mark
     slope_rate = layout.mm_slope.take(instrument_ix) * size if layout.has_slopes else None
     mmr = layout.mmr.ravel()
     cum = layout.cum.ravel()
@@ -66,14 +82,14 @@ def liquidation_prices(
             rate = mmr.take(flat)
             if slope_rate is not None:
                 rate += slope_rate
-            solved = (constant - cum.take(flat)) / (signed_size - size * rate)
+            solved = (constant - cum.take(flat)) / (slope - size * rate)
             price[pending] = solved
             found = bracket_flat_index(layout, ix, size * solved)
             moved = found != flat
             if not moved.any():
                 break
             pending, ix, flat = pending[moved], ix[moved], found[moved]
-            constant, signed_size, size = constant[moved], signed_size[moved], size[moved]
+            constant, slope, size = constant[moved], slope[moved], size[moved]
             if slope_rate is not None:
                 slope_rate = slope_rate[moved]
     # With validated brackets the loop converges; if float rounding leaves a root
@@ -86,10 +102,16 @@ def bankruptcy_prices(
     signed_size: NDArray[np.float64],
     mark: NDArray[np.float64],
     equity: NDArray[np.float64],
+    exposure: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float64]:
-    """Prices at which each unit's equity reaches zero (NaN if none > 0)."""
+    """Prices at which each unit's equity reaches zero (NaN if none > 0).
+
+    ``exposure`` is how much the unit's equity moves per unit of the mark
+    (``signed_size`` when None).
+    """
+    slope = signed_size if exposure is None else exposure
     with np.errstate(divide="ignore", invalid="ignore"):
-        return _positive_or_nan(mark - equity / signed_size)
+        return _positive_or_nan(mark - equity / slope)
 
 
 def _positive_or_nan(price: NDArray[np.float64]) -> NDArray[np.float64]:

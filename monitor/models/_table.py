@@ -194,6 +194,7 @@ class ModelTable:
         equity: NDArray[np.float64],
         other_maintenance: NDArray[np.float64],
         target_maintenance: bool = True,
+        exposure: NDArray[np.float64] | None = None,
     ) -> NDArray[np.float64]:
         """Per position, the mark price of its instrument that brings its margin unit to
         maintenance margin (``target_maintenance=True``: the liquidation price) or to
@@ -205,20 +206,36 @@ class ModelTable:
         bracket is re-solved at the solved price until stable, as Binance documents.
         NaN where no positive price does it (e.g. a long whose equity covers any fall
         in price, a short already below maintenance at every price, or qty 0).
+
+        ``exposure`` (settle asset per unit of price) is how much the unit's equity,
+        minus the other maintenance margin when ``target_maintenance``, moves with the
+        mark: the base size ``qty * contract_size`` (the default) plus whatever else in
+        the unit the same price values (collateral priced by the instrument's own mark).
         """
         n = _check_lengths(instrument_ix, qty, mark, equity, other_maintenance)
+        if exposure is not None:
+            _check_lengths(instrument_ix, exposure)
         layout = self._layout
         price = np.empty(n)
         for start in range(0, n, _CHUNK):
             part = slice(start, start + _CHUNK)
             ix = instrument_ix[part]
             signed_size = qty[part] * layout.contract_size.take(ix)
+            slope = None if exposure is None else exposure[part]
             if target_maintenance:
                 price[part] = _liquidation.liquidation_prices(
-                    layout, ix, signed_size, mark[part], equity[part], other_maintenance[part]
+                    layout,
+                    ix,
+                    signed_size,
+                    mark[part],
+                    equity[part],
+                    other_maintenance[part],
+                    slope,
                 )
             else:
-                price[part] = _liquidation.bankruptcy_prices(signed_size, mark[part], equity[part])
+                price[part] = _liquidation.bankruptcy_prices(
+                    signed_size, mark[part], equity[part], slope
+                )
         return price
 
 

@@ -4,7 +4,8 @@
   (``Engine.verify``: figures within 1e-9 of each unit's scale, no pending
   transition, consistent holder and unit indexes).
 * A fresh engine fed the same cycles emits identical events with identical ids.
-* A price that stays inside the hysteresis band emits at most one transition.
+* A price that wanders inside the hysteresis band, crossing the liquidation price at
+  least once, emits exactly one transition; leaving the band emits exactly one more.
 """
 
 from __future__ import annotations
@@ -278,9 +279,10 @@ LEVERAGED = Instrument(
     side=st.sampled_from([1.0, -1.0]),
     band=st.sampled_from([0.02, 0.05, 0.2]),
     wiggles=st.lists(st.floats(min_value=-1.0, max_value=1.0), min_size=1, max_size=30),
+    crossing=st.integers(min_value=0, max_value=30),
 )
-def test_a_price_inside_the_band_emits_at_most_one_transition(
-    qty: float, side: float, band: float, wiggles: list[float]
+def test_a_price_inside_the_band_emits_one_transition_and_leaving_it_one_more(
+    qty: float, side: float, band: float, wiggles: list[float], crossing: int
 ) -> None:
     entry, collateral = 30_000.0, 1_000.0 * qty
     engine = Engine([LEVERAGED], EngineConfig(hysteresis=band))
@@ -305,14 +307,25 @@ def test_a_price_inside_the_band_emits_at_most_one_transition(
     assert liquidation is not None
     # Within +-a of the liquidation price equity stays within half the band of MM
     # (MM is at least 0.005 * liquidation * qty): above the bankruptcy band, below the exit.
+    # ``w`` > 0 is the safe side of the liquidation price (above it for a long, below
+    # for a short); the path starts there and is made to cross once at ``crossing``.
     amplitude = 0.5 * band * 0.005 * liquidation * 0.9
-    engine.apply([], [PriceTick(symbol="BTCUSDT", mark_price=liquidation + amplitude, ts=1)], 1)
+    (start,) = engine.apply(
+        [], [PriceTick(symbol="BTCUSDT", mark_price=liquidation + side * amplitude, ts=1)], 1
+    )
+    assert start.state == "margin_call"
+    path = list(wiggles)
+    path.insert(min(crossing, len(path)), -1.0)
     transitions = []
-    for ts, w in enumerate(wiggles, start=2):
-        price = liquidation + w * amplitude
+    for ts, w in enumerate(path, start=2):
+        price = liquidation + side * w * amplitude
         transitions += engine.apply([], [PriceTick(symbol="BTCUSDT", mark_price=price, ts=ts)], ts)
-    assert len(transitions) <= 1
-    assert all(e.type == "liquidation" for e in transitions)
+    assert [e.type for e in transitions] == ["liquidation"]
+    # Clear of the band (equity above (1 + band) x MM with room to spare): one more event.
+    away = liquidation + side * 3.0 * band * 0.005 * liquidation
+    ts = len(path) + 2
+    (cleared,) = engine.apply([], [PriceTick(symbol="BTCUSDT", mark_price=away, ts=ts)], ts)
+    assert (cleared.type, cleared.state) == ("liquidation_cleared", "margin_call")
 
 
 pytestmark = pytest.mark.filterwarnings("error")

@@ -1,0 +1,270 @@
+"""Snapshots of some accounts of a book, and loading many of them into an empty book.
+
+A snapshot holds what the ledger built for the accounts of one ``fills`` partition:
+wallets, margin modes, every position row (flat rows too: they keep the chosen
+leverage, realised PnL and the isolated unit that a later open reuses) and the ledger
+ids applied within the idempotency window. Margin states are not in it: recovery
+restores them from the changelog, which is never older than a snapshot.
+
+Loading is vectorised (the shape of ``load_cross_accounts``): a million accounts with
+three million positions load in seconds, where replaying their ledger took minutes.
+Figures are not computed here: follow with ``Engine.full_recompute()``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book._book import Book
+from monitor.book._positions import NO_ROW
+from monitor.errors import InputError
+from monitor.schema import SnapshotChunk
+
+__all__ = [
+    "OPEN",
+    "OPEN_ISOLATED",
+    "WITH_ISOLATED_UNIT",
+    "export_accounts",
+    "export_partition",
+    "load_snapshots",
+]
+
+_ACCOUNTS_PER_CHUNK = 2_000
+
+OPEN = 1
+OPEN_ISOLATED = 2
+WITH_ISOLATED_UNIT = 4
+
+
+def export_accounts(
+    book: Book,
+    accounts: NDArray[np.intp],
+    *,
+    topic: str,
+    partition: int,
+    next_offset: int,
+    ts: int,
+) -> SnapshotChunk:
+    """One chunk (``chunk`` 0 of 1) holding ``accounts`` (dense ids, ascending)."""
+    pos = book.positions
+    local = np.full(book.accounts.size, -1, dtype=np.intp)
+    local[accounts] = np.arange(accounts.shape[0])
+    n_rows = pos.size
+    rows = np.flatnonzero(local[pos.account[:n_rows]] >= 0)
+    unit = pos.unit[rows]
+    own = pos.isolated_unit[rows]
+    flags = (
+        np.where(unit != NO_ROW, OPEN, 0)
+        | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
+        | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
+    )
+    leverage = pos.leverage[rows]
+    owners = set(accounts.tolist())
+    seen = [
+        (kind, item_id, stamp, int(local[owner]))
+        for kind, item_id, stamp, owner in book.applied_ids.owned_by(owners)
+    ]
+    symbols = book.symbols
+    return SnapshotChunk(
+        topic=topic,
+        partition=partition,
+        next_offset=next_offset,
+        chunk=0,
+        chunks=1,
+        ts=ts,
+        ledger_clock=book.applied_ids.clock_ms,
+        assets=book.assets.names,
+        accounts=[book.account_names[ix] for ix in accounts.tolist()],
+        modes=book.accounts.mode[accounts].tolist(),
+        balances=book.accounts.balance[accounts].tolist(),
+        row_account=local[pos.account[rows]].tolist(),
+        row_symbol=[symbols[ix] for ix in pos.instrument[rows].tolist()],
+        qty=pos.qty[rows].tolist(),
+        entry=pos.entry[rows].tolist(),
+        realised=pos.realised[rows].tolist(),
+        leverage=[None if math.isnan(x) else x for x in leverage.tolist()],
+        isolated_margin=pos.isolated_margin[rows].tolist(),
+        row_flags=flags.tolist(),
+        seen=seen,
+    )
+
+
+def export_partition(
+    book: Book,
+    accounts: NDArray[np.intp],
+    *,
+    topic: str,
+    partition: int,
+    next_offset: int,
+    ts: int,
+    max_bytes: int,
+    encode: Callable[[SnapshotChunk], bytes],
+) -> list[SnapshotChunk]:
+    """The snapshot of ``accounts`` as chunks that each encode to at most ``max_bytes``
+    (an account too large for a chunk alone raises ``InputError``)."""
+    pending = [
+        np.sort(accounts)[k : k + _ACCOUNTS_PER_CHUNK]
+        for k in range(0, max(1, accounts.size), _ACCOUNTS_PER_CHUNK)
+    ]
+    chunks: list[SnapshotChunk] = []
+    while pending:
+        part = pending.pop(0)
+        chunk = export_accounts(
+            book, part, topic=topic, partition=partition, next_offset=next_offset, ts=ts
+        )
+        if len(encode(chunk)) <= max_bytes:
+            chunks.append(chunk)
+        elif part.size > 1:
+            half = part.size // 2
+            pending[:0] = [part[:half], part[half:]]
+        else:
+            name = book.account_names[int(part[0])]
+            raise InputError(f"account {name!r} alone does not fit a snapshot chunk")
+    total = len(chunks)
+    return [msgspec.structs.replace(c, chunk=n, chunks=total) for n, c in enumerate(chunks)]
+
+
+def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
+    """Load every account of ``chunks`` into an empty ``book``; return the symbols of
+    position rows that were skipped because the instrument is no longer configured."""
+    if book.accounts.size or book.positions.size:
+        raise ValueError("load_snapshots needs an empty book")
+    skipped: set[str] = set()
+    names: list[str] = []
+    modes: list[int] = []
+    balances: list[NDArray[np.float64]] = []
+    row_parts: dict[str, list[NDArray[Any]]] = {
+        k: [] for k in ("account", "instrument", "qty", "entry", "realised", "lev", "iso", "flags")
+    }
+    seen: list[tuple[str, str, int, int]] = []
+    clock = 0
+    for chunk in chunks:
+        base = len(names)
+        names.extend(chunk.accounts)
+        modes.extend(chunk.modes)
+        balances.append(_balances(book, chunk))
+        index = book.instrument_index
+        keep = np.array([s in index for s in chunk.row_symbol], dtype=np.bool_)
+        skipped.update(s for s in chunk.row_symbol if s not in index)
+        instrument = np.array([index.get(s, -1) for s in chunk.row_symbol], dtype=np.intp)
+        row_parts["account"].append(np.asarray(chunk.row_account, dtype=np.intp)[keep] + base)
+        row_parts["instrument"].append(instrument[keep])
+        row_parts["qty"].append(np.asarray(chunk.qty, dtype=np.float64)[keep])
+        row_parts["entry"].append(np.asarray(chunk.entry, dtype=np.float64)[keep])
+        row_parts["realised"].append(np.asarray(chunk.realised, dtype=np.float64)[keep])
+        lev = [math.nan if x is None else x for x in chunk.leverage]
+        row_parts["lev"].append(np.asarray(lev, dtype=np.float64)[keep])
+        row_parts["iso"].append(np.asarray(chunk.isolated_margin, dtype=np.float64)[keep])
+        row_parts["flags"].append(np.asarray(chunk.row_flags, dtype=np.intp)[keep])
+        seen.extend(
+            (kind, item_id, stamp, owner + base) for kind, item_id, stamp, owner in chunk.seen
+        )
+        clock = max(clock, chunk.ledger_clock)
+    if len(set(names)) != len(names):
+        raise InputError("an account appears in two snapshots; each account has one partition")
+    cols = {k: np.concatenate(v) if v else np.empty(0) for k, v in row_parts.items()}
+    _load(book, names, modes, np.concatenate(balances) if balances else None, cols)
+    book.applied_ids.restore(seen, clock)
+    return sorted(skipped)
+
+
+def _balances(book: Book, chunk: SnapshotChunk) -> NDArray[np.float64]:
+    out = np.zeros((len(chunk.accounts), len(book.assets)))
+    if not chunk.accounts:
+        return out
+    given = np.asarray(chunk.balances, dtype=np.float64).reshape(len(chunk.accounts), -1)
+    for k, asset in enumerate(chunk.assets):
+        ix = book.assets.index.get(asset)
+        if ix is None:
+            if np.any(given[:, k] != 0.0):
+                raise InputError(
+                    f"a snapshot holds balances in {asset}, which is not configured; add it "
+                    "to engine.collateral"
+                )
+            continue
+        out[:, ix] = given[:, k]
+    return out
+
+
+def _load(
+    book: Book,
+    names: list[str],
+    modes: list[int],
+    balances: NDArray[np.float64] | None,
+    cols: dict[str, NDArray[Any]],
+) -> None:
+    accounts, units, pos = book.accounts, book.units, book.positions
+    n = len(names)
+    accounts.append(n)
+    if balances is not None:
+        accounts.balance[:n] = balances
+    accounts.mode[:n] = np.asarray(modes, dtype=np.int8)
+    units.append(n)
+    units.account[:n] = np.arange(n)
+    accounts.cross_unit[:n] = np.arange(n)
+    book.account_names.extend(names)
+    book.account_index.update(zip(names, range(n), strict=True))
+
+    account = cols["account"].astype(np.intp)
+    instrument = cols["instrument"].astype(np.intp)
+    flags = cols["flags"].astype(np.intp)
+    m = account.shape[0]
+    pos.append(m)
+    pos.account[:m] = account
+    pos.instrument[:m] = instrument
+    pos.qty[:m] = cols["qty"]
+    pos.entry[:m] = cols["entry"]
+    pos.realised[:m] = cols["realised"]
+    pos.leverage[:m] = cols["lev"]
+    pos.isolated_margin[:m] = cols["iso"]
+    pos.rows.update(
+        zip(zip(account.tolist(), instrument.tolist(), strict=True), range(m), strict=True)
+    )
+    # Isolated units, in row order per account (the order they were created in matters
+    # only for listing; their keys are their symbols).
+    isolated_rows = np.flatnonzero(flags & WITH_ISOLATED_UNIT)
+    first_unit = units.append(isolated_rows.shape[0]) if isolated_rows.size else units.size
+    iso_units = first_unit + np.arange(isolated_rows.shape[0])
+    units.account[iso_units] = account[isolated_rows]
+    units.row[iso_units] = isolated_rows
+    pos.isolated_unit[isolated_rows] = iso_units
+    for row, unit in zip(isolated_rows.tolist(), iso_units.tolist(), strict=True):
+        book.isolated_units.setdefault(int(account[row]), []).append(unit)
+    # Open rows: into their unit's row list and their instrument's holders.
+    is_open = (flags & OPEN) != 0
+    unit_of = np.where((flags & OPEN_ISOLATED) != 0, pos.isolated_unit[:m], account)
+    open_rows = np.flatnonzero(is_open)
+    pos.unit[open_rows] = unit_of[open_rows]
+    _link(book, open_rows, unit_of[open_rows])
+    by_instrument = open_rows[np.argsort(instrument[open_rows], kind="stable")]
+    bounds = np.searchsorted(instrument[by_instrument], np.arange(len(book.symbols) + 1))
+    for ix in range(len(book.symbols)):
+        pos.set_holders(ix, by_instrument[bounds[ix] : bounds[ix + 1]])
+    book.stale_rows.clear()
+
+
+def _link(book: Book, rows: NDArray[np.intp], unit: NDArray[np.intp]) -> None:
+    """Unit row lists: ``rows`` grouped by ``unit``, linked in row order."""
+    pos, units = book.positions, book.units
+    if rows.size == 0:
+        return
+    order = np.argsort(unit, kind="stable")
+    grouped_rows, grouped = rows[order], unit[order]
+    same_next = np.zeros(rows.shape[0], dtype=np.bool_)
+    same_next[:-1] = grouped[1:] == grouped[:-1]
+    nxt = np.full(rows.shape[0], NO_ROW, dtype=np.intp)
+    nxt[:-1][same_next[:-1]] = grouped_rows[1:][same_next[:-1]]
+    pos.unit_next[grouped_rows] = nxt
+    prv = np.full(rows.shape[0], NO_ROW, dtype=np.intp)
+    prv[1:][same_next[:-1]] = grouped_rows[:-1][same_next[:-1]]
+    pos.unit_prev[grouped_rows] = prv
+    first = np.ones(rows.shape[0], dtype=np.bool_)
+    first[1:] = ~same_next[:-1]
+    units.head[grouped[first]] = grouped_rows[first]
+    units.open_positions[: units.size] = np.bincount(unit, minlength=units.size)

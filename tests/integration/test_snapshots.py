@@ -1,0 +1,111 @@
+"""Snapshots: a restart loads the newest one and replays only the ledger after it.
+
+Retention then may delete older ledger records; without a snapshot covering them the
+start stops with one line naming the partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+from monitor.changelog import read_changelog
+from streams import TopicPartition
+from streams.settings import client_kwargs
+from tests.integration.liqmon_process import LiqmonProcess, judges_a_normal_account, metric_value
+from tests.integration.monitor_harness import MonitorHarness, btc, now_ms
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture
+async def procs(harness: MonitorHarness) -> AsyncIterator[list[LiqmonProcess]]:
+    made: list[LiqmonProcess] = []
+    yield made
+    for process in made:
+        await process.close()
+
+
+async def delete_ledger_before(h: MonitorHarness, offsets: dict[TopicPartition, int]) -> None:
+    admin = AIOKafkaAdminClient(**client_kwargs(h.kafka))
+    await admin.start()
+    try:
+        await admin.delete_records({tp: RecordsToDelete(offset) for tp, offset in offsets.items()})
+    finally:
+        await admin.close()
+
+
+async def ledger_ends(h: MonitorHarness) -> dict[TopicPartition, int]:
+    records = await h.read_all(h.topics.fills)
+    ends: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = TopicPartition(record.topic, record.partition)
+        ends[tp] = max(ends.get(tp, 0), record.offset + 1)
+    return ends
+
+
+async def test_a_restart_after_retention_loads_snapshots_and_replays_only_the_rest(
+    harness: MonitorHarness, procs: list[LiqmonProcess]
+) -> None:
+    h = harness
+    await h.prices(btc(100.0, now_ms()))
+    proc = LiqmonProcess(h, snapshot_interval_s=0.5)
+    procs.append(proc)
+    await proc.start()
+    await judges_a_normal_account(h, proc, "n1", 100.0)  # n1 ends up liquidated at 89
+    ends = await ledger_ends(h)
+    # Every partition with ledger records gets a snapshot covering all of them.
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        changelog = await read_changelog(h.kafka, h.topics.state)
+        covered = {
+            tp: snapshot[0].next_offset
+            for tp in ends
+            if (snapshot := changelog.snapshot(tp)) is not None
+        }
+        if all(covered.get(tp, -1) >= end for tp, end in ends.items()):
+            break
+        assert asyncio.get_running_loop().time() < deadline, (covered, ends)
+        await asyncio.sleep(0.1)
+    await proc.stop()
+    await delete_ledger_before(h, ends)  # retention took every ledger record so far
+    await proc.start()
+    assert "snapshots loaded" in proc.log_text()
+    written = metric_value(await proc.metrics(), "liqmon_snapshots_written_total")
+    assert written is not None
+    # n1's position came back from the snapshot: a further fall makes it bankrupt, once.
+    await h.prices(btc(80.0, now_ms()))
+    deadline = asyncio.get_running_loop().time() + 30
+    while [e.type for e in await h.events() if e.account == "n1"] != [
+        "margin_call",
+        "liquidation",
+        "bankruptcy",
+    ]:
+        proc.assert_running()
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.05)
+    await judges_a_normal_account(h, proc, "n2", 80.0)
+
+
+async def test_deleted_ledger_records_no_snapshot_covers_stop_the_start_with_one_line(
+    harness: MonitorHarness, procs: list[LiqmonProcess]
+) -> None:
+    h = harness
+    await h.prices(btc(100.0, now_ms()))
+    proc = LiqmonProcess(h, snapshot_interval_s=0)
+    procs.append(proc)
+    await proc.start()
+    await judges_a_normal_account(h, proc, "n1", 100.0)
+    ends = await ledger_ends(h)
+    await proc.stop()
+    await delete_ledger_before(h, ends)
+    with pytest.raises(AssertionError, match="exited with 1"):
+        await proc.start(ready_within_s=30)
+    last = proc.tail(1)
+    [tp] = ends
+    assert last.startswith("liqmon: error: records 0 to ")
+    assert f"{tp.topic}[{tp.partition}] were deleted (retention)" in last
+    assert "no snapshot" in last

@@ -153,17 +153,34 @@ class PortfolioMargins:
     ) -> tuple[NDArray[np.intp], GroupMargin]:
         """(accounts, their figures) in ``group`` from position ``rows`` (open, in the group)."""
         pos = book.positions
-        accounts, holder = np.unique(pos.account[rows], return_inverse=True)
-        holder = holder.reshape(-1)
+        account = pos.account[rows]
+        n = book.accounts.size
+        if rows.size * 4 >= n:  # most accounts: index them directly, no sort
+            accounts = np.flatnonzero(np.bincount(account, minlength=n))
+            holder, holders = account, n
+        else:
+            accounts, holder = np.unique(account, return_inverse=True)
+            holder, holders = holder.reshape(-1), accounts.size
         coordinates = GroupPositions(
-            holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], accounts.size
+            holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], holders
         )
         standard_initial = np.asarray(
-            np.bincount(holder, pos.figures[rows, 1], minlength=accounts.size), dtype=np.float64
+            np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
         )
         if priced is None:
             priced = self.priced(book, group)
-        return accounts, group_margin(priced, coordinates, standard_initial)
+        margin = group_margin(priced, coordinates, standard_initial)
+        if holders != accounts.size:
+            margin = margin._replace(
+                pnl=margin.pnl[accounts],
+                loss=margin.loss[accounts],
+                worst=margin.worst[accounts],
+                futures_contingency=margin.futures_contingency[accounts],
+                option_contingency=margin.option_contingency[accounts],
+                maintenance=margin.maintenance[accounts],
+                initial=margin.initial[accounts],
+            )
+        return accounts, margin
 
     def _store(
         self, book: Book, group: int, accounts: NDArray[np.intp], margin: GroupMargin

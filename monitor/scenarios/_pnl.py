@@ -13,7 +13,8 @@ PositionMatrix = scipy.sparse.csr_array
 
 
 def scenario_pnl(
-    positions: PositionMatrix | NDArray[np.float64], value_change: NDArray[np.float64]
+    positions: PositionMatrix | scipy.sparse.csc_array | NDArray[np.float64],
+    value_change: NDArray[np.float64],
 ) -> NDArray[np.float64]:
     """Every account's P&L per scenario: ``positions @ value_change``.
 

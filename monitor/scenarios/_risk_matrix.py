@@ -104,9 +104,7 @@ def group_margin(
     ``standard_initial`` (per row) is the rows' standard IM, used by ``pm_hybrid`` only.
     """
     rows, col, qty = positions.rows, positions.col, positions.qty
-    matrix = scipy.sparse.csr_array(
-        (qty, (positions.row, col)), shape=(rows, priced.values.shape[0])
-    )
+    matrix = _quantities(positions, priced.values.shape[0])
     pnl = scenario_pnl(matrix, priced.values)
     loss, worst = worst_loss(pnl, priced.scenarios.weight)
     params = priced.params
@@ -114,7 +112,7 @@ def group_margin(
         positions.row, weights=qty * priced.exposure.take(col), minlength=rows
     )
     futures = params.futures_contingency * np.abs(futures_delta)
-    options = _option_contingency(priced, positions)
+    options = _option_contingency(priced, positions, matrix)
     maintenance = loss + futures + options
     initial = maintenance * params.im_factor
     if params.model == "pm_hybrid" and standard_initial is not None:
@@ -122,18 +120,38 @@ def group_margin(
     return GroupMargin(pnl, loss, worst, futures, options, maintenance, initial)
 
 
-def _option_contingency(priced: PricedGroup, positions: GroupPositions) -> Array:
-    """``sum over (expiry, strike) of max(0, -net contracts) x charge`` per row."""
-    key = priced.strike_key.take(positions.col)
-    option = key >= 0
-    if not option.any():
+def _quantities(positions: GroupPositions, instruments: int) -> scipy.sparse.csc_array:
+    """Holders x instruments quantities. Positions given instrument by instrument (a
+    tick's holder lists) make the compressed-column form directly, with no sort."""
+    col = positions.col
+    if col.size > 1 and not bool((col[1:] >= col[:-1]).all()):
+        order = np.argsort(col, kind="stable")
+        positions = GroupPositions(
+            positions.row[order], col[order], positions.qty[order], positions.rows
+        )
+        col = positions.col
+    indptr = np.searchsorted(col, np.arange(instruments + 1))
+    return scipy.sparse.csc_array(
+        (positions.qty, positions.row, indptr), shape=(positions.rows, instruments)
+    )
+
+
+def _option_contingency(
+    priced: PricedGroup, positions: GroupPositions, matrix: scipy.sparse.csc_array
+) -> Array:
+    """``sum over (expiry, strike) of max(0, -net contracts) x charge`` per row: the net
+    per holder and (expiry, strike) is the sparse product of the quantities with the
+    instruments' (expiry, strike) membership weighted by their charge."""
+    option = np.flatnonzero(priced.strike_key >= 0)
+    if option.size == 0:
         return np.zeros(positions.rows)
     keys = int(priced.strike_key.max()) + 1
-    row = positions.row[option]
-    cell = row * keys + key[option]
-    net_value = positions.qty[option] * priced.short_unit.take(positions.col[option])
-    cells, inverse = np.unique(cell, return_inverse=True)
-    net = np.bincount(inverse.reshape(-1), weights=net_value, minlength=cells.size)
-    charge = np.maximum(-net, 0.0)
-    per_row = np.bincount(cells // keys, weights=charge, minlength=positions.rows)
+    membership = scipy.sparse.csr_array(
+        (priced.short_unit[option], (option, priced.strike_key[option])),
+        shape=(priced.strike_key.size, keys),
+    )
+    net = scipy.sparse.csr_array(matrix @ membership)
+    charge = np.maximum(-net.data, 0.0)
+    row = np.repeat(np.arange(positions.rows), np.diff(net.indptr))
+    per_row = np.bincount(row, weights=charge, minlength=positions.rows)
     return np.asarray(per_row, dtype=np.float64)

@@ -409,6 +409,8 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
+        for kind, count in self.engine.position_counts().items():
+            m.open_positions.labels(kind).set(count)
         guard = self._intake.guard
         now_ms = self._clock_ms()
         for symbol, ts in guard.accepted_ts().items():

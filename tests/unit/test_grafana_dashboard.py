@@ -39,6 +39,7 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_price_holds": {"reason": "stale"},
     "liqmon_replay_records_rejected": {"reason": "unknown_instrument"},
     "liqmon_accounts": {"state": "healthy"},
+    "liqmon_open_positions": {"kind": "option"},
     "liqmon_consumer_lag_records": {"topic": "fills", "partition": "0"},
     "liqmon_price_age_seconds": {"symbol": "BTCUSDT"},
 }

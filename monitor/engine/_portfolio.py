@@ -164,11 +164,13 @@ class PortfolioMargins:
         coordinates = GroupPositions(
             holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], holders
         )
-        standard_initial = np.asarray(
-            np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
-        )
         if priced is None:
             priced = self.priced(book, group)
+        standard_initial = None
+        if priced.params.model == "pm_hybrid":  # the floor's base: the rows' standard IM
+            standard_initial = np.asarray(
+                np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
+            )
         margin = group_margin(priced, coordinates, standard_initial)
         if holders != accounts.size:
             margin = margin._replace(

@@ -21,9 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import Book
-from monitor.engine import Engine
-from monitor.engine._portfolio import PortfolioMargins
-from monitor.engine._portfolio_risk import group_rows
+from monitor.engine import Engine, PortfolioMargins, group_rows
 from monitor.scenarios import (
     VOL_SAME,
     GroupPositions,

@@ -36,7 +36,7 @@ from monitor.scenarios import (
 )
 from monitor.schema import PortfolioMarginParams, PriceTick
 
-__all__ = ["GroupLayout", "PortfolioMargins"]
+__all__ = ["GroupLayout", "PortfolioMargins", "cross_rows"]
 
 _DEFAULT = PortfolioMarginParams()
 
@@ -256,7 +256,7 @@ class PortfolioMargins:
             table[accounts[accounts < table.shape[0]]] = 0.0
         portfolio = accounts[book.accounts.mode[accounts] == PORTFOLIO]
         if portfolio.size:
-            rows = _cross_rows(book, book.accounts.cross_unit[portfolio])
+            rows = cross_rows(book, book.accounts.cross_unit[portfolio])
             self._by_group(book, rows)
         self.write_totals(book, units)
 
@@ -311,7 +311,7 @@ class PortfolioMargins:
         return book.accounts.cross_unit[accounts], fresh._sums(accounts)
 
 
-def _cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
+def cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
     """The open position rows of ``units``, walking their row lists all at once."""
     pos = book.positions
     found = []

@@ -173,3 +173,50 @@ def test_bad_portfolio_parameters_stop_the_engine_with_one_line(
     with pytest.raises(ConfigError) as raised:
         Engine(INSTRUMENTS, config)
     assert str(raised.value).startswith(message)
+
+
+def test_a_portfolio_liquidation_reduces_every_position_to_bring_im_down_to_equity(
+    engine: Engine,
+) -> None:
+    engine.apply(
+        [
+            portfolio("p", NOW),
+            Transfer(transfer_id="p-t", account="p", asset="USDC", amount=50_000, ts=NOW),
+            Fill(
+                fill_id="p-f",
+                account="p",
+                symbol="BTC-USD",
+                side="buy",
+                qty=2.0,
+                price=100_000.0,
+                ts=NOW,
+            ),
+        ],
+        [],
+        NOW,
+    )
+    crash = NOW + 60_000
+    events = engine.apply([], [PriceTick(symbol="BTC-USD", mark_price=88_000.0, ts=crash)], crash)
+    (event,) = [e for e in events if e.type == "liquidation"]
+    (reduction,) = event.reductions
+    kept = 2.0 - reduction.qty
+    assert 0.0 < kept < 2.0
+    # Reduced at the mark (equity unchanged), the account's portfolio IM equals its equity.
+    after = engine.apply(
+        [
+            Fill(
+                fill_id="p-r",
+                account="p",
+                symbol="BTC-USD",
+                side="sell",
+                qty=reduction.qty,
+                price=88_000.0,
+                ts=crash + 1,
+            )
+        ],
+        [],
+        crash + 1,
+    )
+    risk = engine.account_risk("p")
+    assert risk.initial_margin == pytest.approx(risk.equity, rel=1e-9)
+    assert [e.type for e in after] == ["liquidation_cleared"]

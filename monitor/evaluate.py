@@ -21,6 +21,7 @@ from monitor.book import AssetTable
 from monitor.engine import Engine, EngineConfig
 from monitor.errors import ConfigError, InputError
 from monitor.evaluate_options import option_ticks, option_time, unpriced_hint
+from monitor.evaluate_portfolio import with_portfolio_guidance
 from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest
 from monitor.strict import convert_strict
 
@@ -51,10 +52,15 @@ def _engine(request: EvaluateRequest) -> Engine:
         raise InputError(f"$.collateral_assets: {exc}") from None
     try:
         config = EngineConfig(
-            valuation_asset=request.valuation_asset, collateral=request.collateral_assets
+            valuation_asset=request.valuation_asset,
+            collateral=request.collateral_assets,
+            portfolio_margin=request.portfolio_margin,
         )
         engine = Engine(request.instruments, config)
     except ConfigError as exc:
+        message = str(exc)
+        if message.startswith("engine.portfolio_margin"):
+            raise InputError(f"$.{message.removeprefix('engine.')}") from None
         raise InputError(f"$.instruments: {exc}") from None
     book = engine.book
     now_ms = option_time(request, book)
@@ -123,7 +129,7 @@ def evaluate(request: EvaluateRequest) -> list[AccountRisk]:
             raise InputError(f"{where}.account: {account.account!r} is listed twice")
         names.add(account.account)
         ix = book.account(account.account)
-        book.set_mode(ix, account.mode == "isolated")
+        book.set_margin_mode(ix, account.mode)
         for asset, amount in account.collateral.items():
             book.set_balance(ix, book.assets.index[asset], amount)
         for position in account.positions:
@@ -136,7 +142,10 @@ def evaluate(request: EvaluateRequest) -> list[AccountRisk]:
                 position.margin,
             )
     engine.full_recompute()
-    return [engine.account_risk(account.account) for account in request.accounts]
+    return [
+        with_portfolio_guidance(engine, engine.account_risk(account.account))
+        for account in request.accounts
+    ]
 
 
 def evaluate_json(data: bytes) -> bytes:

@@ -38,17 +38,23 @@ __all__ = [
     "IsolatedMargin",
     "LedgerCheckpoint",
     "LedgerEvent",
+    "LossReducer",
     "MarginEvent",
     "MarginEventType",
     "MarginModelSpec",
     "MarginSettings",
     "OptionStandardMargin",
+    "PortfolioGroupRisk",
+    "PortfolioMarginParams",
+    "PortfolioModel",
     "PositionRisk",
     "PriceReference",
     "PriceTick",
     "PricesScreened",
     "RateCurve",
     "Reduction",
+    "ScenarioPnl",
+    "ScenarioPoint",
     "SizeScaledMargin",
     "SnapshotChunk",
     "StateRecord",
@@ -66,7 +72,7 @@ Id = Annotated[str, msgspec.Meta(max_length=MAX_ID_LENGTH)]
 """A name or id on the wire: at most ``MAX_ID_LENGTH`` characters, so no input can make an
 event or a dead letter too large to publish."""
 
-AccountMode = Literal["cross", "isolated"]
+AccountMode = Literal["cross", "isolated", "portfolio"]
 AccountState = Literal["healthy", "margin_call", "liquidation", "bankrupt"]
 Trigger = Literal["price", "ledger", "restore"]
 MarginEventType = Literal[
@@ -207,6 +213,38 @@ class CollateralAsset(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     asset: str
     haircut: float = 0.0
     price_symbol: str | None = None
+
+
+PortfolioModel = Literal["pm_risk_matrix", "pm_greeks", "pm_hybrid"]
+
+
+class PortfolioMarginParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Portfolio (risk-matrix) margin of one underlying group; defaults after Deribit's.
+
+    ``model``: ``pm_risk_matrix`` (full revaluation on the grid), ``pm_greeks`` (the same
+    grid with the delta-gamma-vega approximation) or ``pm_hybrid`` (risk matrix with
+    ``IM >= hybrid_floor x standard IM``). The grid: ``price_steps`` evenly spaced moves
+    in ``[-price_range, +price_range]`` times vol up / same / down, with
+    ``iv x (1 +/- vol_up|vol_down x (30 / days) ^ vol_power)`` (``vol_power_short`` up to
+    30 days, ``vol_power_long`` beyond), floored at ``min_iv``; plus ``extreme_moves``
+    with vol up, counted at ``extreme_fraction``. ``MM = loss + contingencies``,
+    ``IM = MM x im_factor``. See ``monitor.scenarios`` and docs/portfolio-margin.md.
+    """
+
+    model: PortfolioModel = "pm_risk_matrix"
+    price_range: float = 0.16
+    price_steps: int = 9
+    vol_up: float = 0.45
+    vol_down: float = 0.30
+    vol_power_short: float = 0.30
+    vol_power_long: float = 0.13
+    min_iv: float = 0.01
+    extreme_moves: tuple[float, ...] = (-0.66, -0.33, 0.5, 1.0, 2.0, 3.0)
+    extreme_fraction: float = 0.2
+    futures_contingency: float = 0.01
+    option_contingency: float = 0.01
+    im_factor: float = 1.25
+    hybrid_floor: float = 0.1
 
 
 # --------------------------------------------------------------------------- prices
@@ -374,6 +412,61 @@ class Reduction(msgspec.Struct, frozen=True, kw_only=True):
     qty: float
 
 
+class ScenarioPoint(msgspec.Struct, frozen=True, kw_only=True):
+    """A risk-matrix scenario: the underlying's ``price_move`` (a fraction, -0.16 = 16 %
+    down) and the volatility case (``up``, ``same`` or ``down``)."""
+
+    price_move: float
+    vol_case: Literal["up", "same", "down"]
+
+
+class ScenarioPnl(msgspec.Struct, frozen=True, kw_only=True):
+    """One cell of a risk matrix: the group's P&L in a scenario and the weight its loss
+    counts at (1, or ``extreme_fraction`` in the extended table)."""
+
+    price_move: float
+    vol_case: Literal["up", "same", "down"]
+    weight: float
+    pnl: float
+
+
+class LossReducer(msgspec.Struct, frozen=True, kw_only=True):
+    """Closing ``symbol`` (``qty`` contracts held) alone lowers the group's loss by
+    ``loss_reduction``."""
+
+    symbol: str
+    qty: float
+    loss_reduction: float
+
+
+class PortfolioGroupRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """Portfolio margin of one underlying group of an account (``monitor.scenarios``).
+
+    ``loss`` is the worst weighted scenario loss, reached in ``worst_scenario``;
+    ``maintenance_margin = loss + futures_contingency + option_contingency`` and
+    ``initial_margin = im_factor x MM`` (``pm_hybrid``: at least ``hybrid_floor x
+    standard_initial_margin``, the group's IM on the standard models). ``evaluate`` adds
+    the whole ``risk_matrix``, the ``liquidation_move`` (the price move of the underlying,
+    a fraction, at which the account's equity falls to its MM; null when none within
+    +/-100 %), the ``loss_reducers`` and, for ``pm_greeks``, ``full_revaluation_loss``
+    (the loss by full Black-76 revaluation: the approximation's error is the difference).
+    """
+
+    underlying: str
+    model: PortfolioModel
+    loss: float
+    futures_contingency: float
+    option_contingency: float
+    initial_margin: float
+    maintenance_margin: float
+    standard_initial_margin: float
+    worst_scenario: ScenarioPoint
+    risk_matrix: tuple[ScenarioPnl, ...] = ()
+    liquidation_move: float | None = None
+    loss_reducers: tuple[LossReducer, ...] = ()
+    full_revaluation_loss: float | None = None
+
+
 class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     """A margin-state transition of one account (topic ``margin-events``, key = account).
 
@@ -392,6 +485,8 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     conflated ticks, or while nobody watched), or the unit was judged afresh after a
     restart or rebalance, going from the last published state straight to the current one.
     ``greeks`` sums the unit's option Greeks per underlying (empty without options).
+    ``portfolio`` gives the per-group figures of an account on portfolio margin (its IM
+    and MM are their sums); empty otherwise.
     """
 
     event_id: str
@@ -414,6 +509,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     sequence: int = 0
     collapsed: bool = False
     greeks: dict[str, Greeks] = {}
+    portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 
 # --------------------------------------------------------------------------- what-if
@@ -439,6 +535,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     collateral: dict[str, float]
     positions: tuple[PositionRisk, ...] = ()
     greeks: dict[str, Greeks] = {}
+    portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 
 class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -471,7 +568,8 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     position uses (an option through its underlying's price and a volatility in
     ``vols``, or its own mark price, from which the volatility is implied) and every
     collateral asset's ``price_symbol`` that an account holds. ``now`` (ms since the
-    epoch or ISO 8601 UTC) is the time options are valued at.
+    epoch or ISO 8601 UTC) is the time options are valued at. ``portfolio_margin`` gives
+    the parameters of underlying groups for accounts in ``portfolio`` mode (defaults else).
     """
 
     instruments: tuple[Instrument, ...]
@@ -481,6 +579,7 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     valuation_asset: str = "USDT"
     vols: dict[str, float] = {}
     now: int | str | None = None
+    portfolio_margin: dict[str, PortfolioMarginParams] = {}
 
 
 # --------------------------------------------------------------------------- state changelog

@@ -31,7 +31,7 @@ from monitor.book._collateral import AssetTable
 from monitor.book._contracts import OptionState, position_values, trade_inverse
 from monitor.book._positions import NO_ROW, PositionTable, trade
 from monitor.book._seen import SeenIds
-from monitor.book._tables import CROSS, ISOLATED, AccountTable, UnitTable
+from monitor.book._tables import CROSS, ISOLATED, PORTFOLIO, AccountTable, UnitTable
 from monitor.errors import ConfigError, InputError
 from monitor.models import INVERSE, OPTION, ContractTable, ModelTable
 from monitor.schema import CollateralAsset, Instrument
@@ -275,6 +275,17 @@ class Book:
     def set_mode(self, account_ix: int, isolated: bool) -> None:
         """Margin mode for positions the account opens from flat from now on."""
         self.accounts.mode[account_ix] = ISOLATED if isolated else CROSS
+
+    def set_margin_mode(self, account_ix: int, mode: str) -> tuple[int, ...]:
+        """``cross``, ``isolated`` or ``portfolio``; returns the cross unit when it moves
+        between standard and portfolio margin (its requirement changes at once)."""
+        was_portfolio = self.accounts.mode[account_ix] == PORTFOLIO
+        self.accounts.mode[account_ix] = {"isolated": ISOLATED, "portfolio": PORTFOLIO}.get(
+            mode, CROSS
+        )
+        if was_portfolio == (mode == "portfolio"):
+            return ()
+        return (int(self.accounts.cross_unit[account_ix]),)
 
     def set_leverage(self, account_ix: int, instrument_ix: int, leverage: float) -> tuple[int, ...]:
         """The account's chosen leverage on an instrument (changes its initial margin)."""

@@ -22,6 +22,7 @@ __all__ = [
     "INITIAL",
     "ISOLATED",
     "MAINTENANCE",
+    "PORTFOLIO",
     "UPNL",
     "AccountTable",
     "UnitTable",
@@ -29,6 +30,8 @@ __all__ = [
 
 CROSS: Final = 0
 ISOLATED: Final = 1
+# Cross, with the cross unit margined by portfolio (risk-matrix) margin: monitor.scenarios.
+PORTFOLIO: Final = 2
 # Columns of UnitTable.figures.
 COLLATERAL: Final = 0
 UPNL: Final = 1

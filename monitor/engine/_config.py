@@ -7,7 +7,7 @@ import math
 import msgspec
 
 from monitor.errors import ConfigError
-from monitor.schema import CollateralAsset
+from monitor.schema import CollateralAsset, PortfolioMarginParams
 
 __all__ = ["EngineConfig"]
 
@@ -27,6 +27,9 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
       applied ledger id is remembered to drop its duplicates (see ``monitor.book._seen``).
     * ``idempotency_max_ids`` (default 2,000,000): the most ledger ids remembered at
       once, oldest forgotten first, so memory stays bounded (about 250 bytes an id).
+    * ``portfolio_margin`` (default none): portfolio-margin parameters per underlying
+      group (an option underlying or a future symbol) for accounts in ``portfolio`` mode;
+      groups not named use the defaults (:class:`PortfolioMarginParams`).
     """
 
     valuation_asset: str = "USDT"
@@ -35,6 +38,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     hysteresis: float = 0.05
     idempotency_window_s: float = 86_400.0
     idempotency_max_ids: int = 2_000_000
+    portfolio_margin: dict[str, PortfolioMarginParams] = {}
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.margin_call_ratio) and 0.0 < self.margin_call_ratio <= 1.0):

@@ -17,19 +17,31 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, INITIAL, ISOLATED, MAINTENANCE, UPNL, Book
+from monitor.book import (
+    COLLATERAL,
+    GROSS,
+    INITIAL,
+    MAINTENANCE,
+    NO_ROW,
+    PORTFOLIO,
+    UPNL,
+    Book,
+)
 from monitor.engine._config import EngineConfig
 from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
 from monitor.engine._options import option_mismatches, reprice_options
+from monitor.engine._portfolio import PortfolioMargins
+from monitor.engine._portfolio_risk import account_groups, portfolio_reductions
 from monitor.engine._records import records_of
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
 from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import mismatches
-from monitor.errors import InputError
+from monitor.errors import ConfigError, InputError
 from monitor.models import OPTION, ModelTable
 from monitor.schema import (
+    AccountMode,
     AccountRisk,
     AccountState,
     Delivery,
@@ -40,6 +52,7 @@ from monitor.schema import (
     LedgerEvent,
     MarginEvent,
     MarginSettings,
+    PortfolioGroupRisk,
     PriceTick,
     Transfer,
     Trigger,
@@ -63,6 +76,7 @@ class CycleOutput(msgspec.Struct, frozen=True, kw_only=True):
 
 
 _CHUNK = 1 << 14  # units judged per pass in a full recompute
+_MODE_NAMES: tuple[AccountMode, ...] = ("cross", "isolated", "portfolio")
 
 
 class Engine:
@@ -81,6 +95,10 @@ class Engine:
             idempotency_window_ms=round(self.config.idempotency_window_s * 1000),
             idempotency_max_ids=self.config.idempotency_max_ids,
         )
+        try:
+            self.portfolio = PortfolioMargins(self.book, self.config.portfolio_margin)
+        except ConfigError as exc:
+            raise ConfigError(f"engine.{exc}") from None
         # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
         self.ignored: dict[str, int] = {}
         # Ledger events of the last apply() whose booking failed unexpectedly: (index in
@@ -145,7 +163,7 @@ class Engine:
         balances = book.accounts.balance[ix]
         return AccountRisk(
             account=account,
-            mode="isolated" if book.accounts.mode[ix] == ISOLATED else "cross",
+            mode=_MODE_NAMES[int(book.accounts.mode[ix])],
             equity=equity,
             initial_margin=float(table.initial[units].sum()),
             maintenance_margin=maintenance,
@@ -159,7 +177,28 @@ class Engine:
             greeks=greeks_by_underlying(
                 book, (r for unit in units.tolist() for r in unit_rows(book, unit).tolist())
             ),
+            portfolio=self.portfolio_groups(ix, with_matrix=True),
         )
+
+    def portfolio_groups(
+        self, account_ix: int, with_matrix: bool = False
+    ) -> tuple[PortfolioGroupRisk, ...]:
+        """The account's portfolio-margin figures per group; none unless in portfolio mode."""
+        if self.book.accounts.mode[account_ix] != PORTFOLIO:
+            return ()
+        return account_groups(self.book, self.portfolio, account_ix, with_matrix)
+
+    def _with_portfolio(self, event: MarginEvent, unit: int) -> MarginEvent:
+        """The event with the group figures of a portfolio account's cross unit."""
+        if self.book.units.row[unit] != NO_ROW:
+            return event
+        account = int(self.book.units.account[unit])
+        if self.book.accounts.mode[account] != PORTFOLIO:
+            return event
+        groups = self.portfolio_groups(account)
+        severe = event.state in ("liquidation", "bankrupt")
+        reductions = portfolio_reductions(self.book, unit) if severe else ()
+        return msgspec.structs.replace(event, portfolio=groups, reductions=reductions)
 
     # ------------------------------------------------------------------ input checks
 
@@ -246,11 +285,13 @@ class Engine:
         self._refresh_stale_rows()
         units = np.array(sorted(last_touch), dtype=np.intp)
         refresh_units(self.book, units)
+        self.portfolio.after_ledger(self.book, units)
         transitions = sorted(self._judge(units), key=lambda t: (last_touch[t[0]], t[0]))
         events = []
         for unit, previous, new in transitions:
             item = ledger[last_touch[unit]]
-            events.append(build_event(self.book, unit, previous, new, "ledger", item.ts, now_ms))
+            event = build_event(self.book, unit, previous, new, "ledger", item.ts, now_ms)
+            events.append(self._with_portfolio(event, unit))
         return events
 
     def _book_entry(self, item: LedgerEvent) -> tuple[int, ...]:
@@ -272,11 +313,13 @@ class Engine:
         if isinstance(item, Delivery):
             return book.deliver(account, book.instrument_index[item.symbol], item.settlement_price)
         if isinstance(item, MarginSettings):
-            if item.mode is not None:
-                book.set_mode(account, item.mode == "isolated")
+            switched = () if item.mode is None else book.set_margin_mode(account, item.mode)
             if item.leverage is not None and item.symbol is not None:
-                return book.set_leverage(account, book.instrument_index[item.symbol], item.leverage)
-            return ()
+                leverage = book.set_leverage(
+                    account, book.instrument_index[item.symbol], item.leverage
+                )
+                return (*switched, *leverage)
+            return switched
         symbol = book.instrument_index[item.symbol]
         problem = book.isolated_margin_problem(account, symbol, item.amount)
         if problem is not None:
@@ -313,13 +356,14 @@ class Engine:
         for asset, tick in revalued_assets.items():
             for ix in np.flatnonzero(book.settle_asset == asset).tolist():
                 moved.setdefault(ix, []).append(tick)
-        if not moved and not revalued_assets:
+        held = self.portfolio.ticked(book, latest, revalued_assets)
+        if not moved and not revalued_assets and not held:
             return []
         pos = book.positions
         parts = [pos.holders_of(ix) for ix in sorted(moved)]
         rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
         refresh_rows(book, rows)
-        unit_parts = [pos.unit[rows]]
+        unit_parts = [pos.unit[rows], self.portfolio.units_of(book, held)]
         n = book.accounts.size
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
@@ -328,7 +372,9 @@ class Engine:
         if units.size == 0:
             return []
         refresh_units(book, units, with_collateral=bool(revalued_assets))
-        return self._price_events(units, moved, revalued_assets, now_ms)
+        self.portfolio.after_prices(book, units, held)
+        triggers = self.portfolio.triggers(book, held, latest, moved)
+        return self._price_events(units, triggers, revalued_assets, now_ms)
 
     def _price_events(
         self,
@@ -351,11 +397,10 @@ class Engine:
             # Judged afresh at restore with none of its prices: say so.
             trigger: Trigger = "restore" if tick is None else "price"
             trigger_ts = 0 if tick is None else tick.ts
-            events.append(
-                build_event(
-                    book, unit, previous, new, trigger, trigger_ts, now_ms, collapsed=collapsed
-                )
+            event = build_event(
+                book, unit, previous, new, trigger, trigger_ts, now_ms, collapsed=collapsed
             )
+            events.append(self._with_portfolio(event, unit))
         return events
 
     def _judge(self, units: NDArray[np.intp] | None) -> list[_Transition]:
@@ -419,6 +464,7 @@ class Engine:
         figures[:, MAINTENANCE] = fresh.maintenance
         figures[:, GROSS] = fresh.gross
         book.units.figures[: figures.shape[0]] = figures
+        self.portfolio.recompute_all(book)
         self._judge(None)
 
     def verify(self, limit: int = 20) -> list[str]:
@@ -430,9 +476,11 @@ class Engine:
         mark and short margin against a fresh pricing. At most ``limit`` lines.
         """
         self._refresh_stale_rows()
-        found = mismatches(
-            self.book, recompute_units(self.book, count_positions=True), self.config, limit
-        )
+        fresh = recompute_units(self.book, count_positions=True)
+        units, figures = self.portfolio.from_scratch(self.book)
+        fresh.initial[units] = figures[:, 0]
+        fresh.maintenance[units] = figures[:, 1]
+        found = mismatches(self.book, fresh, self.config, limit)
         return found + option_mismatches(self.book, limit - len(found))
 
 

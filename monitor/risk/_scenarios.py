@@ -3,7 +3,8 @@
 Every risk-based requirement is the same computation with different scenario sets
 (DESIGN.md, "One scenario engine"): a matrix of joint log returns (scenarios x
 underlyings), turned into a value change per instrument and scenario once, then into each
-account's P&L per scenario by one sparse product. The sets here:
+account's P&L per scenario by one sparse product (``monitor.scenarios.scenario_pnl``, the
+product every risk-based model shares; re-exported here). The sets here:
 
 * historical: the last N returns over the margin period of risk, applied jointly so
   correlation is kept;
@@ -18,8 +19,9 @@ account's P&L per scenario by one sparse product. The sets here:
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse
 from numpy.typing import NDArray
+
+from monitor.scenarios import PositionMatrix, scenario_pnl
 
 __all__ = [
     "PositionMatrix",
@@ -29,9 +31,6 @@ __all__ = [
     "monte_carlo_returns",
     "scenario_pnl",
 ]
-
-# A sparse accounts x instruments matrix of quantities (contracts).
-PositionMatrix = scipy.sparse.csr_array
 
 
 def historical_returns(
@@ -113,18 +112,3 @@ def linear_value_change(
     returns ``returns`` (scenarios x instruments) of its underlying and today's price."""
     change = np.expm1(returns.T) * (contract_size * price)[:, None]
     return np.ascontiguousarray(change, dtype=np.float64)
-
-
-def scenario_pnl(
-    positions: PositionMatrix | NDArray[np.float64], value_change: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """Every account's P&L per scenario: ``positions @ value_change``.
-
-    ``positions`` is accounts x instruments (quantities in contracts, sparse or dense),
-    ``value_change`` instruments x scenarios (the value change of one contract in each
-    scenario, from any pricer: :func:`linear_value_change` here, an option pricer
-    later). The instrument is priced once per scenario, never per position: the cost is
-    O(instruments x scenarios + positions x scenarios) for the product.
-    """
-    pnl = positions @ value_change
-    return np.asarray(pnl, dtype=np.float64)

@@ -168,7 +168,7 @@ _DELETE = object()
         (_with("accounts.0.positions.0.entry_price", 0), "$.accounts[0].positions[0].entry_price"),
         (_with("accounts.0.positions.0.leverage", 0.5), "$.accounts[0].positions[0].leverage"),
         (_with("accounts.0.collateral.DOGE", 1), "$.accounts[0].collateral.DOGE: unknown asset"),
-        (_with("accounts.0.mode", "portfolio"), "$.accounts[0].mode"),
+        (_with("accounts.0.mode", "hedged"), "$.accounts[0].mode"),
         (_with("accounts", _DELETE), "missing required field `accounts`"),
         (_with("instruments.0.margin.tiers.0.imr", 0.001), "instrument BTCUSDT: tier 1: imr"),
         (_with("accounts.1.account", "a1"), "$.accounts[1].account: 'a1' is listed twice"),

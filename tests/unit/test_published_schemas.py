@@ -37,6 +37,7 @@ FILES = {
     "deploy/kubernetes/base/liqmon.toml": "settings",
     "deploy/kubernetes/overlays/example/instruments.json": "instruments",
     "tests/data/binance_cross_margin_example.json": "evaluate",
+    "tests/data/portfolio_margin_request.json": "evaluate",
 }
 NOT_LIQMON_INPUT = {
     "deploy/grafana/liqmon.json",

@@ -1,0 +1,324 @@
+"""Portfolio margin of the book's portfolio accounts, kept up to date per underlying group.
+
+An account in ``portfolio`` mode has its cross unit margined by the scenario engine
+(:mod:`monitor.scenarios`) instead of the sum of its positions' standard margins: per
+underlying group (an option's ``underlying`` price symbol, or a future's own symbol; a
+future whose symbol is an option underlying joins that group) the risk matrix, loss,
+contingencies, MM and IM; the unit's IM and MM are the sums over its groups.
+
+Incremental, pricing the instrument and not the position: a tick that moves any
+instrument of a group reprices the group once (instruments x scenarios) and recomputes
+the group's figures for every portfolio account holding it with one sparse product;
+other groups' figures are kept. Booking an account's ledger event recomputes that
+account's groups. The per-(account, group) IM and MM are kept in one array per group
+over accounts (16 bytes per account and group with portfolio holders), and a unit's
+figures are always their exact sum, never adjusted by deltas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book import INITIAL, MAINTENANCE, NO_ROW, PORTFOLIO, Book
+from monitor.errors import ConfigError
+from monitor.models import OPTION, years_to_expiry
+from monitor.scenarios import (
+    GroupMargin,
+    GroupPositions,
+    InstrumentTerms,
+    PricedGroup,
+    group_margin,
+    params_problem,
+    price_group,
+)
+from monitor.schema import PortfolioMarginParams, PriceTick
+
+__all__ = ["GroupLayout", "PortfolioMargins", "cross_rows"]
+
+_DEFAULT = PortfolioMarginParams()
+
+
+class GroupLayout:
+    """Which underlying group each instrument belongs to, and each group's parameters."""
+
+    def __init__(self, book: Book, params: Mapping[str, PortfolioMarginParams]) -> None:
+        contracts = book.contracts
+        names: dict[str, int] = {}
+        n = len(book.symbols)
+        self.group_of = np.empty(n, dtype=np.intp)
+        for ix, symbol in enumerate(book.symbols):
+            if contracts.kind[ix] == OPTION:
+                symbol = contracts.underlying_symbols[int(contracts.underlying[ix])]
+            self.group_of[ix] = names.setdefault(symbol, len(names))
+        self.names: tuple[str, ...] = tuple(names)
+        self.index = names
+        self.members = [np.flatnonzero(self.group_of == g) for g in range(len(names))]
+        self.col = np.empty(n, dtype=np.intp)
+        for members in self.members:
+            self.col[members] = np.arange(members.size)
+        for name, spec in params.items():
+            if name not in names:
+                raise ConfigError(
+                    f"portfolio_margin.{name}: no such underlying group; name an option "
+                    f"underlying or a future ({', '.join(self.names) or 'none listed'})"
+                )
+            problem = params_problem(spec)
+            if problem is not None:
+                raise ConfigError(f"portfolio_margin.{name}.{problem}")
+        self.params = [params.get(name, _DEFAULT) for name in self.names]
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def terms(self, book: Book, group: int) -> InstrumentTerms:
+        """The group's instruments as the scenario engine prices them, from the book."""
+        ix = self.members[group]
+        contracts, options = book.contracts, book.options
+        option = contracts.kind[ix] == OPTION
+        underlying = np.maximum(contracts.underlying[ix], 0)
+        years = years_to_expiry(contracts.expiry_ms[ix], options.value_ts[ix])
+        return InstrumentTerms(
+            kind=contracts.kind[ix],
+            contract_size=book.contract_size[ix],
+            price=np.where(option, options.underlying_price[underlying], book.mark[ix]),
+            strike=contracts.strike[ix],
+            years=np.where(option, years, 0.0),
+            expiry_ms=contracts.expiry_ms[ix],
+            vol=options.vol[ix],
+            is_call=contracts.is_call[ix],
+            coin_quoted=contracts.coin_quoted[ix],
+            settle_value=book.assets.value[book.settle_asset[ix]],
+        )
+
+
+class PortfolioMargins:
+    """Per-group scenario values (cached until the group moves) and per-account figures."""
+
+    def __init__(self, book: Book, params: Mapping[str, PortfolioMarginParams]) -> None:
+        self.layout = GroupLayout(book, params)
+        self._priced: list[PricedGroup | None] = [None] * self.layout.size
+        self._figures: dict[int, NDArray[np.float64]] = {}  # group -> [accounts, 2]: IM, MM
+
+    # ------------------------------------------------------------------ pricing
+
+    def priced(self, book: Book, group: int) -> PricedGroup:
+        """The group's scenario values, priced once per move of the group."""
+        priced = self._priced[group]
+        if priced is None:
+            priced = price_group(self.layout.terms(book, group), self.layout.params[group])
+            self._priced[group] = priced
+        return priced
+
+    def ticked(
+        self, book: Book, symbols: Iterable[str], assets: Iterable[int]
+    ) -> dict[int, NDArray[np.intp]]:
+        """Forget the prices of the groups a cycle's ticks touch: a tick of an instrument or
+        of an underlying, or of a settle asset. Returns, per such group, its open positions
+        in portfolio accounts (none when there is no portfolio account).
+
+        Any tick counts, not only one that moved a mark: an option tick that re-implies its
+        volatility at an unchanged mark still moves the volatility scenarios.
+        """
+        groups: set[int] = set()
+        for symbol in symbols:
+            group = self.layout.index.get(symbol)
+            if group is not None:
+                groups.add(group)
+            ix = book.instrument_index.get(symbol)
+            if ix is not None:
+                groups.add(int(self.layout.group_of[ix]))
+        for asset in assets:
+            groups.update(self.layout.group_of[book.settle_asset == asset].tolist())
+        for group in groups:
+            self._priced[group] = None
+        if not groups or (not self._figures and not self.has_accounts(book)):
+            return {}
+        pos = book.positions
+        held = {}
+        for group in sorted(groups):
+            parts = [pos.holders_of(int(ix)) for ix in self.layout.members[group]]
+            rows = self._portfolio_rows(book, np.concatenate(parts))
+            if rows.size:
+                held[group] = rows
+        return held
+
+    # ------------------------------------------------------------------ figures
+
+    def compute(
+        self, book: Book, group: int, rows: NDArray[np.intp], priced: PricedGroup | None = None
+    ) -> tuple[NDArray[np.intp], GroupMargin]:
+        """(accounts, their figures) in ``group`` from position ``rows`` (open, in the group)."""
+        pos = book.positions
+        account = pos.account[rows]
+        n = book.accounts.size
+        if rows.size * 4 >= n:  # most accounts: index them directly, no sort
+            accounts = np.flatnonzero(np.bincount(account, minlength=n))
+            holder, holders = account, n
+        else:
+            accounts, holder = np.unique(account, return_inverse=True)
+            holder, holders = holder.reshape(-1), accounts.size
+        coordinates = GroupPositions(
+            holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], holders
+        )
+        if priced is None:
+            priced = self.priced(book, group)
+        standard_initial = None
+        if priced.params.model == "pm_hybrid":  # the floor's base: the rows' standard IM
+            standard_initial = np.asarray(
+                np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
+            )
+        margin = group_margin(priced, coordinates, standard_initial)
+        if holders != accounts.size:
+            margin = margin._replace(
+                pnl=margin.pnl[accounts],
+                loss=margin.loss[accounts],
+                worst=margin.worst[accounts],
+                futures_contingency=margin.futures_contingency[accounts],
+                option_contingency=margin.option_contingency[accounts],
+                maintenance=margin.maintenance[accounts],
+                initial=margin.initial[accounts],
+            )
+        return accounts, margin
+
+    def _store(
+        self, book: Book, group: int, accounts: NDArray[np.intp], margin: GroupMargin
+    ) -> None:
+        table = self._figures.get(group)
+        size = book.accounts.size
+        if table is None or table.shape[0] < size:
+            grown = np.zeros((max(size, 2 * (0 if table is None else table.shape[0])), 2))
+            if table is not None:
+                grown[: table.shape[0]] = table
+            self._figures[group] = table = grown
+        table[accounts, 0] = margin.initial
+        table[accounts, 1] = margin.maintenance
+
+    def _portfolio_rows(self, book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
+        """The ``rows`` that are open positions in a portfolio account's cross unit."""
+        pos = book.positions
+        account = pos.account[rows]
+        keep = (book.accounts.mode[account] == PORTFOLIO) & (
+            pos.unit[rows] == book.accounts.cross_unit[account]
+        )
+        result: NDArray[np.intp] = rows[keep & (pos.qty[rows] != 0.0)]
+        return result
+
+    def has_accounts(self, book: Book) -> bool:
+        return bool((book.accounts.mode[: book.accounts.size] == PORTFOLIO).any())
+
+    def after_prices(
+        self, book: Book, units: NDArray[np.intp], held: Mapping[int, NDArray[np.intp]]
+    ) -> None:
+        """After a tick's ``refresh_units(units)``: recompute the groups ``held`` (from
+        :meth:`ticked`) for their portfolio holders, then set the IM and MM of the
+        portfolio units among ``units``."""
+        for group, rows in held.items():
+            self._store(book, group, *self.compute(book, group, rows))
+        self.write_totals(book, units)
+
+    def units_of(self, book: Book, held: Mapping[int, NDArray[np.intp]]) -> NDArray[np.intp]:
+        """The cross units holding the rows of ``held``."""
+        if not held:
+            return np.empty(0, dtype=np.intp)
+        units: NDArray[np.intp] = book.positions.unit[np.concatenate(list(held.values()))]
+        return units
+
+    def triggers(
+        self,
+        book: Book,
+        held: Mapping[int, NDArray[np.intp]],
+        latest: Mapping[str, PriceTick],
+        moved: Mapping[int, list[PriceTick]],
+    ) -> dict[int, list[PriceTick]]:
+        """``moved`` plus, for the instruments of ``held`` groups, the ticks of their own
+        symbol or underlying: what an event of a portfolio unit names as its trigger."""
+        if not held:
+            return dict(moved)
+        out = {ix: list(ticks) for ix, ticks in moved.items()}
+        group_tick = {g: latest.get(self.layout.names[g]) for g in held}
+        for group in held:
+            for ix in self.layout.members[group].tolist():
+                found = out.setdefault(ix, [])
+                for tick in (latest.get(book.symbols[ix]), group_tick[group]):
+                    if tick is not None and tick not in found:
+                        found.append(tick)
+        return out
+
+    def after_ledger(self, book: Book, units: NDArray[np.intp]) -> None:
+        """After booking: recompute every group of the accounts of ``units`` (a position,
+        a mode or a wallet changed) and set the IM and MM of their portfolio units."""
+        accounts = np.unique(book.units.account[units])
+        for table in self._figures.values():
+            table[accounts[accounts < table.shape[0]]] = 0.0
+        portfolio = accounts[book.accounts.mode[accounts] == PORTFOLIO]
+        if portfolio.size:
+            rows = cross_rows(book, book.accounts.cross_unit[portfolio])
+            self._by_group(book, rows)
+        self.write_totals(book, units)
+
+    def _by_group(self, book: Book, rows: NDArray[np.intp]) -> None:
+        if rows.size == 0:
+            return
+        group = self.layout.group_of[book.positions.instrument[rows]]
+        order = np.argsort(group, kind="stable")
+        rows, group = rows[order], group[order]
+        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        for start, end in zip(starts.tolist(), [*starts[1:].tolist(), rows.size], strict=True):
+            g = int(group[start])
+            self._store(book, g, *self.compute(book, g, rows[start:end]))
+
+    def write_totals(self, book: Book, units: NDArray[np.intp]) -> None:
+        """Set IM and MM of the portfolio cross units among ``units`` to their group sums."""
+        account = book.units.account[units]
+        mine = (book.accounts.mode[account] == PORTFOLIO) & (book.units.row[units] == NO_ROW)
+        if not mine.any():
+            return
+        units, account = units[mine], account[mine]
+        totals = self._sums(account)
+        book.units.figures[units, INITIAL] = totals[:, 0]
+        book.units.figures[units, MAINTENANCE] = totals[:, 1]
+
+    def _sums(self, accounts: NDArray[np.intp]) -> NDArray[np.float64]:
+        totals = np.zeros((accounts.size, 2))
+        for group in sorted(self._figures):
+            table = self._figures[group]
+            inside = accounts < table.shape[0]
+            totals[inside] += table[accounts[inside]]
+        return totals
+
+    def recompute_all(self, book: Book) -> None:
+        """Reprice every group and recompute every portfolio account (the reference path)."""
+        self._priced = [None] * self.layout.size
+        self._figures = {}
+        open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
+        self._by_group(book, self._portfolio_rows(book, open_rows))
+        self.write_totals(book, np.arange(book.units.size, dtype=np.intp))
+
+    def from_scratch(self, book: Book) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """(portfolio cross units, their [IM, MM]) recomputed without any cache."""
+        fresh = PortfolioMargins.__new__(PortfolioMargins)
+        fresh.layout = self.layout
+        fresh._priced = [None] * self.layout.size
+        fresh._figures = {}
+        open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
+        fresh._by_group(book, fresh._portfolio_rows(book, open_rows))
+        n = book.accounts.size
+        accounts = np.flatnonzero(book.accounts.mode[:n] == PORTFOLIO)
+        return book.accounts.cross_unit[accounts], fresh._sums(accounts)
+
+
+def cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
+    """The open position rows of ``units``, walking their row lists all at once."""
+    pos = book.positions
+    found = []
+    row = book.units.head[units]
+    row = row[row != NO_ROW]
+    while row.size:
+        found.append(row)
+        row = pos.unit_next[row]
+        row = row[row != NO_ROW]
+    return np.concatenate(found) if found else np.empty(0, dtype=np.intp)

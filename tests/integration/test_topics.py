@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kafka
 NewTopic = Callable[..., Awaitable[str]]
 
 
-async def test_ensure_topics_creates_all_five_as_the_design_says(
+async def test_ensure_topics_creates_all_of_them_as_the_design_says(
     kafka_settings: KafkaSettings, unique_name: Callable[[], str]
 ) -> None:
     topics = TopicSettings(fills_partitions=4).prefixed(unique_name() + "-")
@@ -105,7 +105,9 @@ def test_topics_commands_create_then_check_clean(
     monkeypatch.setenv("LIQMON_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
     monkeypatch.setenv("LIQMON_TOPICS__FILLS_PARTITIONS", "2")
     for field, name in zip(
-        ("PRICES", "FILLS", "MARGIN_EVENTS", "STATE", "DLQ"), topics.names(), strict=True
+        ("PRICES", "FILLS", "MARGIN_EVENTS", "STATE", "DLQ", "SOLVENCY"),
+        topics.names(),
+        strict=True,
     ):
         monkeypatch.setenv(f"LIQMON_TOPICS__{field}", name)
     try:

@@ -26,6 +26,7 @@ _COMMANDS: tuple[str, ...] = (
     "simulate",
     "tail",
     "evaluate",
+    "stress",
     "backtest",
     "schema",
     "kafka",

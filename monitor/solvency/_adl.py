@@ -96,12 +96,7 @@ def adl_queues(
     unit, instrument, qty = state.row_unit, state.row_instrument, state.row_qty
     total = float(figures.debt[:, s].sum())
     uncovered = max(0.0, total - fund) / total if total > 0.0 else 0.0
-    share = np.divide(
-        state.row_maintenance,
-        state.unit_maintenance[unit],
-        out=np.zeros_like(state.row_maintenance),
-        where=state.unit_maintenance[unit] > 0.0,
-    )
+    share = state.row_share()
     broke = figures.bankrupt[unit, s]
     key = _queue_key(state)
     shortfall = np.bincount(

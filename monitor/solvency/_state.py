@@ -34,7 +34,6 @@ class BookState(NamedTuple):
     unit_account: Index
     unit_equity: Array
     unit_scale: Array
-    unit_maintenance: Array
     row_unit: Index  # open positions
     row_instrument: Index
     row_qty: Array
@@ -50,6 +49,16 @@ class BookState(NamedTuple):
     @property
     def units(self) -> int:
         return int(self.unit_account.shape[0])
+
+    def row_share(self) -> Array:
+        """Each open position's share of its unit: its maintenance margin over the sum of
+        its unit's positions' (equal shares in a unit whose positions need none). The
+        shares of a unit's positions sum to 1, so a unit's debt split by them adds up."""
+        mm = np.maximum(self.row_maintenance, 0.0)
+        total = np.bincount(self.row_unit, weights=mm, minlength=self.units)[self.row_unit]
+        count = np.bincount(self.row_unit, minlength=self.units)[self.row_unit]
+        share: Array = np.where(total > 0.0, mm / np.where(total > 0.0, total, 1.0), 1.0 / count)
+        return share
 
 
 class StressFigures(NamedTuple):
@@ -86,7 +95,6 @@ def book_state(engine: Engine) -> BookState:
         unit_account=units.account[:n_units].copy(),
         unit_equity=units.collateral[:n_units] + units.upnl[:n_units],
         unit_scale=np.abs(units.collateral[:n_units]) + units.figures[:n_units, 4],
-        unit_maintenance=units.maintenance[:n_units].copy(),
         row_unit=pos.unit[rows],
         row_instrument=instrument,
         row_qty=qty,

@@ -13,7 +13,8 @@ volatility), priced once per underlying. A unit's scenario P&L is the sparse pro
   engine at those prices;
 * the largest contributors (accounts), the bad debt per underlying (each unit's debt
   split over its positions by maintenance margin, as :mod:`monitor.engine._exposure`),
-  and the insurance fund's coverage ``fund / bad debt``.
+  and the insurance fund's coverage ``fund / bad debt`` (the debt of a unit with no
+  open position, a negative wallet, belongs to no underlying).
 
 Cover-2 (CPMI-IOSCO PFMI principle 4: resources to cover the default of the two
 participants with the largest exposure in extreme but plausible conditions) is the bad
@@ -109,8 +110,9 @@ def stress_report(
         shape=(n_accounts, state.units),
     )
     account_debt = np.asarray(membership @ figures.debt, dtype=np.float64)
+    share = state.row_share()
     results = tuple(
-        _result(state, figures, account_debt, s, sc.name, fund, top, report_accounts)
+        _result(state, figures, account_debt, share, s, sc.name, fund, top, report_accounts)
         for s, sc in enumerate(scenarios)
     )
     totals = figures.debt.sum(axis=0)
@@ -139,6 +141,7 @@ def _result(
     state: BookState,
     figures: StressFigures,
     account_debt: Array,
+    share: Array,
     s: int,
     name: str,
     fund: float,
@@ -151,12 +154,6 @@ def _result(
     accounts = np.unique(state.unit_account[bankrupt_units])
     order = accounts[np.argsort(-debt[accounts], kind="stable")][:report_accounts]
     largest = _largest(debt, top)
-    share = np.divide(
-        state.row_maintenance,
-        state.unit_maintenance[state.row_unit],
-        out=np.zeros_like(state.row_maintenance),
-        where=state.unit_maintenance[state.row_unit] > 0.0,
-    )
     row_debt = figures.debt[state.row_unit, s] * share
     by_base = np.bincount(
         state.instrument_base[state.row_instrument], weights=row_debt, minlength=len(state.bases)

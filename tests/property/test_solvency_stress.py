@@ -20,6 +20,7 @@ from monitor.schema import (
     EvaluatePosition,
     EvaluateRequest,
     Instrument,
+    OptionStandardMargin,
     PortfolioMarginParams,
     StressScenario,
     Tier,
@@ -129,6 +130,8 @@ def test_stress_equals_brute_force_evaluation(
             abs(r.collateral_value) + sum(abs(p.unrealized_pnl) for p in r.positions) for r in risks
         )
         assert math.isclose(result.bad_debt, expected, rel_tol=1e-9, abs_tol=1e-9 * (1 + scale))
+        split = sum(result.bad_debt_by_underlying.values())
+        assert math.isclose(split, result.bad_debt, rel_tol=1e-9, abs_tol=1e-9 * (1 + scale))
         state = {r.account: r.state for r in risks}
         # Every account the stress calls bankrupt is bankrupt in the engine at those prices,
         # and every account clearly below zero is called bankrupt.
@@ -155,3 +158,107 @@ def test_stress_equals_brute_force_evaluation(
     else:
         assert report.worst_scenario is None
         assert report.cover2 == 0.0
+
+
+# ------------------------------------------------------------------ options, vol shocked
+
+NOW = "2026-12-02T08:00:00Z"
+EXPIRY = "2026-12-30T08:00:00Z"  # 28 days: Deribit's short-dated volatility power applies
+DAYS = 28.0
+OPTION_INSTRUMENTS = (
+    _linear("BTC-USD", "BTC"),
+    *(
+        Instrument(
+            symbol=f"BTC-{kind[0].upper()}-{strike}",
+            kind="option",
+            quote="USDT",
+            base="BTC",
+            underlying="BTC-USD",
+            strike=float(strike),
+            expiry=EXPIRY,
+            option_type=kind,
+            margin=OptionStandardMargin(),
+        )
+        for kind in ("call", "put")
+        for strike in (80_000, 100_000, 120_000)
+    ),
+)
+UNDERLYING = 100_000.0
+VOLS = {i.symbol: 0.4 + 0.05 * k for k, i in enumerate(OPTION_INSTRUMENTS[1:])}
+
+
+def _shocked_vol(vol: float, case: str) -> float:
+    """Deribit's shocked volatility, written out here: iv x (1 +/- shock x (30/days)^p)."""
+    params = PortfolioMarginParams()
+    term = (30.0 / DAYS) ** params.vol_power_short
+    if case == "up":
+        return max(vol * (1.0 + params.vol_up * term), params.min_iv)
+    if case == "down":
+        return max(vol * (1.0 - params.vol_down * term), params.min_iv)
+    return vol
+
+
+@st.composite
+def option_books(draw: st.DrawFn) -> tuple[EvaluateAccount, ...]:
+    found = []
+    symbols = [i.symbol for i in OPTION_INSTRUMENTS]
+    for k in range(draw(st.integers(1, 8))):
+        held = draw(st.lists(st.sampled_from(symbols), min_size=1, max_size=4, unique=True))
+        positions = tuple(
+            EvaluatePosition(
+                symbol=s,
+                qty=draw(st.sampled_from((-1, 1))) * draw(st.floats(0.1, 20.0)),
+                entry_price=UNDERLYING if s == "BTC-USD" else draw(st.floats(100.0, 30_000.0)),
+            )
+            for s in held
+        )
+        found.append(
+            EvaluateAccount(
+                account=f"o{k}",
+                collateral={"USDT": draw(st.floats(0.0, 300_000.0))},
+                positions=positions,
+            )
+        )
+    return tuple(found)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    option_books(),
+    st.lists(
+        st.tuples(st.floats(-0.8, 1.0), st.sampled_from(("up", "same", "down"))),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_option_stress_equals_brute_force_at_shocked_prices_and_vols(
+    book: tuple[EvaluateAccount, ...], shocks: list[tuple[float, str]]
+) -> None:
+    request = EvaluateRequest(
+        instruments=OPTION_INSTRUMENTS,
+        prices={"BTC-USD": UNDERLYING},
+        vols=VOLS,
+        now=NOW,
+        accounts=book,
+    )
+    stresses = [
+        StressScenario(name=f"s{k}", moves={"BTC": move}, vol=case)  # type: ignore[arg-type]
+        for k, (move, case) in enumerate(shocks)
+    ]
+    report = stress_report(
+        book_state(load_request(request)), stresses, PortfolioMarginParams(), fund=0.0, ts=0
+    )
+    for (move, case), result in zip(shocks, report.scenarios, strict=True):
+        shocked = msgspec.structs.replace(
+            request,
+            prices={"BTC-USD": UNDERLYING * (1.0 + move)},
+            vols={s: _shocked_vol(v, case) for s, v in VOLS.items()},
+        )
+        risks = evaluate(shocked)
+        expected = sum(max(0.0, -r.equity) for r in risks)
+        scale = sum(
+            abs(r.collateral_value) + sum(abs(p.unrealized_pnl) for p in r.positions) for r in risks
+        )
+        assert math.isclose(result.bad_debt, expected, rel_tol=1e-7, abs_tol=1e-7 * (1 + scale))
+        state = {r.account: r.state for r in risks}
+        assert all(state[a] == "bankrupt" for a in result.bankrupt)

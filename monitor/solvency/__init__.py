@@ -7,11 +7,19 @@ from that copy (the service runs it in a worker thread). See docs/solvency.md.
 
 from monitor.solvency._adl import account_quantiles, adl_queues, adl_scores, quantiles
 from monitor.solvency._scenarios import default_scenarios, scenario_problem, worst_day
-from monitor.solvency._state import BookState, StressFigures, book_state
+from monitor.solvency._state import (
+    BookCopy,
+    BookState,
+    StressFigures,
+    book_state,
+    copy_book,
+    state_of,
+)
 from monitor.solvency._stress import scenario_values, stress, stress_report
 from monitor.solvency._stresser import Stresser, account_groups
 
 __all__ = [
+    "BookCopy",
     "BookState",
     "StressFigures",
     "Stresser",
@@ -20,10 +28,12 @@ __all__ = [
     "adl_queues",
     "adl_scores",
     "book_state",
+    "copy_book",
     "default_scenarios",
     "quantiles",
     "scenario_problem",
     "scenario_values",
+    "state_of",
     "stress",
     "stress_report",
     "worst_day",

@@ -118,28 +118,40 @@ def adl_queues(
         state.row_upnl + change, state.row_entry_value, mark_value, figures.equity[unit, s]
     )
     score = np.where(broke, -np.inf, score)
-    candidate = np.isfinite(score)
-    rank = np.full(qty.shape[0], np.nan)
-    rank[candidate] = quantiles(key[candidate], score[candidate])
+    wanted = np.flatnonzero(shortfall > 0.0)
+    rows = np.flatnonzero(np.isfinite(score) & np.isin(key, wanted ^ 1))
+    rows = rows[np.argsort(key[rows], kind="stable")]
+    bounds = np.searchsorted(key[rows], np.stack((wanted ^ 1, (wanted ^ 1) + 1)))
     queues: list[AdlQueue] = []
-    for bad in np.flatnonzero(shortfall > 0.0).tolist():
+    for k, bad in enumerate(wanted.tolist()):
         opposite = bad ^ 1
-        rows = np.flatnonzero((key == opposite) & candidate)
-        rows = rows[np.argsort(-score[rows], kind="stable")][:queue_length]
+        members = rows[bounds[0, k] : bounds[1, k]]
         queues.append(
             AdlQueue(
                 symbol=state.symbols[opposite // 2],
                 side="short" if opposite % 2 else "long",
                 shortfall=float(shortfall[bad]),
-                candidates=tuple(
-                    AdlCandidate(
-                        account=state.accounts[int(state.unit_account[unit[r]])],
-                        qty=float(qty[r]),
-                        score=float(score[r]),
-                        quantile=float(rank[r]),
-                    )
-                    for r in rows.tolist()
-                ),
+                candidates=_head(state, members, score, queue_length),
             )
         )
     return tuple(queues)
+
+
+def _head(
+    state: BookState, members: NDArray[np.intp], score: Array, length: int
+) -> tuple[AdlCandidate, ...]:
+    """The first ``length`` of a queue, highest score first, with their quantiles: the
+    j-th (from 0) of n holders has rank n - j, quantile (n - j) / n."""
+    n = members.shape[0]
+    if n > length:
+        members = members[np.argpartition(-score[members], length - 1)[:length]]
+    members = members[np.argsort(-score[members], kind="stable")]
+    return tuple(
+        AdlCandidate(
+            account=state.accounts[int(state.unit_account[state.row_unit[r]])],
+            qty=float(state.row_qty[r]),
+            score=float(score[r]),
+            quantile=(n - j) / n,
+        )
+        for j, r in enumerate(members.tolist())
+    )

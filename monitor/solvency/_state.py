@@ -1,8 +1,9 @@
 """A copy of what book-wide stress needs, taken inside a cycle in a few array copies.
 
-The service takes this snapshot between cycles (milliseconds for a million units) and
-computes the report from it in a worker thread, so the event loop keeps judging ticks
-while the stress runs on a consistent picture of the book.
+The service copies the book's columns inside a cycle (:func:`copy_book`: contiguous
+slices, memcpy speed) and derives the stress's view (:func:`state_of`) and the report in
+a worker thread, so the event loop keeps judging ticks while the stress runs on a
+consistent picture of the book.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import NO_ROW
+from monitor.book import COLLATERAL, GROSS, NO_ROW, UPNL
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.scenarios import InstrumentTerms
 
-__all__ = ["BookState", "StressFigures", "book_state"]
+__all__ = ["BookCopy", "BookState", "StressFigures", "book_state", "copy_book", "state_of"]
 
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
@@ -72,41 +73,87 @@ class StressFigures(NamedTuple):
     debt: Array  # units x scenarios, max(0, -E')
 
 
-def book_state(engine: Engine) -> BookState:
-    """Copy ``engine``'s units, open positions and instrument terms (no reference kept)."""
+class BookCopy(NamedTuple):
+    """The book's columns copied as they are (contiguous slices, memcpy speed): what a
+    cycle pays. :func:`state_of` derives the :class:`BookState` from it off the loop."""
+
+    accounts: tuple[str, ...]
+    unit_account: Index
+    unit_figures: Array  # collateral, upnl, initial, maintenance, gross
+    pos_unit: Index
+    pos_instrument: Index
+    pos_qty: Array
+    pos_entry: Array
+    pos_figures: Array  # upnl, initial, maintenance
+    mark: Array
+    settle_value: Array  # per instrument
+    symbols: tuple[str, ...]
+    bases: tuple[str, ...]
+    instrument_base: Index
+    terms: InstrumentTerms
+
+
+def copy_book(engine: Engine) -> BookCopy:
+    """Copy ``engine``'s unit and position columns and instrument terms (no reference kept)."""
     book = engine.book
     units, pos = book.units, book.positions
-    n_units = units.size
-    rows = np.flatnonzero(pos.unit[: pos.size] != NO_ROW)
-    instrument = pos.instrument[rows]
-    qty = pos.qty[rows]
-    entry = pos.entry[rows]
-    kind = book.contracts.kind[instrument]
-    size = qty * book.contract_size[instrument]
-    value = book.assets.value[book.settle_asset[instrument]]
-    mark = book.mark[instrument]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entry_value = np.where(kind == INVERSE, np.abs(size) / entry, np.abs(size * entry))
-        mark_value = np.where(kind == INVERSE, size / mark, size * mark)
+    n_units, n_rows = units.size, pos.size
     bases = tuple(sorted({i.base for i in book.instruments}))
     base_index = {base: k for k, base in enumerate(bases)}
-    return BookState(
+    return BookCopy(
         accounts=tuple(book.account_names),
         unit_account=units.account[:n_units].copy(),
-        unit_equity=units.collateral[:n_units] + units.upnl[:n_units],
-        unit_scale=np.abs(units.collateral[:n_units]) + units.figures[:n_units, 4],
-        row_unit=pos.unit[rows],
-        row_instrument=instrument,
-        row_qty=qty,
-        row_upnl=pos.figures[rows, 0],
-        row_maintenance=pos.figures[rows, 2],
-        row_entry_value=np.nan_to_num(entry_value * value),
-        row_mark_value=np.nan_to_num(mark_value * value),
+        unit_figures=units.figures[:n_units].copy(),
+        pos_unit=pos.unit[:n_rows].copy(),
+        pos_instrument=pos.instrument[:n_rows].copy(),
+        pos_qty=pos.qty[:n_rows].copy(),
+        pos_entry=pos.entry[:n_rows].copy(),
+        pos_figures=pos.figures[:n_rows].copy(),
+        mark=book.mark.copy(),
+        settle_value=book.assets.value[book.settle_asset],
         symbols=book.symbols,
         bases=bases,
         instrument_base=np.array([base_index[i.base] for i in book.instruments], dtype=np.intp),
         terms=_terms(engine),
     )
+
+
+def state_of(copy: BookCopy) -> BookState:
+    """The stress's view of a copied book: open positions only, with their values."""
+    rows = np.flatnonzero(copy.pos_unit != NO_ROW)
+    instrument = copy.pos_instrument[rows]
+    qty = copy.pos_qty[rows]
+    entry = copy.pos_entry[rows]
+    kind = copy.terms.kind[instrument]
+    size = qty * copy.terms.contract_size[instrument]
+    value = copy.settle_value[instrument]
+    mark = copy.mark[instrument]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entry_value = np.where(kind == INVERSE, np.abs(size) / entry, np.abs(size * entry))
+        mark_value = np.where(kind == INVERSE, size / mark, size * mark)
+    figures = copy.unit_figures
+    return BookState(
+        accounts=copy.accounts,
+        unit_account=copy.unit_account,
+        unit_equity=figures[:, COLLATERAL] + figures[:, UPNL],
+        unit_scale=np.abs(figures[:, COLLATERAL]) + figures[:, GROSS],
+        row_unit=copy.pos_unit[rows],
+        row_instrument=instrument,
+        row_qty=qty,
+        row_upnl=copy.pos_figures[rows, 0],
+        row_maintenance=copy.pos_figures[rows, 2],
+        row_entry_value=np.nan_to_num(entry_value * value),
+        row_mark_value=np.nan_to_num(mark_value * value),
+        symbols=copy.symbols,
+        bases=copy.bases,
+        instrument_base=copy.instrument_base,
+        terms=copy.terms,
+    )
+
+
+def book_state(engine: Engine) -> BookState:
+    """The stress's view of ``engine``'s book now (a copy: no reference kept)."""
+    return state_of(copy_book(engine))
 
 
 def _terms(engine: Engine) -> InstrumentTerms:

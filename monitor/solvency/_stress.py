@@ -110,9 +110,26 @@ def stress_report(
         shape=(n_accounts, state.units),
     )
     account_debt = np.asarray(membership @ figures.debt, dtype=np.float64)
+    bankrupt_count = np.asarray(membership @ figures.bankrupt.astype(np.float64))
     share = state.row_share()
+    split = scipy.sparse.csr_array(
+        (share, (state.instrument_base[state.row_instrument], state.row_unit)),
+        shape=(len(state.bases), state.units),
+    )
+    by_base = np.asarray(split @ figures.debt, dtype=np.float64)  # underlyings x scenarios
     results = tuple(
-        _result(state, figures, account_debt, share, s, sc.name, fund, top, report_accounts)
+        _result(
+            state,
+            figures,
+            account_debt,
+            bankrupt_count,
+            by_base[:, s],
+            s,
+            sc.name,
+            fund,
+            top,
+            report_accounts,
+        )
         for s, sc in enumerate(scenarios)
     )
     totals = figures.debt.sum(axis=0)
@@ -141,7 +158,8 @@ def _result(
     state: BookState,
     figures: StressFigures,
     account_debt: Array,
-    share: Array,
+    bankrupt_count: Array,
+    by_base: Array,
     s: int,
     name: str,
     fund: float,
@@ -150,14 +168,12 @@ def _result(
 ) -> StressResult:
     debt = account_debt[:, s]
     total = float(figures.debt[:, s].sum())
-    bankrupt_units = np.flatnonzero(figures.bankrupt[:, s])
-    accounts = np.unique(state.unit_account[bankrupt_units])
-    order = accounts[np.argsort(-debt[accounts], kind="stable")][:report_accounts]
+    accounts = np.flatnonzero(bankrupt_count[:, s] > 0.0)
+    order = _largest(np.where(bankrupt_count[:, s] > 0.0, debt, 0.0), report_accounts)
+    if len(order) < min(accounts.size, report_accounts):  # bankrupt with no debt to show
+        rest = np.setdiff1d(accounts, order, assume_unique=True)
+        order += rest[: report_accounts - len(order)].tolist()
     largest = _largest(debt, top)
-    row_debt = figures.debt[state.row_unit, s] * share
-    by_base = np.bincount(
-        state.instrument_base[state.row_instrument], weights=row_debt, minlength=len(state.bases)
-    )
     return StressResult(
         scenario=name,
         bad_debt=total,
@@ -166,13 +182,15 @@ def _result(
         largest=tuple(
             StressContributor(account=state.accounts[a], bad_debt=float(debt[a])) for a in largest
         ),
-        bankrupt=tuple(state.accounts[a] for a in order.tolist()),
+        bankrupt=tuple(state.accounts[a] for a in order),
         bad_debt_by_underlying={b: float(by_base[k]) for k, b in enumerate(state.bases)},
     )
 
 
 def _largest(debt: Array, top: int) -> list[int]:
     """Indices of the ``top`` largest positive entries, largest first."""
+    if top <= 0:
+        return []
     positive = np.flatnonzero(debt > 0.0)
     if positive.size > top:
         positive = positive[np.argpartition(-debt[positive], top - 1)[:top]]

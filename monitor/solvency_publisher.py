@@ -5,8 +5,8 @@ columns (:func:`monitor.solvency.copy_book`, contiguous slices) and hands them t
 worker thread at the lowest CPU priority; the event loop goes on judging ticks while
 numpy (which releases the GIL in its array work) computes the report. A later cycle
 picks the finished report up: its record joins that cycle's transaction for the
-``solvency`` topic, its figures go to the metrics, and the accounts' ADL quantiles are attached to the margin events from
-then on (``MarginEvent.adl_quantile``).
+``solvency`` topic, its figures go to the metrics, and the accounts' ADL quantiles are
+attached to the margin events from then on (``MarginEvent.adl_quantile``).
 """
 
 from __future__ import annotations

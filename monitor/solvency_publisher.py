@@ -32,7 +32,7 @@ from monitor.schema import MarginEvent, SolvencyReport
 from monitor.solvency import BookCopy, Stresser, copy_book, state_of
 from streams import OutboundRecord
 
-__all__ = ["SolvencySchedule", "fund_value"]
+__all__ = ["SolvencySchedule", "fund_value", "lower_priority"]
 
 log = structlog.get_logger("liqmon.solvency")
 
@@ -45,7 +45,7 @@ def fund_value(engine: Engine, fund: dict[str, float]) -> float:
     return sum(amount * float(assets.value[assets.index[a]]) for a, amount in fund.items())
 
 
-def _lower_priority() -> None:
+def lower_priority() -> None:
     """Run this worker thread at the lowest CPU priority (Linux: per thread), so on a
     busy host the event loop's cycles win the cores over the stress."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux: normal priority
@@ -82,7 +82,7 @@ class SolvencySchedule:
         self._quantile_engine: Engine | None = None
         self._encode = msgspec.json.Encoder().encode
         self._executor = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="liqmon-solvency", initializer=_lower_priority
+            max_workers=1, thread_name_prefix="liqmon-solvency", initializer=lower_priority
         )
         self.last: SolvencyReport | None = None
 

@@ -256,7 +256,7 @@ class PortfolioMarginParams(msgspec.Struct, frozen=True, kw_only=True, forbid_un
 # --------------------------------------------------------------------------- prices
 
 
-class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
@@ -264,7 +264,8 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``underlying`` revalues every option on it. An option's tick may carry
     ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
     may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
-    base unit) the implied volatility is solved from it.
+    base unit) the implied volatility is solved from it. Fields left at their default
+    are left out of the JSON (JSON has no NaN for an absent ``mark_price``).
     """
 
     symbol: Id
@@ -492,6 +493,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     and MM are their sums); empty otherwise. ``adl_quantile`` is the account's highest
     auto-deleveraging rank quantile over its positions (0 last in the queue, 1 first;
     docs/solvency.md) as of the service's last solvency report; null before one.
+    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     """
 
     event_id: str
@@ -514,6 +516,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     sequence: int = 0
     collapsed: bool = False
     portfolio: tuple[PortfolioGroupRisk, ...] = ()
+    greeks: dict[str, Greeks] = {}
     adl_quantile: float | None = None
 
 
@@ -659,8 +662,11 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     (float64, ``len(assets)`` per account, in the order of ``assets``); per position row
     ``row_account`` (int32 index into ``accounts``), ``row_symbol`` (int32 index into
     ``symbols``), ``qty``, ``entry``, ``realised``, ``leverage`` (NaN when never chosen),
-    ``isolated_margin`` (float64) and ``row_flags`` (int8: 1 open, 2 open in its isolated
-    unit, 4 has an isolated unit); and the ledger ids applied to these accounts within
+    ``isolated_margin`` (float64), ``row_flags`` (int8: 1 open, 2 open in its isolated
+    unit, 4 has an isolated unit), ``row_rank`` (int32: place in its unit's position
+    list, -1 when flat) and ``row_unit_order`` (int64: rank of its isolated unit's
+    creation, -1 when none), so a restored book lists positions and units in the same
+    order and emits the same events; and the ledger ids applied to these accounts within
     the idempotency window (``seen``: kind, id, stamp, index into ``accounts``).
     """
 
@@ -684,6 +690,8 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     leverage: bytes
     isolated_margin: bytes
     row_flags: bytes
+    row_rank: bytes
+    row_unit_order: bytes
     seen: list[tuple[str, str, int, int]]
 
 

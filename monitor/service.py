@@ -31,7 +31,7 @@ from monitor.changelog import (
 )
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
-from monitor.engine import SHAPE_REASONS, Engine, exposure
+from monitor.engine import SHAPE_REASONS, Engine, exposure, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
@@ -116,6 +116,7 @@ class Monitor:
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
+        self._kernels: asyncio.Future[float] | None = None
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
         )
@@ -205,6 +206,9 @@ class Monitor:
                 exactly_once=self.settings.service.exactly_once,
                 transactional_id=self.transactional_id,
             )
+            # Compile the fused kernels off the event loop while the prices catch up.
+            self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up))
+            self._kernels.add_done_callback(_log_kernels)
             self._recovery.resume_prices(self.engine, await self._recovery.read_changelog())
             await self._catch_up_prices()
             if self._stop.is_set():
@@ -379,6 +383,8 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
+        for kind, count in self.engine.position_counts().items():
+            m.open_positions.labels(kind).set(count)
         self._export_exposure()
         guard = self._intake.guard
         now_ms = self._clock_ms()
@@ -474,3 +480,14 @@ class Monitor:
         self._positions = dict(rebuilt.resume)
         self._built = True
         self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)
+
+
+def _log_kernels(compiling: asyncio.Future[float]) -> None:
+    """Say how long compiling (or loading from the disk cache) the kernels took."""
+    if compiling.cancelled():
+        return
+    failure = compiling.exception()
+    if failure is not None:  # the first full recompute compiles, or fails the same way
+        log.warning("kernels not compiled ahead", error=repr(failure))
+    else:
+        log.info("kernels ready", seconds=round(compiling.result(), 3))

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from monitor.config import add_config_option, settings_from_args
+
 __all__ = ["document", "register"]
 
 _MESSAGES = (
@@ -17,6 +19,7 @@ _MESSAGES = (
     "evaluate",
     "settings",
     "solvency-report",
+    "asyncapi",
 )
 
 
@@ -33,10 +36,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "evaluate input), settings (the --config TOML file), solvency-report (the solvency "
             "topic's SolvencyReport; also liqmon stress output). Input files reject unknown "
             "fields (keys starting with _ are comments in instruments and evaluate input); "
-            "topic messages (prices, fills) allow them, for forward compatibility."
+            "topic messages (prices, fills) allow them, for forward compatibility. asyncapi: "
+            "the AsyncAPI 3 document of every topic (keys, headers, payloads; topic names and "
+            "partitions from the settings, --config and LIQMON_*), as docs/asyncapi.json."
         ),
     )
     parser.add_argument("message", choices=_MESSAGES)
+    add_config_option(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -60,7 +66,7 @@ def document(message: str) -> dict[str, Any]:
         "settings": Settings,
         "solvency-report": schema.SolvencyReport,
     }
-    generated: dict[str, Any] = msgspec.json.schema(types[message])
+    generated: dict[str, Any] = _without_nan_defaults(msgspec.json.schema(types[message]))
     if message in ("instruments", "evaluate"):
         generated = allow_comment_keys(generated)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **generated}
@@ -69,6 +75,26 @@ def document(message: str) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     import msgspec
 
-    text = msgspec.json.format(msgspec.json.encode(document(args.message)), indent=2).decode()
+    if args.message == "asyncapi":
+        from monitor.asyncapi import asyncapi_document
+
+        generated = asyncapi_document(settings_from_args(args).topics)
+    else:
+        generated = document(args.message)
+    text = msgspec.json.format(msgspec.json.encode(generated), indent=2).decode()
     sys.stdout.write(text + "\n")
     return 0
+
+
+def _without_nan_defaults(node: Any) -> Any:
+    """The schema without ``default`` entries that are NaN ("absent", e.g. a tick's
+    ``mark_price``): JSON has no NaN, and ``null`` would claim a value the decoder refuses."""
+    if isinstance(node, dict):
+        return {
+            key: _without_nan_defaults(value)
+            for key, value in node.items()
+            if not (key == "default" and isinstance(value, float) and value != value)
+        }
+    if isinstance(node, list):
+        return [_without_nan_defaults(value) for value in node]
+    return node

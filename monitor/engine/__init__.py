@@ -9,6 +9,7 @@ from monitor.engine._config import EngineConfig
 from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._exposure import Exposure, exposure
+from monitor.engine._kernels import warm_up
 from monitor.engine._reduction import kept_fraction
 from monitor.engine._restore import judge_all, restore_states, unit_record
 from monitor.engine._validation import (
@@ -41,4 +42,5 @@ __all__ = [
     "restore_states",
     "shape_problem",
     "unit_record",
+    "warm_up",
 ]

@@ -271,7 +271,8 @@ class Monitor:
                 )
                 prices = polls.pop("prices").result() if polls["prices"].done() else []
                 ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
-                if prices or ledger or self._snapshots.due(self._owned) or self._solvency.due():
+                solvency_due = self._restored and self._solvency.due()
+                if prices or ledger or self._snapshots.due(self._owned) or solvency_due:
                     await self._cycle(prices, ledger)
                 now = time.monotonic()
                 if now >= next_gauges:

@@ -108,7 +108,8 @@ def stress_output(data: bytes, args: argparse.Namespace) -> bytes:
             queue_length=args.queue,
         )
     except ConfigError as exc:
-        raise InputError(str(exc).replace("solvency.scenarios", "--scenarios ", 1)) from None
+        message = str(exc).replace("solvency.history_file", "--history", 1)
+        raise InputError(message.replace("solvency.scenarios", "--scenarios ", 1)) from None
     report = stresser.report(book_state(engine), args.fund, ts=0)
     output: bytes = msgspec.json.encode(report)
     if args.indent > 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -52,7 +53,14 @@ class Stresser:
     ) -> None:
         chosen = list(scenarios) if scenarios else default_scenarios(bases)
         if history_file:
-            chosen.append(worst_day(Path(history_file)))
+            day = worst_day(Path(history_file))
+            moves = {base: move for base, move in day.moves.items() if base in bases}
+            if not moves:
+                raise ConfigError(
+                    f"solvency.history_file: {history_file} has no column named after an "
+                    f"underlying of the instruments ({', '.join(bases) or 'none'})"
+                )
+            chosen.append(msgspec.structs.replace(day, moves=moves))
         problem = scenario_problem(chosen, bases)
         if problem is not None:
             raise ConfigError(f"solvency.scenarios{problem}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
 import pytest
@@ -50,7 +51,7 @@ def test_worst_day_is_the_lowest_mean_return_of_the_history() -> None:
         rows = list(csv.reader(handle))
     header, body = rows[0], rows[1:]
     best: tuple[float, str, dict[str, float]] | None = None
-    for before, after in zip(body, body[1:], strict=False):
+    for before, after in itertools.pairwise(body):
         moves = {
             name: float(after[k + 1]) / float(before[k + 1]) - 1.0
             for k, name in enumerate(header[1:])

@@ -58,6 +58,7 @@ async def test_check_reports_a_wrong_partition_count(
         margin_events=topics.margin_events,
         state=topics.state,
         dlq=topics.dlq,
+        solvency=topics.solvency,
         fills_partitions=topics.fills_partitions + 1,
     )
     report = await check_topics(kafka_settings, expected)
@@ -81,6 +82,7 @@ async def test_check_reports_a_wrong_cleanup_policy(
             margin_events=topics.margin_events,
             state=topics.state,
             dlq=topics.dlq,
+            solvency=topics.solvency,
             fills_partitions=topics.fills_partitions,
         ),
     )

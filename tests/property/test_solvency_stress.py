@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from monitor.evaluate import evaluate, load_request
 from monitor.schema import (
+    AccountRisk,
     EvaluateAccount,
     EvaluatePosition,
     EvaluateRequest,
@@ -57,22 +58,43 @@ def accounts(draw: st.DrawFn) -> tuple[EvaluateAccount, ...]:
         symbols = draw(
             st.lists(st.sampled_from(sorted(PRICES)), min_size=1, max_size=3, unique=True)
         )
+        isolated = draw(st.booleans())
         positions = tuple(
             EvaluatePosition(
                 symbol=s,
                 qty=draw(st.sampled_from((-1, 1))) * draw(st.floats(0.01, 50.0)),
                 entry_price=PRICES[s] * draw(st.floats(0.8, 1.2)),
+                margin=draw(st.floats(0.0, 200_000.0)) if isolated else None,
             )
             for s in symbols
         )
         found.append(
             EvaluateAccount(
                 account=f"a{k}",
+                mode="isolated" if isolated else "cross",
                 collateral={"USDT": draw(st.floats(0.0, 500_000.0))},
                 positions=positions,
             )
         )
     return tuple(found)
+
+
+def _unit_equities(risk: AccountRisk, account: EvaluateAccount) -> list[tuple[float, float]]:
+    """(equity, magnitude) of each margin unit: the account for a cross account; each
+    position (its margin plus its PnL) and the wallet for an isolated one."""
+    if account.mode == "cross":
+        scale = abs(risk.collateral_value) + sum(abs(p.unrealized_pnl) for p in risk.positions)
+        return [(risk.equity, scale)]
+    margin = {p.symbol: p.margin or 0.0 for p in account.positions}
+    wallet = sum(account.collateral.values())
+    return [(wallet, abs(wallet))] + [
+        (margin[p.symbol] + p.unrealized_pnl, margin[p.symbol] + abs(p.unrealized_pnl))
+        for p in risk.positions
+    ]
+
+
+def _debt(risk: AccountRisk, account: EvaluateAccount) -> float:
+    return sum(max(0.0, -equity) for equity, _ in _unit_equities(risk, account))
 
 
 scenarios = st.lists(
@@ -123,7 +145,7 @@ def test_stress_equals_brute_force_evaluation(
     for scenario, result in zip(stresses, report.scenarios, strict=True):
         shocked = msgspec.structs.replace(request, prices=_shocked(scenario))
         risks = evaluate(shocked)
-        debts = {r.account: max(0.0, -r.equity) for r in risks}
+        debts = {r.account: _debt(r, a) for r, a in zip(risks, book, strict=True)}
         expected = sum(debts.values())
         totals.append(expected)
         scale = sum(
@@ -138,9 +160,8 @@ def test_stress_equals_brute_force_evaluation(
         assert all(state[a] == "bankrupt" for a in result.bankrupt)
         clear = {
             r.account
-            for r in risks
-            if r.equity
-            < -1e-6 * (abs(r.collateral_value) + sum(abs(p.unrealized_pnl) for p in r.positions))
+            for r, a in zip(risks, book, strict=True)
+            if any(equity < -1e-6 * scale for equity, scale in _unit_equities(r, a))
         }
         assert clear <= set(result.bankrupt)
         assert result.bankrupt_accounts == len(result.bankrupt)
@@ -153,7 +174,9 @@ def test_stress_equals_brute_force_evaluation(
     if report.scenarios[worst].bad_debt > 0:
         assert report.worst_scenario == stresses[worst].name
         shocked = msgspec.structs.replace(request, prices=_shocked(stresses[worst]))
-        debts_sorted = sorted((max(0.0, -r.equity) for r in evaluate(shocked)), reverse=True)
+        debts_sorted = sorted(
+            (_debt(r, a) for r, a in zip(evaluate(shocked), book, strict=True)), reverse=True
+        )
         assert math.isclose(report.cover2, sum(debts_sorted[:2]), rel_tol=1e-9, abs_tol=1e-6)
     else:
         assert report.worst_scenario is None

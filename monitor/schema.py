@@ -489,11 +489,11 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     tick or restart it was judged from. ``collapsed`` is true when the unit was judged
     afresh after a restart or rebalance: the event goes from the last published state
     straight to the current one, covering any level passed while nobody watched.
+    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     ``portfolio`` gives the per-group figures of an account on portfolio margin (its IM
     and MM are their sums); empty otherwise. ``adl_quantile`` is the account's highest
     auto-deleveraging rank quantile over its positions (0 last in the queue, 1 first;
     docs/solvency.md) as of the service's last solvency report; null before one.
-    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     """
 
     event_id: str
@@ -515,8 +515,8 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     positions_omitted: int = 0
     sequence: int = 0
     collapsed: bool = False
-    portfolio: tuple[PortfolioGroupRisk, ...] = ()
     greeks: dict[str, Greeks] = {}
+    portfolio: tuple[PortfolioGroupRisk, ...] = ()
     adl_quantile: float | None = None
 
 

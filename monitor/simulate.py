@@ -28,6 +28,7 @@ from monitor.coin_market import inverse_books
 from monitor.errors import InputError
 from monitor.market import MarketSpec, PricePath, ledger_events, plan_accounts
 from monitor.option_market import Smile, option_books, option_ticks
+from monitor.portfolio_market import portfolio_books
 from monitor.schema import Instrument, LedgerEvent, PriceTick
 from streams.records import OutboundRecord
 from streams.settings import KafkaSettings
@@ -246,7 +247,17 @@ async def _publish(
             spec.seed,
             prefix=f"opt-{underlying.symbol}-",
         )
-        ledger = itertools.chain(ledger, books)
+        hedged = portfolio_books(
+            underlying,
+            chain,
+            smile,
+            float(path.start[column]),
+            spec.start_ts,
+            max(1, spec.accounts // 10),
+            spec.seed,
+            prefix=f"{underlying.symbol}-",
+        )
+        ledger = itertools.chain(ledger, books, hedged)
     events: Iterator[OutboundRecord] = (
         OutboundRecord(target.fills_topic, e.account.encode(), _encode(e)) for e in ledger
     )

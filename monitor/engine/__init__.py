@@ -10,6 +10,8 @@ from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._exposure import Exposure, exposure
 from monitor.engine._kernels import warm_up
+from monitor.engine._portfolio import GroupLayout, PortfolioMargins
+from monitor.engine._portfolio_risk import account_groups, group_rows
 from monitor.engine._reduction import kept_fraction
 from monitor.engine._restore import judge_all, restore_states, unit_record
 from monitor.engine._validation import (
@@ -34,9 +36,13 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "Exposure",
+    "GroupLayout",
+    "PortfolioMargins",
+    "account_groups",
     "event_id",
     "exposure",
     "fit_positions",
+    "group_rows",
     "judge_all",
     "kept_fraction",
     "restore_states",

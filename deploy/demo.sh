@@ -21,7 +21,10 @@ mkdir -p .cache
 
 export LIQMON_TOPICS__PRICES=demo-prices LIQMON_TOPICS__FILLS=demo-fills
 export LIQMON_TOPICS__MARGIN_EVENTS=demo-margin-events LIQMON_TOPICS__STATE=demo-liqmon-state
-export LIQMON_TOPICS__DLQ=demo-liqmon-dlq LIQMON_SERVICE__GROUP_ID=liqmon-demo
+export LIQMON_TOPICS__DLQ=demo-liqmon-dlq LIQMON_TOPICS__SOLVENCY=demo-liqmon-solvency
+export LIQMON_SERVICE__GROUP_ID=liqmon-demo
+# An insurance fund to compare bad debt with, and a stress every 2 s (docs/solvency.md).
+export LIQMON_SERVICE__INSURANCE_FUND='{"USDT": 1000000}' LIQMON_SOLVENCY__INTERVAL_S=2
 export LIQMON_SERVICE__HTTP_PORT=$PORT LIQMON_LOG__FORMAT=${LIQMON_LOG__FORMAT:-console}
 export LIQMON_LOG__LEVEL=${LIQMON_LOG__LEVEL:-warning}
 # BTC is collateral (priced off BTCUSDT's mark, 5 % haircut): the coin-margined accounts
@@ -71,5 +74,5 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 echo "== summary (from http://127.0.0.1:$PORT/metrics)"
-curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^liqmon_(events_published_total|accounts|dlq_records_total|records_consumed_total)' || true
+curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^liqmon_(events_published_total|accounts|dlq_records_total|records_consumed_total|bad_debt_overall|insurance_fund|stress_bad_debt|stress_cover2|adl_shortfall)' || true
 echo "== done: Ctrl-C next time to stop early; rerun with DEMO_ACCOUNTS=..., DEMO_SECONDS=..."

@@ -79,8 +79,14 @@ def _payload_schemas() -> dict[str, Any]:
     Tagged unions become ``anyOf`` with AsyncAPI's ``discriminator`` (the tag field's
     name; msgspec writes OpenAPI's object form).
     """
-    roots = (schema.PriceTick, schema.LedgerEvent, schema.MarginEvent, schema.StateRecord)
-    (_, ledger, _, state), components = msgspec.json.schema_components(roots, ref_template=_REF)
+    roots = (
+        schema.PriceTick,
+        schema.LedgerEvent,
+        schema.MarginEvent,
+        schema.StateRecord,
+        schema.SolvencyReport,
+    )
+    (_, ledger, _, state, _), components = msgspec.json.schema_components(roots, ref_template=_REF)
     for name, union in (("LedgerEvent", ledger), ("StateRecord", state)):
         components[name] = {**union, "discriminator": union["discriminator"]["propertyName"]}
     components["DeadLetter"] = {
@@ -163,6 +169,14 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
                 "description": "`account:<id>` or `checkpoint:<ledger topic>:<partition>`",
             },
         ),
+        "SolvencyReport": _message(
+            "SolvencyReport",
+            "Solvency report",
+            "The book under named stress scenarios: bad debt, fund coverage, Cover-2 and the "
+            "auto-deleveraging queue (docs/solvency.md), every solvency.interval_s.",
+            "SolvencyReport",
+            {**_STRING, "description": "the instance (service.instance_id or group_id)"},
+        ),
         "DeadLetter": _message(
             "DeadLetter",
             "Dead letter",
@@ -192,6 +206,11 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
         "deadLetters": _channel(
             specs[topics.dlq], "Rejected input, with why (docs/operations.md).", "DeadLetter"
         ),
+        "solvency": _channel(
+            specs[topics.solvency],
+            "Solvency reports, key = instance (docs/solvency.md).",
+            "SolvencyReport",
+        ),
     }
     operations = {
         "readPrices": _operation("receive", "prices", "PriceTick", "liqmon reads every price"),
@@ -206,6 +225,9 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
         ),
         "deadLetter": _operation(
             "send", "deadLetters", "DeadLetter", "bad input, kept byte for byte"
+        ),
+        "publishSolvency": _operation(
+            "send", "solvency", "SolvencyReport", "the book under stress, periodically"
         ),
     }
     return {

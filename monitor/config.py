@@ -27,6 +27,7 @@ import msgspec
 from monitor.engine import EngineConfig
 from monitor.errors import ConfigError
 from monitor.log import LogSettings
+from monitor.schema import StressScenario
 from streams.settings import KafkaSettings, TopicSettings
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "ENV_PREFIX",
     "ServiceSettings",
     "Settings",
+    "SolvencySettings",
     "add_config_option",
     "env_name",
     "load_settings",
@@ -110,6 +112,29 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     guard_checkpoint_interval_s: Positive = 1.0
 
 
+class SolvencySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Book-wide stress and the solvency report (docs/solvency.md)."""
+
+    #: How often the service stresses its whole book and publishes a ``solvency_report``
+    #: to the ``solvency`` topic (computed in a worker thread). 0 turns it off.
+    interval_s: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    #: The named scenarios; empty: each underlying -30 %, -50 %, +50 % with vol up and a
+    #: joint -50 % crash of every underlying.
+    scenarios: list[StressScenario] = []
+    #: A daily close history (``date,<underlying>,...``) whose worst day is added as a
+    #: scenario. Empty: none.
+    history_file: str = ""
+    #: Cover-2 groups: accounts whose ids agree up to the first occurrence of this text
+    #: (``firm7/sub1`` and ``firm7/sub2`` with ``"/"``) are one group. Empty: each account.
+    group_separator: str = ""
+    #: Largest contributors listed per scenario.
+    top: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    #: Bankrupt accounts listed per scenario (largest debt first; all are counted).
+    report_accounts: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 100
+    #: Candidates listed per auto-deleveraging queue.
+    adl_queue_length: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+
+
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """All of liqmon's configuration; each field is a TOML section."""
 
@@ -118,6 +143,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     service: ServiceSettings = msgspec.field(default_factory=ServiceSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    solvency: SolvencySettings = msgspec.field(default_factory=SolvencySettings)
 
 
 def env_name(path: str) -> str:

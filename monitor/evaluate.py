@@ -25,7 +25,7 @@ from monitor.evaluate_portfolio import with_portfolio_guidance
 from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest
 from monitor.strict import convert_strict
 
-__all__ = ["decode_request", "evaluate", "evaluate_json"]
+__all__ = ["decode_request", "evaluate", "evaluate_json", "load_request"]
 
 _encode = msgspec.json.Encoder().encode
 
@@ -119,6 +119,15 @@ def _check_account(engine: Engine, where: str, account: EvaluateAccount) -> None
 
 def evaluate(request: EvaluateRequest) -> list[AccountRisk]:
     """Each account's figures, states, and liquidation/bankruptcy prices at ``prices``."""
+    engine = load_request(request)
+    return [
+        with_portfolio_guidance(engine, engine.account_risk(account.account))
+        for account in request.accounts
+    ]
+
+
+def load_request(request: EvaluateRequest) -> Engine:
+    """A fresh engine holding the request's accounts, valued and judged at ``prices``."""
     engine = _engine(request)
     book = engine.book
     names: set[str] = set()
@@ -142,10 +151,7 @@ def evaluate(request: EvaluateRequest) -> list[AccountRisk]:
                 position.margin,
             )
     engine.full_recompute()
-    return [
-        with_portfolio_guidance(engine, engine.account_risk(account.account))
-        for account in request.accounts
-    ]
+    return engine
 
 
 def evaluate_json(data: bytes) -> bytes:

@@ -196,6 +196,41 @@ class Metrics:
             "The configured insurance fund (service.insurance_fund), in the valuation asset.",
             registry=r,
         )
+        self.stress_bad_debt = Gauge(
+            "liqmon_stress_bad_debt",
+            "Bad debt of the whole book under each stress scenario of the last solvency "
+            "report (valuation asset; docs/solvency.md).",
+            ["scenario"],
+            registry=r,
+        )
+        self.stress_bankrupt_accounts = Gauge(
+            "liqmon_stress_bankrupt_accounts",
+            "Accounts that would go bankrupt under each stress scenario (last report).",
+            ["scenario"],
+            registry=r,
+        )
+        self.stress_cover2 = Gauge(
+            "liqmon_stress_cover2",
+            "Bad debt of the two largest account groups in the worst scenario (last report).",
+            registry=r,
+        )
+        self.adl_shortfall = Gauge(
+            "liqmon_adl_shortfall",
+            "Bad debt beyond the insurance fund in the worst scenario, by the contract and "
+            "side whose holders would be auto-deleveraged (last report; 0 once covered).",
+            ["symbol", "side"],
+            registry=r,
+        )
+        self.solvency_reports = Counter(
+            "liqmon_solvency_reports_total",
+            "Solvency reports published.",
+            registry=r,
+        )
+        self.solvency_duration = Gauge(
+            "liqmon_solvency_duration_seconds",
+            "Wall time of the last book-wide stress (in a worker thread, off the event loop).",
+            registry=r,
+        )
         self.processing_errors = Counter(
             "liqmon_processing_errors_total",
             "Ledger records whose processing failed unexpectedly; each is dead-lettered "

@@ -40,6 +40,7 @@ from monitor.metrics import Metrics
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
 from monitor.snapshots import Snapshots
+from monitor.solvency_publisher import SolvencySchedule
 from monitor.states import STATE_NAMES
 from streams import (
     INVALID,
@@ -120,6 +121,9 @@ class Monitor:
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
         )
+        self._solvency = SolvencySchedule(
+            settings, self.engine, self.metrics, service.instance_id or service.group_id
+        )
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -192,10 +196,12 @@ class Monitor:
         async with AsyncExitStack() as stack:
             await self.http.start()
             stack.push_async_callback(self.http.stop)
+            stack.push_async_callback(self._solvency.close)
             await self._producer.start()
             stack.push_async_callback(self._producer.stop)
             topics = self.settings.topics
-            for topic in (topics.fills, topics.margin_events, topics.state, topics.dlq):
+            solvency = (topics.solvency,) if self._solvency.enabled else ()
+            for topic in (topics.fills, topics.margin_events, topics.state, topics.dlq, *solvency):
                 await topic_partitions(self.settings.kafka, topic)  # one-line error if missing
             await self._table.start()
             stack.push_async_callback(self._table.stop)
@@ -271,7 +277,8 @@ class Monitor:
                 )
                 prices = polls.pop("prices").result() if polls["prices"].done() else []
                 ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
-                if prices or ledger or self._snapshots.due(self._owned):
+                solvency_due = self._restored and self._solvency.due()
+                if prices or ledger or self._snapshots.due(self._owned) or solvency_due:
                     await self._cycle(prices, ledger)
                 now = time.monotonic()
                 if now >= next_gauges:
@@ -298,6 +305,7 @@ class Monitor:
             )
             output = self.engine.cycle(items, ticks, now_ms)
             events = [e for e in output.events if self.owns(e.account)]
+            events = self._solvency.with_quantiles(self.engine, events)
             states = [s for s in output.states if self.owns(s.account)]
             rejected.extend(self._failures(items, records, output.failures))
             checkpoint.add(price_letters)
@@ -317,6 +325,8 @@ class Monitor:
                     now_ms,
                 )
             )
+            if self._restored:
+                checkpoint.add(self._solvency.take(self.engine, now_ms))
             fence = {tp: o for tp, o in self._positions.items() if tp in owned}
             committed = await checkpoint.commit(consumed, fence=fence)
             if committed is None:

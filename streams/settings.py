@@ -101,6 +101,8 @@ class TopicSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     state: TopicName = "liqmon-state"
     #: Rejected input with the reason in headers.
     dlq: TopicName = "liqmon-dlq"
+    #: Periodic solvency reports: book-wide stress, fund coverage, ADL queue (key = instance).
+    solvency: TopicName = "liqmon-solvency"
     fills_partitions: Count = 6
     prices_partitions: Count = 1
     replication_factor: Count = 1
@@ -113,8 +115,8 @@ class TopicSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
             owner[name] = field
 
     def names(self) -> list[str]:
-        """All five topic names, in the order prices, fills, margin_events, state, dlq."""
-        return [self.prices, self.fills, self.margin_events, self.state, self.dlq]
+        """All topic names, in the order prices, fills, margin_events, state, dlq, solvency."""
+        return [self.prices, self.fills, self.margin_events, self.state, self.dlq, self.solvency]
 
     def prefixed(self, prefix: str) -> TopicSettings:
         """The same topics with `prefix` before every name (tests, several tenants)."""
@@ -123,7 +125,7 @@ class TopicSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
         return msgspec.convert(fields, TopicSettings)
 
 
-_TOPIC_FIELDS = ("prices", "fills", "margin_events", "state", "dlq")
+_TOPIC_FIELDS = ("prices", "fills", "margin_events", "state", "dlq", "solvency")
 
 
 def client_kwargs(kafka: KafkaSettings) -> dict[str, Any]:

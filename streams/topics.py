@@ -69,7 +69,7 @@ class TopicsReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
-    """The five topics of DESIGN.md ("Data flow") under the names in `topics`."""
+    """The topics of DESIGN.md ("Data flow") and the solvency reports, named by `topics`."""
     compact = {"cleanup.policy": "compact"}
     delete = {"cleanup.policy": "delete"}
     by_account = topics.fills_partitions
@@ -79,6 +79,7 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
         _spec(topics, topics.margin_events, by_account, delete),
         _spec(topics, topics.state, by_account, compact),
         _spec(topics, topics.dlq, 1, delete),
+        _spec(topics, topics.solvency, 1, delete),
     ]
 
 

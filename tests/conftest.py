@@ -108,7 +108,7 @@ async def new_topic(
 async def topics(
     kafka_settings: KafkaSettings, unique_name: Callable[[], str]
 ) -> AsyncIterator[TopicSettings]:
-    """liqmon's five topics under a unique prefix, created on the broker, deleted after."""
+    """liqmon's topics under a unique prefix, created on the broker, deleted after."""
     settings = TopicSettings(fills_partitions=3).prefixed(unique_name() + "-")
     report = await ensure_topics(kafka_settings, settings)
     assert report.ok, [problem.describe() for problem in report.problems]

@@ -27,6 +27,7 @@ _COMMANDS: tuple[str, ...] = (
     "tail",
     "notify",
     "evaluate",
+    "stress",
     "backtest",
     "schema",
     "kafka",

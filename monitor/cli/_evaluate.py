@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from monitor.cli._stress import add_stress_options, stress_output
 from monitor.errors import InputError
 
 __all__ = ["register"]
@@ -28,6 +29,13 @@ def register(subparsers: Any) -> None:
         "file", nargs="?", default="-", metavar="FILE", help="input JSON file, '-' for stdin"
     )
     parser.add_argument("--indent", type=int, default=2, help="JSON indent (0: one line)")
+    parser.add_argument(
+        "--stress",
+        action="store_true",
+        help="print the book's solvency report under stress instead (as liqmon stress; "
+        "docs/solvency.md)",
+    )
+    add_stress_options(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -44,6 +52,9 @@ def _run(args: argparse.Namespace) -> int:
                 data = handle.read()
         except OSError as exc:
             raise InputError(f"cannot read {args.file}: {exc.strerror}") from None
+    if args.stress:
+        sys.stdout.write(stress_output(data, args).decode() + "\n")
+        return 0
     output = evaluate_json(data)
     if args.indent > 0:
         output = msgspec.json.format(output, indent=args.indent)

@@ -18,6 +18,7 @@ _MESSAGES = (
     "instruments",
     "evaluate",
     "settings",
+    "solvency-report",
     "asyncapi",
 )
 
@@ -32,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "union, tagged by type), margin-events (MarginEvent), liqmon-state (the changelog), "
             "instruments (the --instruments file: a list of instruments, or an object with "
             "instruments and reference_prices, as JSON or as TOML tables), evaluate (liqmon "
-            "evaluate input), settings (the --config TOML file). Input files reject unknown "
+            "evaluate input), settings (the --config TOML file), solvency-report (the solvency "
+            "topic's SolvencyReport; also liqmon stress output). Input files reject unknown "
             "fields (keys starting with _ are comments in instruments and evaluate input); "
             "topic messages (prices, fills) allow them, for forward compatibility. asyncapi: "
             "the AsyncAPI 3 document of every topic (keys, headers, payloads; topic names and "
@@ -62,6 +64,7 @@ def document(message: str) -> dict[str, Any]:
         "instruments": tuple[schema.Instrument, ...] | InstrumentFile,
         "evaluate": schema.EvaluateRequest,
         "settings": Settings,
+        "solvency-report": schema.SolvencyReport,
     }
     generated: dict[str, Any] = _without_nan_defaults(msgspec.json.schema(types[message]))
     if message in ("instruments", "evaluate"):

@@ -150,6 +150,7 @@ class MonitorProcess:
             "LIQMON_TOPICS__MARGIN_EVENTS": topics.margin_events,
             "LIQMON_TOPICS__STATE": topics.state,
             "LIQMON_TOPICS__DLQ": topics.dlq,
+            "LIQMON_TOPICS__SOLVENCY": topics.solvency,
             "LIQMON_TOPICS__FILLS_PARTITIONS": str(topics.fills_partitions),
             "LIQMON_SERVICE__GROUP_ID": group_id,
             "LIQMON_SERVICE__HTTP_PORT": str(self.port),

@@ -88,6 +88,7 @@ class LiqmonProcess:
             "LIQMON_TOPICS__MARGIN_EVENTS": topics.margin_events,
             "LIQMON_TOPICS__STATE": topics.state,
             "LIQMON_TOPICS__DLQ": topics.dlq,
+            "LIQMON_TOPICS__SOLVENCY": topics.solvency,
             "LIQMON_SERVICE__GROUP_ID": h.group_id,
             "LIQMON_SERVICE__HTTP_PORT": str(self.port),
             "LIQMON_LOG__FORMAT": "json",

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from monitor.config import ServiceSettings, Settings
+from monitor.config import ServiceSettings, Settings, SolvencySettings
 from monitor.schema import (
     Fill,
     Instrument,
@@ -97,7 +97,7 @@ class MonitorHarness:
 
     # ------------------------------------------------------------------ the monitor
 
-    def settings(self, **service: Any) -> Settings:
+    def settings(self, solvency: SolvencySettings | None = None, **service: Any) -> Settings:
         options: dict[str, Any] = {
             "group_id": self.group_id,
             "http_port": 0,
@@ -109,14 +109,18 @@ class MonitorHarness:
             kafka=self.kafka,
             topics=self.topics,
             service=msgspec.convert(options, ServiceSettings),
+            solvency=solvency if solvency is not None else SolvencySettings(),
         )
 
     async def start_monitor(
-        self, instruments: Sequence[Instrument] = INSTRUMENTS, **service: Any
+        self,
+        instruments: Sequence[Instrument] = INSTRUMENTS,
+        solvency: SolvencySettings | None = None,
+        **service: Any,
     ) -> Monitor:
         """Start a monitor and wait until it is ready (prices caught up, partitions restored)."""
         assert self.monitor is None, "stop the running monitor first"
-        monitor = Monitor(self.settings(**service), instruments)
+        monitor = Monitor(self.settings(solvency, **service), instruments)
         self.monitor = monitor
         self._task = asyncio.create_task(monitor.run())
         await self.until(lambda: monitor.readiness()[0], "the monitor to be ready", timeout_s=60)

@@ -180,6 +180,7 @@ async def stack(
         "LIQMON_TOPICS__MARGIN_EVENTS": topics.margin_events,
         "LIQMON_TOPICS__STATE": topics.state,
         "LIQMON_TOPICS__DLQ": topics.dlq,
+        "LIQMON_TOPICS__SOLVENCY": topics.solvency,
         "LIQMON_SERVICE__GROUP_ID": f"g-prom-{uuid.uuid4().hex[:10]}",
         "LIQMON_SERVICE__HTTP_PORT": str(liqmon_port),
         "LIQMON_LOG__FORMAT": "json",

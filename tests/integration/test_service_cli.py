@@ -51,6 +51,7 @@ async def test_run_serves_probes_and_exits_cleanly_on_sigterm_after_committing(
         "LIQMON_TOPICS__MARGIN_EVENTS": topics.margin_events,
         "LIQMON_TOPICS__STATE": topics.state,
         "LIQMON_TOPICS__DLQ": topics.dlq,
+        "LIQMON_TOPICS__SOLVENCY": topics.solvency,
         "LIQMON_SERVICE__GROUP_ID": h.group_id,
         "LIQMON_SERVICE__HTTP_PORT": str(port),
         "LIQMON_LOG__FORMAT": "json",

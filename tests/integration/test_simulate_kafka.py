@@ -56,6 +56,7 @@ def _env(kafka: KafkaSettings, topics: TopicSettings) -> dict[str, str]:
         "LIQMON_TOPICS__MARGIN_EVENTS": topics.margin_events,
         "LIQMON_TOPICS__STATE": topics.state,
         "LIQMON_TOPICS__DLQ": topics.dlq,
+        "LIQMON_TOPICS__SOLVENCY": topics.solvency,
     }
 
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.kafka
 NewTopic = Callable[..., Awaitable[str]]
 
 
-async def test_ensure_topics_creates_all_five_as_the_design_says(
+async def test_ensure_topics_creates_all_of_them_as_the_design_says(
     kafka_settings: KafkaSettings, unique_name: Callable[[], str]
 ) -> None:
     topics = TopicSettings(fills_partitions=4).prefixed(unique_name() + "-")
@@ -58,6 +58,7 @@ async def test_check_reports_a_wrong_partition_count(
         margin_events=topics.margin_events,
         state=topics.state,
         dlq=topics.dlq,
+        solvency=topics.solvency,
         fills_partitions=topics.fills_partitions + 1,
     )
     report = await check_topics(kafka_settings, expected)
@@ -81,6 +82,7 @@ async def test_check_reports_a_wrong_cleanup_policy(
             margin_events=topics.margin_events,
             state=topics.state,
             dlq=topics.dlq,
+            solvency=topics.solvency,
             fills_partitions=topics.fills_partitions,
         ),
     )
@@ -105,7 +107,9 @@ def test_topics_commands_create_then_check_clean(
     monkeypatch.setenv("LIQMON_KAFKA__BOOTSTRAP_SERVERS", kafka_settings.bootstrap_servers)
     monkeypatch.setenv("LIQMON_TOPICS__FILLS_PARTITIONS", "2")
     for field, name in zip(
-        ("PRICES", "FILLS", "MARGIN_EVENTS", "STATE", "DLQ"), topics.names(), strict=True
+        ("PRICES", "FILLS", "MARGIN_EVENTS", "STATE", "DLQ", "SOLVENCY"),
+        topics.names(),
+        strict=True,
     ):
         monkeypatch.setenv(f"LIQMON_TOPICS__{field}", name)
     try:

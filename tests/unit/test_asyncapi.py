@@ -95,7 +95,7 @@ def test_the_asyncapi_parser_accepts_the_published_document() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     errors = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     assert not [d for d in errors if d["severity"] <= 1], errors
-    assert "valid AsyncAPI 3.1.0, 5 channels" in result.stderr
+    assert "valid AsyncAPI 3.1.0, 6 channels" in result.stderr
 
 
 def test_the_asyncapi_parser_rejects_a_reference_to_a_missing_schema(tmp_path: Path) -> None:

@@ -78,6 +78,7 @@ def test_prefixed_topics_keep_sizes_and_prefix_every_name() -> None:
         "run7-margin-events",
         "run7-liqmon-state",
         "run7-liqmon-dlq",
+        "run7-liqmon-solvency",
     ]
     assert topics.fills_partitions == 4
 
@@ -90,6 +91,7 @@ def test_prices_and_state_are_compacted_and_the_rest_are_not() -> None:
         "margin-events": "delete",
         "liqmon-state": "compact",
         "liqmon-dlq": "delete",
+        "liqmon-solvency": "delete",
     }
 
 
@@ -103,6 +105,7 @@ def test_account_keyed_topics_share_the_fills_partition_count() -> None:
         "margin-events": 9,
         "liqmon-state": 9,
         "liqmon-dlq": 1,
+        "liqmon-solvency": 1,
     }
 
 

@@ -45,6 +45,9 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_open_positions": {"kind": "option"},
     "liqmon_consumer_lag_records": {"topic": "fills", "partition": "0"},
     "liqmon_price_age_seconds": {"symbol": "BTCUSDT"},
+    "liqmon_stress_bad_debt": {"scenario": "BTC -30%"},
+    "liqmon_stress_bankrupt_accounts": {"scenario": "BTC -30%"},
+    "liqmon_adl_shortfall": {"symbol": "BTCUSDT", "side": "short"},
 }
 # Prometheus attaches these to every scraped series; `up` is its own per-target series.
 TARGET_LABELS = frozenset({"instance", "job"})

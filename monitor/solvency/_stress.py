@@ -1,0 +1,216 @@
+"""Book-wide stress: every margin unit's equity after each named scenario, in one product.
+
+For scenarios ``s`` and instruments ``i``, the value change of one contract ``V[i, s]``
+comes from the scenario engine (:func:`monitor.scenarios.value_changes`: linear and
+inverse arithmetic, Black-76 full revaluation of options at the shocked underlying and
+volatility), priced once per underlying. A unit's scenario P&L is the sparse product
+``Q @ V`` of its quantities; its shocked equity ``E' = E + Q @ V``. Per scenario:
+
+* bad debt ``sum over units of max(0, -E')`` (an isolated position loses at most its
+  margin, so units, not accounts, are the bankruptcy boundary, as in the engine);
+* a unit is bankrupt when ``E'`` is below zero by more than the engine's tolerance
+  (:func:`monitor.states.slack`), so every unit called bankrupt here is bankrupt in the
+  engine at those prices;
+* the largest contributors (accounts), the bad debt per underlying (each unit's debt
+  split over its positions by maintenance margin, as :mod:`monitor.engine._exposure`),
+  and the insurance fund's coverage ``fund / bad debt`` (the debt of a unit with no
+  open position, a negative wallet, belongs to no underlying).
+
+Cover-2 (CPMI-IOSCO PFMI principle 4: resources to cover the default of the two
+participants with the largest exposure in extreme but plausible conditions) is the bad
+debt of the two largest account groups in the worst scenario. Collateral is valued at
+today's prices (a scenario moves instruments, not collateral assets), and settle-asset
+amounts at today's value of the settle asset, as the scenario engine does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.sparse
+from numpy.typing import NDArray
+
+from monitor.scenarios import InstrumentTerms, ScenarioSet, scenario_pnl, value_changes
+from monitor.schema import (
+    AdlQueue,
+    PortfolioMarginParams,
+    SolvencyReport,
+    StressContributor,
+    StressResult,
+    StressScenario,
+)
+from monitor.solvency._adl import adl_queues
+from monitor.solvency._state import BookState, StressFigures
+from monitor.states import REL_TOL
+
+__all__ = ["scenario_values", "stress", "stress_report"]
+
+Array = NDArray[np.float64]
+_VOL_CODES = {"up": 0, "same": 1, "down": 2}
+
+
+def scenario_values(
+    state: BookState, scenarios: Sequence[StressScenario], params: PortfolioMarginParams
+) -> tuple[Array, Array]:
+    """(moves, value changes), instruments x scenarios, each underlying priced once."""
+    n, s = state.instrument_base.shape[0], len(scenarios)
+    moves = np.empty((n, s))
+    values = np.zeros((n, s))
+    vol_case = np.array([_VOL_CODES[sc.vol] for sc in scenarios], dtype=np.int8)
+    for k, base in enumerate(state.bases):
+        members = np.flatnonzero(state.instrument_base == k)
+        move = np.array([sc.moves.get(base, sc.default_move) for sc in scenarios])
+        moves[members] = move
+        terms = InstrumentTerms._make(column[members] for column in state.terms)
+        scenario_set = ScenarioSet(move, vol_case, np.ones(s))
+        values[members] = value_changes(terms, scenario_set, params)
+    return moves, values
+
+
+def stress(
+    state: BookState, scenarios: Sequence[StressScenario], params: PortfolioMarginParams
+) -> StressFigures:
+    """Every unit's shocked equity under every scenario (the sparse product)."""
+    moves, values = scenario_values(state, scenarios, params)
+    quantities = scipy.sparse.csr_array(
+        (state.row_qty, (state.row_unit, state.row_instrument)),
+        shape=(state.units, values.shape[0]),
+    )
+    pnl = scenario_pnl(quantities, values)
+    equity = state.unit_equity[:, None] + pnl
+    tolerance = REL_TOL * (state.unit_scale[:, None] + np.abs(pnl))
+    bankrupt = equity < -tolerance
+    debt = np.maximum(-equity, 0.0)
+    return StressFigures(moves, values, pnl, equity, bankrupt, debt)
+
+
+def stress_report(
+    state: BookState,
+    scenarios: Sequence[StressScenario],
+    params: PortfolioMarginParams,
+    *,
+    fund: float,
+    ts: int,
+    group_of: NDArray[np.intp] | None = None,
+    group_names: Sequence[str] | None = None,
+    top: int = 10,
+    report_accounts: int = 100,
+    queue_length: int = 20,
+) -> SolvencyReport:
+    """The solvency report of ``state`` under ``scenarios`` with an insurance fund ``fund``.
+
+    ``group_of`` maps each account (dense id) to its Cover-2 group (``group_names``);
+    by default every account is its own group.
+    """
+    figures = stress(state, scenarios, params)
+    n_accounts = len(state.accounts)
+    membership = scipy.sparse.csr_array(
+        (np.ones(state.units), (state.unit_account, np.arange(state.units))),
+        shape=(n_accounts, state.units),
+    )
+    account_debt = np.asarray(membership @ figures.debt, dtype=np.float64)
+    bankrupt_count = np.asarray(membership @ figures.bankrupt.astype(np.float64))
+    share = state.row_share()
+    split = scipy.sparse.csr_array(
+        (share, (state.instrument_base[state.row_instrument], state.row_unit)),
+        shape=(len(state.bases), state.units),
+    )
+    by_base = np.asarray(split @ figures.debt, dtype=np.float64)  # underlyings x scenarios
+    results = tuple(
+        _result(
+            state,
+            figures,
+            account_debt,
+            bankrupt_count,
+            by_base[:, s],
+            s,
+            sc.name,
+            fund,
+            top,
+            report_accounts,
+        )
+        for s, sc in enumerate(scenarios)
+    )
+    totals = figures.debt.sum(axis=0)
+    worst = int(np.argmax(totals)) if scenarios and float(totals.max()) > 0.0 else None
+    cover2, groups = 0.0, tuple[str, ...]()
+    adl: tuple[AdlQueue, ...] = ()
+    if worst is not None:
+        cover2, groups = _cover2(state, account_debt[:, worst], group_of, group_names)
+        if float(totals[worst]) > fund:
+            adl = adl_queues(state, figures, worst, fund, queue_length)
+    return SolvencyReport(
+        ts=ts,
+        accounts=n_accounts,
+        units=state.units,
+        insurance_fund=fund,
+        scenarios=results,
+        worst_scenario=scenarios[worst].name if worst is not None else None,
+        cover2=cover2,
+        cover2_groups=groups,
+        cover2_coverage=fund / cover2 if cover2 > 0.0 else None,
+        adl_candidates=adl,
+    )
+
+
+def _result(
+    state: BookState,
+    figures: StressFigures,
+    account_debt: Array,
+    bankrupt_count: Array,
+    by_base: Array,
+    s: int,
+    name: str,
+    fund: float,
+    top: int,
+    report_accounts: int,
+) -> StressResult:
+    debt = account_debt[:, s]
+    total = float(figures.debt[:, s].sum())
+    accounts = np.flatnonzero(bankrupt_count[:, s] > 0.0)
+    order = _largest(np.where(bankrupt_count[:, s] > 0.0, debt, 0.0), report_accounts)
+    if len(order) < min(accounts.size, report_accounts):  # bankrupt with no debt to show
+        rest = np.setdiff1d(accounts, order, assume_unique=True)
+        order += rest[: report_accounts - len(order)].tolist()
+    largest = _largest(debt, top)
+    return StressResult(
+        scenario=name,
+        bad_debt=total,
+        bankrupt_accounts=int(accounts.size),
+        coverage=fund / total if total > 0.0 else None,
+        largest=tuple(
+            StressContributor(account=state.accounts[a], bad_debt=float(debt[a])) for a in largest
+        ),
+        bankrupt=tuple(state.accounts[a] for a in order),
+        bad_debt_by_underlying={b: float(by_base[k]) for k, b in enumerate(state.bases)},
+    )
+
+
+def _largest(debt: Array, top: int) -> list[int]:
+    """Indices of the ``top`` largest positive entries, largest first."""
+    if top <= 0:
+        return []
+    positive = np.flatnonzero(debt > 0.0)
+    if positive.size > top:
+        positive = positive[np.argpartition(-debt[positive], top - 1)[:top]]
+    ordered = positive[np.argsort(-debt[positive], kind="stable")]
+    return [int(a) for a in ordered]
+
+
+def _cover2(
+    state: BookState,
+    debt: Array,
+    group_of: NDArray[np.intp] | None,
+    group_names: Sequence[str] | None,
+) -> tuple[float, tuple[str, ...]]:
+    """Bad debt of the two largest groups (by their bad debt) and their names."""
+    if group_of is None or group_names is None:
+        group_debt, names = debt, state.accounts
+    else:
+        group_debt = np.asarray(
+            np.bincount(group_of, weights=debt, minlength=len(group_names)), dtype=np.float64
+        )
+        names = tuple(group_names)
+    two = _largest(group_debt, 2)
+    return float(group_debt[two].sum()), tuple(names[g] for g in two)

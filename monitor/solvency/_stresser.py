@@ -1,0 +1,93 @@
+"""The configured stress of a book: scenarios resolved for its underlyings, groups, report.
+
+Used alike by the service (every ``solvency.interval_s``, in a worker thread), by
+``liqmon stress`` and by ``liqmon evaluate --stress``, so the three give the same report
+for the same book.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import msgspec
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.errors import ConfigError
+from monitor.schema import PortfolioMarginParams, SolvencyReport, StressScenario
+from monitor.solvency._adl import account_quantiles
+from monitor.solvency._scenarios import default_scenarios, scenario_problem, worst_day
+from monitor.solvency._state import BookState
+from monitor.solvency._stress import stress_report
+
+__all__ = ["Stresser", "account_groups"]
+
+
+def account_groups(
+    accounts: Sequence[str], separator: str
+) -> tuple[NDArray[np.intp], tuple[str, ...]] | None:
+    """Each account's Cover-2 group: its id up to the first ``separator`` (the whole id
+    when it has none). None when ``separator`` is empty (each account its own group)."""
+    if not separator:
+        return None
+    prefixes = [name.split(separator, 1)[0] for name in accounts]
+    names, group_of = np.unique(np.array(prefixes, dtype=object), return_inverse=True)
+    return np.asarray(group_of, dtype=np.intp).reshape(-1), tuple(str(n) for n in names)
+
+
+class Stresser:
+    """Scenarios and report options, fixed for a book's underlyings."""
+
+    def __init__(
+        self,
+        bases: Sequence[str],
+        scenarios: Sequence[StressScenario] = (),
+        *,
+        history_file: str = "",
+        group_separator: str = "",
+        top: int = 10,
+        report_accounts: int = 100,
+        queue_length: int = 20,
+        params: PortfolioMarginParams | None = None,
+    ) -> None:
+        chosen = list(scenarios) if scenarios else default_scenarios(bases)
+        if history_file:
+            day = worst_day(Path(history_file))
+            moves = {base: move for base, move in day.moves.items() if base in bases}
+            if not moves:
+                raise ConfigError(
+                    f"solvency.history_file: {history_file} has no column named after an "
+                    f"underlying of the instruments ({', '.join(bases) or 'none'})"
+                )
+            chosen.append(msgspec.structs.replace(day, moves=moves))
+        problem = scenario_problem(chosen, bases)
+        if problem is not None:
+            raise ConfigError(f"solvency.scenarios{problem}")
+        self.scenarios = tuple(chosen)
+        self.group_separator = group_separator
+        self.top = top
+        self.report_accounts = report_accounts
+        self.queue_length = queue_length
+        self.params = params if params is not None else PortfolioMarginParams()
+
+    def report(self, state: BookState, fund: float, ts: int) -> SolvencyReport:
+        """The solvency report of ``state`` (pure; safe to run in a worker thread)."""
+        groups = account_groups(state.accounts, self.group_separator)
+        return stress_report(
+            state,
+            self.scenarios,
+            self.params,
+            fund=fund,
+            ts=ts,
+            group_of=groups[0] if groups else None,
+            group_names=groups[1] if groups else None,
+            top=self.top,
+            report_accounts=self.report_accounts,
+            queue_length=self.queue_length,
+        )
+
+    @staticmethod
+    def quantiles(state: BookState) -> NDArray[np.float64]:
+        """Each account's ADL rank quantile now (NaN: no candidate position)."""
+        return account_quantiles(state)

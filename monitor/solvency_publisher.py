@@ -1,0 +1,170 @@
+"""When and how the service stresses its book: every ``solvency.interval_s``, off the loop.
+
+Inside a cycle (under the cycle lock) :meth:`SolvencySchedule.take` copies the book's
+columns (:func:`monitor.solvency.copy_book`, contiguous slices) and hands them to a
+worker thread at the lowest CPU priority; the event loop goes on judging ticks while
+numpy (which releases the GIL in its array work) computes the report. A later cycle
+picks the finished report up: its record joins that cycle's transaction for the
+``solvency`` topic, its figures go to the metrics, and the accounts' ADL quantiles are
+attached to the margin events from then on (``MarginEvent.adl_quantile``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import msgspec
+import numpy as np
+import structlog
+from numpy.typing import NDArray
+
+from monitor.config import Settings
+from monitor.engine import Engine
+from monitor.errors import ConfigError, InputError
+from monitor.metrics import Metrics
+from monitor.schema import MarginEvent, SolvencyReport
+from monitor.solvency import BookCopy, Stresser, copy_book, state_of
+from streams import OutboundRecord
+
+__all__ = ["SolvencySchedule", "fund_value", "lower_priority"]
+
+log = structlog.get_logger("liqmon.solvency")
+
+_Result = tuple[SolvencyReport, NDArray[np.float64], float]
+
+
+def fund_value(engine: Engine, fund: dict[str, float]) -> float:
+    """The insurance fund valued at each asset's price now (valuation asset)."""
+    assets = engine.book.assets
+    return sum(amount * float(assets.value[assets.index[a]]) for a, amount in fund.items())
+
+
+def lower_priority() -> None:
+    """Run this worker thread at the lowest CPU priority (Linux: per thread), so on a
+    busy host the event loop's cycles win the cores over the stress."""
+    with contextlib.suppress(AttributeError, OSError):  # not Linux: normal priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
+class SolvencySchedule:
+    """The periodic solvency report of one monitor instance."""
+
+    def __init__(self, settings: Settings, engine: Engine, metrics: Metrics, key: str) -> None:
+        solvency = settings.solvency
+        self._interval_s = solvency.interval_s
+        self._topic = settings.topics.solvency
+        self._fund = settings.service.insurance_fund
+        self._metrics = metrics
+        self._key = key.encode()
+        bases = sorted({i.base for i in engine.book.instruments})
+        try:
+            self._stresser = Stresser(
+                bases,
+                solvency.scenarios,
+                history_file=solvency.history_file,
+                group_separator=solvency.group_separator,
+                top=solvency.top,
+                report_accounts=solvency.report_accounts,
+                queue_length=solvency.adl_queue_length,
+            )
+        except InputError as exc:
+            raise ConfigError(f"solvency.history_file: {exc}") from None
+        self._next = time.monotonic() + self._interval_s
+        self._task: asyncio.Future[_Result] | None = None
+        self._engine: Engine | None = None  # the engine the running stress copied
+        self._quantiles: NDArray[np.float64] = np.zeros(0)
+        self._quantile_engine: Engine | None = None
+        self._encode = msgspec.json.Encoder().encode
+        self._executor = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="liqmon-solvency", initializer=lower_priority
+        )
+        self.last: SolvencyReport | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._interval_s > 0
+
+    def due(self) -> bool:
+        """Whether a cycle should run for the schedule: a report is ready or one is due."""
+        if not self.enabled:
+            return False
+        if self._task is not None:
+            return self._task.done()
+        return time.monotonic() >= self._next
+
+    def take(self, engine: Engine, now_ms: int) -> list[OutboundRecord]:
+        """The record of a finished report (if any); start the next stress when due."""
+        if not self.enabled:
+            return []
+        records: list[OutboundRecord] = []
+        if self._task is not None and self._task.done():
+            task, self._task = self._task, None
+            try:
+                report, quantiles, seconds = task.result()
+            except Exception:  # a failed report must not stop the monitor
+                log.exception("solvency report failed")
+            else:
+                report = msgspec.structs.replace(report, seconds=seconds)
+                records.append(OutboundRecord(self._topic, self._key, self._encode(report)))
+                self._observe(report, seconds)
+                self._quantiles, self._quantile_engine = quantiles, self._engine
+                self.last = report
+        if self._task is None and time.monotonic() >= self._next:
+            self._next = time.monotonic() + self._interval_s
+            copied = copy_book(engine)
+            self._engine = engine
+            fund = fund_value(engine, self._fund)
+            self._task = asyncio.get_running_loop().run_in_executor(
+                self._executor, self._compute, copied, fund, now_ms
+            )
+        return records
+
+    def _compute(self, copied: BookCopy, fund: float, ts: int) -> _Result:
+        started = time.perf_counter()
+        state = state_of(copied)
+        report = self._stresser.report(state, fund, ts)
+        quantiles = self._stresser.quantiles(state)
+        return report, quantiles, time.perf_counter() - started
+
+    def with_quantiles(self, engine: Engine, events: list[MarginEvent]) -> list[MarginEvent]:
+        """``events`` with each account's ADL quantile from the last report."""
+        if engine is not self._quantile_engine or not events:
+            return events
+        index, quantiles = engine.book.account_index, self._quantiles
+        found = []
+        for event in events:
+            ix = index.get(event.account)
+            q = float(quantiles[ix]) if ix is not None and ix < quantiles.shape[0] else math.nan
+            found.append(event if math.isnan(q) else msgspec.structs.replace(event, adl_quantile=q))
+        return found
+
+    def _observe(self, report: SolvencyReport, seconds: float) -> None:
+        m = self._metrics
+        m.solvency_reports.inc()
+        m.solvency_duration.set(seconds)
+        m.stress_cover2.set(report.cover2)
+        for result in report.scenarios:
+            m.stress_bad_debt.labels(result.scenario).set(result.bad_debt)
+            m.stress_bankrupt_accounts.labels(result.scenario).set(result.bankrupt_accounts)
+        m.adl_shortfall.clear()
+        for queue in report.adl_candidates:
+            m.adl_shortfall.labels(queue.symbol, queue.side).set(queue.shortfall)
+        log.info(
+            "solvency report",
+            worst=report.worst_scenario,
+            cover2=round(report.cover2, 2),
+            seconds=round(seconds, 3),
+        )
+
+    async def close(self) -> None:
+        """Wait for a running stress to finish (its result is dropped)."""
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        self._executor.shutdown(wait=False)

@@ -101,6 +101,10 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: cycle's transaction), so recovery loads it and replays only the ledger after it.
     #: Must be well below the retention of ``fills``. 0 turns snapshots off.
     snapshot_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
+    #: The venue's insurance fund per asset (e.g. {"USDT": 5e6}), valued at each asset's
+    #: price and exported as ``liqmon_insurance_fund`` so dashboards and alerts compare it
+    #: with the bad debt. Empty: not exported.
+    insurance_fund: dict[str, float] = {}
     #: How often the price guard's accepted marks are saved to ``liqmon-state``, so a
     #: restarted monitor screens the price table against them. Held prices save at once.
     guard_checkpoint_interval_s: Positive = 1.0

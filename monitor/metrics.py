@@ -155,6 +155,36 @@ class Metrics:
             "Wall time of the last snapshot (taken inside a cycle, so it delays that cycle).",
             registry=r,
         )
+        self.bad_debt = Gauge(
+            "liqmon_bad_debt",
+            "What bankrupt accounts owe beyond their collateral (valuation asset), by the "
+            "underlying of their positions (share of maintenance margin).",
+            ["underlying"],
+            registry=r,
+        )
+        self.bad_debt_total = Gauge(
+            "liqmon_bad_debt_overall",
+            "What bankrupt accounts owe beyond their collateral, in the valuation asset.",
+            registry=r,
+        )
+        self.liquidation_exposure = Gauge(
+            "liqmon_liquidation_exposure",
+            "Notional of positions of accounts in liquidation, weighted by how far each has "
+            "gone towards bankruptcy, (MM - equity) / MM, by underlying (valuation asset).",
+            ["underlying"],
+            registry=r,
+        )
+        self.open_interest = Gauge(
+            "liqmon_open_interest",
+            "Long open interest of this instance's accounts per instrument (base units).",
+            ["symbol"],
+            registry=r,
+        )
+        self.insurance_fund = Gauge(
+            "liqmon_insurance_fund",
+            "The configured insurance fund (service.insurance_fund), in the valuation asset.",
+            registry=r,
+        )
         self.processing_errors = Counter(
             "liqmon_processing_errors_total",
             "Ledger records whose processing failed unexpectedly; each is dead-lettered "

@@ -18,31 +18,28 @@ import gc
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, get_args
 
-import msgspec
-import numpy as np
 import structlog
 
-from monitor.book import export_partition
 from monitor.changelog import (
-    SNAPSHOT_CHUNK_BYTES,
     checkpoint_records,
     price_reference_records,
     prices_screened_records,
-    snapshot_records,
 )
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
-from monitor.engine import SHAPE_REASONS, Engine
+from monitor.engine import SHAPE_REASONS, Engine, exposure
+from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
+from monitor.snapshots import Snapshots
 from monitor.states import STATE_NAMES
 from streams import (
     INVALID,
@@ -91,6 +88,12 @@ class Monitor:
         self.instruments = tuple(instruments)
         self.metrics = Metrics()
         self.engine = Engine(self.instruments, settings.engine)
+        unknown = sorted(set(settings.service.insurance_fund) - set(self.engine.book.assets.index))
+        if unknown:
+            raise ConfigError(
+                f"service.insurance_fund holds {', '.join(unknown)}, which is neither the "
+                "valuation asset nor a collateral asset; list it in engine.collateral"
+            )
         self._clock_ms = clock_ms
         service = settings.service
         self._intake = Intake(service, settings.topics.dlq, self.metrics)
@@ -112,9 +115,9 @@ class Monitor:
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
-        self._next_snapshot: dict[TopicPartition, float] = {}
-        self._encode_snapshot = msgspec.json.Encoder().encode
-        self._snapshot_chunks: dict[TopicPartition, int] = {}  # chunks of the last snapshot
+        self._snapshots = Snapshots(
+            settings.topics.state, service.snapshot_interval_s, self.metrics
+        )
         # Read at scrape time, so /metrics and /readyz can never disagree.
         self.metrics.ready.set_function(lambda: 1.0 if self.readiness()[0] else 0.0)
         self.http = HealthServer(
@@ -258,7 +261,7 @@ class Monitor:
                 )
                 prices = polls.pop("prices").result() if polls["prices"].done() else []
                 ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
-                if prices or ledger or self._snapshot_due():
+                if prices or ledger or self._snapshots.due(self._owned):
                     await self._cycle(prices, ledger)
                 now = time.monotonic()
                 if now >= next_gauges:
@@ -294,60 +297,18 @@ class Monitor:
             checkpoint.add(self._guard_records(force=guard_moved))
             consumed = next_offsets(ledger)
             checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
-            checkpoint.add(self._due_snapshot(consumed, now_ms))
+            checkpoint.add(
+                self._snapshots.take(
+                    self.engine,
+                    self._owned,
+                    self._account_partition,
+                    {**self._positions, **consumed},
+                    now_ms,
+                )
+            )
             self._positions.update(await checkpoint.commit(consumed))
             self._observe(prices, ledger, items, ticks, events, self._clock_ms())
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
-
-    def _snapshot_due(self) -> bool:
-        """Whether an owned partition's snapshot is due (an idle monitor takes it too)."""
-        if self.settings.service.snapshot_interval_s <= 0:
-            return False
-        now = time.monotonic()
-        return any(self._next_snapshot.get(tp, now + 1) <= now for tp in self._owned)
-
-    def _due_snapshot(
-        self, consumed: Mapping[TopicPartition, int], now_ms: int
-    ) -> list[OutboundRecord]:
-        """The snapshot of at most one owned partition whose turn has come (the cycle's
-        transaction carries it, so it matches the offsets committed with it)."""
-        interval = self.settings.service.snapshot_interval_s
-        now = time.monotonic()
-        due = [tp for tp in sorted(self._owned) if self._next_snapshot.get(tp, now + 1) <= now]
-        if interval <= 0 or not due:
-            return []
-        tp = due[0]
-        self._next_snapshot[tp] = now + interval
-        started = time.perf_counter()
-        book = self.engine.book
-        names = [name for name, owner in self._account_partition.items() if owner == tp]
-        accounts = np.array([book.account_index[name] for name in names], dtype=np.intp)
-        chunks = export_partition(
-            book,
-            accounts,
-            topic=tp.topic,
-            partition=tp.partition,
-            next_offset=consumed.get(tp, self._positions.get(tp, 0)),
-            ts=now_ms,
-            max_bytes=SNAPSHOT_CHUNK_BYTES,
-            encode=self._encode_snapshot,
-        )
-        records = snapshot_records(
-            self.settings.topics.state, chunks, self._snapshot_chunks.get(tp, 0)
-        )
-        self._snapshot_chunks[tp] = len(chunks)
-        seconds = time.perf_counter() - started
-        self.metrics.snapshots_written.inc()
-        self.metrics.snapshot_duration.set(seconds)
-        log.info(
-            "snapshot taken",
-            partition=tp.partition,
-            accounts=len(names),
-            chunks=len(chunks),
-            next_offset=chunks[0].next_offset if chunks else None,
-            seconds=round(seconds, 3),
-        )
-        return records
 
     def _failures(
         self,
@@ -409,6 +370,7 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
+        self._export_exposure()
         guard = self._intake.guard
         now_ms = self._clock_ms()
         for symbol, ts in guard.accepted_ts().items():
@@ -419,6 +381,24 @@ class Monitor:
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for tp, lag in (await self._ledger.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _export_exposure(self) -> None:
+        """Bad debt, liquidation exposure, open interest and the insurance fund."""
+        m = self.metrics
+        found = exposure(self.engine)
+        m.bad_debt_total.set(found.bad_debt)
+        for underlying, debt in found.bad_debt_by_underlying.items():
+            m.bad_debt.labels(underlying).set(debt)
+        for underlying, exposed in found.liquidation_exposure_by_underlying.items():
+            m.liquidation_exposure.labels(underlying).set(exposed)
+        for symbol, interest in found.open_interest.items():
+            m.open_interest.labels(symbol).set(interest)
+        fund = self.settings.service.insurance_fund
+        if fund:
+            assets = self.engine.book.assets
+            m.insurance_fund.set(
+                sum(amount * float(assets.value[assets.index[a]]) for a, amount in fund.items())
+            )
 
     def _sweep(self) -> None:
         self.metrics.sweeps.inc()
@@ -484,10 +464,4 @@ class Monitor:
         self._count_published(rebuilt.events, self._clock_ms())
         self._positions = dict(rebuilt.resume)
         self._built = True
-        self._snapshot_chunks = dict(rebuilt.snapshot_chunks)
-        interval = self.settings.service.snapshot_interval_s
-        now = time.monotonic()
-        ordered = sorted(assigned)
-        self._next_snapshot = {  # staggered, so one cycle carries one partition's snapshot
-            tp: now + interval * (k + 1) / len(ordered) for k, tp in enumerate(ordered)
-        }
+        self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)

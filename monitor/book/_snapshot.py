@@ -13,7 +13,6 @@ Figures are not computed here: follow with ``Engine.full_recompute()``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -42,6 +41,18 @@ OPEN_ISOLATED = 2
 WITH_ISOLATED_UNIT = 4
 
 
+def _f64(values: NDArray[Any]) -> bytes:
+    return np.ascontiguousarray(values, dtype="<f8").tobytes()
+
+
+def _i32(values: NDArray[Any]) -> bytes:
+    return np.ascontiguousarray(values, dtype="<i4").tobytes()
+
+
+def _i8(values: NDArray[Any]) -> bytes:
+    return np.ascontiguousarray(values, dtype="<i1").tobytes()
+
+
 def export_accounts(
     book: Book,
     accounts: NDArray[np.intp],
@@ -64,13 +75,11 @@ def export_accounts(
         | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
         | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
     )
-    leverage = pos.leverage[rows]
     owners = set(accounts.tolist())
     seen = [
         (kind, item_id, stamp, int(local[owner]))
         for kind, item_id, stamp, owner in book.applied_ids.owned_by(owners)
     ]
-    symbols = book.symbols
     return SnapshotChunk(
         topic=topic,
         partition=partition,
@@ -80,17 +89,18 @@ def export_accounts(
         ts=ts,
         ledger_clock=book.applied_ids.clock_ms,
         assets=book.assets.names,
+        symbols=book.symbols,
         accounts=[book.account_names[ix] for ix in accounts.tolist()],
-        modes=book.accounts.mode[accounts].tolist(),
-        balances=book.accounts.balance[accounts].tolist(),
-        row_account=local[pos.account[rows]].tolist(),
-        row_symbol=[symbols[ix] for ix in pos.instrument[rows].tolist()],
-        qty=pos.qty[rows].tolist(),
-        entry=pos.entry[rows].tolist(),
-        realised=pos.realised[rows].tolist(),
-        leverage=[None if math.isnan(x) else x for x in leverage.tolist()],
-        isolated_margin=pos.isolated_margin[rows].tolist(),
-        row_flags=flags.tolist(),
+        modes=_i8(book.accounts.mode[accounts]),
+        balances=_f64(book.accounts.balance[accounts]),
+        row_account=_i32(local[pos.account[rows]]),
+        row_symbol=_i32(pos.instrument[rows]),
+        qty=_f64(pos.qty[rows]),
+        entry=_f64(pos.entry[rows]),
+        realised=_f64(pos.realised[rows]),
+        leverage=_f64(pos.leverage[rows]),
+        isolated_margin=_f64(pos.isolated_margin[rows]),
+        row_flags=_i8(flags),
         seen=seen,
     )
 
@@ -137,39 +147,43 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
         raise ValueError("load_snapshots needs an empty book")
     skipped: set[str] = set()
     names: list[str] = []
-    modes: list[int] = []
+    modes: list[NDArray[Any]] = []
     balances: list[NDArray[np.float64]] = []
-    row_parts: dict[str, list[NDArray[Any]]] = {
+    parts: dict[str, list[NDArray[Any]]] = {
         k: [] for k in ("account", "instrument", "qty", "entry", "realised", "lev", "iso", "flags")
     }
     seen: list[tuple[str, str, int, int]] = []
     clock = 0
+    index = book.instrument_index
     for chunk in chunks:
         base = len(names)
         names.extend(chunk.accounts)
-        modes.extend(chunk.modes)
+        modes.append(np.frombuffer(chunk.modes, dtype="<i1"))
         balances.append(_balances(book, chunk))
-        index = book.instrument_index
-        keep = np.array([s in index for s in chunk.row_symbol], dtype=np.bool_)
-        skipped.update(s for s in chunk.row_symbol if s not in index)
-        instrument = np.array([index.get(s, -1) for s in chunk.row_symbol], dtype=np.intp)
-        row_parts["account"].append(np.asarray(chunk.row_account, dtype=np.intp)[keep] + base)
-        row_parts["instrument"].append(instrument[keep])
-        row_parts["qty"].append(np.asarray(chunk.qty, dtype=np.float64)[keep])
-        row_parts["entry"].append(np.asarray(chunk.entry, dtype=np.float64)[keep])
-        row_parts["realised"].append(np.asarray(chunk.realised, dtype=np.float64)[keep])
-        lev = [math.nan if x is None else x for x in chunk.leverage]
-        row_parts["lev"].append(np.asarray(lev, dtype=np.float64)[keep])
-        row_parts["iso"].append(np.asarray(chunk.isolated_margin, dtype=np.float64)[keep])
-        row_parts["flags"].append(np.asarray(chunk.row_flags, dtype=np.intp)[keep])
-        seen.extend(
-            (kind, item_id, stamp, owner + base) for kind, item_id, stamp, owner in chunk.seen
-        )
+        # The chunk's symbol table onto this book's instruments (-1: no longer configured).
+        mapping = np.array([index.get(s, -1) for s in chunk.symbols], dtype=np.intp)
+        instrument = mapping[np.frombuffer(chunk.row_symbol, dtype="<i4")]
+        keep = instrument >= 0
+        missing = np.unique(np.frombuffer(chunk.row_symbol, dtype="<i4")[~keep])
+        skipped.update(chunk.symbols[k] for k in missing.tolist())
+        parts["account"].append(np.frombuffer(chunk.row_account, dtype="<i4")[keep] + base)
+        parts["instrument"].append(instrument[keep])
+        for key, column in (
+            ("qty", chunk.qty),
+            ("entry", chunk.entry),
+            ("realised", chunk.realised),
+            ("lev", chunk.leverage),
+            ("iso", chunk.isolated_margin),
+        ):
+            parts[key].append(np.frombuffer(column, dtype="<f8")[keep])
+        parts["flags"].append(np.frombuffer(chunk.row_flags, dtype="<i1")[keep])
+        seen.extend((k, i, stamp, base + owner) for k, i, stamp, owner in chunk.seen)
         clock = max(clock, chunk.ledger_clock)
     if len(set(names)) != len(names):
         raise InputError("an account appears in two snapshots; each account has one partition")
-    cols = {k: np.concatenate(v) if v else np.empty(0) for k, v in row_parts.items()}
-    _load(book, names, modes, np.concatenate(balances) if balances else None, cols)
+    cols = {k: np.concatenate(v) if v else np.empty(0) for k, v in parts.items()}
+    all_modes = np.concatenate(modes) if modes else np.empty(0, dtype=np.int8)
+    _load(book, names, all_modes, np.concatenate(balances) if balances else None, cols)
     book.applied_ids.restore(seen, clock)
     return sorted(skipped)
 
@@ -178,7 +192,7 @@ def _balances(book: Book, chunk: SnapshotChunk) -> NDArray[np.float64]:
     out = np.zeros((len(chunk.accounts), len(book.assets)))
     if not chunk.accounts:
         return out
-    given = np.asarray(chunk.balances, dtype=np.float64).reshape(len(chunk.accounts), -1)
+    given = np.frombuffer(chunk.balances, dtype="<f8").reshape(len(chunk.accounts), -1)
     for k, asset in enumerate(chunk.assets):
         ix = book.assets.index.get(asset)
         if ix is None:
@@ -195,7 +209,7 @@ def _balances(book: Book, chunk: SnapshotChunk) -> NDArray[np.float64]:
 def _load(
     book: Book,
     names: list[str],
-    modes: list[int],
+    modes: NDArray[Any],
     balances: NDArray[np.float64] | None,
     cols: dict[str, NDArray[Any]],
 ) -> None:
@@ -204,7 +218,7 @@ def _load(
     accounts.append(n)
     if balances is not None:
         accounts.balance[:n] = balances
-    accounts.mode[:n] = np.asarray(modes, dtype=np.int8)
+    accounts.mode[:n] = modes
     units.append(n)
     units.account[:n] = np.arange(n)
     accounts.cross_unit[:n] = np.arange(n)

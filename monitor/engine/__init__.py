@@ -8,6 +8,7 @@ and their hysteresis.
 from monitor.engine._config import EngineConfig
 from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
+from monitor.engine._exposure import Exposure, exposure
 from monitor.engine._reduction import kept_fraction
 from monitor.engine._restore import judge_all, restore_states, unit_record
 from monitor.engine._validation import (
@@ -31,7 +32,9 @@ __all__ = [
     "CycleOutput",
     "Engine",
     "EngineConfig",
+    "Exposure",
     "event_id",
+    "exposure",
     "fit_positions",
     "judge_all",
     "kept_fraction",

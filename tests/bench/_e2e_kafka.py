@@ -228,9 +228,10 @@ class Collector:
         while True:
             batch = await consumer.getmany(timeout_ms=100, max_records=_POLL_MAX_RECORDS)
             received = now_ms()
-            for tp, items in batch.items():
-                if items:
-                    self._next[tp.partition] = items[-1].offset + 1
+            for tp in consumer.assignment():
+                # The position, not the last record: transaction markers take offsets too.
+                self._next[tp.partition] = await consumer.position(tp)
+            for items in batch.values():
                 if self._events:
                     self._take_events(items, received)
                 else:

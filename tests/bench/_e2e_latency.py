@@ -110,7 +110,7 @@ async def latency(
         "offered_ticks_per_s_target": rate,
         "offered_ticks_per_s": round(feed.rate),
         "offered_worst_chunk_late_ms": round(feed.max_late_ms, 1),
-        "seconds": seconds,
+        "run_seconds": seconds,
         "warmup_s": warmup_s,
         "target_p99_ms": TARGET_P99_MS,
         "baseline": "floor: bare aiokafka consumer decoding every tick of the same paced feed "

@@ -33,7 +33,11 @@ Figures:
 ``--profile sample`` runs the monitor under a sampling profiler during the throughput
 rounds and prints where its time went (``_e2e_profile``). Other ``LIQMON_*`` variables
 in the environment reach the monitor, so a setting's effect can be measured, e.g.
-``LIQMON_SERVICE__MAX_BATCH=50000 .venv/bin/python tests/bench/bench_e2e.py``.
+``LIQMON_SERVICE__MAX_PRICE_BATCH=50000 .venv/bin/python tests/bench/bench_e2e.py``.
+
+``--exactly-once both`` (the default) runs everything twice, with one Kafka transaction
+per cycle (the default setting) and without (``service.exactly_once = false``, at least
+once), so the cost of transactions shows as the difference; every figure says which.
 """
 
 from __future__ import annotations
@@ -83,6 +87,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=7, help="account generator seed")
     parser.add_argument(
+        "--exactly-once",
+        choices=("both", "on", "off"),
+        default="both",
+        help="run with transactions per cycle, without, or both (%(default)s)",
+    )
+    parser.add_argument(
         "--profile",
         choices=("sample", "cprofile"),
         help="profile the monitor during the throughput rounds, print the top functions to "
@@ -92,6 +102,14 @@ def parse_args() -> argparse.Namespace:
 
 
 async def run(args: argparse.Namespace) -> None:
+    modes = {"both": (True, False), "on": (True,), "off": (False,)}[args.exactly_once]
+    for exactly_once in modes:
+        os.environ["LIQMON_SERVICE__EXACTLY_ONCE"] = "true" if exactly_once else "false"
+        progress(f"exactly_once={exactly_once}")
+        await run_once(args, exactly_once)
+
+
+async def run_once(args: argparse.Namespace, exactly_once: bool) -> None:
     root = find_project_root(Path(__file__).parent)
     kafka = load_settings(environ=os.environ).kafka
     ensure_broker(root, kafka)
@@ -105,7 +123,8 @@ async def run(args: argparse.Namespace) -> None:
             flip_every=THROUGHPUT_FLIP_EVERY,
         )
         emit(
-            await throughput(
+            {"exactly_once": exactly_once}
+            | await throughput(
                 rig,
                 tape,
                 accounts=args.accounts,
@@ -118,7 +137,7 @@ async def run(args: argparse.Namespace) -> None:
             for figure in await latency(
                 rig, rate, accounts=args.accounts, seconds=args.seconds, warmup_s=args.warmup
             ):
-                emit(figure)
+                emit({"exactly_once": exactly_once} | figure)
         finished = True
     finally:
         await rig.tear_down(keep_files=not finished)

@@ -55,9 +55,12 @@ class LiqmonProcess:
         self,
         harness: MonitorHarness,
         instruments: Sequence[Instrument] = INSTRUMENTS,
+        *,
+        env: dict[str, str] | None = None,
         **service: Any,
     ) -> None:
         self.harness = harness
+        self.extra_env = dict(env or {})
         self._dir = Path(tempfile.mkdtemp(prefix="liqmon-proc-"))
         self.port = free_port()
         self.service = {"poll_timeout_ms": 50, "sweep_interval_s": 1.0, **service}
@@ -65,10 +68,14 @@ class LiqmonProcess:
         self._log = self._dir / "liqmon.log"
         self.write_instruments(instruments)
 
-    def write_instruments(self, instruments: Sequence[Instrument]) -> None:
-        """The instruments file the next start reads (a delisting is a shorter file)."""
+    def write_instruments(self, instruments: Sequence[Instrument] | bytes) -> None:
+        """The instruments file the next start reads (a delisting is a shorter file;
+        bytes are written as they are)."""
         path = self._dir / "instruments.json"
-        path.write_bytes(msgspec.json.encode({"instruments": list(instruments)}))
+        if isinstance(instruments, bytes):
+            path.write_bytes(instruments)
+        else:
+            path.write_bytes(msgspec.json.encode({"instruments": list(instruments)}))
 
     def env(self) -> dict[str, str]:
         h = self.harness
@@ -87,6 +94,7 @@ class LiqmonProcess:
         }
         for name, value in self.service.items():
             env[f"LIQMON_SERVICE__{name.upper()}"] = str(value)
+        env.update(self.extra_env)
         return env
 
     async def start(self, ready_within_s: float = 60.0) -> None:

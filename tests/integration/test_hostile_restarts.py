@@ -46,6 +46,24 @@ def eth(price: float, ts: int | None = None) -> PriceTick:
     return PriceTick(symbol="ETHUSDT", mark_price=price, ts=now_ms() if ts is None else ts)
 
 
+def deposit_and_buy(
+    account: str, asset: str, amount: float, qty: float, price: float, ts: int
+) -> tuple[Transfer, Fill]:
+    """A deposit of ``amount`` ``asset``, then a buy of ``qty`` BTCUSDT at ``price``."""
+    return (
+        Transfer(transfer_id=f"t-{account}", account=account, asset=asset, amount=amount, ts=ts),
+        Fill(
+            fill_id=f"f-{account}",
+            account=account,
+            symbol="BTCUSDT",
+            side="buy",
+            qty=qty,
+            price=price,
+            ts=ts,
+        ),
+    )
+
+
 async def dead_letters(h: MonitorHarness, count: int) -> list[tuple[str, str, dict[str, bytes]]]:
     """Wait (deadline) for ``count`` DLQ records; (source topic, reason, headers) of each."""
     deadline = time.monotonic() + 30
@@ -187,16 +205,7 @@ async def test_huge_finite_numbers_are_rejected_so_every_figure_stays_finite(
     await proc.start()
     ts = now_ms()
     await h.ledger(
-        Transfer(transfer_id="t-h1", account="h1", asset="USDT", amount=1000, ts=ts),
-        Fill(
-            fill_id="f-h1",
-            account="h1",
-            symbol="BTCUSDT",
-            side="buy",
-            qty=1e300,
-            price=1e300,
-            ts=ts,
-        ),
+        *deposit_and_buy("h1", "USDT", 1000, 1e300, 1e300, ts),
         Transfer(transfer_id="t-h2", account="h1", asset="USDT", amount=1e300, ts=ts),
     )
     await h.prices(btc(1e300))
@@ -307,3 +316,68 @@ async def test_losses_are_never_quiet_and_dead_letters_are_not_repeated_on_resta
     await proc.wait_metric("liqmon_dlq_repeats_skipped_total", lambda v: v == 1, "no repeat")
     await judges_a_normal_account(h, proc, "n1", 100.0)
     assert len(await h.read_all(h.topics.dlq)) == 1
+
+
+async def test_collateral_priced_by_the_instrument_moves_with_it_in_liquidation_prices(
+    harness: MonitorHarness,
+) -> None:
+    h = harness
+    collateral = '[{"asset": "BTC", "haircut": 0.0, "price_symbol": "BTCUSDT"}]'
+    proc = LiqmonProcess(h, env={"LIQMON_ENGINE__COLLATERAL": collateral})
+    try:
+        await h.prices(btc(60_000.0))
+        await proc.start()
+        ts = now_ms()
+        await h.ledger(*deposit_and_buy("w1", "BTC", 1.0, 2, 75_000, ts))
+        await h.prices(btc(50_200.0))
+        [call] = await wait_types(h, proc, "w1", ["margin_call"])
+        # Worked by hand: equity(p) = 1 BTC x p + 2 x (p - 75,000) = 3p - 150,000 (the wallet
+        # falls with the mark); MM(p) = 2p x 0.004. Liquidation: 3p - 150,000 = 0.008p.
+        [position] = call.positions
+        assert position.liquidation_price == pytest.approx(150_000 / 2.992, rel=1e-9)
+        assert position.bankruptcy_price == pytest.approx(50_000.0, rel=1e-9)
+        await proc.restart()
+        await h.prices(btc(50_100.0))  # below 50,133.69: liquidated, as announced
+        await wait_types(h, proc, "w1", ["margin_call", "liquidation"])
+    finally:
+        await proc.close()
+
+
+async def test_positive_equity_under_a_huge_position_is_liquidation_not_bankruptcy(
+    harness: MonitorHarness, proc: LiqmonProcess
+) -> None:
+    h = harness
+    await h.prices(btc(60_000.0))
+    await proc.start()
+    ts = now_ms()
+    await h.ledger(*deposit_and_buy("whale", "USDT", 1.2e10 + 1_000, 2e7, 60_000, ts))
+    await h.prices(btc(59_700.0))
+    await wait_types(h, proc, "whale", ["margin_call"])
+    await h.prices(btc(59_400.0))  # equity: 1.2e10 + 1,000 - 2e7 x 600 = 1,000 USDT
+    events = await wait_types(h, proc, "whale", ["margin_call", "liquidation"])
+    assert events[-1].state == "liquidation"
+    assert events[-1].equity == pytest.approx(1_000.0, abs=1e-3)
+    await proc.restart()
+    assert [e.type for e in await events_of(h, "whale")] == ["margin_call", "liquidation"]
+    await judges_a_normal_account(h, proc, "n1", 59_400.0)  # takes the whale bankrupt too
+    assert [e.type for e in await events_of(h, "whale")][:2] == ["margin_call", "liquidation"]
+
+
+async def test_a_typo_in_the_instruments_file_is_one_line_naming_the_field(
+    harness: MonitorHarness, proc: LiqmonProcess
+) -> None:
+    h = harness
+    await h.prices(btc(100.0))
+    proc.write_instruments(
+        b'{"instruments": [{"symbol": "BTCUSDT", "kind": "linear", "quote": "USDT", '
+        b'"base": "BTC", "margn": {"model": "tiered", "tiers": []}}]}'
+    )
+    with pytest.raises(AssertionError, match="exited with"):
+        await proc.start(ready_within_s=30)
+    last = proc.tail(1)
+    assert last.startswith("liqmon: error:")
+    assert "margn" in last
+    assert len(proc.tail(3).splitlines()) <= 3
+    proc.write_instruments(INSTRUMENTS)
+    await proc.start()
+    await judges_a_normal_account(h, proc, "n1", 100.0)

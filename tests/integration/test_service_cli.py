@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer
 
 from streams import TopicPartition
 from streams.settings import client_kwargs
+from tests.integration.liqmon_process import http_get
 from tests.integration.monitor_harness import (
     INSTRUMENTS,
     MonitorHarness,
@@ -24,7 +25,6 @@ from tests.integration.monitor_harness import (
     now_ms,
     open_book,
 )
-from tests.integration.test_service_metrics import http_get
 
 pytestmark = pytest.mark.kafka
 

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from monitor.service import Monitor
+from tests.integration.liqmon_process import http_get
 from tests.integration.monitor_harness import (
     INSTRUMENTS,
     MonitorHarness,
@@ -18,16 +19,6 @@ from tests.integration.monitor_harness import (
 )
 
 pytestmark = pytest.mark.kafka
-
-
-async def http_get(port: int, path: str) -> tuple[int, bytes]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
-    await writer.drain()
-    response = await asyncio.wait_for(reader.read(), 10)
-    writer.close()
-    head, _, body = response.partition(b"\r\n\r\n")
-    return int(head.split()[1]), body
 
 
 def sample(exposition: bytes, prefix: str) -> float:

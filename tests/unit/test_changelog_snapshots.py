@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from monitor.changelog import RestoredState, _fold, snapshot_records
@@ -35,17 +36,18 @@ def chunk(n: int, of: int, next_offset: int, account: str) -> SnapshotChunk:
         ts=0,
         ledger_clock=0,
         assets=("USDT",),
+        symbols=(),
         accounts=[account],
-        modes=[0],
-        balances=[[1.0]],
-        row_account=[],
-        row_symbol=[],
-        qty=[],
-        entry=[],
-        realised=[],
-        leverage=[],
-        isolated_margin=[],
-        row_flags=[],
+        modes=b"\x00",
+        balances=np.array([1.0]).tobytes(),
+        row_account=b"",
+        row_symbol=b"",
+        qty=b"",
+        entry=b"",
+        realised=b"",
+        leverage=b"",
+        isolated_margin=b"",
+        row_flags=b"",
         seen=[],
     )
 

@@ -1,0 +1,92 @@
+"""The venue's live exposure: bad debt now, liquidation exposure, open interest.
+
+Computed from the book's cached figures in a few array passes (no per-account loop), so
+the service can export it every second. Amounts are in the valuation asset.
+
+* **Bad debt** is what bankrupt units owe beyond their collateral: ``max(0, -equity)``
+  summed over units in state ``bankrupt``. Split per settle asset and per underlying
+  (an instrument's ``base``) by each open position's share of its unit's maintenance
+  margin.
+* **Liquidation exposure** is the notional of positions in units in ``liquidation``,
+  each weighted by how far its unit has gone from the liquidation threshold towards
+  bankruptcy, ``(MM - equity) / MM`` clipped to [0, 1]: 0 at the threshold, 1 at
+  bankruptcy. It is what the liquidation engine still has to work off, scaled by how
+  likely it is to end as bad debt.
+* **Open interest** per instrument is the long side: the sum of long quantities times
+  the contract size (base units; contracts x contract size for options and inverse).
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from monitor.book import NO_ROW
+from monitor.engine._engine import Engine
+from monitor.engine._risk import _notional
+from monitor.states import BANKRUPT, LIQUIDATION
+
+__all__ = ["Exposure", "exposure"]
+
+
+class Exposure(msgspec.Struct, frozen=True, kw_only=True):
+    """The book's exposure now (see the module docstring); keyed by asset, base or symbol."""
+
+    bad_debt: float
+    bankrupt_units: int
+    bad_debt_by_settle_asset: dict[str, float]
+    bad_debt_by_underlying: dict[str, float]
+    liquidation_exposure: float
+    liquidation_units: int
+    liquidation_exposure_by_underlying: dict[str, float]
+    open_interest: dict[str, float]
+
+
+def exposure(engine: Engine) -> Exposure:
+    """The exposure of ``engine``'s book at its current figures and states."""
+    book = engine.book
+    units, pos = book.units, book.positions
+    n_units, n_rows = units.size, pos.size
+    state = units.state[:n_units]
+    equity = units.collateral[:n_units] + units.upnl[:n_units]
+    maintenance = units.maintenance[:n_units]
+    shortfall = np.where(state == BANKRUPT, np.maximum(0.0, -equity), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        depth = np.where(maintenance > 0.0, (maintenance - equity) / maintenance, 1.0)
+    depth = np.clip(depth, 0.0, 1.0)
+
+    rows = np.flatnonzero(pos.unit[:n_rows] != NO_ROW)
+    unit = pos.unit[rows]
+    instrument = pos.instrument[rows]
+    qty = pos.qty[rows]
+    row_mm = pos.maintenance[rows]
+    unit_mm = maintenance[unit]
+    share = np.divide(row_mm, unit_mm, out=np.zeros_like(row_mm), where=unit_mm > 0.0)
+    debt = shortfall[unit] * share
+    value = book.assets.value[book.settle_asset[instrument]]
+    notional = np.abs(_notional(book, instrument, qty, book.mark[instrument])) * value
+    exposed = np.where(state[unit] == LIQUIDATION, notional * depth[unit], 0.0)
+
+    settle = book.settle_asset[instrument]
+    by_asset = np.bincount(settle, weights=debt, minlength=len(book.assets))
+    bases = sorted({i.base for i in book.instruments})
+    base_ix = np.array([bases.index(i.base) for i in book.instruments], dtype=np.intp)
+    row_base = base_ix[instrument] if rows.size else np.empty(0, dtype=np.intp)
+    debt_by_base = np.bincount(row_base, weights=debt, minlength=len(bases))
+    exposed_by_base = np.bincount(row_base, weights=exposed, minlength=len(bases))
+    longs = np.where(qty > 0.0, qty * book.contract_size[instrument], 0.0)
+    interest = np.bincount(instrument, weights=longs, minlength=len(book.symbols))
+    return Exposure(
+        bad_debt=float(shortfall.sum()),
+        bankrupt_units=int((state == BANKRUPT).sum()),
+        bad_debt_by_settle_asset={
+            name: float(by_asset[k]) for k, name in enumerate(book.assets.names)
+        },
+        bad_debt_by_underlying={base: float(debt_by_base[k]) for k, base in enumerate(bases)},
+        liquidation_exposure=float(exposed.sum()),
+        liquidation_units=int((state == LIQUIDATION).sum()),
+        liquidation_exposure_by_underlying={
+            base: float(exposed_by_base[k]) for k, base in enumerate(bases)
+        },
+        open_interest={symbol: float(interest[k]) for k, symbol in enumerate(book.symbols)},
+    )

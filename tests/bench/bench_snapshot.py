@@ -1,0 +1,148 @@
+"""Benchmark snapshot recovery at venue scale (run by ``make bench``; JSON lines).
+
+Book: ``bench_engine``'s 1,000,000 accounts / 3,000,000 positions, split into 6 ledger
+partitions. Figures, each with a same-run baseline:
+
+* ``snapshot_write``: export every partition to chunks and encode them (what the
+  monitor writes, one partition per cycle), against one full revaluation.
+* ``snapshot_restore``: decode every chunk, load them into an empty book and revalue
+  everyone (what a restart does before it replays the ledger after the snapshot),
+  against the bulk load of the same arrays with ``load_cross_accounts`` (the floor: no
+  decoding, no ids). Target (issue 12): restart to ready <= 30 s at this size.
+* ``replay_equivalent``: how long replaying the ledger that built the book would take
+  at the measured replay rate (55-69k records/s, docs/operations.md), for comparison.
+* ``memory``: resident memory of this process with the book loaded, against 1 GiB.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+import msgspec
+import numpy as np
+from bench_engine import ACCOUNTS, PER_ACCOUNT, build, instruments
+
+from monitor.book import export_partition, load_cross_accounts, load_snapshots
+from monitor.engine import Engine
+from monitor.schema import PriceTick, SnapshotChunk
+
+PARTITIONS = 6
+REPLAY_RECORDS_PER_S = 69_000  # the best measured (docs/operations.md)
+
+
+def emit(**figure: Any) -> None:
+    print(json.dumps(figure), flush=True)
+
+
+def main() -> int:
+    rng = np.random.default_rng(7)
+    engine, base = build(rng)
+    book = engine.book
+    print(f"# built {engine.account_count} accounts", file=sys.stderr)
+    encode = msgspec.json.Encoder().encode
+    decode = msgspec.json.Decoder(SnapshotChunk).decode
+
+    t0 = time.perf_counter()
+    blobs: list[bytes] = []
+    for p in range(PARTITIONS):
+        accounts = np.arange(p, book.accounts.size, PARTITIONS, dtype=np.intp)
+        chunks = export_partition(
+            book,
+            accounts,
+            topic="fills",
+            partition=p,
+            next_offset=1,
+            ts=0,
+            max_bytes=800 * 1024,
+            encode=encode,
+        )
+        blobs.extend(encode(chunk) for chunk in chunks)
+    write = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    engine.full_recompute()
+    full = time.perf_counter() - t0
+    size = sum(len(b) for b in blobs)
+    emit(
+        bench="snapshot",
+        figure="snapshot_write",
+        accounts=ACCOUNTS,
+        positions=engine.position_count,
+        partitions=PARTITIONS,
+        chunks=len(blobs),
+        megabytes=round(size / 2**20, 1),
+        seconds=round(write, 2),
+        baseline="full_revaluation",
+        baseline_seconds=round(full, 3),
+        ratio=round(write / full, 1),
+    )
+
+    ticks = [
+        PriceTick(symbol=s, mark_price=float(p), ts=0)
+        for s, p in zip(book.symbols, base, strict=True)
+    ]
+    t0 = time.perf_counter()
+    restored = Engine(instruments())
+    restored.apply([], ticks, 0)
+    load_snapshots(restored.book, [decode(b) for b in blobs])
+    restored.full_recompute()
+    restore = time.perf_counter() - t0
+    assert restored.account_count == engine.account_count
+    assert restored.position_count == engine.position_count
+
+    pos = book.positions
+    n = pos.size
+    t0 = time.perf_counter()
+    floor_engine = Engine(instruments())
+    floor_engine.apply([], ticks, 0)
+    load_cross_accounts(
+        floor_engine.book,
+        list(book.account_names),
+        book.accounts.balance[: book.accounts.size].copy(),
+        pos.account[:n].copy(),
+        pos.instrument[:n].copy(),
+        pos.qty[:n].copy(),
+        pos.entry[:n].copy(),
+        pos.leverage[:n].copy(),
+    )
+    floor_engine.full_recompute()
+    floor = time.perf_counter() - t0
+    emit(
+        bench="snapshot",
+        figure="snapshot_restore",
+        accounts=ACCOUNTS,
+        positions=engine.position_count,
+        seconds=round(restore, 2),
+        baseline="load_cross_accounts_bulk_load",
+        baseline_seconds=round(floor, 2),
+        ratio=round(restore / floor, 1),
+        target="restart to ready <= 30 s",
+        met=restore <= 30.0,
+    )
+    records = ACCOUNTS * (PER_ACCOUNT + 1)  # a deposit and a fill per position
+    emit(
+        bench="snapshot",
+        figure="replay_equivalent",
+        ledger_records=records,
+        seconds=round(records / REPLAY_RECORDS_PER_S, 1),
+        baseline="snapshot_restore",
+        baseline_seconds=round(restore, 2),
+        ratio=round(records / REPLAY_RECORDS_PER_S / restore, 1),
+    )
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    emit(
+        bench="snapshot",
+        figure="memory",
+        what="peak RSS of this process: three engines of 1M accounts / 3M positions at once",
+        bytes=rss,
+        gib=round(rss / 2**30, 2),
+        target="<= 1 GiB per monitor (one engine)",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from monitor.dynamic import DynamicSettings
 from monitor.engine import EngineConfig
 from monitor.errors import ConfigError
 from monitor.log import LogSettings
@@ -118,6 +119,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     service: ServiceSettings = msgspec.field(default_factory=ServiceSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
+    dynamic: DynamicSettings = msgspec.field(default_factory=DynamicSettings)
 
 
 def env_name(path: str) -> str:

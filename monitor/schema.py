@@ -42,6 +42,7 @@ __all__ = [
     "MarginEvent",
     "MarginEventType",
     "MarginModelSpec",
+    "MarginParameters",
     "MarginSettings",
     "OptionStandardMargin",
     "PortfolioGroupRisk",
@@ -63,6 +64,7 @@ __all__ = [
     "Transfer",
     "Trigger",
     "UnitStates",
+    "VolatilityState",
 ]
 
 MAX_ID_LENGTH = 256
@@ -508,6 +510,39 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 
+class MarginParameters(
+    msgspec.Struct, tag="margin_parameters", tag_field="type", frozen=True, kw_only=True
+):
+    """A change of dynamic margin's effective rate scale for one underlying (topic
+    ``margin-events``, key ``parameters:<underlying>``, header ``type=margin_parameters``).
+
+    From ``ts`` (event time of the bar close that caused it) the margin rates of
+    ``instruments`` are their configured rates times ``scale`` (was ``previous_scale``).
+    ``volatility`` is the annualised EWMA volatility then; ``raw_scale`` is
+    ``clip(volatility / reference_vol, floor, cap)``; ``stressed_scale`` the highest raw
+    scale seen (the stressed period); ``target_scale`` the anti-procyclical blend of the two;
+    ``limited_by`` names what held ``scale`` off ``raw_scale`` (``floor``, ``cap``,
+    ``stressed_weight``, ``max_change``, ``lead_time``). ``announced_ts`` is when an increase
+    held back by the lead time was first decided (equal to ``ts`` otherwise). Units holding
+    ``instruments`` are judged again at once; their events follow this one.
+    """
+
+    event_id: str
+    underlying: str
+    instruments: tuple[str, ...]
+    scale: float
+    previous_scale: float
+    raw_scale: float
+    stressed_scale: float
+    target_scale: float
+    volatility: float
+    reference_vol: float
+    limited_by: tuple[str, ...] = ()
+    announced_ts: int
+    ts: int
+    detected_ts: int
+
+
 # --------------------------------------------------------------------------- what-if
 
 
@@ -637,6 +672,35 @@ class PricesScreened(
     next_offset: int
 
 
+class VolatilityState(
+    msgspec.Struct, tag="volatility", tag_field="type", frozen=True, kw_only=True
+):
+    """One underlying's EWMA volatility estimator and dynamic-margin scale (topic
+    ``liqmon-state``, key ``volatility:<underlying>``), so a restart resumes both.
+
+    The estimator fields are those of ``monitor.risk.EwmaState``. ``scale`` is the
+    effective rate scale, ``stressed_scale`` the highest raw scale seen, ``evaluated_ts``
+    the event time of the last bar close it was evaluated at (the max-change-per-hour
+    clock), ``pending_scale`` and ``pending_ts`` an increase waiting for its lead time
+    (``announced_ts`` when decided).
+    """
+
+    underlying: str
+    bar: int = -1
+    close: float = math.nan
+    prev_close: float = math.nan
+    returns: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    variance: float = math.nan
+    scale: float = 1.0
+    stressed_scale: float = 0.0
+    evaluated_ts: int = -1
+    pending_scale: float | None = None
+    pending_ts: int = 0
+    announced_ts: int = 0
+
+
 class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
     """One chunk of a snapshot of the book of one ``fills`` partition (topic
     ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
@@ -678,4 +742,11 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     seen: list[tuple[str, str, int, int]]
 
 
-StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened | SnapshotChunk
+StateRecord = (
+    UnitStates
+    | LedgerCheckpoint
+    | PriceReference
+    | PricesScreened
+    | SnapshotChunk
+    | VolatilityState
+)

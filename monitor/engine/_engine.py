@@ -87,6 +87,8 @@ class Engine:
     ) -> None:
         self.config = config if config is not None else EngineConfig()
         self.models = ModelTable.from_instruments(instruments)
+        self._configured_models = self.models  # rates as configured (rate scale 1)
+        self.rate_scale: NDArray[np.float64] = np.ones(len(self.models))
         self.book = Book(
             instruments,
             self.models,
@@ -360,6 +362,37 @@ class Engine:
         self.portfolio.after_prices(book, units, held)
         triggers = self.portfolio.triggers(book, held, latest, moved)
         return self._price_events(units, triggers, revalued_assets, now_ms)
+
+    def rescale(
+        self, scales: dict[str, float], triggers: dict[str, PriceTick], now_ms: int
+    ) -> list[MarginEvent]:
+        """Set the rate scale of instruments (``symbol -> factor`` times their configured
+        rates, see ``ModelTable.scaled``; dynamic margin, ``monitor.dynamic``), revalue
+        their holders at once and return the transitions, each triggered by the tick of
+        ``triggers[symbol]`` (the mark that moved the volatility)."""
+        book = self.book
+        factors = self.rate_scale.copy()
+        for symbol, factor in scales.items():
+            factors[book.instrument_index[symbol]] = factor
+        changed = np.flatnonzero(factors != self.rate_scale)
+        if changed.size == 0:
+            return []
+        self.rate_scale = factors
+        self.models = self._configured_models.scaled(factors)
+        book.models = self.models
+        rows = np.concatenate([book.positions.holders_of(int(ix)) for ix in changed])
+        if rows.size == 0:
+            return []
+        refresh_rows(book, rows)
+        units = _unique(book.positions.unit[rows], book.units.size)
+        refresh_units(book, units, with_collateral=False)
+        self.portfolio.after_prices(book, units, {})
+        moved = {
+            int(ix): [triggers[self.models.symbols[ix]]]
+            for ix in changed.tolist()
+            if self.models.symbols[ix] in triggers
+        }
+        return self._price_events(units, moved, {}, now_ms)
 
     def _price_events(
         self,

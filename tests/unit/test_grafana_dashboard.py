@@ -44,6 +44,9 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_accounts": {"state": "healthy"},
     "liqmon_consumer_lag_records": {"topic": "fills", "partition": "0"},
     "liqmon_price_age_seconds": {"symbol": "BTCUSDT"},
+    "liqmon_volatility": {"underlying": "BTCUSDT"},
+    "liqmon_margin_scale": {"underlying": "BTCUSDT"},
+    "liqmon_margin_parameter_changes": {"underlying": "BTCUSDT"},
 }
 # Prometheus attaches these to every scraped series; `up` is its own per-target series.
 TARGET_LABELS = frozenset({"instance", "job"})

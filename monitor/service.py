@@ -97,7 +97,7 @@ class Monitor:
                 "valuation asset nor a collateral asset; list it in engine.collateral"
             )
         self._clock_ms = clock_ms
-        self._dynamic = DynamicMargin(self.instruments, settings.dynamic)
+        self.dynamic = DynamicMargin(self.instruments, settings.dynamic)
         service = settings.service
         self._intake = Intake(service, settings.topics.dlq, self.metrics)
         self._stop = asyncio.Event()
@@ -159,7 +159,7 @@ class Monitor:
             exactly_once=service.exactly_once,
         )
         self._recovery = Recovery(
-            settings, self.instruments, self._intake, self.metrics, clock_ms, self._dynamic
+            settings, self.instruments, self._intake, self.metrics, clock_ms, self.dynamic
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -205,8 +205,8 @@ class Monitor:
                 transactional_id=self.transactional_id,
             )
             changelog = await self._recovery.read_changelog()
-            self._dynamic.restore(changelog.volatility.values())
-            self.engine.rescale(self._dynamic.scales(), {}, self._clock_ms())
+            self.dynamic.restore(changelog.volatility.values())
+            self.engine.rescale(self.dynamic.scales(), {}, self._clock_ms())
             self._recovery.resume_prices(self.engine, changelog)
             await self._catch_up_prices()
             if self._stop.is_set():
@@ -245,7 +245,7 @@ class Monitor:
         return [
             *price_reference_records(topic, self._intake.guard.take_changed()),
             *prices_screened_records(topic, self._intake.prices_screened),
-            *volatility_records(topic, self._dynamic.states()),
+            *volatility_records(topic, self.dynamic.states()),
         ]
 
     # ------------------------------------------------------------------ the loop
@@ -306,7 +306,7 @@ class Monitor:
             rescaled = self._rescale(ticks, now_ms)
             events.extend(rescaled)
             guard_moved = bool(price_letters) or intake.guard.held_count != held_before
-            guard_moved = guard_moved or bool(rescaled) or self._dynamic.moved
+            guard_moved = guard_moved or bool(rescaled) or self.dynamic.moved
             checkpoint.add(self._guard_records(force=guard_moved))
             consumed = next_offsets(ledger)
             checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
@@ -327,7 +327,7 @@ class Monitor:
         """Feed the cycle's accepted ticks to the volatility estimator; when dynamic margin
         changes a rate scale, publish why (``margin_parameters``), then re-judge the
         holders at once and publish their transitions. Returns those transitions."""
-        changes, triggers = self._dynamic.observe(ticks, now_ms)
+        changes, triggers = self.dynamic.observe(ticks, now_ms)
         if not changes:
             return []
         for change in changes:
@@ -342,7 +342,7 @@ class Monitor:
             )
         if self._publishes_parameters():
             self._checkpoint.add_parameters(changes)
-        output = self.engine.rescale(self._dynamic.scales(), triggers, now_ms)
+        output = self.engine.rescale(self.dynamic.scales(), triggers, now_ms)
         events = [e for e in output if self.owns(e.account)]
         accounts = dict.fromkeys(e.account for e in events)
         self._checkpoint.add_events(events, [unit_record(self.engine, a, now_ms) for a in accounts])
@@ -413,10 +413,10 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
-        for underlying, vol in self._dynamic.volatility().items():
+        for underlying, vol in self.dynamic.volatility().items():
             if vol == vol:  # NaN while warming up: no figure yet
                 m.volatility.labels(underlying).set(vol)
-        for underlying, scale in self._dynamic.underlying_scales().items():
+        for underlying, scale in self.dynamic.underlying_scales().items():
             m.margin_scale.labels(underlying).set(scale)
         self._export_exposure()
         guard = self._intake.guard

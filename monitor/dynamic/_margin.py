@@ -213,8 +213,10 @@ class DynamicMargin:
         s.evaluated_ts = t
         step = rule.max_change_per_hour * elapsed / _HOUR_MS
         base = s.pending_scale if s.pending_scale is not None else s.scale
-        new = base + min(max(target - base, -step), step)
-        if new != target:
+        if abs(target - base) <= step:
+            new = target
+        else:
+            new = base + math.copysign(step, target - base)
             limited.append("max_change")
         previous, announced = s.scale, t
         if new > previous and rule.lead_time_s > 0:
@@ -229,7 +231,7 @@ class DynamicMargin:
             s.pending_scale = None
         else:
             s.pending_scale = None
-        if new == previous:
+        if abs(new - previous) <= 1e-12 * previous:  # rounding, not a change
             return None
         s.scale = new
         return MarginParameters(

@@ -82,8 +82,8 @@ def reference_scales(
         target = max(rule.floor, (1 - rule.stressed_weight) * raw + rule.stressed_weight * stressed)
         step = 0.0 if last_t < 0 else rule.max_change_per_hour * (t - last_t) / HOUR
         last_t = t
-        new = scale + min(max(target - scale, -step), step)
-        if new != scale:
+        new = target if abs(target - scale) <= step else scale + math.copysign(step, target - scale)
+        if abs(new - scale) > 1e-12 * scale:  # changes below rounding are not published
             scale = new
             out.append((t, scale))
     return out

@@ -11,13 +11,22 @@ ACCOUNTS=${DEMO_ACCOUNTS:-2000}
 SECONDS_OF_TICKS=${DEMO_SECONDS:-40}
 RATE=${DEMO_RATE:-500}
 PORT=${DEMO_PORT:-9464}
-INSTRUMENTS=deploy/instruments.example.json
+# The example instruments plus an option chain on BTCUSDT expiring from today on and a
+# coin-margined BTC-PERPETUAL, written fresh each run (`liqmon simulate
+# --write-option-chain`), so the crash also liquidates short-option and inverse accounts.
+INSTRUMENTS=.cache/demo-instruments.json
+mkdir -p .cache
+"$BIN/liqmon" simulate --instruments deploy/instruments.example.json \
+  --write-option-chain "$INSTRUMENTS"
 
 export LIQMON_TOPICS__PRICES=demo-prices LIQMON_TOPICS__FILLS=demo-fills
 export LIQMON_TOPICS__MARGIN_EVENTS=demo-margin-events LIQMON_TOPICS__STATE=demo-liqmon-state
 export LIQMON_TOPICS__DLQ=demo-liqmon-dlq LIQMON_SERVICE__GROUP_ID=liqmon-demo
 export LIQMON_SERVICE__HTTP_PORT=$PORT LIQMON_LOG__FORMAT=${LIQMON_LOG__FORMAT:-console}
 export LIQMON_LOG__LEVEL=${LIQMON_LOG__LEVEL:-warning}
+# BTC is collateral (priced off BTCUSDT's mark, 5 % haircut): the coin-margined accounts
+# of BTC-PERPETUAL hold it and settle in it.
+export LIQMON_ENGINE__COLLATERAL='[{"asset": "BTC", "haircut": 0.05, "price_symbol": "BTCUSDT"}]'
 
 echo "== fresh demo topics"
 "$BIN/python" - <<'PY'

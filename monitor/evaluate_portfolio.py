@@ -21,9 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import Book
-from monitor.engine import Engine
-from monitor.engine._portfolio import PortfolioMargins
-from monitor.engine._portfolio_risk import group_rows
+from monitor.engine import Engine, PortfolioMargins, group_rows
 from monitor.scenarios import (
     VOL_SAME,
     GroupPositions,
@@ -54,8 +52,11 @@ def with_portfolio_guidance(engine: Engine, risk: AccountRisk) -> AccountRisk:
     by_group = group_rows(book, portfolio, ix)
     groups = []
     for (group, rows), figures in zip(by_group.items(), risk.portfolio, strict=True):
-        terms = portfolio.layout.terms(book, group)
+        # Only the instruments the account holds: the scan reprices them hundreds of times.
         positions = _positions(book, portfolio, rows)
+        held, col = np.unique(positions.col, return_inverse=True)
+        terms = portfolio.layout.terms(book, group).take(held)
+        positions = positions._replace(col=col.reshape(-1))
         other_mm = maintenance - figures.maintenance_margin
         groups.append(
             msgspec.structs.replace(

@@ -122,6 +122,12 @@ class Metrics:
             ["state"],
             registry=r,
         )
+        self.open_positions = Gauge(
+            "liqmon_open_positions",
+            "Open positions in the book, by instrument kind (linear, inverse, option).",
+            ["kind"],
+            registry=r,
+        )
         self.consumer_lag = Gauge(
             "liqmon_consumer_lag_records",
             "Records between the consumer position and the log end.",

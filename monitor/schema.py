@@ -252,7 +252,7 @@ class PortfolioMarginParams(msgspec.Struct, frozen=True, kw_only=True, forbid_un
 # --------------------------------------------------------------------------- prices
 
 
-class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """The newest mark price of one instrument (topic ``prices``, key = symbol).
 
     A tick for a collateral asset itself (e.g. ``symbol="BTC"`` priced in the
@@ -260,7 +260,8 @@ class PriceTick(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ``underlying`` revalues every option on it. An option's tick may carry
     ``mark_iv`` (annualised, 0.45 = 45 %), which then sets its mark by Black-76, and
     may leave ``mark_price`` out; with only ``mark_price`` (in the settle asset per
-    base unit) the implied volatility is solved from it.
+    base unit) the implied volatility is solved from it. Fields left at their default
+    are left out of the JSON (JSON has no NaN for an absent ``mark_price``).
     """
 
     symbol: Id
@@ -484,6 +485,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     tick or restart it was judged from. ``collapsed`` is true when the unit was judged
     afresh after a restart or rebalance: the event goes from the last published state
     straight to the current one, covering any level passed while nobody watched.
+    ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     ``portfolio`` gives the per-group figures of an account on portfolio margin (its IM
     and MM are their sums); empty otherwise.
     """
@@ -507,6 +509,7 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     positions_omitted: int = 0
     sequence: int = 0
     collapsed: bool = False
+    greeks: dict[str, Greeks] = {}
     portfolio: tuple[PortfolioGroupRisk, ...] = ()
 
 

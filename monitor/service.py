@@ -413,6 +413,8 @@ class Monitor:
         m = self.metrics
         for state, count in self.engine.state_counts().items():
             m.accounts.labels(state).set(count)
+        for kind, count in self.engine.position_counts().items():
+            m.open_positions.labels(kind).set(count)
         for underlying, vol in self.dynamic.volatility().items():
             if vol == vol:  # NaN while warming up: no figure yet
                 m.volatility.labels(underlying).set(vol)

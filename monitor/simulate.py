@@ -15,6 +15,7 @@ bigger batches instead of drifting.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
@@ -23,8 +24,12 @@ from typing import Final, NamedTuple, Protocol
 
 import msgspec
 
+from monitor.coin_market import inverse_books
+from monitor.errors import InputError
 from monitor.market import MarketSpec, PricePath, ledger_events, plan_accounts
-from monitor.schema import Instrument, PriceTick
+from monitor.option_market import Smile, option_books, option_ticks
+from monitor.portfolio_market import portfolio_books
+from monitor.schema import Instrument, LedgerEvent, PriceTick
 from streams.records import OutboundRecord
 from streams.settings import KafkaSettings
 
@@ -108,10 +113,21 @@ def _tick_records(topic: str, ticks: Iterable[PriceTick]) -> list[OutboundRecord
 
 
 class _TickSource:
-    """Tick records of the stream, generated a block of steps at a time as needed."""
+    """Tick records of the stream, generated a block of steps at a time as needed.
 
-    def __init__(self, path: PricePath, topic: str, shift_ms: int) -> None:
+    Each step ticks every instrument of the path, then every option of each smile
+    (``(column of its underlying in the path, smile)``) at its underlying's new price.
+    """
+
+    def __init__(
+        self,
+        path: PricePath,
+        topic: str,
+        shift_ms: int,
+        smiles: Sequence[tuple[int, Smile]] = (),
+    ) -> None:
         self._path, self._topic, self._shift_ms = path, topic, shift_ms
+        self._smiles = smiles
         self._buffer: list[OutboundRecord] = []
         self._block_steps = 1
 
@@ -119,8 +135,13 @@ class _TickSource:
         while len(self._buffer) < n:
             first = self._path.steps + 1
             prices = self._path.advance(self._block_steps)
-            ticks = self._path.ticks(prices, first, shift_ms=self._shift_ms)
-            self._buffer.extend(_tick_records(self._topic, ticks))
+            for i in range(prices.shape[0]):
+                row = prices[i : i + 1]
+                ticks = self._path.ticks(row, first + i, shift_ms=self._shift_ms)
+                ts = self._path.ts_of(first + i) + self._shift_ms
+                for column, smile in self._smiles:
+                    ticks.extend(option_ticks(smile, float(row[0, column]), ts))
+                self._buffer.extend(_tick_records(self._topic, ticks))
             self._block_steps = min(self._block_steps * 2, 4096)
         taken, self._buffer = self._buffer[:n], self._buffer[n:]
         return taken
@@ -183,18 +204,62 @@ async def _publish(
 ) -> None:
     began = clock()
 
-    path = PricePath.for_instruments(instruments, start_prices, spec)
-    opening = _tick_records(target.prices_topic, path.ticks(path.start[None, :], 0))
+    plain = [k for k, i in enumerate(instruments) if i.kind != "option"]
+    plain_instruments = [instruments[k] for k in plain]
+    plain_prices = [start_prices[k] for k in plain]
+    path = PricePath.for_instruments(plain_instruments, plain_prices, spec)
+    smiles = _smiles(instruments, plain_instruments, plain_prices)
+    opening_ticks = path.ticks(path.start[None, :], 0)
+    for column, smile in smiles:
+        opening_ticks.extend(option_ticks(smile, float(path.start[column]), path.ts_of(0)))
+    opening = _tick_records(target.prices_topic, opening_ticks)
     limit = target.ticks
     if limit is not None:
         opening = opening[:limit]
     await sender.send_batch(opening)
     counts["ticks"] += len(opening)
 
-    plan = plan_accounts(instruments, start_prices, spec)
+    linear = [k for k, i in enumerate(plain_instruments) if i.kind == "linear"]
+    linear_instruments = [plain_instruments[k] for k in linear]
+    plan = plan_accounts(linear_instruments, [plain_prices[k] for k in linear], spec)
+    ledger: Iterator[LedgerEvent] = ledger_events(plan, linear_instruments, spec)
+    for k, instrument in enumerate(plain_instruments):
+        if instrument.kind == "inverse":
+            books = inverse_books(
+                instrument,
+                float(path.start[k]),
+                spec.start_ts,
+                max(1, spec.accounts // 4),
+                spec.seed,
+                prefix=f"inv-{instrument.symbol}-",
+            )
+            ledger = itertools.chain(ledger, books)
+    for column, smile in smiles:
+        underlying = plain_instruments[column]
+        chain = [i for i in instruments if i.underlying == underlying.symbol]
+        books = option_books(
+            underlying,
+            chain,
+            smile,
+            float(path.start[column]),
+            spec.start_ts,
+            max(1, spec.accounts // 4),
+            spec.seed,
+            prefix=f"opt-{underlying.symbol}-",
+        )
+        hedged = portfolio_books(
+            underlying,
+            chain,
+            smile,
+            float(path.start[column]),
+            spec.start_ts,
+            max(1, spec.accounts // 10),
+            spec.seed,
+            prefix=f"{underlying.symbol}-",
+        )
+        ledger = itertools.chain(ledger, books, hedged)
     events: Iterator[OutboundRecord] = (
-        OutboundRecord(target.fills_topic, e.account.encode(), _encode(e))
-        for e in ledger_events(plan, instruments, spec)
+        OutboundRecord(target.fills_topic, e.account.encode(), _encode(e)) for e in ledger
     )
     while batch := list(islice(events, _LEDGER_BATCH)):
         await sender.send_batch(batch)
@@ -203,7 +268,7 @@ async def _publish(
 
     stream_start = clock()
     shift_ms = round((stream_start - began) * 1000) if shift_ticks else 0
-    source = _TickSource(path, target.prices_topic, shift_ms)
+    source = _TickSource(path, target.prices_topic, shift_ms, smiles)
     remaining: float = math.inf
     if limit is not None:
         remaining = max(0, limit - len(opening))
@@ -221,6 +286,28 @@ async def _publish(
         else:
             await sleep(min(pacer.wait_s(now, sent), reporter.next_report_in()))
         reporter.maybe_report()
+
+
+def _smiles(
+    instruments: Sequence[Instrument],
+    plain: Sequence[Instrument],
+    plain_prices: Sequence[float],
+) -> list[tuple[int, Smile]]:
+    """One smile per underlying that options of ``instruments`` name (an instrument of
+    the path); raises InputError for an option whose underlying the path does not tick."""
+    columns = {i.symbol: k for k, i in enumerate(plain)}
+    smiles = []
+    for name in dict.fromkeys(i.underlying for i in instruments if i.kind == "option"):
+        assert name is not None
+        if name not in columns:
+            raise InputError(
+                f"option underlying {name} is not an instrument of the simulation; "
+                "simulate options on an instrument's mark"
+            )
+        chain = [i for i in instruments if i.underlying == name]
+        column = columns[name]
+        smiles.append((column, Smile(chain, float(plain_prices[column]))))
+    return smiles
 
 
 async def run_simulation(

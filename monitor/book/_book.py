@@ -230,7 +230,7 @@ class Book:
             qty,
             entry,
             leverage,
-            np.array(marks, dtype=np.float64),
+            np.asarray(marks, dtype=np.float64),
         )
 
     def deliver(

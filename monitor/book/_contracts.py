@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._positions import FLAT_QTY_REL
-from monitor.models import INVERSE, OPTION, ContractTable, ModelTable
+from monitor.models import INVERSE, LINEAR, OPTION, ContractTable, ModelTable
 
 __all__ = ["OptionState", "position_values", "trade_inverse"]
 
@@ -52,31 +52,49 @@ def position_values(
     mark: Array,
 ) -> tuple[Array, Array, Array]:
     """(equity contribution, IM, MM) of positions, in each one's settle asset."""
-    size = qty * models.contract_size.take(instrument)
-    value = size * (mark - entry)
-    initial, maintenance = models.requirements(instrument, qty, mark, leverage)
     if contracts.linear_only:
-        return value, initial, maintenance
+        upnl = qty * models.contract_size.take(instrument)
+        upnl *= mark - entry
+        initial, maintenance = models.requirements(instrument, qty, mark, leverage)
+        return upnl, initial, maintenance
+    n = qty.shape[0]
+    value, initial, maintenance = np.empty(n), np.empty(n), np.empty(n)
     kind = contracts.kind.take(instrument)
-    inverse = np.flatnonzero(kind == INVERSE)
-    if inverse.size:
-        ix, s, m = instrument[inverse], size[inverse], mark[inverse]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # A flat row keeps entry 0: its value is 0, not 0 x inf.
-            value[inverse] = np.where(s == 0.0, 0.0, s * (1.0 / entry[inverse] - 1.0 / m))
-            coin_notional = np.abs(s) / m
-        im, mm = models.requirements_from_notional(
-            ix, coin_notional, coin_notional, leverage[inverse]
-        )
-        initial[inverse], maintenance[inverse] = im, mm
-    option = np.flatnonzero(kind == OPTION)
-    if option.size:
-        ix, s = instrument[option], size[option]
-        value[option] = s * mark[option]
-        short = np.maximum(-s, 0.0)
-        initial[option] = short * options.short_initial.take(ix)
-        maintenance[option] = short * options.short_maintenance.take(ix)
+    for code in (LINEAR, INVERSE, OPTION):
+        rows = _rows_of(kind, code)
+        if rows is None:
+            continue
+        ix, q, m = instrument[rows], qty[rows], mark[rows]
+        size = q * models.contract_size.take(ix)
+        if code == OPTION:
+            value[rows] = size * m
+            short = np.maximum(-size, 0.0)
+            initial[rows] = short * options.short_initial.take(ix)
+            maintenance[rows] = short * options.short_maintenance.take(ix)
+        elif code == INVERSE:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                # A flat row keeps entry 0: its value is 0, not 0 x inf.
+                pnl = size * (1.0 / entry[rows] - 1.0 / m)
+                value[rows] = np.where(size == 0.0, 0.0, pnl)
+                coin_notional = np.abs(size) / m
+            initial[rows], maintenance[rows] = models.requirements_from_notional(
+                ix, coin_notional, coin_notional, leverage[rows]
+            )
+        else:
+            value[rows] = size * (m - entry[rows])
+            initial[rows], maintenance[rows] = models.requirements(ix, q, m, leverage[rows])
     return value, initial, maintenance
+
+
+def _rows_of(kind: NDArray[np.int8], code: int) -> slice | NDArray[np.intp] | None:
+    """The positions of one contract kind: all of them (a slice, no copy), some, or none."""
+    match = kind == code
+    count = int(np.count_nonzero(match))
+    if count == 0:
+        return None
+    if count == kind.shape[0]:
+        return slice(None)
+    return np.flatnonzero(match)
 
 
 def trade_inverse(

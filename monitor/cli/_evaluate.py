@@ -18,8 +18,10 @@ def register(subparsers: Any) -> None:
         description=(
             "Read instruments, mark prices and accounts (JSON, see docs/evaluate.md) and "
             "print each account's equity, margins, margin ratio, state and per-position "
-            "liquidation and bankruptcy prices as a JSON array. Bad input: one line naming "
-            "the field, exit code 2."
+            "liquidation and bankruptcy prices as a JSON array; accounts in mode "
+            "'portfolio' also get their portfolio margin per underlying (risk matrix, "
+            "worst scenario, liquidation move; docs/portfolio-margin.md). Bad input: one "
+            "line naming the field, exit code 2."
         ),
     )
     parser.add_argument(

@@ -57,7 +57,7 @@ def document(message: str) -> dict[str, Any]:
         "evaluate": schema.EvaluateRequest,
         "settings": Settings,
     }
-    generated: dict[str, Any] = msgspec.json.schema(types[message])
+    generated: dict[str, Any] = _without_nan_defaults(msgspec.json.schema(types[message]))
     if message in ("instruments", "evaluate"):
         generated = allow_comment_keys(generated)
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **generated}
@@ -69,3 +69,17 @@ def _run(args: argparse.Namespace) -> int:
     text = msgspec.json.format(msgspec.json.encode(document(args.message)), indent=2).decode()
     sys.stdout.write(text + "\n")
     return 0
+
+
+def _without_nan_defaults(node: Any) -> Any:
+    """The schema without ``default`` entries that are NaN ("absent", e.g. a tick's
+    ``mark_price``): JSON has no NaN, and ``null`` would claim a value the decoder refuses."""
+    if isinstance(node, dict):
+        return {
+            key: _without_nan_defaults(value)
+            for key, value in node.items()
+            if not (key == "default" and isinstance(value, float) and value != value)
+        }
+    if isinstance(node, list):
+        return [_without_nan_defaults(value) for value in node]
+    return node

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from monitor.config import add_config_option, settings_from_args
 from monitor.errors import ConfigError, InputError
+from monitor.instruments import InstrumentFile
 
 __all__ = ["register"]
 
@@ -46,7 +47,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "each account a deposit, margin settings, opening fills and isolated top-ups (topic "
             "`fills`, key = account), then a stream of mark prices at --rate ticks per second: "
             "geometric Brownian motion with jumps, plus a sharp fall with --scenario crash. "
-            "Accounts start healthy; a crash liquidates some. The same --seed (and --start-ts) "
+            "Accounts start healthy; a crash liquidates some. Option instruments in the file are "
+            "ticked with a volatility smile that moves with their underlying and traded by "
+            "option accounts (short strangles, covered calls, spreads, naked puts); inverse "
+            "instruments by coin-margined accounts; "
+            "--write-option-chain makes such a file. The same --seed (and --start-ts) "
             "gives the same messages. Runs until --ticks or --duration, or Ctrl-C. "
             "Topic names and the cluster come from the settings (--config, LIQMON_*). "
             "See docs/simulate.md."
@@ -147,6 +152,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="stop after streaming ticks for this long (rate x SECONDS ticks after the ledger)",
     )
     output.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    output.add_argument(
+        "--write-option-chain",
+        type=Path,
+        metavar="OUT",
+        help="write --instruments plus a chain of options (expiries 7, 30 and 90 days from "
+        "now, strikes 70-130 %% of the reference price) on the --option-underlying and a "
+        "coin-margined (inverse) perpetual on its base to OUT (JSON) and exit; give OUT to "
+        "both `liqmon run` (with the base coin as collateral) and `liqmon simulate`",
+    )
+    output.add_argument(
+        "--option-underlying",
+        metavar="SYMBOL",
+        help="the instrument whose mark the written chain is on (default: the first)",
+    )
     add_config_option(parser)
     parser.set_defaults(handler=_run)
 
@@ -167,6 +186,8 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     loaded = load_instrument_file(args.instruments)
+    if args.write_option_chain is not None:
+        return _write_option_chain(args, loaded)
     instruments = list(loaded.instruments)
     if args.instruments_count is not None:
         if args.instruments_count > len(instruments):
@@ -175,7 +196,11 @@ def _run(args: argparse.Namespace) -> int:
                 f"{len(instruments)} instruments"
             )
         instruments = instruments[: args.instruments_count]
-    missing = [i.symbol for i in instruments if i.symbol not in loaded.reference_prices]
+    missing = [
+        i.symbol
+        for i in instruments
+        if i.kind != "option" and i.symbol not in loaded.reference_prices
+    ]
     if missing:
         raise InputError(
             f"{args.instruments}: no reference price for {', '.join(missing)}; add them to "
@@ -236,7 +261,8 @@ def _run(args: argparse.Namespace) -> int:
             await run_simulation(
                 settings.kafka,
                 instruments,
-                [loaded.reference_prices[i.symbol] for i in instruments],
+                # Options have no start price: their marks come from the smile.
+                [loaded.reference_prices.get(i.symbol, math.nan) for i in instruments],
                 spec,
                 target,
                 on_progress=progress,
@@ -247,6 +273,39 @@ def _run(args: argparse.Namespace) -> int:
             say("simulate: interrupted")
 
     asyncio.run(main())
+    return 0
+
+
+def _write_option_chain(args: argparse.Namespace, loaded: InstrumentFile) -> int:
+    import time
+
+    import msgspec
+
+    from monitor.coin_market import inverse_perpetual
+    from monitor.option_market import option_chain
+
+    symbol = args.option_underlying or loaded.instruments[0].symbol
+    underlying = next((i for i in loaded.instruments if i.symbol == symbol), None)
+    if underlying is None or symbol not in loaded.reference_prices:
+        raise InputError(
+            f"--option-underlying {symbol}: not an instrument with a reference price in "
+            f"{args.instruments}"
+        )
+    price = loaded.reference_prices[symbol]
+    chain = option_chain(underlying, price, time.time_ns() // 1_000_000)
+    perpetual = inverse_perpetual(underlying.base)
+    out = InstrumentFile(
+        instruments=(*loaded.instruments, perpetual, *chain),
+        reference_prices={**loaded.reference_prices, perpetual.symbol: price},
+    )
+    try:
+        args.write_option_chain.write_bytes(msgspec.json.format(msgspec.json.encode(out)))
+    except OSError as exc:
+        raise InputError(f"{args.write_option_chain}: cannot write: {exc.strerror}") from None
+    print(
+        f"simulate: wrote {len(chain)} options on {symbol} and {perpetual.symbol} (inverse, "
+        f"settled in {perpetual.base}) to {args.write_option_chain}"
+    )
     return 0
 
 

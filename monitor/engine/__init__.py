@@ -9,6 +9,8 @@ from monitor.engine._config import EngineConfig
 from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._exposure import Exposure, exposure
+from monitor.engine._portfolio import GroupLayout, PortfolioMargins
+from monitor.engine._portfolio_risk import account_groups, group_rows
 from monitor.engine._reduction import kept_fraction
 from monitor.engine._restore import judge_all, restore_states, unit_record
 from monitor.engine._validation import (
@@ -33,9 +35,13 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "Exposure",
+    "GroupLayout",
+    "PortfolioMargins",
+    "account_groups",
     "event_id",
     "exposure",
     "fit_positions",
+    "group_rows",
     "judge_all",
     "kept_fraction",
     "restore_states",

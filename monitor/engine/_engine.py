@@ -30,7 +30,7 @@ from monitor.book import (
 from monitor.engine._config import EngineConfig
 from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
-from monitor.engine._options import reprice_options
+from monitor.engine._options import option_mismatches, reprice_options
 from monitor.engine._portfolio import PortfolioMargins
 from monitor.engine._portfolio_risk import account_groups
 from monitor.engine._records import records_of
@@ -129,6 +129,16 @@ class Engine:
         else:
             return None
         return None if mark != mark else mark
+
+    def position_counts(self) -> dict[str, int]:
+        """Open positions by instrument kind (``linear``, ``inverse``, ``option``)."""
+        pos = self.book.positions
+        n = pos.size
+        kinds = self.book.contracts.kind.take(pos.instrument[:n][pos.qty[:n] != 0.0])
+        counts = np.bincount(kinds, minlength=3)
+        return {
+            name: int(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))
+        }
 
     def state_counts(self) -> dict[AccountState, int]:
         """Accounts by their worst margin unit's state."""
@@ -490,14 +500,16 @@ class Engine:
 
         Empty when consistent. Checks position and unit figures (within
         ``monitor.states.REL_TOL`` of the unit's magnitudes), that no unit has a pending
-        state transition, and the holder and unit indexes. At most ``limit`` lines.
+        state transition, the holder and unit indexes, and each option instrument's
+        mark and short margin against a fresh pricing. At most ``limit`` lines.
         """
         self._refresh_stale_rows()
         fresh = recompute_units(self.book, count_positions=True)
         units, figures = self.portfolio.from_scratch(self.book)
         fresh.initial[units] = figures[:, 0]
         fresh.maintenance[units] = figures[:, 1]
-        return mismatches(self.book, fresh, self.config, limit)
+        found = mismatches(self.book, fresh, self.config, limit)
+        return found + option_mismatches(self.book, limit - len(found))
 
 
 def _unique(ids: NDArray[np.intp], size: int) -> NDArray[np.intp]:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import msgspec
 
 from monitor.book import Book
+from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._risk import margin_ratio, position_risks, reductions, unit_rows
 from monitor.schema import MarginEvent, PriceTick, Trigger
 from monitor.states import LIQUIDATION, STATE_NAMES, event_type
@@ -91,6 +92,7 @@ def build_event(
         symbol=symbol,
         sequence=int(table.transitions[unit]),
         collapsed=collapsed,
+        greeks=greeks_by_underlying(book, unit_rows(book, unit).tolist()),
     )
 
 

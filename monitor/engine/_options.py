@@ -114,3 +114,32 @@ def _imply(
     marks = np.array([implied[k] for k in ix.tolist()])
     vol = book.contracts.vol_of(ix, marks, underlying[wanted], now[wanted].astype(np.float64))
     book.options.vol[ix] = vol
+
+
+def option_mismatches(book: Book, limit: int) -> list[str]:
+    """Option instruments whose stored mark or short margin differs from a fresh pricing
+    at their stored volatility, underlying price and valuation time (beyond 1e-9 of the
+    underlying's price): the per-instrument half of ``Engine.verify``."""
+    contracts, state = book.contracts, book.options
+    ix = contracts.options
+    if ix.size == 0:
+        return []
+    underlying = state.underlying_price.take(contracts.underlying.take(ix))
+    priced = np.isfinite(underlying) & np.isfinite(state.vol.take(ix))
+    ix, underlying = ix[priced], underlying[priced]
+    fresh = contracts.price_options(
+        ix, underlying, state.vol.take(ix), state.value_ts.take(ix).astype(np.float64)
+    )
+    tolerance = 1e-9 * underlying
+    found = []
+    for name, stored, recomputed in (
+        ("mark", book.mark.take(ix), fresh.mark),
+        ("short_initial", state.short_initial.take(ix), fresh.short_initial),
+        ("short_maintenance", state.short_maintenance.take(ix), fresh.short_maintenance),
+    ):
+        for k in np.flatnonzero(~(np.abs(stored - recomputed) <= tolerance)).tolist():
+            found.append(
+                f"option {book.symbols[ix[k]]}: {name} stored {stored[k]!r}, "
+                f"priced afresh {recomputed[k]!r}"
+            )
+    return found[:limit]

@@ -36,7 +36,7 @@ from monitor.scenarios import (
 )
 from monitor.schema import PortfolioMarginParams, PriceTick
 
-__all__ = ["GroupLayout", "PortfolioMargins"]
+__all__ = ["GroupLayout", "PortfolioMargins", "cross_rows"]
 
 _DEFAULT = PortfolioMarginParams()
 
@@ -164,11 +164,13 @@ class PortfolioMargins:
         coordinates = GroupPositions(
             holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], holders
         )
-        standard_initial = np.asarray(
-            np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
-        )
         if priced is None:
             priced = self.priced(book, group)
+        standard_initial = None
+        if priced.params.model == "pm_hybrid":  # the floor's base: the rows' standard IM
+            standard_initial = np.asarray(
+                np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
+            )
         margin = group_margin(priced, coordinates, standard_initial)
         if holders != accounts.size:
             margin = margin._replace(
@@ -254,7 +256,7 @@ class PortfolioMargins:
             table[accounts[accounts < table.shape[0]]] = 0.0
         portfolio = accounts[book.accounts.mode[accounts] == PORTFOLIO]
         if portfolio.size:
-            rows = _cross_rows(book, book.accounts.cross_unit[portfolio])
+            rows = cross_rows(book, book.accounts.cross_unit[portfolio])
             self._by_group(book, rows)
         self.write_totals(book, units)
 
@@ -309,7 +311,7 @@ class PortfolioMargins:
         return book.accounts.cross_unit[accounts], fresh._sums(accounts)
 
 
-def _cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
+def cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
     """The open position rows of ``units``, walking their row lists all at once."""
     pos = book.positions
     found = []

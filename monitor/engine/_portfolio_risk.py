@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from monitor.book import Book
-from monitor.engine._portfolio import PortfolioMargins, _cross_rows
+from monitor.engine._portfolio import PortfolioMargins, cross_rows
 from monitor.scenarios import VOL_CASES
 from monitor.schema import PortfolioGroupRisk, ScenarioPnl, ScenarioPoint
 
@@ -14,7 +14,7 @@ __all__ = ["account_groups", "group_rows"]
 
 def group_rows(book: Book, portfolio: PortfolioMargins, account_ix: int) -> dict[int, np.ndarray]:
     """The account's open cross position rows by group, groups in order."""
-    rows = _cross_rows(book, book.accounts.cross_unit[np.array([account_ix])])
+    rows = cross_rows(book, book.accounts.cross_unit[np.array([account_ix])])
     rows = np.sort(rows)
     group = portfolio.layout.group_of[book.positions.instrument[rows]]
     return {int(g): rows[group == g] for g in np.unique(group).tolist()}

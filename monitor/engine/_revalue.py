@@ -42,8 +42,22 @@ def figures(
 
 
 def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
-    """Recompute the cached figures of position ``rows``."""
+    """Recompute the cached figures of position ``rows``.
+
+    Half of all rows or more (a tick of an underlying with many options, or of a widely
+    held instrument): every row is recomputed over contiguous slices, cheaper than
+    gathering and scattering scattered rows, and exact for the others (their figures
+    are a pure function of unchanged inputs).
+    """
     pos = book.positions
+    n = pos.size
+    if rows.shape[0] * 2 >= n:
+        upnl, initial, maintenance = figures(
+            book, pos.instrument[:n], pos.qty[:n], pos.entry[:n], pos.leverage[:n]
+        )
+        block = pos.figures[:n]
+        block[:, 0], block[:, 1], block[:, 2] = upnl, initial, maintenance
+        return
     upnl, initial, maintenance = figures(
         book, pos.instrument[rows], pos.qty[rows], pos.entry[rows], pos.leverage[rows]
     )

@@ -57,6 +57,7 @@ MAX_TS_MS = 4_102_444_800_000
 
 SHAPE_REASONS = (
     "amount_out_of_range",
+    "delivery_before_expiry",
     "delivery_not_option",
     "empty_account",
     "empty_id",
@@ -84,12 +85,15 @@ SHAPE_REASONS = (
 
 
 def delivery_problem(book: Book, item: Delivery) -> str | None:
-    """A delivery names an option and a finite positive settlement price."""
+    """A delivery names an option, comes at or after its expiry (event time) and gives a
+    finite positive settlement price."""
     ix = book.instrument_index.get(item.symbol)
     if ix is None:
         return "unknown_instrument"
     if book.contracts.kind[ix] != OPTION:
         return "delivery_not_option"
+    if item.ts < book.contracts.expiry_ms[ix]:
+        return "delivery_before_expiry"
     return _price(item.settlement_price)
 
 
@@ -142,11 +146,12 @@ def shape_problem(book: Book, item: LedgerEvent | PriceTick) -> str | None:
         problem = _ts(item.ts)
         if problem is not None:
             return problem
-        if item.mark_iv is not None:
+        if item.mark_iv is not None:  # mark_price, if given, may be 0 (a worthless option)
             if math.isfinite(item.mark_iv) and item.mark_iv > MAX_VOLATILITY:
                 return "volatility_out_of_range"
+            mark = item.mark_price
             return tick_problem(book, item) or (
-                None if math.isnan(item.mark_price) else _price(item.mark_price)
+                None if math.isnan(mark) or mark == 0.0 else _price(mark)
             )
         return _price(item.mark_price)
     if not item.account:

@@ -50,6 +50,21 @@ class InstrumentTerms(NamedTuple):
     coin_quoted: NDArray[np.bool_]
     settle_value: Array  # value of one unit of the settle asset in the valuation asset
 
+    def take(self, ix: NDArray[np.intp]) -> InstrumentTerms:
+        """The terms of instruments ``ix`` only (rows in that order)."""
+        return InstrumentTerms(
+            kind=self.kind[ix],
+            contract_size=self.contract_size[ix],
+            price=self.price[ix],
+            strike=self.strike[ix],
+            years=self.years[ix],
+            expiry_ms=self.expiry_ms[ix],
+            vol=self.vol[ix],
+            is_call=self.is_call[ix],
+            coin_quoted=self.coin_quoted[ix],
+            settle_value=self.settle_value[ix],
+        )
+
 
 def _option_value(
     price: Array, strike: Array, years: Array, vol: Array, is_call: NDArray[np.bool_]

@@ -162,12 +162,13 @@ def _ledger(op: dict[str, Any], n: int, ts: int) -> LedgerEvent:
             amount=op["amount"],
             ts=ts,
         )
+    expiry = next(int(i.expiry or 0) for i in INSTRUMENTS if i.symbol == op["symbol"])
     return Delivery(
         delivery_id=f"d{n}",
         account=op["account"],
         symbol=op["symbol"],
         settlement_price=round(30_000.0 * op["move"], 2),
-        ts=ts,
+        ts=max(ts, expiry),  # a delivery comes at or after expiry
     )
 
 

@@ -1,8 +1,9 @@
 """Incremental == from scratch with portfolio accounts (hypothesis).
 
 The histories of test_engine_options_incremental, plus a linear future on the options'
-underlying (so futures and options share a group) and ``margin_settings`` records that
-switch accounts between cross and portfolio margin. After every cycle ``Engine.verify``
+underlying (so futures and options share a group), ``margin_settings`` records that
+switch accounts between cross and portfolio margin, and the three models (risk matrix,
+Greeks, hybrid) on different groups. After every cycle ``Engine.verify``
 finds no difference from a full recompute, portfolio figures recomputed from scratch
 with no cached group prices; a replay emits identical events.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,6 +23,7 @@ from monitor.schema import (
     LedgerEvent,
     MarginEvent,
     MarginSettings,
+    PortfolioMarginParams,
     PriceTick,
     Tier,
     TieredMargin,
@@ -36,6 +39,15 @@ FUTURE = Instrument(
     margin=TieredMargin(tiers=(Tier(floor=0, cap=1e12, mmr=0.01, imr=0.02),)),
 )
 INSTRUMENTS = (*base.INSTRUMENTS, FUTURE)
+# The options' group on the hybrid model (its floor needs the rows' standard IM), the
+# inverse perpetual's on the Greeks model, BTCUSDT's on the risk matrix.
+CONFIG = msgspec.structs.replace(
+    base.CONFIG,
+    portfolio_margin={
+        "BTC-USD": PortfolioMarginParams(model="pm_hybrid", hybrid_floor=0.5),
+        "BTC-PERP": PortfolioMarginParams(model="pm_greeks"),
+    },
+)
 base.FILL_PRICE["BTC-USD"] = 30_000.0
 base.QTY["BTC-USD"] = 0.5
 
@@ -86,7 +98,7 @@ def _materialise(raw: list[Any]) -> list[tuple[list[LedgerEvent], list[PriceTick
 def _run(
     batches: list[tuple[list[LedgerEvent], list[PriceTick]]], check: bool
 ) -> list[MarginEvent]:
-    engine = Engine(INSTRUMENTS, base.CONFIG)
+    engine = Engine(INSTRUMENTS, CONFIG)
     deposits: list[LedgerEvent] = [
         Transfer(transfer_id=f"s-{a}", account=a, asset=asset, amount=amount, ts=base.START)
         for a in base.ACCOUNTS

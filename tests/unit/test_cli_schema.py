@@ -49,3 +49,14 @@ def test_an_unknown_message_kind_is_a_usage_error(capsys: pytest.CaptureFixture[
         main(["schema", "nope"])
     assert exited.value.code == 2
     assert "invalid choice" in capsys.readouterr().err
+
+
+def test_price_schema_leaves_mark_price_optional_without_a_null_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["schema", "prices"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    tick = document["$defs"]["PriceTick"]
+    assert tick["properties"]["mark_price"] == {"type": "number"}
+    assert "mark_iv" in tick["properties"]
+    assert set(tick["required"]) == {"symbol", "ts"}

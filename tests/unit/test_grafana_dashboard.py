@@ -42,6 +42,7 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_liquidation_exposure": {"underlying": "BTC"},
     "liqmon_open_interest": {"symbol": "BTCUSDT"},
     "liqmon_accounts": {"state": "healthy"},
+    "liqmon_open_positions": {"kind": "option"},
     "liqmon_consumer_lag_records": {"topic": "fills", "partition": "0"},
     "liqmon_price_age_seconds": {"symbol": "BTCUSDT"},
     "liqmon_volatility": {"underlying": "BTCUSDT"},

@@ -22,9 +22,12 @@ from monitor.schema import (
     EvaluateRequest,
     Fill,
     Instrument,
+    OptionStandardMargin,
     PriceTick,
     RateCurve,
     SizeScaledMargin,
+    Tier,
+    TieredMargin,
     Transfer,
 )
 
@@ -295,6 +298,16 @@ def test_delivery_settles_a_call_as_deribits_example_1() -> None:
     assert engine.verify() == []
 
 
+def test_a_delivery_before_expiry_is_refused() -> None:
+    engine = _option_engine()
+    early = Delivery(
+        delivery_id="x", account="b", symbol="C10K", settlement_price=12_500, ts=EXPIRY - 1
+    )
+    assert engine.rejection_reason(early) == "delivery_before_expiry"
+    with pytest.raises(InputError, match="delivery_before_expiry"):
+        engine.apply([early], [], EXPIRY)
+
+
 def test_an_expired_option_is_worth_its_intrinsic_value_until_delivered() -> None:
     # Deribit's example 2: a 10,000 put with the underlying at 5,000 is worth
     # 5,000 / 5,000 = 1 BTC at expiry.
@@ -310,3 +323,82 @@ def test_an_expired_option_is_worth_its_intrinsic_value_until_delivered() -> Non
     assert engine.account_risk("s").equity == pytest.approx(1.05 - 1.0)
     # MM = 0.075 + 1 BTC, far above the 0.05 BTC of equity left.
     assert engine.account_risk("s").state == "liquidation"
+
+
+def test_verify_flags_an_option_mark_that_differs_from_a_fresh_pricing() -> None:
+    engine = _option_engine()
+    ticks = [
+        PriceTick(symbol="BTC-USD", mark_price=10_000.0, ts=NOW),
+        PriceTick(symbol="C10K", mark_iv=0.5, ts=NOW),
+    ]
+    engine.apply([], ticks, NOW)
+    assert engine.verify() == []
+    engine.book.mark[0] *= 1.01
+    (problem,) = engine.verify()
+    assert problem.startswith("option C10K: mark stored")
+
+
+TIERED = TieredMargin(
+    tiers=(
+        Tier(floor=0, cap=10, mmr=0.005, imr=0.01),
+        Tier(floor=10, cap=1e9, mmr=0.02, imr=0.04),
+    )
+)
+
+
+@pytest.mark.parametrize("qty", [30_000.0, -30_000.0, 3_000.0])
+def test_tiered_inverse_liquidation_price_plugs_back_in_its_bracket(qty: float) -> None:
+    # Brackets keyed by the coin notional |qty x 10| / price (30,000 contracts at 40,000:
+    # 7.5 BTC, first bracket; near a liquidation of a long it can cross 10 BTC).
+    entry, mark, collateral = 40_000.0, 40_000.0, 0.4
+    request = _request(
+        [_inverse(TIERED)],
+        {"BTC-PERPETUAL": mark},
+        [{"symbol": "BTC-PERPETUAL", "qty": qty, "entry_price": entry}],
+        {"BTC": collateral},
+    )
+    (position,) = evaluate(request)[0].positions
+    price = position.liquidation_price
+    assert price is not None
+    usd = qty * 10.0
+    coin = abs(usd) / price
+    mmr, cum = (0.005, 0.0) if coin <= 10 else (0.02, 10 * (0.02 - 0.005))
+    equity = collateral + usd * (1.0 / entry - 1.0 / price)
+    assert equity == pytest.approx(coin * mmr - cum, rel=1e-9)
+
+
+def test_option_standard_rates_are_configurable_as_bitcom_publishes_them() -> None:
+    # bit.com "BCH Option Margin" (https://support.bit.com/hc/en-us/articles/4404914044441):
+    # short call IM = max(0.25 - OTM/S, 0.15) + mark, MM = 0.125 + mark. K 50,000 on S
+    # 45,000 at 0.02: IM = max(0.25 - 0.1111, 0.15) + 0.02 = 0.15 + 0.02 = 0.17;
+    # MM = 0.125 + 0.02 = 0.145.
+    instrument = msgspec.structs.replace(
+        _option("OPT", 50_000.0, "call"),
+        margin=msgspec.convert(
+            {"model": "option_standard", "im_rate": 0.25, "im_floor": 0.15, "mm_rate": 0.125},
+            OptionStandardMargin,
+        ),
+    )
+    request = _request(
+        [instrument],
+        {"BTC-USD": 45_000.0, "OPT": 0.02},
+        [{"symbol": "OPT", "qty": -1.0, "entry_price": 0.02}],
+        {"BTC": 1.0},
+    )
+    (position,) = evaluate(request)[0].positions
+    assert position.initial_margin == pytest.approx(0.17, rel=1e-9)
+    assert position.maintenance_margin == pytest.approx(0.145, rel=1e-9)
+
+
+def test_a_put_expiring_out_of_the_money_settles_at_zero_as_deribits_example_3() -> None:
+    # Sell a 10,000 put for 0.05 BTC; delivery price 10,001: it expires worthless, the
+    # seller keeps the 0.05 BTC.
+    engine = _option_engine()
+    fill = Fill(fill_id="1", account="s", symbol="P10K", side="sell", qty=1, price=0.05, ts=1)
+    delivery = Delivery(
+        delivery_id="d", account="s", symbol="P10K", settlement_price=10_001, ts=EXPIRY
+    )
+    engine.apply([fill, delivery], [], EXPIRY)
+    seller = engine.account_risk("s")
+    assert seller.collateral["BTC"] == pytest.approx(1.05)
+    assert seller.positions == ()

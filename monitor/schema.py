@@ -56,6 +56,8 @@ __all__ = [
     "Reduction",
     "ScenarioPnl",
     "ScenarioPoint",
+    "ScenarioSetName",
+    "ScenarioSetRisk",
     "SizeScaledMargin",
     "SnapshotChunk",
     "StateRecord",
@@ -64,6 +66,8 @@ __all__ = [
     "Transfer",
     "Trigger",
     "UnitStates",
+    "VarEsRequest",
+    "VarEsRisk",
     "VolatilityState",
 ]
 
@@ -549,8 +553,60 @@ class MarginParameters(
 # --------------------------------------------------------------------------- what-if
 
 
+ScenarioSetName = Literal["historical", "filtered", "monte_carlo"]
+
+
+class VarEsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``var_es`` part of an evaluate request (model ``var_es``, see ``monitor.evaluate_var``).
+
+    ``history``: closes per underlying group (a future's symbol, an option underlying),
+    oldest first, one per period (e.g. daily), the same count for each; the last close is
+    today. ``mpor``: periods in the margin period of risk. ``window``: scenarios of the
+    historical sets (default: as many as the history allows after the EWMA warm-up).
+    ``model_set``: the scenario set whose ES at ``confidence`` is the IM.
+    """
+
+    history: dict[str, tuple[float, ...]]
+    confidence: float = 0.975
+    mm_factor: float = 0.8
+    mpor: int = 1
+    window: int | None = None
+    model_set: ScenarioSetName = "filtered"
+    ewma_lambda: float = 0.94
+    ewma_warmup: int = 30
+    paths: int = 10_000
+    dof: float = 5.0
+    seed: int = 1
+
+
+class ScenarioSetRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """VaR and ES (positive = loss) of one account under one scenario set."""
+
+    scenario_set: ScenarioSetName
+    scenarios: int
+    seed: int | None
+    var_99: float
+    es_99: float
+    var_975: float
+    es_975: float
+
+
+class VarEsRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's ``var_es`` margin and the figures behind it."""
+
+    initial_margin: float
+    maintenance_margin: float
+    confidence: float
+    mpor: int
+    model_set: ScenarioSetName
+    sets: tuple[ScenarioSetRisk, ...]
+
+
 class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     """One account's margin figures now, summed over its margin units.
+
+    ``var_es`` (only when the request asks for it): the ``var_es`` model's margin and the
+    VaR and ES behind it (``monitor.evaluate_var``).
 
     ``state`` is the worst state of the account's margin units (the cross account,
     and each isolated position, whose own state and ratio are on its PositionRisk).
@@ -570,6 +626,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[PositionRisk, ...] = ()
     greeks: dict[str, Greeks] = {}
     portfolio: tuple[PortfolioGroupRisk, ...] = ()
+    var_es: VarEsRisk | None = None
 
 
 class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -614,6 +671,7 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     vols: dict[str, float] = {}
     now: int | str | None = None
     portfolio_margin: dict[str, PortfolioMarginParams] = {}
+    var_es: VarEsRequest | None = None
 
 
 # --------------------------------------------------------------------------- state changelog

@@ -119,7 +119,7 @@ class Recovery:
         account_partition: dict[str, TopicPartition] = {}
         now_ms = self._clock_ms()
         if self._dynamic is not None:  # the rates dynamic margin has set, before judging
-            engine.rescale(self._dynamic.scales(), {}, now_ms)
+            engine.rescale(self._dynamic.scales(), {}, now_ms, self._dynamic.range_scales())
         if self._intake.prices:
             engine.apply([], list(self._intake.prices.values()), now_ms)
         changelog = await self.read_changelog()

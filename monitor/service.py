@@ -206,7 +206,9 @@ class Monitor:
             )
             changelog = await self._recovery.read_changelog()
             self.dynamic.restore(changelog.volatility.values())
-            self.engine.rescale(self.dynamic.scales(), {}, self._clock_ms())
+            self.engine.rescale(
+                self.dynamic.scales(), {}, self._clock_ms(), self.dynamic.range_scales()
+            )
             self._recovery.resume_prices(self.engine, changelog)
             await self._catch_up_prices()
             if self._stop.is_set():
@@ -342,7 +344,9 @@ class Monitor:
             )
         if self._publishes_parameters():
             self._checkpoint.add_parameters(changes)
-        output = self.engine.rescale(self.dynamic.scales(), triggers, now_ms)
+        output = self.engine.rescale(
+            self.dynamic.scales(), triggers, now_ms, self.dynamic.range_scales()
+        )
         events = [e for e in output if self.owns(e.account)]
         accounts = dict.fromkeys(e.account for e in events)
         self._checkpoint.add_events(events, [unit_record(self.engine, a, now_ms) for a in accounts])

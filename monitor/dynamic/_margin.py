@@ -91,6 +91,11 @@ class DynamicMargin:
             for symbol in symbols
         }
 
+    def range_scales(self) -> dict[str, float]:
+        """The scale of each underlying's risk-matrix ``price_range`` (portfolio margin):
+        the same as its rates'."""
+        return self.underlying_scales()
+
     def underlying_scales(self) -> dict[str, float]:
         """The effective rate scale of every underlying under dynamic margin."""
         return {name: s.scale for name, s in self._scales.items()}
@@ -187,7 +192,7 @@ class DynamicMargin:
                     (r[3] for r in rows if r[0] == k and r[1] // bar_ms <= bar),
                     key=lambda t: t.ts,
                 )
-                triggers.update(dict.fromkeys(change.instruments, tick))
+                triggers.update(dict.fromkeys((*change.instruments, name), tick))
         return changes, triggers
 
     def _evaluate(self, name: str, k: int, t: int, now_ms: int) -> MarginParameters | None:

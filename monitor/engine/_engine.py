@@ -374,34 +374,49 @@ class Engine:
         return self._price_events(units, triggers, revalued_assets, now_ms)
 
     def rescale(
-        self, scales: dict[str, float], triggers: dict[str, PriceTick], now_ms: int
+        self,
+        scales: dict[str, float],
+        triggers: dict[str, PriceTick],
+        now_ms: int,
+        ranges: dict[str, float] | None = None,
     ) -> list[MarginEvent]:
         """Set the rate scale of instruments (``symbol -> factor`` times their configured
-        rates, see ``ModelTable.scaled``; dynamic margin, ``monitor.dynamic``), revalue
-        their holders at once and return the transitions, each triggered by the tick of
-        ``triggers[symbol]`` (the mark that moved the volatility)."""
+        rates, see ``ModelTable.scaled``) and of portfolio groups' risk-matrix
+        ``price_range`` (``ranges``: group -> factor); dynamic margin, ``monitor.dynamic``.
+        Revalue the holders at once and return the transitions, each triggered by the tick
+        of ``triggers[symbol or group]`` (the mark that moved the volatility)."""
         book = self.book
         factors = self.rate_scale.copy()
         for symbol, factor in scales.items():
             factors[book.instrument_index[symbol]] = factor
         changed = np.flatnonzero(factors != self.rate_scale)
-        if changed.size == 0:
+        groups = self.portfolio.scale_ranges(ranges or {})
+        if changed.size == 0 and not groups:
             return []
-        self.rate_scale = factors
-        self.models = self._configured_models.scaled(factors)
-        book.models = self.models
-        rows = np.concatenate([book.positions.holders_of(int(ix)) for ix in changed])
-        if rows.size == 0:
+        moved: dict[int, list[PriceTick]] = {}
+        parts = [np.empty(0, dtype=np.intp)]
+        if changed.size:
+            self.rate_scale = factors
+            self.models = self._configured_models.scaled(factors)
+            book.models = self.models
+            rows = np.concatenate([book.positions.holders_of(int(ix)) for ix in changed])
+            refresh_rows(book, rows)
+            parts.append(book.positions.unit[rows])
+            for ix in changed.tolist():
+                if self.models.symbols[ix] in triggers:
+                    moved[ix] = [triggers[self.models.symbols[ix]]]
+        held = self.portfolio.ticked(book, groups, ())
+        parts.append(self.portfolio.units_of(book, held))
+        for name in groups:
+            if name in triggers:
+                layout = self.portfolio.layout
+                for member in layout.members[layout.index[name]].tolist():
+                    moved.setdefault(member, [triggers[name]])
+        units = _unique(np.concatenate(parts), book.units.size)
+        if units.size == 0:
             return []
-        refresh_rows(book, rows)
-        units = _unique(book.positions.unit[rows], book.units.size)
         refresh_units(book, units, with_collateral=False)
-        self.portfolio.after_prices(book, units, {})
-        moved = {
-            int(ix): [triggers[self.models.symbols[ix]]]
-            for ix in changed.tolist()
-            if self.models.symbols[ix] in triggers
-        }
+        self.portfolio.after_prices(book, units, held)
         return self._price_events(units, moved, {}, now_ms)
 
     def _price_events(

@@ -9,11 +9,15 @@ import math
 import pytest
 
 from monitor.dynamic import DynamicMargin, DynamicMarginParams, DynamicSettings
-from monitor.engine import Engine
+from monitor.engine import Engine, EngineConfig
+from monitor.errors import ConfigError
 from monitor.schema import (
     Fill,
     Instrument,
     MarginParameters,
+    MarginSettings,
+    OptionStandardMargin,
+    PortfolioMarginParams,
     PriceTick,
     Tier,
     TieredMargin,
@@ -196,7 +200,42 @@ def test_a_scale_multiplies_the_maintenance_margin_and_can_liquidate() -> None:
 
 
 def test_a_key_matching_no_future_is_a_config_error() -> None:
-    from monitor.errors import ConfigError
-
     with pytest.raises(ConfigError, match="ETHUSDT"):
         DynamicMargin([BTC], DynamicSettings(margin={"ETHUSDT": RULE}))
+
+
+def test_a_range_scale_widens_the_risk_matrix_of_portfolio_accounts() -> None:
+    params = PortfolioMarginParams(price_range=0.1, futures_contingency=0.0, extreme_moves=())
+    # An option on the same underlying makes BTCUSDT an option group too (the portfolio
+    # engine prices groups of books that list options).
+    call = Instrument(
+        symbol="BTC-C",
+        kind="option",
+        quote="USDT",
+        base="BTC",
+        underlying="BTCUSDT",
+        strike=100.0,
+        expiry=10**13,
+        option_type="call",
+        margin=OptionStandardMargin(),
+    )
+    engine = Engine([BTC, call], EngineConfig(portfolio_margin={"BTCUSDT": params}))
+    engine.apply(
+        [
+            Transfer(transfer_id="t", account="p", asset="USDT", amount=150.0, ts=1),
+            MarginSettings(settings_id="s", account="p", mode="portfolio", ts=1),
+            Fill(
+                fill_id="f", account="p", symbol="BTCUSDT", side="buy", qty=10.0, price=100.0, ts=1
+            ),
+        ],
+        [PriceTick(symbol="BTCUSDT", mark_price=100.0, ts=2)],
+        now_ms=3,
+    )
+    # Worst loss of a 10 BTC long on a +/-10 % grid: 10 x 100 x 0.1.
+    assert engine.account_risk("p").maintenance_margin == pytest.approx(100.0)
+    trigger = PriceTick(symbol="BTCUSDT", mark_price=100.0, ts=5)
+    events = engine.rescale({}, {"BTCUSDT": trigger}, now_ms=6, ranges={"BTCUSDT": 2.0})
+    assert engine.account_risk("p").maintenance_margin == pytest.approx(200.0)
+    assert [e.type for e in events] == ["liquidation"]
+    assert events[0].trigger_ts == 5
+    assert engine.verify() == []

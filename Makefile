@@ -22,7 +22,11 @@ export LIQMON_KAFKA__BOOTSTRAP_SERVERS ?= 127.0.0.1:$(KAFKA_PORT)
 # (monitor + tail + crash simulation, deploy/demo.sh).
 RUN_STEPS ?= demo
 
-.PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics
+# npm checkers the tests run with node: the AsyncAPI parser, the compose-spec schema.
+CHECKS_STAMP := deploy/checks/node_modules/.installed
+
+.PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics \
+	deploy-checks kubernetes
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
@@ -30,7 +34,7 @@ ifneq ($(strip $(RUN_STEPS)),)
 	$(MAKE) --no-print-directory $(RUN_STEPS)
 endif
 
-test: kafka-start
+test: kafka-start $(CHECKS_STAMP)
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
@@ -41,7 +45,8 @@ lint: $(STAMP)
 bench: kafka-start
 	@set -e; for b in tests/bench/bench_*.py; do [ -e "$$b" ] || continue; $(BIN)/python "$$b"; done
 
-# Debian packages whose command is missing (java, mvn, kcat, promtool, python3-venv).
+# Debian packages whose command is missing (java, mvn, kcat, prometheus, alertmanager, npm,
+# python3-venv).
 system:
 	@PYTHON=$(PYTHON) deploy/setup-system.sh
 
@@ -50,6 +55,17 @@ $(STAMP): pyproject.toml | system
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+$(CHECKS_STAMP): deploy/checks/package.json deploy/checks/package-lock.json | system
+	cd deploy/checks && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+deploy-checks: $(CHECKS_STAMP)
+
+# Rewrite the generated Kubernetes manifests (PrometheusRule from the rules, KafkaTopics from
+# the settings, the example instruments); tests/unit/test_kubernetes.py fails when they are stale.
+kubernetes: $(STAMP)
+	$(BIN)/python deploy/kubernetes/render.py generate
 
 $(KAFKA_STAMP): deploy/kafka/pom.xml | system
 	$(MVN) -f deploy/kafka/pom.xml package

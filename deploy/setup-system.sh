@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages liqmon's make targets need, and only those whose command is
 # missing: Java 17+ and Maven (to fetch and run Kafka), kcat (interop tests), prometheus
-# (for promtool, which checks the alert rules), curl (the demo polls /readyz), chromium (a
-# test opens the backtest's HTML report headless) and Python's venv module. A machine that
-# has them all returns at once, so `make` can call this on every run.
+# (promtool checks the alert rules; the server runs the dashboard queries in a test),
+# prometheus-alertmanager (alert routing test), npm (the AsyncAPI parser and compose-spec
+# checks), curl (the demo polls /readyz), chromium (a test opens the backtest's HTML report
+# headless) and Python's venv module. A machine that has them all returns at once, so `make`
+# can call this on every run.
 set -euo pipefail
 
 packages=()
@@ -11,6 +13,8 @@ command -v java >/dev/null 2>&1 || packages+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || packages+=(maven)
 command -v kcat >/dev/null 2>&1 || packages+=(kcat)
 command -v promtool >/dev/null 2>&1 || packages+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || packages+=(prometheus-alertmanager)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 command -v curl >/dev/null 2>&1 || packages+=(curl)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 || packages+=(python3-venv)

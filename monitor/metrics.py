@@ -7,16 +7,21 @@ Names follow Prometheus conventions: ``liqmon_`` prefix, base units in the name
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Iterable
+from importlib import metadata
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
+
+from monitor import __version__
 
 __all__ = ["Metrics"]
 
@@ -231,6 +236,18 @@ class Metrics:
             registry=r,
         )
 
+        self.build_info = Gauge(
+            "liqmon_build_info",
+            "Always 1; labels name the running liqmon, its Kafka client and Python.",
+            ["version", "kafka_client", "kafka_client_version", "python_version"],
+            registry=r,
+        )
+        self.build_info.labels(
+            __version__, "aiokafka", _installed_version("aiokafka"), platform.python_version()
+        ).set(1)
+        # process_cpu_seconds_total, process_resident_memory_bytes, open fds, start time.
+        ProcessCollector(registry=r)
+
     def initialise(
         self,
         *,
@@ -263,3 +280,10 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text exposition format served on ``/metrics``."""
         return generate_latest(self.registry)
+
+
+def _installed_version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"

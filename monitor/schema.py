@@ -775,8 +775,11 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     (float64, ``len(assets)`` per account, in the order of ``assets``); per position row
     ``row_account`` (int32 index into ``accounts``), ``row_symbol`` (int32 index into
     ``symbols``), ``qty``, ``entry``, ``realised``, ``leverage`` (NaN when never chosen),
-    ``isolated_margin`` (float64) and ``row_flags`` (int8: 1 open, 2 open in its isolated
-    unit, 4 has an isolated unit); and the ledger ids applied to these accounts within
+    ``isolated_margin`` (float64), ``row_flags`` (int8: 1 open, 2 open in its isolated
+    unit, 4 has an isolated unit), ``row_rank`` (int32: place in its unit's position
+    list, -1 when flat) and ``row_unit_order`` (int64: rank of its isolated unit's
+    creation, -1 when none), so a restored book lists positions and units in the same
+    order and emits the same events; and the ledger ids applied to these accounts within
     the idempotency window (``seen``: kind, id, stamp, index into ``accounts``).
     """
 
@@ -800,6 +803,8 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     leverage: bytes
     isolated_margin: bytes
     row_flags: bytes
+    row_rank: bytes
+    row_unit_order: bytes
     seen: list[tuple[str, str, int, int]]
 
 

@@ -33,7 +33,7 @@ from monitor.changelog import (
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
-from monitor.engine import SHAPE_REASONS, Engine, exposure, unit_record
+from monitor.engine import SHAPE_REASONS, Engine, exposure, unit_record, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
@@ -118,6 +118,7 @@ class Monitor:
             states=STATE_NAMES,
         )
         self._next_guard_save = 0.0
+        self._kernels: asyncio.Future[float] | None = None
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
         )
@@ -204,6 +205,9 @@ class Monitor:
                 exactly_once=self.settings.service.exactly_once,
                 transactional_id=self.transactional_id,
             )
+            # Compile the fused kernels off the event loop while the prices catch up.
+            self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up))
+            self._kernels.add_done_callback(_log_kernels)
             changelog = await self._recovery.read_changelog()
             self.dynamic.restore(changelog.volatility.values())
             self.engine.rescale(
@@ -519,3 +523,14 @@ class Monitor:
         self._positions = dict(rebuilt.resume)
         self._built = True
         self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)
+
+
+def _log_kernels(compiling: asyncio.Future[float]) -> None:
+    """Say how long compiling (or loading from the disk cache) the kernels took."""
+    if compiling.cancelled():
+        return
+    failure = compiling.exception()
+    if failure is not None:  # the first full recompute compiles, or fails the same way
+        log.warning("kernels not compiled ahead", error=repr(failure))
+    else:
+        log.info("kernels ready", seconds=round(compiling.result(), 3))

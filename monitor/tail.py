@@ -137,6 +137,10 @@ def _position(position: PositionRisk) -> str:
     text = f"{position.symbol} {position.qty:+g}@{position.mark_price:g}"
     if position.liquidation_price is not None:
         text += f" liq {position.liquidation_price:.6g}"
+    if position.mark_iv is not None:  # an option: its vol and delta
+        text += f" iv {position.mark_iv:.1%}"
+    if position.greeks is not None:
+        text += f" delta {position.greeks.delta:+.3g}"
     return text
 
 

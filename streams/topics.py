@@ -28,6 +28,7 @@ __all__ = [
     "create_topics",
     "delete_topics",
     "ensure_topics",
+    "strimzi_topics",
     "topic_specs",
 ]
 
@@ -79,6 +80,37 @@ def topic_specs(topics: TopicSettings) -> list[TopicSpec]:
         _spec(topics, topics.state, by_account, compact),
         _spec(topics, topics.dlq, 1, delete),
     ]
+
+
+def strimzi_topics(specs: Sequence[TopicSpec], cluster: str) -> list[dict[str, Any]]:
+    """Strimzi ``KafkaTopic`` resources (kafka.strimzi.io/v1beta2) for ``specs``.
+
+    The Topic Operator of the Kafka cluster named ``cluster`` then creates and checks the
+    topics as ``liqmon topics create`` would. Resource names must be DNS labels, so the real
+    topic name goes in ``spec.topicName``.
+    """
+    return [
+        {
+            "apiVersion": "kafka.strimzi.io/v1beta2",
+            "kind": "KafkaTopic",
+            "metadata": {
+                "name": _resource_name(spec.name),
+                "labels": {"strimzi.io/cluster": cluster},
+            },
+            "spec": {
+                "topicName": spec.name,
+                "partitions": spec.partitions,
+                "replicas": spec.replication_factor,
+                "config": dict(spec.configs),
+            },
+        }
+        for spec in specs
+    ]
+
+
+def _resource_name(topic: str) -> str:
+    """A Kubernetes resource name for ``topic`` (lower case, `.` and `_` become `-`)."""
+    return "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in topic.lower()).strip("-")
 
 
 def _spec(topics: TopicSettings, name: str, partitions: int, configs: dict[str, str]) -> TopicSpec:

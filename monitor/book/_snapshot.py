@@ -101,8 +101,28 @@ def export_accounts(
         leverage=_f64(pos.leverage[rows]),
         isolated_margin=_f64(pos.isolated_margin[rows]),
         row_flags=_i8(flags),
+        row_rank=_i32(_list_ranks(book, rows)),
+        row_unit_order=np.ascontiguousarray(own, dtype="<i8").tobytes(),
         seen=seen,
     )
+
+
+def _list_ranks(book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Each row's place in its unit's position list (0 = head), -1 for flat rows; one
+    vectorised step per position of the longest list."""
+    pos, units = book.positions, book.units
+    rank = np.full(pos.size, -1, dtype=np.intp)
+    unit = pos.unit[rows]
+    heads = units.head[np.unique(unit[unit != NO_ROW])]
+    row = heads[heads != NO_ROW]
+    step = 0
+    while row.size:
+        rank[row] = step
+        row = pos.unit_next[row]
+        row = row[row != NO_ROW]
+        step += 1
+    result: NDArray[np.intp] = rank[rows]
+    return result
 
 
 def export_partition(
@@ -150,8 +170,12 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     modes: list[NDArray[Any]] = []
     balances: list[NDArray[np.float64]] = []
     parts: dict[str, list[NDArray[Any]]] = {
-        k: [] for k in ("account", "instrument", "qty", "entry", "realised", "lev", "iso", "flags")
-    }
+        k: []
+        for k in (
+            "account", "instrument", "qty", "entry", "realised", "lev", "iso", "flags", "rank",
+            "order",
+        )
+    }  # fmt: skip
     seen: list[tuple[str, str, int, int]] = []
     clock = 0
     index = book.instrument_index
@@ -177,6 +201,8 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
         ):
             parts[key].append(np.frombuffer(column, dtype="<f8")[keep])
         parts["flags"].append(np.frombuffer(chunk.row_flags, dtype="<i1")[keep])
+        parts["rank"].append(np.frombuffer(chunk.row_rank, dtype="<i4")[keep])
+        parts["order"].append(np.frombuffer(chunk.row_unit_order, dtype="<i8")[keep])
         seen.extend((k, i, stamp, base + owner) for k, i, stamp, owner in chunk.seen)
         clock = max(clock, chunk.ledger_clock)
     if len(set(names)) != len(names):
@@ -240,9 +266,11 @@ def _load(
     pos.rows.update(
         zip(zip(account.tolist(), instrument.tolist(), strict=True), range(m), strict=True)
     )
-    # Isolated units, in row order per account (the order they were created in matters
-    # only for listing; their keys are their symbols).
+    # Isolated units, per account in the order they were first created, so units (and
+    # the events judged in unit order) come in the order of the book that was saved.
     isolated_rows = np.flatnonzero(flags & WITH_ISOLATED_UNIT)
+    order = cols["order"].astype(np.int64)[isolated_rows]
+    isolated_rows = isolated_rows[np.lexsort((order, account[isolated_rows]))]
     first_unit = units.append(isolated_rows.shape[0]) if isolated_rows.size else units.size
     iso_units = first_unit + np.arange(isolated_rows.shape[0])
     units.account[iso_units] = account[isolated_rows]
@@ -255,7 +283,8 @@ def _load(
     unit_of = np.where((flags & OPEN_ISOLATED) != 0, pos.isolated_unit[:m], account)
     open_rows = np.flatnonzero(is_open)
     pos.unit[open_rows] = unit_of[open_rows]
-    _link(book, open_rows, unit_of[open_rows])
+    rank = cols["rank"].astype(np.intp)[open_rows]
+    _link(book, open_rows, unit_of[open_rows], rank)
     by_instrument = open_rows[np.argsort(instrument[open_rows], kind="stable")]
     bounds = np.searchsorted(instrument[by_instrument], np.arange(len(book.symbols) + 1))
     for ix in range(len(book.symbols)):
@@ -263,12 +292,14 @@ def _load(
     book.stale_rows.clear()
 
 
-def _link(book: Book, rows: NDArray[np.intp], unit: NDArray[np.intp]) -> None:
-    """Unit row lists: ``rows`` grouped by ``unit``, linked in row order."""
+def _link(
+    book: Book, rows: NDArray[np.intp], unit: NDArray[np.intp], rank: NDArray[np.intp]
+) -> None:
+    """Unit row lists: ``rows`` grouped by ``unit``, linked in ``rank`` order (0 = head)."""
     pos, units = book.positions, book.units
     if rows.size == 0:
         return
-    order = np.argsort(unit, kind="stable")
+    order = np.lexsort((rank, unit))
     grouped_rows, grouped = rows[order], unit[order]
     same_next = np.zeros(rows.shape[0], dtype=np.bool_)
     same_next[:-1] = grouped[1:] == grouped[:-1]

@@ -25,6 +25,7 @@ _COMMANDS: tuple[str, ...] = (
     "run",
     "simulate",
     "tail",
+    "notify",
     "evaluate",
     "backtest",
     "schema",

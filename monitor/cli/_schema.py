@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from monitor.config import add_config_option, settings_from_args
+
 __all__ = ["document", "register"]
 
 _MESSAGES = (
@@ -16,6 +18,7 @@ _MESSAGES = (
     "instruments",
     "evaluate",
     "settings",
+    "asyncapi",
 )
 
 
@@ -31,10 +34,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "instruments and reference_prices, as JSON or as TOML tables), evaluate (liqmon "
             "evaluate input), settings (the --config TOML file). Input files reject unknown "
             "fields (keys starting with _ are comments in instruments and evaluate input); "
-            "topic messages (prices, fills) allow them, for forward compatibility."
+            "topic messages (prices, fills) allow them, for forward compatibility. asyncapi: "
+            "the AsyncAPI 3 document of every topic (keys, headers, payloads; topic names and "
+            "partitions from the settings, --config and LIQMON_*), as docs/asyncapi.json."
         ),
     )
     parser.add_argument("message", choices=_MESSAGES)
+    add_config_option(parser)
     parser.set_defaults(handler=_run)
 
 
@@ -66,7 +72,13 @@ def document(message: str) -> dict[str, Any]:
 def _run(args: argparse.Namespace) -> int:
     import msgspec
 
-    text = msgspec.json.format(msgspec.json.encode(document(args.message)), indent=2).decode()
+    if args.message == "asyncapi":
+        from monitor.asyncapi import asyncapi_document
+
+        generated = asyncapi_document(settings_from_args(args).topics)
+    else:
+        generated = document(args.message)
+    text = msgspec.json.format(msgspec.json.encode(generated), indent=2).decode()
     sys.stdout.write(text + "\n")
     return 0
 

@@ -14,7 +14,8 @@ from monitor.instruments import InstrumentFile
 
 __all__ = ["register"]
 
-_EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "instruments.example.json"
+# Shipped as package data, so the default works from any install (wheel, image, editable).
+_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "instruments.json"
 
 
 def _positive(text: str) -> float:
@@ -64,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=_EXAMPLE,
         metavar="FILE",
         help="instruments and their reference_prices, JSON or TOML "
-        "(default: the repository's deploy/instruments.example.json)",
+        "(default: the example shipped with liqmon, monitor/examples/instruments.json)",
     )
     market.add_argument(
         "--instruments-count",

@@ -9,6 +9,7 @@ from monitor.engine._config import EngineConfig
 from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._exposure import Exposure, exposure
+from monitor.engine._kernels import warm_up
 from monitor.engine._portfolio import GroupLayout, PortfolioMargins
 from monitor.engine._portfolio_risk import account_groups, group_rows
 from monitor.engine._reduction import kept_fraction
@@ -47,4 +48,5 @@ __all__ = [
     "restore_states",
     "shape_problem",
     "unit_record",
+    "warm_up",
 ]

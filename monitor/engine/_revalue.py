@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, NO_ROW, UPNL, Book
+from monitor.engine._kernels import HAVE_NUMBA, revalue_linear
 
 __all__ = ["UnitFigures", "figures", "recompute_units", "refresh_rows", "refresh_units", "scale"]
 
@@ -176,6 +177,8 @@ def recompute_units(
     """
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
+    if HAVE_NUMBA and book.contracts.linear_only and n_rows:
+        return _recompute_fused(book, count_positions, write_rows)
     columns = np.empty((4, n_rows))
     for start in range(0, n_rows, _CHUNK):
         part = slice(start, min(n_rows, start + _CHUNK))
@@ -200,13 +203,63 @@ def recompute_units(
         counts = np.bincount(unit, minlength=n_units).astype(np.intp)
     else:
         counts = table.open_positions[:n_units].copy()
+    collateral = _all_collateral(book)
+    return UnitFigures(collateral, upnl_sum, gross, initial_sum, maintenance_sum, counts, columns)
+
+
+def _recompute_fused(book: Book, count_positions: bool, write_rows: bool) -> UnitFigures:
+    """``recompute_units`` for a book of linear contracts, in one fused pass
+    (``monitor.engine._kernels``)."""
+    pos, table = book.positions, book.units
+    n_rows, n_units = pos.size, table.size
+    layout = book.models.layout
+    columns = np.empty((4, n_rows))
+    sums = np.zeros((n_units, 4))
+    revalue_linear(
+        pos.instrument[:n_rows],
+        pos.qty[:n_rows],
+        pos.entry[:n_rows],
+        pos.leverage[:n_rows],
+        pos.unit[:n_rows],
+        book.mark,
+        layout.contract_size,
+        book.assets.value.take(book.settle_asset),
+        layout.n_tiers,
+        layout.floors,
+        layout.mmr,
+        layout.imr,
+        layout.cum,
+        layout.mm_slope,
+        layout.im_slope,
+        columns,
+        sums,
+    )
+    if write_rows:
+        pos.figures[:n_rows] = columns[:3].T
+    if count_positions:
+        is_open = pos.qty[:n_rows] != 0.0
+        counts = np.bincount(pos.unit[:n_rows][is_open], minlength=n_units).astype(np.intp)
+    else:
+        counts = table.open_positions[:n_units].copy()
+    return UnitFigures(
+        _all_collateral(book),
+        np.ascontiguousarray(sums[:, 0]),
+        np.ascontiguousarray(sums[:, 3]),
+        np.ascontiguousarray(sums[:, 1]),
+        np.ascontiguousarray(sums[:, 2]),
+        counts,
+        columns,
+    )
+
+
+def _all_collateral(book: Book) -> NDArray[np.float64]:
+    table = book.units
+    n_units = table.size
     cross = table.row[:n_units] == NO_ROW
     if cross.all():  # every unit is an account's cross unit, in account order
         balances = book.accounts.balance[table.account[:n_units]]
-        collateral = book.assets.wallet_value(balances)
-    else:
-        collateral = _collateral(book, np.arange(n_units))
-    return UnitFigures(collateral, upnl_sum, gross, initial_sum, maintenance_sum, counts, columns)
+        return book.assets.wallet_value(balances)
+    return _collateral(book, np.arange(n_units))
 
 
 def _sum_by(

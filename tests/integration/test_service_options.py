@@ -51,6 +51,14 @@ def _sell(account: str, symbol: str, qty: float, price: float, ts: int) -> Fill:
     )
 
 
+def _open_positions(h: MonitorHarness, account: str) -> int:
+    """How many positions ``account`` holds in the running monitor (0 if unknown yet)."""
+    engine = h.monitor.engine  # type: ignore[union-attr]
+    if account not in engine.book.account_index:
+        return 0
+    return len(engine.account_risk(account).positions)
+
+
 async def test_a_crash_liquidates_a_short_put_and_an_expired_put_is_delivered(
     harness: MonitorHarness,
 ) -> None:
@@ -75,18 +83,26 @@ async def test_a_crash_liquidates_a_short_put_and_an_expired_put_is_delivered(
         _sell("holder", "P95-SOON", 1, 0.01, t0),
     )
     await h.until(
-        lambda: h.monitor is not None and h.monitor.engine.account_count == 2, "both accounts"
+        lambda: _open_positions(h, "writer") == 1 and _open_positions(h, "holder") == 1,
+        "both accounts' opening fills",
     )
     risk = h.monitor.engine.account_risk("writer")  # type: ignore[union-attr]
     assert risk.state == "healthy"
     assert risk.positions[0].mark_price == pytest.approx(premium, rel=1e-9)
     assert risk.positions[0].initial_margin == pytest.approx(2 * (10.0 + premium), rel=1e-9)
     # The underlying falls in steps inside the price band: the put goes deep in the money.
+    # Each step is awaited: conflated into one batch, in-band steps would leave the last
+    # tick out of band against the last accepted one, and the guard would hold it.
     for k, price in enumerate((92.0, 85.0, 78.0, 72.0), start=1):
         await h.prices(btc(price, t0 + 100 + k))
+        await h.until(
+            lambda p=price: h.monitor.engine.mark_price("BTCUSDT") == p,  # type: ignore[union-attr]
+            f"BTCUSDT at {price}",
+        )
     events = await h.wait_events(
         lambda ev: "liquidation" in by_account(ev).get("writer", []), "the writer's liquidation"
     )
+    assert by_account(events)["writer"][:2] == ["margin_call", "liquidation"]
     liquidation = next(e for e in events if e.account == "writer" and e.type == "liquidation")
     assert liquidation.trigger == "price"
     (position,) = liquidation.positions

@@ -48,6 +48,8 @@ def chunk(n: int, of: int, next_offset: int, account: str) -> SnapshotChunk:
         leverage=b"",
         isolated_margin=b"",
         row_flags=b"",
+        row_rank=b"",
+        row_unit_order=b"",
         seen=[],
     )
 

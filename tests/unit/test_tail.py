@@ -7,7 +7,7 @@ from typing import NamedTuple
 import msgspec
 import pytest
 
-from monitor.schema import MarginEvent, MarginParameters, PositionRisk, Reduction
+from monitor.schema import Greeks, MarginEvent, MarginParameters, PositionRisk, Reduction
 from monitor.tail import TailFilter, format_event, render
 from streams.records import Headers
 
@@ -139,6 +139,20 @@ def test_matching_type_and_account_are_shown() -> None:
 def test_a_record_that_is_not_a_margin_event_raises_a_decode_error() -> None:
     with pytest.raises(msgspec.DecodeError):
         render(Record(value=b'{"hello": 1}'), TailFilter(), as_json=False)
+
+
+def test_an_option_position_shows_its_vol_and_delta() -> None:
+    option = msgspec.structs.replace(
+        _event().positions[0],
+        symbol="BTC-27DEC24-90000-P",
+        qty=-2.0,
+        mark_price=0.035,
+        liquidation_price=None,
+        mark_iv=0.6234,
+        greeks=Greeks(delta=0.81, gamma=-0.0001, vega=-120.0, theta=55.0),
+    )
+    line = format_event(_event(positions=(option,)))
+    assert "positions=BTC-27DEC24-90000-P -2@0.035 iv 62.3% delta +0.81" in line
 
 
 def _parameters_record() -> Record:

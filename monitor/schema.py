@@ -739,7 +739,9 @@ class VolatilityState(
     """One underlying's EWMA volatility estimator and dynamic-margin scale (topic
     ``liqmon-state``, key ``volatility:<underlying>``), so a restart resumes both.
 
-    The estimator fields are those of ``monitor.risk.EwmaState``. ``scale`` is the
+    The estimator fields are those of ``monitor.risk.EwmaState``, with null for "not yet"
+    (JSON has no NaN): ``close`` before any mark, ``prev_close`` before a bar closed,
+    ``variance`` during the warm-up. ``scale`` is the
     effective rate scale, ``stressed_scale`` the highest raw scale seen, ``evaluated_ts``
     the event time of the last bar close it was evaluated at (the max-change-per-hour
     clock), ``pending_scale`` and ``pending_ts`` an increase waiting for its lead time
@@ -748,12 +750,12 @@ class VolatilityState(
 
     underlying: str
     bar: int = -1
-    close: float = math.nan
-    prev_close: float = math.nan
+    close: float | None = None
+    prev_close: float | None = None
     returns: int = 0
     mean: float = 0.0
     m2: float = 0.0
-    variance: float = math.nan
+    variance: float | None = None
     scale: float = 1.0
     stressed_scale: float = 0.0
     evaluated_ts: int = -1

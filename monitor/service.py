@@ -117,6 +117,8 @@ class Monitor:
             hold_reasons=get_args(HoldReason),
             states=STATE_NAMES,
         )
+        for underlying in self.dynamic.underlyings:  # at 0 before the first change
+            self.metrics.margin_parameter_changes.labels(underlying)
         self._next_guard_save = 0.0
         self._kernels: asyncio.Future[float] | None = None
         self._snapshots = Snapshots(
@@ -426,7 +428,7 @@ class Monitor:
         for underlying, vol in self.dynamic.volatility().items():
             if vol == vol:  # NaN while warming up: no figure yet
                 m.volatility.labels(underlying).set(vol)
-        for underlying, scale in self.dynamic.underlying_scales().items():
+        for underlying, scale in self.dynamic.exported_scales().items():
             m.margin_scale.labels(underlying).set(scale)
         self._export_exposure()
         guard = self._intake.guard

@@ -100,6 +100,14 @@ class DynamicMargin:
         """The effective rate scale of every underlying under dynamic margin."""
         return {name: s.scale for name, s in self._scales.items()}
 
+    def exported_scales(self) -> dict[str, float]:
+        """The rate scale of every underlying measured, for the metric: 1 where no
+        dynamic margin is configured (its instruments keep their configured rates)."""
+        return {
+            name: self._scales[name].scale if name in self._scales else 1.0
+            for name in self.underlyings
+        }
+
     def states(self, changed_only: bool = True) -> list[VolatilityState]:
         """Changelog records of the underlyings changed since the last call (or all)."""
         names = sorted(self._changed) if changed_only else list(self.underlyings)
@@ -113,12 +121,12 @@ class DynamicMargin:
                 VolatilityState(
                     underlying=name,
                     bar=int(self.ewma.bar[k]),
-                    close=float(self.ewma.close[k]),
-                    prev_close=float(self.ewma.prev_close[k]),
+                    close=_known(self.ewma.close[k]),
+                    prev_close=_known(self.ewma.prev_close[k]),
                     returns=int(self.ewma.returns[k]),
                     mean=float(self.ewma.mean[k]),
                     m2=float(self.ewma.m2[k]),
-                    variance=float(self.ewma.variance[k]),
+                    variance=_known(self.ewma.variance[k]),
                     scale=s.scale,
                     stressed_scale=s.stressed,
                     evaluated_ts=s.evaluated_ts,
@@ -136,13 +144,11 @@ class DynamicMargin:
             k = self.index.get(state.underlying)
             if k is None:
                 continue
-            ewma.bar[k], ewma.close[k], ewma.prev_close[k] = (
-                state.bar,
-                state.close,
-                state.prev_close,
-            )
+            ewma.bar[k] = state.bar
+            ewma.close[k] = _or_nan(state.close)
+            ewma.prev_close[k] = _or_nan(state.prev_close)
             ewma.returns[k], ewma.mean[k], ewma.m2[k] = state.returns, state.mean, state.m2
-            ewma.variance[k] = state.variance
+            ewma.variance[k] = _or_nan(state.variance)
             s = self._scales.get(state.underlying)
             if s is not None:
                 s.scale, s.stressed, s.evaluated_ts = (
@@ -255,6 +261,15 @@ class DynamicMargin:
             ts=t,
             detected_ts=now_ms,
         )
+
+
+def _known(value: float) -> float | None:
+    """None for NaN (not known yet): the changelog is JSON, which has no NaN."""
+    return None if math.isnan(value) else float(value)
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
 def _followers(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import msgspec
 import pytest
 
 from monitor.dynamic import DynamicMargin, DynamicMarginParams, DynamicSettings
@@ -22,6 +23,7 @@ from monitor.schema import (
     Tier,
     TieredMargin,
     Transfer,
+    VolatilityState,
 )
 
 pytestmark = pytest.mark.unit
@@ -239,3 +241,13 @@ def test_a_range_scale_widens_the_risk_matrix_of_portfolio_accounts() -> None:
     assert [e.type for e in events] == ["liquidation"]
     assert events[0].trigger_ts == 5
     assert engine.verify() == []
+
+
+def test_states_survive_the_json_changelog_even_while_warming_up() -> None:
+    dynamic = DynamicMargin([BTC], settings())
+    run(dynamic, path(calm(3)))  # still warming up: no variance yet
+    records = dynamic.states(changed_only=False)
+    decoded = msgspec.json.decode(msgspec.json.encode(records), type=list[VolatilityState])
+    again = DynamicMargin([BTC], settings())
+    again.restore(decoded)
+    assert msgspec.json.encode(again.states(changed_only=False)) == msgspec.json.encode(records)

@@ -79,8 +79,14 @@ def _payload_schemas() -> dict[str, Any]:
     Tagged unions become ``anyOf`` with AsyncAPI's ``discriminator`` (the tag field's
     name; msgspec writes OpenAPI's object form).
     """
-    roots = (schema.PriceTick, schema.LedgerEvent, schema.MarginEvent, schema.StateRecord)
-    (_, ledger, _, state), components = msgspec.json.schema_components(roots, ref_template=_REF)
+    roots = (
+        schema.PriceTick,
+        schema.LedgerEvent,
+        schema.MarginEvent,
+        schema.StateRecord,
+        schema.MarginParameters,
+    )
+    (_, ledger, _, state, _), components = msgspec.json.schema_components(roots, ref_template=_REF)
     for name, union in (("LedgerEvent", ledger), ("StateRecord", state)):
         components[name] = {**union, "discriminator": union["discriminator"]["propertyName"]}
     components["DeadLetter"] = {
@@ -152,6 +158,19 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
                 "required": ["type"],
             },
         ),
+        "MarginParameters": _message(
+            "MarginParameters",
+            "Dynamic-margin parameter change",
+            "A change of an underlying's dynamic-margin rate scale, published before the "
+            "transitions it causes (docs/dynamic-margin.md).",
+            "MarginParameters",
+            {**_STRING, "pattern": "^parameters:.+$", "description": "`parameters:<underlying>`"},
+            {
+                "type": "object",
+                "properties": {"type": {**_STRING, "const": "margin_parameters"}},
+                "required": ["type"],
+            },
+        ),
         "StateRecord": _message(
             "StateRecord",
             "Changelog record",
@@ -193,6 +212,9 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
             specs[topics.dlq], "Rejected input, with why (docs/operations.md).", "DeadLetter"
         ),
     }
+    channels["marginEvents"]["messages"]["MarginParameters"] = {
+        "$ref": "#/components/messages/MarginParameters"
+    }
     operations = {
         "readPrices": _operation("receive", "prices", "PriceTick", "liqmon reads every price"),
         "readLedger": _operation(
@@ -200,6 +222,12 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
         ),
         "publishMarginEvents": _operation(
             "send", "marginEvents", "MarginEvent", "one event per state transition"
+        ),
+        "publishMarginParameters": _operation(
+            "send",
+            "marginEvents",
+            "MarginParameters",
+            "one record per change of a dynamic-margin scale",
         ),
         "writeChangelog": _operation(
             "send", "state", "StateRecord", "states and checkpoints, before offsets commit"

@@ -32,7 +32,7 @@ from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
 from monitor.engine._options import option_mismatches, reprice_options
 from monitor.engine._portfolio import PortfolioMargins
-from monitor.engine._portfolio_risk import account_groups
+from monitor.engine._portfolio_risk import account_groups, portfolio_reductions
 from monitor.engine._records import records_of
 from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
 from monitor.engine._risk import margin_ratio, position_risks, unit_rows
@@ -194,8 +194,13 @@ class Engine:
         """The event with the group figures of a portfolio account's cross unit."""
         if self.book.units.row[unit] != NO_ROW:
             return event
-        groups = self.portfolio_groups(int(self.book.units.account[unit]))
-        return msgspec.structs.replace(event, portfolio=groups) if groups else event
+        account = int(self.book.units.account[unit])
+        if self.book.accounts.mode[account] != PORTFOLIO:
+            return event
+        groups = self.portfolio_groups(account)
+        severe = event.state in ("liquidation", "bankrupt")
+        reductions = portfolio_reductions(self.book, unit) if severe else ()
+        return msgspec.structs.replace(event, portfolio=groups, reductions=reductions)
 
     # ------------------------------------------------------------------ input checks
 

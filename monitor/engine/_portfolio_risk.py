@@ -7,9 +7,9 @@ import numpy as np
 from monitor.book import Book
 from monitor.engine._portfolio import PortfolioMargins, cross_rows
 from monitor.scenarios import VOL_CASES
-from monitor.schema import PortfolioGroupRisk, ScenarioPnl, ScenarioPoint
+from monitor.schema import PortfolioGroupRisk, Reduction, ScenarioPnl, ScenarioPoint
 
-__all__ = ["account_groups", "group_rows"]
+__all__ = ["account_groups", "group_rows", "portfolio_reductions"]
 
 
 def group_rows(book: Book, portfolio: PortfolioMargins, account_ix: int) -> dict[int, np.ndarray]:
@@ -65,3 +65,32 @@ def account_groups(
             )
         )
     return tuple(out)
+
+
+def portfolio_reductions(book: Book, unit: int) -> tuple[Reduction, ...]:
+    """The smallest proportional reduction restoring a portfolio unit to its IM.
+
+    Closing at the mark leaves equity unchanged, and the risk-matrix IM is positively
+    homogeneous in the positions (scaling every quantity by ``k`` scales every scenario
+    P&L, the worst loss and each contingency by ``k``), so keeping ``k = equity / IM`` of
+    every position brings IM down to equity; ``k = 0`` (close all) when equity <= 0.
+    For ``pm_hybrid`` the floor's standard IM is linear in ``k`` only within a bracket,
+    so there ``k`` is that first-order answer.
+    """
+    table = book.units
+    rows = cross_rows(book, np.array([unit], dtype=np.intp))
+    if rows.size == 0:
+        return ()
+    equity = float(table.collateral[unit] + table.upnl[unit])
+    initial = float(table.initial[unit])
+    kept = 0.0 if equity <= 0.0 else min(1.0, equity / initial) if initial > 0.0 else 1.0
+    if kept >= 1.0:
+        return ()
+    pos = book.positions
+    rows = rows[np.argsort(pos.instrument[rows], kind="stable")]
+    return tuple(
+        Reduction(
+            symbol=book.symbols[int(pos.instrument[r])], qty=abs(float(pos.qty[r])) * (1.0 - kept)
+        )
+        for r in rows.tolist()
+    )

@@ -8,7 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from monitor.config import load_settings
 from monitor.engine import Engine, EngineConfig
+from monitor.errors import ConfigError
 from monitor.schema import Fill, Instrument, MarginSettings, PriceTick, Transfer
 
 REQUEST = json.loads(
@@ -138,3 +140,83 @@ def test_a_volatility_tick_at_an_unchanged_mark_reprices_the_group(engine: Engin
     engine.apply([], [PriceTick(symbol=CALL, mark_price=call_mark, ts=later)], later)
     assert engine.verify() == []
     assert engine.account_risk("a").maintenance_margin != before
+
+
+def test_portfolio_parameters_come_from_the_environment_as_json() -> None:
+    settings = load_settings(
+        environ={
+            "LIQMON_ENGINE__VALUATION_ASSET": "USDC",
+            "LIQMON_ENGINE__PORTFOLIO_MARGIN": (
+                '{"BTC-USD": {"model": "pm_hybrid", "im_factor": 1.5}}'
+            ),
+        }
+    )
+    engine = Engine(INSTRUMENTS, settings.engine)
+    group = engine.portfolio.layout.index["BTC-USD"]
+    assert engine.portfolio.layout.params[group].model == "pm_hybrid"
+    assert engine.portfolio.layout.params[group].im_factor == 1.5
+
+
+@pytest.mark.parametrize(
+    ("portfolio_margin", "message"),
+    [
+        ({"ETH-USD": {}}, "engine.portfolio_margin.ETH-USD: no such underlying group"),
+        ({"BTC-USD": {"price_range": 1.5}}, "engine.portfolio_margin.BTC-USD.price_range: 1.5"),
+    ],
+)
+def test_bad_portfolio_parameters_stop_the_engine_with_one_line(
+    portfolio_margin: dict[str, dict[str, float]], message: str
+) -> None:
+    config = msgspec.convert(
+        {"valuation_asset": "USDC", "portfolio_margin": portfolio_margin}, EngineConfig
+    )
+    with pytest.raises(ConfigError) as raised:
+        Engine(INSTRUMENTS, config)
+    assert str(raised.value).startswith(message)
+
+
+def test_a_portfolio_liquidation_reduces_every_position_to_bring_im_down_to_equity(
+    engine: Engine,
+) -> None:
+    engine.apply(
+        [
+            portfolio("p", NOW),
+            Transfer(transfer_id="p-t", account="p", asset="USDC", amount=50_000, ts=NOW),
+            Fill(
+                fill_id="p-f",
+                account="p",
+                symbol="BTC-USD",
+                side="buy",
+                qty=2.0,
+                price=100_000.0,
+                ts=NOW,
+            ),
+        ],
+        [],
+        NOW,
+    )
+    crash = NOW + 60_000
+    events = engine.apply([], [PriceTick(symbol="BTC-USD", mark_price=88_000.0, ts=crash)], crash)
+    (event,) = [e for e in events if e.type == "liquidation"]
+    (reduction,) = event.reductions
+    kept = 2.0 - reduction.qty
+    assert 0.0 < kept < 2.0
+    # Reduced at the mark (equity unchanged), the account's portfolio IM equals its equity.
+    after = engine.apply(
+        [
+            Fill(
+                fill_id="p-r",
+                account="p",
+                symbol="BTC-USD",
+                side="sell",
+                qty=reduction.qty,
+                price=88_000.0,
+                ts=crash + 1,
+            )
+        ],
+        [],
+        crash + 1,
+    )
+    risk = engine.account_risk("p")
+    assert risk.initial_margin == pytest.approx(risk.equity, rel=1e-9)
+    assert [e.type for e in after] == ["liquidation_cleared"]

@@ -25,8 +25,8 @@ RUN_STEPS ?= demo
 # npm checkers the tests run with node: the AsyncAPI parser, the compose-spec schema.
 CHECKS_STAMP := deploy/checks/node_modules/.installed
 
-.PHONY: run demo test bench lint system kafka-jars kafka-start kafka-stop kafka-status topics \
-	deploy-checks kubernetes
+.PHONY: run demo test soak bench lint system kafka-jars kafka-start kafka-stop kafka-status \
+	topics deploy-checks kubernetes
 
 run: topics
 	$(BIN)/liqmon kafka status --port $(KAFKA_PORT)
@@ -36,6 +36,19 @@ endif
 
 test: kafka-start $(CHECKS_STAMP)
 	$(BIN)/pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
+
+# The fault-injection proof (tests/integration/test_fault_injection.py) at soak size: more
+# accounts, a longer crash and more kill -9s than the bounded run inside `make test`
+# (about 15 minutes on 2 cores). Kills are spread so that most land on a running instance.
+SOAK_ACCOUNTS ?= 20000
+SOAK_SECONDS ?= 240
+SOAK_KILLS ?= 40
+SOAK_SEED ?= 12
+
+soak: kafka-start
+	LIQMON_FAULTS_ACCOUNTS=$(SOAK_ACCOUNTS) LIQMON_FAULTS_DURATION=$(SOAK_SECONDS) \
+	LIQMON_FAULTS_KILLS=$(SOAK_KILLS) LIQMON_FAULTS_SEED=$(SOAK_SEED) \
+	$(BIN)/pytest tests/integration/test_fault_injection.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -42,6 +42,10 @@ __all__ = ["Checkpoint", "FencedError"]
 log = structlog.get_logger("liqmon.checkpoint")
 
 
+class _Rebalanced(Exception):
+    """The group generation moved on before this cycle could commit."""
+
+
 class FencedError(LiqmonError):
     """Another process took over this instance's transactional id: this one must stop."""
 
@@ -101,16 +105,31 @@ class Checkpoint:
         )
 
     async def commit(
-        self, offsets: Mapping[TopicPartition, int] | None = None
-    ) -> dict[TopicPartition, int]:
+        self,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        fence: Mapping[TopicPartition, int] | None = None,
+    ) -> dict[TopicPartition, int] | None:
         """Write what was added and commit ``offsets`` (next offset per ledger partition)
-        with it; return the offsets committed (none when the group moved them on)."""
+        with it; return the offsets committed.
+
+        With ``fence`` (the offsets last committed for the partitions this instance
+        owns), a transaction first re-commits them through the consumer group, which
+        checks the group generation: an instance the group has moved on from (a zombie:
+        it paused past its session, or a rebalance finished while it rebuilt) learns it
+        there, its transaction is aborted and None is returned, so it writes nothing for
+        partitions another instance owns now. aiokafka's transactional offset commit
+        carries no generation itself (KIP-447), hence this check.
+        """
         records, self._pending = self._pending, []
         offsets = dict(offsets or {})
         if not records and not offsets:
             return {}
         if self.exactly_once:
-            return await self._commit_transaction(records, offsets)
+            try:
+                return await self._commit_transaction(records, offsets, dict(fence or {}))
+            except _Rebalanced as exc:
+                log.warning("cycle aborted: the group moved on", reason=str(exc.__cause__))
+                return None
         if records:
             await self._producer.send_batch(records)
         if not offsets:
@@ -124,11 +143,19 @@ class Checkpoint:
             return {}
 
     async def _commit_transaction(
-        self, records: list[OutboundRecord], offsets: dict[TopicPartition, int]
+        self,
+        records: list[OutboundRecord],
+        offsets: dict[TopicPartition, int],
+        fence: dict[TopicPartition, int],
     ) -> dict[TopicPartition, int]:
         try:
             async with self._producer.transaction():
                 await self._producer.send_batch(records)
+                if fence:
+                    try:
+                        await self._ledger.commit(fence)
+                    except CommitRejectedError as exc:
+                        raise _Rebalanced from exc  # aborts the transaction
                 if offsets:
                     await self._producer.send_offsets_to_transaction(offsets, self._group_id)
         except ProducerFencedError as exc:

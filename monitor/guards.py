@@ -136,6 +136,8 @@ class PriceGuard:
             return None
         if self._within_band(tick.mark_price, reference.mark_price):
             return None
+        if self._within_band(tick.mark_price, self._walk(batch, symbol, reference.mark_price)):
+            return None  # a steady move in in-band steps (100, 92, 85, 78, 72), not a jump
         previous = _before_last(batch, symbol)
         candidate = previous if previous is not None else self._held.get(symbol)
         if (
@@ -148,6 +150,15 @@ class PriceGuard:
             return None
         self._held[symbol] = tick
         return "out_of_band"
+
+    def _walk(self, batch: Sequence[PriceTick], symbol: str, reference: float) -> float:
+        """The reference after the batch's earlier ticks of ``symbol`` that each moved
+        within the band of it (a tick out of band does not move it)."""
+        ticks = [t for t in batch if t.symbol == symbol][:-1]
+        for earlier in ticks:
+            if self._within_band(earlier.mark_price, reference):
+                reference = earlier.mark_price
+        return reference
 
     def _within_band(self, price: float, reference: float) -> bool:
         return abs(price - reference) <= self._band * reference

@@ -486,9 +486,10 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     Kafka record (those with the largest maintenance margin are kept). ``sequence``
     numbers the unit's transitions (1, 2, ...); ``event_id`` derives from the account,
     the unit, ``sequence`` and ``state``, so the same transition keeps its id whatever
-    tick or restart it was judged from. ``collapsed`` is true when the unit was judged
-    afresh after a restart or rebalance: the event goes from the last published state
-    straight to the current one, covering any level passed while nobody watched.
+    tick or restart it was judged from. ``collapsed`` is true when the event covers more
+    than one step: it skips a level (the levels between were passed inside one cycle's
+    conflated ticks, or while nobody watched), or the unit was judged afresh after a
+    restart or rebalance, going from the last published state straight to the current one.
     ``greeks`` sums the unit's option Greeks per underlying (empty without options).
     ``portfolio`` gives the per-group figures of an account on portfolio margin (its IM
     and MM are their sums); empty otherwise.

@@ -66,6 +66,7 @@ log = structlog.get_logger("liqmon.service")
 _LAG_INTERVAL_S = 1.0
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
+_TRANSACTION_TIMEOUT_MS = 20_000
 #: Every reason a record can be dead-lettered for (metric labels are created up front).
 DLQ_REASONS = tuple(
     sorted(
@@ -142,7 +143,12 @@ class Monitor:
             f"liqmon-{service.group_id}-{instance}" if service.exactly_once else None
         )
         self._producer = Producer(
-            settings.kafka, transactional_id=self.transactional_id, linger_ms=0
+            settings.kafka,
+            transactional_id=self.transactional_id,
+            linger_ms=0,
+            # A crashed instance's open transaction blocks read_committed readers until it
+            # times out (or a restart with the same instance id fences it): keep it short.
+            **({"transaction_timeout_ms": _TRANSACTION_TIMEOUT_MS} if service.exactly_once else {}),
         )
         self._table = TableConsumer(settings.kafka, topic=settings.topics.prices, **fetch)
         self._ledger = LedgerConsumer(
@@ -316,7 +322,8 @@ class Monitor:
             guard_moved = bool(price_letters) or intake.guard.held_count != held_before
             guard_moved = guard_moved or bool(rescaled) or self.dynamic.moved
             checkpoint.add(self._guard_records(force=guard_moved))
-            consumed = next_offsets(ledger)
+            owned = self._owned
+            consumed = {tp: o for tp, o in next_offsets(ledger).items() if tp in owned}
             checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
             checkpoint.add(
                 self._snapshots.take(
@@ -327,7 +334,15 @@ class Monitor:
                     now_ms,
                 )
             )
-            self._positions.update(await checkpoint.commit(consumed))
+            fence = {tp: o for tp, o in self._positions.items() if tp in owned}
+            committed = await checkpoint.commit(consumed, fence=fence)
+            if committed is None:
+                # Nothing of this cycle was written, but the book applied its input: drop
+                # ownership and rebuild from the log at the next assignment.
+                self._built, self._restored, self._owned = False, False, frozenset()
+                events = []
+            else:
+                self._positions.update(committed)
             self._observe(prices, ledger, items, ticks, events, self._clock_ms())
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
 

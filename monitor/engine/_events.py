@@ -66,7 +66,9 @@ def build_event(
     collapsed: bool = False,
 ) -> MarginEvent:
     """The event for a unit's transition ``previous -> new`` (state and sequence number
-    already recorded). ``collapsed``: judged afresh after a restart or rebalance."""
+    already recorded). ``collapsed``: judged afresh after a restart or rebalance; an
+    event that skips a level (say margin call to bankruptcy: the levels between were
+    passed inside one cycle's ticks, or while nobody watched) is collapsed too."""
     table = book.units
     account = book.account_names[table.account[unit]]
     symbol = book.unit_symbol(unit)
@@ -91,7 +93,7 @@ def build_event(
         shortfall=max(0.0, maintenance - equity) if severe else 0.0,
         symbol=symbol,
         sequence=int(table.transitions[unit]),
-        collapsed=collapsed,
+        collapsed=collapsed or abs(new - previous) > 1,
         greeks=greeks_by_underlying(book, unit_rows(book, unit).tolist()),
     )
 

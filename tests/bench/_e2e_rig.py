@@ -60,6 +60,9 @@ class Rig:
         self._monitor: MonitorProcess | None = None
         self._next_chunk = 0
         self._created: list[str] = []
+        self._profile: str | None = None
+        self._starts = 0
+        self.ledger_records = 0
 
     @property
     def monitor(self) -> MonitorProcess:
@@ -91,26 +94,38 @@ class Rig:
         opening.write_bytes(b"\n".join(opening_lines(prices, now)) + b"\n")
         await produce_file(self.kafka, self.topics.prices, opening)
 
-        profiler = None if profile is None else (profile, self.tmp / "profile.out")
-        self._monitor = MonitorProcess(
-            self.root, instruments, self.topics, self.group_id, self.tmp / "monitor.log", profiler
-        )
+        self._profile = profile
         began = time.perf_counter()
-        await self.monitor.start(timeout_s=60)
+        await self.start_monitor(timeout_s=60)
         progress(
             f"monitor ready in {time.perf_counter() - began:.1f}s (pid {self.monitor.pid}, "
             f"port {self.monitor.port}, log {self.monitor.log_path})"
         )
+        self.ledger_records = len(ledger)
         ledger_file = self.tmp / "ledger.txt"
         ledger_file.write_bytes(b"\n".join(ledger) + b"\n")
         began = time.perf_counter()
         await produce_file(self.kafka, self.topics.fills, ledger_file)
-        await self.until_consumed(self.topics.fills, len(ledger), timeout_s=180)
+        # At least 5,000 records/s however large the book (bench_restart --accounts 1000000).
+        await self.until_consumed(
+            self.topics.fills, len(ledger), timeout_s=max(180.0, len(ledger) / 5_000)
+        )
         seconds = time.perf_counter() - began
         progress(
             f"ledger of {len(ledger):,} records produced and applied by the monitor in "
             f"{seconds:.1f}s ({len(ledger) / seconds:,.0f} records/s)"
         )
+
+    async def start_monitor(self, timeout_s: float) -> None:
+        """Start a ``liqmon run`` on the rig's topics and group (the previous one must have
+        stopped) and wait until it is ready; each start logs to a file of its own."""
+        self._starts += 1
+        profiler = None if self._profile is None else (self._profile, self.tmp / "profile.out")
+        log = self.tmp / ("monitor.log" if self._starts == 1 else f"monitor-{self._starts}.log")
+        self._monitor = MonitorProcess(
+            self.root, self.tmp / "instruments.json", self.topics, self.group_id, log, profiler
+        )
+        await self._monitor.start(timeout_s=timeout_s)
 
     async def until_consumed(self, topic: str, target: float, timeout_s: float) -> float:
         """Scrape /metrics until the monitor has consumed ``target`` records of ``topic``;

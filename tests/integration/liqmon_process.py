@@ -99,6 +99,11 @@ class LiqmonProcess:
 
     async def start(self, ready_within_s: float = 60.0) -> None:
         """Start and wait (with a deadline) until ``/readyz`` answers 200."""
+        await self.spawn()
+        await self.wait_ready(ready_within_s)
+
+    async def spawn(self) -> None:
+        """Start the process and return at once (it is not ready yet)."""
         assert self.process is None or self.process.returncode is not None
         log = self._log.open("ab")  # the child inherits the descriptor
         try:
@@ -115,6 +120,17 @@ class LiqmonProcess:
             )
         finally:
             log.close()
+
+    async def readyz(self) -> tuple[int, str]:
+        """``/readyz`` status and body now; (0, reason) while nothing listens yet."""
+        try:
+            status, body = await http_get(self.port, "/readyz")
+        except OSError as exc:
+            return 0, f"no answer ({exc.__class__.__name__})"
+        return status, body.decode(errors="replace").strip()
+
+    async def wait_ready(self, ready_within_s: float = 60.0) -> None:
+        """Wait (with a deadline) until ``/readyz`` answers 200; fail if the process exits."""
         deadline = time.monotonic() + ready_within_s
         while True:
             self.assert_running()

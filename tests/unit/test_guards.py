@@ -117,3 +117,16 @@ def test_take_changed_returns_each_newly_accepted_reference_once(guard: PriceGua
     guard.screen([tick("BTC", 101.0, 2_000), tick("BTC", 102.0, 2_001)])
     assert guard.take_changed() == [tick("BTC", 102.0, 2_001)]
     assert guard.take_changed() == []
+
+
+def test_a_steady_fall_in_in_band_steps_within_one_batch_is_accepted(guard: PriceGuard) -> None:
+    steps = [tick("BTC", p, 2_000 + k) for k, p in enumerate((92.0, 85.0, 78.0, 72.0))]
+    decision = guard.screen(steps)
+    assert [t.mark_price for t in decision.accepted] == [72.0]
+    assert decision.held == ()
+
+
+def test_a_spike_inside_a_batch_does_not_carry_the_reference(guard: PriceGuard) -> None:
+    decision = guard.screen([tick("BTC", 300.0, 2_000), tick("BTC", 70.0, 2_001)])
+    assert decision.accepted == ()
+    assert decision.held[0][1] == "out_of_band"

@@ -85,8 +85,9 @@ def _payload_schemas() -> dict[str, Any]:
         schema.MarginEvent,
         schema.StateRecord,
         schema.SolvencyReport,
+        schema.MarginParameters,
     )
-    (_, ledger, _, state, _), components = msgspec.json.schema_components(roots, ref_template=_REF)
+    (_, ledger, _, state, *_), components = msgspec.json.schema_components(roots, ref_template=_REF)
     for name, union in (("LedgerEvent", ledger), ("StateRecord", state)):
         components[name] = {**union, "discriminator": union["discriminator"]["propertyName"]}
     components["DeadLetter"] = {
@@ -158,6 +159,19 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
                 "required": ["type"],
             },
         ),
+        "MarginParameters": _message(
+            "MarginParameters",
+            "Dynamic-margin parameter change",
+            "A change of an underlying's dynamic-margin rate scale, published before the "
+            "transitions it causes (docs/dynamic-margin.md).",
+            "MarginParameters",
+            {**_STRING, "pattern": "^parameters:.+$", "description": "`parameters:<underlying>`"},
+            {
+                "type": "object",
+                "properties": {"type": {**_STRING, "const": "margin_parameters"}},
+                "required": ["type"],
+            },
+        ),
         "StateRecord": _message(
             "StateRecord",
             "Changelog record",
@@ -212,6 +226,9 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
             "SolvencyReport",
         ),
     }
+    channels["marginEvents"]["messages"]["MarginParameters"] = {
+        "$ref": "#/components/messages/MarginParameters"
+    }
     operations = {
         "readPrices": _operation("receive", "prices", "PriceTick", "liqmon reads every price"),
         "readLedger": _operation(
@@ -219,6 +236,12 @@ def asyncapi_document(topics: TopicSettings | None = None) -> dict[str, Any]:
         ),
         "publishMarginEvents": _operation(
             "send", "marginEvents", "MarginEvent", "one event per state transition"
+        ),
+        "publishMarginParameters": _operation(
+            "send",
+            "marginEvents",
+            "MarginParameters",
+            "one record per change of a dynamic-margin scale",
         ),
         "writeChangelog": _operation(
             "send", "state", "StateRecord", "states and checkpoints, before offsets commit"

@@ -5,7 +5,9 @@ Each cycle that changes an account's state publishes a :class:`UnitStates` recor
 ``checkpoint:<topic>:<partition>``) for every ledger partition it consumed, before
 the ledger offsets are committed. The price guard's accepted marks
 (:class:`PriceReference`, key ``price:<symbol>``) and how far the prices were
-screened (:class:`PricesScreened`) go there too, and so do periodic snapshots of each
+screened (:class:`PricesScreened`) go there too, as does each underlying's EWMA volatility
+and dynamic-margin scale (:class:`VolatilityState`, key ``volatility:<underlying>``), and
+so do periodic snapshots of each
 ledger partition's book (:class:`SnapshotChunk`, keys ``snapshot:<topic>:<partition>:<n>``),
 decoded only for the partitions being rebuilt. The topic is compacted, so reading it
 whole at start-up gives the newest record of each key. A record that does not decode is
@@ -28,6 +30,7 @@ from monitor.schema import (
     SnapshotChunk,
     StateRecord,
     UnitStates,
+    VolatilityState,
 )
 from streams import InboundRecord, OutboundRecord, TopicPartition, read_history, topic_partitions
 from streams.settings import KafkaSettings
@@ -41,6 +44,7 @@ __all__ = [
     "read_changelog",
     "snapshot_records",
     "state_record",
+    "volatility_records",
 ]
 
 SNAPSHOT_CHUNK_BYTES = 800 * 1024
@@ -59,6 +63,7 @@ class RestoredState(msgspec.Struct, kw_only=True):
     checkpoints: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
     price_references: dict[str, PriceTick] = msgspec.field(default_factory=dict)
     prices_screened: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
+    volatility: dict[str, VolatilityState] = msgspec.field(default_factory=dict)
     dropped: int = 0
     dropped_example: str = ""
     # Raw snapshot chunks by (topic, partition) and chunk number, decoded on demand.
@@ -124,6 +129,14 @@ def prices_screened_records(
     ]
 
 
+def volatility_records(topic: str, states: Iterable[VolatilityState]) -> list[OutboundRecord]:
+    """The changelog records of underlyings' volatility and dynamic-margin states."""
+    return [
+        OutboundRecord(topic, f"volatility:{state.underlying}".encode(), _encode(state))
+        for state in states
+    ]
+
+
 def snapshot_records(
     topic: str, chunks: list[SnapshotChunk], previous_chunks: int = 0
 ) -> list[OutboundRecord]:
@@ -183,6 +196,8 @@ def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
         elif isinstance(item, PricesScreened):
             tp = TopicPartition(item.topic, item.partition)
             restored.prices_screened[tp] = item.next_offset
+        elif isinstance(item, VolatilityState):
+            restored.volatility[item.underlying] = item
 
 
 def _fold_snapshot(restored: RestoredState, key: bytes, value: bytes | None) -> None:

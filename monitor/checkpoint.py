@@ -26,7 +26,7 @@ import structlog
 from monitor.changelog import state_record
 from monitor.engine import MAX_EVENT_BYTES, fit_positions
 from monitor.errors import LiqmonError
-from monitor.schema import MarginEvent, UnitStates
+from monitor.schema import MarginEvent, MarginParameters, UnitStates
 from streams import (
     CommitRejectedError,
     LedgerConsumer,
@@ -89,6 +89,20 @@ class Checkpoint:
             headers = [("type", event.type.encode())]
             self._pending.append(OutboundRecord(topic, event.account.encode(), value, headers))
         self._pending.extend(state_record(self._topics.state, record) for record in states)
+
+    def add_parameters(self, changes: Sequence[MarginParameters]) -> None:
+        """Dynamic-margin parameter changes on ``margin-events`` (key
+        ``parameters:<underlying>``, header ``type=margin_parameters``)."""
+        topic = self._topics.margin_events
+        self._pending.extend(
+            OutboundRecord(
+                topic,
+                f"parameters:{change.underlying}".encode(),
+                self._encode(change),
+                [("type", b"margin_parameters")],
+            )
+            for change in changes
+        )
 
     async def commit(
         self,

@@ -24,6 +24,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from monitor.dynamic import DynamicSettings
 from monitor.engine import EngineConfig
 from monitor.errors import ConfigError
 from monitor.log import LogSettings
@@ -144,6 +145,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     engine: EngineConfig = msgspec.field(default_factory=EngineConfig)
     solvency: SolvencySettings = msgspec.field(default_factory=SolvencySettings)
+    dynamic: DynamicSettings = msgspec.field(default_factory=DynamicSettings)
 
 
 def env_name(path: str) -> str:

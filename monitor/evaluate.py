@@ -22,6 +22,7 @@ from monitor.engine import Engine, EngineConfig
 from monitor.errors import ConfigError, InputError
 from monitor.evaluate_options import option_ticks, option_time, unpriced_hint
 from monitor.evaluate_portfolio import with_portfolio_guidance
+from monitor.evaluate_var import var_es_figures
 from monitor.schema import AccountRisk, EvaluateAccount, EvaluateRequest
 from monitor.strict import convert_strict
 
@@ -120,9 +121,16 @@ def _check_account(engine: Engine, where: str, account: EvaluateAccount) -> None
 def evaluate(request: EvaluateRequest) -> list[AccountRisk]:
     """Each account's figures, states, and liquidation/bankruptcy prices at ``prices``."""
     engine = load_request(request)
-    return [
+    risks = [
         with_portfolio_guidance(engine, engine.account_risk(account.account))
         for account in request.accounts
+    ]
+    if request.var_es is None:
+        return risks
+    figures = var_es_figures(engine, request, request.var_es)
+    return [
+        msgspec.structs.replace(risk, var_es=found)
+        for risk, found in zip(risks, figures, strict=True)
     ]
 
 

@@ -58,6 +58,24 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.volatility = Gauge(
+            "liqmon_volatility",
+            "Annualised EWMA volatility of each underlying's accepted marks (event-time bars).",
+            ["underlying"],
+            registry=r,
+        )
+        self.margin_scale = Gauge(
+            "liqmon_margin_scale",
+            "Dynamic margin: the factor on the configured rates of each underlying's instruments.",
+            ["underlying"],
+            registry=r,
+        )
+        self.margin_parameter_changes = Counter(
+            "liqmon_margin_parameter_changes_total",
+            "Changes of dynamic margin's effective rate scale, by underlying.",
+            ["underlying"],
+            registry=r,
+        )
         self.ticks_applied = Counter(
             "liqmon_ticks_applied_total",
             "Price ticks applied to the engine after conflation.",

@@ -341,7 +341,8 @@ async def _forward_partition(
             break
         replay = record.offset < resume_at.get(tp, 0)
         kind = _header(record.headers, "type")
-        if settings.types and kind is not None and kind not in settings.types:
+        skipped = kind == "margin_parameters"  # dynamic margin's record, not an account's
+        if skipped or (settings.types and kind is not None and kind not in settings.types):
             pending_commit = None if replay else record.offset + 1
             continue
         try:

@@ -25,6 +25,7 @@ import structlog
 from monitor.book import load_snapshots
 from monitor.changelog import RestoredState, read_changelog
 from monitor.config import Settings
+from monitor.dynamic import DynamicMargin
 from monitor.engine import Engine, judge_all, restore_states, shape_problem, unit_record
 from monitor.errors import LiqmonError
 from monitor.intake import Intake
@@ -71,8 +72,10 @@ class Recovery:
         intake: Intake,
         metrics: Metrics,
         clock_ms: Callable[[], int],
+        dynamic: DynamicMargin | None = None,
     ) -> None:
         self._settings = settings
+        self._dynamic = dynamic
         self._instruments = tuple(instruments)
         self._intake = intake
         self._metrics = metrics
@@ -115,6 +118,8 @@ class Recovery:
         engine = Engine(self._instruments, self._settings.engine)
         account_partition: dict[str, TopicPartition] = {}
         now_ms = self._clock_ms()
+        if self._dynamic is not None:  # the rates dynamic margin has set, before judging
+            engine.rescale(self._dynamic.scales(), {}, now_ms, self._dynamic.range_scales())
         if self._intake.prices:
             engine.apply([], list(self._intake.prices.values()), now_ms)
         changelog = await self.read_changelog()

@@ -44,6 +44,7 @@ __all__ = [
     "MarginEvent",
     "MarginEventType",
     "MarginModelSpec",
+    "MarginParameters",
     "MarginSettings",
     "OptionStandardMargin",
     "PortfolioGroupRisk",
@@ -57,6 +58,8 @@ __all__ = [
     "Reduction",
     "ScenarioPnl",
     "ScenarioPoint",
+    "ScenarioSetName",
+    "ScenarioSetRisk",
     "SizeScaledMargin",
     "SnapshotChunk",
     "SolvencyReport",
@@ -69,6 +72,9 @@ __all__ = [
     "Transfer",
     "Trigger",
     "UnitStates",
+    "VarEsRequest",
+    "VarEsRisk",
+    "VolatilityState",
 ]
 
 MAX_ID_LENGTH = 256
@@ -521,11 +527,96 @@ class MarginEvent(msgspec.Struct, frozen=True, kw_only=True):
     adl_quantile: float | None = None
 
 
+class MarginParameters(
+    msgspec.Struct, tag="margin_parameters", tag_field="type", frozen=True, kw_only=True
+):
+    """A change of dynamic margin's effective rate scale for one underlying (topic
+    ``margin-events``, key ``parameters:<underlying>``, header ``type=margin_parameters``).
+
+    From ``ts`` (event time of the bar close that caused it) the margin rates of
+    ``instruments`` are their configured rates times ``scale`` (was ``previous_scale``).
+    ``volatility`` is the annualised EWMA volatility then; ``raw_scale`` is
+    ``clip(volatility / reference_vol, floor, cap)``; ``stressed_scale`` the highest raw
+    scale seen (the stressed period); ``target_scale`` the anti-procyclical blend of the two;
+    ``limited_by`` names what held ``scale`` off ``raw_scale`` (``floor``, ``cap``,
+    ``stressed_weight``, ``max_change``, ``lead_time``). ``announced_ts`` is when an increase
+    held back by the lead time was first decided (equal to ``ts`` otherwise). Units holding
+    ``instruments`` are judged again at once; their events follow this one.
+    """
+
+    event_id: str
+    underlying: str
+    instruments: tuple[str, ...]
+    scale: float
+    previous_scale: float
+    raw_scale: float
+    stressed_scale: float
+    target_scale: float
+    volatility: float
+    reference_vol: float
+    limited_by: tuple[str, ...] = ()
+    announced_ts: int
+    ts: int
+    detected_ts: int
+
+
 # --------------------------------------------------------------------------- what-if
+
+
+ScenarioSetName = Literal["historical", "filtered", "monte_carlo"]
+
+
+class VarEsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The ``var_es`` part of an evaluate request (model ``var_es``, see ``monitor.evaluate_var``).
+
+    ``history``: closes per underlying group (a future's symbol, an option underlying),
+    oldest first, one per period (e.g. daily), the same count for each; the last close is
+    today. ``mpor``: periods in the margin period of risk. ``window``: scenarios of the
+    historical sets (default: as many as the history allows after the EWMA warm-up).
+    ``model_set``: the scenario set whose ES at ``confidence`` is the IM.
+    """
+
+    history: dict[str, tuple[float, ...]]
+    confidence: float = 0.975
+    mm_factor: float = 0.8
+    mpor: int = 1
+    window: int | None = None
+    model_set: ScenarioSetName = "filtered"
+    ewma_lambda: float = 0.94
+    ewma_warmup: int = 30
+    paths: int = 10_000
+    dof: float = 5.0
+    seed: int = 1
+
+
+class ScenarioSetRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """VaR and ES (positive = loss) of one account under one scenario set."""
+
+    scenario_set: ScenarioSetName
+    scenarios: int
+    seed: int | None
+    var_99: float
+    es_99: float
+    var_975: float
+    es_975: float
+
+
+class VarEsRisk(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's ``var_es`` margin and the figures behind it."""
+
+    initial_margin: float
+    maintenance_margin: float
+    confidence: float
+    mpor: int
+    model_set: ScenarioSetName
+    sets: tuple[ScenarioSetRisk, ...]
 
 
 class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     """One account's margin figures now, summed over its margin units.
+
+    ``var_es`` (only when the request asks for it): the ``var_es`` model's margin and the
+    VaR and ES behind it (``monitor.evaluate_var``).
 
     ``state`` is the worst state of the account's margin units (the cross account,
     and each isolated position, whose own state and ratio are on its PositionRisk).
@@ -545,6 +636,7 @@ class AccountRisk(msgspec.Struct, frozen=True, kw_only=True):
     positions: tuple[PositionRisk, ...] = ()
     greeks: dict[str, Greeks] = {}
     portfolio: tuple[PortfolioGroupRisk, ...] = ()
+    var_es: VarEsRisk | None = None
 
 
 class EvaluatePosition(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -589,6 +681,7 @@ class EvaluateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     vols: dict[str, float] = {}
     now: int | str | None = None
     portfolio_margin: dict[str, PortfolioMarginParams] = {}
+    var_es: VarEsRequest | None = None
 
 
 # --------------------------------------------------------------------------- state changelog
@@ -650,6 +743,37 @@ class PricesScreened(
     next_offset: int
 
 
+class VolatilityState(
+    msgspec.Struct, tag="volatility", tag_field="type", frozen=True, kw_only=True
+):
+    """One underlying's EWMA volatility estimator and dynamic-margin scale (topic
+    ``liqmon-state``, key ``volatility:<underlying>``), so a restart resumes both.
+
+    The estimator fields are those of ``monitor.risk.EwmaState``, with null for "not yet"
+    (JSON has no NaN): ``close`` before any mark, ``prev_close`` before a bar closed,
+    ``variance`` during the warm-up. ``scale`` is the
+    effective rate scale, ``stressed_scale`` the highest raw scale seen, ``evaluated_ts``
+    the event time of the last bar close it was evaluated at (the max-change-per-hour
+    clock), ``pending_scale`` and ``pending_ts`` an increase waiting for its lead time
+    (``announced_ts`` when decided).
+    """
+
+    underlying: str
+    bar: int = -1
+    close: float | None = None
+    prev_close: float | None = None
+    returns: int = 0
+    mean: float = 0.0
+    m2: float = 0.0
+    variance: float | None = None
+    scale: float = 1.0
+    stressed_scale: float = 0.0
+    evaluated_ts: int = -1
+    pending_scale: float | None = None
+    pending_ts: int = 0
+    announced_ts: int = 0
+
+
 class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
     """One chunk of a snapshot of the book of one ``fills`` partition (topic
     ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
@@ -696,7 +820,14 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     seen: list[tuple[str, str, int, int]]
 
 
-StateRecord = UnitStates | LedgerCheckpoint | PriceReference | PricesScreened | SnapshotChunk
+StateRecord = (
+    UnitStates
+    | LedgerCheckpoint
+    | PriceReference
+    | PricesScreened
+    | SnapshotChunk
+    | VolatilityState
+)
 
 
 # --------------------------------------------------------------------------- solvency

@@ -28,10 +28,12 @@ from monitor.changelog import (
     checkpoint_records,
     price_reference_records,
     prices_screened_records,
+    volatility_records,
 )
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
-from monitor.engine import SHAPE_REASONS, Engine, exposure, warm_up
+from monitor.dynamic import DynamicMargin
+from monitor.engine import SHAPE_REASONS, Engine, exposure, unit_record, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
@@ -97,6 +99,7 @@ class Monitor:
                 "valuation asset nor a collateral asset; list it in engine.collateral"
             )
         self._clock_ms = clock_ms
+        self.dynamic = DynamicMargin(self.instruments, settings.dynamic)
         service = settings.service
         self._intake = Intake(service, settings.topics.dlq, self.metrics)
         self._stop = asyncio.Event()
@@ -116,6 +119,8 @@ class Monitor:
             hold_reasons=get_args(HoldReason),
             states=STATE_NAMES,
         )
+        for underlying in self.dynamic.underlyings:  # at 0 before the first change
+            self.metrics.margin_parameter_changes.labels(underlying)
         self._next_guard_save = 0.0
         self._kernels: asyncio.Future[float] | None = None
         self._snapshots = Snapshots(
@@ -166,7 +171,9 @@ class Monitor:
             service.group_id,
             exactly_once=service.exactly_once,
         )
-        self._recovery = Recovery(settings, self.instruments, self._intake, self.metrics, clock_ms)
+        self._recovery = Recovery(
+            settings, self.instruments, self._intake, self.metrics, clock_ms, self.dynamic
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -215,7 +222,12 @@ class Monitor:
             # Compile the fused kernels off the event loop while the prices catch up.
             self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up))
             self._kernels.add_done_callback(_log_kernels)
-            self._recovery.resume_prices(self.engine, await self._recovery.read_changelog())
+            changelog = await self._recovery.read_changelog()
+            self.dynamic.restore(changelog.volatility.values())
+            self.engine.rescale(
+                self.dynamic.scales(), {}, self._clock_ms(), self.dynamic.range_scales()
+            )
+            self._recovery.resume_prices(self.engine, changelog)
             await self._catch_up_prices()
             if self._stop.is_set():
                 return
@@ -235,6 +247,7 @@ class Monitor:
                 now_ms = self._clock_ms()
                 ticks, dead_letters = self._intake.price_batch(records, self.engine, now_ms)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
+                self._rescale(ticks, now_ms)
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
                 await self._checkpoint.commit()
@@ -252,6 +265,7 @@ class Monitor:
         return [
             *price_reference_records(topic, self._intake.guard.take_changed()),
             *prices_screened_records(topic, self._intake.prices_screened),
+            *volatility_records(topic, self.dynamic.states()),
         ]
 
     # ------------------------------------------------------------------ the loop
@@ -311,7 +325,10 @@ class Monitor:
             checkpoint.add(price_letters)
             checkpoint.add(intake.dead_letters(rejected))
             checkpoint.add_events(events, states)
+            rescaled = self._rescale(ticks, now_ms)
+            events.extend(rescaled)
             guard_moved = bool(price_letters) or intake.guard.held_count != held_before
+            guard_moved = guard_moved or bool(rescaled) or self.dynamic.moved
             checkpoint.add(self._guard_records(force=guard_moved))
             owned = self._owned
             consumed = {tp: o for tp, o in next_offsets(ledger).items() if tp in owned}
@@ -338,6 +355,38 @@ class Monitor:
                 self._positions.update(committed)
             self._observe(prices, ledger, items, ticks, events, self._clock_ms())
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
+
+    def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[MarginEvent]:
+        """Feed the cycle's accepted ticks to the volatility estimator; when dynamic margin
+        changes a rate scale, publish why (``margin_parameters``), then re-judge the
+        holders at once and publish their transitions. Returns those transitions."""
+        changes, triggers = self.dynamic.observe(ticks, now_ms)
+        if not changes:
+            return []
+        for change in changes:
+            self.metrics.margin_parameter_changes.labels(change.underlying).inc()
+            log.info(
+                "margin parameters changed",
+                underlying=change.underlying,
+                scale=round(change.scale, 6),
+                previous=round(change.previous_scale, 6),
+                volatility=round(change.volatility, 6),
+                limited_by=list(change.limited_by),
+            )
+        if self._publishes_parameters():
+            self._checkpoint.add_parameters(changes)
+        output = self.engine.rescale(
+            self.dynamic.scales(), triggers, now_ms, self.dynamic.range_scales()
+        )
+        events = [e for e in output if self.owns(e.account)]
+        accounts = dict.fromkeys(e.account for e in events)
+        self._checkpoint.add_events(events, [unit_record(self.engine, a, now_ms) for a in accounts])
+        return events
+
+    def _publishes_parameters(self) -> bool:
+        """One instance publishes the parameter events: the owner of the first ledger
+        partition (every instance computes the same, from the same price table)."""
+        return TopicPartition(self.settings.topics.fills, 0) in self._owned or not self._owned
 
     def _failures(
         self,
@@ -401,6 +450,11 @@ class Monitor:
             m.accounts.labels(state).set(count)
         for kind, count in self.engine.position_counts().items():
             m.open_positions.labels(kind).set(count)
+        for underlying, vol in self.dynamic.volatility().items():
+            if vol == vol:  # NaN while warming up: no figure yet
+                m.volatility.labels(underlying).set(vol)
+        for underlying, scale in self.dynamic.exported_scales().items():
+            m.margin_scale.labels(underlying).set(scale)
         self._export_exposure()
         guard = self._intake.guard
         now_ms = self._clock_ms()

@@ -16,13 +16,14 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from monitor.schema import MarginEvent, PositionRisk
+from monitor.schema import MarginEvent, MarginParameters, PositionRisk
 from streams.records import InboundRecord
 from streams.settings import KafkaSettings
 
-__all__ = ["TailFilter", "format_event", "render", "tail_events"]
+__all__ = ["TailFilter", "format_event", "format_parameters", "render", "tail_events"]
 
 _decode = msgspec.json.Decoder(MarginEvent).decode
+_decode_parameters = msgspec.json.Decoder(MarginParameters).decode
 _encode = msgspec.json.Encoder().encode
 _SHOWN_POSITIONS = 3
 
@@ -74,10 +75,28 @@ def render(record: InboundRecord, wanted: TailFilter, as_json: bool) -> str | No
     verdict = wanted.admits_record(record)
     if verdict is False:
         return None
+    if _header(record, "type") == "margin_parameters":  # dynamic margin, not an account's
+        if wanted.accounts:
+            return None
+        change = _decode_parameters(record.value or b"")
+        return _encode(change).decode() if as_json else format_parameters(change)
     event = _decode(record.value or b"")
     if verdict is None and not wanted.admits_event(event):
         return None
     return _encode(event).decode() if as_json else format_event(event)
+
+
+def format_parameters(change: MarginParameters) -> str:
+    """One readable line for a dynamic-margin parameter change."""
+    when = datetime.fromtimestamp(change.ts / 1000, tz=UTC)
+    stamp = when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    limited = ",".join(change.limited_by) or "-"
+    return (
+        f"{stamp}  margin_parameters     {change.underlying}  "
+        f"scale={change.previous_scale:.4f}->{change.scale:.4f}  vol={change.volatility:.4f}  "
+        f"ref={change.reference_vol:.4f}  limited_by={limited}  "
+        f"instruments={','.join(change.instruments)}"
+    )
 
 
 def format_event(event: MarginEvent) -> str:

@@ -21,8 +21,10 @@ def register(subparsers: Any) -> None:
             "print each account's equity, margins, margin ratio, state and per-position "
             "liquidation and bankruptcy prices as a JSON array; accounts in mode "
             "'portfolio' also get their portfolio margin per underlying (risk matrix, "
-            "worst scenario, liquidation move; docs/portfolio-margin.md). Bad input: one "
-            "line naming the field, exit code 2."
+            "worst scenario, liquidation move; docs/portfolio-margin.md); with 'var_es' "
+            "and a price history, the var_es model's margin and VaR/ES at 99% and 97.5% "
+            "under historical, filtered historical and Monte Carlo scenarios. Bad input: "
+            "one line naming the field, exit code 2."
         ),
     )
     parser.add_argument(

@@ -87,6 +87,8 @@ class Engine:
     ) -> None:
         self.config = config if config is not None else EngineConfig()
         self.models = ModelTable.from_instruments(instruments)
+        self._configured_models = self.models  # rates as configured (rate scale 1)
+        self.rate_scale: NDArray[np.float64] = np.ones(len(self.models))
         self.book = Book(
             instruments,
             self.models,
@@ -375,6 +377,52 @@ class Engine:
         self.portfolio.after_prices(book, units, held)
         triggers = self.portfolio.triggers(book, held, latest, moved)
         return self._price_events(units, triggers, revalued_assets, now_ms)
+
+    def rescale(
+        self,
+        scales: dict[str, float],
+        triggers: dict[str, PriceTick],
+        now_ms: int,
+        ranges: dict[str, float] | None = None,
+    ) -> list[MarginEvent]:
+        """Set the rate scale of instruments (``symbol -> factor`` times their configured
+        rates, see ``ModelTable.scaled``) and of portfolio groups' risk-matrix
+        ``price_range`` (``ranges``: group -> factor); dynamic margin, ``monitor.dynamic``.
+        Revalue the holders at once and return the transitions, each triggered by the tick
+        of ``triggers[symbol or group]`` (the mark that moved the volatility)."""
+        book = self.book
+        factors = self.rate_scale.copy()
+        for symbol, factor in scales.items():
+            factors[book.instrument_index[symbol]] = factor
+        changed = np.flatnonzero(factors != self.rate_scale)
+        groups = self.portfolio.scale_ranges(ranges or {})
+        if changed.size == 0 and not groups:
+            return []
+        moved: dict[int, list[PriceTick]] = {}
+        parts = [np.empty(0, dtype=np.intp)]
+        if changed.size:
+            self.rate_scale = factors
+            self.models = self._configured_models.scaled(factors)
+            book.models = self.models
+            rows = np.concatenate([book.positions.holders_of(int(ix)) for ix in changed])
+            refresh_rows(book, rows)
+            parts.append(book.positions.unit[rows])
+            for ix in changed.tolist():
+                if self.models.symbols[ix] in triggers:
+                    moved[ix] = [triggers[self.models.symbols[ix]]]
+        held = self.portfolio.ticked(book, groups, ())
+        parts.append(self.portfolio.units_of(book, held))
+        for name in groups:
+            if name in triggers:
+                layout = self.portfolio.layout
+                for member in layout.members[layout.index[name]].tolist():
+                    moved.setdefault(member, [triggers[name]])
+        units = _unique(np.concatenate(parts), book.units.size)
+        if units.size == 0:
+            return []
+        refresh_units(book, units, with_collateral=False)
+        self.portfolio.after_prices(book, units, held)
+        return self._price_events(units, moved, {}, now_ms)
 
     def _price_events(
         self,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -39,6 +40,7 @@ from monitor.schema import PortfolioMarginParams, PriceTick
 __all__ = ["GroupLayout", "PortfolioMargins", "cross_rows"]
 
 _DEFAULT = PortfolioMarginParams()
+_MAX_RANGE = 0.95  # a scaled price_range stays a move the grid can price (< 100 %)
 
 
 class GroupLayout:
@@ -100,8 +102,26 @@ class PortfolioMargins:
 
     def __init__(self, book: Book, params: Mapping[str, PortfolioMarginParams]) -> None:
         self.layout = GroupLayout(book, params)
+        self._configured_params = list(self.layout.params)  # before any dynamic scaling
         self._priced: list[PricedGroup | None] = [None] * self.layout.size
         self._figures: dict[int, NDArray[np.float64]] = {}  # group -> [accounts, 2]: IM, MM
+
+    def scale_ranges(self, scales: Mapping[str, float]) -> list[str]:
+        """Set the risk matrix's ``price_range`` of groups to the configured one times
+        ``scales[group]`` (dynamic margin), kept below 1 (``_MAX_RANGE``); groups not named
+        keep theirs. Returns the groups whose range changed (their prices are forgotten)."""
+        layout = self.layout
+        changed = []
+        for name, factor in scales.items():
+            group = layout.index.get(name)
+            if group is None:
+                continue
+            base = self._configured_params[group]
+            price_range = min(base.price_range * factor, _MAX_RANGE)
+            if layout.params[group].price_range != price_range:
+                layout.params[group] = msgspec.structs.replace(base, price_range=price_range)
+                changed.append(name)
+        return changed
 
     # ------------------------------------------------------------------ pricing
 

@@ -107,6 +107,28 @@ class ModelTable:
     def __len__(self) -> int:
         return len(self.symbols)
 
+    def scaled(self, factors: NDArray[np.float64]) -> ModelTable:
+        """A table whose every rate is this one's times ``factors[i]`` for instrument ``i``:
+        tiered ``mmr``, ``imr`` and maintenance amount ``cum`` (so ``MM`` scales exactly,
+        ``IM`` up to the leverage floor ``1 / leverage``), size-scaled bases and slopes.
+        Brackets (notional floors) are unchanged. Used by dynamic margin
+        (``monitor.dynamic``); ``factors`` of 1 give equal rates."""
+        f = np.asarray(factors, dtype=np.float64)
+        if f.shape != (len(self.symbols),) or not np.all(np.isfinite(f) & (f > 0)):
+            raise ValueError("rate factors must be one positive finite number per instrument")
+        layout = self._layout
+        column = f[:, None]
+        scaled = layout._replace(
+            mmr=layout.mmr * column,
+            imr=layout.imr * column,
+            cum=layout.cum * column,
+            mm_slope=layout.mm_slope * f,
+            im_slope=layout.im_slope * f,
+        )
+        for array in (scaled.mmr, scaled.imr, scaled.cum, scaled.mm_slope, scaled.im_slope):
+            array.flags.writeable = False
+        return ModelTable(self.symbols, scaled)
+
     # ------------------------------------------------------------------ per position
 
     def notional(

@@ -14,11 +14,13 @@ from typing import Any
 import msgspec
 
 from monitor.config import ServiceSettings, Settings, SolvencySettings
+from monitor.dynamic import DynamicSettings
 from monitor.schema import (
     Fill,
     Instrument,
     LedgerEvent,
     MarginEvent,
+    MarginParameters,
     MarginSettings,
     PriceTick,
     Transfer,
@@ -55,6 +57,8 @@ INSTRUMENTS = msgspec.convert(
 
 _encode = msgspec.json.Encoder().encode
 _decode_event = msgspec.json.Decoder(MarginEvent).decode
+_decode_parameters = msgspec.json.Decoder(MarginParameters).decode
+_PARAMETERS = ("type", b"margin_parameters")
 
 
 def now_ms() -> int:
@@ -97,7 +101,12 @@ class MonitorHarness:
 
     # ------------------------------------------------------------------ the monitor
 
-    def settings(self, solvency: SolvencySettings | None = None, **service: Any) -> Settings:
+    def settings(
+        self,
+        solvency: SolvencySettings | None = None,
+        dynamic: DynamicSettings | None = None,
+        **service: Any,
+    ) -> Settings:
         options: dict[str, Any] = {
             "group_id": self.group_id,
             "http_port": 0,
@@ -110,17 +119,19 @@ class MonitorHarness:
             topics=self.topics,
             service=msgspec.convert(options, ServiceSettings),
             solvency=solvency if solvency is not None else SolvencySettings(),
+            dynamic=dynamic or DynamicSettings(),
         )
 
     async def start_monitor(
         self,
         instruments: Sequence[Instrument] = INSTRUMENTS,
         solvency: SolvencySettings | None = None,
+        dynamic: DynamicSettings | None = None,
         **service: Any,
     ) -> Monitor:
         """Start a monitor and wait until it is ready (prices caught up, partitions restored)."""
         assert self.monitor is None, "stop the running monitor first"
-        monitor = Monitor(self.settings(solvency, **service), instruments)
+        monitor = Monitor(self.settings(solvency, dynamic, **service), instruments)
         self.monitor = monitor
         self._task = asyncio.create_task(monitor.run())
         await self.until(lambda: monitor.readiness()[0], "the monitor to be ready", timeout_s=60)
@@ -161,11 +172,34 @@ class MonitorHarness:
         return got
 
     async def events(self) -> list[MarginEvent]:
+        """The account events on margin-events (dynamic-margin parameter records left out)."""
         return [
             _decode_event(r.value)
             for r in await self.read_all(self.topics.margin_events)
-            if r.value
+            if r.value and _PARAMETERS not in (r.headers or ())
         ]
+
+    async def parameters(self) -> list[MarginParameters]:
+        """The dynamic-margin parameter changes on margin-events, in topic order per key."""
+        return [
+            _decode_parameters(r.value)
+            for r in await self.read_all(self.topics.margin_events)
+            if r.value and _PARAMETERS in (r.headers or ())
+        ]
+
+    async def wait_until_parameters(
+        self, condition: Callable[[list[MarginParameters]], bool], timeout_s: float = 30.0
+    ) -> list[MarginParameters]:
+        """Re-read the parameter changes until ``condition`` holds (deadline ``timeout_s``)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = await self.parameters()
+            if condition(found):
+                return found
+            if time.monotonic() > deadline:
+                scales = [round(c.scale, 4) for c in found]
+                raise AssertionError(f"timed out waiting for parameter changes; so far {scales}")
+            await asyncio.sleep(0.05)
 
     async def wait_events(
         self, condition: Callable[[list[MarginEvent]], bool], what: str, timeout_s: float = 30.0

@@ -184,6 +184,10 @@ async def stack(
         "LIQMON_SERVICE__GROUP_ID": f"g-prom-{uuid.uuid4().hex[:10]}",
         "LIQMON_SERVICE__HTTP_PORT": str(liqmon_port),
         "LIQMON_LOG__FORMAT": "json",
+        # One-second bars and a short warm-up, so the volatility panel has figures within
+        # the scenario's few seconds of event time.
+        "LIQMON_DYNAMIC__BAR_S": "1",
+        "LIQMON_DYNAMIC__EWMA_WARMUP": "2",
     }
     (work / "rules.yml").write_text(
         re.sub(r"^(\s+)for: \S+$", r"\1for: 0s", RULES.read_text(), flags=re.MULTILINE)

@@ -160,6 +160,26 @@ WIRE_SAMPLES: list[tuple[str, Any]] = [
         "StateRecord",
         schema.UnitStates(account="a1", units={"": "liquidation"}, ts=1_732_000_000_000),
     ),
+    ("StateRecord", schema.VolatilityState(underlying="BTCUSDT", bar=5, close=100.0)),
+    (
+        "MarginParameters",
+        schema.MarginParameters(
+            event_id="margin_parameters:BTCUSDT:60000",
+            underlying="BTCUSDT",
+            instruments=("BTCUSDT",),
+            scale=1.25,
+            previous_scale=1.0,
+            raw_scale=1.4,
+            stressed_scale=1.4,
+            target_scale=1.4,
+            volatility=0.7,
+            reference_vol=0.5,
+            limited_by=("max_change",),
+            announced_ts=60_000,
+            ts=60_000,
+            detected_ts=60_010,
+        ),
+    ),
 ]
 
 

@@ -48,6 +48,9 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_stress_bad_debt": {"scenario": "BTC -30%"},
     "liqmon_stress_bankrupt_accounts": {"scenario": "BTC -30%"},
     "liqmon_adl_shortfall": {"symbol": "BTCUSDT", "side": "short"},
+    "liqmon_volatility": {"underlying": "BTCUSDT"},
+    "liqmon_margin_scale": {"underlying": "BTCUSDT"},
+    "liqmon_margin_parameter_changes": {"underlying": "BTCUSDT"},
 }
 # Prometheus attaches these to every scraped series; `up` is its own per-target series.
 TARGET_LABELS = frozenset({"instance", "job"})

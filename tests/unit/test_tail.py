@@ -7,7 +7,7 @@ from typing import NamedTuple
 import msgspec
 import pytest
 
-from monitor.schema import Greeks, MarginEvent, PositionRisk, Reduction
+from monitor.schema import Greeks, MarginEvent, MarginParameters, PositionRisk, Reduction
 from monitor.tail import TailFilter, format_event, render
 from streams.records import Headers
 
@@ -153,3 +153,41 @@ def test_an_option_position_shows_its_vol_and_delta() -> None:
     )
     line = format_event(_event(positions=(option,)))
     assert "positions=BTC-27DEC24-90000-P -2@0.035 iv 62.3% delta +0.81" in line
+
+
+def _parameters_record() -> Record:
+    change = MarginParameters(
+        event_id="margin_parameters:BTCUSDT:60000",
+        underlying="BTCUSDT",
+        instruments=("BTCUSDT",),
+        scale=1.25,
+        previous_scale=1.0,
+        raw_scale=1.4,
+        stressed_scale=1.4,
+        target_scale=1.4,
+        volatility=0.7,
+        reference_vol=0.5,
+        limited_by=("max_change",),
+        announced_ts=60_000,
+        ts=60_000,
+        detected_ts=60_010,
+    )
+    return Record(
+        key=b"parameters:BTCUSDT",
+        value=msgspec.json.encode(change),
+        headers=[("type", b"margin_parameters")],
+    )
+
+
+def test_a_margin_parameters_record_reads_as_its_scale_change() -> None:
+    line = render(_parameters_record(), TailFilter(), as_json=False)
+    assert line is not None
+    assert "margin_parameters" in line
+    assert "BTCUSDT" in line
+    assert "scale=1.0000->1.2500" in line
+    assert "limited_by=max_change" in line
+
+
+def test_an_account_filter_drops_margin_parameters_records() -> None:
+    wanted = TailFilter(accounts=frozenset({"acct-1"}))
+    assert render(_parameters_record(), wanted, as_json=False) is None

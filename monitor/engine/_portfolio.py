@@ -83,10 +83,16 @@ class GroupLayout:
         option = contracts.kind[ix] == OPTION
         underlying = np.maximum(contracts.underlying[ix], 0)
         years = years_to_expiry(contracts.expiry_ms[ix], options.value_ts[ix])
+        # A book without options has no underlyings at all: nothing to take from.
+        underlying_price = (
+            options.underlying_price.take(underlying, mode="clip")
+            if options.underlying_price.size
+            else np.full(ix.shape, np.nan)
+        )
         return InstrumentTerms(
             kind=contracts.kind[ix],
             contract_size=book.contract_size[ix],
-            price=np.where(option, options.underlying_price[underlying], book.mark[ix]),
+            price=np.where(option, underlying_price, book.mark[ix]),
             strike=contracts.strike[ix],
             years=np.where(option, years, 0.0),
             expiry_ms=contracts.expiry_ms[ix],

@@ -79,7 +79,12 @@ def stress(
     )
     pnl = scenario_pnl(quantities, values)
     equity = state.unit_equity[:, None] + pnl
-    tolerance = REL_TOL * (state.unit_scale[:, None] + np.abs(pnl))
+    # The P&L is a difference of position values: its rounding is relative to the
+    # positions' size, not only to the unit's equity terms (a unit with no collateral and a
+    # flat P&L must not be called bankrupt by a loss of 1e-33 on a 100,000 notional).
+    terms = InstrumentTerms._make(state.terms)
+    size = np.asarray(abs(quantities) @ np.abs(terms.contract_size * terms.price))
+    tolerance = REL_TOL * (state.unit_scale[:, None] + np.abs(pnl) + size[:, None])
     bankrupt = equity < -tolerance
     debt = np.maximum(-equity, 0.0)
     return StressFigures(moves, values, pnl, equity, bankrupt, debt)

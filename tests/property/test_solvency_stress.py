@@ -285,3 +285,24 @@ def test_option_stress_equals_brute_force_at_shocked_prices_and_vols(
         assert math.isclose(result.bad_debt, expected, rel_tol=1e-7, abs_tol=1e-7 * (1 + scale))
         state = {r.account: r.state for r in risks}
         assert all(state[a] == "bankrupt" for a in result.bankrupt)
+
+
+def test_a_rounding_loss_on_an_empty_wallet_is_not_a_bankruptcy() -> None:
+    # Found by hypothesis: a short future at its mark, 5e-324 of collateral, a move of
+    # 1e-38. The scenario P&L (-1e-33) is rounding against a 100,000 notional.
+    book = (
+        EvaluateAccount(
+            account="o0",
+            collateral={"USDT": 5e-324},
+            positions=(EvaluatePosition(symbol="BTC-USD", qty=-1.0, entry_price=UNDERLYING),),
+        ),
+    )
+    request = EvaluateRequest(
+        instruments=OPTION_INSTRUMENTS, prices={"BTC-USD": UNDERLYING}, vols=VOLS, now=NOW,
+        accounts=book,
+    )  # fmt: skip
+    scenario = StressScenario(name="tiny", moves={"BTC": 1.0677806630602609e-38}, vol="up")
+    report = stress_report(
+        book_state(load_request(request)), [scenario], PortfolioMarginParams(), fund=0.0, ts=0
+    )
+    assert report.scenarios[0].bankrupt == ()

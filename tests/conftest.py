@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from monitor.config import load_settings
 from streams._probe import accepts_requests
@@ -24,6 +25,13 @@ from streams.settings import KafkaSettings, TopicSettings
 from streams.topics import TopicSpec, create_topics, delete_topics, ensure_topics
 
 _LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+# CI explores the same examples on every run (hypothesis's own advice for CI): a property
+# that fails there fails on every run, never by the luck of a seed. Locally each run
+# explores new examples and keeps what failed in .hypothesis/.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis_settings.load_profile("ci")
 _FOLDER_MARKERS = {"unit": "unit", "integration": "kafka"}
 
 

@@ -37,10 +37,8 @@ class Intake:
     def __init__(self, service: ServiceSettings, dlq_topic: str, metrics: Metrics) -> None:
         self.guard = PriceGuard(int(service.max_price_age_s * 1000), service.price_band)
         self.prices: dict[str, PriceTick] = {}  # the newest accepted tick per symbol
-        # Next offset screened per prices partition, and below which offsets bad records
-        # were dead-lettered by an earlier run (liqmon-state), so a restart re-reading the
-        # table does not dead-letter them again.
-        self.prices_screened: dict[TopicPartition, int] = {}
+        # Below which offsets bad price records were dead-lettered by an earlier run
+        # (liqmon-state), so a restart re-reading the table does not dead-letter them again.
         self._dead_lettered_before: dict[TopicPartition, int] = {}
         self._dlq_topic = dlq_topic
         self._metrics = metrics
@@ -95,10 +93,6 @@ class Intake:
         metrics.held_prices.set(self.guard.held_count)
         for tick in decision.accepted:
             self.prices[tick.symbol] = tick
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            if record.offset >= self.prices_screened.get(tp, 0):
-                self.prices_screened[tp] = record.offset + 1
         fresh = [r for r in rejected if r.offset >= self._dead_lettered_before.get(_tp(r), 0)]
         if len(fresh) < len(rejected):
             metrics.dlq_repeats_skipped.inc(len(rejected) - len(fresh))

@@ -264,7 +264,7 @@ class Monitor:
         topic = self.settings.topics.state
         return [
             *price_reference_records(topic, self._intake.guard.take_changed()),
-            *prices_screened_records(topic, self._intake.prices_screened),
+            *prices_screened_records(topic, self._table.read_up_to),
             *volatility_records(topic, self.dynamic.states()),
         ]
 

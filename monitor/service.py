@@ -17,7 +17,6 @@ import asyncio
 import gc
 import time
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, get_args
@@ -33,12 +32,13 @@ from monitor.changelog import (
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
-from monitor.engine import SHAPE_REASONS, Engine, exposure, unit_record, warm_up
+from monitor.engine import SHAPE_REASONS, Engine, unit_record, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
+from monitor.observe import Observer
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
 from monitor.snapshots import Snapshots
@@ -107,7 +107,7 @@ class Monitor:
         self._owned: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}  # next ledger offset processed
         self._account_partition: dict[str, TopicPartition] = {}
-        self._ignored_seen: dict[str, int] = {}  # engine.ignored already counted in metrics
+        self._observer = Observer(self.metrics, settings.topics, settings.service.insurance_fund)
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
         self.metrics.initialise(
@@ -251,7 +251,7 @@ class Monitor:
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
                 await self._checkpoint.commit()
-                self._observe(records, [], [], ticks, [], now_ms)
+                self._observer.cycle(self.engine, records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
 
     def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
@@ -353,7 +353,9 @@ class Monitor:
                 events = []
             else:
                 self._positions.update(committed)
-            self._observe(prices, ledger, items, ticks, events, self._clock_ms())
+            self._observer.cycle(
+                self.engine, prices, ledger, items, ticks, events, self._clock_ms()
+            )
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
 
     def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[MarginEvent]:
@@ -412,78 +414,13 @@ class Monitor:
 
     # ------------------------------------------------------------------ observing
 
-    def _observe(
-        self,
-        prices: list[InboundRecord],
-        ledger: list[InboundRecord],
-        items: list[LedgerEvent],
-        ticks: list[PriceTick],
-        events: list[MarginEvent],
-        acked_ms: int,
-    ) -> None:
-        m = self.metrics
-        if prices:
-            m.records_consumed.labels(self.settings.topics.prices).inc(len(prices))
-        if ledger:
-            m.records_consumed.labels(self.settings.topics.fills).inc(len(ledger))
-        for kind, count in Counter(type(item) for item in items).items():
-            m.ledger_events_applied.labels(kind.__struct_config__.tag).inc(count)
-        for reason, count in self.engine.ignored.items():
-            counted = self._ignored_seen.get(reason, 0)
-            if count > counted:
-                m.ledger_events_ignored.labels(reason).inc(count - counted)
-                self._ignored_seen[reason] = count
-        m.ticks_applied.inc(len(ticks))
-        self._count_published(events, acked_ms)
-
-    def _count_published(self, events: list[MarginEvent], acked_ms: int) -> None:
-        m = self.metrics
-        for event_type, count in Counter(event.type for event in events).items():
-            m.events_published.labels(event_type).inc(count)
-        for event in events:
-            if event.trigger == "price":
-                m.tick_to_event_latency.observe(max(0.0, (acked_ms - event.trigger_ts) / 1000))
-
     async def _update_gauges(self) -> None:
+        self._observer.book(self.engine, self.dynamic, self._intake.guard, self._clock_ms())
         m = self.metrics
-        for state, count in self.engine.state_counts().items():
-            m.accounts.labels(state).set(count)
-        for kind, count in self.engine.position_counts().items():
-            m.open_positions.labels(kind).set(count)
-        for underlying, vol in self.dynamic.volatility().items():
-            if vol == vol:  # NaN while warming up: no figure yet
-                m.volatility.labels(underlying).set(vol)
-        for underlying, scale in self.dynamic.exported_scales().items():
-            m.margin_scale.labels(underlying).set(scale)
-        self._export_exposure()
-        guard = self._intake.guard
-        now_ms = self._clock_ms()
-        for symbol, ts in guard.accepted_ts().items():
-            m.price_age.labels(symbol).set(max(0.0, (now_ms - ts) / 1000))
-        if guard.newest_ts > 0:
-            m.price_feed_age.set(max(0.0, (now_ms - guard.newest_ts) / 1000))
         for tp, lag in (await self._table.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for tp, lag in (await self._ledger.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-
-    def _export_exposure(self) -> None:
-        """Bad debt, liquidation exposure, open interest and the insurance fund."""
-        m = self.metrics
-        found = exposure(self.engine)
-        m.bad_debt_total.set(found.bad_debt)
-        for underlying, debt in found.bad_debt_by_underlying.items():
-            m.bad_debt.labels(underlying).set(debt)
-        for underlying, exposed in found.liquidation_exposure_by_underlying.items():
-            m.liquidation_exposure.labels(underlying).set(exposed)
-        for symbol, interest in found.open_interest.items():
-            m.open_interest.labels(symbol).set(interest)
-        fund = self.settings.service.insurance_fund
-        if fund:
-            assets = self.engine.book.assets
-            m.insurance_fund.set(
-                sum(amount * float(assets.value[assets.index[a]]) for a, amount in fund.items())
-            )
 
     def _sweep(self) -> None:
         self.metrics.sweeps.inc()
@@ -540,13 +477,13 @@ class Monitor:
         group's offsets to where the changelog says the last run got."""
         self.engine = rebuilt.engine
         self._account_partition = rebuilt.account_partition
-        self._ignored_seen = dict(rebuilt.engine.ignored)  # replayed, counted by the last run
+        self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned
         self._checkpoint.add_events(rebuilt.events, rebuilt.states)
         if rebuilt.ahead:
             self._ledger.seek(rebuilt.ahead)
         await self._checkpoint.commit(rebuilt.ahead)
-        self._count_published(rebuilt.events, self._clock_ms())
+        self._observer.published(rebuilt.events, self._clock_ms())
         self._positions = dict(rebuilt.resume)
         self._built = True
         self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)

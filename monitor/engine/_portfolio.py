@@ -8,11 +8,13 @@ contingencies, MM and IM; the unit's IM and MM are the sums over its groups.
 
 Incremental, pricing the instrument and not the position: a tick that moves any
 instrument of a group reprices the group once (instruments x scenarios) and recomputes
-the group's figures for every portfolio account holding it with one sparse product;
-other groups' figures are kept. Booking an account's ledger event recomputes that
-account's groups. The per-(account, group) IM and MM are kept in one array per group
-over accounts (16 bytes per account and group with portfolio holders), and a unit's
-figures are always their exact sum, never adjusted by deltas.
+the group's figures for every portfolio account holding it in one fused pass over their
+positions (:func:`monitor.scenarios.holder_figures`), through the group's holder index
+(:mod:`monitor.engine._portfolio_index`), which is kept between ticks and rebuilt after the
+ledger touches one of its accounts; other groups' figures are kept. Booking an account's
+ledger event recomputes that account's groups. The per-(account, group) IM and MM are kept
+in one array per group over accounts (16 bytes per account and group with portfolio
+holders), and a unit's figures are always their exact sum, never adjusted by deltas.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import INITIAL, MAINTENANCE, NO_ROW, PORTFOLIO, Book
+from monitor.engine._portfolio_index import HolderIndex, build_index
 from monitor.errors import ConfigError
 from monitor.models import OPTION, years_to_expiry
 from monitor.scenarios import (
@@ -32,6 +35,7 @@ from monitor.scenarios import (
     InstrumentTerms,
     PricedGroup,
     group_margin,
+    holder_figures,
     params_problem,
     price_group,
 )
@@ -111,6 +115,7 @@ class PortfolioMargins:
         self._configured_params = list(self.layout.params)  # before any dynamic scaling
         self._priced: list[PricedGroup | None] = [None] * self.layout.size
         self._figures: dict[int, NDArray[np.float64]] = {}  # group -> [accounts, 2]: IM, MM
+        self._holders: dict[int, HolderIndex] = {}  # group -> its holder index, until touched
 
     def scale_ranges(self, scales: Mapping[str, float]) -> list[str]:
         """Set the risk matrix's ``price_range`` of groups to the configured one times
@@ -141,10 +146,10 @@ class PortfolioMargins:
 
     def ticked(
         self, book: Book, symbols: Iterable[str], assets: Iterable[int]
-    ) -> dict[int, NDArray[np.intp]]:
+    ) -> dict[int, HolderIndex]:
         """Forget the prices of the groups a cycle's ticks touch: a tick of an instrument or
-        of an underlying, or of a settle asset. Returns, per such group, its open positions
-        in portfolio accounts (none when there is no portfolio account).
+        of an underlying, or of a settle asset. Returns, per such group with portfolio
+        holders, their index (none when there is no portfolio account).
 
         Any tick counts, not only one that moved a mark: an option tick that re-implies its
         volatility at an unchanged mark still moves the volatility scenarios.
@@ -163,14 +168,37 @@ class PortfolioMargins:
             self._priced[group] = None
         if not groups or (not self._figures and not self.has_accounts(book)):
             return {}
-        pos = book.positions
         held = {}
         for group in sorted(groups):
-            parts = [pos.holders_of(int(ix)) for ix in self.layout.members[group]]
-            rows = self._portfolio_rows(book, np.concatenate(parts))
-            if rows.size:
-                held[group] = rows
+            index = self.holders(book, group)
+            if index.size:
+                held[group] = index
         return held
+
+    def holders(self, book: Book, group: int) -> HolderIndex:
+        """The group's portfolio holders and their rows: kept, or built from the holder
+        lists of the group's instruments."""
+        index = self._holders.get(group)
+        if index is None:
+            pos = book.positions
+            parts = [pos.holders_of(ix) for ix in self.layout.members[group].tolist()]
+            rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
+            index = build_index(book, rows, self.layout.col)
+            self._holders[group] = index
+        return index
+
+    def _forget_holders(self, book: Book, accounts: NDArray[np.intp]) -> None:
+        """Drop the holder index of every group that ``accounts`` (ledger-touched, sorted)
+        held or hold now: their rows or mode may have changed."""
+        if not self._holders or accounts.size == 0:
+            return
+        rows = cross_rows(book, book.accounts.cross_unit[accounts])
+        now = set(self.layout.group_of[book.positions.instrument[rows]].tolist())
+        for group in list(self._holders):
+            held = self._holders[group].accounts
+            slot = np.minimum(np.searchsorted(held, accounts), max(held.size - 1, 0))
+            if group in now or (held.size and bool((held[slot] == accounts).any())):
+                del self._holders[group]
 
     # ------------------------------------------------------------------ figures
 
@@ -211,7 +239,12 @@ class PortfolioMargins:
         return accounts, margin
 
     def _store(
-        self, book: Book, group: int, accounts: NDArray[np.intp], margin: GroupMargin
+        self,
+        book: Book,
+        group: int,
+        accounts: NDArray[np.intp],
+        initial: NDArray[np.float64],
+        maintenance: NDArray[np.float64],
     ) -> None:
         table = self._figures.get(group)
         size = book.accounts.size
@@ -220,8 +253,8 @@ class PortfolioMargins:
             if table is not None:
                 grown[: table.shape[0]] = table
             self._figures[group] = table = grown
-        table[accounts, 0] = margin.initial
-        table[accounts, 1] = margin.maintenance
+        table[accounts, 0] = initial
+        table[accounts, 1] = maintenance
 
     def _portfolio_rows(self, book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
         """The ``rows`` that are open positions in a portfolio account's cross unit."""
@@ -237,26 +270,39 @@ class PortfolioMargins:
         return bool((book.accounts.mode[: book.accounts.size] == PORTFOLIO).any())
 
     def after_prices(
-        self, book: Book, units: NDArray[np.intp], held: Mapping[int, NDArray[np.intp]]
+        self, book: Book, units: NDArray[np.intp], held: Mapping[int, HolderIndex]
     ) -> None:
         """After a tick's ``refresh_units(units)``: recompute the groups ``held`` (from
         :meth:`ticked`) for their portfolio holders, then set the IM and MM of the
         portfolio units among ``units``."""
-        for group, rows in held.items():
-            self._store(book, group, *self.compute(book, group, rows))
+        for group, index in held.items():
+            self._store_index(book, group, index)
         self.write_totals(book, units)
 
-    def units_of(self, book: Book, held: Mapping[int, NDArray[np.intp]]) -> NDArray[np.intp]:
-        """The cross units holding the rows of ``held``."""
+    def _store_index(self, book: Book, group: int, index: HolderIndex) -> None:
+        """Compute and keep the figures of every holder of ``index`` in ``group``."""
+        figures = holder_figures(
+            self.priced(book, group),
+            index.indptr,
+            index.rows,
+            index.col,
+            book.positions.qty,
+            book.positions.figures[:, 1],
+        )
+        self._store(book, group, index.accounts, figures.initial, figures.maintenance)
+
+    def units_of(self, book: Book, held: Mapping[int, HolderIndex]) -> NDArray[np.intp]:
+        """The cross units of the holders in ``held``."""
         if not held:
             return np.empty(0, dtype=np.intp)
-        units: NDArray[np.intp] = book.positions.unit[np.concatenate(list(held.values()))]
+        accounts = np.concatenate([index.accounts for index in held.values()])
+        units: NDArray[np.intp] = book.accounts.cross_unit[accounts]
         return units
 
     def triggers(
         self,
         book: Book,
-        held: Mapping[int, NDArray[np.intp]],
+        held: Mapping[int, HolderIndex],
         latest: Mapping[str, PriceTick],
         moved: Mapping[int, list[PriceTick]],
     ) -> dict[int, list[PriceTick]]:
@@ -278,6 +324,7 @@ class PortfolioMargins:
         """After booking: recompute every group of the accounts of ``units`` (a position,
         a mode or a wallet changed) and set the IM and MM of their portfolio units."""
         accounts = np.unique(book.units.account[units])
+        self._forget_holders(book, accounts)
         for table in self._figures.values():
             table[accounts[accounts < table.shape[0]]] = 0.0
         portfolio = accounts[book.accounts.mode[accounts] == PORTFOLIO]
@@ -286,7 +333,10 @@ class PortfolioMargins:
             self._by_group(book, rows)
         self.write_totals(book, units)
 
-    def _by_group(self, book: Book, rows: NDArray[np.intp]) -> None:
+    def _by_group(self, book: Book, rows: NDArray[np.intp], keep: bool = False) -> None:
+        """Compute and store the figures of the holders of ``rows`` (open portfolio cross
+        rows) in each of their groups; ``keep``: ``rows`` are all of each group's rows, so
+        the holder indexes built are kept for the ticks."""
         if rows.size == 0:
             return
         group = self.layout.group_of[book.positions.instrument[rows]]
@@ -295,7 +345,10 @@ class PortfolioMargins:
         starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
         for start, end in zip(starts.tolist(), [*starts[1:].tolist(), rows.size], strict=True):
             g = int(group[start])
-            self._store(book, g, *self.compute(book, g, rows[start:end]))
+            index = build_index(book, rows[start:end], self.layout.col)
+            if keep:
+                self._holders[g] = index
+            self._store_index(book, g, index)
 
     def write_totals(self, book: Book, units: NDArray[np.intp]) -> None:
         """Set IM and MM of the portfolio cross units among ``units`` to their group sums."""
@@ -310,18 +363,23 @@ class PortfolioMargins:
 
     def _sums(self, accounts: NDArray[np.intp]) -> NDArray[np.float64]:
         totals = np.zeros((accounts.size, 2))
+        top = int(accounts.max()) if accounts.size else -1
         for group in sorted(self._figures):
             table = self._figures[group]
-            inside = accounts < table.shape[0]
-            totals[inside] += table[accounts[inside]]
+            if top < table.shape[0]:
+                totals += table[accounts]
+            else:
+                inside = accounts < table.shape[0]
+                totals[inside] += table[accounts[inside]]
         return totals
 
     def recompute_all(self, book: Book) -> None:
         """Reprice every group and recompute every portfolio account (the reference path)."""
         self._priced = [None] * self.layout.size
         self._figures = {}
+        self._holders = {}
         open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
-        self._by_group(book, self._portfolio_rows(book, open_rows))
+        self._by_group(book, self._portfolio_rows(book, open_rows), keep=True)
         self.write_totals(book, np.arange(book.units.size, dtype=np.intp))
 
     def from_scratch(self, book: Book) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
@@ -330,6 +388,7 @@ class PortfolioMargins:
         fresh.layout = self.layout
         fresh._priced = [None] * self.layout.size
         fresh._figures = {}
+        fresh._holders = {}
         open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
         fresh._by_group(book, fresh._portfolio_rows(book, open_rows))
         n = book.accounts.size

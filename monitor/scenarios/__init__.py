@@ -8,6 +8,7 @@ its quantities and those changes; a requirement is a statistic of that vector (t
 worst weighted loss here, VaR/ES in :mod:`monitor.risk`). Pure: no I/O, no clock.
 """
 
+from monitor.scenarios._fused import HolderFigures, holder_figures, holder_figures_reference
 from monitor.scenarios._grid import (
     VOL_CASES,
     VOL_DOWN,
@@ -36,12 +37,15 @@ __all__ = [
     "VOL_UP",
     "GroupMargin",
     "GroupPositions",
+    "HolderFigures",
     "InstrumentTerms",
     "PositionMatrix",
     "PricedGroup",
     "ScenarioSet",
     "contingency_units",
     "group_margin",
+    "holder_figures",
+    "holder_figures_reference",
     "params_problem",
     "price_group",
     "risk_matrix_scenarios",

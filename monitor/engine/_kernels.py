@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.engine._portfolio_index import warm_up as warm_up_holder_index
+from monitor.engine._tick_kernels import warm_up as warm_up_tick
+from monitor.scenarios._fused import warm_up as warm_up_holder_figures
+
 __all__ = ["HAVE_NUMBA", "revalue_linear", "revalue_linear_reference", "warm_up"]
 
 try:  # numba is optional at import time: the numpy reference always works
@@ -145,4 +149,7 @@ def warm_up() -> float:
         ix, one, one, one, ix, one, one, one, np.ones(1, dtype=np.intp),
         grid, grid, grid, grid, one, one, np.zeros((4, 1)), np.zeros((1, 4)),
     )  # fmt: skip
+    warm_up_tick()  # the tick's option rows and unit sums, the portfolio-margin kernels
+    warm_up_holder_index()
+    warm_up_holder_figures()
     return time.perf_counter() - started

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, NO_ROW, UPNL, Book
 from monitor.engine._kernels import HAVE_NUMBA, revalue_linear
+from monitor.engine._tick_kernels import revalue_option_rows, unit_sums
 
 __all__ = ["UnitFigures", "figures", "recompute_units", "refresh_rows", "refresh_units", "scale"]
 
@@ -52,6 +53,13 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     """
     pos = book.positions
     n = pos.size
+    if HAVE_NUMBA and book.contracts.has_options and rows.shape[0]:
+        if rows.shape[0] * 2 >= n:  # every option row in one sequential pass; the rest:
+            rows = _revalue_option_rows(book, None)  # every row of another kind
+        else:
+            rows = rows[_revalue_option_rows(book, rows)]  # the rest: other kinds
+        if rows.shape[0] == 0:
+            return
     if rows.shape[0] * 2 >= n:
         upnl, initial, maintenance = figures(
             book, pos.instrument[:n], pos.qty[:n], pos.entry[:n], pos.leverage[:n]
@@ -63,6 +71,26 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
         book, pos.instrument[rows], pos.qty[rows], pos.entry[rows], pos.leverage[rows]
     )
     pos.figures[rows] = np.column_stack((upnl, initial, maintenance))
+
+
+def _revalue_option_rows(book: Book, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:
+    """Write the figures of the option rows among ``rows`` (None: all) in one fused pass
+    (``monitor.engine._tick_kernels``); return where the other rows are in ``rows`` (None:
+    the other rows)."""
+    pos, options = book.positions, book.options
+    n = pos.size
+    return revalue_option_rows(
+        rows,
+        pos.instrument[:n],
+        pos.qty,
+        book.contracts.kind,
+        book.models.contract_size,
+        book.mark,
+        options.short_initial,
+        options.short_maintenance,
+        book.assets.value.take(book.settle_asset),
+        pos.figures,
+    )
 
 
 def _collateral(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
@@ -103,6 +131,10 @@ def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
     every open row's cached figures is cheaper than walking the row lists."""
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
+    if HAVE_NUMBA:  # one fused pass (monitor.engine._tick_kernels), same sums
+        sums = unit_sums(pos.unit[:n_rows], pos.qty[:n_rows], pos.figures[:n_rows], n_units)
+        table.figures[units, UPNL:] = sums[units]
+        return
     unit = pos.unit[:n_rows]
     values = pos.figures[:n_rows]
     is_open = pos.qty[:n_rows] != 0.0

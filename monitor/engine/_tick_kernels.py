@@ -1,0 +1,192 @@
+"""Fused kernels for a tick that moves many option positions, with their numpy references.
+
+A tick of an underlying moves the mark of every option on it, so every position in those
+options is revalued and every unit holding one is summed afresh. numpy does that in about
+fifteen passes over the rows (gathers per column, the per-kind split, strided writes into
+the figures, one bincount per column); these kernels do one:
+
+* :func:`revalue_option_rows`: an option position's figures from its instrument's mark and
+  short margin per base unit (``monitor.book._contracts``: value ``qty x contract_size x
+  mark``, short IM/MM ``max(0, -qty x contract_size) x`` the instrument's short margin,
+  times the settle asset's value), written into the row; rows of other kinds are handed
+  back for the numpy path (``monitor.engine._revalue.figures``).
+* :func:`unit_sums`: uPnL, IM, MM and gross of every unit over its open rows, in row order
+  (the same order, hence the same sums, as ``np.bincount``).
+
+Compiled on first use, cached on disk, releasing the GIL; :func:`warm_up` compiles them
+ahead. ``tests/unit/test_tick_kernels.py`` checks each against its reference.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.models import OPTION
+
+__all__ = [
+    "HAVE_NUMBA",
+    "revalue_option_rows",
+    "revalue_option_rows_reference",
+    "unit_sums",
+    "unit_sums_reference",
+    "warm_up",
+]
+
+try:  # numba is optional at import time: the numpy reference always works
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
+    HAVE_NUMBA = False
+else:
+    HAVE_NUMBA = True
+
+Array = NDArray[np.float64]
+Ints = NDArray[np.intp]
+
+
+def revalue_option_rows_reference(
+    rows: Ints,
+    instrument: Ints,
+    qty: Array,
+    kind: NDArray[np.int8],
+    contract_size: Array,
+    mark: Array,
+    short_initial: Array,
+    short_maintenance: Array,
+    value: Array,
+    figures: Array,
+) -> Ints:
+    """Readable version: write ``figures[r] = (value, IM, MM)`` of the option rows among
+    ``rows``; return where the others are in ``rows``. ``value`` is per instrument (of its
+    settle asset)."""
+    ix = instrument[rows]
+    option = kind[ix] == OPTION
+    rows, ix = rows[option], ix[option]
+    size = qty[rows] * contract_size[ix]
+    short = np.maximum(-size, 0.0)
+    v = value[ix]
+    figures[rows, 0] = size * mark[ix] * v
+    figures[rows, 1] = short * short_initial[ix] * v
+    figures[rows, 2] = short * short_maintenance[ix] * v
+    others: Ints = np.flatnonzero(~option)
+    return others
+
+
+def _option_rows(
+    rows: Any,
+    instrument: Any,
+    qty: Any,
+    kind: Any,
+    contract_size: Any,
+    mark: Any,
+    short_initial: Any,
+    short_maintenance: Any,
+    value: Any,
+    figures: Any,
+    others: Any,
+) -> int:  # pragma: no cover - compiled by numba; checked against the reference
+    n_others = 0
+    every = rows.shape[0] == 0  # no rows given: every row, in order (a sequential pass)
+    for i in range(instrument.shape[0] if every else rows.shape[0]):
+        r = i if every else rows[i]
+        ix = instrument[r]
+        if kind[ix] != OPTION:
+            others[n_others] = i
+            n_others += 1
+            continue
+        size = qty[r] * contract_size[ix]
+        short = -size if size < 0.0 else 0.0
+        v = value[ix]
+        figures[r, 0] = size * mark[ix] * v
+        figures[r, 1] = short * short_initial[ix] * v
+        figures[r, 2] = short * short_maintenance[ix] * v
+    return n_others
+
+
+def unit_sums_reference(unit: Ints, qty: Array, figures: Array, n_units: int) -> Array:
+    """Readable version: ``[n_units, 4]`` sums of (uPnL, IM, MM, |uPnL|) over open rows."""
+    is_open = qty != 0.0
+    unit, values = unit[is_open], figures[is_open]
+    sums = np.empty((n_units, 4))
+    for k in range(3):
+        sums[:, k] = np.bincount(unit, values[:, k], minlength=n_units)
+    sums[:, 3] = np.bincount(unit, np.abs(values[:, 0]), minlength=n_units)
+    return sums
+
+
+def _unit_sums(unit: Any, qty: Any, figures: Any, sums: Any) -> None:  # pragma: no cover
+    for r in range(qty.shape[0]):
+        if qty[r] != 0.0:
+            u = unit[r]
+            upnl = figures[r, 0]
+            sums[u, 0] += upnl
+            sums[u, 1] += figures[r, 1]
+            sums[u, 2] += figures[r, 2]
+            sums[u, 3] += abs(upnl)
+
+
+_option_kernel: Any = njit(cache=True, nogil=True)(_option_rows) if HAVE_NUMBA else None
+_sums_kernel: Any = njit(cache=True, nogil=True)(_unit_sums) if HAVE_NUMBA else None
+
+
+def revalue_option_rows(
+    rows: Ints | None,
+    instrument: Ints,
+    qty: Array,
+    kind: NDArray[np.int8],
+    contract_size: Array,
+    mark: Array,
+    short_initial: Array,
+    short_maintenance: Array,
+    value: Array,
+    figures: Array,
+) -> Ints:
+    """:func:`revalue_option_rows_reference`, in one pass when numba is installed.
+
+    ``rows=None``: every row of ``instrument`` (cheaper than scattered rows when they are
+    many), returning the other rows."""
+    if rows is None:
+        rows = np.arange(instrument.shape[0], dtype=np.intp)
+        if _option_kernel is not None:
+            others = np.empty(rows.shape[0], dtype=np.intp)
+            count = _option_kernel(
+                rows[:0], instrument, qty, kind, contract_size, mark, short_initial,
+                short_maintenance, value, figures, others,
+            )  # fmt: skip
+            return others[:count]
+    if _option_kernel is None:
+        return revalue_option_rows_reference(
+            rows, instrument, qty, kind, contract_size, mark, short_initial,
+            short_maintenance, value, figures,
+        )  # fmt: skip
+    others = np.empty(rows.shape[0], dtype=np.intp)
+    count = _option_kernel(
+        rows, instrument, qty, kind, contract_size, mark, short_initial, short_maintenance,
+        value, figures, others,
+    )  # fmt: skip
+    return others[:count]
+
+
+def unit_sums(unit: Ints, qty: Array, figures: Array, n_units: int) -> Array:
+    """:func:`unit_sums_reference`, in one pass when numba is installed."""
+    if _sums_kernel is None:
+        return unit_sums_reference(unit, qty, figures, n_units)
+    sums = np.zeros((n_units, 4))
+    _sums_kernel(unit, qty, figures, sums)
+    return sums
+
+
+def warm_up() -> float:
+    """Compile (or load from the disk cache) both kernels on tiny inputs; return seconds."""
+    started = time.perf_counter()
+    if HAVE_NUMBA:
+        one, ix = np.ones(1), np.zeros(1, dtype=np.intp)
+        figures = np.zeros((1, 3))
+        kind = np.full(1, OPTION, dtype=np.int8)
+        revalue_option_rows(ix, ix, one, kind, one, one, one, one, one, figures)
+        for block in (figures, np.zeros((2, 3))[:1]):
+            unit_sums(ix, one, block, 1)
+    return time.perf_counter() - started

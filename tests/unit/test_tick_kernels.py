@@ -1,0 +1,80 @@
+"""The tick's fused kernels agree with their numpy references and with the engine's
+numpy path (``Book.values``), on a random book of futures and options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.engine._revalue import figures
+from monitor.engine._tick_kernels import (
+    revalue_option_rows,
+    revalue_option_rows_reference,
+    unit_sums,
+    unit_sums_reference,
+)
+from monitor.models import OPTION
+from tests.unit.test_scenarios_fused import small_book
+
+pytestmark = pytest.mark.unit
+
+
+def option_inputs(seed: int) -> tuple[object, ...]:
+    book = small_book(seed).book
+    n = book.positions.size
+    return (
+        book.positions.instrument[:n],
+        book.positions.qty[:n],
+        book.contracts.kind,
+        book.models.contract_size,
+        book.mark,
+        book.options.short_initial,
+        book.options.short_maintenance,
+        book.assets.value.take(book.settle_asset),
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("every", [False, True])
+def test_fused_option_rows_equal_the_numpy_reference(seed: int, every: bool) -> None:
+    inputs = option_inputs(seed)
+    n = inputs[0].shape[0]  # type: ignore[attr-defined]
+    rows = np.random.default_rng(seed).permutation(n)[: n // 2].astype(np.intp)
+    got, want = np.full((n, 3), -1.0), np.full((n, 3), -1.0)
+    others = revalue_option_rows(None if every else rows, *inputs, got)  # type: ignore[arg-type]
+    expected = revalue_option_rows_reference(
+        np.arange(n, dtype=np.intp) if every else rows,
+        *inputs,  # type: ignore[arg-type]
+        want,
+    )
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(others, expected)
+    assert others.size > 0
+    assert (want[:, 0] != -1.0).any()
+
+
+def test_fused_option_rows_equal_the_books_own_values() -> None:
+    engine = small_book(3)
+    book = engine.book
+    n = book.positions.size
+    pos = book.positions
+    option = np.flatnonzero(book.contracts.kind[pos.instrument[:n]] == OPTION)
+    upnl, initial, maintenance = figures(
+        book, pos.instrument[option], pos.qty[option], pos.entry[option], pos.leverage[option]
+    )
+    got = np.zeros((n, 3))
+    inputs = option_inputs(3)
+    revalue_option_rows(option, *inputs, got)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(got[option], np.column_stack((upnl, initial, maintenance)))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_unit_sums_equal_the_bincount_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, units = 20_000, 700
+    unit = rng.integers(0, units, n).astype(np.intp)
+    qty = rng.normal(0.0, 1.0, n) * (rng.random(n) < 0.8)
+    values = rng.normal(0.0, 1e4, (n, 3))
+    np.testing.assert_array_equal(
+        unit_sums(unit, qty, values, units), unit_sums_reference(unit, qty, values, units)
+    )

@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import INITIAL, MAINTENANCE, NO_ROW, PORTFOLIO, Book
-from monitor.engine._portfolio_index import HolderIndex, build_index
+from monitor.engine._portfolio_index import HolderIndex, build_index, covers
 from monitor.errors import ConfigError
 from monitor.models import OPTION, years_to_expiry
 from monitor.scenarios import (
@@ -188,17 +188,15 @@ class PortfolioMargins:
         return index
 
     def _forget_holders(self, book: Book, accounts: NDArray[np.intp]) -> None:
-        """Drop the holder index of every group that ``accounts`` (ledger-touched, sorted)
-        held or hold now: their rows or mode may have changed."""
+        """Drop the holder index of every group whose holders or rows ``accounts``
+        (ledger-touched, sorted) changed (see :func:`covers`)."""
         if not self._holders or accounts.size == 0:
             return
-        rows = cross_rows(book, book.accounts.cross_unit[accounts])
-        now = set(self.layout.group_of[book.positions.instrument[rows]].tolist())
-        for group in list(self._holders):
-            held = self._holders[group].accounts
-            slot = np.minimum(np.searchsorted(held, accounts), max(held.size - 1, 0))
-            if group in now or (held.size and bool((held[slot] == accounts).any())):
-                del self._holders[group]
+        rows = self._portfolio_rows(book, cross_rows(book, book.accounts.cross_unit[accounts]))
+        group = self.layout.group_of[book.positions.instrument[rows]]
+        for g in list(self._holders):
+            if not covers(book, self._holders[g], accounts, rows[group == g]):
+                del self._holders[g]
 
     # ------------------------------------------------------------------ figures
 

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from monitor.book import PORTFOLIO, Book
 
-__all__ = ["HolderIndex", "build_index", "build_index_reference", "warm_up"]
+__all__ = ["HolderIndex", "build_index", "build_index_reference", "covers", "warm_up"]
 
 try:  # numba is optional at import time: the numpy reference always works
     from numba import njit
@@ -169,3 +169,26 @@ def warm_up() -> float:
         ix = np.zeros(1, dtype=np.intp)
         _kernel(ix, ix, ix, np.ones(1), ix, np.zeros(1, dtype=np.int8), ix, ix, 1, 2)
     return time.perf_counter() - started
+
+
+def covers(book: Book, index: HolderIndex, accounts: Ints, rows: Ints) -> bool:
+    """Whether ``index`` is still right for ``accounts`` (ledger-touched, ascending), whose
+    open portfolio cross rows in the group are now ``rows``: each of those rows is indexed,
+    every other indexed row of theirs is flat (it adds nothing), and none of them left
+    portfolio margin. A fill resizing a position keeps the index; opening one, moving one
+    to an isolated unit or switching the account's mode does not."""
+    slot = np.searchsorted(index.accounts, accounts)
+    found = slot < index.size
+    found[found] = index.accounts[slot[found]] == accounts[found]
+    if not found.any():
+        return rows.size == 0
+    if bool((book.accounts.mode[accounts[found]] != PORTFOLIO).any()):
+        return False
+    start, end = index.indptr[slot[found]], index.indptr[slot[found] + 1]
+    length = end - start
+    offset = np.repeat(start - (np.cumsum(length) - length), length)
+    indexed = index.rows[np.arange(int(length.sum())) + offset]
+    if not bool(np.isin(rows, indexed).all()):
+        return False
+    others = indexed[~np.isin(indexed, rows)]
+    return not bool((book.positions.qty[others] != 0.0).any())

@@ -34,7 +34,13 @@ from monitor.engine._options import option_mismatches, reprice_options
 from monitor.engine._portfolio import PortfolioMargins
 from monitor.engine._portfolio_risk import account_groups, portfolio_reductions
 from monitor.engine._records import records_of
-from monitor.engine._revalue import recompute_units, refresh_rows, refresh_units, scale
+from monitor.engine._revalue import (
+    recompute_units,
+    refresh_moved,
+    refresh_rows,
+    refresh_units,
+    scale,
+)
 from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import mismatches
@@ -361,11 +367,8 @@ class Engine:
         held = self.portfolio.ticked(book, latest, revalued_assets)
         if not moved and not revalued_assets and not held:
             return []
-        pos = book.positions
-        parts = [pos.holders_of(ix) for ix in sorted(moved)]
-        rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
-        refresh_rows(book, rows)
-        unit_parts = [pos.unit[rows], self.portfolio.units_of(book, held)]
+        moved_units = refresh_moved(book, np.array(sorted(moved), dtype=np.intp))
+        unit_parts = [moved_units, self.portfolio.units_of(book, held)]
         n = book.accounts.size
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)

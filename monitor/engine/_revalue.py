@@ -15,9 +15,17 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, NO_ROW, UPNL, Book
 from monitor.engine._kernels import HAVE_NUMBA, revalue_linear
-from monitor.engine._tick_kernels import revalue_option_rows, unit_sums
+from monitor.engine._tick_kernels import moved_rows, revalue_option_rows, unit_sums
 
-__all__ = ["UnitFigures", "figures", "recompute_units", "refresh_rows", "refresh_units", "scale"]
+__all__ = [
+    "UnitFigures",
+    "figures",
+    "recompute_units",
+    "refresh_moved",
+    "refresh_rows",
+    "refresh_units",
+    "scale",
+]
 
 
 def figures(
@@ -71,6 +79,46 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
         book, pos.instrument[rows], pos.qty[rows], pos.entry[rows], pos.leverage[rows]
     )
     pos.figures[rows] = np.column_stack((upnl, initial, maintenance))
+
+
+def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Recompute the figures of the open rows of ``instruments`` (whose marks moved);
+    return the units those rows count in (repeats possible, unsorted).
+
+    When they hold a quarter of the rows or more in a book with options (a tick of an
+    underlying with many options), one sequential pass over every row finds and revalues them
+    (``monitor.engine._tick_kernels.moved_rows``): gathering the holder lists and the
+    units of 500,000 scattered rows cost more than the arithmetic.
+    """
+    pos = book.positions
+    dense = int(pos.holder_count[instruments].sum()) * 4 >= pos.size  # a quarter or more
+    if not (HAVE_NUMBA and book.contracts.has_options and dense):
+        parts = [pos.holders_of(ix) for ix in instruments.tolist()]
+        rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
+        refresh_rows(book, rows)
+        units: NDArray[np.intp] = pos.unit[rows]
+        return units
+    n = pos.size
+    moved = np.zeros(len(book.symbols), dtype=np.bool_)
+    moved[instruments] = True
+    touched = np.zeros(book.units.size, dtype=np.bool_)
+    others = moved_rows(
+        moved,
+        pos.instrument[:n],
+        pos.qty,
+        pos.unit,
+        book.contracts.kind,
+        book.models.contract_size,
+        book.mark,
+        book.options.short_initial,
+        book.options.short_maintenance,
+        book.assets.value.take(book.settle_asset),
+        pos.figures,
+        touched,
+    )
+    if others.size:
+        refresh_rows(book, others)
+    return np.flatnonzero(touched)
 
 
 def _revalue_option_rows(book: Book, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:

@@ -10,6 +10,9 @@ the figures, one bincount per column); these kernels do one:
   mark``, short IM/MM ``max(0, -qty x contract_size) x`` the instrument's short margin,
   times the settle asset's value), written into the row; rows of other kinds are handed
   back for the numpy path (``monitor.engine._revalue.figures``).
+* :func:`moved_rows`: the same for every open row of the instruments a tick moved, found
+  by one sequential pass over all rows (no gathering of holder lists), marking the units
+  they count in;
 * :func:`unit_sums`: uPnL, IM, MM and gross of every unit over its open rows, in row order
   (the same order, hence the same sums, as ``np.bincount``).
 
@@ -29,6 +32,8 @@ from monitor.models import OPTION
 
 __all__ = [
     "HAVE_NUMBA",
+    "moved_rows",
+    "moved_rows_reference",
     "revalue_option_rows",
     "revalue_option_rows_reference",
     "unit_sums",
@@ -106,6 +111,68 @@ def _option_rows(
     return n_others
 
 
+def moved_rows_reference(
+    moved: NDArray[np.bool_],
+    instrument: Ints,
+    qty: Array,
+    unit: Ints,
+    kind: NDArray[np.int8],
+    contract_size: Array,
+    mark: Array,
+    short_initial: Array,
+    short_maintenance: Array,
+    value: Array,
+    figures: Array,
+    touched: NDArray[np.bool_],
+) -> Ints:
+    """Readable version: over the open rows of ``moved`` instruments, revalue the option
+    rows (as :func:`revalue_option_rows_reference`), set ``touched[unit]`` of every such
+    row, and return the rows of other kinds, in order."""
+    rows = np.flatnonzero(moved[instrument] & (qty != 0.0))
+    touched[unit[rows]] = True
+    others = revalue_option_rows_reference(
+        rows, instrument, qty, kind, contract_size, mark, short_initial, short_maintenance,
+        value, figures,
+    )  # fmt: skip
+    result: Ints = rows[others]
+    return result
+
+
+def _moved_rows(
+    moved: Any,
+    instrument: Any,
+    qty: Any,
+    unit: Any,
+    kind: Any,
+    contract_size: Any,
+    mark: Any,
+    short_initial: Any,
+    short_maintenance: Any,
+    value: Any,
+    figures: Any,
+    touched: Any,
+    others: Any,
+) -> int:  # pragma: no cover - compiled by numba; checked against the reference
+    n_others = 0
+    for r in range(instrument.shape[0]):
+        ix = instrument[r]
+        q = qty[r]
+        if not moved[ix] or q == 0.0:
+            continue
+        touched[unit[r]] = True
+        if kind[ix] != OPTION:
+            others[n_others] = r
+            n_others += 1
+            continue
+        size = q * contract_size[ix]
+        short = -size if size < 0.0 else 0.0
+        v = value[ix]
+        figures[r, 0] = size * mark[ix] * v
+        figures[r, 1] = short * short_initial[ix] * v
+        figures[r, 2] = short * short_maintenance[ix] * v
+    return n_others
+
+
 def unit_sums_reference(unit: Ints, qty: Array, figures: Array, n_units: int) -> Array:
     """Readable version: ``[n_units, 4]`` sums of (uPnL, IM, MM, |uPnL|) over open rows."""
     is_open = qty != 0.0
@@ -130,6 +197,36 @@ def _unit_sums(unit: Any, qty: Any, figures: Any, sums: Any) -> None:  # pragma:
 
 _option_kernel: Any = njit(cache=True, nogil=True)(_option_rows) if HAVE_NUMBA else None
 _sums_kernel: Any = njit(cache=True, nogil=True)(_unit_sums) if HAVE_NUMBA else None
+_moved_kernel: Any = njit(cache=True, nogil=True)(_moved_rows) if HAVE_NUMBA else None
+
+
+def moved_rows(
+    moved: NDArray[np.bool_],
+    instrument: Ints,
+    qty: Array,
+    unit: Ints,
+    kind: NDArray[np.int8],
+    contract_size: Array,
+    mark: Array,
+    short_initial: Array,
+    short_maintenance: Array,
+    value: Array,
+    figures: Array,
+    touched: NDArray[np.bool_],
+) -> Ints:
+    """:func:`moved_rows_reference` in one sequential pass over the rows when numba is
+    installed: cheaper than gathering and scattering the scattered rows of many holders."""
+    if _moved_kernel is None:
+        return moved_rows_reference(
+            moved, instrument, qty, unit, kind, contract_size, mark, short_initial,
+            short_maintenance, value, figures, touched,
+        )  # fmt: skip
+    others = np.empty(instrument.shape[0], dtype=np.intp)
+    count = _moved_kernel(
+        moved, instrument, qty, unit, kind, contract_size, mark, short_initial,
+        short_maintenance, value, figures, touched, others,
+    )  # fmt: skip
+    return others[:count]
 
 
 def revalue_option_rows(
@@ -187,6 +284,8 @@ def warm_up() -> float:
         figures = np.zeros((1, 3))
         kind = np.full(1, OPTION, dtype=np.int8)
         revalue_option_rows(ix, ix, one, kind, one, one, one, one, one, figures)
+        flag = np.ones(1, dtype=np.bool_)
+        moved_rows(flag, ix, one, ix, kind, one, one, one, one, one, figures, flag)
         for block in (figures, np.zeros((2, 3))[:1]):
             unit_sums(ix, one, block, 1)
     return time.perf_counter() - started

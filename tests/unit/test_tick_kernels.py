@@ -8,6 +8,8 @@ import pytest
 
 from monitor.engine._revalue import figures
 from monitor.engine._tick_kernels import (
+    moved_rows,
+    moved_rows_reference,
     revalue_option_rows,
     revalue_option_rows_reference,
     unit_sums,
@@ -78,3 +80,34 @@ def test_fused_unit_sums_equal_the_bincount_reference(seed: int) -> None:
     np.testing.assert_array_equal(
         unit_sums(unit, qty, values, units), unit_sums_reference(unit, qty, values, units)
     )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_moved_rows_equal_the_numpy_reference(seed: int) -> None:
+    book = small_book(seed).book
+    n, pos = book.positions.size, book.positions
+    moved = np.random.default_rng(seed).random(len(book.symbols)) < 0.5
+    moved[0] = True  # the future: its rows come back for the numpy path
+    results = []
+    for kernel in (moved_rows, moved_rows_reference):
+        figures, touched = np.full((n, 3), -1.0), np.zeros(book.units.size, dtype=np.bool_)
+        others = kernel(
+            moved,
+            pos.instrument[:n],
+            pos.qty,
+            np.maximum(pos.unit, 0),
+            book.contracts.kind,
+            book.models.contract_size,
+            book.mark,
+            book.options.short_initial,
+            book.options.short_maintenance,
+            book.assets.value.take(book.settle_asset),
+            figures,
+            touched,
+        )
+        results.append((others, figures, touched))
+    (got, want) = results
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert got[0].size > 0
+    assert got[2].any()

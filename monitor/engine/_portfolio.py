@@ -38,6 +38,7 @@ from monitor.scenarios import (
     holder_figures,
     params_problem,
     price_group,
+    strike_keys,
 )
 from monitor.schema import PortfolioMarginParams, PriceTick
 
@@ -45,6 +46,7 @@ __all__ = ["GroupLayout", "PortfolioMargins", "cross_rows"]
 
 _DEFAULT = PortfolioMarginParams()
 _MAX_RANGE = 0.95  # a scaled price_range stays a move the grid can price (< 100 %)
+assert MAINTENANCE == INITIAL + 1  # write_totals scatters [IM, MM] as one block
 
 
 class GroupLayout:
@@ -116,6 +118,7 @@ class PortfolioMargins:
         self._priced: list[PricedGroup | None] = [None] * self.layout.size
         self._figures: dict[int, NDArray[np.float64]] = {}  # group -> [accounts, 2]: IM, MM
         self._holders: dict[int, HolderIndex] = {}  # group -> its holder index, until touched
+        self._strike_keys: dict[int, NDArray[np.intp]] = {}  # group -> (expiry, strike) ids
 
     def scale_ranges(self, scales: Mapping[str, float]) -> list[str]:
         """Set the risk matrix's ``price_range`` of groups to the configured one times
@@ -140,7 +143,11 @@ class PortfolioMargins:
         """The group's scenario values, priced once per move of the group."""
         priced = self._priced[group]
         if priced is None:
-            priced = price_group(self.layout.terms(book, group), self.layout.params[group])
+            terms = self.layout.terms(book, group)
+            keys = self._strike_keys.get(group)
+            if keys is None:  # (expiry, strike) never change: key them once
+                keys = self._strike_keys[group] = strike_keys(terms)
+            priced = price_group(terms, self.layout.params[group], keys)
             self._priced[group] = priced
         return priced
 
@@ -354,10 +361,10 @@ class PortfolioMargins:
         mine = (book.accounts.mode[account] == PORTFOLIO) & (book.units.row[units] == NO_ROW)
         if not mine.any():
             return
-        units, account = units[mine], account[mine]
-        totals = self._sums(account)
-        book.units.figures[units, INITIAL] = totals[:, 0]
-        book.units.figures[units, MAINTENANCE] = totals[:, 1]
+        if not mine.all():
+            units, account = units[mine], account[mine]
+        # INITIAL and MAINTENANCE are adjacent columns: one scatter of [IM, MM] rows.
+        book.units.figures[units, INITIAL : MAINTENANCE + 1] = self._sums(account)
 
     def _sums(self, accounts: NDArray[np.intp]) -> NDArray[np.float64]:
         totals = np.zeros((accounts.size, 2))
@@ -365,7 +372,7 @@ class PortfolioMargins:
         for group in sorted(self._figures):
             table = self._figures[group]
             if top < table.shape[0]:
-                totals += table[accounts]
+                totals += table.take(accounts, axis=0)
             else:
                 inside = accounts < table.shape[0]
                 totals[inside] += table[accounts[inside]]
@@ -387,6 +394,7 @@ class PortfolioMargins:
         fresh._priced = [None] * self.layout.size
         fresh._figures = {}
         fresh._holders = {}
+        fresh._strike_keys = self._strike_keys
         open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
         fresh._by_group(book, fresh._portfolio_rows(book, open_rows))
         n = book.accounts.size

@@ -77,12 +77,19 @@ class GroupMargin(NamedTuple):
     initial: Array
 
 
-def price_group(terms: InstrumentTerms, params: PortfolioMarginParams) -> PricedGroup:
-    """Scenario values and contingency units of a group's instruments, once."""
+def price_group(
+    terms: InstrumentTerms,
+    params: PortfolioMarginParams,
+    strike_key: NDArray[np.intp] | None = None,
+) -> PricedGroup:
+    """Scenario values and contingency units of a group's instruments, once.
+
+    ``strike_key``: the instruments' :func:`strike_keys`, when the caller keeps them."""
     scenarios = risk_matrix_scenarios(params)
     values = value_changes(terms, scenarios, params, greeks=params.model == "pm_greeks")
     exposure, short_unit = contingency_units(terms, params)
-    return PricedGroup(params, scenarios, values, exposure, short_unit, strike_keys(terms))
+    keys = strike_keys(terms) if strike_key is None else strike_key
+    return PricedGroup(params, scenarios, values, exposure, short_unit, keys)
 
 
 def strike_keys(terms: InstrumentTerms) -> NDArray[np.intp]:

@@ -68,6 +68,13 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
             rows = rows[_revalue_option_rows(book, rows)]  # the rest: other kinds
         if rows.shape[0] == 0:
             return
+    _refresh_with_numpy(book, rows)
+
+
+def _refresh_with_numpy(book: Book, rows: NDArray[np.intp]) -> None:
+    """``refresh_rows`` by ``figures`` (every kind), over every row when ``rows`` are half."""
+    pos = book.positions
+    n = pos.size
     if rows.shape[0] * 2 >= n:
         upnl, initial, maintenance = figures(
             book, pos.instrument[:n], pos.qty[:n], pos.entry[:n], pos.leverage[:n]
@@ -116,8 +123,8 @@ def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]
         pos.figures,
         touched,
     )
-    if others.size:
-        refresh_rows(book, others)
+    if others.size:  # futures among the moved instruments: not options, numpy's path
+        _refresh_with_numpy(book, others)
     return np.flatnonzero(touched)
 
 

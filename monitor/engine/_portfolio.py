@@ -210,38 +210,24 @@ class PortfolioMargins:
     def compute(
         self, book: Book, group: int, rows: NDArray[np.intp], priced: PricedGroup | None = None
     ) -> tuple[NDArray[np.intp], GroupMargin]:
-        """(accounts, their figures) in ``group`` from position ``rows`` (open, in the group)."""
+        """(accounts, their figures with the risk matrix) in ``group`` from position
+        ``rows`` (open, in the group): the numpy path, for an account's events and
+        ``evaluate``; ticks and ledger cycles use :func:`holder_figures`."""
         pos = book.positions
-        account = pos.account[rows]
-        n = book.accounts.size
-        if rows.size * 4 >= n:  # most accounts: index them directly, no sort
-            accounts = np.flatnonzero(np.bincount(account, minlength=n))
-            holder, holders = account, n
-        else:
-            accounts, holder = np.unique(account, return_inverse=True)
-            holder, holders = holder.reshape(-1), accounts.size
+        accounts, holder = np.unique(pos.account[rows], return_inverse=True)
+        holder = holder.reshape(-1)
         coordinates = GroupPositions(
-            holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], holders
+            holder, self.layout.col[pos.instrument[rows]], pos.qty[rows], accounts.size
         )
         if priced is None:
             priced = self.priced(book, group)
         standard_initial = None
         if priced.params.model == "pm_hybrid":  # the floor's base: the rows' standard IM
             standard_initial = np.asarray(
-                np.bincount(holder, pos.figures[rows, 1], minlength=holders), dtype=np.float64
+                np.bincount(holder, pos.figures[rows, 1], minlength=accounts.size),
+                dtype=np.float64,
             )
-        margin = group_margin(priced, coordinates, standard_initial)
-        if holders != accounts.size:
-            margin = margin._replace(
-                pnl=margin.pnl[accounts],
-                loss=margin.loss[accounts],
-                worst=margin.worst[accounts],
-                futures_contingency=margin.futures_contingency[accounts],
-                option_contingency=margin.option_contingency[accounts],
-                maintenance=margin.maintenance[accounts],
-                initial=margin.initial[accounts],
-            )
-        return accounts, margin
+        return accounts, group_margin(priced, coordinates, standard_initial)
 
     def _store(
         self,

@@ -32,6 +32,7 @@ from monitor.models import OPTION, years_to_expiry
 from monitor.scenarios import (
     GroupMargin,
     GroupPositions,
+    HolderFigures,
     InstrumentTerms,
     PricedGroup,
     group_margin,
@@ -117,6 +118,9 @@ class PortfolioMargins:
         self._configured_params = list(self.layout.params)  # before any dynamic scaling
         self._priced: list[PricedGroup | None] = [None] * self.layout.size
         self._figures: dict[int, NDArray[np.float64]] = {}  # group -> [accounts, 2]: IM, MM
+        # group -> [accounts, 4]: loss, futures and option contingencies, worst scenario,
+        # what an event reports, kept beside IM and MM so an event computes nothing.
+        self._details: dict[int, NDArray[np.float64]] = {}
         self._holders: dict[int, HolderIndex] = {}  # group -> its holder index, until touched
         self._strike_keys: dict[int, NDArray[np.intp]] = {}  # group -> (expiry, strike) ids
 
@@ -230,22 +234,38 @@ class PortfolioMargins:
         return accounts, group_margin(priced, coordinates, standard_initial)
 
     def _store(
-        self,
-        book: Book,
-        group: int,
-        accounts: NDArray[np.intp],
-        initial: NDArray[np.float64],
-        maintenance: NDArray[np.float64],
+        self, book: Book, group: int, accounts: NDArray[np.intp], figures: HolderFigures
     ) -> None:
         table = self._figures.get(group)
         size = book.accounts.size
         if table is None or table.shape[0] < size:
-            grown = np.zeros((max(size, 2 * (0 if table is None else table.shape[0])), 2))
-            if table is not None:
-                grown[: table.shape[0]] = table
-            self._figures[group] = table = grown
-        table[accounts, 0] = initial
-        table[accounts, 1] = maintenance
+            capacity = max(size, 2 * (0 if table is None else table.shape[0]))
+            self._figures[group] = table = _grown(table, capacity, 2)
+            self._details[group] = _grown(self._details.get(group), capacity, 4)
+        table[accounts, 0] = figures.initial
+        table[accounts, 1] = figures.maintenance
+        details = self._details[group]
+        details[accounts, 0] = figures.loss
+        details[accounts, 1] = figures.futures_contingency
+        details[accounts, 2] = figures.option_contingency
+        details[accounts, 3] = figures.worst
+
+    def stored(self, account: int, group: int) -> HolderFigures | None:
+        """The account's figures in ``group`` as the last recompute left them (current after
+        every cycle), or None when none were stored."""
+        table = self._figures.get(group)
+        if table is None or account >= table.shape[0]:
+            return None
+        (initial, maintenance), details = table[account], self._details[group][account]
+        loss, futures, options, worst = details.tolist()
+        return HolderFigures(
+            np.array([loss]),
+            np.array([int(worst)], dtype=np.intp),
+            np.array([futures]),
+            np.array([options]),
+            np.array([maintenance]),
+            np.array([initial]),
+        )
 
     def _portfolio_rows(self, book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
         """The ``rows`` that are open positions in a portfolio account's cross unit."""
@@ -280,7 +300,7 @@ class PortfolioMargins:
             book.positions.qty,
             book.positions.figures[:, 1],
         )
-        self._store(book, group, index.accounts, figures.initial, figures.maintenance)
+        self._store(book, group, index.accounts, figures)
 
     def units_of(self, book: Book, held: Mapping[int, HolderIndex]) -> NDArray[np.intp]:
         """The cross units of the holders in ``held``."""
@@ -316,8 +336,10 @@ class PortfolioMargins:
         a mode or a wallet changed) and set the IM and MM of their portfolio units."""
         accounts = np.unique(book.units.account[units])
         self._forget_holders(book, accounts)
-        for table in self._figures.values():
-            table[accounts[accounts < table.shape[0]]] = 0.0
+        for group, table in self._figures.items():
+            inside = accounts[accounts < table.shape[0]]
+            table[inside] = 0.0
+            self._details[group][inside] = 0.0
         portfolio = accounts[book.accounts.mode[accounts] == PORTFOLIO]
         if portfolio.size:
             rows = cross_rows(book, book.accounts.cross_unit[portfolio])
@@ -368,6 +390,7 @@ class PortfolioMargins:
         """Reprice every group and recompute every portfolio account (the reference path)."""
         self._priced = [None] * self.layout.size
         self._figures = {}
+        self._details = {}
         self._holders = {}
         open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
         self._by_group(book, self._portfolio_rows(book, open_rows), keep=True)
@@ -379,6 +402,7 @@ class PortfolioMargins:
         fresh.layout = self.layout
         fresh._priced = [None] * self.layout.size
         fresh._figures = {}
+        fresh._details = {}
         fresh._holders = {}
         fresh._strike_keys = self._strike_keys
         open_rows = np.flatnonzero(book.positions.qty[: book.positions.size] != 0.0)
@@ -399,3 +423,10 @@ def cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
         row = pos.unit_next[row]
         row = row[row != NO_ROW]
     return np.concatenate(found) if found else np.empty(0, dtype=np.intp)
+
+
+def _grown(table: NDArray[np.float64] | None, capacity: int, columns: int) -> NDArray[np.float64]:
+    grown = np.zeros((capacity, columns))
+    if table is not None:
+        grown[: table.shape[0]] = table
+    return grown

@@ -6,7 +6,7 @@ import numpy as np
 
 from monitor.book import Book
 from monitor.engine._portfolio import PortfolioMargins, cross_rows
-from monitor.scenarios import VOL_CASES
+from monitor.scenarios import VOL_CASES, GroupMargin, HolderFigures
 from monitor.schema import PortfolioGroupRisk, Reduction, ScenarioPnl, ScenarioPoint
 
 __all__ = ["account_groups", "group_rows", "portfolio_reductions"]
@@ -23,15 +23,23 @@ def group_rows(book: Book, portfolio: PortfolioMargins, account_ix: int) -> dict
 def account_groups(
     book: Book, portfolio: PortfolioMargins, account_ix: int, with_matrix: bool = False
 ) -> tuple[PortfolioGroupRisk, ...]:
-    """Each group's figures of the account (its risk matrix too with ``with_matrix``)."""
+    """Each group's figures of the account (its risk matrix too with ``with_matrix``).
+
+    Without the matrix (an event) the figures are those the cycle stored for the account,
+    so a crash's thousands of events compute nothing again; with it (``evaluate``,
+    ``account_risk``) the group is recomputed for the account by the numpy path."""
     out = []
     for group, rows in group_rows(book, portfolio, account_ix).items():
         priced = portfolio.priced(book, group)
-        _, margin = portfolio.compute(book, group, rows, priced)
+        margin: GroupMargin | HolderFigures | None = None
+        if not with_matrix:
+            margin = portfolio.stored(account_ix, group)
+        if margin is None:
+            _, margin = portfolio.compute(book, group, rows, priced)
         scenarios = priced.scenarios
         worst = int(margin.worst[0])
         matrix: tuple[ScenarioPnl, ...] = ()
-        if with_matrix:
+        if with_matrix and isinstance(margin, GroupMargin):
             matrix = tuple(
                 ScenarioPnl(
                     price_move=float(move),

@@ -95,3 +95,20 @@ def test_switching_to_isolated_margin_and_filling_rebuilds_the_index(ticked: Eng
     assert index_of(ticked) is not kept
     tick(ticked, 90_000.0, NOW + 3)
     assert ticked.verify() == []
+
+
+def test_an_events_group_figures_equal_a_fresh_numpy_recompute(ticked: Engine) -> None:
+    ticked.apply([fill("a-naked", CALL, "sell", 3.0, NOW + 2)], [], NOW + 2)
+    events = ticked.apply(
+        [], [PriceTick(symbol="BTC-USD", mark_price=130_000.0, ts=NOW + 3)], NOW + 3
+    )
+    assert events
+    for event in events:
+        fresh = ticked.portfolio_groups(ticked.book.account_index[event.account], True)
+        assert len(event.portfolio) == len(fresh) == 1
+        for stored, recomputed in zip(event.portfolio, fresh, strict=True):
+            assert stored.worst_scenario == recomputed.worst_scenario
+            for name in ("loss", "futures_contingency", "option_contingency"):
+                assert getattr(stored, name) == pytest.approx(getattr(recomputed, name), 1e-9)
+            assert stored.maintenance_margin == pytest.approx(recomputed.maintenance_margin, 1e-9)
+            assert stored.initial_margin == pytest.approx(recomputed.initial_margin, 1e-9)

@@ -13,8 +13,9 @@ positions (:func:`monitor.scenarios.holder_figures`), through the group's holder
 (:mod:`monitor.engine._portfolio_index`), which is kept between ticks and rebuilt after the
 ledger touches one of its accounts; other groups' figures are kept. Booking an account's
 ledger event recomputes that account's groups. The per-(account, group) IM and MM are kept
-in one array per group over accounts (16 bytes per account and group with portfolio
-holders), and a unit's figures are always their exact sum, never adjusted by deltas.
+in one array per group over accounts, with the loss, contingencies and worst scenario that
+events report beside them (48 bytes per account and group with portfolio holders); a
+unit's figures are always their exact sum, never adjusted by deltas.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from monitor.schema import (
     Tier,
     TieredMargin,
 )
-from tests.unit.test_scenarios_risk_matrix import random_group, terms_of
+from tests.unit import pm_reference as ref
+from tests.unit.test_scenarios_risk_matrix import close, random_books, random_group, terms_of
 
 pytestmark = pytest.mark.unit
 
@@ -131,3 +132,32 @@ def test_counting_sort_index_equals_the_lexsort_reference(seed: int) -> None:
     assert got.size > 100
     for name, value in want._asdict().items():
         np.testing.assert_array_equal(getattr(got, name), value, err_msg=name)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_fused_holder_figures_agree_with_the_plain_loop_reference(seed: int) -> None:
+    """The kernel the engine runs on every tick, against pm_reference (no monitor code)."""
+    rng = np.random.default_rng(100 + seed)
+    instruments = random_group(rng, 30)
+    books = random_books(rng, len(instruments), 25)
+    priced = price_group(terms_of(instruments), PortfolioMarginParams())
+    cols = [sorted(book) for book in books]
+    indptr = np.cumsum([0, *(len(c) for c in cols)]).astype(np.intp)
+    col = np.array([c for held in cols for c in held], dtype=np.intp)
+    qty = np.array([books[r][c] for r, held in enumerate(cols) for c in held])
+    got = holder_figures(priced, indptr, np.arange(col.size, dtype=np.intp), col, qty, qty[:0])
+    for r, book in enumerate(books):
+        want = ref.margin(instruments, book, ref.RefParams())
+        pnl = want["pnl"]
+        assert isinstance(pnl, list)
+        scale = max(abs(x) for x in pnl) + 1.0
+        for name, column in (
+            ("loss", got.loss),
+            ("futures", got.futures_contingency),
+            ("options", got.option_contingency),
+            ("mm", got.maintenance),
+            ("im", got.initial),
+        ):
+            value = want[name]
+            assert isinstance(value, float)
+            assert close(float(column[r]), value, scale), (name, r, column[r], value)

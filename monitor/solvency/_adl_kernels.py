@@ -1,0 +1,291 @@
+"""Fused kernels of the auto-deleveraging queue, with the numpy path as their reference.
+
+Why kernels and how they are checked: :mod:`monitor.solvency._kernels`. The score is the
+venues' published one (:mod:`monitor.solvency._adl`); a queue is one contract and side,
+``key = instrument x 2 + (1 if short)``. Ties in score keep the rows' order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.models import INVERSE, LINEAR
+
+__all__ = [
+    "live_quantiles",
+    "live_quantiles_reference",
+    "queue_heads",
+    "queue_heads_reference",
+    "scenario_scores",
+    "scenario_scores_reference",
+    "score_reference",
+    "warm_up_adl",
+]
+
+try:
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
+    HAVE_NUMBA = False
+else:
+    HAVE_NUMBA = True
+
+Array = NDArray[np.float64]
+Index = NDArray[np.intp]
+
+
+def score_reference(
+    upnl: Array, entry_value: Array, mark_value: Array, unit_equity: Array
+) -> Array:
+    """The published score per position; -inf when the unit's equity is not positive
+    or the score is not finite (not a candidate)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pnl_pct = np.where(entry_value > 0.0, upnl / entry_value, 0.0)
+        leverage = np.abs(mark_value) / unit_equity
+        score = np.where(pnl_pct >= 0.0, pnl_pct * leverage, pnl_pct / leverage)
+    result: Array = np.where((unit_equity > 0.0) & np.isfinite(score), score, -np.inf)
+    return result
+
+
+def _score(upnl: float, entry_value: float, mark_value: float, equity: float) -> float:
+    if not equity > 0.0:
+        return -math.inf
+    pnl_pct = upnl / entry_value if entry_value > 0.0 else 0.0
+    leverage = abs(mark_value) / equity
+    score = pnl_pct * leverage if pnl_pct >= 0.0 else pnl_pct / leverage
+    return score if math.isfinite(score) else -math.inf
+
+
+def live_quantiles_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_upnl: Array,
+    row_entry_value: Array,
+    row_mark_value: Array,
+    unit_equity: Array,
+    unit_account: Index,
+    n_accounts: int,
+) -> Array:
+    """Per account its highest rank quantile over its candidate positions (rank 1 the
+    lowest score of its queue, quantile = rank / holders); NaN when it has none."""
+    score = score_reference(row_upnl, row_entry_value, row_mark_value, unit_equity[row_unit])
+    candidate = np.isfinite(score)
+    key = (row_instrument * 2 + (row_qty < 0.0))[candidate]
+    cand_score = score[candidate]
+    n = key.shape[0]
+    rank = np.empty(n)
+    if n:
+        order = np.lexsort((cand_score, key))
+        sorted_key = key[order]
+        starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        position = np.arange(n) - np.repeat(starts, sizes) + 1
+        rank[order] = position / np.repeat(sizes, sizes)
+    best = np.full(n_accounts, -1.0)
+    np.maximum.at(best, unit_account[row_unit[candidate]], rank)
+    result: Array = np.where(best >= 0.0, best, np.nan)
+    return result
+
+
+def _live_quantiles(
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    row_upnl: Any,
+    row_entry_value: Any,
+    row_mark_value: Any,
+    unit_equity: Any,
+    unit_account: Any,
+    n_accounts: Any,
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    n_rows = row_unit.shape[0]
+    score = np.empty(n_rows)
+    key = np.empty(n_rows, dtype=np.intp)
+    n_keys = 2
+    for r in range(n_rows):
+        score[r] = _score_nb(
+            row_upnl[r], row_entry_value[r], row_mark_value[r], unit_equity[row_unit[r]]
+        )
+        key[r] = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
+        n_keys = max(n_keys, key[r] + 1)
+    # Bucket the candidates by queue (in row order), then rank each queue by score.
+    starts = np.zeros(n_keys + 1, dtype=np.intp)
+    for r in range(n_rows):
+        if score[r] > -math.inf:
+            starts[key[r] + 1] += 1
+    for k in range(n_keys):
+        starts[k + 1] += starts[k]
+    fill = starts[:-1].copy()
+    members = np.empty(starts[n_keys], dtype=np.intp)
+    for r in range(n_rows):
+        if score[r] > -math.inf:
+            members[fill[key[r]]] = r
+            fill[key[r]] += 1
+    best = np.full(n_accounts, np.nan)
+    for k in range(n_keys):
+        queue = members[starts[k] : starts[k + 1]]
+        n = queue.shape[0]
+        queue_score = score[queue]
+        order = np.argsort(queue_score)
+        i = 0
+        while i < n:
+            j = i + 1
+            while j < n and queue_score[order[j]] == queue_score[order[i]]:
+                j += 1
+            if j - i > 1:  # ties keep the rows' order, as a stable sort would
+                order[i:j] = np.sort(order[i:j])
+            for t in range(i, j):
+                quantile = (t + 1) / n
+                a = unit_account[row_unit[queue[order[t]]]]
+                if not best[a] >= quantile:  # NaN or lower
+                    best[a] = quantile
+            i = j
+    return best
+
+
+def scenario_scores_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_upnl: Array,
+    row_entry_value: Array,
+    row_mark_value: Array,
+    row_share: Array,
+    kind: NDArray[np.int8],
+    values: Array,
+    moves: Array,
+    equity: Array,
+    bankrupt: NDArray[np.bool_],
+    debt: Array,
+    uncovered: float,
+) -> tuple[Array, Array]:
+    """For one scenario (``values``, ``moves`` per instrument; ``equity``, ``bankrupt``,
+    ``debt`` per unit): the shortfall per queue (each bankrupt unit's debt split by the
+    shares, the ``uncovered`` fraction of it), and every position's score at the
+    scenario's prices (-inf: bankrupt or not a candidate)."""
+    change = row_qty * values[row_instrument]
+    move = moves[row_instrument]
+    row_kind = kind[row_instrument]
+    mark_value = np.where(
+        row_kind == LINEAR,
+        row_mark_value * (1.0 + move),
+        np.where(row_kind == INVERSE, row_mark_value / (1.0 + move), row_mark_value + change),
+    )
+    broke = bankrupt[row_unit]
+    key = row_instrument * 2 + (row_qty < 0.0)
+    shortfall = np.bincount(
+        key[broke],
+        weights=debt[row_unit[broke]] * row_share[broke] * uncovered,
+        minlength=2 * kind.shape[0],
+    ).astype(np.float64)
+    score = score_reference(row_upnl + change, row_entry_value, mark_value, equity[row_unit])
+    result: Array = np.where(broke, -np.inf, score)
+    return shortfall, result
+
+
+def _scenario_scores(
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    row_upnl: Any,
+    row_entry_value: Any,
+    row_mark_value: Any,
+    row_share: Any,
+    kind: Any,
+    values: Any,
+    moves: Any,
+    equity: Any,
+    bankrupt: Any,
+    debt: Any,
+    uncovered: Any,
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    n_rows = row_unit.shape[0]
+    shortfall = np.zeros(2 * kind.shape[0])
+    score = np.empty(n_rows)
+    for r in range(n_rows):
+        u, i, q = row_unit[r], row_instrument[r], row_qty[r]
+        if bankrupt[u]:
+            shortfall[2 * i + (1 if q < 0.0 else 0)] += debt[u] * row_share[r] * uncovered
+            score[r] = -math.inf
+            continue
+        change = q * values[i]
+        if kind[i] == LINEAR:
+            mark_value = row_mark_value[r] * (1.0 + moves[i])
+        elif kind[i] == INVERSE:
+            mark_value = row_mark_value[r] / (1.0 + moves[i])
+        else:
+            mark_value = row_mark_value[r] + change
+        score[r] = _score_nb(row_upnl[r] + change, row_entry_value[r], mark_value, equity[u])
+    return shortfall, score
+
+
+def queue_heads_reference(
+    key: Index, score: Array, wanted: NDArray[np.bool_], length: int
+) -> tuple[NDArray[np.int64], Index]:
+    """For each queue ``k`` with ``wanted[k]``: its number of candidates (finite score)
+    and its first ``length`` rows, highest score first (-1 beyond the queue's end)."""
+    n_keys = wanted.shape[0]
+    holders = np.zeros(n_keys, dtype=np.int64)
+    heads = np.full((n_keys, length), -1, dtype=np.intp)
+    candidate = np.isfinite(score)
+    for k in np.flatnonzero(wanted).tolist():
+        members = np.flatnonzero(candidate & (key == k))
+        holders[k] = members.shape[0]
+        ordered = members[np.argsort(-score[members], kind="stable")][:length]
+        heads[k, : ordered.shape[0]] = ordered
+    return holders, heads
+
+
+def _queue_heads(
+    key: Any, score: Any, wanted: Any, length: Any
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    n_keys = wanted.shape[0]
+    holders = np.zeros(n_keys, dtype=np.int64)
+    for r in range(key.shape[0]):
+        if wanted[key[r]] and score[r] > -math.inf:
+            holders[key[r]] += 1
+    starts = np.zeros(n_keys + 1, dtype=np.int64)
+    for k in range(n_keys):
+        starts[k + 1] = starts[k] + holders[k]
+    fill = starts[:-1].copy()
+    members = np.empty(starts[n_keys], dtype=np.intp)
+    for r in range(key.shape[0]):
+        k = key[r]
+        if wanted[k] and score[r] > -math.inf:
+            members[fill[k]] = r
+            fill[k] += 1
+    heads = np.full((n_keys, length), -1, dtype=np.intp)
+    for k in range(n_keys):
+        group = members[starts[k] : starts[k + 1]]
+        order = np.argsort(-score[group], kind="mergesort")
+        for j in range(min(length, group.shape[0])):
+            heads[k, j] = group[order[j]]
+    return holders, heads
+
+
+if HAVE_NUMBA:
+    _score_nb = njit(cache=True, nogil=True, error_model="numpy")(_score)
+    _options: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+    live_quantiles: Any = njit(**_options)(_live_quantiles)
+    scenario_scores: Any = njit(**_options)(_scenario_scores)
+    queue_heads: Any = njit(**_options)(_queue_heads)
+else:  # pragma: no cover - numba is a dependency
+    live_quantiles = live_quantiles_reference
+    scenario_scores = scenario_scores_reference
+    queue_heads = queue_heads_reference
+
+
+def warm_up_adl() -> None:
+    """Compile (or load from the disk cache) the ADL kernels on tiny inputs."""
+    ix = np.zeros(1, dtype=np.intp)
+    one = np.ones(1)
+    live_quantiles(ix, ix, one, one, one, one, one, ix, 1)
+    kind = np.zeros(1, dtype=np.int8)
+    _, score = scenario_scores(
+        ix, ix, one, one, one, one, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
+    )
+    queue_heads(ix, score, np.ones(2, dtype=np.bool_), 1)

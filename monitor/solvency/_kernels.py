@@ -1,0 +1,348 @@
+"""Fused kernels of the book-wide stress, with the numpy path as their reference.
+
+The stress runs in a worker thread beside the event loop. numpy releases the GIL only
+inside its array loops, so a report made of a hundred numpy passes hands the GIL back and
+forth with the loop's tick thousands of times and streams the same 100 MB arrays through
+the caches again and again: the tick slows down while the stress runs. Each kernel here
+does one of those stages in one or two passes, compiled by numba with ``nogil=True``, so
+the worker holds the GIL only to call it. Each has a readable numpy reference with the
+same signature (``*_reference``); ``tests/unit/test_solvency_kernels.py`` checks them
+against each other on random books. Compiled on first use and cached on disk; the
+service compiles them ahead in the stress's own worker thread (:func:`warm_up`).
+
+Formulas: docs/solvency.md (the shocked equity ``E' = E + Q @ V``, the engine's rounding
+tolerance ``monitor.states.REL_TOL``, the debt split by maintenance margin).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from numpy.typing import NDArray
+
+__all__ = [
+    "HAVE_NUMBA",
+    "debt_by_base",
+    "debt_by_base_reference",
+    "position_values",
+    "position_values_reference",
+    "stress_units",
+    "stress_units_reference",
+    "take_book",
+    "take_book_reference",
+    "warm_up",
+]
+
+try:  # numba is optional at import time: the numpy reference always works
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
+    HAVE_NUMBA = False
+else:
+    HAVE_NUMBA = True
+
+Array = NDArray[np.float64]
+Index = NDArray[np.intp]
+_MAX = float(np.finfo(np.float64).max)
+
+
+def take_book_reference(
+    unit_account: Index,
+    unit_figures: Array,
+    pos_unit: Index,
+    pos_instrument: Index,
+    pos_qty: Array,
+    pos_entry: Array,
+    pos_figures: Array,
+    collateral: int,
+    upnl: int,
+    gross: int,
+    out_units: Array,
+    out_account: Index,
+    out_rows: Array,
+    out_index: Index,
+) -> int:
+    """Copy what the stress needs from the book's columns; return the open rows' count.
+
+    Per unit: ``out_account`` its account, ``out_units[0]`` its equity (collateral +
+    uPnL), ``out_units[1]`` the scale of its rounding (``|collateral| + gross``). Per
+    open position (``pos_unit >= 0``), compacted in row order: ``out_index[0]`` its
+    unit, ``out_index[1]`` its instrument, ``out_rows`` its quantity, entry, uPnL and
+    maintenance margin (``pos_figures`` columns 0 and 2).
+    """
+    n = unit_account.shape[0]
+    out_account[:n] = unit_account
+    out_units[0, :n] = unit_figures[:, collateral] + unit_figures[:, upnl]
+    out_units[1, :n] = np.abs(unit_figures[:, collateral]) + unit_figures[:, gross]
+    rows = np.flatnonzero(pos_unit >= 0)
+    k = rows.shape[0]
+    out_index[0, :k] = pos_unit[rows]
+    out_index[1, :k] = pos_instrument[rows]
+    out_rows[0, :k] = pos_qty[rows]
+    out_rows[1, :k] = pos_entry[rows]
+    out_rows[2, :k] = pos_figures[rows, 0]
+    out_rows[3, :k] = pos_figures[rows, 2]
+    return int(k)
+
+
+def _take_book(
+    unit_account: Any,
+    unit_figures: Any,
+    pos_unit: Any,
+    pos_instrument: Any,
+    pos_qty: Any,
+    pos_entry: Any,
+    pos_figures: Any,
+    collateral: Any,
+    upnl: Any,
+    gross: Any,
+    out_units: Any,
+    out_account: Any,
+    out_rows: Any,
+    out_index: Any,
+) -> int:  # pragma: no cover - compiled by numba; checked against the reference
+    for u in range(unit_account.shape[0]):
+        c = unit_figures[u, collateral]
+        out_account[u] = unit_account[u]
+        out_units[0, u] = c + unit_figures[u, upnl]
+        out_units[1, u] = abs(c) + unit_figures[u, gross]
+    k = 0
+    for r in range(pos_unit.shape[0]):
+        unit = pos_unit[r]
+        if unit < 0:
+            continue
+        out_index[0, k] = unit
+        out_index[1, k] = pos_instrument[r]
+        out_rows[0, k] = pos_qty[r]
+        out_rows[1, k] = pos_entry[r]
+        out_rows[2, k] = pos_figures[r, 0]
+        out_rows[3, k] = pos_figures[r, 2]
+        k += 1
+    return k
+
+
+def position_values_reference(
+    row_instrument: Index,
+    row_qty: Array,
+    row_entry: Array,
+    is_inverse: NDArray[np.bool_],
+    contract_size: Array,
+    settle_value: Array,
+    mark: Array,
+) -> tuple[Array, Array]:
+    """Per open position, in the valuation asset: ``|value at the average entry|`` and the
+    signed value at the mark (inverse contracts: ``size / price``; linear and options
+    ``size x price``); not finite values (no entry, no mark) as ``numpy.nan_to_num``."""
+    inverse = is_inverse[row_instrument]
+    size = row_qty * contract_size[row_instrument]
+    value = settle_value[row_instrument]
+    mark_of = mark[row_instrument]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entry_value = np.where(inverse, np.abs(size) / row_entry, np.abs(size * row_entry))
+        mark_value = np.where(inverse, size / mark_of, size * mark_of)
+    return np.nan_to_num(entry_value * value), np.nan_to_num(mark_value * value)
+
+
+def _finite(x: float) -> float:
+    """``numpy.nan_to_num`` of one number."""
+    if math.isnan(x):
+        return 0.0
+    if math.isinf(x):
+        return _MAX if x > 0.0 else -_MAX
+    return x
+
+
+def _position_values(
+    row_instrument: Any,
+    row_qty: Any,
+    row_entry: Any,
+    is_inverse: Any,
+    contract_size: Any,
+    settle_value: Any,
+    mark: Any,
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    n = row_qty.shape[0]
+    entry_value = np.empty(n)
+    mark_value = np.empty(n)
+    for r in range(n):
+        i = row_instrument[r]
+        size = row_qty[r] * contract_size[i]
+        if is_inverse[i]:
+            e = abs(size) / row_entry[r]
+            m = size / mark[i]
+        else:
+            e = abs(size * row_entry[r])
+            m = size * mark[i]
+        entry_value[r] = _finite_nb(e * settle_value[i])
+        mark_value[r] = _finite_nb(m * settle_value[i])
+    return entry_value, mark_value
+
+
+def stress_units_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    values: Array,
+    notional: Array,
+    unit_equity: Array,
+    unit_scale: Array,
+    unit_exposure: Array,
+    asset_moves: Array,
+    unit_account: Index,
+    n_accounts: int,
+    rel_tol: float,
+) -> tuple[Array, Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
+    """Every unit's scenario P&L, shocked equity, bankruptcy and debt, and per account
+    the debt and the number of bankrupt units, per scenario.
+
+    The P&L is the positions' ``Q @ V`` plus the change of the wallet's collateral that
+    moves with an underlying, ``unit_exposure @ asset_moves``. A unit is bankrupt when
+    its shocked equity is below zero by more than ``rel_tol`` of ``|collateral| + gross
+    + |P&L| + sum |q| x notional + |collateral change|``: the P&L is a difference of
+    values, so its rounding is relative to their size too.
+    """
+    n_units = unit_equity.shape[0]
+    quantities = scipy.sparse.csr_array(
+        (row_qty, (row_unit, row_instrument)), shape=(n_units, values.shape[0])
+    )
+    wallet = unit_exposure @ asset_moves
+    pnl = np.asarray(quantities @ values, dtype=np.float64).reshape(n_units, values.shape[1])
+    pnl = pnl + wallet
+    size = np.asarray(abs(quantities) @ notional, dtype=np.float64)
+    equity = unit_equity[:, None] + pnl
+    tolerance = rel_tol * (unit_scale[:, None] + np.abs(pnl) + size[:, None] + np.abs(wallet))
+    bankrupt = equity < -tolerance
+    debt = np.maximum(-equity, 0.0)
+    membership = scipy.sparse.csr_array(
+        (np.ones(n_units), (unit_account, np.arange(n_units))), shape=(n_accounts, n_units)
+    )
+    account_debt = np.asarray(membership @ debt, dtype=np.float64)
+    account_bankrupt = np.asarray(membership @ bankrupt.astype(np.float64)).astype(np.int64)
+    return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
+
+
+def _stress_units(
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    values: Any,
+    notional: Any,
+    unit_equity: Any,
+    unit_scale: Any,
+    unit_exposure: Any,
+    asset_moves: Any,
+    unit_account: Any,
+    n_accounts: Any,
+    rel_tol: Any,
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    n_units, n_scen = unit_equity.shape[0], values.shape[1]
+    n_assets = asset_moves.shape[0]
+    pnl = np.zeros((n_units, n_scen))
+    size = np.zeros(n_units)
+    for r in range(row_unit.shape[0]):
+        u, i, q = row_unit[r], row_instrument[r], row_qty[r]
+        size[u] += abs(q) * notional[i]
+        for s in range(n_scen):
+            pnl[u, s] += q * values[i, s]
+    wallet = np.zeros(n_scen)
+    equity = np.empty((n_units, n_scen))
+    bankrupt = np.zeros((n_units, n_scen), dtype=np.bool_)
+    debt = np.empty((n_units, n_scen))
+    account_debt = np.zeros((n_accounts, n_scen))
+    account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int64)
+    for u in range(n_units):
+        a = unit_account[u]
+        for s in range(n_scen):
+            w = 0.0
+            for k in range(n_assets):
+                w += unit_exposure[u, k] * asset_moves[k, s]
+            wallet[s] = w
+        for s in range(n_scen):
+            w = wallet[s]
+            p = pnl[u, s] + w
+            pnl[u, s] = p
+            e = unit_equity[u] + p
+            equity[u, s] = e
+            d = -e if e < 0.0 else 0.0
+            debt[u, s] = d
+            account_debt[a, s] += d
+            if e < -(rel_tol * (unit_scale[u] + abs(p) + size[u] + abs(w))):
+                bankrupt[u, s] = True
+                account_bankrupt[a, s] += 1
+    return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
+
+
+def debt_by_base_reference(
+    row_unit: Index, row_base: Index, row_maintenance: Array, debt: Array, n_bases: int
+) -> tuple[Array, Array]:
+    """Each open position's share of its unit (its maintenance margin over its unit's,
+    equal shares when the unit's positions need none), and the units' debt split over
+    the underlyings ``row_base`` by those shares (underlyings x scenarios)."""
+    n_units = debt.shape[0]
+    mm = np.maximum(row_maintenance, 0.0)
+    total = np.bincount(row_unit, weights=mm, minlength=n_units)[row_unit]
+    count = np.bincount(row_unit, minlength=n_units)[row_unit]
+    share: Array = np.where(total > 0.0, mm / np.where(total > 0.0, total, 1.0), 1.0 / count)
+    split = scipy.sparse.csr_array((share, (row_base, row_unit)), shape=(n_bases, n_units))
+    by_base = np.asarray(split @ debt, dtype=np.float64).reshape(n_bases, debt.shape[1])
+    return share, by_base
+
+
+def _debt_by_base(
+    row_unit: Any, row_base: Any, row_maintenance: Any, debt: Any, n_bases: Any
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    n_units, n_scen, n_rows = debt.shape[0], debt.shape[1], row_unit.shape[0]
+    total = np.zeros(n_units)
+    count = np.zeros(n_units)
+    for r in range(n_rows):
+        u = row_unit[r]
+        total[u] += max(row_maintenance[r], 0.0)
+        count[u] += 1.0
+    share = np.empty(n_rows)
+    by_base = np.zeros((n_bases, n_scen))
+    for r in range(n_rows):
+        u = row_unit[r]
+        w = max(row_maintenance[r], 0.0) / total[u] if total[u] > 0.0 else 1.0 / count[u]
+        share[r] = w
+        b = row_base[r]
+        for s in range(n_scen):
+            by_base[b, s] += w * debt[u, s]
+    return share, by_base
+
+
+if HAVE_NUMBA:
+    _finite_nb = njit(cache=True, nogil=True)(_finite)
+    _options: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
+    position_values: Any = njit(**_options)(_position_values)
+    take_book: Any = njit(cache=True, nogil=True)(_take_book)
+    stress_units: Any = njit(cache=True, nogil=True)(_stress_units)
+    debt_by_base: Any = njit(cache=True, nogil=True)(_debt_by_base)
+else:  # pragma: no cover - numba is a dependency
+    take_book = take_book_reference
+    position_values = position_values_reference
+    stress_units = stress_units_reference
+    debt_by_base = debt_by_base_reference
+
+
+def warm_up() -> float:
+    """Compile (or load from the disk cache) the stress kernels on tiny inputs; seconds."""
+    from monitor.solvency._adl_kernels import warm_up_adl
+
+    started = time.perf_counter()
+    ix = np.zeros(1, dtype=np.intp)
+    one = np.ones(1)
+    take_book(
+        ix, np.ones((1, 5)), ix, ix, one, one, np.ones((1, 3)), 0, 1, 4,
+        np.empty((2, 1)), np.empty(1, dtype=np.intp),
+        np.empty((4, 1)), np.empty((2, 1), dtype=np.intp),
+    )  # fmt: skip
+    _, _, _, debt, _, _ = stress_units(
+        ix, ix, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ix, 1, 1e-9
+    )
+    debt_by_base(ix, ix, one, debt, 1)
+    position_values(ix, one, one, np.zeros(1, dtype=np.bool_), one, one, one)
+    warm_up_adl()
+    return time.perf_counter() - started

@@ -243,27 +243,29 @@ def queue_heads_reference(
 def _queue_heads(
     key: Any, score: Any, wanted: Any, length: Any
 ) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    # One pass: each wanted queue keeps its best ``length`` rows by insertion (a row
+    # goes after the rows of an equal score already kept: ties keep the rows' order).
     n_keys = wanted.shape[0]
     holders = np.zeros(n_keys, dtype=np.int64)
-    for r in range(key.shape[0]):
-        if wanted[key[r]] and score[r] > -math.inf:
-            holders[key[r]] += 1
-    starts = np.zeros(n_keys + 1, dtype=np.int64)
-    for k in range(n_keys):
-        starts[k + 1] = starts[k] + holders[k]
-    fill = starts[:-1].copy()
-    members = np.empty(starts[n_keys], dtype=np.intp)
+    heads = np.full((n_keys, length), -1, dtype=np.intp)
+    kept = np.zeros(n_keys, dtype=np.int64)
     for r in range(key.shape[0]):
         k = key[r]
-        if wanted[k] and score[r] > -math.inf:
-            members[fill[k]] = r
-            fill[k] += 1
-    heads = np.full((n_keys, length), -1, dtype=np.intp)
-    for k in range(n_keys):
-        group = members[starts[k] : starts[k + 1]]
-        order = np.argsort(-score[group], kind="mergesort")
-        for j in range(min(length, group.shape[0])):
-            heads[k, j] = group[order[j]]
+        x = score[r]
+        if not (wanted[k] and x > -math.inf):
+            continue
+        holders[k] += 1
+        n = kept[k]
+        if n == length and not x > score[heads[k, length - 1]]:
+            continue
+        j = n if n < length else length - 1
+        while j > 0 and x > score[heads[k, j - 1]]:
+            if j < length:
+                heads[k, j] = heads[k, j - 1]
+            j -= 1
+        heads[k, j] = r
+        if n < length:
+            kept[k] = n + 1
     return holders, heads
 
 

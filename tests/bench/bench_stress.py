@@ -4,9 +4,10 @@ Book: 1,000,000 cross accounts with 3 positions each (3,000,000 positions) on 9 
 futures over 3 underlyings; 10 scenarios (each underlying -30 %, -50 %, +50 % and a
 joint -50 % crash: the defaults).
 
-* ``stress_book_copy``: copying the book's columns (``copy_book``, done inside a cycle,
-  so it is what a cycle pays); ``derive_seconds``: deriving the stress's view from the
-  copy (``state_of``, in the worker thread).
+* ``stress_book_copy``: copying what the stress needs (``BookCopier.take`` into its kept
+  buffers, done inside a cycle, so it is what a cycle pays), against the baseline of
+  one cycle that ticks one instrument (``tick_cycle``); ``derive_seconds``: deriving
+  the stress's view from the copy (``state_of``, in the worker thread).
 * ``stress_full_book``: the whole report from that copy (value changes, the sparse
   product, bad debt, bankrupt accounts, contributors, per-underlying split, Cover-2,
   ADL queues). Baseline ``numpy_floor``: in the same run, the bare arithmetic no
@@ -14,12 +15,18 @@ joint -50 % crash: the defaults).
   ``max(0, -(E + P&L))`` summed per scenario.
 * ``stress_tick_latency``: median and p99 of one-tick ``Engine.apply`` (one
   instrument's ~333,000 holders), alone and while the stress runs in a worker thread
-  at the lowest CPU priority, as the service runs it; ``ratio`` is with / without.
+  at the lowest CPU priority, as the service runs it (the report and the live ADL
+  quantiles, back to back); ``ratio`` and ``p99_ratio`` are with / without.
+
+Every line carries the host's 1-minute load average at its end (``load_1m``): on a
+shared host the figures move with it. ``--accounts N`` runs a smaller book.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import statistics
 import sys
 import threading
@@ -32,7 +39,7 @@ import scipy.sparse
 from monitor.book import load_cross_accounts
 from monitor.engine import Engine, EngineConfig
 from monitor.schema import Instrument, PortfolioMarginParams, PriceTick, Tier, TieredMargin
-from monitor.solvency import Stresser, copy_book, scenario_values, state_of
+from monitor.solvency import BookCopier, Stresser, scenario_values, state_of, warm_up
 from monitor.solvency_publisher import lower_priority
 
 ACCOUNTS = 1_000_000
@@ -95,6 +102,7 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
 
 
 def emit(**figure: object) -> None:
+    figure["load_1m"] = round(os.getloadavg()[0], 2)
     print(json.dumps(figure), flush=True)
 
 
@@ -112,6 +120,13 @@ def tick_times(engine: Engine, count: int, start: int) -> list[float]:
 
 
 def main() -> int:
+    global ACCOUNTS
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--accounts", type=int, default=ACCOUNTS)
+    parser.add_argument("--ticks", type=int, default=60, help="ticks timed alone and loaded")
+    args = parser.parse_args()
+    ACCOUNTS = args.accounts
+    warm_up()
     rng = np.random.default_rng(15)
     t0 = time.perf_counter()
     engine = build(rng)
@@ -122,8 +137,11 @@ def main() -> int:
     )
     stresser = Stresser(sorted(BASES))
     scenarios = len(stresser.scenarios)
-    copy_s = best_of(3, lambda: copy_book(engine))
-    copied = copy_book(engine)
+    copier = BookCopier()
+    copier.take(engine)  # size the kept buffers, as the service's first stress does
+    copy_s = best_of(3, lambda: copier.take(engine))
+    tick_s = min(tick_times(engine, 3, 500))
+    copied = copier.take(engine)
     derive_s = best_of(3, lambda: state_of(copied))
     state = state_of(copied)
     emit(
@@ -131,6 +149,9 @@ def main() -> int:
         accounts=engine.account_count,
         positions=engine.position_count,
         seconds=round(copy_s, 4),
+        baseline="tick_cycle",
+        baseline_seconds=round(tick_s, 4),
+        ratio=round(copy_s / tick_s, 3),
         derive_seconds=round(derive_s, 4),
     )
 
@@ -147,6 +168,7 @@ def main() -> int:
     floor_s = best_of(3, floor)
     report = stresser.report(state, 1e6, NOW)
     full_s = best_of(3, lambda: stresser.report(state, 1e6, NOW))
+    quantiles_s = best_of(3, lambda: stresser.quantiles(state))
     worst = max(report.scenarios, key=lambda r: r.bad_debt)
     emit(
         figure="stress_full_book",
@@ -157,13 +179,15 @@ def main() -> int:
         baseline="numpy_floor",
         baseline_seconds=round(floor_s, 4),
         ratio=round(full_s / floor_s, 2),
+        adl_quantiles_seconds=round(quantiles_s, 4),
         worst_scenario=worst.scenario,
         worst_bad_debt=round(worst.bad_debt, 2),
         worst_bankrupt_accounts=worst.bankrupt_accounts,
         adl_queues=len(report.adl_candidates),
     )
 
-    alone = tick_times(engine, 30, 1_000)[5:]
+    count = args.ticks + 5
+    alone = tick_times(engine, count, 1_000)[5:]
     done = threading.Event()
     rounds = 0
 
@@ -171,27 +195,32 @@ def main() -> int:
         nonlocal rounds
         lower_priority()  # as the service's worker thread
         while not done.is_set():
-            stresser.report(state_of(copied), 1e6, NOW)
+            stressed = state_of(copied)
+            stresser.report(stressed, 1e6, NOW)
+            stresser.quantiles(stressed)
             rounds += 1
 
     worker = threading.Thread(target=stress_loop)
     worker.start()
     try:
-        loaded = tick_times(engine, 30, 2_000)[5:]
+        loaded = tick_times(engine, count, 20_000)[5:]
     finally:
         done.set()
         worker.join()
     base, with_stress = statistics.median(alone), statistics.median(loaded)
+    p99_alone, p99_loaded = float(np.quantile(alone, 0.99)), float(np.quantile(loaded, 0.99))
     emit(
         figure="stress_tick_latency",
         accounts=engine.account_count,
         holders_per_tick=int((state.row_instrument == engine.book.instrument_index["BTC-0"]).sum()),
+        ticks=len(loaded),
         seconds=round(with_stress, 4),
-        p99_seconds=round(float(np.quantile(loaded, 0.99)), 4),
+        p99_seconds=round(p99_loaded, 4),
         baseline="tick_without_stress",
         baseline_seconds=round(base, 4),
-        baseline_p99_seconds=round(float(np.quantile(alone, 0.99)), 4),
-        ratio=round(with_stress / base, 2),
+        baseline_p99_seconds=round(p99_alone, 4),
+        ratio=round(with_stress / base, 3),
+        p99_ratio=round(p99_loaded / p99_alone, 3),
         stress_rounds_during=rounds,
     )
     return 0

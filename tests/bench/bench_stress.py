@@ -39,7 +39,15 @@ import scipy.sparse
 from monitor.book import load_cross_accounts
 from monitor.engine import Engine, EngineConfig
 from monitor.schema import Instrument, PortfolioMarginParams, PriceTick, Tier, TieredMargin
-from monitor.solvency import BookCopier, Stresser, scenario_values, state_of, warm_up
+from monitor.solvency import (
+    BookCopier,
+    BookCopy,
+    BookState,
+    Stresser,
+    scenario_values,
+    state_of,
+    warm_up,
+)
 from monitor.solvency_publisher import lower_priority
 
 ACCOUNTS = 1_000_000
@@ -119,11 +127,67 @@ def tick_times(engine: Engine, count: int, start: int) -> list[float]:
     return times
 
 
+def tick_latency(
+    engine: Engine,
+    stresser: Stresser,
+    copied: BookCopy,
+    state: BookState,
+    count: int,
+    *,
+    nice: bool,
+    start: int,
+) -> None:
+    """Ticks alone, then beside a worker running the stress as the service does."""
+    alone = tick_times(engine, count, start)[5:]
+    done = threading.Event()
+    rounds = 0
+
+    def stress_loop() -> None:
+        nonlocal rounds
+        if nice:
+            lower_priority()  # as the service's worker thread
+        while not done.is_set():
+            stressed = state_of(copied)
+            stresser.report(stressed, 1e6, NOW)
+            stresser.quantiles(stressed)
+            rounds += 1
+
+    worker = threading.Thread(target=stress_loop)
+    worker.start()
+    try:
+        loaded = tick_times(engine, count, start + 10_000)[5:]
+    finally:
+        done.set()
+        worker.join()
+    base, with_stress = statistics.median(alone), statistics.median(loaded)
+    p99_alone, p99_loaded = float(np.quantile(alone, 0.99)), float(np.quantile(loaded, 0.99))
+    emit(
+        figure="stress_tick_latency",
+        accounts=engine.account_count,
+        holders_per_tick=int((state.row_instrument == engine.book.instrument_index["BTC-0"]).sum()),
+        worker_nice=19 if nice else 0,
+        ticks=len(loaded),
+        seconds=round(with_stress, 4),
+        p99_seconds=round(p99_loaded, 4),
+        baseline="tick_without_stress",
+        baseline_seconds=round(base, 4),
+        baseline_p99_seconds=round(p99_alone, 4),
+        ratio=round(with_stress / base, 3),
+        p99_ratio=round(p99_loaded / p99_alone, 3),
+        stress_rounds_during=rounds,
+    )
+
+
 def main() -> int:
     global ACCOUNTS
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, default=ACCOUNTS)
     parser.add_argument("--ticks", type=int, default=60, help="ticks timed alone and loaded")
+    parser.add_argument(
+        "--same-priority",
+        action="store_true",
+        help="also time ticks beside a worker at normal CPU priority (the GIL's share alone)",
+    )
     args = parser.parse_args()
     ACCOUNTS = args.accounts
     warm_up()
@@ -186,43 +250,10 @@ def main() -> int:
         adl_queues=len(report.adl_candidates),
     )
 
-    count = args.ticks + 5
-    alone = tick_times(engine, count, 1_000)[5:]
-    done = threading.Event()
-    rounds = 0
-
-    def stress_loop() -> None:
-        nonlocal rounds
-        lower_priority()  # as the service's worker thread
-        while not done.is_set():
-            stressed = state_of(copied)
-            stresser.report(stressed, 1e6, NOW)
-            stresser.quantiles(stressed)
-            rounds += 1
-
-    worker = threading.Thread(target=stress_loop)
-    worker.start()
-    try:
-        loaded = tick_times(engine, count, 20_000)[5:]
-    finally:
-        done.set()
-        worker.join()
-    base, with_stress = statistics.median(alone), statistics.median(loaded)
-    p99_alone, p99_loaded = float(np.quantile(alone, 0.99)), float(np.quantile(loaded, 0.99))
-    emit(
-        figure="stress_tick_latency",
-        accounts=engine.account_count,
-        holders_per_tick=int((state.row_instrument == engine.book.instrument_index["BTC-0"]).sum()),
-        ticks=len(loaded),
-        seconds=round(with_stress, 4),
-        p99_seconds=round(p99_loaded, 4),
-        baseline="tick_without_stress",
-        baseline_seconds=round(base, 4),
-        baseline_p99_seconds=round(p99_alone, 4),
-        ratio=round(with_stress / base, 3),
-        p99_ratio=round(p99_loaded / p99_alone, 3),
-        stress_rounds_during=rounds,
-    )
+    for k, nice in enumerate((True, False) if args.same_priority else (True,)):
+        tick_latency(
+            engine, stresser, copied, state, args.ticks + 5, nice=nice, start=1_000 + 100_000 * k
+        )
     return 0
 
 

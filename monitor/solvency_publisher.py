@@ -29,7 +29,7 @@ from monitor.engine import Engine
 from monitor.errors import ConfigError, InputError
 from monitor.metrics import Metrics
 from monitor.schema import MarginEvent, SolvencyReport
-from monitor.solvency import BookCopier, BookCopy, Stresser, state_of, warm_up
+from monitor.solvency import BookCopier, BookCopy, CycleGate, Stresser, state_of, warm_up
 from streams import OutboundRecord
 
 __all__ = ["SolvencySchedule", "fund_value", "lower_priority"]
@@ -85,6 +85,8 @@ class SolvencySchedule:
             max_workers=1, thread_name_prefix="liqmon-solvency", initializer=lower_priority
         )
         self._copier = BookCopier()
+        #: Closed by the service while a cycle computes: the stress steps aside.
+        self.gate = CycleGate()
         if self.enabled:  # compile the kernels in the worker, before the first stress
             self._executor.submit(warm_up)
         self.last: SolvencyReport | None = None
@@ -130,9 +132,10 @@ class SolvencySchedule:
 
     def _compute(self, copied: BookCopy, fund: float, ts: int) -> _Result:
         started = time.perf_counter()
-        state = state_of(copied)
-        report = self._stresser.report(state, fund, ts)
-        quantiles = self._stresser.quantiles(state)
+        gate = self.gate
+        state = state_of(copied, gate=gate)
+        report = self._stresser.report(state, fund, ts, gate=gate)
+        quantiles = self._stresser.quantiles(state, gate=gate)
         return report, quantiles, time.perf_counter() - started
 
     def with_quantiles(self, engine: Engine, events: list[MarginEvent]) -> list[MarginEvent]:

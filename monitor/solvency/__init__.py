@@ -7,6 +7,7 @@ thread; :func:`warm_up` compiles them). See docs/solvency.md.
 """
 
 from monitor.solvency._adl import account_quantiles, adl_queues, adl_scores, quantiles
+from monitor.solvency._gate import CycleGate
 from monitor.solvency._kernels import warm_up
 from monitor.solvency._scenarios import default_scenarios, scenario_problem, worst_day
 from monitor.solvency._state import (
@@ -25,6 +26,7 @@ __all__ = [
     "BookCopier",
     "BookCopy",
     "BookState",
+    "CycleGate",
     "StressFigures",
     "Stresser",
     "account_groups",

@@ -32,6 +32,7 @@ from monitor.solvency._adl_kernels import (
     scenario_scores,
     score_reference,
 )
+from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._state import BookState, StressFigures
 
 __all__ = ["account_quantiles", "adl_queues", "adl_scores", "quantiles"]
@@ -61,7 +62,7 @@ def quantiles(key: NDArray[np.intp], score: Array) -> Array:
     return result
 
 
-def account_quantiles(state: BookState) -> Array:
+def account_quantiles(state: BookState, *, gate: CycleGate = OPEN) -> Array:
     """Per account (dense id): its highest ADL quantile at the current figures, NaN when
     it holds no candidate position (one fused kernel, no GIL)."""
     result: Array = live_quantiles(
@@ -74,12 +75,19 @@ def account_quantiles(state: BookState) -> Array:
         state.unit_equity,
         state.unit_account,
         len(state.accounts),
+        gate=gate,
     )
     return result
 
 
 def adl_queues(
-    state: BookState, figures: StressFigures, s: int, fund: float, queue_length: int
+    state: BookState,
+    figures: StressFigures,
+    s: int,
+    fund: float,
+    queue_length: int,
+    *,
+    gate: CycleGate = OPEN,
 ) -> tuple[AdlQueue, ...]:
     """The queues that absorb the bad debt of scenario ``s`` beyond ``fund``.
 
@@ -104,12 +112,13 @@ def adl_queues(
         np.ascontiguousarray(figures.bankrupt[:, s]),
         np.ascontiguousarray(figures.debt[:, s]),
         uncovered,
+        gate=gate,
     )
     wanted = np.flatnonzero(shortfall > 0.0)
     opposite = np.zeros(shortfall.shape[0], dtype=np.bool_)
     opposite[wanted ^ 1] = True
     key = state.row_instrument * 2 + (state.row_qty < 0.0)
-    holders, heads = queue_heads(key, score, opposite, queue_length)
+    holders, heads = queue_heads(key, score, opposite, queue_length, gate=gate)
     queues: list[AdlQueue] = []
     for bad in wanted.tolist():
         other = bad ^ 1

@@ -14,6 +14,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.models import INVERSE, LINEAR
+from monitor.solvency._gate import OPEN, CycleGate
+from monitor.solvency._kernels import _SLICE, _resume
 
 __all__ = [
     "live_quantiles",
@@ -92,6 +94,8 @@ def live_quantiles_reference(
 
 
 def _live_quantiles(
+    flag: Any,
+    progress: Any,
     row_unit: Any,
     row_instrument: Any,
     row_qty: Any,
@@ -100,33 +104,38 @@ def _live_quantiles(
     row_mark_value: Any,
     unit_equity: Any,
     unit_account: Any,
-    n_accounts: Any,
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
-    n_rows = row_unit.shape[0]
-    score = np.empty(n_rows)
-    key = np.empty(n_rows, dtype=np.intp)
-    n_keys = 2
-    for r in range(n_rows):
-        score[r] = _score_nb(
-            row_upnl[r], row_entry_value[r], row_mark_value[r], unit_equity[row_unit[r]]
-        )
-        key[r] = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
-        n_keys = max(n_keys, key[r] + 1)
-    # Bucket the candidates by queue (in row order), then rank each queue by score.
-    starts = np.zeros(n_keys + 1, dtype=np.intp)
-    for r in range(n_rows):
-        if score[r] > -math.inf:
-            starts[key[r] + 1] += 1
-    for k in range(n_keys):
-        starts[k + 1] += starts[k]
-    fill = starts[:-1].copy()
-    members = np.empty(starts[n_keys], dtype=np.intp)
-    for r in range(n_rows):
-        if score[r] > -math.inf:
-            members[fill[key[r]]] = r
-            fill[key[r]] += 1
-    best = np.full(n_accounts, np.nan)
-    for k in range(n_keys):
+    score: Any,
+    key: Any,
+    starts: Any,
+    members: Any,
+    best: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    n_rows, n_keys = row_unit.shape[0], starts.shape[0] - 1
+    if progress[0] == 0:  # every position's score and queue; the queues' sizes
+        r = progress[1]
+        while r < n_rows:
+            score[r] = _score_nb(
+                row_upnl[r], row_entry_value[r], row_mark_value[r], unit_equity[row_unit[r]]
+            )
+            key[r] = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
+            if score[r] > -math.inf:
+                starts[key[r] + 1] += 1
+            r += 1
+            if (r & _SLICE) == 0 and flag[0] != 0:
+                progress[1] = r
+                return False
+        for k in range(n_keys):
+            starts[k + 1] += starts[k]
+        progress[0], progress[1] = 1, 0
+    if progress[0] == 1:  # the candidates bucketed by queue, in row order
+        fill = starts[:-1].copy()
+        for r in range(n_rows):
+            if score[r] > -math.inf:
+                members[fill[key[r]]] = r
+                fill[key[r]] += 1
+        progress[0], progress[1] = 2, 0
+    k = progress[1]  # each queue ranked by score; ties keep the rows' order
+    while k < n_keys:
         queue = members[starts[k] : starts[k + 1]]
         n = queue.shape[0]
         queue_score = score[queue]
@@ -136,7 +145,7 @@ def _live_quantiles(
             j = i + 1
             while j < n and queue_score[order[j]] == queue_score[order[i]]:
                 j += 1
-            if j - i > 1:  # ties keep the rows' order, as a stable sort would
+            if j - i > 1:
                 order[i:j] = np.sort(order[i:j])
             for t in range(i, j):
                 quantile = (t + 1) / n
@@ -144,6 +153,36 @@ def _live_quantiles(
                 if not best[a] >= quantile:  # NaN or lower
                     best[a] = quantile
             i = j
+        k += 1
+        if flag[0] != 0:
+            progress[1] = k
+            return False
+    return True
+
+
+def live_quantiles(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_upnl: Array,
+    row_entry_value: Array,
+    row_mark_value: Array,
+    unit_equity: Array,
+    unit_account: Index,
+    n_accounts: int,
+    *,
+    gate: CycleGate = OPEN,
+) -> Array:
+    """:func:`live_quantiles_reference`, pausing at a closed ``gate``."""
+    n_rows = row_unit.shape[0]
+    n_keys = 2 * int(row_instrument.max()) + 2 if n_rows else 2
+    best = np.full(n_accounts, np.nan)
+    _resume(
+        _live_quantiles_nb, gate, row_unit, row_instrument, row_qty, row_upnl,
+        row_entry_value, row_mark_value, unit_equity, unit_account, np.empty(n_rows),
+        np.empty(n_rows, dtype=np.intp), np.zeros(n_keys + 1, dtype=np.intp),
+        np.empty(n_rows, dtype=np.intp), best,
+    )  # fmt: skip
     return best
 
 
@@ -188,6 +227,8 @@ def scenario_scores_reference(
 
 
 def _scenario_scores(
+    flag: Any,
+    progress: Any,
     row_unit: Any,
     row_instrument: Any,
     row_qty: Any,
@@ -202,24 +243,56 @@ def _scenario_scores(
     bankrupt: Any,
     debt: Any,
     uncovered: Any,
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
-    n_rows = row_unit.shape[0]
-    shortfall = np.zeros(2 * kind.shape[0])
-    score = np.empty(n_rows)
-    for r in range(n_rows):
+    shortfall: Any,
+    score: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    r = progress[1]
+    while r < row_unit.shape[0]:
         u, i, q = row_unit[r], row_instrument[r], row_qty[r]
         if bankrupt[u]:
             shortfall[2 * i + (1 if q < 0.0 else 0)] += debt[u] * row_share[r] * uncovered
             score[r] = -math.inf
-            continue
-        change = q * values[i]
-        if kind[i] == LINEAR:
-            mark_value = row_mark_value[r] * (1.0 + moves[i])
-        elif kind[i] == INVERSE:
-            mark_value = row_mark_value[r] / (1.0 + moves[i])
         else:
-            mark_value = row_mark_value[r] + change
-        score[r] = _score_nb(row_upnl[r] + change, row_entry_value[r], mark_value, equity[u])
+            change = q * values[i]
+            if kind[i] == LINEAR:
+                mark_value = row_mark_value[r] * (1.0 + moves[i])
+            elif kind[i] == INVERSE:
+                mark_value = row_mark_value[r] / (1.0 + moves[i])
+            else:
+                mark_value = row_mark_value[r] + change
+            score[r] = _score_nb(row_upnl[r] + change, row_entry_value[r], mark_value, equity[u])
+        r += 1
+        if (r & _SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def scenario_scores(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_upnl: Array,
+    row_entry_value: Array,
+    row_mark_value: Array,
+    row_share: Array,
+    kind: NDArray[np.int8],
+    values: Array,
+    moves: Array,
+    equity: Array,
+    bankrupt: NDArray[np.bool_],
+    debt: Array,
+    uncovered: float,
+    *,
+    gate: CycleGate = OPEN,
+) -> tuple[Array, Array]:
+    """:func:`scenario_scores_reference`, pausing at a closed ``gate``."""
+    shortfall, score = np.zeros(2 * kind.shape[0]), np.empty(row_unit.shape[0])
+    _resume(
+        _scenario_scores_nb, gate, row_unit, row_instrument, row_qty, row_upnl,
+        row_entry_value, row_mark_value, row_share, kind, values, moves, equity, bankrupt,
+        debt, uncovered, shortfall, score,
+    )  # fmt: skip
     return shortfall, score
 
 
@@ -241,44 +314,60 @@ def queue_heads_reference(
 
 
 def _queue_heads(
-    key: Any, score: Any, wanted: Any, length: Any
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
-    # One pass: each wanted queue keeps its best ``length`` rows by insertion (a row
-    # goes after the rows of an equal score already kept: ties keep the rows' order).
+    flag: Any,
+    progress: Any,
+    key: Any,
+    score: Any,
+    wanted: Any,
+    holders: Any,
+    heads: Any,
+    kept: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    # One pass: each wanted queue keeps its best rows by insertion (a row goes after the
+    # rows of an equal score already kept: ties keep the rows' order).
+    length = heads.shape[1]
+    r = progress[1]
+    while r < key.shape[0]:
+        k = key[r]
+        x = score[r]
+        if wanted[k] and x > -math.inf:
+            holders[k] += 1
+            n = kept[k]
+            if n < length or x > score[heads[k, length - 1]]:
+                j = n if n < length else length - 1
+                while j > 0 and x > score[heads[k, j - 1]]:
+                    if j < length:
+                        heads[k, j] = heads[k, j - 1]
+                    j -= 1
+                heads[k, j] = r
+                if n < length:
+                    kept[k] = n + 1
+        r += 1
+        if (r & _SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def queue_heads(
+    key: Index, score: Array, wanted: NDArray[np.bool_], length: int, *, gate: CycleGate = OPEN
+) -> tuple[NDArray[np.int64], Index]:
+    """:func:`queue_heads_reference`, pausing at a closed ``gate``."""
     n_keys = wanted.shape[0]
     holders = np.zeros(n_keys, dtype=np.int64)
     heads = np.full((n_keys, length), -1, dtype=np.intp)
-    kept = np.zeros(n_keys, dtype=np.int64)
-    for r in range(key.shape[0]):
-        k = key[r]
-        x = score[r]
-        if not (wanted[k] and x > -math.inf):
-            continue
-        holders[k] += 1
-        n = kept[k]
-        if n == length and not x > score[heads[k, length - 1]]:
-            continue
-        j = n if n < length else length - 1
-        while j > 0 and x > score[heads[k, j - 1]]:
-            if j < length:
-                heads[k, j] = heads[k, j - 1]
-            j -= 1
-        heads[k, j] = r
-        if n < length:
-            kept[k] = n + 1
+    _resume(
+        _queue_heads_nb, gate, key, score, wanted, holders, heads,
+        np.zeros(n_keys, dtype=np.int64),
+    )  # fmt: skip
     return holders, heads
 
 
-if HAVE_NUMBA:
-    _score_nb = njit(cache=True, nogil=True, error_model="numpy")(_score)
-    _options: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
-    live_quantiles: Any = njit(**_options)(_live_quantiles)
-    scenario_scores: Any = njit(**_options)(_scenario_scores)
-    queue_heads: Any = njit(**_options)(_queue_heads)
-else:  # pragma: no cover - numba is a dependency
-    live_quantiles = live_quantiles_reference
-    scenario_scores = scenario_scores_reference
-    queue_heads = queue_heads_reference
+_jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else (lambda f: f)
+_score_nb = _jit(_score)
+_live_quantiles_nb = _jit(_live_quantiles)
+_scenario_scores_nb = _jit(_scenario_scores)
+_queue_heads_nb = _jit(_queue_heads)
 
 
 def warm_up_adl() -> None:

@@ -5,10 +5,13 @@ inside its array loops, so a report made of a hundred numpy passes hands the GIL
 forth with the loop's tick thousands of times and streams the same 100 MB arrays through
 the caches again and again: the tick slows down while the stress runs. Each kernel here
 does one of those stages in one or two passes, compiled by numba with ``nogil=True``, so
-the worker holds the GIL only to call it. Each has a readable numpy reference with the
-same signature (``*_reference``); ``tests/unit/test_solvency_kernels.py`` checks them
-against each other on random books. Compiled on first use and cached on disk; the
-service compiles them ahead in the stress's own worker thread (:func:`warm_up`).
+the worker holds the GIL only to call it; and each looks at a :class:`CycleGate` every
+4,096 rows, so it steps aside (returns where it is, resumed by the wrapper once the gate
+opens) while a cycle computes. Each has a readable numpy reference with the same
+signature (``*_reference``); ``tests/unit/test_solvency_kernels.py`` checks them against
+each other on random books, paused at every look. Compiled on first use and cached on
+disk; the service compiles them ahead in the stress's own worker thread
+(:func:`warm_up`).
 
 Formulas: docs/solvency.md (the shocked equity ``E' = E + Q @ V``, the engine's rounding
 tolerance ``monitor.states.REL_TOL``, the debt split by maintenance margin).
@@ -23,6 +26,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 from numpy.typing import NDArray
+
+from monitor.solvency._gate import OPEN, CycleGate
 
 __all__ = [
     "HAVE_NUMBA",
@@ -47,6 +52,7 @@ else:
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
 _MAX = float(np.finfo(np.float64).max)
+_SLICE = 4095  # rows between two looks at the gate: (r & _SLICE) == 0
 
 
 def take_book_reference(
@@ -156,6 +162,8 @@ def _finite(x: float) -> float:
 
 
 def _position_values(
+    flag: Any,
+    progress: Any,
     row_instrument: Any,
     row_qty: Any,
     row_entry: Any,
@@ -163,11 +171,11 @@ def _position_values(
     contract_size: Any,
     settle_value: Any,
     mark: Any,
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
-    n = row_qty.shape[0]
-    entry_value = np.empty(n)
-    mark_value = np.empty(n)
-    for r in range(n):
+    entry_value: Any,
+    mark_value: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    r = progress[1]
+    while r < row_qty.shape[0]:
         i = row_instrument[r]
         size = row_qty[r] * contract_size[i]
         if is_inverse[i]:
@@ -178,6 +186,31 @@ def _position_values(
             m = size * mark[i]
         entry_value[r] = _finite_nb(e * settle_value[i])
         mark_value[r] = _finite_nb(m * settle_value[i])
+        r += 1
+        if (r & _SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def position_values(
+    row_instrument: Index,
+    row_qty: Array,
+    row_entry: Array,
+    is_inverse: NDArray[np.bool_],
+    contract_size: Array,
+    settle_value: Array,
+    mark: Array,
+    *,
+    gate: CycleGate = OPEN,
+) -> tuple[Array, Array]:
+    """:func:`position_values_reference`, pausing at a closed ``gate``."""
+    n = row_qty.shape[0]
+    entry_value, mark_value = np.empty(n), np.empty(n)
+    _resume(
+        _position_values_nb, gate, row_instrument, row_qty, row_entry, is_inverse,
+        contract_size, settle_value, mark, entry_value, mark_value,
+    )  # fmt: skip
     return entry_value, mark_value
 
 
@@ -225,6 +258,8 @@ def stress_units_reference(
 
 
 def _stress_units(
+    flag: Any,
+    progress: Any,
     row_unit: Any,
     row_instrument: Any,
     row_qty: Any,
@@ -235,33 +270,36 @@ def _stress_units(
     unit_exposure: Any,
     asset_moves: Any,
     unit_account: Any,
-    n_accounts: Any,
     rel_tol: Any,
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    size: Any,
+    pnl: Any,
+    equity: Any,
+    bankrupt: Any,
+    debt: Any,
+    account_debt: Any,
+    account_bankrupt: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
     n_units, n_scen = unit_equity.shape[0], values.shape[1]
     n_assets = asset_moves.shape[0]
-    pnl = np.zeros((n_units, n_scen))
-    size = np.zeros(n_units)
-    for r in range(row_unit.shape[0]):
-        u, i, q = row_unit[r], row_instrument[r], row_qty[r]
-        size[u] += abs(q) * notional[i]
-        for s in range(n_scen):
-            pnl[u, s] += q * values[i, s]
-    wallet = np.zeros(n_scen)
-    equity = np.empty((n_units, n_scen))
-    bankrupt = np.zeros((n_units, n_scen), dtype=np.bool_)
-    debt = np.empty((n_units, n_scen))
-    account_debt = np.zeros((n_accounts, n_scen))
-    account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int64)
-    for u in range(n_units):
+    if progress[0] == 0:  # the positions' P&L, scattered into their units
+        r = progress[1]
+        while r < row_unit.shape[0]:
+            u, i, q = row_unit[r], row_instrument[r], row_qty[r]
+            size[u] += abs(q) * notional[i]
+            for s in range(n_scen):
+                pnl[u, s] += q * values[i, s]
+            r += 1
+            if (r & _SLICE) == 0 and flag[0] != 0:
+                progress[1] = r
+                return False
+        progress[0], progress[1] = 1, 0
+    u = progress[1]  # each unit: its wallet's move, equity, bankruptcy, debt
+    while u < n_units:
         a = unit_account[u]
         for s in range(n_scen):
             w = 0.0
             for k in range(n_assets):
                 w += unit_exposure[u, k] * asset_moves[k, s]
-            wallet[s] = w
-        for s in range(n_scen):
-            w = wallet[s]
             p = pnl[u, s] + w
             pnl[u, s] = p
             e = unit_equity[u] + p
@@ -272,6 +310,42 @@ def _stress_units(
             if e < -(rel_tol * (unit_scale[u] + abs(p) + size[u] + abs(w))):
                 bankrupt[u, s] = True
                 account_bankrupt[a, s] += 1
+        u += 1
+        if (u & _SLICE) == 0 and flag[0] != 0:
+            progress[1] = u
+            return False
+    return True
+
+
+def stress_units(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    values: Array,
+    notional: Array,
+    unit_equity: Array,
+    unit_scale: Array,
+    unit_exposure: Array,
+    asset_moves: Array,
+    unit_account: Index,
+    n_accounts: int,
+    rel_tol: float,
+    *,
+    gate: CycleGate = OPEN,
+) -> tuple[Array, Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
+    """:func:`stress_units_reference`, pausing at a closed ``gate``."""
+    n_units, n_scen = unit_equity.shape[0], values.shape[1]
+    pnl = np.zeros((n_units, n_scen))
+    equity = np.empty((n_units, n_scen))
+    bankrupt = np.zeros((n_units, n_scen), dtype=np.bool_)
+    debt = np.empty((n_units, n_scen))
+    account_debt = np.zeros((n_accounts, n_scen))
+    account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int64)
+    _resume(
+        _stress_units_nb, gate, row_unit, row_instrument, row_qty, values, notional,
+        unit_equity, unit_scale, unit_exposure, asset_moves, unit_account, rel_tol,
+        np.zeros(n_units), pnl, equity, bankrupt, debt, account_debt, account_bankrupt,
+    )  # fmt: skip
     return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
 
 
@@ -292,39 +366,79 @@ def debt_by_base_reference(
 
 
 def _debt_by_base(
-    row_unit: Any, row_base: Any, row_maintenance: Any, debt: Any, n_bases: Any
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
-    n_units, n_scen, n_rows = debt.shape[0], debt.shape[1], row_unit.shape[0]
-    total = np.zeros(n_units)
-    count = np.zeros(n_units)
-    for r in range(n_rows):
-        u = row_unit[r]
-        total[u] += max(row_maintenance[r], 0.0)
-        count[u] += 1.0
-    share = np.empty(n_rows)
-    by_base = np.zeros((n_bases, n_scen))
-    for r in range(n_rows):
+    flag: Any,
+    progress: Any,
+    row_unit: Any,
+    row_base: Any,
+    row_maintenance: Any,
+    debt: Any,
+    total: Any,
+    count: Any,
+    share: Any,
+    by_base: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    n_scen, n_rows = debt.shape[1], row_unit.shape[0]
+    if progress[0] == 0:  # each unit's maintenance margin and open positions
+        r = progress[1]
+        while r < n_rows:
+            u = row_unit[r]
+            total[u] += max(row_maintenance[r], 0.0)
+            count[u] += 1.0
+            r += 1
+            if (r & _SLICE) == 0 and flag[0] != 0:
+                progress[1] = r
+                return False
+        progress[0], progress[1] = 1, 0
+    r = progress[1]  # each position's share, and its share of its unit's debt
+    while r < n_rows:
         u = row_unit[r]
         w = max(row_maintenance[r], 0.0) / total[u] if total[u] > 0.0 else 1.0 / count[u]
         share[r] = w
         b = row_base[r]
         for s in range(n_scen):
             by_base[b, s] += w * debt[u, s]
+        r += 1
+        if (r & _SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def debt_by_base(
+    row_unit: Index,
+    row_base: Index,
+    row_maintenance: Array,
+    debt: Array,
+    n_bases: int,
+    *,
+    gate: CycleGate = OPEN,
+) -> tuple[Array, Array]:
+    """:func:`debt_by_base_reference`, pausing at a closed ``gate``."""
+    n_units, n_rows = debt.shape[0], row_unit.shape[0]
+    share, by_base = np.empty(n_rows), np.zeros((n_bases, debt.shape[1]))
+    _resume(
+        _debt_by_base_nb, gate, row_unit, row_base, row_maintenance, debt,
+        np.zeros(n_units), np.zeros(n_units), share, by_base,
+    )  # fmt: skip
     return share, by_base
 
 
-if HAVE_NUMBA:
-    _finite_nb = njit(cache=True, nogil=True)(_finite)
-    _options: dict[str, Any] = {"cache": True, "nogil": True, "error_model": "numpy"}
-    position_values: Any = njit(**_options)(_position_values)
-    take_book: Any = njit(cache=True, nogil=True)(_take_book)
-    stress_units: Any = njit(cache=True, nogil=True)(_stress_units)
-    debt_by_base: Any = njit(cache=True, nogil=True)(_debt_by_base)
-else:  # pragma: no cover - numba is a dependency
-    take_book = take_book_reference
-    position_values = position_values_reference
-    stress_units = stress_units_reference
-    debt_by_base = debt_by_base_reference
+def _resume(kernel: Any, gate: CycleGate, *args: Any) -> None:
+    """Run a resumable kernel to its end, sleeping while ``gate`` is closed.
+
+    A resumable kernel takes the gate's flag and a ``progress`` array (phase, index),
+    returns False where it paused (progress saved) and True when it is done."""
+    progress = np.zeros(2, dtype=np.int64)
+    while not kernel(gate.flag, progress, *args):
+        gate.wait()
+
+
+_jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else (lambda f: f)
+_finite_nb = _jit(_finite)
+_position_values_nb = _jit(_position_values)
+_stress_units_nb = _jit(_stress_units)
+_debt_by_base_nb = _jit(_debt_by_base)
+take_book: Any = _jit(_take_book)
 
 
 def warm_up() -> float:

@@ -18,6 +18,7 @@ from monitor.book import COLLATERAL, GROSS, UPNL
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.scenarios import InstrumentTerms
+from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._kernels import position_values, take_book
 
 __all__ = [
@@ -212,7 +213,7 @@ def copy_book(engine: Engine) -> BookCopy:
     return BookCopier().take(engine)
 
 
-def state_of(copy: BookCopy) -> BookState:
+def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
     """The stress's view of a copied book, with each open position's values."""
     entry_value, mark_value = position_values(
         copy.row_instrument,
@@ -222,6 +223,7 @@ def state_of(copy: BookCopy) -> BookState:
         copy.terms.contract_size,
         copy.settle_value,
         copy.mark,
+        gate=gate,
     )
     return BookState(
         accounts=copy.accounts,

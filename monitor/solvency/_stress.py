@@ -42,6 +42,7 @@ from monitor.schema import (
     StressScenario,
 )
 from monitor.solvency._adl import adl_queues
+from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._kernels import debt_by_base, stress_units
 from monitor.solvency._state import BookState, StressFigures
 from monitor.states import REL_TOL
@@ -71,7 +72,11 @@ def scenario_values(
 
 
 def stress(
-    state: BookState, scenarios: Sequence[StressScenario], params: PortfolioMarginParams
+    state: BookState,
+    scenarios: Sequence[StressScenario],
+    params: PortfolioMarginParams,
+    *,
+    gate: CycleGate = OPEN,
 ) -> StressFigures:
     """Every unit's shocked equity under every scenario, per account the debt and the
     bankrupt units, and the debt split over the underlyings (fused kernels, no GIL)."""
@@ -92,6 +97,7 @@ def stress(
         state.unit_account,
         len(state.accounts),
         REL_TOL,
+        gate=gate,
     )
     share, by_base = debt_by_base(
         state.row_unit,
@@ -99,6 +105,7 @@ def stress(
         state.row_maintenance,
         debt,
         len(state.bases),
+        gate=gate,
     )
     return StressFigures(
         moves, values, pnl, equity, bankrupt, debt, account_debt, account_bankrupt, share, by_base
@@ -134,19 +141,21 @@ def stress_report(
     top: int = 10,
     report_accounts: int = 100,
     queue_length: int = 20,
+    gate: CycleGate = OPEN,
 ) -> SolvencyReport:
     """The solvency report of ``state`` under ``scenarios`` with an insurance fund ``fund``.
 
     ``group_of`` maps each account (dense id) to its Cover-2 group (``group_names``);
     by default every account is its own group.
     """
-    figures = stress(state, scenarios, params)
+    figures = stress(state, scenarios, params, gate=gate)
     n_accounts = len(state.accounts)
     account_debt, bankrupt_count = figures.account_debt, figures.account_bankrupt
     by_base = figures.by_base  # underlyings x scenarios
     totals = figures.debt.sum(axis=0)
     results = tuple(
         _result(
+            gate,
             state,
             figures,
             account_debt,
@@ -167,7 +176,7 @@ def stress_report(
     if worst is not None:
         cover2, groups = _cover2(state, account_debt[:, worst], group_of, group_names)
         if float(totals[worst]) > fund:
-            adl = adl_queues(state, figures, worst, fund, queue_length)
+            adl = adl_queues(state, figures, worst, fund, queue_length, gate=gate)
     return SolvencyReport(
         ts=ts,
         accounts=n_accounts,
@@ -183,6 +192,7 @@ def stress_report(
 
 
 def _result(
+    gate: CycleGate,
     state: BookState,
     figures: StressFigures,
     account_debt: Array,
@@ -195,6 +205,7 @@ def _result(
     top: int,
     report_accounts: int,
 ) -> StressResult:
+    gate.step_aside()
     debt = account_debt[:, s]
     accounts = np.flatnonzero(bankrupt_count[:, s] > 0.0)
     order = _largest(np.where(bankrupt_count[:, s] > 0.0, debt, 0.0), report_accounts)

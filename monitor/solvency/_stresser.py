@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 from monitor.errors import ConfigError
 from monitor.schema import PortfolioMarginParams, SolvencyReport, StressScenario
 from monitor.solvency._adl import account_quantiles
+from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._scenarios import default_scenarios, scenario_problem, worst_day
 from monitor.solvency._state import AccountNames, BookState
 from monitor.solvency._stress import stress_report
@@ -75,8 +76,11 @@ class Stresser:
         self._group_of: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
         self._group_index: dict[str, int] = {}
 
-    def report(self, state: BookState, fund: float, ts: int) -> SolvencyReport:
-        """The solvency report of ``state`` (pure; run by one thread at a time)."""
+    def report(
+        self, state: BookState, fund: float, ts: int, *, gate: CycleGate = OPEN
+    ) -> SolvencyReport:
+        """The solvency report of ``state`` (pure; run by one thread at a time), pausing
+        while ``gate`` is closed."""
         groups = self._groups(state.accounts)
         return stress_report(
             state,
@@ -89,6 +93,7 @@ class Stresser:
             top=self.top,
             report_accounts=self.report_accounts,
             queue_length=self.queue_length,
+            gate=gate,
         )
 
     def _groups(self, accounts: Sequence[str]) -> tuple[NDArray[np.intp], tuple[str, ...]] | None:
@@ -109,6 +114,6 @@ class Stresser:
         return self._group_of[: len(accounts)], tuple(index)
 
     @staticmethod
-    def quantiles(state: BookState) -> NDArray[np.float64]:
+    def quantiles(state: BookState, *, gate: CycleGate = OPEN) -> NDArray[np.float64]:
         """Each account's ADL rank quantile now (NaN: no candidate position)."""
-        return account_quantiles(state)
+        return account_quantiles(state, gate=gate)

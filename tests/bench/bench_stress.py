@@ -16,7 +16,9 @@ joint -50 % crash: the defaults).
 * ``stress_tick_latency``: median and p99 of one-tick ``Engine.apply`` (one
   instrument's ~333,000 holders), alone and while the stress runs in a worker thread
   at the lowest CPU priority, as the service runs it (the report and the live ADL
-  quantiles, back to back); ``ratio`` and ``p99_ratio`` are with / without.
+  quantiles, back to back, stepping aside while a tick computes: ``CycleGate``);
+  ``ratio`` and ``p99_ratio`` are with / without. ``--same-priority`` adds the worker at
+  normal priority, ``--no-gate`` runs it without stepping aside.
 
 Every line carries the host's 1-minute load average at its end (``load_1m``): on a
 shared host the figures move with it. ``--accounts N`` runs a smaller book.
@@ -43,6 +45,7 @@ from monitor.solvency import (
     BookCopier,
     BookCopy,
     BookState,
+    CycleGate,
     Stresser,
     scenario_values,
     state_of,
@@ -114,7 +117,11 @@ def emit(**figure: object) -> None:
     print(json.dumps(figure), flush=True)
 
 
-def tick_times(engine: Engine, count: int, start: int) -> list[float]:
+def tick_times(
+    engine: Engine, count: int, start: int, gate: CycleGate | None = None
+) -> list[float]:
+    """Seconds of ``count`` one-tick cycles; with ``gate``, closed around each cycle's
+    computing as the service closes it."""
     symbol = "BTC-0"
     price = float(engine.book.mark[engine.book.instrument_index[symbol]])
     times = []
@@ -122,7 +129,11 @@ def tick_times(engine: Engine, count: int, start: int) -> list[float]:
         ts = NOW + start + k
         tick = PriceTick(symbol=symbol, mark_price=price * (1.0 + 1e-6 * (k % 2)), ts=ts)
         t0 = time.perf_counter()
-        engine.apply([], [tick], ts)
+        if gate is None:
+            engine.apply([], [tick], ts)
+        else:
+            with gate.cycle():
+                engine.apply([], [tick], ts)
         times.append(time.perf_counter() - t0)
     return times
 
@@ -136,8 +147,11 @@ def tick_latency(
     *,
     nice: bool,
     start: int,
+    gated: bool,
 ) -> None:
     """Ticks alone, then beside a worker running the stress as the service does."""
+    gate = CycleGate() if gated else None
+    worker_gate = gate if gate is not None else CycleGate()
     alone = tick_times(engine, count, start)[5:]
     done = threading.Event()
     rounds = 0
@@ -147,15 +161,15 @@ def tick_latency(
         if nice:
             lower_priority()  # as the service's worker thread
         while not done.is_set():
-            stressed = state_of(copied)
-            stresser.report(stressed, 1e6, NOW)
-            stresser.quantiles(stressed)
+            stressed = state_of(copied, gate=worker_gate)
+            stresser.report(stressed, 1e6, NOW, gate=worker_gate)
+            stresser.quantiles(stressed, gate=worker_gate)
             rounds += 1
 
     worker = threading.Thread(target=stress_loop)
     worker.start()
     try:
-        loaded = tick_times(engine, count, start + 10_000)[5:]
+        loaded = tick_times(engine, count, start + 10_000, gate)[5:]
     finally:
         done.set()
         worker.join()
@@ -166,6 +180,8 @@ def tick_latency(
         accounts=engine.account_count,
         holders_per_tick=int((state.row_instrument == engine.book.instrument_index["BTC-0"]).sum()),
         worker_nice=19 if nice else 0,
+        gate=gated,
+        stress_pauses=worker_gate.pauses,
         ticks=len(loaded),
         seconds=round(with_stress, 4),
         p99_seconds=round(p99_loaded, 4),
@@ -187,6 +203,11 @@ def main() -> int:
         "--same-priority",
         action="store_true",
         help="also time ticks beside a worker at normal CPU priority (the GIL's share alone)",
+    )
+    parser.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="the worker does not step aside while a tick computes (the kernels alone)",
     )
     args = parser.parse_args()
     ACCOUNTS = args.accounts
@@ -252,7 +273,14 @@ def main() -> int:
 
     for k, nice in enumerate((True, False) if args.same_priority else (True,)):
         tick_latency(
-            engine, stresser, copied, state, args.ticks + 5, nice=nice, start=1_000 + 100_000 * k
+            engine,
+            stresser,
+            copied,
+            state,
+            args.ticks + 5,
+            nice=nice,
+            start=1_000 + 100_000 * k,
+            gated=not args.no_gate,
         )
     return 0
 

@@ -14,8 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.models import INVERSE, LINEAR
-from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import _SLICE, _resume
+from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
     "live_quantiles",
@@ -27,13 +26,6 @@ __all__ = [
     "score_reference",
     "warm_up_adl",
 ]
-
-try:
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
 
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
@@ -121,7 +113,7 @@ def _live_quantiles(
             if score[r] > -math.inf:
                 starts[key[r] + 1] += 1
             r += 1
-            if (r & _SLICE) == 0 and flag[0] != 0:
+            if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
                 return False
         for k in range(n_keys):
@@ -177,7 +169,7 @@ def live_quantiles(
     n_rows = row_unit.shape[0]
     n_keys = 2 * int(row_instrument.max()) + 2 if n_rows else 2
     best = np.full(n_accounts, np.nan)
-    _resume(
+    resume(
         _live_quantiles_nb, gate, row_unit, row_instrument, row_qty, row_upnl,
         row_entry_value, row_mark_value, unit_equity, unit_account, np.empty(n_rows),
         np.empty(n_rows, dtype=np.intp), np.zeros(n_keys + 1, dtype=np.intp),
@@ -262,7 +254,7 @@ def _scenario_scores(
                 mark_value = row_mark_value[r] + change
             score[r] = _score_nb(row_upnl[r] + change, row_entry_value[r], mark_value, equity[u])
         r += 1
-        if (r & _SLICE) == 0 and flag[0] != 0:
+        if (r & SLICE) == 0 and flag[0] != 0:
             progress[1] = r
             return False
     return True
@@ -288,7 +280,7 @@ def scenario_scores(
 ) -> tuple[Array, Array]:
     """:func:`scenario_scores_reference`, pausing at a closed ``gate``."""
     shortfall, score = np.zeros(2 * kind.shape[0]), np.empty(row_unit.shape[0])
-    _resume(
+    resume(
         _scenario_scores_nb, gate, row_unit, row_instrument, row_qty, row_upnl,
         row_entry_value, row_mark_value, row_share, kind, values, moves, equity, bankrupt,
         debt, uncovered, shortfall, score,
@@ -343,7 +335,7 @@ def _queue_heads(
                 if n < length:
                     kept[k] = n + 1
         r += 1
-        if (r & _SLICE) == 0 and flag[0] != 0:
+        if (r & SLICE) == 0 and flag[0] != 0:
             progress[1] = r
             return False
     return True
@@ -356,18 +348,17 @@ def queue_heads(
     n_keys = wanted.shape[0]
     holders = np.zeros(n_keys, dtype=np.int64)
     heads = np.full((n_keys, length), -1, dtype=np.intp)
-    _resume(
+    resume(
         _queue_heads_nb, gate, key, score, wanted, holders, heads,
         np.zeros(n_keys, dtype=np.int64),
     )  # fmt: skip
     return holders, heads
 
 
-_jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else (lambda f: f)
-_score_nb = _jit(_score)
-_live_quantiles_nb = _jit(_live_quantiles)
-_scenario_scores_nb = _jit(_scenario_scores)
-_queue_heads_nb = _jit(_queue_heads)
+_score_nb = jit(_score)
+_live_quantiles_nb = jit(_live_quantiles)
+_scenario_scores_nb = jit(_scenario_scores)
+_queue_heads_nb = jit(_queue_heads)
 
 
 def warm_up_adl() -> None:

@@ -15,11 +15,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["CycleGate"]
+__all__ = ["OPEN", "SLICE", "CycleGate", "jit", "resume"]
+
+try:  # numba is optional at import time: the numpy references always work
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
+    HAVE_NUMBA = False
+else:
+    HAVE_NUMBA = True
+
+SLICE = 4095  # rows between two looks at the gate: (r & SLICE) == 0
 
 
 class CycleGate:
@@ -65,3 +75,22 @@ class CycleGate:
 
 
 OPEN = CycleGate()  # never closed: the stress runs through (what-if commands, tests)
+
+
+def _identity(function: Any) -> Any:  # pragma: no cover - numba is a dependency
+    return function
+
+
+#: How the stress's kernels are compiled: no GIL, cached on disk, numpy's float semantics
+#: (a division by zero is inf or NaN, as in the numpy references).
+jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else _identity
+
+
+def resume(kernel: Any, gate: CycleGate, *args: Any) -> None:
+    """Run a resumable kernel to its end, sleeping while ``gate`` is closed.
+
+    A resumable kernel takes the gate's flag and a ``progress`` array (phase, index),
+    returns False where it paused (progress saved) and True when it is done."""
+    progress = np.zeros(2, dtype=np.int64)
+    while not kernel(gate.flag, progress, *args):
+        gate.wait()

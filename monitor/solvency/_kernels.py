@@ -19,7 +19,6 @@ tolerance ``monitor.states.REL_TOL``, the debt split by maintenance margin).
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -27,191 +26,18 @@ import numpy as np
 import scipy.sparse
 from numpy.typing import NDArray
 
-from monitor.solvency._gate import OPEN, CycleGate
+from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
-    "HAVE_NUMBA",
     "debt_by_base",
     "debt_by_base_reference",
-    "position_values",
-    "position_values_reference",
     "stress_units",
     "stress_units_reference",
-    "take_book",
-    "take_book_reference",
     "warm_up",
 ]
 
-try:  # numba is optional at import time: the numpy reference always works
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
-
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
-_MAX = float(np.finfo(np.float64).max)
-_SLICE = 4095  # rows between two looks at the gate: (r & _SLICE) == 0
-
-
-def take_book_reference(
-    unit_account: Index,
-    unit_figures: Array,
-    pos_unit: Index,
-    pos_instrument: Index,
-    pos_qty: Array,
-    pos_entry: Array,
-    pos_figures: Array,
-    collateral: int,
-    upnl: int,
-    gross: int,
-    out_units: Array,
-    out_account: Index,
-    out_rows: Array,
-    out_index: Index,
-) -> int:
-    """Copy what the stress needs from the book's columns; return the open rows' count.
-
-    Per unit: ``out_account`` its account, ``out_units[0]`` its equity (collateral +
-    uPnL), ``out_units[1]`` the scale of its rounding (``|collateral| + gross``). Per
-    open position (``pos_unit >= 0``), compacted in row order: ``out_index[0]`` its
-    unit, ``out_index[1]`` its instrument, ``out_rows`` its quantity, entry, uPnL and
-    maintenance margin (``pos_figures`` columns 0 and 2).
-    """
-    n = unit_account.shape[0]
-    out_account[:n] = unit_account
-    out_units[0, :n] = unit_figures[:, collateral] + unit_figures[:, upnl]
-    out_units[1, :n] = np.abs(unit_figures[:, collateral]) + unit_figures[:, gross]
-    rows = np.flatnonzero(pos_unit >= 0)
-    k = rows.shape[0]
-    out_index[0, :k] = pos_unit[rows]
-    out_index[1, :k] = pos_instrument[rows]
-    out_rows[0, :k] = pos_qty[rows]
-    out_rows[1, :k] = pos_entry[rows]
-    out_rows[2, :k] = pos_figures[rows, 0]
-    out_rows[3, :k] = pos_figures[rows, 2]
-    return int(k)
-
-
-def _take_book(
-    unit_account: Any,
-    unit_figures: Any,
-    pos_unit: Any,
-    pos_instrument: Any,
-    pos_qty: Any,
-    pos_entry: Any,
-    pos_figures: Any,
-    collateral: Any,
-    upnl: Any,
-    gross: Any,
-    out_units: Any,
-    out_account: Any,
-    out_rows: Any,
-    out_index: Any,
-) -> int:  # pragma: no cover - compiled by numba; checked against the reference
-    for u in range(unit_account.shape[0]):
-        c = unit_figures[u, collateral]
-        out_account[u] = unit_account[u]
-        out_units[0, u] = c + unit_figures[u, upnl]
-        out_units[1, u] = abs(c) + unit_figures[u, gross]
-    k = 0
-    for r in range(pos_unit.shape[0]):
-        unit = pos_unit[r]
-        if unit < 0:
-            continue
-        out_index[0, k] = unit
-        out_index[1, k] = pos_instrument[r]
-        out_rows[0, k] = pos_qty[r]
-        out_rows[1, k] = pos_entry[r]
-        out_rows[2, k] = pos_figures[r, 0]
-        out_rows[3, k] = pos_figures[r, 2]
-        k += 1
-    return k
-
-
-def position_values_reference(
-    row_instrument: Index,
-    row_qty: Array,
-    row_entry: Array,
-    is_inverse: NDArray[np.bool_],
-    contract_size: Array,
-    settle_value: Array,
-    mark: Array,
-) -> tuple[Array, Array]:
-    """Per open position, in the valuation asset: ``|value at the average entry|`` and the
-    signed value at the mark (inverse contracts: ``size / price``; linear and options
-    ``size x price``); not finite values (no entry, no mark) as ``numpy.nan_to_num``."""
-    inverse = is_inverse[row_instrument]
-    size = row_qty * contract_size[row_instrument]
-    value = settle_value[row_instrument]
-    mark_of = mark[row_instrument]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entry_value = np.where(inverse, np.abs(size) / row_entry, np.abs(size * row_entry))
-        mark_value = np.where(inverse, size / mark_of, size * mark_of)
-    return np.nan_to_num(entry_value * value), np.nan_to_num(mark_value * value)
-
-
-def _finite(x: float) -> float:
-    """``numpy.nan_to_num`` of one number."""
-    if math.isnan(x):
-        return 0.0
-    if math.isinf(x):
-        return _MAX if x > 0.0 else -_MAX
-    return x
-
-
-def _position_values(
-    flag: Any,
-    progress: Any,
-    row_instrument: Any,
-    row_qty: Any,
-    row_entry: Any,
-    is_inverse: Any,
-    contract_size: Any,
-    settle_value: Any,
-    mark: Any,
-    entry_value: Any,
-    mark_value: Any,
-) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
-    r = progress[1]
-    while r < row_qty.shape[0]:
-        i = row_instrument[r]
-        size = row_qty[r] * contract_size[i]
-        if is_inverse[i]:
-            e = abs(size) / row_entry[r]
-            m = size / mark[i]
-        else:
-            e = abs(size * row_entry[r])
-            m = size * mark[i]
-        entry_value[r] = _finite_nb(e * settle_value[i])
-        mark_value[r] = _finite_nb(m * settle_value[i])
-        r += 1
-        if (r & _SLICE) == 0 and flag[0] != 0:
-            progress[1] = r
-            return False
-    return True
-
-
-def position_values(
-    row_instrument: Index,
-    row_qty: Array,
-    row_entry: Array,
-    is_inverse: NDArray[np.bool_],
-    contract_size: Array,
-    settle_value: Array,
-    mark: Array,
-    *,
-    gate: CycleGate = OPEN,
-) -> tuple[Array, Array]:
-    """:func:`position_values_reference`, pausing at a closed ``gate``."""
-    n = row_qty.shape[0]
-    entry_value, mark_value = np.empty(n), np.empty(n)
-    _resume(
-        _position_values_nb, gate, row_instrument, row_qty, row_entry, is_inverse,
-        contract_size, settle_value, mark, entry_value, mark_value,
-    )  # fmt: skip
-    return entry_value, mark_value
 
 
 def stress_units_reference(
@@ -289,7 +115,7 @@ def _stress_units(
             for s in range(n_scen):
                 pnl[u, s] += q * values[i, s]
             r += 1
-            if (r & _SLICE) == 0 and flag[0] != 0:
+            if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
                 return False
         progress[0], progress[1] = 1, 0
@@ -311,7 +137,7 @@ def _stress_units(
                 bankrupt[u, s] = True
                 account_bankrupt[a, s] += 1
         u += 1
-        if (u & _SLICE) == 0 and flag[0] != 0:
+        if (u & SLICE) == 0 and flag[0] != 0:
             progress[1] = u
             return False
     return True
@@ -341,7 +167,7 @@ def stress_units(
     debt = np.empty((n_units, n_scen))
     account_debt = np.zeros((n_accounts, n_scen))
     account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int64)
-    _resume(
+    resume(
         _stress_units_nb, gate, row_unit, row_instrument, row_qty, values, notional,
         unit_equity, unit_scale, unit_exposure, asset_moves, unit_account, rel_tol,
         np.zeros(n_units), pnl, equity, bankrupt, debt, account_debt, account_bankrupt,
@@ -385,7 +211,7 @@ def _debt_by_base(
             total[u] += max(row_maintenance[r], 0.0)
             count[u] += 1.0
             r += 1
-            if (r & _SLICE) == 0 and flag[0] != 0:
+            if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
                 return False
         progress[0], progress[1] = 1, 0
@@ -398,7 +224,7 @@ def _debt_by_base(
         for s in range(n_scen):
             by_base[b, s] += w * debt[u, s]
         r += 1
-        if (r & _SLICE) == 0 and flag[0] != 0:
+        if (r & SLICE) == 0 and flag[0] != 0:
             progress[1] = r
             return False
     return True
@@ -416,34 +242,21 @@ def debt_by_base(
     """:func:`debt_by_base_reference`, pausing at a closed ``gate``."""
     n_units, n_rows = debt.shape[0], row_unit.shape[0]
     share, by_base = np.empty(n_rows), np.zeros((n_bases, debt.shape[1]))
-    _resume(
+    resume(
         _debt_by_base_nb, gate, row_unit, row_base, row_maintenance, debt,
         np.zeros(n_units), np.zeros(n_units), share, by_base,
     )  # fmt: skip
     return share, by_base
 
 
-def _resume(kernel: Any, gate: CycleGate, *args: Any) -> None:
-    """Run a resumable kernel to its end, sleeping while ``gate`` is closed.
-
-    A resumable kernel takes the gate's flag and a ``progress`` array (phase, index),
-    returns False where it paused (progress saved) and True when it is done."""
-    progress = np.zeros(2, dtype=np.int64)
-    while not kernel(gate.flag, progress, *args):
-        gate.wait()
-
-
-_jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else (lambda f: f)
-_finite_nb = _jit(_finite)
-_position_values_nb = _jit(_position_values)
-_stress_units_nb = _jit(_stress_units)
-_debt_by_base_nb = _jit(_debt_by_base)
-take_book: Any = _jit(_take_book)
+_stress_units_nb = jit(_stress_units)
+_debt_by_base_nb = jit(_debt_by_base)
 
 
 def warm_up() -> float:
     """Compile (or load from the disk cache) the stress kernels on tiny inputs; seconds."""
     from monitor.solvency._adl_kernels import warm_up_adl
+    from monitor.solvency._copy_kernels import position_values, take_book
 
     started = time.perf_counter()
     ix = np.zeros(1, dtype=np.intp)

@@ -18,8 +18,8 @@ from monitor.book import COLLATERAL, GROSS, UPNL
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.scenarios import InstrumentTerms
+from monitor.solvency._copy_kernels import position_values, take_book
 from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import position_values, take_book
 
 __all__ = [
     "AccountNames",

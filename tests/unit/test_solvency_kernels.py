@@ -15,16 +15,18 @@ from monitor.solvency._adl_kernels import (
     scenario_scores,
     scenario_scores_reference,
 )
+from monitor.solvency._copy_kernels import (
+    position_values,
+    position_values_reference,
+    take_book,
+    take_book_reference,
+)
 from monitor.solvency._gate import CycleGate
 from monitor.solvency._kernels import (
     debt_by_base,
     debt_by_base_reference,
-    position_values,
-    position_values_reference,
     stress_units,
     stress_units_reference,
-    take_book,
-    take_book_reference,
 )
 
 pytestmark = pytest.mark.unit

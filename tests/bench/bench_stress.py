@@ -14,7 +14,9 @@ joint -50 % crash: the defaults).
   implementation can skip: a prebuilt CSR product of quantities and value changes and
   ``max(0, -(E + P&L))`` summed per scenario.
 * ``stress_tick_latency``: median and p99 of one-tick ``Engine.apply`` (one
-  instrument's ~333,000 holders), alone and while the stress runs in a worker thread
+  instrument's ~333,000 holders; one tick every twice the time a tick takes, so the
+  loop is idle half the time as a service waiting on Kafka is), alone and while the
+  stress runs in a worker thread
   at the lowest CPU priority, as the service runs it (the report and the live ADL
   quantiles, back to back, stepping aside while a tick computes: ``CycleGate``);
   ``ratio`` and ``p99_ratio`` are with / without. ``--same-priority`` adds the worker at
@@ -118,14 +120,24 @@ def emit(**figure: object) -> None:
 
 
 def tick_times(
-    engine: Engine, count: int, start: int, gate: CycleGate | None = None
+    engine: Engine,
+    count: int,
+    start: int,
+    gate: CycleGate | None = None,
+    every_s: float = 0.0,
 ) -> list[float]:
-    """Seconds of ``count`` one-tick cycles; with ``gate``, closed around each cycle's
-    computing as the service closes it."""
+    """Seconds of ``count`` one-tick cycles, one every ``every_s`` at most (the service
+    waits on Kafka between cycles: that idle time is when a stress runs); with ``gate``,
+    closed around each cycle's computing as the service closes it."""
     symbol = "BTC-0"
     price = float(engine.book.mark[engine.book.instrument_index[symbol]])
     times = []
+    next_at = time.perf_counter()
     for k in range(count):
+        pause = next_at - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)  # pacing the stream, not waiting for a result
+        next_at = time.perf_counter() + every_s
         ts = NOW + start + k
         tick = PriceTick(symbol=symbol, mark_price=price * (1.0 + 1e-6 * (k % 2)), ts=ts)
         t0 = time.perf_counter()
@@ -152,7 +164,9 @@ def tick_latency(
     """Ticks alone, then beside a worker running the stress as the service does."""
     gate = CycleGate() if gated else None
     worker_gate = gate if gate is not None else CycleGate()
-    alone = tick_times(engine, count, start)[5:]
+    # Ticks at half the rate one core could take: the loop is idle half the time.
+    every_s = 2.0 * statistics.median(tick_times(engine, 6, start - 100)[1:])
+    alone = tick_times(engine, count, start, every_s=every_s)[5:]
     done = threading.Event()
     rounds = 0
 
@@ -169,7 +183,7 @@ def tick_latency(
     worker = threading.Thread(target=stress_loop)
     worker.start()
     try:
-        loaded = tick_times(engine, count, start + 10_000, gate)[5:]
+        loaded = tick_times(engine, count, start + 10_000, gate, every_s)[5:]
     finally:
         done.set()
         worker.join()
@@ -183,6 +197,7 @@ def tick_latency(
         gate=gated,
         stress_pauses=worker_gate.pauses,
         ticks=len(loaded),
+        tick_every_s=round(every_s, 4),
         seconds=round(with_stress, 4),
         p99_seconds=round(p99_loaded, 4),
         baseline="tick_without_stress",

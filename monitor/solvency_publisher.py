@@ -3,7 +3,9 @@
 Inside a cycle (under the cycle lock) :meth:`SolvencySchedule.take` copies what the
 stress needs (:class:`monitor.solvency.BookCopier`: one fused pass into kept buffers)
 and hands it to a worker thread at the lowest CPU priority; the event loop goes on
-judging ticks while numba kernels that release the GIL compute the report. A later cycle
+judging ticks while numba kernels that release the GIL compute the report, stepping aside
+while a cycle computes (:attr:`SolvencySchedule.gate`, which the service closes around
+each cycle's computing). A later cycle
 picks the finished report up: its record joins that cycle's transaction for the
 ``solvency`` topic, its figures go to the metrics, and the accounts' ADL quantiles are
 attached to the margin events from then on (``MarginEvent.adl_quantile``).

@@ -63,9 +63,25 @@ echo "== events: liqmon tail (liquidations and bankruptcies shown; margin calls 
 "$BIN/liqmon" tail --type liquidation --type bankruptcy &
 pids+=($!)
 
+# The solvency figures just before the crash (at 9 s of the simulation; the crash starts at
+# 10 s), to compare with the summary.
+solvency() {
+  curl -fs "http://127.0.0.1:$PORT/metrics" | awk '
+    /^liqmon_(bad_debt_overall|insurance_fund|stress_cover2|adl_shortfall|solvency_reports_total)/ {print}
+    /^liqmon_stress_bad_debt\{scenario="all -50%"\}/ {print}
+    /^liqmon_bad_debt_overall / {debt += $2} /^liqmon_insurance_fund / {fund += $2}
+    END {if (debt > 0) printf "fund coverage of the live bad debt: %.3g\n", fund / debt
+         else print "fund coverage of the live bad debt: no bad debt"}'
+}
 echo "== market: liqmon simulate --scenario crash ($ACCOUNTS accounts, $RATE ticks/s, ${SECONDS_OF_TICKS}s)"
 "$BIN/liqmon" simulate --instruments "$INSTRUMENTS" --accounts "$ACCOUNTS" --scenario crash \
-  --crash-at 10 --rate "$RATE" --duration "$SECONDS_OF_TICKS" --seed "$(date +%s)"
+  --crash-at 10 --rate "$RATE" --duration "$SECONDS_OF_TICKS" --seed "$(date +%s)" 2>&1 |
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    case "$line" in
+      *" 9.0s "*) echo "== solvency before the crash (from /metrics)"; solvency || true ;;
+    esac
+  done
 
 # Let the monitor drain what the simulator sent, then summarise from /metrics.
 for _ in $(seq 1 100); do
@@ -75,4 +91,6 @@ for _ in $(seq 1 100); do
 done
 echo "== summary (from http://127.0.0.1:$PORT/metrics)"
 curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^liqmon_(events_published_total|accounts|dlq_records_total|records_consumed_total|bad_debt_overall|insurance_fund|stress_bad_debt|stress_cover2|adl_shortfall)' || true
+echo "== solvency after the crash"
+solvency || true
 echo "== done: Ctrl-C next time to stop early; rerun with DEMO_ACCOUNTS=..., DEMO_SECONDS=..."

@@ -310,6 +310,7 @@ class Monitor:
     async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
         async with self._lock:
             started = time.perf_counter()
+            self._solvency.gate.close()  # a running stress steps aside while the cycle computes
             now_ms = self._clock_ms()
             intake, checkpoint = self._intake, self._checkpoint
             held_before = intake.guard.held_count
@@ -345,6 +346,7 @@ class Monitor:
             if self._restored:
                 checkpoint.add(self._solvency.take(self.engine, now_ms))
             fence = {tp: o for tp, o in self._positions.items() if tp in owned}
+            self._solvency.gate.open()
             committed = await checkpoint.commit(consumed, fence=fence)
             if committed is None:
                 # Nothing of this cycle was written, but the book applied its input: drop

@@ -1,9 +1,11 @@
 """When and how the service stresses its book: every ``solvency.interval_s``, off the loop.
 
-Inside a cycle (under the cycle lock) :meth:`SolvencySchedule.take` copies the book's
-columns (:func:`monitor.solvency.copy_book`, contiguous slices) and hands them to a
-worker thread at the lowest CPU priority; the event loop goes on judging ticks while
-numpy (which releases the GIL in its array work) computes the report. A later cycle
+Inside a cycle (under the cycle lock) :meth:`SolvencySchedule.take` copies what the
+stress needs (:class:`monitor.solvency.BookCopier`: one fused pass into kept buffers)
+and hands it to a worker thread at the lowest CPU priority; the event loop goes on
+judging ticks while numba kernels that release the GIL compute the report, stepping aside
+while a cycle computes (:attr:`SolvencySchedule.gate`, which the service closes around
+each cycle's computing). A later cycle
 picks the finished report up: its record joins that cycle's transaction for the
 ``solvency`` topic, its figures go to the metrics, and the accounts' ADL quantiles are
 attached to the margin events from then on (``MarginEvent.adl_quantile``).
@@ -29,7 +31,7 @@ from monitor.engine import Engine
 from monitor.errors import ConfigError, InputError
 from monitor.metrics import Metrics
 from monitor.schema import MarginEvent, SolvencyReport
-from monitor.solvency import BookCopy, Stresser, copy_book, state_of
+from monitor.solvency import BookCopier, BookCopy, CycleGate, Stresser, state_of, warm_up
 from streams import OutboundRecord
 
 __all__ = ["SolvencySchedule", "fund_value", "lower_priority"]
@@ -84,6 +86,11 @@ class SolvencySchedule:
         self._executor = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="liqmon-solvency", initializer=lower_priority
         )
+        self._copier = BookCopier()
+        #: Closed by the service while a cycle computes: the stress steps aside.
+        self.gate = CycleGate()
+        if self.enabled:  # compile the kernels in the worker, before the first stress
+            self._executor.submit(warm_up)
         self.last: SolvencyReport | None = None
 
     @property
@@ -117,7 +124,7 @@ class SolvencySchedule:
                 self.last = report
         if self._task is None and time.monotonic() >= self._next:
             self._next = time.monotonic() + self._interval_s
-            copied = copy_book(engine)
+            copied = self._copier.take(engine)
             self._engine = engine
             fund = fund_value(engine, self._fund)
             self._task = asyncio.get_running_loop().run_in_executor(
@@ -127,9 +134,10 @@ class SolvencySchedule:
 
     def _compute(self, copied: BookCopy, fund: float, ts: int) -> _Result:
         started = time.perf_counter()
-        state = state_of(copied)
-        report = self._stresser.report(state, fund, ts)
-        quantiles = self._stresser.quantiles(state)
+        gate = self.gate
+        state = state_of(copied, gate=gate)
+        report = self._stresser.report(state, fund, ts, gate=gate)
+        quantiles = self._stresser.quantiles(state, gate=gate)
         return report, quantiles, time.perf_counter() - started
 
     def with_quantiles(self, engine: Engine, events: list[MarginEvent]) -> list[MarginEvent]:

@@ -1,13 +1,17 @@
 """Venue solvency: book-wide stress, insurance-fund coverage, Cover-2 and the ADL queue.
 
-Pure (no I/O, no clock): :func:`book_state` copies what the stress needs from an engine
+Pure (no I/O, no clock): :class:`BookCopier` copies what the stress needs from an engine
 inside a cycle; :func:`stress_report` computes the :class:`monitor.schema.SolvencyReport`
-from that copy (the service runs it in a worker thread). See docs/solvency.md.
+from that copy with numba kernels that release the GIL (the service runs it in a worker
+thread; :func:`warm_up` compiles them). See docs/solvency.md.
 """
 
 from monitor.solvency._adl import account_quantiles, adl_queues, adl_scores, quantiles
+from monitor.solvency._gate import CycleGate
+from monitor.solvency._kernels import warm_up
 from monitor.solvency._scenarios import default_scenarios, scenario_problem, worst_day
 from monitor.solvency._state import (
+    BookCopier,
     BookCopy,
     BookState,
     StressFigures,
@@ -19,8 +23,10 @@ from monitor.solvency._stress import scenario_values, stress, stress_report
 from monitor.solvency._stresser import Stresser, account_groups
 
 __all__ = [
+    "BookCopier",
     "BookCopy",
     "BookState",
+    "CycleGate",
     "StressFigures",
     "Stresser",
     "account_groups",
@@ -36,5 +42,6 @@ __all__ = [
     "state_of",
     "stress",
     "stress_report",
+    "warm_up",
     "worst_day",
 ]

@@ -25,8 +25,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.models import INVERSE, LINEAR
 from monitor.schema import AdlCandidate, AdlQueue
+from monitor.solvency._adl_kernels import (
+    live_quantiles,
+    queue_heads,
+    scenario_scores,
+    score_reference,
+)
+from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._state import BookState, StressFigures
 
 __all__ = ["account_quantiles", "adl_queues", "adl_scores", "quantiles"]
@@ -37,12 +43,7 @@ Array = NDArray[np.float64]
 def adl_scores(upnl: Array, entry_value: Array, mark_value: Array, unit_equity: Array) -> Array:
     """The published score per position (see the module docstring); -inf when the
     unit's equity is not positive (not a candidate)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pnl_pct = np.where(entry_value > 0.0, upnl / entry_value, 0.0)
-        leverage = np.abs(mark_value) / unit_equity
-        score = np.where(pnl_pct >= 0.0, pnl_pct * leverage, pnl_pct / leverage)
-    result: Array = np.where((unit_equity > 0.0) & np.isfinite(score), score, -np.inf)
-    return result
+    return score_reference(upnl, entry_value, mark_value, unit_equity)
 
 
 def quantiles(key: NDArray[np.intp], score: Array) -> Array:
@@ -61,31 +62,32 @@ def quantiles(key: NDArray[np.intp], score: Array) -> Array:
     return result
 
 
-def _queue_key(state: BookState) -> NDArray[np.intp]:
-    """instrument x 2 + (1 if short): one queue per instrument and side."""
-    key: NDArray[np.intp] = state.row_instrument * 2 + (state.row_qty < 0.0)
-    return key
-
-
-def account_quantiles(state: BookState) -> Array:
+def account_quantiles(state: BookState, *, gate: CycleGate = OPEN) -> Array:
     """Per account (dense id): its highest ADL quantile at the current figures, NaN when
-    it holds no candidate position."""
-    score = adl_scores(
+    it holds no candidate position (one fused kernel, no GIL)."""
+    result: Array = live_quantiles(
+        state.row_unit,
+        state.row_instrument,
+        state.row_qty,
         state.row_upnl,
         state.row_entry_value,
         state.row_mark_value,
-        state.unit_equity[state.row_unit],
+        state.unit_equity,
+        state.unit_account,
+        len(state.accounts),
+        gate=gate,
     )
-    candidate = np.isfinite(score)
-    rank = quantiles(_queue_key(state)[candidate], score[candidate])
-    best = np.full(len(state.accounts), -1.0)
-    np.maximum.at(best, state.unit_account[state.row_unit[candidate]], rank)
-    result: Array = np.where(best >= 0.0, best, np.nan)
     return result
 
 
 def adl_queues(
-    state: BookState, figures: StressFigures, s: int, fund: float, queue_length: int
+    state: BookState,
+    figures: StressFigures,
+    s: int,
+    fund: float,
+    queue_length: int,
+    *,
+    gate: CycleGate = OPEN,
 ) -> tuple[AdlQueue, ...]:
     """The queues that absorb the bad debt of scenario ``s`` beyond ``fund``.
 
@@ -93,59 +95,50 @@ def adl_queues(
     part the fund does not cover (pro rata) is the shortfall of that contract and side,
     absorbed by the opposite side's candidates scored at the scenario's prices.
     """
-    unit, instrument, qty = state.row_unit, state.row_instrument, state.row_qty
     total = float(figures.debt[:, s].sum())
     uncovered = max(0.0, total - fund) / total if total > 0.0 else 0.0
-    share = state.row_share()
-    broke = figures.bankrupt[unit, s]
-    key = _queue_key(state)
-    shortfall = np.bincount(
-        key[broke],
-        weights=figures.debt[unit[broke], s] * share[broke] * uncovered,
-        minlength=2 * len(state.symbols),
+    shortfall, score = scenario_scores(
+        state.row_unit,
+        state.row_instrument,
+        state.row_qty,
+        state.row_upnl,
+        state.row_entry_value,
+        state.row_mark_value,
+        figures.share,
+        state.terms.kind,
+        np.ascontiguousarray(figures.values[:, s]),
+        np.ascontiguousarray(figures.moves[:, s]),
+        np.ascontiguousarray(figures.equity[:, s]),
+        np.ascontiguousarray(figures.bankrupt[:, s]),
+        np.ascontiguousarray(figures.debt[:, s]),
+        uncovered,
+        gate=gate,
     )
-    change = qty * figures.values[instrument, s]
-    move = figures.moves[instrument, s]
-    kind = state.terms.kind[instrument]
-    mark_value = np.where(
-        kind == LINEAR,
-        state.row_mark_value * (1.0 + move),
-        np.where(
-            kind == INVERSE, state.row_mark_value / (1.0 + move), state.row_mark_value + change
-        ),
-    )
-    score = adl_scores(
-        state.row_upnl + change, state.row_entry_value, mark_value, figures.equity[unit, s]
-    )
-    score = np.where(broke, -np.inf, score)
     wanted = np.flatnonzero(shortfall > 0.0)
-    rows = np.flatnonzero(np.isfinite(score) & np.isin(key, wanted ^ 1))
-    rows = rows[np.argsort(key[rows], kind="stable")]
-    bounds = np.searchsorted(key[rows], np.stack((wanted ^ 1, (wanted ^ 1) + 1)))
+    opposite = np.zeros(shortfall.shape[0], dtype=np.bool_)
+    opposite[wanted ^ 1] = True
+    key = state.row_instrument * 2 + (state.row_qty < 0.0)
+    holders, heads = queue_heads(key, score, opposite, queue_length, gate=gate)
     queues: list[AdlQueue] = []
-    for k, bad in enumerate(wanted.tolist()):
-        opposite = bad ^ 1
-        members = rows[bounds[0, k] : bounds[1, k]]
+    for bad in wanted.tolist():
+        other = bad ^ 1
+        members = heads[other][heads[other] >= 0]
         queues.append(
             AdlQueue(
-                symbol=state.symbols[opposite // 2],
-                side="short" if opposite % 2 else "long",
+                symbol=state.symbols[other // 2],
+                side="short" if other % 2 else "long",
                 shortfall=float(shortfall[bad]),
-                candidates=_head(state, members, score, queue_length),
+                candidates=_head(state, members, score, int(holders[other])),
             )
         )
     return tuple(queues)
 
 
 def _head(
-    state: BookState, members: NDArray[np.intp], score: Array, length: int
+    state: BookState, members: NDArray[np.intp], score: Array, n: int
 ) -> tuple[AdlCandidate, ...]:
-    """The first ``length`` of a queue, highest score first, with their quantiles: the
-    j-th (from 0) of n holders has rank n - j, quantile (n - j) / n."""
-    n = members.shape[0]
-    if n > length:
-        members = members[np.argpartition(-score[members], length - 1)[:length]]
-    members = members[np.argsort(-score[members], kind="stable")]
+    """The head of a queue of ``n`` holders (``members``, highest score first) with
+    their quantiles: the j-th (from 0) has rank n - j, quantile (n - j) / n."""
     return tuple(
         AdlCandidate(
             account=state.accounts[int(state.unit_account[state.row_unit[r]])],

@@ -1,27 +1,68 @@
-"""A copy of what book-wide stress needs, taken inside a cycle in a few array copies.
+"""A copy of what book-wide stress needs, taken inside a cycle in one fused pass.
 
-The service copies the book's columns inside a cycle (:func:`copy_book`: contiguous
-slices, memcpy speed) and derives the stress's view (:func:`state_of`) and the report in
-a worker thread, so the event loop keeps judging ticks while the stress runs on a
-consistent picture of the book.
+The service copies what the stress needs inside a cycle (:class:`BookCopier`: one pass
+over the unit and position columns into buffers kept between copies) and derives the
+stress's view (:func:`state_of`) and the report in a worker thread, so the event loop
+keeps judging ticks while the stress runs on a consistent picture of the book.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, NO_ROW, UPNL
+from monitor.book import COLLATERAL, GROSS, UPNL
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.scenarios import InstrumentTerms
+from monitor.solvency._copy_kernels import position_values, take_book
+from monitor.solvency._gate import OPEN, CycleGate
 
-__all__ = ["BookCopy", "BookState", "StressFigures", "book_state", "copy_book", "state_of"]
+__all__ = [
+    "AccountNames",
+    "BookCopier",
+    "BookCopy",
+    "BookState",
+    "StressFigures",
+    "book_state",
+    "copy_book",
+    "state_of",
+]
 
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
+
+
+class AccountNames(Sequence[str]):
+    """The first ``n`` names of a book's append-only list of account names, by dense id:
+    a view, so a copy of a book of millions of accounts copies no names."""
+
+    __slots__ = ("_n", "_names")
+
+    def __init__(self, names: list[str], n: int) -> None:
+        self._names, self._n = names, n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return self._names[: self._n][index]
+        if not -self._n <= index < self._n:
+            raise IndexError(index)
+        return self._names[index % self._n]
+
+    @property
+    def names(self) -> list[str]:
+        """The book's whole list (append-only; only the first ``len(self)`` are this copy's)."""
+        return self._names
 
 
 class BookState(NamedTuple):
@@ -31,7 +72,7 @@ class BookState(NamedTuple):
     the magnitude the engine's bankruptcy comparison is measured against.
     """
 
-    accounts: tuple[str, ...]  # account names by dense id
+    accounts: Sequence[str]  # account names by dense id
     unit_account: Index
     unit_equity: Array
     unit_scale: Array
@@ -46,6 +87,9 @@ class BookState(NamedTuple):
     bases: tuple[str, ...]  # distinct underlyings (instrument ``base``), sorted
     instrument_base: Index  # into ``bases``
     terms: InstrumentTerms  # every instrument, as the scenario engine prices them
+    exposure_assets: tuple[str, ...] = ()  # collateral assets that move with an underlying
+    exposure_base: Index = np.zeros(0, dtype=np.intp)  # their underlying, into ``bases``
+    unit_exposure: Array = np.zeros((0, 0))  # units x those assets: wallet value now
 
     @property
     def units(self) -> int:
@@ -63,7 +107,8 @@ class BookState(NamedTuple):
 
 
 class StressFigures(NamedTuple):
-    """Per unit and scenario: the P&L, the shocked equity, and who is bankrupt."""
+    """Per unit and scenario: the P&L (positions and moving collateral), the shocked
+    equity, who is bankrupt and the debt; per account its debt and bankrupt units."""
 
     moves: Array  # instruments x scenarios: the price move applied
     values: Array  # instruments x scenarios: value change of one contract
@@ -71,89 +116,174 @@ class StressFigures(NamedTuple):
     equity: Array  # units x scenarios, E + P&L
     bankrupt: NDArray[np.bool_]  # units x scenarios
     debt: Array  # units x scenarios, max(0, -E')
+    account_debt: Array  # accounts x scenarios
+    account_bankrupt: NDArray[np.int64]  # accounts x scenarios: bankrupt units
+    share: Array  # open positions: share of their unit's debt (BookState.row_share)
+    by_base: Array  # underlyings x scenarios: the debt split by those shares
 
 
 class BookCopy(NamedTuple):
-    """The book's columns copied as they are (contiguous slices, memcpy speed): what a
-    cycle pays. :func:`state_of` derives the :class:`BookState` from it off the loop."""
+    """What the stress needs of a book, copied inside a cycle (:class:`BookCopier`): per
+    unit its account, equity and rounding scale, the open positions compacted, the
+    instruments' marks and terms. :func:`state_of` derives the :class:`BookState` off
+    the loop. ``unit_exposure`` is each unit's wallet value (after haircuts) in each
+    collateral asset that moves with an underlying (``exposure_base``, index into
+    ``bases``): a cross unit's wallet, zero for an isolated unit."""
 
-    accounts: tuple[str, ...]
+    accounts: Sequence[str]
     unit_account: Index
-    unit_figures: Array  # collateral, upnl, initial, maintenance, gross
-    pos_unit: Index
-    pos_instrument: Index
-    pos_qty: Array
-    pos_entry: Array
-    pos_figures: Array  # upnl, initial, maintenance
+    unit_equity: Array
+    unit_scale: Array
+    row_unit: Index
+    row_instrument: Index
+    row_qty: Array
+    row_entry: Array
+    row_upnl: Array
+    row_maintenance: Array
     mark: Array
-    settle_value: Array  # per instrument
+    settle_value: Array
     symbols: tuple[str, ...]
     bases: tuple[str, ...]
     instrument_base: Index
     terms: InstrumentTerms
+    exposure_assets: tuple[str, ...]
+    exposure_base: Index
+    unit_exposure: Array  # units x exposure assets
+
+
+class BookCopier:
+    """Copies a book for the stress into buffers kept between copies, so a cycle pays
+    one fused pass over the columns (:func:`monitor.solvency._kernels.take_book`) and
+    no page faults of fresh arrays. A copy's arrays are valid until the next
+    :meth:`take`: take the next one only once the stress of the last has finished."""
+
+    def __init__(self) -> None:
+        self._units = np.empty((2, 0))
+        self._account = np.empty(0, dtype=np.intp)
+        self._rows = np.empty((4, 0))
+        self._index = np.empty((2, 0), dtype=np.intp)
+
+    def take(self, engine: Engine) -> BookCopy:
+        book = engine.book
+        units, pos = book.units, book.positions
+        n_units, n_rows = units.size, pos.size
+        if self._account.shape[0] < n_units:
+            grown = n_units + n_units // 4
+            self._units, self._account = np.empty((2, grown)), np.empty(grown, dtype=np.intp)
+        if self._rows.shape[1] < n_rows:
+            grown = n_rows + n_rows // 4
+            self._rows, self._index = np.empty((4, grown)), np.empty((2, grown), dtype=np.intp)
+        n_open = int(
+            take_book(
+                units.account[:n_units], units.figures[:n_units], pos.unit[:n_rows],
+                pos.instrument[:n_rows], pos.qty[:n_rows], pos.entry[:n_rows],
+                pos.figures[:n_rows], COLLATERAL, UPNL, GROSS,
+                self._units, self._account, self._rows, self._index,
+            )
+        )  # fmt: skip
+        bases = tuple(sorted({i.base for i in book.instruments}))
+        base_index = {base: k for k, base in enumerate(bases)}
+        assets, asset_base = _moving_assets(engine, base_index)
+        rows, index = self._rows[:, :n_open], self._index[:, :n_open]
+        return BookCopy(
+            accounts=AccountNames(book.account_names, len(book.account_names)),
+            unit_account=self._account[:n_units],
+            unit_equity=self._units[0, :n_units],
+            unit_scale=self._units[1, :n_units],
+            row_unit=index[0],
+            row_instrument=index[1],
+            row_qty=rows[0],
+            row_entry=rows[1],
+            row_upnl=rows[2],
+            row_maintenance=rows[3],
+            mark=book.mark.copy(),
+            settle_value=book.assets.value[book.settle_asset],
+            symbols=book.symbols,
+            bases=bases,
+            instrument_base=np.array([base_index[i.base] for i in book.instruments], dtype=np.intp),
+            terms=_terms(engine),
+            exposure_assets=tuple(book.assets.names[a] for a in assets),
+            exposure_base=np.array(asset_base, dtype=np.intp),
+            unit_exposure=_unit_exposure(engine, assets),
+        )
 
 
 def copy_book(engine: Engine) -> BookCopy:
-    """Copy ``engine``'s unit and position columns and instrument terms (no reference kept)."""
-    book = engine.book
-    units, pos = book.units, book.positions
-    n_units, n_rows = units.size, pos.size
-    bases = tuple(sorted({i.base for i in book.instruments}))
-    base_index = {base: k for k, base in enumerate(bases)}
-    return BookCopy(
-        accounts=tuple(book.account_names),
-        unit_account=units.account[:n_units].copy(),
-        unit_figures=units.figures[:n_units].copy(),
-        pos_unit=pos.unit[:n_rows].copy(),
-        pos_instrument=pos.instrument[:n_rows].copy(),
-        pos_qty=pos.qty[:n_rows].copy(),
-        pos_entry=pos.entry[:n_rows].copy(),
-        pos_figures=pos.figures[:n_rows].copy(),
-        mark=book.mark.copy(),
-        settle_value=book.assets.value[book.settle_asset],
-        symbols=book.symbols,
-        bases=bases,
-        instrument_base=np.array([base_index[i.base] for i in book.instruments], dtype=np.intp),
-        terms=_terms(engine),
+    """Copy what the stress needs of ``engine``'s book into fresh arrays."""
+    return BookCopier().take(engine)
+
+
+def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
+    """The stress's view of a copied book, with each open position's values."""
+    entry_value, mark_value = position_values(
+        copy.row_instrument,
+        copy.row_qty,
+        copy.row_entry,
+        copy.terms.kind == INVERSE,
+        copy.terms.contract_size,
+        copy.settle_value,
+        copy.mark,
+        gate=gate,
     )
-
-
-def state_of(copy: BookCopy) -> BookState:
-    """The stress's view of a copied book: open positions only, with their values."""
-    rows = np.flatnonzero(copy.pos_unit != NO_ROW)
-    instrument = copy.pos_instrument[rows]
-    qty = copy.pos_qty[rows]
-    entry = copy.pos_entry[rows]
-    kind = copy.terms.kind[instrument]
-    size = qty * copy.terms.contract_size[instrument]
-    value = copy.settle_value[instrument]
-    mark = copy.mark[instrument]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        entry_value = np.where(kind == INVERSE, np.abs(size) / entry, np.abs(size * entry))
-        mark_value = np.where(kind == INVERSE, size / mark, size * mark)
-    figures = copy.unit_figures
     return BookState(
         accounts=copy.accounts,
         unit_account=copy.unit_account,
-        unit_equity=figures[:, COLLATERAL] + figures[:, UPNL],
-        unit_scale=np.abs(figures[:, COLLATERAL]) + figures[:, GROSS],
-        row_unit=copy.pos_unit[rows],
-        row_instrument=instrument,
-        row_qty=qty,
-        row_upnl=copy.pos_figures[rows, 0],
-        row_maintenance=copy.pos_figures[rows, 2],
-        row_entry_value=np.nan_to_num(entry_value * value),
-        row_mark_value=np.nan_to_num(mark_value * value),
+        unit_equity=copy.unit_equity,
+        unit_scale=copy.unit_scale,
+        row_unit=copy.row_unit,
+        row_instrument=copy.row_instrument,
+        row_qty=copy.row_qty,
+        row_upnl=copy.row_upnl,
+        row_maintenance=copy.row_maintenance,
+        row_entry_value=entry_value,
+        row_mark_value=mark_value,
         symbols=copy.symbols,
         bases=copy.bases,
         instrument_base=copy.instrument_base,
         terms=copy.terms,
+        exposure_assets=copy.exposure_assets,
+        exposure_base=copy.exposure_base,
+        unit_exposure=copy.unit_exposure,
     )
 
 
 def book_state(engine: Engine) -> BookState:
     """The stress's view of ``engine``'s book now (a copy: no reference kept)."""
     return state_of(copy_book(engine))
+
+
+def _moving_assets(engine: Engine, base_index: dict[str, int]) -> tuple[list[int], list[int]]:
+    """The collateral assets whose price moves with an underlying, and its index: an
+    asset priced by an instrument's tick moves with that instrument's base, one priced
+    by a tick named after an underlying (``BTC``) with that underlying."""
+    book = engine.book
+    found: dict[int, int] = {}
+    for symbol, members in book.assets.price_symbols.items():
+        ix = book.instrument_index.get(symbol)
+        base = book.instruments[ix].base if ix is not None else symbol
+        if base in base_index:
+            for asset in members:
+                found[asset] = base_index[base]
+    assets = sorted(found)
+    return assets, [found[a] for a in assets]
+
+
+def _unit_exposure(engine: Engine, assets: list[int]) -> Array:
+    """Units x ``assets``: the value after haircuts of a cross unit's wallet balance in
+    each asset (a debt at full value, as ``AssetTable.wallet_value``); 0 for isolated."""
+    book = engine.book
+    n_units, n_accounts = book.units.size, len(book.account_names)
+    exposure = np.zeros((n_units, len(assets)))
+    if not assets:
+        return exposure
+    table = book.assets
+    balance = book.accounts.balance[:n_accounts][:, assets]
+    value = table.value[assets]
+    haircut = np.where(balance > 0.0, table.haircut[assets], 0.0)
+    cross = book.accounts.cross_unit[:n_accounts]
+    has = cross >= 0
+    exposure[cross[has]] = (balance * value * (1.0 - haircut))[has]
+    return exposure
 
 
 def _terms(engine: Engine) -> InstrumentTerms:

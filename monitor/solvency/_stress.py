@@ -18,9 +18,11 @@ volatility), priced once per underlying. A unit's scenario P&L is the sparse pro
 
 Cover-2 (CPMI-IOSCO PFMI principle 4: resources to cover the default of the two
 participants with the largest exposure in extreme but plausible conditions) is the bad
-debt of the two largest account groups in the worst scenario. Collateral is valued at
-today's prices (a scenario moves instruments, not collateral assets), and settle-asset
-amounts at today's value of the settle asset, as the scenario engine does.
+debt of the two largest account groups in the worst scenario. A wallet's collateral in
+an asset priced by an underlying (BTC collateral, priced by the BTC tick or a BTC
+instrument) moves with that underlying: its value after haircut changes by the same
+fraction. Other collateral, and settle-asset amounts, stay at today's value, as the
+scenario engine does.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import scipy.sparse
 from numpy.typing import NDArray
 
-from monitor.scenarios import InstrumentTerms, ScenarioSet, scenario_pnl, value_changes
+from monitor.scenarios import InstrumentTerms, ScenarioSet, value_changes
 from monitor.schema import (
     AdlQueue,
     PortfolioMarginParams,
@@ -41,6 +42,8 @@ from monitor.schema import (
     StressScenario,
 )
 from monitor.solvency._adl import adl_queues
+from monitor.solvency._gate import OPEN, CycleGate
+from monitor.solvency._kernels import debt_by_base, stress_units
 from monitor.solvency._state import BookState, StressFigures
 from monitor.states import REL_TOL
 
@@ -69,25 +72,61 @@ def scenario_values(
 
 
 def stress(
-    state: BookState, scenarios: Sequence[StressScenario], params: PortfolioMarginParams
+    state: BookState,
+    scenarios: Sequence[StressScenario],
+    params: PortfolioMarginParams,
+    *,
+    gate: CycleGate = OPEN,
 ) -> StressFigures:
-    """Every unit's shocked equity under every scenario (the sparse product)."""
+    """Every unit's shocked equity under every scenario, per account the debt and the
+    bankrupt units, and the debt split over the underlyings (fused kernels, no GIL)."""
     moves, values = scenario_values(state, scenarios, params)
-    quantities = scipy.sparse.csr_array(
-        (state.row_qty, (state.row_unit, state.row_instrument)),
-        shape=(state.units, values.shape[0]),
-    )
-    pnl = scenario_pnl(quantities, values)
-    equity = state.unit_equity[:, None] + pnl
-    # The P&L is a difference of position values: its rounding is relative to the
-    # positions' size, not only to the unit's equity terms (a unit with no collateral and a
-    # flat P&L must not be called bankrupt by a loss of 1e-33 on a 100,000 notional).
     terms = InstrumentTerms._make(state.terms)
-    size = np.asarray(abs(quantities) @ np.abs(terms.contract_size * terms.price))
-    tolerance = REL_TOL * (state.unit_scale[:, None] + np.abs(pnl) + size[:, None])
-    bankrupt = equity < -tolerance
-    debt = np.maximum(-equity, 0.0)
-    return StressFigures(moves, values, pnl, equity, bankrupt, debt)
+    notional = np.abs(terms.contract_size * terms.price)
+    asset_moves = _asset_moves(state, scenarios)
+    pnl, equity, bankrupt, debt, account_debt, account_bankrupt = stress_units(
+        state.row_unit,
+        state.row_instrument,
+        state.row_qty,
+        values,
+        notional,
+        state.unit_equity,
+        state.unit_scale,
+        _exposure(state),
+        asset_moves,
+        state.unit_account,
+        len(state.accounts),
+        REL_TOL,
+        gate=gate,
+    )
+    share, by_base = debt_by_base(
+        state.row_unit,
+        state.instrument_base[state.row_instrument],
+        state.row_maintenance,
+        debt,
+        len(state.bases),
+        gate=gate,
+    )
+    return StressFigures(
+        moves, values, pnl, equity, bankrupt, debt, account_debt, account_bankrupt, share, by_base
+    )
+
+
+def _asset_moves(state: BookState, scenarios: Sequence[StressScenario]) -> Array:
+    """Collateral assets x scenarios: the move of each asset's underlying."""
+    moves = np.zeros((len(state.exposure_assets), len(scenarios)))
+    for k, b in enumerate(state.exposure_base.tolist()):
+        base = state.bases[b]
+        moves[k] = [sc.moves.get(base, sc.default_move) for sc in scenarios]
+    return moves
+
+
+def _exposure(state: BookState) -> Array:
+    """Units x moving collateral assets (zero columns when there are none)."""
+    exposure = state.unit_exposure
+    if exposure.shape[0] != state.units:
+        return np.zeros((state.units, len(state.exposure_assets)))
+    return exposure
 
 
 def stress_report(
@@ -102,33 +141,27 @@ def stress_report(
     top: int = 10,
     report_accounts: int = 100,
     queue_length: int = 20,
+    gate: CycleGate = OPEN,
 ) -> SolvencyReport:
     """The solvency report of ``state`` under ``scenarios`` with an insurance fund ``fund``.
 
     ``group_of`` maps each account (dense id) to its Cover-2 group (``group_names``);
     by default every account is its own group.
     """
-    figures = stress(state, scenarios, params)
+    figures = stress(state, scenarios, params, gate=gate)
     n_accounts = len(state.accounts)
-    membership = scipy.sparse.csr_array(
-        (np.ones(state.units), (state.unit_account, np.arange(state.units))),
-        shape=(n_accounts, state.units),
-    )
-    account_debt = np.asarray(membership @ figures.debt, dtype=np.float64)
-    bankrupt_count = np.asarray(membership @ figures.bankrupt.astype(np.float64))
-    share = state.row_share()
-    split = scipy.sparse.csr_array(
-        (share, (state.instrument_base[state.row_instrument], state.row_unit)),
-        shape=(len(state.bases), state.units),
-    )
-    by_base = np.asarray(split @ figures.debt, dtype=np.float64)  # underlyings x scenarios
+    account_debt, bankrupt_count = figures.account_debt, figures.account_bankrupt
+    by_base = figures.by_base  # underlyings x scenarios
+    totals = figures.debt.sum(axis=0)
     results = tuple(
         _result(
+            gate,
             state,
             figures,
             account_debt,
             bankrupt_count,
             by_base[:, s],
+            float(totals[s]),
             s,
             sc.name,
             fund,
@@ -137,14 +170,13 @@ def stress_report(
         )
         for s, sc in enumerate(scenarios)
     )
-    totals = figures.debt.sum(axis=0)
     worst = int(np.argmax(totals)) if scenarios and float(totals.max()) > 0.0 else None
     cover2, groups = 0.0, tuple[str, ...]()
     adl: tuple[AdlQueue, ...] = ()
     if worst is not None:
         cover2, groups = _cover2(state, account_debt[:, worst], group_of, group_names)
         if float(totals[worst]) > fund:
-            adl = adl_queues(state, figures, worst, fund, queue_length)
+            adl = adl_queues(state, figures, worst, fund, queue_length, gate=gate)
     return SolvencyReport(
         ts=ts,
         accounts=n_accounts,
@@ -160,19 +192,21 @@ def stress_report(
 
 
 def _result(
+    gate: CycleGate,
     state: BookState,
     figures: StressFigures,
     account_debt: Array,
-    bankrupt_count: Array,
+    bankrupt_count: NDArray[np.int64],
     by_base: Array,
+    total: float,
     s: int,
     name: str,
     fund: float,
     top: int,
     report_accounts: int,
 ) -> StressResult:
+    gate.step_aside()
     debt = account_debt[:, s]
-    total = float(figures.debt[:, s].sum())
     accounts = np.flatnonzero(bankrupt_count[:, s] > 0.0)
     order = _largest(np.where(bankrupt_count[:, s] > 0.0, debt, 0.0), report_accounts)
     if len(order) < min(accounts.size, report_accounts):  # bankrupt with no debt to show

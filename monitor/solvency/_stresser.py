@@ -17,8 +17,9 @@ from numpy.typing import NDArray
 from monitor.errors import ConfigError
 from monitor.schema import PortfolioMarginParams, SolvencyReport, StressScenario
 from monitor.solvency._adl import account_quantiles
+from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._scenarios import default_scenarios, scenario_problem, worst_day
-from monitor.solvency._state import BookState
+from monitor.solvency._state import AccountNames, BookState
 from monitor.solvency._stress import stress_report
 
 __all__ = ["Stresser", "account_groups"]
@@ -70,10 +71,17 @@ class Stresser:
         self.report_accounts = report_accounts
         self.queue_length = queue_length
         self.params = params if params is not None else PortfolioMarginParams()
+        # Groups of a book's append-only account list, extended by its new accounts only.
+        self._group_list: list[str] | None = None
+        self._group_of: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
+        self._group_index: dict[str, int] = {}
 
-    def report(self, state: BookState, fund: float, ts: int) -> SolvencyReport:
-        """The solvency report of ``state`` (pure; safe to run in a worker thread)."""
-        groups = account_groups(state.accounts, self.group_separator)
+    def report(
+        self, state: BookState, fund: float, ts: int, *, gate: CycleGate = OPEN
+    ) -> SolvencyReport:
+        """The solvency report of ``state`` (pure; run by one thread at a time), pausing
+        while ``gate`` is closed."""
+        groups = self._groups(state.accounts)
         return stress_report(
             state,
             self.scenarios,
@@ -85,9 +93,27 @@ class Stresser:
             top=self.top,
             report_accounts=self.report_accounts,
             queue_length=self.queue_length,
+            gate=gate,
         )
 
+    def _groups(self, accounts: Sequence[str]) -> tuple[NDArray[np.intp], tuple[str, ...]] | None:
+        """:func:`account_groups`, kept between reports of the same book's accounts so a
+        report of a million accounts splits only the names of its new accounts."""
+        if not isinstance(accounts, AccountNames) or not self.group_separator:
+            return account_groups(accounts, self.group_separator)
+        if accounts.names is not self._group_list:
+            self._group_list, self._group_index = accounts.names, {}
+            self._group_of = np.zeros(0, dtype=np.intp)
+        index, separator = self._group_index, self.group_separator
+        new = [
+            index.setdefault(name.split(separator, 1)[0], len(index))
+            for name in accounts[self._group_of.shape[0] :]
+        ]
+        if new:
+            self._group_of = np.concatenate((self._group_of, np.array(new, dtype=np.intp)))
+        return self._group_of[: len(accounts)], tuple(index)
+
     @staticmethod
-    def quantiles(state: BookState) -> NDArray[np.float64]:
+    def quantiles(state: BookState, *, gate: CycleGate = OPEN) -> NDArray[np.float64]:
         """Each account's ADL rank quantile now (NaN: no candidate position)."""
-        return account_quantiles(state)
+        return account_quantiles(state, gate=gate)

@@ -42,3 +42,15 @@ def test_bad_scenarios_are_one_line_naming_the_option(
     error = capsys.readouterr().err
     assert error.startswith("liqmon: error: --scenarios [0].moves.DOGE: no instrument")
     assert error.count("\n") == 1
+
+
+def test_from_state_with_a_file_too_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stress", "--from-state", "--instruments", str(BOOK), str(BOOK)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "either a FILE of accounts or --from-state" in line
+
+
+def test_from_state_without_instruments_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["stress", "--from-state"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--from-state needs --instruments FILE" in line

@@ -1,0 +1,96 @@
+"""The stress steps aside while a cycle judges ticks: :class:`CycleGate`.
+
+A stress in a worker thread shares the machine with the event loop's cycles: its kernels
+hold no GIL, but they stream 100 MB arrays through the caches and memory bus a tick to
+hundreds of thousands of holders also needs, and on a busy host they take a core. So the
+loop closes the gate while a cycle computes (:meth:`CycleGate.cycle`) and the stress's
+kernels, which look at the gate's flag every few thousand rows, return where they are;
+the worker sleeps until the gate opens and resumes them there. A tick then never runs
+beside the stress for more than one slice of rows (microseconds). A gate left closed
+(a cycle that raised) is opened by the worker after ``max_wait_s``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["OPEN", "SLICE", "CycleGate", "jit", "resume"]
+
+try:  # numba is optional at import time: the numpy references always work
+    from numba import njit
+except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
+    HAVE_NUMBA = False
+else:
+    HAVE_NUMBA = True
+
+SLICE = 4095  # rows between two looks at the gate: (r & SLICE) == 0
+
+
+class CycleGate:
+    """Closed while a cycle computes; the stress's kernels pause at a closed gate."""
+
+    def __init__(self, max_wait_s: float = 5.0) -> None:
+        #: Read by the kernels without the GIL: 1 while a cycle computes.
+        self.flag: NDArray[np.int8] = np.zeros(1, dtype=np.int8)
+        self._open = threading.Event()
+        self._open.set()
+        self._max_wait_s = max_wait_s
+        self.pauses = 0  # how often the stress stepped aside (for tests and metrics)
+
+    def close(self) -> None:
+        """A cycle starts: the stress pauses at its next check."""
+        self._open.clear()
+        self.flag[0] = 1
+
+    def open(self) -> None:
+        """The cycle's computing is done: the stress resumes."""
+        self.flag[0] = 0
+        self._open.set()
+
+    @contextmanager
+    def cycle(self) -> Iterator[None]:
+        """Closed for the ``with`` block."""
+        self.close()
+        try:
+            yield
+        finally:
+            self.open()
+
+    def step_aside(self) -> None:
+        """Between two pieces of numpy work in the worker: wait while the gate is closed."""
+        if self.flag[0]:
+            self.wait()
+
+    def wait(self) -> None:
+        """Called by the worker when a kernel paused: sleep until the gate opens."""
+        self.pauses += 1
+        if not self._open.wait(self._max_wait_s):
+            self.open()  # no cycle lasts that long: the gate was left closed
+
+
+OPEN = CycleGate()  # never closed: the stress runs through (what-if commands, tests)
+
+
+def _identity(function: Any) -> Any:  # pragma: no cover - numba is a dependency
+    return function
+
+
+#: How the stress's kernels are compiled: no GIL, cached on disk, numpy's float semantics
+#: (a division by zero is inf or NaN, as in the numpy references).
+jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else _identity
+
+
+def resume(kernel: Any, gate: CycleGate, *args: Any) -> None:
+    """Run a resumable kernel to its end, sleeping while ``gate`` is closed.
+
+    A resumable kernel takes the gate's flag and a ``progress`` array (phase, index),
+    returns False where it paused (progress saved) and True when it is done."""
+    progress = np.zeros(2, dtype=np.int64)
+    while not kernel(gate.flag, progress, *args):
+        gate.wait()

@@ -1,0 +1,275 @@
+"""Fused kernels of the book-wide stress, with the numpy path as their reference.
+
+The stress runs in a worker thread beside the event loop. numpy releases the GIL only
+inside its array loops, so a report made of a hundred numpy passes hands the GIL back and
+forth with the loop's tick thousands of times and streams the same 100 MB arrays through
+the caches again and again: the tick slows down while the stress runs. Each kernel here
+does one of those stages in one or two passes, compiled by numba with ``nogil=True``, so
+the worker holds the GIL only to call it; and each looks at a :class:`CycleGate` every
+4,096 rows, so it steps aside (returns where it is, resumed by the wrapper once the gate
+opens) while a cycle computes. Each has a readable numpy reference with the same
+signature (``*_reference``); ``tests/unit/test_solvency_kernels.py`` checks them against
+each other on random books, paused at every look. Compiled on first use and cached on
+disk; the service compiles them ahead in the stress's own worker thread
+(:func:`warm_up`).
+
+Formulas: docs/solvency.md (the shocked equity ``E' = E + Q @ V``, the engine's rounding
+tolerance ``monitor.states.REL_TOL``, the debt split by maintenance margin).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from numpy.typing import NDArray
+
+from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
+
+__all__ = [
+    "debt_by_base",
+    "debt_by_base_reference",
+    "stress_units",
+    "stress_units_reference",
+    "warm_up",
+]
+
+Array = NDArray[np.float64]
+Index = NDArray[np.intp]
+
+
+def stress_units_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    values: Array,
+    notional: Array,
+    unit_equity: Array,
+    unit_scale: Array,
+    unit_exposure: Array,
+    asset_moves: Array,
+    unit_account: Index,
+    n_accounts: int,
+    rel_tol: float,
+) -> tuple[Array, Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
+    """Every unit's scenario P&L, shocked equity, bankruptcy and debt, and per account
+    the debt and the number of bankrupt units, per scenario.
+
+    The P&L is the positions' ``Q @ V`` plus the change of the wallet's collateral that
+    moves with an underlying, ``unit_exposure @ asset_moves``. A unit is bankrupt when
+    its shocked equity is below zero by more than ``rel_tol`` of ``|collateral| + gross
+    + |P&L| + sum |q| x notional + |collateral change|``: the P&L is a difference of
+    values, so its rounding is relative to their size too.
+    """
+    n_units = unit_equity.shape[0]
+    quantities = scipy.sparse.csr_array(
+        (row_qty, (row_unit, row_instrument)), shape=(n_units, values.shape[0])
+    )
+    wallet = unit_exposure @ asset_moves
+    pnl = np.asarray(quantities @ values, dtype=np.float64).reshape(n_units, values.shape[1])
+    pnl = pnl + wallet
+    size = np.asarray(abs(quantities) @ notional, dtype=np.float64)
+    equity = unit_equity[:, None] + pnl
+    tolerance = rel_tol * (unit_scale[:, None] + np.abs(pnl) + size[:, None] + np.abs(wallet))
+    bankrupt = equity < -tolerance
+    debt = np.maximum(-equity, 0.0)
+    membership = scipy.sparse.csr_array(
+        (np.ones(n_units), (unit_account, np.arange(n_units))), shape=(n_accounts, n_units)
+    )
+    account_debt = np.asarray(membership @ debt, dtype=np.float64)
+    account_bankrupt = np.asarray(membership @ bankrupt.astype(np.float64)).astype(np.int64)
+    return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
+
+
+def _stress_units(
+    flag: Any,
+    progress: Any,
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    values: Any,
+    notional: Any,
+    unit_equity: Any,
+    unit_scale: Any,
+    unit_exposure: Any,
+    asset_moves: Any,
+    unit_account: Any,
+    rel_tol: Any,
+    size: Any,
+    pnl: Any,
+    equity: Any,
+    bankrupt: Any,
+    debt: Any,
+    account_debt: Any,
+    account_bankrupt: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    n_units, n_scen = unit_equity.shape[0], values.shape[1]
+    n_assets = asset_moves.shape[0]
+    if progress[0] == 0:  # the positions' P&L, scattered into their units
+        r = progress[1]
+        while r < row_unit.shape[0]:
+            u, i, q = row_unit[r], row_instrument[r], row_qty[r]
+            size[u] += abs(q) * notional[i]
+            for s in range(n_scen):
+                pnl[u, s] += q * values[i, s]
+            r += 1
+            if (r & SLICE) == 0 and flag[0] != 0:
+                progress[1] = r
+                return False
+        progress[0], progress[1] = 1, 0
+    u = progress[1]  # each unit: its wallet's move, equity, bankruptcy, debt
+    while u < n_units:
+        a = unit_account[u]
+        for s in range(n_scen):
+            w = 0.0
+            for k in range(n_assets):
+                w += unit_exposure[u, k] * asset_moves[k, s]
+            p = pnl[u, s] + w
+            pnl[u, s] = p
+            e = unit_equity[u] + p
+            equity[u, s] = e
+            d = -e if e < 0.0 else 0.0
+            debt[u, s] = d
+            account_debt[a, s] += d
+            if e < -(rel_tol * (unit_scale[u] + abs(p) + size[u] + abs(w))):
+                bankrupt[u, s] = True
+                account_bankrupt[a, s] += 1
+        u += 1
+        if (u & SLICE) == 0 and flag[0] != 0:
+            progress[1] = u
+            return False
+    return True
+
+
+def stress_units(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    values: Array,
+    notional: Array,
+    unit_equity: Array,
+    unit_scale: Array,
+    unit_exposure: Array,
+    asset_moves: Array,
+    unit_account: Index,
+    n_accounts: int,
+    rel_tol: float,
+    *,
+    gate: CycleGate = OPEN,
+) -> tuple[Array, Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
+    """:func:`stress_units_reference`, pausing at a closed ``gate``."""
+    n_units, n_scen = unit_equity.shape[0], values.shape[1]
+    pnl = np.zeros((n_units, n_scen))
+    equity = np.empty((n_units, n_scen))
+    bankrupt = np.zeros((n_units, n_scen), dtype=np.bool_)
+    debt = np.empty((n_units, n_scen))
+    account_debt = np.zeros((n_accounts, n_scen))
+    account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int64)
+    resume(
+        _stress_units_nb, gate, row_unit, row_instrument, row_qty, values, notional,
+        unit_equity, unit_scale, unit_exposure, asset_moves, unit_account, rel_tol,
+        np.zeros(n_units), pnl, equity, bankrupt, debt, account_debt, account_bankrupt,
+    )  # fmt: skip
+    return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
+
+
+def debt_by_base_reference(
+    row_unit: Index, row_base: Index, row_maintenance: Array, debt: Array, n_bases: int
+) -> tuple[Array, Array]:
+    """Each open position's share of its unit (its maintenance margin over its unit's,
+    equal shares when the unit's positions need none), and the units' debt split over
+    the underlyings ``row_base`` by those shares (underlyings x scenarios)."""
+    n_units = debt.shape[0]
+    mm = np.maximum(row_maintenance, 0.0)
+    total = np.bincount(row_unit, weights=mm, minlength=n_units)[row_unit]
+    count = np.bincount(row_unit, minlength=n_units)[row_unit]
+    share: Array = np.where(total > 0.0, mm / np.where(total > 0.0, total, 1.0), 1.0 / count)
+    split = scipy.sparse.csr_array((share, (row_base, row_unit)), shape=(n_bases, n_units))
+    by_base = np.asarray(split @ debt, dtype=np.float64).reshape(n_bases, debt.shape[1])
+    return share, by_base
+
+
+def _debt_by_base(
+    flag: Any,
+    progress: Any,
+    row_unit: Any,
+    row_base: Any,
+    row_maintenance: Any,
+    debt: Any,
+    total: Any,
+    count: Any,
+    share: Any,
+    by_base: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    n_scen, n_rows = debt.shape[1], row_unit.shape[0]
+    if progress[0] == 0:  # each unit's maintenance margin and open positions
+        r = progress[1]
+        while r < n_rows:
+            u = row_unit[r]
+            total[u] += max(row_maintenance[r], 0.0)
+            count[u] += 1.0
+            r += 1
+            if (r & SLICE) == 0 and flag[0] != 0:
+                progress[1] = r
+                return False
+        progress[0], progress[1] = 1, 0
+    r = progress[1]  # each position's share, and its share of its unit's debt
+    while r < n_rows:
+        u = row_unit[r]
+        w = max(row_maintenance[r], 0.0) / total[u] if total[u] > 0.0 else 1.0 / count[u]
+        share[r] = w
+        b = row_base[r]
+        for s in range(n_scen):
+            by_base[b, s] += w * debt[u, s]
+        r += 1
+        if (r & SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def debt_by_base(
+    row_unit: Index,
+    row_base: Index,
+    row_maintenance: Array,
+    debt: Array,
+    n_bases: int,
+    *,
+    gate: CycleGate = OPEN,
+) -> tuple[Array, Array]:
+    """:func:`debt_by_base_reference`, pausing at a closed ``gate``."""
+    n_units, n_rows = debt.shape[0], row_unit.shape[0]
+    share, by_base = np.empty(n_rows), np.zeros((n_bases, debt.shape[1]))
+    resume(
+        _debt_by_base_nb, gate, row_unit, row_base, row_maintenance, debt,
+        np.zeros(n_units), np.zeros(n_units), share, by_base,
+    )  # fmt: skip
+    return share, by_base
+
+
+_stress_units_nb = jit(_stress_units)
+_debt_by_base_nb = jit(_debt_by_base)
+
+
+def warm_up() -> float:
+    """Compile (or load from the disk cache) the stress kernels on tiny inputs; seconds."""
+    from monitor.solvency._adl_kernels import warm_up_adl
+    from monitor.solvency._copy_kernels import position_values, take_book
+
+    started = time.perf_counter()
+    ix = np.zeros(1, dtype=np.intp)
+    one = np.ones(1)
+    take_book(
+        ix, np.ones((1, 5)), ix, ix, one, one, np.ones((1, 3)), 0, 1, 4,
+        np.empty((2, 1)), np.empty(1, dtype=np.intp),
+        np.empty((4, 1)), np.empty((2, 1), dtype=np.intp),
+    )  # fmt: skip
+    _, _, _, debt, _, _ = stress_units(
+        ix, ix, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ix, 1, 1e-9
+    )
+    debt_by_base(ix, ix, one, debt, 1)
+    position_values(ix, one, one, np.zeros(1, dtype=np.bool_), one, one, one)
+    warm_up_adl()
+    return time.perf_counter() - started

@@ -1,0 +1,208 @@
+"""The stress's fused kernels agree with their numpy references on random inputs, run
+through and paused at every look at a closed gate (resumed where they stopped)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.models import INVERSE, LINEAR, OPTION
+from monitor.solvency._adl_kernels import (
+    live_quantiles,
+    live_quantiles_reference,
+    queue_heads,
+    queue_heads_reference,
+    scenario_scores,
+    scenario_scores_reference,
+)
+from monitor.solvency._copy_kernels import (
+    position_values,
+    position_values_reference,
+    take_book,
+    take_book_reference,
+)
+from monitor.solvency._gate import CycleGate
+from monitor.solvency._kernels import (
+    debt_by_base,
+    debt_by_base_reference,
+    stress_units,
+    stress_units_reference,
+)
+
+pytestmark = pytest.mark.unit
+
+SEEDS = [1, 2, 3]
+
+
+class ClosedGate(CycleGate):
+    """A gate that never opens: every kernel pauses every 4,096 rows and is resumed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.close()
+
+    def wait(self) -> None:
+        self.pauses += 1
+
+
+@pytest.fixture(params=["open", "closed"])
+def gate(request: pytest.FixtureRequest) -> CycleGate:
+    return CycleGate() if request.param == "open" else ClosedGate()
+
+
+def paused_as_often_as_it_should(gate: CycleGate, *passes: int) -> bool:
+    """A closed gate: paused every 4,096 rows of each pass over the rows; open: never."""
+    if isinstance(gate, ClosedGate):
+        return gate.pauses >= sum(rows // 4096 for rows in passes)
+    return gate.pauses == 0
+
+
+class Book:
+    """A random book: units of accounts, open positions in instruments, scenarios."""
+
+    def __init__(self, seed: int, units: int = 6_000, rows: int = 20_000) -> None:
+        rng = np.random.default_rng(seed)
+        self.rng = rng
+        self.n_instruments, self.n_scenarios, self.n_accounts = 7, 5, units // 2
+        self.unit_account = np.sort(rng.integers(0, self.n_accounts, units)).astype(np.intp)
+        self.row_unit = rng.integers(0, units, rows).astype(np.intp)
+        self.row_instrument = rng.integers(0, self.n_instruments, rows).astype(np.intp)
+        self.row_qty = rng.normal(0, 5, rows)
+        self.row_qty[rng.random(rows) < 0.05] = 0.0
+        self.values = rng.normal(0, 100, (self.n_instruments, self.n_scenarios))
+        self.notional = rng.uniform(10, 1_000, self.n_instruments)
+        self.unit_equity = rng.normal(300, 400, units)
+        self.unit_scale = np.abs(self.unit_equity) + rng.uniform(0, 100, units)
+        self.exposure = rng.normal(0, 50, (units, 2)) * (rng.random((units, 1)) < 0.5)
+        self.asset_moves = rng.uniform(-0.5, 0.5, (2, self.n_scenarios))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_take_book_equals_its_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    units, rows = 500, 1_500
+    args = (
+        rng.integers(0, 300, units).astype(np.intp),
+        rng.normal(0, 100, (units, 5)),
+        np.where(rng.random(rows) < 0.3, -1, rng.integers(0, units, rows)).astype(np.intp),
+        rng.integers(0, 9, rows).astype(np.intp),
+        rng.normal(0, 1, rows),
+        rng.uniform(1, 100, rows),
+        rng.normal(0, 10, (rows, 3)),
+        0,
+        1,
+        4,
+    )
+    outs = [
+        (np.zeros((2, units)), np.zeros(units, np.intp),
+         np.zeros((4, rows)), np.zeros((2, rows), np.intp))
+        for _ in range(2)
+    ]  # fmt: skip
+    n_kernel = take_book(*args, *outs[0])
+    n_reference = take_book_reference(*args, *outs[1])  # type: ignore[arg-type]
+    assert n_kernel == n_reference == int((args[2] >= 0).sum())
+    for kernel, reference in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_array_equal(kernel, reference)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_position_values_equal_their_reference(seed: int, gate: CycleGate) -> None:
+    rng = np.random.default_rng(seed)
+    rows = 20_000
+    instrument = rng.integers(0, 6, rows).astype(np.intp)
+    entry = rng.uniform(1, 100, rows)
+    entry[:5] = 0.0  # an inverse position without an entry: not finite, as nan_to_num
+    instrument[:5] = 0
+    is_inverse = np.array([True, False, True, False, False, False])
+    mark = rng.uniform(1, 100, 6)
+    args = (instrument, rng.normal(0, 3, rows), entry, is_inverse, rng.uniform(0.1, 10, 6),
+            rng.uniform(0.5, 2, 6), mark)  # fmt: skip
+    for kernel, reference in zip(
+        position_values(*args, gate=gate), position_values_reference(*args), strict=True
+    ):
+        np.testing.assert_allclose(kernel, reference, rtol=1e-15)
+    assert paused_as_often_as_it_should(gate, rows)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_stress_units_equal_their_reference(seed: int, gate: CycleGate) -> None:
+    b = Book(seed)
+    args = (b.row_unit, b.row_instrument, b.row_qty, b.values, b.notional, b.unit_equity,
+            b.unit_scale, b.exposure, b.asset_moves, b.unit_account, b.n_accounts,
+            1e-9)  # fmt: skip
+    kernel = stress_units(*args, gate=gate)
+    reference = stress_units_reference(*args)
+    assert paused_as_often_as_it_should(gate, 20_000, 6_000)
+    assert reference[2].any()
+    assert not reference[2].all()
+    for got, want in zip(kernel, reference, strict=True):
+        if want.dtype == np.float64:
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+        else:
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_debt_by_base_equals_its_reference(seed: int, gate: CycleGate) -> None:
+    b = Book(seed)
+    maintenance = b.rng.uniform(0, 50, b.row_unit.shape[0])
+    maintenance[b.row_unit % 7 == 0] = 0.0  # units whose positions need no margin
+    debt = np.maximum(-b.rng.normal(0, 100, (b.unit_equity.shape[0], b.n_scenarios)), 0.0)
+    row_base = b.row_instrument % 3
+    share_k, by_base_k = debt_by_base(b.row_unit, row_base, maintenance, debt, 3, gate=gate)
+    assert paused_as_often_as_it_should(gate, 20_000, 20_000)
+    share_r, by_base_r = debt_by_base_reference(b.row_unit, row_base, maintenance, debt, 3)
+    np.testing.assert_allclose(share_k, share_r, rtol=1e-14)
+    np.testing.assert_allclose(by_base_k, by_base_r, rtol=1e-12)
+
+
+def _adl_rows(b: Book) -> tuple[np.ndarray, ...]:
+    rows = b.row_unit.shape[0]
+    return (
+        b.rng.normal(0, 50, rows),  # upnl
+        b.rng.uniform(0, 1_000, rows),  # entry value
+        b.rng.normal(0, 1_000, rows),  # mark value
+    )
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_live_quantiles_equal_their_reference(seed: int, gate: CycleGate) -> None:
+    b = Book(seed)
+    upnl, entry_value, mark_value = _adl_rows(b)
+    upnl[::3] = 0.0  # ties at a score of 0: ranked in row order by both
+    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, entry_value, mark_value,
+            b.unit_equity, b.unit_account, b.n_accounts)  # fmt: skip
+    kernel, reference = live_quantiles(*args, gate=gate), live_quantiles_reference(*args)
+    assert paused_as_often_as_it_should(gate, 20_000)
+    assert np.isnan(reference).any()
+    assert np.isfinite(reference).any()
+    np.testing.assert_array_equal(np.isnan(kernel), np.isnan(reference))
+    np.testing.assert_allclose(kernel, reference, rtol=1e-15)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate: CycleGate) -> None:
+    b = Book(seed)
+    upnl, entry_value, mark_value = _adl_rows(b)
+    kind = np.array([LINEAR, INVERSE, OPTION, LINEAR, LINEAR, INVERSE, OPTION], dtype=np.int8)
+    units = b.unit_equity.shape[0]
+    equity = b.rng.normal(100, 300, units)
+    bankrupt = equity < -10.0
+    debt = np.maximum(-equity, 0.0)
+    share = b.rng.uniform(0, 1, b.row_unit.shape[0])
+    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, entry_value, mark_value, share,
+            kind, b.values[:, 0].copy(), b.rng.uniform(-0.5, 0.5, b.n_instruments), equity,
+            bankrupt, debt, 0.4)  # fmt: skip
+    shortfall_k, score_k = scenario_scores(*args, gate=gate)
+    shortfall_r, score_r = scenario_scores_reference(*args)  # type: ignore[arg-type]
+    np.testing.assert_allclose(shortfall_k, shortfall_r, rtol=1e-12)
+    np.testing.assert_allclose(score_k, score_r, rtol=1e-13)
+    key = b.row_instrument * 2 + (b.row_qty < 0.0)
+    wanted = b.rng.random(2 * b.n_instruments) < 0.6
+    for scores in (score_r, np.round(score_r, 1)):  # rounded: ties, kept in row order
+        holders_k, heads_k = queue_heads(key, scores, wanted, 5, gate=gate)
+        holders_r, heads_r = queue_heads_reference(key, scores, wanted, 5)
+        assert holders_r.sum() > 0
+        np.testing.assert_array_equal(holders_k, holders_r)
+        np.testing.assert_array_equal(heads_k, heads_r)
+    assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000)

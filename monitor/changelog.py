@@ -9,7 +9,9 @@ screened (:class:`PricesScreened`) go there too, as does each underlying's EWMA 
 and dynamic-margin scale (:class:`VolatilityState`, key ``volatility:<underlying>``), and
 so do periodic snapshots of each
 ledger partition's book (:class:`SnapshotChunk`, keys ``snapshot:<topic>:<partition>:<n>``),
-decoded only for the partitions being rebuilt. The topic is compacted, so reading it
+decoded only for the partitions being rebuilt. Each cycle's input boundaries
+(:class:`CycleInput`, key ``cycle:<run>``) are there for ``liqmon replay`` and skipped
+here without decoding. The topic is compacted, so reading it
 whole at start-up gives the newest record of each key. A record that does not decode is
 skipped, logged by the caller and counted (``RestoredState.dropped``): the monitor wrote
 it, so a foreign one cannot be trusted.
@@ -23,6 +25,7 @@ from contextlib import aclosing
 import msgspec
 
 from monitor.schema import (
+    CycleInput,
     LedgerCheckpoint,
     PriceReference,
     PricesScreened,
@@ -36,9 +39,12 @@ from streams import InboundRecord, OutboundRecord, TopicPartition, read_history,
 from streams.settings import KafkaSettings
 
 __all__ = [
+    "CYCLE_PREFIX",
     "SNAPSHOT_CHUNK_BYTES",
     "RestoredState",
+    "batch_ends",
     "checkpoint_records",
+    "cycle_record",
     "price_reference_records",
     "prices_screened_records",
     "read_changelog",
@@ -50,6 +56,7 @@ __all__ = [
 SNAPSHOT_CHUNK_BYTES = 800 * 1024
 """Largest encoded snapshot chunk; Kafka's default record limit is 1 MiB."""
 _SNAPSHOT_PREFIX = b"snapshot:"
+CYCLE_PREFIX = b"cycle:"
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(StateRecord).decode
@@ -101,6 +108,17 @@ def checkpoint_records(topic: str, offsets: Mapping[TopicPartition, int]) -> lis
         )
         for tp, offset in offsets.items()
     ]
+
+
+def cycle_record(topic: str, cycle: CycleInput) -> OutboundRecord:
+    """The changelog record of one cycle's input boundaries (key ``cycle:<run>``)."""
+    return OutboundRecord(topic, CYCLE_PREFIX + cycle.run.encode(), _encode(cycle))
+
+
+def batch_ends(records: Iterable[InboundRecord]) -> tuple[tuple[int, int], ...]:
+    """``(partition, next offset)`` of each partition in ``records``, in the order the
+    partitions first appear (one dict store per record)."""
+    return tuple({r.partition: r.offset + 1 for r in records}.items())
 
 
 def price_reference_records(topic: str, ticks: Iterable[PriceTick]) -> list[OutboundRecord]:
@@ -173,6 +191,8 @@ def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
         key = record.key or b""
         if key.startswith(_SNAPSHOT_PREFIX):
             _fold_snapshot(restored, key, record.value)
+            continue
+        if key.startswith(CYCLE_PREFIX):  # for liqmon replay only
             continue
         if record.value is None:
             continue

@@ -1,0 +1,129 @@
+"""Replayed events against what was published: missing, extra and different, by event id.
+
+Events are matched by ``event_id`` (deterministic: account, unit, sequence and state, or
+for a ``margin_parameters`` event the underlying and its bar), then compared field by
+field on their JSON form, so a float must agree to the last bit, as a deterministic
+engine gives it. A published id seen twice (an at-least-once repeat) counts once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from monitor.replay._pipeline import Published
+
+__all__ = ["Comparison", "Difference", "compare", "within_span"]
+
+
+class Difference(msgspec.Struct, frozen=True, kw_only=True):
+    """One field of one event that differs: its value as published and as replayed."""
+
+    event_id: str
+    field: str
+    expected: Any
+    replayed: Any
+
+
+class Comparison(msgspec.Struct, kw_only=True):
+    """The outcome of one comparison; ``clean`` when nothing is missing, extra or different."""
+
+    expected: int
+    replayed: int
+    missing: list[Published]
+    extra: list[Published]
+    different: list[Difference]
+    repeats: int = 0
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.extra or self.different)
+
+    def summary(self) -> str:
+        """One line: the counts, and whether they agree."""
+        verdict = "identical" if self.clean else "DIFFERENT"
+        line = (
+            f"{verdict}: {self.replayed} replayed events, {self.expected} published; "
+            f"{len(self.missing)} missing, {len(self.extra)} extra, "
+            f"{len({d.event_id for d in self.different})} different"
+        )
+        return line + (f" ({self.repeats} published repeats ignored)" if self.repeats else "")
+
+    def details(self, limit: int = 20) -> list[str]:
+        """Up to ``limit`` lines naming what differs."""
+        lines = [f"missing  {_describe(e)}" for e in self.missing[:limit]]
+        lines += [f"extra    {_describe(e)}" for e in self.extra[: max(0, limit - len(lines))]]
+        for d in self.different[: max(0, limit - len(lines))]:
+            lines.append(
+                f"differs  {d.event_id} {d.field}: published {_short(d.expected)}, "
+                f"replayed {_short(d.replayed)}"
+            )
+        hidden = len(self.missing) + len(self.extra) + len(self.different) - len(lines)
+        if hidden > 0:
+            lines.append(f"... and {hidden} more")
+        return lines
+
+
+def compare(
+    expected: Iterable[Published], replayed: Iterable[Published], ignore: Sequence[str] = ()
+) -> Comparison:
+    """Diff ``replayed`` against ``expected`` by event id; ``ignore`` names fields not
+    compared (e.g. ``detected_ts`` when the cycles' clocks were not recorded)."""
+    published, repeats = _by_id(expected)
+    produced, _ = _by_id(replayed)
+    skip = frozenset(ignore)
+    different: list[Difference] = []
+    for event_id, event in produced.items():
+        other = published.get(event_id)
+        if other is None:
+            continue
+        mine, theirs = msgspec.to_builtins(event), msgspec.to_builtins(other)
+        for field in dict.fromkeys([*theirs, *mine]):
+            if field in skip:
+                continue
+            if theirs.get(field) != mine.get(field):
+                different.append(
+                    Difference(
+                        event_id=event_id,
+                        field=field,
+                        expected=theirs.get(field),
+                        replayed=mine.get(field),
+                    )
+                )
+    return Comparison(
+        expected=len(published),
+        replayed=len(produced),
+        missing=[e for i, e in published.items() if i not in produced],
+        extra=[e for i, e in produced.items() if i not in published],
+        different=different,
+        repeats=repeats,
+    )
+
+
+def within_span(events: Iterable[Published], first_ms: int, last_ms: int) -> list[Published]:
+    """The events detected between two cycle clocks (both included)."""
+    return [e for e in events if first_ms <= e.detected_ts <= last_ms]
+
+
+def _by_id(events: Iterable[Published]) -> tuple[dict[str, Published], int]:
+    found: dict[str, Published] = {}
+    repeats = 0
+    for event in events:
+        if event.event_id in found:
+            repeats += 1
+        else:
+            found[event.event_id] = event
+    return found, repeats
+
+
+def _describe(event: Published) -> str:
+    kind = getattr(event, "type", "margin_parameters")
+    who = getattr(event, "account", None) or getattr(event, "underlying", "")
+    return f"{event.event_id} {kind} {who} detected_ts={event.detected_ts}"
+
+
+def _short(value: Any) -> str:
+    text = msgspec.json.encode(value).decode()
+    return text if len(text) <= 80 else text[:77] + "..."

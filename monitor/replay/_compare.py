@@ -3,7 +3,8 @@
 Events are matched by ``event_id`` (deterministic: account, unit, sequence and state, or
 for a ``margin_parameters`` event the underlying and its bar), then compared field by
 field on their JSON form, so a float must agree to the last bit, as a deterministic
-engine gives it. A published id seen twice (an at-least-once repeat) counts once.
+engine gives it. A published event seen twice alike (an at-least-once repeat) counts
+once; a second copy that differs is compared too.
 """
 
 from __future__ import annotations
@@ -71,35 +72,42 @@ def compare(
 ) -> Comparison:
     """Diff ``replayed`` against ``expected`` by event id; ``ignore`` names fields not
     compared (e.g. ``detected_ts`` when the cycles' clocks were not recorded)."""
-    published, repeats = _by_id(expected)
+    published: dict[str, list[Published]] = {}
+    for event in expected:
+        published.setdefault(event.event_id, []).append(event)
     produced, _ = _by_id(replayed)
     skip = frozenset(ignore)
     different: list[Difference] = []
+    repeats = 0
     for event_id, event in produced.items():
-        other = published.get(event_id)
-        if other is None:
-            continue
-        mine, theirs = msgspec.to_builtins(event), msgspec.to_builtins(other)
-        for field in dict.fromkeys([*theirs, *mine]):
-            if field in skip:
+        copies = published.get(event_id, [])
+        mine = msgspec.to_builtins(event)
+        seen: list[Any] = []
+        for other in copies:
+            theirs = msgspec.to_builtins(other)
+            if theirs in seen:  # an identical repeat
+                repeats += 1
                 continue
-            if theirs.get(field) != mine.get(field):
-                different.append(
-                    Difference(
-                        event_id=event_id,
-                        field=field,
-                        expected=theirs.get(field),
-                        replayed=mine.get(field),
-                    )
-                )
+            seen.append(theirs)
+            different.extend(_fields(event_id, theirs, mine, skip))
     return Comparison(
         expected=len(published),
         replayed=len(produced),
-        missing=[e for i, e in published.items() if i not in produced],
+        missing=[c[0] for i, c in published.items() if i not in produced],
         extra=[e for i, e in produced.items() if i not in published],
         different=different,
-        repeats=repeats,
+        repeats=repeats + sum(len(c) - 1 for i, c in published.items() if i not in produced),
     )
+
+
+def _fields(
+    event_id: str, theirs: dict[str, Any], mine: dict[str, Any], skip: frozenset[str]
+) -> list[Difference]:
+    return [
+        Difference(event_id=event_id, field=f, expected=theirs.get(f), replayed=mine.get(f))
+        for f in dict.fromkeys([*theirs, *mine])
+        if f not in skip and theirs.get(f) != mine.get(f)
+    ]
 
 
 def within_span(events: Iterable[Published], first_ms: int, last_ms: int) -> list[Published]:

@@ -575,7 +575,9 @@ class VarEsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     oldest first, one per period (e.g. daily), the same count for each; the last close is
     today. ``mpor``: periods in the margin period of risk. ``window``: scenarios of the
     historical sets (default: as many as the history allows after the EWMA warm-up).
-    ``model_set``: the scenario set whose ES at ``confidence`` is the IM.
+    ``model_set``: the scenario set whose ES at ``confidence`` is the IM. Each Monte Carlo
+    path also moves every underlying's implied volatility: lognormal, ``vol_of_vol`` per
+    period, correlated ``vol_correlation`` with the path's return.
     """
 
     history: dict[str, tuple[float, ...]]
@@ -589,6 +591,8 @@ class VarEsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     paths: int = 10_000
     dof: float = 5.0
     seed: int = 1
+    vol_of_vol: float = 0.06
+    vol_correlation: float = -0.5
 
 
 class ScenarioSetRisk(msgspec.Struct, frozen=True, kw_only=True):

@@ -19,7 +19,8 @@ it, so a foreign one cannot be trusted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
 
 import msgspec
@@ -115,10 +116,25 @@ def cycle_record(topic: str, cycle: CycleInput) -> OutboundRecord:
     return OutboundRecord(topic, CYCLE_PREFIX + cycle.run.encode(), _encode(cycle))
 
 
-def batch_ends(records: Iterable[InboundRecord]) -> tuple[tuple[int, int], ...]:
-    """``(partition, next offset)`` of each partition in ``records``, in the order the
-    partitions first appear (one dict store per record)."""
-    return tuple({r.partition: r.offset + 1 for r in records}.items())
+def batch_ends(records: Sequence[InboundRecord]) -> tuple[tuple[int, int], ...]:
+    """``(partition, next offset)`` of each partition in ``records``, in their order.
+
+    ``records`` come as a poll hands them out: each partition's records in one run, in
+    offset order. Each run's end is found by bisection, so a batch of 200,000 records
+    costs a few dozen record reads, not one per record.
+    """
+    ends: list[tuple[int, int]] = []
+    start, size = 0, len(records)
+    while start < size:
+        partition = records[start].partition
+
+        def elsewhere(record: InboundRecord, p: int = partition) -> bool:
+            return record.partition != p
+
+        stop = bisect.bisect_left(records, True, lo=start, key=elsewhere)
+        ends.append((partition, records[stop - 1].offset + 1))
+        start = stop
+    return tuple(ends)
 
 
 def price_reference_records(topic: str, ticks: Iterable[PriceTick]) -> list[OutboundRecord]:

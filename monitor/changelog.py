@@ -46,6 +46,7 @@ __all__ = [
     "batch_ends",
     "checkpoint_records",
     "cycle_record",
+    "fold_changelog",
     "price_reference_records",
     "prices_screened_records",
     "read_changelog",
@@ -199,6 +200,14 @@ async def read_changelog(kafka: KafkaSettings, topic: str) -> RestoredState:
     async with aclosing(read_history(kafka, until)) as batches:
         async for batch in batches:
             _fold(restored, batch)
+    return restored
+
+
+def fold_changelog(records: Iterable[InboundRecord]) -> RestoredState:
+    """What ``records`` (changelog records in log order) say, as :func:`read_changelog`
+    folds the whole topic: for ``liqmon replay``, the changelog as of a past moment."""
+    restored = RestoredState()
+    _fold(restored, records)
     return restored
 
 

@@ -780,7 +780,7 @@ class VolatilityState(
     announced_ts: int = 0
 
 
-CyclePhase = Literal["prices", "rebuild", "cycle"]
+CyclePhase = Literal["prices", "rebuild", "revoke", "assign", "cycle"]
 
 
 class CycleInput(msgspec.Struct, tag="cycle", tag_field="type", frozen=True, kw_only=True):
@@ -792,7 +792,9 @@ class CycleInput(msgspec.Struct, tag="cycle", tag_field="type", frozen=True, kw_
     a run's last record; a gap in ``seq`` says boundaries were compacted away). ``phase``:
     ``prices`` (catching up on the price table before any ledger), ``rebuild`` (ledger
     partitions assigned, the book rebuilt from the ledger up to ``ledger``; ``owned`` the
-    partitions assigned), ``cycle`` (one poll's batches). ``prices`` and ``ledger`` give
+    partitions assigned), ``revoke`` (partitions taken away between cycles; ``owned`` those
+    left), ``assign`` (the same partitions given back: no rebuild), ``cycle`` (one poll's
+    batches). ``prices`` and ``ledger`` give
     ``(partition, next offset)`` of each partition the cycle read, in the batch's order.
     ``now_ms`` is the service's clock for the cycle. ``stress_taken``: a finished solvency
     report's ADL quantiles were taken up (they show on later events); ``stress_started``:

@@ -506,6 +506,9 @@ class Monitor:
         async with self._between_cycles():
             self._owned = self._owned - revoked
             self._restored = False
+            # Committed with the next cycle: from here the run publishes for fewer accounts.
+            now_ms = self._clock_ms()
+            self._checkpoint.add(self._cycle_record("revoke", now_ms, owned=self._owned))
 
     async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         """Rebuild the book for the new assignment unless it continues what we hold."""
@@ -525,6 +528,9 @@ class Monitor:
                 # move them out of the collector's sight so full collections do not
                 # pause every cycle behind them.
                 gc.freeze()
+            else:  # the same partitions back: no rebuild, publishing for them again
+                now_ms = self._clock_ms()
+                self._checkpoint.add(self._cycle_record("assign", now_ms, owned=assigned))
             self._owned = assigned
             self._restored = True
             log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))

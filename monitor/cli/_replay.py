@@ -175,6 +175,7 @@ async def _main(settings: Any, instruments: Any, options: Any, args: Any, say: I
         read_events_file,
         read_published,
         replay,
+        within_scope,
         within_span,
         write_events,
     )
@@ -208,6 +209,9 @@ async def _main(settings: Any, instruments: Any, options: Any, args: Any, say: I
     if result.partial and result.first_ms is not None and result.last_ms is not None:
         expected = within_span(expected, result.first_ms, result.last_ms)
         where += " (events detected within the replayed cycles)"
+    if result.scope is not None:
+        expected = within_scope(expected, result.scope)
+        where += " (what the replayed instance published)"
     comparison = compare(expected, result.published, args.ignore)
     for line in comparison.details():
         print(line, file=say)

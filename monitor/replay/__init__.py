@@ -1,7 +1,14 @@
 """`liqmon replay`: recorded input through the engine; what the monitor would have
 published, and how it compares with what ``margin-events`` holds (docs/replay.md)."""
 
-from monitor.replay._compare import Comparison, Difference, compare, within_span
+from monitor.replay._compare import (
+    Comparison,
+    Difference,
+    Scope,
+    compare,
+    within_scope,
+    within_span,
+)
 from monitor.replay._files import FileRecord, read_input_file
 from monitor.replay._kafka import read_published
 from monitor.replay._output import publish_events, read_events_file, write_events
@@ -16,12 +23,14 @@ __all__ = [
     "Published",
     "ReplayOptions",
     "ReplayResult",
+    "Scope",
     "compare",
     "publish_events",
     "read_events_file",
     "read_input_file",
     "read_published",
     "replay",
+    "within_scope",
     "within_span",
     "write_events",
 ]

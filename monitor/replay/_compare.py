@@ -9,14 +9,17 @@ once; a second copy that differs is compared too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from monitor.replay._pipeline import Published
+from monitor.schema import MarginParameters
+from streams import TopicPartition
 
-__all__ = ["Comparison", "Difference", "compare", "within_span"]
+__all__ = ["Comparison", "Difference", "Scope", "compare", "within_scope", "within_span"]
 
 
 class Difference(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,6 +116,37 @@ def _fields(
 def within_span(events: Iterable[Published], first_ms: int, last_ms: int) -> list[Published]:
     """The events detected between two cycle clocks (both included)."""
     return [e for e in events if first_ms <= e.detected_ts <= last_ms]
+
+
+class Scope:
+    """Whose events one instance of several published, and when: from each clock in
+    ``ownership`` on, the accounts of the ledger partitions it owned (``partition_of``
+    maps an account to its partition), and the parameter events while it owned
+    ``first`` (the first ledger partition) or none."""
+
+    def __init__(
+        self,
+        ownership: Sequence[tuple[int, frozenset[TopicPartition]]],
+        partition_of: Mapping[str, TopicPartition],
+        first: TopicPartition,
+    ) -> None:
+        self._clocks = [clock for clock, _ in ownership]
+        self._owned = [owned for _, owned in ownership]
+        self._partition_of = partition_of
+        self._first = first
+
+    def published(self, event: Published) -> bool:
+        """Whether the instance published ``event`` (by when it was detected)."""
+        at = bisect.bisect_right(self._clocks, event.detected_ts) - 1
+        owned = self._owned[at] if at >= 0 else frozenset()
+        if isinstance(event, MarginParameters):
+            return self._first in owned or not owned
+        return self._partition_of.get(event.account) in owned
+
+
+def within_scope(events: Iterable[Published], scope: Scope) -> list[Published]:
+    """The events the instance of ``scope`` published."""
+    return [e for e in events if scope.published(e)]
 
 
 def _by_id(events: Iterable[Published]) -> tuple[dict[str, Published], int]:

@@ -10,7 +10,7 @@ from contextlib import aclosing
 import msgspec
 from aiokafka import AIOKafkaConsumer
 
-from monitor.changelog import CYCLE_PREFIX
+from monitor.changelog import CYCLE_PREFIX, RestoredState, fold_changelog
 from monitor.errors import InputError
 from monitor.replay._pipeline import Published
 from monitor.schema import CycleInput, MarginEvent, MarginParameters
@@ -19,17 +19,19 @@ from streams.settings import KafkaSettings, client_kwargs
 
 __all__ = [
     "Feed",
+    "RecordedState",
     "check_offset",
     "offset_ranges",
     "read_all",
-    "read_cycles",
     "read_published",
+    "read_state",
 ]
 
 _decode_cycle = msgspec.json.Decoder(CycleInput).decode
 _decode_event = msgspec.json.Decoder(MarginEvent).decode
 _decode_parameters = msgspec.json.Decoder(MarginParameters).decode
 _ALL = 2**62  # "to the end": read_history caps a bound at the partition's end
+_SNAPSHOT_PREFIX = b"snapshot:"
 
 
 async def offset_ranges(
@@ -68,25 +70,45 @@ def check_offset(
         )
 
 
-async def read_cycles(kafka: KafkaSettings, state_topic: str) -> dict[str, list[CycleInput]]:
-    """The cycle records of ``state_topic`` by run, each run's in ``seq`` order, runs in
-    the order they first appear; undecodable ones are skipped."""
+class RecordedState:
+    """``liqmon-state`` as read: each run's cycle records (by run, in ``seq`` order, runs
+    in the order they began), and the other records but snapshots, to tell what the
+    changelog said at a past moment (by record time)."""
+
+    def __init__(self, runs: dict[str, list[CycleInput]], records: list[InboundRecord]) -> None:
+        self.runs = runs
+        self._records = records
+
+    def at(self, ts_ms: int) -> RestoredState:
+        """The changelog as a monitor reading it at ``ts_ms`` found it (what compaction
+        left of it: a version compacted away since is not there)."""
+        return fold_changelog(r for r in self._records if r.timestamp < ts_ms)
+
+
+async def read_state(kafka: KafkaSettings, state_topic: str) -> RecordedState:
+    """Read ``state_topic`` whole; undecodable cycle records are skipped."""
     runs: dict[str, list[CycleInput]] = {}
+    kept: list[InboundRecord] = []
     partitions = await topic_partitions(kafka, state_topic)
     async with aclosing(read_history(kafka, dict.fromkeys(partitions, _ALL))) as batches:
         async for batch in batches:
             for record in batch:
-                if record.value is None or not (record.key or b"").startswith(CYCLE_PREFIX):
+                key = record.key or b""
+                if key.startswith(_SNAPSHOT_PREFIX):
+                    continue
+                if not key.startswith(CYCLE_PREFIX):
+                    kept.append(record)
                     continue
                 try:
-                    cycle = _decode_cycle(record.value)
+                    cycle = _decode_cycle(record.value or b"")
                 except msgspec.DecodeError:
                     continue
                 runs.setdefault(cycle.run, []).append(cycle)
     firsts = {run: min(c.now_ms for c in cycles) for run, cycles in runs.items()}
-    return {
+    ordered = {
         run: sorted(runs[run], key=lambda c: c.seq) for run in sorted(runs, key=firsts.__getitem__)
     }
+    return RecordedState(ordered, kept)
 
 
 async def read_all(

@@ -9,18 +9,27 @@ the same clock give the same events with the same ids. Nothing here reads a cloc
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.changelog import RestoredState
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
-from monitor.engine import MAX_EVENT_BYTES, Engine, fit_positions, judge_all
+from monitor.engine import (
+    MAX_EVENT_BYTES,
+    Engine,
+    fit_positions,
+    judge_all,
+    restore_states,
+    shape_problem,
+    unit_record,
+)
 from monitor.intake import Intake
 from monitor.metrics import Metrics
-from monitor.schema import Instrument, MarginEvent, MarginParameters, PriceTick
+from monitor.schema import Instrument, MarginEvent, MarginParameters, PriceTick, UnitStates
 from monitor.solvency import account_quantiles, copy_book, state_of
 from streams import InboundRecord, TopicPartition
 
@@ -30,6 +39,7 @@ Published = MarginEvent | MarginParameters
 """What goes to ``margin-events``: account transitions and dynamic-margin parameter changes."""
 
 _encode = msgspec.json.Encoder().encode
+_REBUILD_BATCH = 10_000  # ledger records per silent apply, as recovery reads them
 
 
 class _Quantiles:
@@ -74,10 +84,31 @@ class Pipeline:
         self._quantiles = _Quantiles()
         self._fills = settings.topics.fills
         self.cycles = 0
+        # What a rebuild needs, as the live one finds it in Kafka: every ledger record read
+        # so far per partition, and each account's states as the checkpoint wrote them.
+        self._ledger: dict[TopicPartition, list[InboundRecord]] = {}
+        self.states: dict[str, UnitStates] = {}
+        # Whose events the run published when: (clock, partitions owned from then on), and
+        # every account's ledger partition, to scope a comparison with a shared topic.
+        self.ownership: list[tuple[int, frozenset[TopicPartition]]] = [(0, frozenset())]
+        self.partition_of: dict[str, TopicPartition] = {}
 
-    def start(self, now_ms: int) -> None:
-        """As the service starts: the configured rates at the dynamic scales (fresh state)."""
+    def start(self, now_ms: int, changelog: RestoredState | None = None) -> None:
+        """As the service starts: the volatility states and the price guard's marks the
+        changelog held then (``changelog``; None: nothing, a fresh start), and the rates at
+        the dynamic scales (``Monitor.run``, ``Recovery.resume_prices``)."""
+        if changelog is not None:
+            self.dynamic.restore(changelog.volatility.values())
         self.engine.rescale(self.dynamic.scales(), {}, now_ms, self.dynamic.range_scales())
+        if changelog is None:
+            return
+        book = self.engine.book
+        references = [
+            t for t in changelog.price_references.values() if shape_problem(book, t) is None
+        ]
+        self.intake.restore(references, changelog.prices_screened)
+        if references:
+            self.engine.apply([], references, now_ms)
 
     def prices_only(self, records: Sequence[InboundRecord], now_ms: int) -> list[Published]:
         """A catch-up cycle: marks only, before any ledger partition is assigned."""
@@ -87,22 +118,50 @@ class Pipeline:
         return list(self._rescale(ticks, now_ms))
 
     def rebuild(
-        self, ledger: Sequence[InboundRecord], owned: frozenset[TopicPartition], now_ms: int
+        self,
+        ledger: Sequence[InboundRecord],
+        owned: frozenset[TopicPartition],
+        now_ms: int,
+        states: Mapping[str, UnitStates] | None = None,
     ) -> list[Published]:
-        """A fresh book for an assignment: the ledger up to where the run resumed applied
-        silently, then every unit judged at the current marks (``monitor.recovery``)."""
+        """A fresh book for an assignment (``monitor.recovery``): the owned partitions'
+        ledger up to where the run resumed (``ledger``: what was not read yet) applied
+        silently, the accounts' states as last written restored (``states``, the
+        changelog's then; None: as this replay wrote them), then every unit judged at the
+        current marks."""
         self.cycles += 1
+        self._remember(ledger)
         engine = Engine(self.instruments, self.settings.engine)
         engine.rescale(self.dynamic.scales(), {}, now_ms, self.dynamic.range_scales())
         if self.intake.prices:
             engine.apply([], list(self.intake.prices.values()), now_ms)
         partitions: dict[str, TopicPartition] = {}
-        if ledger:
-            items, _, _ = self.intake.ledger_batch(list(ledger), engine, partitions)
+        history = [r for tp in sorted(owned) for r in self._ledger.get(tp, [])]
+        for start in range(0, len(history), _REBUILD_BATCH):
+            chunk = history[start : start + _REBUILD_BATCH]
+            items, _, _ = self.intake.ledger_batch(chunk, engine, partitions)
             engine.apply(items, [], now_ms)
+        restore_states(engine, self.states if states is None else states)
         self.engine, self.account_partition, self.owned = engine, partitions, owned
+        self.partition_of.update(partitions)
+        self.ownership.append((now_ms, owned))
         events = [e for e in judge_all(engine, now_ms) if partitions.get(e.account) in owned]
+        for account in dict.fromkeys(e.account for e in events):
+            self.states[account] = unit_record(engine, account, now_ms)
         return [_fitted(e) for e in events]
+
+    def revoke(self, owned: frozenset[TopicPartition], now_ms: int) -> list[Published]:
+        """Partitions taken away (``revoke``), or given back without a rebuild
+        (``assign``): whose events are published from now on."""
+        self.cycles += 1
+        self.owned = owned
+        self.ownership.append((now_ms, owned))
+        return []
+
+    def _remember(self, ledger: Sequence[InboundRecord]) -> None:
+        for record in ledger:
+            tp = TopicPartition(record.topic, record.partition)
+            self._ledger.setdefault(tp, []).append(record)
 
     def cycle(
         self,
@@ -117,9 +176,14 @@ class Pipeline:
         self.cycles += 1
         intake, engine = self.intake, self.engine
         ticks, _ = intake.price_batch(list(prices), engine, now_ms)
+        self._remember(ledger)
         items, _, _ = intake.ledger_batch(list(ledger), engine, self.account_partition)
+        self.partition_of.update(
+            (item.account, self.account_partition[item.account]) for item in items
+        )
         output = engine.cycle(items, ticks, now_ms)
         events = [e for e in output.events if self._owns(e.account)]
+        self.states.update((s.account, s) for s in output.states if self._owns(s.account))
         published: list[Published] = [_fitted(e) for e in self._quantiles.attach(engine, events)]
         published.extend(self._rescale(ticks, now_ms))
         # (the service stresses only once its partitions are restored: the flags say so)
@@ -134,14 +198,21 @@ class Pipeline:
         if not changes:
             return []
         published: list[Published] = []
-        first = TopicPartition(self._fills, 0)
-        if first in self.owned or not self.owned:
+        if self.publishes_parameters(self.owned):
             published.extend(changes)
         output = self.engine.rescale(
             self.dynamic.scales(), triggers, now_ms, self.dynamic.range_scales()
         )
-        published.extend(_fitted(e) for e in output if self._owns(e.account))
+        events = [e for e in output if self._owns(e.account)]
+        for account in dict.fromkeys(e.account for e in events):
+            self.states[account] = unit_record(self.engine, account, now_ms)
+        published.extend(_fitted(e) for e in events)
         return published
+
+    def publishes_parameters(self, owned: frozenset[TopicPartition]) -> bool:
+        """Whether an instance owning ``owned`` publishes the parameter events (see the
+        service: the owner of the first ledger partition, or one that owns none yet)."""
+        return TopicPartition(self._fills, 0) in owned or not owned
 
 
 def _fitted(event: MarginEvent) -> MarginEvent:

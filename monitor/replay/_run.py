@@ -17,8 +17,16 @@ import msgspec
 
 from monitor.config import Settings
 from monitor.errors import InputError
+from monitor.replay._compare import Scope
 from monitor.replay._files import read_input_file
-from monitor.replay._kafka import Feed, check_offset, offset_ranges, read_all, read_cycles
+from monitor.replay._kafka import (
+    Feed,
+    RecordedState,
+    check_offset,
+    offset_ranges,
+    read_all,
+    read_state,
+)
 from monitor.replay._pipeline import Pipeline, Published
 from monitor.replay._plan import Step, own_steps, recorded_steps, recorded_until, run_gaps
 from monitor.schema import CycleInput, Instrument
@@ -56,6 +64,9 @@ class ReplayResult(msgspec.Struct, kw_only=True):
     first_ms: int | None = None
     last_ms: int | None = None
     partial: bool = False  # only part of what the topics hold was replayed
+    # Whose events the replayed instance published when (None: all of them, it owned
+    # every ledger partition throughout).
+    scope: Scope | None = None
 
 
 async def replay(
@@ -73,7 +84,8 @@ async def replay(
     ranges = await offset_ranges(settings.kafka, (topics.prices, topics.fills))
     for tp, offset in (*options.start_offsets.items(), *options.end_offsets.items()):
         check_offset(ranges, tp, offset)
-    runs = {} if options.own_batching else await read_cycles(settings.kafka, topics.state)
+    state = None if options.own_batching else await read_state(settings.kafka, topics.state)
+    runs = state.runs if state is not None else {}
     cycles = _chosen_run(runs, options.run, notes)
     if cycles and run_gaps(cycles):
         notes.append(
@@ -83,8 +95,8 @@ async def replay(
         cycles = []
     if cycles and _resumed(cycles):
         notes.append(
-            f"run {cycles[0].run} resumed from an earlier run's state: replay rebuilds its book "
-            "from the ledger but not its published states, so its first events may differ"
+            f"run {cycles[0].run} resumed from an earlier run's state: replay takes it from "
+            f"{topics.state} as of then, and rebuilds the book from the whole ledger"
         )
     if cycles:
         feed = Feed(settings.kafka, recorded_until(cycles, topics.prices, topics.fills))
@@ -99,6 +111,8 @@ async def replay(
                 options,
                 progress,
                 partial=len(runs) > 1,
+                ledger=frozenset(tp for tp in ranges if tp.topic == topics.fills),
+                history=state,
             )
         finally:
             await feed.close()
@@ -195,8 +209,10 @@ class _Driver:
         options: ReplayOptions,
         progress: Progress | None,
         total: int,
+        history: RecordedState | None = None,
     ) -> None:
         self.pipeline = Pipeline(settings, instruments)
+        self._history = history
         self.window = _Window(options)
         self.published: list[Published] = []
         self.first_ms: int | None = None
@@ -212,12 +228,17 @@ class _Driver:
             return False
         p = self.pipeline
         if not self._started:
-            p.start(step.now_ms)
+            h = self._history
+            p.start(step.now_ms, h.at(step.now_ms) if h is not None else None)
             self._started = True
         if step.phase == "prices":
             output = p.prices_only(step.prices, step.now_ms)
         elif step.phase == "rebuild":
-            output = p.rebuild(step.ledger, step.owned, step.now_ms)
+            h = self._history
+            states = h.at(step.now_ms).states if h is not None else None
+            output = p.rebuild(step.ledger, step.owned, step.now_ms, states)
+        elif step.phase in ("revoke", "assign"):
+            output = p.revoke(step.owned, step.now_ms)
         else:
             output = p.cycle(
                 step.prices,
@@ -235,8 +256,25 @@ class _Driver:
             self._progress(self.done, self._total)
         return True
 
-    def result(self, batching: str, notes: list[str], partial: bool) -> ReplayResult:
+    def result(
+        self,
+        batching: str,
+        notes: list[str],
+        partial: bool,
+        ledger: frozenset[TopicPartition] | None = None,
+    ) -> ReplayResult:
+        """What was replayed; ``ledger``: every partition of the ledger topic, to tell
+        whether the replayed instance owned them all."""
+        p = self.pipeline
+        # Before its first assignment an instance owns nothing and publishes no account
+        # event anyway: only what it owned from then on decides.
+        since = [owned for _, owned in p.ownership[1:]]
+        while since and not since[0]:
+            since.pop(0)
+        scoped = ledger is not None and any(owned != ledger for owned in since)
+        first = TopicPartition(p.settings.topics.fills, 0)
         return ReplayResult(
+            scope=Scope(p.ownership, p.partition_of, first) if scoped else None,
             published=self.published,
             cycles=self.done,
             batching=batching,
@@ -277,9 +315,17 @@ async def _drive_async(
     progress: Progress | None,
     *,
     partial: bool,
+    ledger: frozenset[TopicPartition],
+    history: RecordedState | None,
 ) -> ReplayResult:
-    driver = _Driver(settings, instruments, options, progress, total)
+    driver = _Driver(settings, instruments, options, progress, total, history)
     async for step in steps:
         if not driver.step(step):
             break
-    return driver.result(batching, notes, partial)
+    result = driver.result(batching, notes, partial, ledger)
+    if result.scope is not None:
+        notes.append(
+            f"the run did not own all {len(ledger)} ledger partitions throughout (one "
+            "instance of several, or a rebalance): the events it published are compared"
+        )
+    return result

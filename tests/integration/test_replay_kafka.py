@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from monitor.instruments import load_instrument_file
-from monitor.replay._kafka import offset_ranges
+from monitor.replay._kafka import offset_ranges, read_state
 from streams import OutboundRecord, Producer
+from streams.settings import client_kwargs
 from tests.integration.liqmon_process import LiqmonProcess
 from tests.integration.monitor_harness import MonitorHarness
 
@@ -152,3 +155,90 @@ async def test_replay_over_an_offset_range_and_bad_ranges(
         "liqmon: error: topic 'no-such-prices' does not exist; create it first "
         "(liqmon topics create)"
     )
+
+
+async def wait_committed(h: MonitorHarness, ends: dict[int, int], timeout_s: float = 90) -> None:
+    """Until the group's committed offset of every fills partition is its end."""
+    admin = AIOKafkaAdminClient(**client_kwargs(h.kafka))
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            offsets = await admin.list_consumer_group_offsets(h.group_id)
+            committed = {
+                tp.partition: o.offset for tp, o in offsets.items() if tp.topic == h.topics.fills
+            }
+            if all(committed.get(p, -1) >= end for p, end in ends.items()):
+                return
+            assert time.monotonic() < deadline, f"committed {committed}, ends {ends}"
+            await asyncio.sleep(0.1)
+    finally:
+        await admin.close()
+
+
+async def test_each_run_of_a_monitor_killed_and_restarted_replays_identically(
+    harness: MonitorHarness,
+) -> None:
+    h = harness
+    proc = LiqmonProcess(h, load_instrument_file(EXAMPLE).instruments, env=ENV)
+    try:
+        await proc.start()
+        env = proc.env()
+        simulation = asyncio.ensure_future(
+            liqmon(
+                env,
+                "simulate",
+                "--instruments",
+                str(EXAMPLE),
+                "--accounts",
+                "300",
+                "--scenario",
+                "crash",
+                "--crash-at",
+                "2",
+                "--rate",
+                "1000",
+                "--duration",
+                "8",
+                "--seed",
+                "13",
+                "--quiet",
+            )
+        )
+        # Kill -9 once the crash has started putting accounts in trouble.
+        await proc.wait_metric(
+            'liqmon_events_published_total{type="margin_call"}',
+            lambda v: v > 0,
+            "margin calls",
+            timeout_s=60,
+        )
+        await proc.stop(kill=True)
+        await proc.start()
+        code, _, err = await simulation
+        assert code == 0, err
+        ends = await offset_ranges(h.kafka, (h.topics.prices, h.topics.fills))
+        await wait_committed(
+            h, {tp.partition: e for tp, (_, e) in ends.items() if tp.topic == h.topics.fills}
+        )
+        prices = sum(e for tp, (_, e) in ends.items() if tp.topic == h.topics.prices)
+        await proc.wait_metric(
+            f'liqmon_records_consumed_total{{topic="{h.topics.prices}"}}',
+            lambda v: v >= prices,
+            "the price table read",
+            timeout_s=60,
+        )
+        assert await proc.stop() == 0, proc.tail()
+    finally:
+        await proc.close()
+    runs = list((await read_state(h.kafka, h.topics.state)).runs)
+    assert len(runs) == 2
+    published = 0
+    for number, run in enumerate(runs):
+        args = ["replay", "--instruments", str(EXAMPLE), "--compare", "--quiet", "--run", run]
+        code, out, err = await liqmon(env, *args)
+        assert code == 0, out + err
+        assert ("resumed from an earlier run's state" in out) == (number == 1)
+        summary = out.strip().splitlines()[-1]
+        assert summary.endswith("0 missing, 0 extra, 0 different"), summary
+        published += int(summary.split("identical: ")[1].split(" ")[0])
+    assert published > 50, "the crash must put accounts in trouble in the replayed runs"

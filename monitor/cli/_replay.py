@@ -127,7 +127,7 @@ def register(subparsers: Any) -> None:
         "--expected",
         type=Path,
         metavar="FILE",
-        help="with --compare: the expected events, JSON lines, instead of the topic",
+        help="compare with these events (JSON lines) instead of the topic",
     )
     output.add_argument(
         "--ignore",
@@ -179,7 +179,12 @@ async def _main(settings: Any, instruments: Any, options: Any, args: Any, say: I
         within_span,
         write_events,
     )
+    from streams import topic_partitions
 
+    # What can fail fast does, before the replay.
+    if args.output_topic:
+        await topic_partitions(settings.kafka, args.output_topic)
+    expected_file = read_events_file(args.expected) if args.expected is not None else None
     progress, finish = _progress(args.quiet)
     try:
         result = await replay(settings, instruments, options, progress)
@@ -198,11 +203,10 @@ async def _main(settings: Any, instruments: Any, options: Any, args: Any, say: I
         _write_file(Path(args.output), result.published)
     if args.output_topic:
         await publish_events(settings.kafka, args.output_topic, result.published)
-    if not args.compare:
+    if not args.compare and expected_file is None:
         return 0
-    if args.expected is not None:
-        expected = read_events_file(args.expected)
-        where = str(args.expected)
+    if expected_file is not None:
+        expected, where = expected_file, str(args.expected)
     else:
         expected = await read_published(settings.kafka, settings.topics.margin_events)
         where = settings.topics.margin_events

@@ -110,7 +110,8 @@ async def replay(
                 notes,
                 options,
                 progress,
-                partial=len(runs) > 1,
+                # A live monitor may be ahead of what was read: compare its span only.
+                partial=True,
                 ledger=frozenset(tp for tp in ranges if tp.topic == topics.fills),
                 history=state,
             )
@@ -148,7 +149,8 @@ def _chosen_run(
     first = next(iter(runs))
     if len(runs) > 1:
         notes.append(
-            f"{len(runs)} runs recorded (restarts): replaying the first, {first}; choose "
+            f"{len(runs)} runs recorded (restarts or several instances): replaying the first, "
+            f"{first}; choose "
             f"another with --run ({', '.join(list(runs)[1:])}); events are compared over "
             "its span only"
         )
@@ -156,8 +158,8 @@ def _chosen_run(
 
 
 def _resumed(cycles: Sequence[CycleInput]) -> bool:
-    """Whether the run took over state from an earlier one (its first rebuild resumed past
-    offset 0): replay starts from nothing and replays that ledger, but not those states."""
+    """Whether the run took over state from an earlier one: its first rebuild resumed past
+    offset 0 (replay then takes the changelog as of then, and the ledger before)."""
     rebuild = next((c for c in cycles if c.phase == "rebuild"), None)
     return rebuild is not None and any(offset for _, offset in rebuild.ledger)
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import msgspec
@@ -186,3 +193,34 @@ def test_an_expected_file_that_is_not_events_is_one_line(
         == 2
     )
     assert "expected.jsonl line 1: not a margin event" in capsys.readouterr().err
+
+
+def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path: Path) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(session())
+    master, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    command = [
+        sys.executable,
+        "-m",
+        "monitor",
+        "replay",
+        "--instruments",
+        INSTRUMENTS,
+        "--input",
+        str(path),
+    ]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=terminal) as process:
+        os.close(terminal)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            screen += chunk
+        assert process.wait(timeout=120) == 0
+    os.close(master)
+    assert " cycles [" in screen.decode(errors="replace")

@@ -84,9 +84,8 @@ class Pipeline:
         self._quantiles = _Quantiles()
         self._fills = settings.topics.fills
         self.cycles = 0
-        # What a rebuild needs, as the live one finds it in Kafka: every ledger record read
-        # so far per partition, and each account's states as the checkpoint wrote them.
-        self._ledger: dict[TopicPartition, list[InboundRecord]] = {}
+        # Each account's states as the checkpoint wrote them (for a rebuild without the
+        # changelog at hand).
         self.states: dict[str, UnitStates] = {}
         # Whose events the run published when: (clock, partitions owned from then on), and
         # every account's ledger partition, to scope a comparison with a shared topic.
@@ -125,18 +124,17 @@ class Pipeline:
         states: Mapping[str, UnitStates] | None = None,
     ) -> list[Published]:
         """A fresh book for an assignment (``monitor.recovery``): the owned partitions'
-        ledger up to where the run resumed (``ledger``: what was not read yet) applied
-        silently, the accounts' states as last written restored (``states``, the
+        ledger up to where the run resumed (``ledger``, all of it) applied silently, the
+        accounts' states as last written restored (``states``, the
         changelog's then; None: as this replay wrote them), then every unit judged at the
         current marks."""
         self.cycles += 1
-        self._remember(ledger)
         engine = Engine(self.instruments, self.settings.engine)
         engine.rescale(self.dynamic.scales(), {}, now_ms, self.dynamic.range_scales())
         if self.intake.prices:
             engine.apply([], list(self.intake.prices.values()), now_ms)
         partitions: dict[str, TopicPartition] = {}
-        history = [r for tp in sorted(owned) for r in self._ledger.get(tp, [])]
+        history = [r for r in ledger if TopicPartition(r.topic, r.partition) in owned]
         for start in range(0, len(history), _REBUILD_BATCH):
             chunk = history[start : start + _REBUILD_BATCH]
             items, _, _ = self.intake.ledger_batch(chunk, engine, partitions)
@@ -158,11 +156,6 @@ class Pipeline:
         self.ownership.append((now_ms, owned))
         return []
 
-    def _remember(self, ledger: Sequence[InboundRecord]) -> None:
-        for record in ledger:
-            tp = TopicPartition(record.topic, record.partition)
-            self._ledger.setdefault(tp, []).append(record)
-
     def cycle(
         self,
         prices: Sequence[InboundRecord],
@@ -176,7 +169,6 @@ class Pipeline:
         self.cycles += 1
         intake, engine = self.intake, self.engine
         ticks, _ = intake.price_batch(list(prices), engine, now_ms)
-        self._remember(ledger)
         items, _, _ = intake.ledger_batch(list(ledger), engine, self.account_partition)
         self.partition_of.update(
             (item.account, self.account_partition[item.account]) for item in items

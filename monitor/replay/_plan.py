@@ -4,7 +4,7 @@ or by replay's own batching (event-time windows) when no boundaries were recorde
 from __future__ import annotations
 
 import heapq
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 from monitor.replay._kafka import Feed
@@ -39,9 +39,17 @@ def run_gaps(cycles: Sequence[CycleInput]) -> int:
 
 
 async def recorded_steps(
-    cycles: Sequence[CycleInput], feed: Feed, prices_topic: str, fills_topic: str
+    cycles: Sequence[CycleInput],
+    feed: Feed,
+    prices_topic: str,
+    fills_topic: str,
+    ledger_until: Callable[[dict[TopicPartition, int]], Awaitable[list[InboundRecord]]],
 ) -> AsyncIterator[Step]:
-    """The run's cycles with exactly the records each of its batches held, in its order."""
+    """The run's cycles with exactly the records each of its batches held, in its order.
+
+    A rebuild gets the whole ledger of its partitions up to where it resumed
+    (``ledger_until``, read afresh each time), as the monitor's rebuild replays it; the
+    live consumer goes on from there, so the feed skips to it."""
     for cycle in cycles:
         prices: list[InboundRecord] = []
         for partition, end in cycle.prices:
@@ -49,6 +57,9 @@ async def recorded_steps(
         ledger: list[InboundRecord] = []
         for partition, end in cycle.ledger:
             ledger.extend(await feed.take(TopicPartition(fills_topic, partition), end))
+        if cycle.phase == "rebuild":
+            until = {TopicPartition(fills_topic, p): end for p, end in cycle.ledger if end}
+            ledger = await ledger_until(until) if until else []
         yield Step(
             cycle.phase,
             cycle.now_ms,

@@ -30,7 +30,7 @@ from monitor.replay._kafka import (
 from monitor.replay._pipeline import Pipeline, Published
 from monitor.replay._plan import Step, own_steps, recorded_steps, recorded_until, run_gaps
 from monitor.schema import CycleInput, Instrument
-from streams import TopicPartition
+from streams import InboundRecord, TopicPartition
 
 __all__ = ["ReplayOptions", "ReplayResult", "replay"]
 
@@ -98,13 +98,18 @@ async def replay(
             f"run {cycles[0].run} resumed from an earlier run's state: replay takes it from "
             f"{topics.state} as of then, and rebuilds the book from the whole ledger"
         )
+
+    async def ledger_until(until: dict[TopicPartition, int]) -> list[InboundRecord]:
+        found = await read_all(settings.kafka, until)
+        return [record for tp in sorted(found) for record in found[tp]]
+
     if cycles:
         feed = Feed(settings.kafka, recorded_until(cycles, topics.prices, topics.fills))
         try:
             return await _drive_async(
                 settings,
                 instruments,
-                recorded_steps(cycles, feed, topics.prices, topics.fills),
+                recorded_steps(cycles, feed, topics.prices, topics.fills, ledger_until),
                 len(cycles),
                 f"recorded cycles of run {cycles[0].run}",
                 notes,

@@ -94,9 +94,15 @@ def register(subparsers: Any) -> None:
         help="own batching: event time per cycle (default: %(default)s)",
     )
     source.add_argument(
-        "--start", type=_when, metavar="TIME", help="write events from the first cycle at TIME"
+        "--start",
+        type=_when,
+        metavar="TIME",
+        help="write events from the first cycle at TIME (ms since the epoch or ISO-8601); "
+        "the cycles before still run",
     )
-    source.add_argument("--end", type=_when, metavar="TIME", help="stop before the cycle at TIME")
+    source.add_argument(
+        "--end", type=_when, metavar="TIME", help="stop before the first cycle at TIME"
+    )
     source.add_argument(
         "--start-offset",
         type=_offset,

@@ -303,11 +303,15 @@ def _drive(
     progress: Progress | None,
 ) -> ReplayResult:
     driver = _Driver(settings, instruments, options, progress, total)
+    empty = True
     for step in steps:
+        empty = False
         if not driver.step(step):
             break
-    if driver.done == 0:
+    if empty:
         raise InputError("nothing to replay: the input holds no prices or ledger records")
+    if driver.done == 0:
+        raise InputError("nothing to replay before --end / --end-offset; check the range")
     return driver.result(batching, notes, partial=False)
 
 

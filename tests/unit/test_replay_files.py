@@ -224,3 +224,27 @@ def test_a_progress_bar_is_drawn_on_a_terminal(tmp_path: Path) -> None:
         assert process.wait(timeout=120) == 0
     os.close(master)
     assert " cycles [" in screen.decode(errors="replace")
+
+
+def test_start_and_end_select_whole_cycles_by_their_clock(tmp_path: Path) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(session())
+    assert replay_cli("--input", str(path), "--output", str(tmp_path / "all.jsonl")) == 0
+    every = read_events_file(tmp_path / "all.jsonl")
+    assert len({e.detected_ts for e in every}) >= 2, "events from more than one cycle"
+    cut = sorted({e.detected_ts for e in every})[1]
+    assert (
+        replay_cli("--input", str(path), "--start", str(cut), "--output", str(tmp_path / "s")) == 0
+    )
+    assert read_events_file(tmp_path / "s") == [e for e in every if e.detected_ts >= cut]
+    assert replay_cli("--input", str(path), "--end", str(cut), "--output", str(tmp_path / "e")) == 0
+    assert read_events_file(tmp_path / "e") == [e for e in every if e.detected_ts < cut]
+
+
+def test_a_range_that_ends_before_the_input_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(session())
+    assert replay_cli("--input", str(path), "--end", "2000-01-01T00:00:00Z") == 2
+    assert "nothing to replay before --end" in capsys.readouterr().err

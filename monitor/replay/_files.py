@@ -53,10 +53,12 @@ class FileRecord(NamedTuple):
 
 
 class _Kind(msgspec.Struct):
-    type: str | None = None
-    ts: int = 0
-    symbol: str = ""
-    account: str = ""
+    """What a line is and its key; the intake checks the rest, as for a topic's record."""
+
+    type: Any = None
+    ts: Any = 0
+    symbol: Any = None
+    account: Any = None
 
 
 _decode_kind = msgspec.json.Decoder(_Kind).decode
@@ -100,14 +102,16 @@ def _wire_lines(path: Path, prices_topic: str, fills_topic: str) -> list[FileRec
                 raise InputError(f"{path} line {number}: not a JSON message ({exc})") from None
             if kind.type is None:
                 topic, key = prices_topic, kind.symbol
-            elif kind.type in _LEDGER_TYPES:
+            elif isinstance(kind.type, str) and kind.type in _LEDGER_TYPES:
                 topic, key = fills_topic, kind.account
             else:
                 raise InputError(
                     f"{path} line {number}: type {kind.type!r} is neither a price tick nor a "
                     f"ledger event ({', '.join(sorted(_LEDGER_TYPES))})"
                 )
-            records.append(FileRecord(topic, 0, counts[topic], -1, key.encode(), line, (), kind.ts))
+            ts = kind.ts if isinstance(kind.ts, int) else 0  # the intake rejects it
+            encoded = key.encode() if isinstance(key, str) else None
+            records.append(FileRecord(topic, 0, counts[topic], -1, encoded, line, (), ts))
             counts[topic] += 1
     return records
 

@@ -248,3 +248,17 @@ def test_a_range_that_ends_before_the_input_is_one_line(
     path.write_bytes(session())
     assert replay_cli("--input", str(path), "--end", "2000-01-01T00:00:00Z") == 2
     assert "nothing to replay before --end" in capsys.readouterr().err
+
+
+def test_any_ledger_message_reads_and_a_bad_one_is_left_to_the_intake(tmp_path: Path) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(
+        b'{"type": "margin_settings", "settings_id": "s1", "account": "a1", "mode": "isolated",'
+        b' "symbol": null, "ts": 5}\n'
+        b'{"symbol": "BTCUSDT", "mark_price": 1.0, "ts": "yesterday"}\n'
+    )
+    records = read_input_file(path, "prices", "fills")
+    assert [(r.topic, r.key, r.ts) for r in records] == [
+        ("fills", b"a1", 5),
+        ("prices", b"BTCUSDT", 0),
+    ]

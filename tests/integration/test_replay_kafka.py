@@ -24,10 +24,15 @@ from tests.integration.monitor_harness import MonitorHarness
 pytestmark = pytest.mark.kafka
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "instruments.example.json"
-# The demo's solvency schedule (ADL quantiles on events) and collateral, fast.
+# The demo's solvency schedule (ADL quantiles on events), fast, and dynamic margin on
+# short bars (margin_parameters events, rescaled rates).
 ENV = {
     "LIQMON_SERVICE__INSURANCE_FUND": '{"USDT": 1000000}',
     "LIQMON_SOLVENCY__INTERVAL_S": "0.5",
+    "LIQMON_DYNAMIC__BAR_S": "0.2",
+    "LIQMON_DYNAMIC__EWMA_WARMUP": "5",
+    "LIQMON_DYNAMIC__MARGIN": '{"BTCUSDT": {"reference_vol": 1.0, "floor": 1.0, "cap": 3.0, '
+    '"max_change_per_hour": 5000.0}}',
 }
 
 
@@ -100,13 +105,16 @@ async def test_replay_of_a_recorded_session_matches_margin_events_exactly(
     events = await harness.events()
     assert len(events) > 50, "the crash must put accounts in trouble"
     assert any(e.adl_quantile is not None for e in events), "solvency quantiles shown"
+    parameters = await harness.parameters()
+    assert parameters, "dynamic margin changed rates"
     args = ["replay", "--instruments", str(EXAMPLE), "--compare", "--quiet"]
     code, out, err = await liqmon(env, *args)
     assert code == 0, out + err
     assert "recorded cycles of run" in out
     summary = out.strip().splitlines()[-1]
+    published = len(events) + len(parameters)
     assert summary.endswith(
-        f"identical: {len(events)} replayed events, {len(events)} published; "
+        f"identical: {published} replayed events, {published} published; "
         "0 missing, 0 extra, 0 different"
     ), summary
 
@@ -149,6 +157,9 @@ async def test_replay_over_an_offset_range_and_bad_ranges(
         f"liqmon: error: offset {end + 5} of {fills}[0] is out of range: the partition holds "
         f"offsets 0 to {end - 1}"
     )
+    code, out, err = await liqmon(env, *args, "--own-batching")
+    assert code in (0, 1), out + err
+    assert "own batching (100 ms of record time per cycle)" in out.splitlines()[0]
     code, out, err = await liqmon({**env, "LIQMON_TOPICS__PRICES": "no-such-prices"}, *args)
     assert code == 1
     assert err.strip().splitlines()[-1] == (

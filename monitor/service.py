@@ -375,6 +375,8 @@ class Monitor:
                 # ownership and rebuild from the log at the next assignment.
                 self._built, self._restored, self._owned = False, False, frozenset()
                 events = []
+                # For replay: this cycle's record is lost with it; from here none is owned.
+                checkpoint.add(self._cycle_record("revoke", now_ms))
             else:
                 self._positions.update(committed)
             self._observer.cycle(
@@ -387,8 +389,8 @@ class Monitor:
         phase: CyclePhase,
         now_ms: int,
         *,
-        prices: list[InboundRecord] = [],  # noqa: B006 - never mutated
-        ledger: list[InboundRecord] = [],  # noqa: B006
+        prices: Sequence[InboundRecord] = (),
+        ledger: Sequence[InboundRecord] = (),
         owned: frozenset[TopicPartition] = frozenset(),
         resume: dict[TopicPartition, int] | None = None,
         stress_taken: bool = False,

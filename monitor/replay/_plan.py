@@ -32,7 +32,8 @@ class Step(NamedTuple):
 
 
 def run_gaps(cycles: Sequence[CycleInput]) -> int:
-    """How many cycles of a run have no record (compacted away, or never written)."""
+    """How many cycles of a run have no record (compacted away, or aborted with their
+    cycle's transaction)."""
     if not cycles:
         return 0
     return cycles[-1].seq + 1 - len({c.seq for c in cycles})

@@ -87,12 +87,17 @@ async def replay(
     state = None if options.own_batching else await read_state(settings.kafka, topics.state)
     runs = state.runs if state is not None else {}
     cycles = _chosen_run(runs, options.run, notes)
-    if cycles and run_gaps(cycles):
+    if cycles and cycles[0].seq > 0:
         notes.append(
-            f"{run_gaps(cycles)} of run {cycles[0].run}'s cycle records are gone (compacted); "
-            "using replay's own batching"
+            f"the first {cycles[0].seq} cycle records of run {cycles[0].run} are gone "
+            "(compacted): using replay's own batching"
         )
         cycles = []
+    elif cycles and run_gaps(cycles):
+        notes.append(
+            f"{run_gaps(cycles)} cycle records of run {cycles[0].run} are missing (cycles "
+            "aborted with their transaction): their input joins the next replayed cycle"
+        )
     if cycles and _resumed(cycles):
         notes.append(
             f"run {cycles[0].run} resumed from an earlier run's state: replay takes it from "

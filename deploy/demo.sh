@@ -2,7 +2,7 @@
 # The end-to-end demo behind `make run`: the monitor, the event tail and the market
 # simulator with a crash, on the local broker, on fresh `demo-*` topics.
 #   DEMO_ACCOUNTS (default 2000), DEMO_SECONDS of ticks (default 40), DEMO_RATE ticks/s
-#   (default 500), DEMO_PORT for /metrics (default 9464).
+#   (default 500), DEMO_PORT for /metrics (default 9464), DEMO_REPLAY=0 to skip the replay.
 # Ctrl-C stops all of it; otherwise it stops by itself once the simulation has ended.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,4 +93,10 @@ echo "== summary (from http://127.0.0.1:$PORT/metrics)"
 curl -fs "http://127.0.0.1:$PORT/metrics" | grep -E '^liqmon_(events_published_total|accounts|dlq_records_total|records_consumed_total|bad_debt_overall|insurance_fund|stress_bad_debt|stress_cover2|adl_shortfall)' || true
 echo "== solvency after the crash"
 solvency || true
+if [ "${DEMO_REPLAY:-1}" = "1" ]; then
+  # The same input through the engine again, cycle for cycle (docs/replay.md): the events
+  # must be exactly those published. DEMO_REPLAY=0 skips it.
+  echo "== replay: liqmon replay --compare (the recorded input again, against demo-margin-events)"
+  "$BIN/liqmon" replay --instruments "$INSTRUMENTS" --compare --quiet || true
+fi
 echo "== done: Ctrl-C next time to stop early; rerun with DEMO_ACCOUNTS=..., DEMO_SECONDS=..."

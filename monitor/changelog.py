@@ -9,7 +9,9 @@ screened (:class:`PricesScreened`) go there too, as does each underlying's EWMA 
 and dynamic-margin scale (:class:`VolatilityState`, key ``volatility:<underlying>``), and
 so do periodic snapshots of each
 ledger partition's book (:class:`SnapshotChunk`, keys ``snapshot:<topic>:<partition>:<n>``),
-decoded only for the partitions being rebuilt. The topic is compacted, so reading it
+decoded only for the partitions being rebuilt. Each cycle's input boundaries
+(:class:`CycleInput`, key ``cycle:<run>``) are there for ``liqmon replay`` and skipped
+here without decoding. The topic is compacted, so reading it
 whole at start-up gives the newest record of each key. A record that does not decode is
 skipped, logged by the caller and counted (``RestoredState.dropped``): the monitor wrote
 it, so a foreign one cannot be trusted.
@@ -17,12 +19,14 @@ it, so a foreign one cannot be trusted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
 
 import msgspec
 
 from monitor.schema import (
+    CycleInput,
     LedgerCheckpoint,
     PriceReference,
     PricesScreened,
@@ -36,9 +40,13 @@ from streams import InboundRecord, OutboundRecord, TopicPartition, read_history,
 from streams.settings import KafkaSettings
 
 __all__ = [
+    "CYCLE_PREFIX",
     "SNAPSHOT_CHUNK_BYTES",
     "RestoredState",
+    "batch_ends",
     "checkpoint_records",
+    "cycle_record",
+    "fold_changelog",
     "price_reference_records",
     "prices_screened_records",
     "read_changelog",
@@ -50,6 +58,7 @@ __all__ = [
 SNAPSHOT_CHUNK_BYTES = 800 * 1024
 """Largest encoded snapshot chunk; Kafka's default record limit is 1 MiB."""
 _SNAPSHOT_PREFIX = b"snapshot:"
+CYCLE_PREFIX = b"cycle:"
 
 _encode = msgspec.json.Encoder().encode
 _decode_state = msgspec.json.Decoder(StateRecord).decode
@@ -101,6 +110,32 @@ def checkpoint_records(topic: str, offsets: Mapping[TopicPartition, int]) -> lis
         )
         for tp, offset in offsets.items()
     ]
+
+
+def cycle_record(topic: str, cycle: CycleInput) -> OutboundRecord:
+    """The changelog record of one cycle's input boundaries (key ``cycle:<run>``)."""
+    return OutboundRecord(topic, CYCLE_PREFIX + cycle.run.encode(), _encode(cycle))
+
+
+def batch_ends(records: Sequence[InboundRecord]) -> tuple[tuple[int, int], ...]:
+    """``(partition, next offset)`` of each partition in ``records``, in their order.
+
+    ``records`` come as a poll hands them out: each partition's records in one run, in
+    offset order. Each run's end is found by bisection, so a batch of 200,000 records
+    costs a few dozen record reads, not one per record.
+    """
+    ends: list[tuple[int, int]] = []
+    start, size = 0, len(records)
+    while start < size:
+        partition = records[start].partition
+
+        def elsewhere(record: InboundRecord, p: int = partition) -> bool:
+            return record.partition != p
+
+        stop = bisect.bisect_left(records, True, lo=start, key=elsewhere)
+        ends.append((partition, records[stop - 1].offset + 1))
+        start = stop
+    return tuple(ends)
 
 
 def price_reference_records(topic: str, ticks: Iterable[PriceTick]) -> list[OutboundRecord]:
@@ -168,11 +203,21 @@ async def read_changelog(kafka: KafkaSettings, topic: str) -> RestoredState:
     return restored
 
 
+def fold_changelog(records: Iterable[InboundRecord]) -> RestoredState:
+    """What ``records`` (changelog records in log order) say, as :func:`read_changelog`
+    folds the whole topic: for ``liqmon replay``, the changelog as of a past moment."""
+    restored = RestoredState()
+    _fold(restored, records)
+    return restored
+
+
 def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
     for record in records:
         key = record.key or b""
         if key.startswith(_SNAPSHOT_PREFIX):
             _fold_snapshot(restored, key, record.value)
+            continue
+        if key.startswith(CYCLE_PREFIX):  # for liqmon replay only
             continue
         if record.value is None:
             continue

@@ -111,6 +111,10 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     #: How often the price guard's accepted marks are saved to ``liqmon-state``, so a
     #: restarted monitor screens the price table against them. Held prices save at once.
     guard_checkpoint_interval_s: Positive = 1.0
+    #: Write each cycle's input boundaries to ``liqmon-state`` (``cycle`` records, one
+    #: small record per cycle, compacted to one per run), so ``liqmon replay`` re-forms
+    #: exactly the cycles this run formed (docs/replay.md).
+    record_cycles: bool = True
 
 
 class SolvencySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

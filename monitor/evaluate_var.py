@@ -5,7 +5,8 @@ mm_factor x IM``; beside it, VaR and ES at 99 % and 97.5 % under three scenario 
 joint returns of the underlyings (``monitor.risk``): historical (the last ``window``
 overlapping MPOR returns, applied jointly so correlation is kept), filtered historical
 (each return times ``vol_now / vol_then``, EWMA; Barone-Adesi et al. 1999, as Eurex Prisma)
-and Monte Carlo (EWMA covariance, Student-t innovations, seeded). ES at 97.5 % is the
+and Monte Carlo (EWMA covariance, Student-t innovations, seeded, and a lognormal move of
+each underlying's implied volatility per path, correlated with its return). ES at 97.5 % is the
 measure of the Basel FRTB (BCBS, *Minimum capital requirements for market risk*, 2019,
 MAR33) and of Eurex Prisma.
 
@@ -13,7 +14,8 @@ Each scenario moves every instrument of an underlying group (``monitor.engine.Gr
 a future by its own symbol, options by their underlying) by that underlying's return; the
 value change of one contract of each instrument is computed once by the scenario engine
 (``monitor.scenarios.value_changes``: linear and inverse arithmetic, options fully revalued
-by Black-76 at the moved underlying, volatility held at the mark), and an account's P&L per
+by Black-76 at the moved underlying, volatility held at the mark in the historical sets and
+moved by the path's vol move in Monte Carlo), and an account's P&L per
 scenario is its quantities times those changes. Collateral values are held still.
 """
 
@@ -30,6 +32,7 @@ from monitor.risk import (
     filtered_historical_returns,
     historical_returns,
     monte_carlo_returns,
+    monte_carlo_vol_moves,
     var_es_of_positions,
 )
 from monitor.scenarios import VOL_SAME, ScenarioSet, value_changes
@@ -59,6 +62,8 @@ def _check(spec: VarEsRequest, layout: GroupLayout, held: set[str]) -> NDArray[n
         (spec.ewma_warmup >= 2, "ewma_warmup", "must be at least 2"),
         (spec.paths >= 1, "paths", "must be at least 1"),
         (spec.dof > 2.0, "dof", "must be > 2"),
+        (0.0 <= spec.vol_of_vol < 10.0, "vol_of_vol", "must be in [0, 10)"),
+        (-1.0 <= spec.vol_correlation <= 1.0, "vol_correlation", "must be in [-1, 1]"),
     )
     for ok, field, problem in checks:
         if not ok:
@@ -101,8 +106,9 @@ def _window(spec: VarEsRequest, periods: int) -> int:
 
 def scenario_returns(
     spec: VarEsRequest, log_prices: NDArray[np.float64]
-) -> dict[ScenarioSetName, NDArray[np.float64]]:
-    """Joint MPOR log returns (scenarios x groups) of each scenario set."""
+) -> dict[ScenarioSetName, tuple[NDArray[np.float64], NDArray[np.float64] | None]]:
+    """Joint MPOR log returns (scenarios x groups) of each scenario set, and for Monte
+    Carlo each path's log move of every group's implied volatility (None: held)."""
     periods = log_prices.shape[0]
     window, h = _window(spec, periods), spec.mpor
     one_period = np.diff(log_prices, axis=0)
@@ -115,20 +121,32 @@ def scenario_returns(
     covariance = ewma_covariance(one_period, spec.ewma_lambda, spec.ewma_warmup)[-1]
     rng = np.random.default_rng(spec.seed)
     monte_carlo = monte_carlo_returns(covariance, spec.paths, rng, spec.dof, h)
-    return {"historical": historical, "filtered": filtered, "monte_carlo": monte_carlo}
+    vol_moves = monte_carlo_vol_moves(
+        monte_carlo, covariance, rng, spec.vol_of_vol, spec.vol_correlation, h
+    )
+    return {
+        "historical": (historical, None),
+        "filtered": (filtered, None),
+        "monte_carlo": (monte_carlo, vol_moves),
+    }
 
 
 def _value_changes(
-    engine: Engine, layout: GroupLayout, returns: NDArray[np.float64]
+    engine: Engine,
+    layout: GroupLayout,
+    returns: NDArray[np.float64],
+    vol_moves: NDArray[np.float64] | None,
 ) -> NDArray[np.float64]:
-    """Instruments x scenarios: each contract's value change, by the scenario engine."""
+    """Instruments x scenarios: each contract's value change, by the scenario engine;
+    options at the moved volatility where ``vol_moves`` is given (else at the mark's)."""
     n = len(engine.book.symbols)
     change = np.zeros((n, returns.shape[0]))
     vol_same = np.full(returns.shape[0], VOL_SAME, dtype=np.int8)
     weight = np.ones(returns.shape[0])
     for group in range(layout.size):
         members = layout.members[group]
-        scenarios = ScenarioSet(np.expm1(returns[:, group]), vol_same, weight)
+        vol_move = None if vol_moves is None else vol_moves[:, group]
+        scenarios = ScenarioSet(np.expm1(returns[:, group]), vol_same, weight, vol_move)
         change[members] = value_changes(layout.terms(engine.book, group), scenarios, _PARAMS)
     return change
 
@@ -145,8 +163,8 @@ def var_es_figures(engine: Engine, request: EvaluateRequest, spec: VarEsRequest)
     log_prices = _check(spec, layout, held)
     per_set: dict[ScenarioSetName, list[NDArray[np.float64]]] = {}
     sizes: dict[ScenarioSetName, int] = {}
-    for name, returns in scenario_returns(spec, log_prices).items():
-        change = _value_changes(engine, layout, returns)
+    for name, (returns, vol_moves) in scenario_returns(spec, log_prices).items():
+        change = _value_changes(engine, layout, returns, vol_moves)
         sizes[name] = returns.shape[0]
         per_set[name] = [
             *var_es_of_positions(qty, change, 0.99),

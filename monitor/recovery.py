@@ -60,6 +60,7 @@ class Rebuilt(msgspec.Struct, kw_only=True):
     states: list[UnitStates]
     replayed: int
     snapshot_chunks: dict[TopicPartition, int]
+    now_ms: int = 0  # the clock the rebuild judged at
 
 
 class Recovery:
@@ -163,6 +164,7 @@ class Recovery:
             events=events,
             states=states,
             replayed=replayed,
+            now_ms=now_ms,
             snapshot_chunks={
                 tp: max(changelog.snapshot_raw.get(tp, {0: b""})) + 1 for tp in assigned
             },

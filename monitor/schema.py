@@ -28,6 +28,8 @@ __all__ = [
     "AdlCandidate",
     "AdlQueue",
     "CollateralAsset",
+    "CycleInput",
+    "CyclePhase",
     "Delivery",
     "EvaluateAccount",
     "EvaluatePosition",
@@ -573,7 +575,9 @@ class VarEsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     oldest first, one per period (e.g. daily), the same count for each; the last close is
     today. ``mpor``: periods in the margin period of risk. ``window``: scenarios of the
     historical sets (default: as many as the history allows after the EWMA warm-up).
-    ``model_set``: the scenario set whose ES at ``confidence`` is the IM.
+    ``model_set``: the scenario set whose ES at ``confidence`` is the IM. Each Monte Carlo
+    path also moves every underlying's implied volatility: lognormal, ``vol_of_vol`` per
+    period, correlated ``vol_correlation`` with the path's return.
     """
 
     history: dict[str, tuple[float, ...]]
@@ -587,6 +591,8 @@ class VarEsRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     paths: int = 10_000
     dof: float = 5.0
     seed: int = 1
+    vol_of_vol: float = 0.06
+    vol_correlation: float = -0.5
 
 
 class ScenarioSetRisk(msgspec.Struct, frozen=True, kw_only=True):
@@ -774,6 +780,38 @@ class VolatilityState(
     announced_ts: int = 0
 
 
+CyclePhase = Literal["prices", "rebuild", "revoke", "assign", "cycle"]
+
+
+class CycleInput(msgspec.Struct, tag="cycle", tag_field="type", frozen=True, kw_only=True):
+    """Where one monitor cycle's input began and ended (topic ``liqmon-state``, key
+    ``cycle:<run>``), written in the cycle's own transaction so ``liqmon replay`` can form
+    exactly the cycles the live service formed (docs/replay.md).
+
+    ``run`` names one process's run and ``seq`` numbers its cycles from 0 (compaction keeps
+    a run's last record; a gap in ``seq`` says boundaries were compacted away). ``phase``:
+    ``prices`` (catching up on the price table before any ledger), ``rebuild`` (ledger
+    partitions assigned, the book rebuilt from the ledger up to ``ledger``; ``owned`` the
+    partitions assigned), ``revoke`` (partitions taken away between cycles; ``owned`` those
+    left), ``assign`` (the same partitions given back: no rebuild), ``cycle`` (one poll's
+    batches). ``prices`` and ``ledger`` give
+    ``(partition, next offset)`` of each partition the cycle read, in the batch's order.
+    ``now_ms`` is the service's clock for the cycle. ``stress_taken``: a finished solvency
+    report's ADL quantiles were taken up (they show on later events); ``stress_started``:
+    a solvency stress copied the book at the end of this cycle.
+    """
+
+    run: str
+    seq: int
+    phase: CyclePhase
+    now_ms: int
+    prices: tuple[tuple[int, int], ...] = ()
+    ledger: tuple[tuple[int, int], ...] = ()
+    owned: tuple[int, ...] = ()
+    stress_taken: bool = False
+    stress_started: bool = False
+
+
 class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
     """One chunk of a snapshot of the book of one ``fills`` partition (topic
     ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
@@ -827,6 +865,7 @@ StateRecord = (
     | PricesScreened
     | SnapshotChunk
     | VolatilityState
+    | CycleInput
 )
 
 

@@ -24,7 +24,9 @@ from typing import Any, get_args
 import structlog
 
 from monitor.changelog import (
+    batch_ends,
     checkpoint_records,
+    cycle_record,
     price_reference_records,
     prices_screened_records,
     volatility_records,
@@ -40,7 +42,15 @@ from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
 from monitor.observe import Observer
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
-from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
+from monitor.schema import (
+    CycleInput,
+    CyclePhase,
+    Instrument,
+    LedgerEvent,
+    MarginEvent,
+    MarginEventType,
+    PriceTick,
+)
 from monitor.snapshots import Snapshots
 from monitor.solvency_publisher import SolvencySchedule
 from monitor.states import STATE_NAMES
@@ -110,6 +120,8 @@ class Monitor:
         self._observer = Observer(self.metrics, settings.topics, settings.service.insurance_fund)
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
+        self._run = uuid.uuid4().hex[:12]  # names this process's cycle records
+        self._cycle_seq = 0
         self.metrics.initialise(
             topics=(settings.topics.prices, settings.topics.fills),
             ledger_types=[kind.__struct_config__.tag for kind in get_args(LedgerEvent)],
@@ -250,6 +262,7 @@ class Monitor:
                 self._rescale(ticks, now_ms)
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
+                self._checkpoint.add(self._cycle_record("prices", now_ms, prices=records))
                 await self._checkpoint.commit()
                 self._observer.cycle(self.engine, records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
@@ -343,8 +356,19 @@ class Monitor:
                     now_ms,
                 )
             )
-            if self._restored:
+            stressed = self._restored
+            if stressed:
                 checkpoint.add(self._solvency.take(self.engine, now_ms))
+            checkpoint.add(
+                self._cycle_record(
+                    "cycle",
+                    now_ms,
+                    prices=prices,
+                    ledger=ledger,
+                    stress_taken=stressed and self._solvency.took,
+                    stress_started=stressed and self._solvency.started,
+                )
+            )
             fence = {tp: o for tp, o in self._positions.items() if tp in owned}
             self._solvency.gate.open()
             committed = await checkpoint.commit(consumed, fence=fence)
@@ -353,12 +377,47 @@ class Monitor:
                 # ownership and rebuild from the log at the next assignment.
                 self._built, self._restored, self._owned = False, False, frozenset()
                 events = []
+                # For replay: this cycle's record is lost with it; from here none is owned.
+                checkpoint.add(self._cycle_record("revoke", now_ms))
             else:
                 self._positions.update(committed)
             self._observer.cycle(
                 self.engine, prices, ledger, items, ticks, events, self._clock_ms()
             )
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
+
+    def _cycle_record(
+        self,
+        phase: CyclePhase,
+        now_ms: int,
+        *,
+        prices: Sequence[InboundRecord] = (),
+        ledger: Sequence[InboundRecord] = (),
+        owned: frozenset[TopicPartition] = frozenset(),
+        resume: dict[TopicPartition, int] | None = None,
+        stress_taken: bool = False,
+        stress_started: bool = False,
+    ) -> list[OutboundRecord]:
+        """This cycle's input boundaries for ``liqmon replay`` (``service.record_cycles``)."""
+        if not self.settings.service.record_cycles:
+            return []
+        cycle = CycleInput(
+            run=self._run,
+            seq=self._cycle_seq,
+            phase=phase,
+            now_ms=now_ms,
+            prices=batch_ends(prices),
+            ledger=(
+                tuple((tp.partition, o) for tp, o in sorted(resume.items()))
+                if resume is not None
+                else batch_ends(ledger)
+            ),
+            owned=tuple(sorted(tp.partition for tp in owned)),
+            stress_taken=stress_taken,
+            stress_started=stress_started,
+        )
+        self._cycle_seq += 1
+        return [cycle_record(self.settings.topics.state, cycle)]
 
     def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[MarginEvent]:
         """Feed the cycle's accepted ticks to the volatility estimator; when dynamic margin
@@ -451,6 +510,9 @@ class Monitor:
         async with self._between_cycles():
             self._owned = self._owned - revoked
             self._restored = False
+            # Committed with the next cycle: from here the run publishes for fewer accounts.
+            now_ms = self._clock_ms()
+            self._checkpoint.add(self._cycle_record("revoke", now_ms, owned=self._owned))
 
     async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         """Rebuild the book for the new assignment unless it continues what we hold."""
@@ -470,6 +532,9 @@ class Monitor:
                 # move them out of the collector's sight so full collections do not
                 # pause every cycle behind them.
                 gc.freeze()
+            else:  # the same partitions back: no rebuild, publishing for them again
+                now_ms = self._clock_ms()
+                self._checkpoint.add(self._cycle_record("assign", now_ms, owned=assigned))
             self._owned = assigned
             self._restored = True
             log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
@@ -482,6 +547,9 @@ class Monitor:
         self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned
         self._checkpoint.add_events(rebuilt.events, rebuilt.states)
+        self._checkpoint.add(
+            self._cycle_record("rebuild", rebuilt.now_ms, owned=assigned, resume=rebuilt.resume)
+        )
         if rebuilt.ahead:
             self._ledger.seek(rebuilt.ahead)
         await self._checkpoint.commit(rebuilt.ahead)

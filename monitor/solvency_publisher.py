@@ -92,6 +92,10 @@ class SolvencySchedule:
         if self.enabled:  # compile the kernels in the worker, before the first stress
             self._executor.submit(warm_up)
         self.last: SolvencyReport | None = None
+        # What the last take() did, for the cycle record (``CycleInput``): took up a
+        # finished report's quantiles, started a stress of the book.
+        self.took = False
+        self.started = False
 
     @property
     def enabled(self) -> bool:
@@ -110,6 +114,7 @@ class SolvencySchedule:
         if not self.enabled:
             return []
         records: list[OutboundRecord] = []
+        self.took = self.started = False
         if self._task is not None and self._task.done():
             task, self._task = self._task, None
             try:
@@ -122,6 +127,7 @@ class SolvencySchedule:
                 self._observe(report, seconds)
                 self._quantiles, self._quantile_engine = quantiles, self._engine
                 self.last = report
+                self.took = True
         if self._task is None and time.monotonic() >= self._next:
             self._next = time.monotonic() + self._interval_s
             copied = self._copier.take(engine)
@@ -130,6 +136,7 @@ class SolvencySchedule:
             self._task = asyncio.get_running_loop().run_in_executor(
                 self._executor, self._compute, copied, fund, now_ms
             )
+            self.started = True
         return records
 
     def _compute(self, copied: BookCopy, fund: float, ts: int) -> _Result:

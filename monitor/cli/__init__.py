@@ -29,6 +29,7 @@ _COMMANDS: tuple[str, ...] = (
     "evaluate",
     "stress",
     "backtest",
+    "replay",
     "schema",
     "kafka",
     "topics",

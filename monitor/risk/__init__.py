@@ -30,6 +30,7 @@ from monitor.risk._scenarios import (
     historical_returns,
     linear_value_change,
     monte_carlo_returns,
+    monte_carlo_vol_moves,
     scenario_pnl,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "kupiec",
     "linear_value_change",
     "monte_carlo_returns",
+    "monte_carlo_vol_moves",
     "recalibration_scale",
     "scenario_pnl",
     "tail_size",

@@ -13,7 +13,9 @@ product every risk-based model shares; re-exported here). The sets here:
   derivative securities", *Journal of Futures Markets* 19 (1999) — the method of Eurex
   Prisma;
 * Monte Carlo: joint returns from an EWMA covariance with multivariate Student-t
-  innovations scaled to unit variance, seeded.
+  innovations scaled to unit variance, seeded; and per path a move of each underlying's
+  implied volatility, lognormal and correlated with the path's return (the spot-vol
+  correlation), so options are revalued at the path's end price and volatility.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "historical_returns",
     "linear_value_change",
     "monte_carlo_returns",
+    "monte_carlo_vol_moves",
     "scenario_pnl",
 ]
 
@@ -100,6 +103,39 @@ def monte_carlo_returns(
     if horizon != 1:
         r *= np.sqrt(horizon)
     return r
+
+
+def monte_carlo_vol_moves(
+    returns: NDArray[np.float64],
+    covariance: NDArray[np.float64],
+    rng: np.random.Generator,
+    vol_of_vol: float,
+    correlation: float,
+    horizon: int = 1,
+) -> NDArray[np.float64]:
+    """Log moves of each underlying's implied volatility per path (paths x series), to go
+    with the Monte Carlo ``returns`` drawn from ``covariance`` over ``horizon`` periods.
+
+    ``log(vol_end / vol_now) = vol_of_vol x sqrt(horizon) x (rho u + sqrt(1 - rho^2) e)``,
+    with ``u`` the path's return of the series standardised by its own deviation
+    (``sqrt(horizon x variance)``), ``e`` independent standard normal draws from ``rng``
+    (taken after the returns', so adding vol moves leaves the returns as they were) and
+    ``rho = correlation``: the spot-vol correlation, negative where falls raise implied
+    volatility (the leverage effect; Black 1976, "Studies of stock price volatility
+    changes"). The move is lognormal, so a volatility stays positive. ``vol_of_vol`` is the
+    deviation of the log volatility per period (0 holds it at the mark).
+    """
+    if not (np.isfinite(vol_of_vol) and vol_of_vol >= 0.0):
+        raise ValueError(f"vol_of_vol must be a finite number >= 0, got {vol_of_vol}")
+    if not -1.0 <= correlation <= 1.0:
+        raise ValueError(f"the spot-vol correlation must be in [-1, 1], got {correlation}")
+    cov = np.atleast_2d(np.asarray(covariance, dtype=np.float64))
+    deviation = np.sqrt(np.diag(cov) * horizon)
+    u = np.divide(returns, deviation, out=np.zeros_like(returns), where=deviation > 0)
+    e = rng.standard_normal(returns.shape)
+    mixed = correlation * u + np.sqrt(1.0 - correlation * correlation) * e
+    moves: NDArray[np.float64] = vol_of_vol * np.sqrt(horizon) * mixed
+    return moves
 
 
 def linear_value_change(

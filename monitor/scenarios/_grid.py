@@ -54,6 +54,9 @@ class ScenarioSet(NamedTuple):
     price_move: NDArray[np.float64]  # fraction of the price: -0.16 = 16 % down
     vol_case: NDArray[np.int8]  # VOL_UP, VOL_SAME or VOL_DOWN
     weight: NDArray[np.float64]  # 1, or extreme_fraction for the extended table
+    # A volatility move per scenario instead of ``vol_case``: options are revalued at
+    # ``vol x exp(vol_move)`` (Monte Carlo paths, ``monitor.risk.monte_carlo_vol_moves``).
+    vol_move: NDArray[np.float64] | None = None
 
     @property
     def size(self) -> int:

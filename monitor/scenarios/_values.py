@@ -8,7 +8,8 @@ Per contract, in the valuation asset (settle-asset amounts times ``settle_value`
 * inverse future (``contract_size`` quote units): ``contract_size x (1/P - 1/(P(1+m)))``
   in the coin, the change of ``qty x contract_size x (1/entry - 1/mark)``;
 * option, full revaluation: Black-76 (zero rate, :mod:`monitor.models._black76`) at the
-  shocked underlying ``S(1+m)`` and shocked volatility, minus Black-76 at the current
+  shocked underlying ``S(1+m)`` and shocked volatility (the risk matrix's vol case, or a
+  Monte Carlo path's own vol move), minus Black-76 at the current
   underlying and volatility (the mark); a coin-quoted option's value is the Black-76
   value divided by the underlying (Deribit's convention), at each price;
 * option, Greeks approximation (``pm_greeks``): the quote value moves by
@@ -113,7 +114,10 @@ def _option_changes(
     call = terms.is_call[option][:, None]
     coin = terms.coin_quoted[option][:, None]
     shocked_price = s * (1.0 + scenarios.price_move)
-    shocked_vol = shocked_vols(vol, terms.years[option], scenarios.vol_case, params)
+    if scenarios.vol_move is None:
+        shocked_vol = shocked_vols(vol, terms.years[option], scenarios.vol_case, params)
+    else:
+        shocked_vol = vol[:, None] * np.exp(scenarios.vol_move)
     base = black76(s, k, t, vol[:, None], call)
     if greeks:
         ds = shocked_price - s

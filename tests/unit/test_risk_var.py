@@ -15,6 +15,7 @@ from monitor.risk import (
     historical_returns,
     linear_value_change,
     monte_carlo_returns,
+    monte_carlo_vol_moves,
     scenario_pnl,
     tail_size,
     var_es,
@@ -143,3 +144,35 @@ def test_monte_carlo_var_error_shrinks_like_one_over_sqrt_n() -> None:
     small, large = rmse(1_000), rmse(16_000)
     # 16x the paths: the error should shrink about 4x (sqrt 16).
     assert 2.5 < small / large < 6.5
+
+
+def test_vol_moves_repeat_with_the_seed_and_leave_the_returns_alone() -> None:
+    rng = np.random.default_rng(42)
+    returns = monte_carlo_returns(COV, 1_000, rng, dof=5)
+    moves = monte_carlo_vol_moves(returns, COV, rng, 0.06, -0.5)
+    again_rng = np.random.default_rng(42)
+    again = monte_carlo_returns(COV, 1_000, again_rng, dof=5)
+    np.testing.assert_array_equal(again, returns)
+    np.testing.assert_array_equal(monte_carlo_vol_moves(again, COV, again_rng, 0.06, -0.5), moves)
+    assert moves.shape == returns.shape
+
+
+def test_vol_moves_have_the_vol_of_vol_and_the_spot_vol_correlation() -> None:
+    rng = np.random.default_rng(5)
+    horizon = 4
+    returns = monte_carlo_returns(COV, 200_000, rng, dof=math.inf, horizon=horizon)
+    moves = monte_carlo_vol_moves(returns, COV, rng, 0.05, -0.6, horizon)
+    np.testing.assert_allclose(moves.std(axis=0), 0.05 * math.sqrt(horizon), rtol=0.01)
+    for series in range(2):
+        rho = stats.pearsonr(returns[:, series], moves[:, series]).statistic
+        assert rho == pytest.approx(-0.6, abs=0.01)
+
+
+def test_no_vol_of_vol_holds_the_volatility_and_bad_settings_are_refused() -> None:
+    rng = np.random.default_rng(1)
+    returns = monte_carlo_returns(COV, 100, rng)
+    assert not monte_carlo_vol_moves(returns, COV, rng, 0.0, -0.5).any()
+    with pytest.raises(ValueError, match="vol_of_vol"):
+        monte_carlo_vol_moves(returns, COV, rng, -0.1, 0.0)
+    with pytest.raises(ValueError, match="correlation"):
+        monte_carlo_vol_moves(returns, COV, rng, 0.1, 1.5)

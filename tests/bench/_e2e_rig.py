@@ -31,6 +31,7 @@ from streams.topics import TopicSpec, create_topics, delete_topics, topic_specs
 
 CONSUMED: Final = "liqmon_records_consumed_total"
 SCRAPE_EVERY_S: Final = 0.05
+RSS: Final = "process_resident_memory_bytes"
 _NO_COMPACTION_LAG: Final = {"min.compaction.lag.ms": "3600000"}
 _LOCAL_HOSTS: Final = {"127.0.0.1", "localhost"}
 
@@ -63,6 +64,8 @@ class Rig:
         self._profile: str | None = None
         self._starts = 0
         self.ledger_records = 0
+        self.rss_empty_bytes = 0.0  # the monitor's resident memory, ready, before the ledger
+        self.rss_booked_bytes = 0.0  # and once the whole ledger is applied
 
     @property
     def monitor(self) -> MonitorProcess:
@@ -101,6 +104,7 @@ class Rig:
             f"monitor ready in {time.perf_counter() - began:.1f}s (pid {self.monitor.pid}, "
             f"port {self.monitor.port}, log {self.monitor.log_path})"
         )
+        self.rss_empty_bytes = await self.rss_bytes()
         self.ledger_records = len(ledger)
         ledger_file = self.tmp / "ledger.txt"
         ledger_file.write_bytes(b"\n".join(ledger) + b"\n")
@@ -111,6 +115,7 @@ class Rig:
             self.topics.fills, len(ledger), timeout_s=max(180.0, len(ledger) / 5_000)
         )
         seconds = time.perf_counter() - began
+        self.rss_booked_bytes = await self.rss_bytes()
         progress(
             f"ledger of {len(ledger):,} records produced and applied by the monitor in "
             f"{seconds:.1f}s ({len(ledger) / seconds:,.0f} records/s)"
@@ -126,6 +131,10 @@ class Rig:
             self.root, self.tmp / "instruments.json", self.topics, self.group_id, log, profiler
         )
         await self._monitor.start(timeout_s=timeout_s)
+
+    async def rss_bytes(self) -> float:
+        """The monitor's resident memory, as its /metrics reports it."""
+        return (await self.monitor.scrape()).value(RSS)
 
     async def until_consumed(self, topic: str, target: float, timeout_s: float) -> float:
         """Scrape /metrics until the monitor has consumed ``target`` records of ``topic``;

@@ -50,19 +50,41 @@ from pathlib import Path
 from typing import Any
 
 from _e2e_latency import latency
-from _e2e_market import TickTape
-from _e2e_rig import Rig, ensure_broker, progress
+from _e2e_market import SENTINEL_COUNT, TickTape
+from _e2e_rig import RSS, Rig, ensure_broker, progress
 from _e2e_throughput import throughput
 
 from monitor.config import load_settings
 from streams.broker import find_project_root
 
 THROUGHPUT_CHUNK_TICKS = 1_000
-THROUGHPUT_FLIP_EVERY = 10  # the sentinel switches every 10,000 ticks: about once a cycle
+THROUGHPUT_FLIP_EVERY = 10
+MIB = 1024 * 1024  # the sentinel switches every 10,000 ticks: about once a cycle
 
 
 def emit(figure: dict[str, Any]) -> None:
     print(json.dumps(figure), flush=True)
+
+
+async def memory(rig: Rig, accounts: int) -> dict[str, Any]:
+    """The ``memory`` figure: the monitor's resident memory with the whole book, now (after
+    the throughput and latency runs), against the same process ready with an empty book."""
+    scrape = await rig.monitor.scrape()
+    rss = scrape.value(RSS)
+    return {
+        "bench": "memory",
+        "figure": "rss",
+        "accounts": accounts,
+        "sentinel_accounts": SENTINEL_COUNT,
+        "positions": int(scrape.total("liqmon_open_positions")),
+        "rss_mib": round(rss / MIB, 1),
+        "rss_after_ledger_mib": round(rig.rss_booked_bytes / MIB, 1),
+        "baseline": "the same monitor process, ready, before the ledger (empty book)",
+        "baseline_rss_mib": round(rig.rss_empty_bytes / MIB, 1),
+        "book_mib": round((rss - rig.rss_empty_bytes) / MIB, 1),
+        "target_mib_at_1m_accounts": 1024,
+        "met": rss <= 1024 * MIB if accounts >= 1_000_000 else None,
+    }
 
 
 def parse_args() -> argparse.Namespace:
@@ -138,6 +160,7 @@ async def run_once(args: argparse.Namespace, exactly_once: bool) -> None:
                 rig, rate, accounts=args.accounts, seconds=args.seconds, warmup_s=args.warmup
             ):
                 emit({"exactly_once": exactly_once} | figure)
+        emit({"exactly_once": exactly_once} | await memory(rig, args.accounts))
         finished = True
     finally:
         await rig.tear_down(keep_files=not finished)

@@ -38,7 +38,7 @@ from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
-from monitor.observe import Observer
+from monitor.observe import BookFigures, Observer
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
 from monitor.snapshots import Snapshots
@@ -275,7 +275,8 @@ class Monitor:
         polls: dict[str, asyncio.Task[list[InboundRecord]]] = {}
         stop_wait = asyncio.ensure_future(self._stop.wait())
         next_sweep = time.monotonic() + service.sweep_interval_s
-        next_gauges = 0.0
+        next_gauges = next_book = 0.0
+        figures: asyncio.Future[BookFigures] | None = None
         try:
             while not self._stop.is_set():
                 if "prices" not in polls:
@@ -298,6 +299,9 @@ class Monitor:
                 if now >= next_gauges:
                     next_gauges = now + _LAG_INTERVAL_S
                     await self._update_gauges()
+                if now >= next_book and (figures is None or figures.done()):
+                    next_book = now + service.book_metrics_interval_s
+                    figures = self._book_figures()
                 if now >= next_sweep:
                     next_sweep = now + service.sweep_interval_s
                     self._sweep()
@@ -305,7 +309,8 @@ class Monitor:
             stop_wait.cancel()
             for task in polls.values():
                 task.cancel()
-            await asyncio.gather(*polls.values(), stop_wait, return_exceptions=True)
+            pending = [] if figures is None else [figures]  # a thread: finishes on its own
+            await asyncio.gather(*polls.values(), stop_wait, *pending, return_exceptions=True)
 
     async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
         async with self._lock:
@@ -421,6 +426,24 @@ class Monitor:
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
         for tp, lag in (await self._ledger.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
+
+    def _book_figures(self) -> asyncio.Future[BookFigures]:
+        """Compute the book-wide gauges in a worker thread (cycles go on meanwhile) and
+        export them when done; a pass that fails (it raced a cycle that grew the book's
+        arrays) is logged and the next one tries again."""
+        computing = asyncio.ensure_future(asyncio.to_thread(Observer.book_figures, self.engine))
+
+        def export(done: asyncio.Future[BookFigures]) -> None:
+            if done.cancelled():
+                return
+            failure = done.exception()
+            if failure is not None:
+                log.debug("book gauges skipped", error=repr(failure))
+            else:
+                self._observer.book_figures_done(done.result())
+
+        computing.add_done_callback(export)
+        return computing
 
     def _sweep(self) -> None:
         self.metrics.sweeps.inc()

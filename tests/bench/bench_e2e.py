@@ -46,6 +46,9 @@ import argparse
 import asyncio
 import json
 import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +92,18 @@ async def memory(rig: Rig, accounts: int) -> dict[str, Any]:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=100_000, help="default: %(default)s")
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=1_000_000,
+        help="accounts of the latency and memory runs (%(default)s)",
+    )
+    parser.add_argument(
+        "--throughput-accounts",
+        type=int,
+        default=100_000,
+        help="accounts of the throughput rounds (%(default)s)",
+    )
     parser.add_argument(
         "--ticks", type=int, default=1_000_000, help="ticks per throughput round (%(default)s)"
     )
@@ -111,8 +125,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--exactly-once",
         choices=("both", "on", "off"),
-        default="both",
-        help="run with transactions per cycle, without, or both (%(default)s)",
+        default="on",
+        help="run with transactions per cycle (the default setting), without, or both, "
+        "each on books of its own (%(default)s)",
     )
     parser.add_argument(
         "--profile",
@@ -132,39 +147,57 @@ async def run(args: argparse.Namespace) -> None:
 
 
 async def run_once(args: argparse.Namespace, exactly_once: bool) -> None:
+    """Throughput on a book of ``--throughput-accounts``, then latency and memory on one of
+    ``--accounts`` (one rig when the two are equal)."""
+    mode = {"exactly_once": exactly_once}
+    phases = [(args.throughput_accounts, True, False), (args.accounts, False, True)]
+    if args.throughput_accounts == args.accounts:
+        phases = [(args.accounts, True, True)]
+    if not args.rates.strip():
+        phases = [(accounts, True, False) for accounts, measures, _ in phases if measures]
+    for accounts, measure_throughput, measure_latency in phases:
+        async with rig_of(accounts, args) as rig:
+            if measure_throughput:
+                tape = TickTape(
+                    rig.market_prices,
+                    chunk_ticks=THROUGHPUT_CHUNK_TICKS,
+                    flip_every=THROUGHPUT_FLIP_EVERY,
+                )
+                figure = await throughput(
+                    rig,
+                    tape,
+                    accounts=accounts,
+                    ticks=args.ticks,
+                    rounds=args.rounds,
+                    profile=args.profile,
+                )
+                emit(mode | figure)
+            if measure_latency:
+                for rate in (int(r) for r in args.rates.split(",") if r.strip()):
+                    for figure in await latency(
+                        rig, rate, accounts=accounts, seconds=args.seconds, warmup_s=args.warmup
+                    ):
+                        emit(mode | figure)
+            emit(mode | await memory(rig, accounts))
+
+
+@asynccontextmanager
+async def rig_of(accounts: int, args: argparse.Namespace) -> AsyncIterator[Rig]:
+    """A rig with a ready monitor on ``accounts``; torn down after (files kept on failure)."""
     root = find_project_root(Path(__file__).parent)
     kafka = load_settings(environ=os.environ).kafka
     ensure_broker(root, kafka)
     rig = Rig(root, kafka)
     finished = False
+    began = time.perf_counter()
     try:
-        await rig.set_up(args.accounts, args.seed, args.profile)
-        tape = TickTape(
-            rig.market_prices,
-            chunk_ticks=THROUGHPUT_CHUNK_TICKS,
-            flip_every=THROUGHPUT_FLIP_EVERY,
-        )
-        emit(
-            {"exactly_once": exactly_once}
-            | await throughput(
-                rig,
-                tape,
-                accounts=args.accounts,
-                ticks=args.ticks,
-                rounds=args.rounds,
-                profile=args.profile,
-            )
-        )
-        for rate in (int(r) for r in args.rates.split(",") if r.strip()):
-            for figure in await latency(
-                rig, rate, accounts=args.accounts, seconds=args.seconds, warmup_s=args.warmup
-            ):
-                emit({"exactly_once": exactly_once} | figure)
-        emit({"exactly_once": exactly_once} | await memory(rig, args.accounts))
+        await rig.set_up(accounts, args.seed, args.profile)
+        progress(f"{accounts:,} accounts set up in {time.perf_counter() - began:.0f}s")
+        yield rig
         finished = True
     finally:
         await rig.tear_down(keep_files=not finished)
-    progress("done")
+        progress(f"rig of {accounts:,} accounts done after {time.perf_counter() - began:.0f}s")
 
 
 def main() -> None:

@@ -52,6 +52,13 @@ def parse_args() -> argparse.Namespace:
         help="accounts in the book (%(default)s; the issue's target is 1000000)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="restarts of each kind (%(default)s)")
+    parser.add_argument(
+        "--snapshot-interval-s",
+        type=float,
+        default=30.0,
+        help="service.snapshot_interval_s of the monitors; the restarts begin once every "
+        "ledger partition has a snapshot (%(default)s; 0: no snapshots, replay everything)",
+    )
     parser.add_argument("--seed", type=int, default=7, help="account generator seed")
     return parser.parse_args()
 
@@ -68,6 +75,19 @@ async def restart(rig: Rig, *, kill: bool) -> float:
     return time.perf_counter() - began
 
 
+async def every_partition_snapshotted(rig: Rig) -> None:
+    """Wait until the running monitor has written a snapshot of every ledger partition."""
+    began = time.perf_counter()
+    partitions = rig.topics.fills_partitions
+
+    async def written() -> bool:
+        scrape = await rig.monitor.scrape()
+        return scrape.value("liqmon_snapshots_written_total") >= partitions
+
+    await rig.monitor.until_async(written, f"{partitions} snapshots", READY_TIMEOUT_S, 0.5)
+    progress(f"every partition snapshotted {time.perf_counter() - began:.1f}s after ready")
+
+
 async def run(args: argparse.Namespace) -> None:
     root = find_project_root(Path(__file__).parent)
     kafka = load_settings(environ=os.environ).kafka
@@ -76,10 +96,14 @@ async def run(args: argparse.Namespace) -> None:
         # Static group membership where the monitor has it: the restarted process takes its
         # predecessor's place without waiting for the dead member's session to expire.
         os.environ.setdefault("LIQMON_SERVICE__INSTANCE_ID", f"bench-restart-{os.getpid()}")
+    os.environ.setdefault("LIQMON_SERVICE__SNAPSHOT_INTERVAL_S", str(args.snapshot_interval_s))
+    snapshots = float(os.environ["LIQMON_SERVICE__SNAPSHOT_INTERVAL_S"]) > 0
     rig = Rig(root, kafka)
     finished = False
     try:
         await rig.set_up(args.accounts, args.seed, None)
+        if snapshots:
+            await every_partition_snapshotted(rig)
         graceful: list[float] = []
         killed: list[float] = []
         for round_ in range(args.rounds):
@@ -106,6 +130,7 @@ async def run(args: argparse.Namespace) -> None:
                 "seconds_rounds": [round(s, 3) for s in killed],
                 "baseline_seconds_rounds": [round(s, 3) for s in graceful],
                 "static_membership": "LIQMON_SERVICE__INSTANCE_ID" in os.environ,
+                "snapshot_interval_s": float(os.environ["LIQMON_SERVICE__SNAPSHOT_INTERVAL_S"]),
             }
         )
         finished = True

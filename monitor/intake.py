@@ -12,7 +12,7 @@ same way), and no value may be longer than ``service.max_record_bytes``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
 from operator import attrgetter
 
 import numpy as np
@@ -22,6 +22,7 @@ from monitor.config import ServiceSettings
 from monitor.engine import MAX_PRICE, MAX_TS_MS, Engine, shape_problem
 from monitor.guards import PriceGuard
 from monitor.metrics import Metrics
+from monitor.partitions import AccountPartitions
 from monitor.schema import LedgerEvent, PriceTick
 from streams import InboundRecord, JsonCodec, OutboundRecord, Rejection, TopicPartition, to_dlq
 
@@ -103,9 +104,10 @@ class Intake:
         self,
         records: list[InboundRecord],
         engine: Engine,
-        partition_of: MutableMapping[str, TopicPartition],
+        partitions: AccountPartitions,
     ) -> tuple[list[LedgerEvent], list[InboundRecord], list[Rejection]]:
-        """Decode ledger events, reject malformed ones, note each account's partition.
+        """Decode ledger events, reject malformed ones, note each account's partition
+        (``partitions.settle`` once the engine has booked them).
 
         Returns the good events, the record of each, and the rejections. Only problems of
         the message itself are checked here. Whether an isolated-margin adjustment fits
@@ -125,7 +127,7 @@ class Intake:
             if reason is None:
                 good.append(item)
                 good_records.append(record)
-                partition_of[item.account] = TopicPartition(record.topic, record.partition)
+                partitions.note(item.account, record.partition)
             else:
                 rejected.append(Rejection.of(record, reason, f"account {item.account!r}"))
         return good, good_records, rejected

@@ -30,6 +30,7 @@ from monitor.engine import Engine, judge_all, restore_states, shape_problem, uni
 from monitor.errors import LiqmonError
 from monitor.intake import Intake
 from monitor.metrics import Metrics
+from monitor.partitions import AccountPartitions
 from monitor.schema import Instrument, MarginEvent, SnapshotChunk, UnitStates
 from streams import HistoryGap, InboundRecord, TopicPartition, read_history
 
@@ -53,7 +54,7 @@ class Rebuilt(msgspec.Struct, kw_only=True):
     """
 
     engine: Engine
-    account_partition: dict[str, TopicPartition]
+    partitions: AccountPartitions
     resume: dict[TopicPartition, int]
     ahead: dict[TopicPartition, int]
     events: list[MarginEvent]
@@ -129,7 +130,7 @@ class Recovery:
         """A fresh book for ``assigned``: replay, restore states, judge at current prices."""
         started = time.perf_counter()
         engine = Engine(self._instruments, self._settings.engine)
-        account_partition: dict[str, TopicPartition] = {}
+        partitions = AccountPartitions()
         now_ms = self._clock_ms()
         if self._dynamic is not None:  # the rates dynamic margin has set, before judging
             engine.rescale(self._dynamic.scales(), {}, now_ms, self._dynamic.range_scales())
@@ -140,12 +141,12 @@ class Recovery:
         resume = {
             tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
         }
-        start = self._load_snapshots(engine, changelog, resume, account_partition)
+        start = self._load_snapshots(engine, changelog, resume, partitions)
         total = sum(resume[tp] - start[tp] for tp in resume)
         skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or error) -> records
         history = read_history(self._settings.kafka, resume, start=start)
         try:
-            replayed = await self._replay(history, engine, account_partition, skipped, total)
+            replayed = await self._replay(history, engine, partitions, skipped, total)
         except HistoryGap as exc:
             raise RecoveryError(
                 f"{exc}; no snapshot in {self._settings.topics.state} covers them: take "
@@ -154,11 +155,11 @@ class Recovery:
             ) from None
         self._report_skipped(skipped)
         restore_states(engine, changelog.states)
-        owned = frozenset(assigned)
+        owned = {tp.partition for tp in assigned}  # of the fills topic
         events = [
             event
             for event in judge_all(engine, now_ms)
-            if account_partition.get(event.account) in owned
+            if partitions.partition(engine.book, event.account) in owned
         ]
         states = [unit_record(engine, a, now_ms) for a in dict.fromkeys(e.account for e in events)]
         log.info(
@@ -171,7 +172,7 @@ class Recovery:
         )
         return Rebuilt(
             engine=engine,
-            account_partition=account_partition,
+            partitions=partitions,
             resume=resume,
             ahead={tp: offset for tp, offset in resume.items() if offset > committed[tp]},
             events=events,
@@ -186,7 +187,7 @@ class Recovery:
         self,
         history: AsyncGenerator[list[InboundRecord], None],
         engine: Engine,
-        account_partition: dict[str, TopicPartition],
+        partitions: AccountPartitions,
         skipped: Counter[tuple[str, str]],
         total: int,
     ) -> int:
@@ -198,8 +199,9 @@ class Recovery:
             async for records in batches:
                 # Rejected records were dead-lettered when first read, unless the
                 # instruments changed since (a delisting): those are counted.
-                items, _, rejected = self._intake.ledger_batch(records, engine, account_partition)
+                items, _, rejected = self._intake.ledger_batch(records, engine, partitions)
                 engine.apply(items, [], now_ms)
+                partitions.settle(engine.book)
                 for rejection in rejected:
                     skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
                 for _, error in engine.failures:
@@ -216,7 +218,7 @@ class Recovery:
         engine: Engine,
         changelog: RestoredState,
         resume: dict[TopicPartition, int],
-        account_partition: dict[str, TopicPartition],
+        partitions: AccountPartitions,
     ) -> dict[TopicPartition, int]:
         """Load the newest snapshot of each partition that has one not past ``resume``;
         return where each partition's replay starts."""
@@ -229,11 +231,12 @@ class Recovery:
             start[tp] = snapshot[0].next_offset
             chunks.extend(snapshot)
             for chunk in snapshot:
-                account_partition.update(dict.fromkeys(chunk.accounts, tp))
+                partitions.note_many(chunk.accounts, tp.partition)
         if not chunks:
             return start
         began = time.perf_counter()
         delisted = load_snapshots(engine.book, chunks)
+        partitions.settle(engine.book)
         engine.full_recompute()
         log.info(
             "snapshots loaded",

@@ -39,6 +39,7 @@ from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
 from monitor.observe import BookFigures, Observer
+from monitor.partitions import AccountPartitions
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import Instrument, LedgerEvent, MarginEvent, MarginEventType, PriceTick
 from monitor.snapshots import Snapshots
@@ -106,7 +107,7 @@ class Monitor:
         self._lock = asyncio.Lock()
         self._owned: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}  # next ledger offset processed
-        self._account_partition: dict[str, TopicPartition] = {}
+        self._partitions = AccountPartitions()  # of the accounts of self.engine's book
         self._observer = Observer(self.metrics, settings.topics, settings.service.insurance_fund)
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
@@ -188,7 +189,10 @@ class Monitor:
 
     def owns(self, account: str) -> bool:
         """Whether this instance publishes ``account``'s events."""
-        return self._account_partition.get(account) in self._owned
+        partition = self._partitions.partition(self.engine.book, account)
+        return partition is not None and (
+            TopicPartition(self.settings.topics.fills, partition) in self._owned
+        )
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once caught up on prices and the ledger partitions are assigned and restored."""
@@ -319,10 +323,9 @@ class Monitor:
             intake, checkpoint = self._intake, self._checkpoint
             held_before = intake.guard.held_count
             ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
-            items, records, rejected = intake.ledger_batch(
-                ledger, self.engine, self._account_partition
-            )
+            items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
             output = self.engine.cycle(items, ticks, now_ms)
+            self._partitions.settle(self.engine.book)
             events = [e for e in output.events if self.owns(e.account)]
             events = self._solvency.with_quantiles(self.engine, events)
             states = [s for s in output.states if self.owns(s.account)]
@@ -342,7 +345,7 @@ class Monitor:
                 self._snapshots.take(
                     self.engine,
                     self._owned,
-                    self._account_partition,
+                    self._partitions,
                     {**self._positions, **consumed},
                     now_ms,
                 )
@@ -499,7 +502,7 @@ class Monitor:
         """Judge with the rebuilt book from now on; publish what it found, and move the
         group's offsets to where the changelog says the last run got."""
         self.engine = rebuilt.engine
-        self._account_partition = rebuilt.account_partition
+        self._partitions = rebuilt.partitions
         self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned
         self._checkpoint.add_events(rebuilt.events, rebuilt.states)

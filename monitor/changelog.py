@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextlib import aclosing
+from typing import Any
 
 import msgspec
 
@@ -166,20 +167,20 @@ def snapshot_records(
 
 
 async def read_changelog(
-    kafka: KafkaSettings, topic: str, since: RestoredState | None = None
+    kafka: KafkaSettings, topic: str, since: RestoredState | None = None, **options: Any
 ) -> RestoredState:
     """Read the whole changelog; the newest record of each key wins. Undecodable records
     are skipped and counted in ``dropped``.
 
     With ``since`` (an earlier read of the same topic), only the records after it are read
     and folded into it: the same result as reading everything again, for the price of
-    what was written meanwhile.
+    what was written meanwhile. ``options`` go to the reading consumer (fetch sizes).
     """
     restored = RestoredState() if since is None else since
     partitions = await topic_partitions(kafka, topic)
     until = dict.fromkeys(partitions, 2**62)  # capped at each partition's end
     start = {tp: restored.read_to.get(tp, 0) for tp in partitions} if since else None
-    async with aclosing(read_history(kafka, until, start=start)) as batches:
+    async with aclosing(read_history(kafka, until, start=start, **options)) as batches:
         async for batch in batches:
             _fold(restored, batch)
             restored.read_to.update(next_offsets(batch))

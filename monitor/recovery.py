@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
+from typing import Any
 
 import msgspec
 import structlog
@@ -40,6 +41,7 @@ log = structlog.get_logger("liqmon.recovery")
 
 PROCESSING_ERROR = "processing_error"
 _PROGRESS_INTERVAL_S = 5.0
+_FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 
 
 class RecoveryError(LiqmonError):
@@ -83,6 +85,13 @@ class Recovery:
         self._clock_ms = clock_ms
         self._dropped_counted = 0
         self._startup_read: RestoredState | None = None
+        # Snapshot chunks are up to 800 KiB: Kafka's default 1 MiB per partition and fetch
+        # would bring about one chunk per partition per round trip.
+        fetch = settings.service.max_partition_fetch_bytes
+        self._fetch: dict[str, Any] = {
+            "max_partition_fetch_bytes": fetch,
+            "fetch_max_bytes": max(_FETCH_MAX_BYTES, fetch),
+        }
         self._rebuilt_once = False
 
     async def read_changelog(self) -> RestoredState:
@@ -95,7 +104,7 @@ class Recovery:
         """
         since, self._startup_read = self._startup_read, None
         changelog = await read_changelog(
-            self._settings.kafka, self._settings.topics.state, since=since
+            self._settings.kafka, self._settings.topics.state, since=since, **self._fetch
         )
         if not self._rebuilt_once:
             self._startup_read = changelog
@@ -144,7 +153,7 @@ class Recovery:
         start = self._load_snapshots(engine, changelog, resume, partitions)
         total = sum(resume[tp] - start[tp] for tp in resume)
         skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or error) -> records
-        history = read_history(self._settings.kafka, resume, start=start)
+        history = read_history(self._settings.kafka, resume, start=start, **self._fetch)
         try:
             replayed = await self._replay(history, engine, partitions, skipped, total)
         except HistoryGap as exc:

@@ -1,10 +1,11 @@
 """End-to-end benchmark of ``liqmon run`` through the real broker (run by ``make bench``).
 
 Prints one JSON line per figure to stdout, each with a baseline measured in the same
-run, so a ratio survives a noisy machine; progress goes to stderr. About 9 minutes on
-2 cores (the 1,000,000-account book takes 5-6 of them to set up: rendering its 4.85M
-ledger records, then the monitor's rebuild by replay); ``--accounts 100000`` takes about
-2. ``.venv/bin/python tests/bench/bench_e2e.py --help`` lists the knobs.
+run, so a ratio survives a noisy machine; progress goes to stderr. About 5 minutes on
+the shared 2-core box at load 2-3 and 8-15 at load 5-10 (most of it setting up the
+1,000,000-account book: rendering its 4.85M ledger records, then the monitor's rebuild by
+replay); ``--accounts 100000`` takes about 2. ``.venv/bin/python
+tests/bench/bench_e2e.py --help`` lists the knobs.
 
 Why it is built this way:
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
+from typing import Any
 
 import msgspec
 
@@ -36,7 +37,14 @@ from monitor.schema import (
     UnitStates,
     VolatilityState,
 )
-from streams import InboundRecord, OutboundRecord, TopicPartition, read_history, topic_partitions
+from streams import (
+    InboundRecord,
+    OutboundRecord,
+    TopicPartition,
+    next_offsets,
+    read_history,
+    topic_partitions,
+)
 from streams.settings import KafkaSettings
 
 __all__ = [
@@ -77,6 +85,8 @@ class RestoredState(msgspec.Struct, kw_only=True):
     dropped_example: str = ""
     # Raw snapshot chunks by (topic, partition) and chunk number, decoded on demand.
     snapshot_raw: dict[TopicPartition, dict[int, bytes]] = msgspec.field(default_factory=dict)
+    # Where the read got to per partition (next offset), for a later read to go on from.
+    read_to: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
 
     def snapshot(self, tp: TopicPartition) -> list[SnapshotChunk] | None:
         """The newest complete snapshot of ``tp``, or None (never taken, or incomplete)."""
@@ -191,15 +201,24 @@ def snapshot_records(
     return records
 
 
-async def read_changelog(kafka: KafkaSettings, topic: str) -> RestoredState:
+async def read_changelog(
+    kafka: KafkaSettings, topic: str, since: RestoredState | None = None, **options: Any
+) -> RestoredState:
     """Read the whole changelog; the newest record of each key wins. Undecodable records
-    are skipped and counted in ``dropped``."""
-    restored = RestoredState()
+    are skipped and counted in ``dropped``.
+
+    With ``since`` (an earlier read of the same topic), only the records after it are read
+    and folded into it: the same result as reading everything again, for the price of
+    what was written meanwhile. ``options`` go to the reading consumer (fetch sizes).
+    """
+    restored = RestoredState() if since is None else since
     partitions = await topic_partitions(kafka, topic)
     until = dict.fromkeys(partitions, 2**62)  # capped at each partition's end
-    async with aclosing(read_history(kafka, until)) as batches:
+    start = {tp: restored.read_to.get(tp, 0) for tp in partitions} if since else None
+    async with aclosing(read_history(kafka, until, start=start, **options)) as batches:
         async for batch in batches:
             _fold(restored, batch)
+            restored.read_to.update(next_offsets(batch))
     return restored
 
 

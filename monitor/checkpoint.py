@@ -18,6 +18,7 @@ Every send goes through here, so the service has one place that talks to the pro
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 
 import msgspec
@@ -142,6 +143,16 @@ class Checkpoint:
             log.warning("offsets not committed", reason=str(exc))
             return {}
 
+    async def _fence(self, fence: dict[TopicPartition, int]) -> None:
+        """Re-commit ``fence`` through the group: raises :class:`_Rebalanced` if the group
+        has moved on from this instance."""
+        if not fence:
+            return
+        try:
+            await self._ledger.commit(fence)
+        except CommitRejectedError as exc:
+            raise _Rebalanced from exc  # aborts the transaction
+
     async def _commit_transaction(
         self,
         records: list[OutboundRecord],
@@ -150,12 +161,14 @@ class Checkpoint:
     ) -> dict[TopicPartition, int]:
         try:
             async with self._producer.transaction():
-                await self._producer.send_batch(records)
-                if fence:
-                    try:
-                        await self._ledger.commit(fence)
-                    except CommitRejectedError as exc:
-                        raise _Rebalanced from exc  # aborts the transaction
+                # The generation check and the records' round trips overlap; both end
+                # before the commit, and either failing aborts the transaction.
+                outcomes = await asyncio.gather(
+                    self._producer.send_batch(records), self._fence(fence), return_exceptions=True
+                )
+                for outcome in outcomes:
+                    if isinstance(outcome, BaseException):
+                        raise outcome
                 if offsets:
                     await self._producer.send_offsets_to_transaction(offsets, self._group_id)
         except ProducerFencedError as exc:

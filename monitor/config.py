@@ -71,6 +71,10 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     price_band: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.2
     #: Full revaluation of every account at this interval, on top of incremental updates.
     sweep_interval_s: Positive = 60.0
+    #: How often the book-wide gauges (accounts by state, open positions, bad debt,
+    #: liquidation exposure, open interest) are recomputed, in a worker thread: a pass
+    #: over every account and position (about 0.5 s at a million accounts on 2 cores).
+    book_metrics_interval_s: Positive = 5.0
     #: Address of /metrics, /healthz and /readyz (port 0: any free port, logged at start).
     http_host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
     http_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9464

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Literal
 
 import msgspec
@@ -37,6 +38,7 @@ from monitor.schema import PriceTick
 __all__ = ["GuardDecision", "HoldReason", "PriceGuard"]
 
 HoldReason = Literal["stale", "out_of_band"]
+_TS = attrgetter("ts")
 
 
 class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -103,7 +105,7 @@ class PriceGuard:
         """
         if not ticks:
             return GuardDecision(accepted=(), held=(), conflated=0)
-        newest = max(tick.ts for tick in ticks)
+        newest = max(map(_TS, ticks))
         if now_ms is not None:
             newest = min(newest, now_ms)
         if newest > self.newest_ts:

@@ -12,7 +12,8 @@ same way), and no value may be longer than ``service.max_record_bytes``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping
+from operator import attrgetter
 
 import numpy as np
 import structlog
@@ -21,6 +22,7 @@ from monitor.config import ServiceSettings
 from monitor.engine import MAX_PRICE, MAX_TS_MS, Engine, shape_problem
 from monitor.guards import PriceGuard
 from monitor.metrics import Metrics
+from monitor.partitions import AccountPartitions
 from monitor.schema import LedgerEvent, PriceTick
 from streams import InboundRecord, JsonCodec, OutboundRecord, Rejection, TopicPartition, to_dlq
 
@@ -102,9 +104,10 @@ class Intake:
         self,
         records: list[InboundRecord],
         engine: Engine,
-        partition_of: MutableMapping[str, TopicPartition],
+        partitions: AccountPartitions,
     ) -> tuple[list[LedgerEvent], list[InboundRecord], list[Rejection]]:
-        """Decode ledger events, reject malformed ones, note each account's partition.
+        """Decode ledger events, reject malformed ones, note each account's partition
+        (``partitions.settle`` once the engine has booked them).
 
         Returns the good events, the record of each, and the rejections. Only problems of
         the message itself are checked here. Whether an isolated-margin adjustment fits
@@ -124,7 +127,7 @@ class Intake:
             if reason is None:
                 good.append(item)
                 good_records.append(record)
-                partition_of[item.account] = TopicPartition(record.topic, record.partition)
+                partitions.note(item.account, record.partition)
             else:
                 rejected.append(Rejection.of(record, reason, f"account {item.account!r}"))
         return good, good_records, rejected
@@ -148,20 +151,28 @@ def _tp(rejection: Rejection) -> TopicPartition:
     return TopicPartition(rejection.topic, rejection.partition)
 
 
+_MARK = attrgetter("mark_price")
+_TS = attrgetter("ts")
+_SYMBOL = attrgetter("symbol")
+
+
 def _plausible(ticks: list[PriceTick], engine: Engine, latest_ms: int) -> bool:
     """True if no tick can have a problem: every price finite, positive and in range,
     every timestamp in range (checked as arrays) and every distinct symbol known.
     Otherwise the caller checks each tick to find and name the bad ones."""
-    prices = np.fromiter((tick.mark_price for tick in ticks), np.float64, len(ticks))
-    if not (np.isfinite(prices).all() and (prices > 0.0).all() and (prices <= MAX_PRICE).all()):
+    if not ticks:
+        return True
+    # min/max carry a NaN through, and a NaN compares false: one test covers all three.
+    prices = np.fromiter(map(_MARK, ticks), np.float64, len(ticks))
+    if not (prices.min() > 0.0 and prices.max() <= MAX_PRICE):
         return False
     # As floats: a timestamp beyond int64 must not overflow the check itself, and every
     # millisecond up to MAX_TS_MS is exact in float64.
-    stamps = np.fromiter((tick.ts for tick in ticks), np.float64, len(ticks))
-    if not ((stamps >= 0.0).all() and (stamps <= min(latest_ms, MAX_TS_MS)).all()):
+    stamps = np.fromiter(map(_TS, ticks), np.float64, len(ticks))
+    if not (stamps.min() >= 0.0 and stamps.max() <= min(latest_ms, MAX_TS_MS)):
         return False
     book = engine.book
     return all(
         symbol in book.instrument_index or symbol in book.assets.price_symbols
-        for symbol in {tick.symbol for tick in ticks}
+        for symbol in set(map(_SYMBOL, ticks))
     )

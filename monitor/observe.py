@@ -1,23 +1,35 @@
 """What a cycle did and what the book holds, as metrics: the service's one exporter.
 
-The loop calls :meth:`Observer.cycle` after each commit and :meth:`Observer.book` every
-second; neither reads a clock or Kafka (the caller passes ``now_ms`` and the lags).
+The loop calls :meth:`Observer.cycle` after each commit, :meth:`Observer.book` every
+second, and every ``service.book_metrics_interval_s`` it has :meth:`Observer.book_figures`
+computed in a worker thread; none reads a clock or Kafka (the caller passes ``now_ms``
+and the lags).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from monitor.dynamic import DynamicMargin
-from monitor.engine import Engine, exposure
+from monitor.engine import Engine, Exposure, exposure
 from monitor.guards import PriceGuard
 from monitor.metrics import Metrics
-from monitor.schema import LedgerEvent, MarginEvent, PriceTick
+from monitor.schema import AccountState, LedgerEvent, MarginEvent, PriceTick
 from streams import InboundRecord
 from streams.settings import TopicSettings
 
-__all__ = ["Observer"]
+__all__ = ["BookFigures", "Observer"]
+
+
+class BookFigures(NamedTuple):
+    """The book-wide gauges' values, computed off the event loop."""
+
+    states: dict[AccountState, int]
+    positions: dict[str, int]
+    exposure: Exposure
+    fund_asset_values: dict[str, float]  # valuation-asset value of one unit of each asset
 
 
 class Observer:
@@ -71,27 +83,47 @@ class Observer:
                 m.tick_to_event_latency.observe(max(0.0, (acked_ms - event.trigger_ts) / 1000))
 
     def book(self, engine: Engine, dynamic: DynamicMargin, guard: PriceGuard, now_ms: int) -> None:
-        """States, positions, volatility, exposure and price ages (against ``now_ms``)."""
+        """Volatility, margin scales and price ages (against ``now_ms``): cheap, every second.
+        The book-wide figures come from :meth:`book_figures` and :meth:`book_figures_done`."""
         m = self._metrics
-        for state, count in engine.state_counts().items():
-            m.accounts.labels(state).set(count)
-        for kind, count in engine.position_counts().items():
-            m.open_positions.labels(kind).set(count)
         for underlying, vol in dynamic.volatility().items():
             if vol == vol:  # NaN while warming up: no figure yet
                 m.volatility.labels(underlying).set(vol)
         for underlying, scale in dynamic.exported_scales().items():
             m.margin_scale.labels(underlying).set(scale)
-        self._exposure(engine)
         for symbol, ts in guard.accepted_ts().items():
             m.price_age.labels(symbol).set(max(0.0, (now_ms - ts) / 1000))
         if guard.newest_ts > 0:
             m.price_feed_age.set(max(0.0, (now_ms - guard.newest_ts) / 1000))
 
-    def _exposure(self, engine: Engine) -> None:
+    @staticmethod
+    def book_figures(engine: Engine) -> BookFigures:
+        """States, open positions and exposure of the whole book: array passes over every
+        account and position (about 0.5 s at a million accounts), so the service runs this
+        in a worker thread while cycles go on. A pass that overlaps a cycle may mix figures
+        from before and after it; the next one is consistent again."""
+        return BookFigures(
+            states=engine.state_counts(),
+            positions=engine.position_counts(),
+            exposure=exposure(engine),
+            fund_asset_values={
+                a: float(engine.book.assets.value[i]) for a, i in engine.book.assets.index.items()
+            },
+        )
+
+    def book_figures_done(self, figures: BookFigures) -> None:
+        """Export what :meth:`book_figures` found."""
+        m = self._metrics
+        for state, count in figures.states.items():
+            m.accounts.labels(state).set(count)
+        for kind, count in figures.positions.items():
+            m.open_positions.labels(kind).set(count)
+        self._exposure(figures)
+
+    def _exposure(self, figures: BookFigures) -> None:
         """Bad debt, liquidation exposure, open interest and the insurance fund."""
         m = self._metrics
-        found = exposure(engine)
+        found = figures.exposure
         m.bad_debt_total.set(found.bad_debt)
         for underlying, debt in found.bad_debt_by_underlying.items():
             m.bad_debt.labels(underlying).set(debt)
@@ -100,10 +132,5 @@ class Observer:
         for symbol, interest in found.open_interest.items():
             m.open_interest.labels(symbol).set(interest)
         if self._fund:
-            assets = engine.book.assets
-            m.insurance_fund.set(
-                sum(
-                    amount * float(assets.value[assets.index[a]])
-                    for a, amount in self._fund.items()
-                )
-            )
+            value = figures.fund_asset_values
+            m.insurance_fund.set(sum(amount * value[a] for a, amount in self._fund.items()))

@@ -18,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
+from typing import Any
 
 import msgspec
 import structlog
@@ -30,6 +31,7 @@ from monitor.engine import Engine, judge_all, restore_states, shape_problem, uni
 from monitor.errors import LiqmonError
 from monitor.intake import Intake
 from monitor.metrics import Metrics
+from monitor.partitions import AccountPartitions
 from monitor.schema import Instrument, MarginEvent, SnapshotChunk, UnitStates
 from streams import HistoryGap, InboundRecord, TopicPartition, read_history
 
@@ -39,6 +41,7 @@ log = structlog.get_logger("liqmon.recovery")
 
 PROCESSING_ERROR = "processing_error"
 _PROGRESS_INTERVAL_S = 5.0
+_FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 
 
 class RecoveryError(LiqmonError):
@@ -53,7 +56,7 @@ class Rebuilt(msgspec.Struct, kw_only=True):
     """
 
     engine: Engine
-    account_partition: dict[str, TopicPartition]
+    partitions: AccountPartitions
     resume: dict[TopicPartition, int]
     ahead: dict[TopicPartition, int]
     events: list[MarginEvent]
@@ -82,10 +85,30 @@ class Recovery:
         self._metrics = metrics
         self._clock_ms = clock_ms
         self._dropped_counted = 0
+        self._startup_read: RestoredState | None = None
+        # Snapshot chunks are up to 800 KiB: Kafka's default 1 MiB per partition and fetch
+        # would bring about one chunk per partition per round trip.
+        fetch = settings.service.max_partition_fetch_bytes
+        self._fetch: dict[str, Any] = {
+            "max_partition_fetch_bytes": fetch,
+            "fetch_max_bytes": max(_FETCH_MAX_BYTES, fetch),
+        }
+        self._rebuilt_once = False
 
     async def read_changelog(self) -> RestoredState:
-        """The changelog's newest record per key; undecodable records counted once each."""
-        changelog = await read_changelog(self._settings.kafka, self._settings.topics.state)
+        """The changelog's newest record per key; undecodable records counted once each.
+
+        The read at start-up is kept for the first rebuild, which then reads only what
+        was written since (at a million accounts the snapshots alone are hundreds of MB);
+        later rebuilds read the whole topic again (the kept read is dropped, its memory
+        freed, once the first rebuild has used it).
+        """
+        since, self._startup_read = self._startup_read, None
+        changelog = await read_changelog(
+            self._settings.kafka, self._settings.topics.state, since=since, **self._fetch
+        )
+        if not self._rebuilt_once:
+            self._startup_read = changelog
         # The changelog is read at start and at each rebuild: count each bad record once.
         if changelog.dropped > self._dropped_counted:
             self._metrics.changelog_records_dropped.inc(changelog.dropped - self._dropped_counted)
@@ -117,22 +140,23 @@ class Recovery:
         """A fresh book for ``assigned``: replay, restore states, judge at current prices."""
         started = time.perf_counter()
         engine = Engine(self._instruments, self._settings.engine)
-        account_partition: dict[str, TopicPartition] = {}
+        partitions = AccountPartitions()
         now_ms = self._clock_ms()
         if self._dynamic is not None:  # the rates dynamic margin has set, before judging
             engine.rescale(self._dynamic.scales(), {}, now_ms, self._dynamic.range_scales())
         if self._intake.prices:
             engine.apply([], list(self._intake.prices.values()), now_ms)
         changelog = await self.read_changelog()
+        self._rebuilt_once, self._startup_read = True, None
         resume = {
             tp: max(offset, changelog.checkpoints.get(tp, 0)) for tp, offset in committed.items()
         }
-        start = self._load_snapshots(engine, changelog, resume, account_partition)
+        start = self._load_snapshots(engine, changelog, resume, partitions)
         total = sum(resume[tp] - start[tp] for tp in resume)
         skipped: Counter[tuple[str, str]] = Counter()  # (reason, symbol or error) -> records
-        history = read_history(self._settings.kafka, resume, start=start)
+        history = read_history(self._settings.kafka, resume, start=start, **self._fetch)
         try:
-            replayed = await self._replay(history, engine, account_partition, skipped, total)
+            replayed = await self._replay(history, engine, partitions, skipped, total)
         except HistoryGap as exc:
             raise RecoveryError(
                 f"{exc}; no snapshot in {self._settings.topics.state} covers them: take "
@@ -141,11 +165,11 @@ class Recovery:
             ) from None
         self._report_skipped(skipped)
         restore_states(engine, changelog.states)
-        owned = frozenset(assigned)
+        owned = {tp.partition for tp in assigned}  # of the fills topic
         events = [
             event
             for event in judge_all(engine, now_ms)
-            if account_partition.get(event.account) in owned
+            if partitions.partition(engine.book, event.account) in owned
         ]
         states = [unit_record(engine, a, now_ms) for a in dict.fromkeys(e.account for e in events)]
         log.info(
@@ -158,7 +182,7 @@ class Recovery:
         )
         return Rebuilt(
             engine=engine,
-            account_partition=account_partition,
+            partitions=partitions,
             resume=resume,
             ahead={tp: offset for tp, offset in resume.items() if offset > committed[tp]},
             events=events,
@@ -174,7 +198,7 @@ class Recovery:
         self,
         history: AsyncGenerator[list[InboundRecord], None],
         engine: Engine,
-        account_partition: dict[str, TopicPartition],
+        partitions: AccountPartitions,
         skipped: Counter[tuple[str, str]],
         total: int,
     ) -> int:
@@ -186,8 +210,9 @@ class Recovery:
             async for records in batches:
                 # Rejected records were dead-lettered when first read, unless the
                 # instruments changed since (a delisting): those are counted.
-                items, _, rejected = self._intake.ledger_batch(records, engine, account_partition)
+                items, _, rejected = self._intake.ledger_batch(records, engine, partitions)
                 engine.apply(items, [], now_ms)
+                partitions.settle(engine.book)
                 for rejection in rejected:
                     skipped[(rejection.reason, _symbol_of(rejection.value))] += 1
                 for _, error in engine.failures:
@@ -204,7 +229,7 @@ class Recovery:
         engine: Engine,
         changelog: RestoredState,
         resume: dict[TopicPartition, int],
-        account_partition: dict[str, TopicPartition],
+        partitions: AccountPartitions,
     ) -> dict[TopicPartition, int]:
         """Load the newest snapshot of each partition that has one not past ``resume``;
         return where each partition's replay starts."""
@@ -217,11 +242,12 @@ class Recovery:
             start[tp] = snapshot[0].next_offset
             chunks.extend(snapshot)
             for chunk in snapshot:
-                account_partition.update(dict.fromkeys(chunk.accounts, tp))
+                partitions.note_many(chunk.accounts, tp.partition)
         if not chunks:
             return start
         began = time.perf_counter()
         delisted = load_snapshots(engine.book, chunks)
+        partitions.settle(engine.book)
         engine.full_recompute()
         log.info(
             "snapshots loaded",

@@ -40,7 +40,8 @@ from monitor.guards import HoldReason
 from monitor.http import HealthServer
 from monitor.intake import TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
-from monitor.observe import Observer
+from monitor.observe import BookFigures, Observer
+from monitor.partitions import AccountPartitions
 from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
 from monitor.schema import (
     CycleInput,
@@ -116,7 +117,7 @@ class Monitor:
         self._lock = asyncio.Lock()
         self._owned: frozenset[TopicPartition] = frozenset()
         self._positions: dict[TopicPartition, int] = {}  # next ledger offset processed
-        self._account_partition: dict[str, TopicPartition] = {}
+        self._partitions = AccountPartitions()  # of the accounts of self.engine's book
         self._observer = Observer(self.metrics, settings.topics, settings.service.insurance_fund)
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
@@ -200,7 +201,10 @@ class Monitor:
 
     def owns(self, account: str) -> bool:
         """Whether this instance publishes ``account``'s events."""
-        return self._account_partition.get(account) in self._owned
+        partition = self._partitions.partition(self.engine.book, account)
+        return partition is not None and (
+            TopicPartition(self.settings.topics.fills, partition) in self._owned
+        )
 
     def readiness(self) -> tuple[bool, str]:
         """Ready once caught up on prices and the ledger partitions are assigned and restored."""
@@ -288,7 +292,8 @@ class Monitor:
         polls: dict[str, asyncio.Task[list[InboundRecord]]] = {}
         stop_wait = asyncio.ensure_future(self._stop.wait())
         next_sweep = time.monotonic() + service.sweep_interval_s
-        next_gauges = 0.0
+        next_gauges = next_book = 0.0
+        figures: asyncio.Future[BookFigures] | None = None
         try:
             while not self._stop.is_set():
                 if "prices" not in polls:
@@ -311,6 +316,9 @@ class Monitor:
                 if now >= next_gauges:
                     next_gauges = now + _LAG_INTERVAL_S
                     await self._update_gauges()
+                if now >= next_book and (figures is None or figures.done()):
+                    next_book = now + service.book_metrics_interval_s
+                    figures = self._book_figures()
                 if now >= next_sweep:
                     next_sweep = now + service.sweep_interval_s
                     self._sweep()
@@ -318,7 +326,8 @@ class Monitor:
             stop_wait.cancel()
             for task in polls.values():
                 task.cancel()
-            await asyncio.gather(*polls.values(), stop_wait, return_exceptions=True)
+            pending = [] if figures is None else [figures]  # a thread: finishes on its own
+            await asyncio.gather(*polls.values(), stop_wait, *pending, return_exceptions=True)
 
     async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
         async with self._lock:
@@ -328,10 +337,9 @@ class Monitor:
             intake, checkpoint = self._intake, self._checkpoint
             held_before = intake.guard.held_count
             ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
-            items, records, rejected = intake.ledger_batch(
-                ledger, self.engine, self._account_partition
-            )
+            items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
             output = self.engine.cycle(items, ticks, now_ms)
+            self._partitions.settle(self.engine.book)
             events = [e for e in output.events if self.owns(e.account)]
             events = self._solvency.with_quantiles(self.engine, events)
             states = [s for s in output.states if self.owns(s.account)]
@@ -351,7 +359,7 @@ class Monitor:
                 self._snapshots.take(
                     self.engine,
                     self._owned,
-                    self._account_partition,
+                    self._partitions,
                     {**self._positions, **consumed},
                     now_ms,
                 )
@@ -483,6 +491,24 @@ class Monitor:
         for tp, lag in (await self._ledger.lag()).items():
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
+    def _book_figures(self) -> asyncio.Future[BookFigures]:
+        """Compute the book-wide gauges in a worker thread (cycles go on meanwhile) and
+        export them when done; a pass that fails (it raced a cycle that grew the book's
+        arrays) is logged and the next one tries again."""
+        computing = asyncio.ensure_future(asyncio.to_thread(Observer.book_figures, self.engine))
+
+        def export(done: asyncio.Future[BookFigures]) -> None:
+            if done.cancelled():
+                return
+            failure = done.exception()
+            if failure is not None:
+                log.debug("book gauges skipped", error=repr(failure))
+            else:
+                self._observer.book_figures_done(done.result())
+
+        computing.add_done_callback(export)
+        return computing
+
     def _sweep(self) -> None:
         self.metrics.sweeps.inc()
         problems = self.engine.verify()
@@ -543,7 +569,7 @@ class Monitor:
         """Judge with the rebuilt book from now on; publish what it found, and move the
         group's offsets to where the changelog says the last run got."""
         self.engine = rebuilt.engine
-        self._account_partition = rebuilt.account_partition
+        self._partitions = rebuilt.partitions
         self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned
         self._checkpoint.add_events(rebuilt.events, rebuilt.states)

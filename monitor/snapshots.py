@@ -12,13 +12,13 @@ import time
 from collections.abc import Mapping
 
 import msgspec
-import numpy as np
 import structlog
 
 from monitor.book import export_partition
 from monitor.changelog import SNAPSHOT_CHUNK_BYTES, snapshot_records
 from monitor.engine import Engine
 from monitor.metrics import Metrics
+from monitor.partitions import AccountPartitions
 from streams import OutboundRecord, TopicPartition
 
 __all__ = ["Snapshots"]
@@ -59,7 +59,7 @@ class Snapshots:
         self,
         engine: Engine,
         owned: frozenset[TopicPartition],
-        account_partition: Mapping[str, TopicPartition],
+        partitions: AccountPartitions,
         next_offsets: Mapping[TopicPartition, int],
         now_ms: int,
     ) -> list[OutboundRecord]:
@@ -75,8 +75,7 @@ class Snapshots:
         self._next[tp] = now + self._interval_s
         started = time.perf_counter()
         book = engine.book
-        names = [name for name, owner in account_partition.items() if owner == tp]
-        accounts = np.array([book.account_index[name] for name in names], dtype=np.intp)
+        accounts = partitions.accounts_of(book, tp.partition)
         chunks = export_partition(
             book,
             accounts,
@@ -95,7 +94,7 @@ class Snapshots:
         log.info(
             "snapshot taken",
             partition=tp.partition,
-            accounts=len(names),
+            accounts=int(accounts.size),
             chunks=len(chunks),
             next_offset=next_offsets.get(tp, 0),
             seconds=round(seconds, 3),

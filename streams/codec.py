@@ -120,11 +120,25 @@ class JsonCodec(Generic[T]):
         A value longer than ``max_bytes`` (when given) is rejected as ``record_too_large``
         without being decoded.
         """
-        items: list[T] = []
-        good: list[InboundRecord] = []
-        rejections: list[Rejection] = []
+        records = records if isinstance(records, list) else list(records)
         decode = self._decode
         limit = max_bytes if max_bytes is not None else -1
+        # The usual batch is all good: decode it in one comprehension (no per-record
+        # branches); any None, oversized or bad value sends the batch to the loop below,
+        # which finds and names the bad records.
+        values: list[Any] = [record.value for record in records]
+        if not values:
+            return DecodedBatch(items=[], records=[], rejections=[])
+        items: list[T]
+        try:
+            if limit < 0 or max(map(len, values)) <= limit:
+                items = [decode(value) for value in values]
+                return DecodedBatch(items=items, records=records, rejections=[])
+        except (msgspec.DecodeError, RecursionError, TypeError):  # TypeError: a None value
+            pass
+        items = []
+        good: list[InboundRecord] = []
+        rejections: list[Rejection] = []
         for record in records:
             value = record.value
             if value is None:

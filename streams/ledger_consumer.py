@@ -4,13 +4,15 @@ commits exactly what was processed.
 Kafka splits the topic's partitions between the group's members; every record of
 one key (account) lives in one partition, so each member owns whole accounts.
 When partitions move, the ``on_revoked``/``on_assigned`` callbacks run (awaited,
-inside the rebalance) so the owner of the state can commit and rebuild; to
+inside the rebalance) so the owner of the state can commit and rebuild (heartbeats go
+on meanwhile, so a rebuild may take longer than the session timeout); to
 rebuild, :func:`read_history` replays a partition up to its committed offset
 without touching the group.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from itertools import chain
 from typing import Any
@@ -58,6 +60,7 @@ class _RebalanceRelay(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
         self.failure: Exception | None = None
+        self.consumer: Any = None  # set before the consumer joins
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         if self.on_revoked is not None and self.failure is None:
@@ -68,10 +71,31 @@ class _RebalanceRelay(ConsumerRebalanceListener):  # type: ignore[misc]  # aioka
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         if self.on_assigned is not None and self.failure is None:
+            # aiokafka stops heartbeating for the whole rebalance, callback included: a
+            # rebuild longer than the session timeout would lose the membership, and the
+            # next rebalance would rebuild again, forever. Beat while the callback runs.
+            beating = asyncio.ensure_future(_heartbeat(self.consumer))
             try:
                 await self.on_assigned(frozenset(assigned))
             except Exception as exc:
                 self.failure = exc
+            finally:
+                beating.cancel()
+                await asyncio.gather(beating, return_exceptions=True)
+
+
+async def _heartbeat(consumer: Any) -> None:
+    """Send the group heartbeats of ``consumer`` at its heartbeat interval until cancelled
+    (through aiokafka's coordinator, which has no public call for it; nothing happens if
+    a future aiokafka lacks it)."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    beat = getattr(coordinator, "_do_heartbeat", None)
+    interval_ms = getattr(coordinator, "_heartbeat_interval_ms", None)
+    if beat is None or not interval_ms:
+        return
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        await beat()  # logs and absorbs what the broker answers (a rebalance: rejoin after)
 
 
 class LedgerConsumer(ClientWrapper):
@@ -119,6 +143,7 @@ class LedgerConsumer(ClientWrapper):
         self._relay.failure = None
         consumer = AIOKafkaConsumer(**self._kwargs)
         consumer.subscribe([self.topic], listener=self._relay)
+        self._relay.consumer = consumer
         # Set before joining: the first on_assigned runs inside consumer.start() and may
         # call committed(), seek() or commit() on this object.
         self._client = consumer

@@ -63,48 +63,93 @@ def export_accounts(
     ts: int,
 ) -> SnapshotChunk:
     """One chunk (``chunk`` 0 of 1) holding ``accounts`` (dense ids, ascending)."""
-    pos = book.positions
-    local = np.full(book.accounts.size, -1, dtype=np.intp)
-    local[accounts] = np.arange(accounts.shape[0])
-    n_rows = pos.size
-    rows = np.flatnonzero(local[pos.account[:n_rows]] >= 0)
-    unit = pos.unit[rows]
-    own = pos.isolated_unit[rows]
-    flags = (
-        np.where(unit != NO_ROW, OPEN, 0)
-        | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
-        | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
+    members = _Members.of(book, accounts)
+    return members.chunk(
+        book, 0, accounts.shape[0], topic=topic, partition=partition, next_offset=next_offset, ts=ts
     )
-    owners = set(accounts.tolist())
-    seen = [
-        (kind, item_id, stamp, int(local[owner]))
-        for kind, item_id, stamp, owner in book.applied_ids.owned_by(owners)
-    ]
-    return SnapshotChunk(
-        topic=topic,
-        partition=partition,
-        next_offset=next_offset,
-        chunk=0,
-        chunks=1,
-        ts=ts,
-        ledger_clock=book.applied_ids.clock_ms,
-        assets=book.assets.names,
-        symbols=book.symbols,
-        accounts=[book.account_names[ix] for ix in accounts.tolist()],
-        modes=_i8(book.accounts.mode[accounts]),
-        balances=_f64(book.accounts.balance[accounts]),
-        row_account=_i32(local[pos.account[rows]]),
-        row_symbol=_i32(pos.instrument[rows]),
-        qty=_f64(pos.qty[rows]),
-        entry=_f64(pos.entry[rows]),
-        realised=_f64(pos.realised[rows]),
-        leverage=_f64(pos.leverage[rows]),
-        isolated_margin=_f64(pos.isolated_margin[rows]),
-        row_flags=_i8(flags),
-        row_rank=_i32(_list_ranks(book, rows)),
-        row_unit_order=np.ascontiguousarray(own, dtype="<i8").tobytes(),
-        seen=seen,
-    )
+
+
+class _Members:
+    """The rows, list ranks and ledger ids of some accounts, found in one pass over the
+    book, so that each chunk of a partition's snapshot costs only its own accounts."""
+
+    def __init__(
+        self,
+        accounts: NDArray[np.intp],
+        rows: NDArray[np.intp],
+        row_place: NDArray[np.intp],
+        ranks: NDArray[np.intp],
+        seen: list[tuple[str, str, int, int]],
+        seen_place: NDArray[np.intp],
+    ) -> None:
+        self.accounts = accounts  # ascending
+        self.rows, self.row_place, self.ranks = rows, row_place, ranks
+        self.seen, self.seen_place = seen, seen_place
+        self.seen_places: list[int] = seen_place.tolist()
+
+    @classmethod
+    def of(cls, book: Book, accounts: NDArray[np.intp]) -> _Members:
+        pos = book.positions
+        member = np.zeros(book.accounts.size, dtype=bool)
+        member[accounts] = True
+        rows = np.flatnonzero(member[pos.account[: pos.size]])
+        row_place = np.searchsorted(accounts, pos.account[rows])
+        seen = book.applied_ids.owned_by(set(accounts.tolist()))  # oldest first
+        owners = np.fromiter((entry[3] for entry in seen), dtype=np.intp, count=len(seen))
+        seen_place = np.searchsorted(accounts, owners)
+        return cls(accounts, rows, row_place, _list_ranks(book, rows), seen, seen_place)
+
+    def chunk(
+        self,
+        book: Book,
+        first: int,
+        end: int,
+        *,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        ts: int,
+    ) -> SnapshotChunk:
+        """The chunk of ``accounts[first:end]``."""
+        pos = book.positions
+        accounts = self.accounts[first:end]
+        take = (self.row_place >= first) & (self.row_place < end)
+        rows = self.rows[take]
+        unit = pos.unit[rows]
+        own = pos.isolated_unit[rows]
+        flags = (
+            np.where(unit != NO_ROW, OPEN, 0)
+            | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
+            | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
+        )
+        picked = np.flatnonzero((self.seen_place >= first) & (self.seen_place < end)).tolist()
+        entries, places = self.seen, self.seen_places
+        seen = [(entries[k][0], entries[k][1], entries[k][2], places[k] - first) for k in picked]
+        return SnapshotChunk(
+            topic=topic,
+            partition=partition,
+            next_offset=next_offset,
+            chunk=0,
+            chunks=1,
+            ts=ts,
+            ledger_clock=book.applied_ids.clock_ms,
+            assets=book.assets.names,
+            symbols=book.symbols,
+            accounts=[book.account_names[ix] for ix in accounts.tolist()],
+            modes=_i8(book.accounts.mode[accounts]),
+            balances=_f64(book.accounts.balance[accounts]),
+            row_account=_i32(self.row_place[take] - first),
+            row_symbol=_i32(pos.instrument[rows]),
+            qty=_f64(pos.qty[rows]),
+            entry=_f64(pos.entry[rows]),
+            realised=_f64(pos.realised[rows]),
+            leverage=_f64(pos.leverage[rows]),
+            isolated_margin=_f64(pos.isolated_margin[rows]),
+            row_flags=_i8(flags),
+            row_rank=_i32(self.ranks[take]),
+            row_unit_order=np.ascontiguousarray(own, dtype="<i8").tobytes(),
+            seen=seen,
+        )
 
 
 def _list_ranks(book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
@@ -137,24 +182,26 @@ def export_partition(
     encode: Callable[[SnapshotChunk], bytes],
 ) -> list[SnapshotChunk]:
     """The snapshot of ``accounts`` as chunks that each encode to at most ``max_bytes``
-    (an account too large for a chunk alone raises ``InputError``)."""
+    (an account too large for a chunk alone raises ``InputError``). The book is read
+    once for all of them, then each chunk takes its own accounts' share."""
+    members = _Members.of(book, np.sort(accounts))
+    size = members.accounts.size
     pending = [
-        np.sort(accounts)[k : k + _ACCOUNTS_PER_CHUNK]
-        for k in range(0, max(1, accounts.size), _ACCOUNTS_PER_CHUNK)
+        (k, min(k + _ACCOUNTS_PER_CHUNK, size)) for k in range(0, max(1, size), _ACCOUNTS_PER_CHUNK)
     ]
     chunks: list[SnapshotChunk] = []
     while pending:
-        part = pending.pop(0)
-        chunk = export_accounts(
-            book, part, topic=topic, partition=partition, next_offset=next_offset, ts=ts
+        first, end = pending.pop(0)
+        chunk = members.chunk(
+            book, first, end, topic=topic, partition=partition, next_offset=next_offset, ts=ts
         )
         if len(encode(chunk)) <= max_bytes:
             chunks.append(chunk)
-        elif part.size > 1:
-            half = part.size // 2
-            pending[:0] = [part[:half], part[half:]]
+        elif end - first > 1:
+            half = first + (end - first) // 2
+            pending[:0] = [(first, half), (half, end)]
         else:
-            name = book.account_names[int(part[0])]
+            name = book.account_names[int(members.accounts[first])]
             raise InputError(f"account {name!r} alone does not fit a snapshot chunk")
     total = len(chunks)
     return [msgspec.structs.replace(c, chunk=n, chunks=total) for n, c in enumerate(chunks)]

@@ -86,6 +86,21 @@ async def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def commit_group(kafka: KafkaSettings, topic: str, group_id: str) -> dict[int, int]:
+    """Commit the end offsets of ``topic`` for ``group_id`` (a group with no member now),
+    as a previous run that processed everything would have; return them."""
+    ends = await end_offsets(kafka, topic)
+    consumer = AIOKafkaConsumer(**client_kwargs(kafka), group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        offsets = {TopicPartition(topic, p): o for p, o in ends.items()}
+        consumer.assign(list(offsets))
+        await consumer.commit(offsets)
+    finally:
+        await consumer.stop()
+    return ends
+
+
 async def bare_consume(
     kafka: KafkaSettings, topic: str, start: dict[int, int], end: dict[int, int]
 ) -> tuple[int, float]:

@@ -154,7 +154,8 @@ class MonitorProcess:
             "LIQMON_TOPICS__FILLS_PARTITIONS": str(topics.fills_partitions),
             "LIQMON_SERVICE__GROUP_ID": group_id,
             "LIQMON_SERVICE__HTTP_PORT": str(self.port),
-            "LIQMON_LOG__LEVEL": "warning",
+            # LIQMON_BENCH_LOG_LEVEL=info keeps the monitor's timings (rebuild, snapshots).
+            "LIQMON_LOG__LEVEL": os.environ.get("LIQMON_BENCH_LOG_LEVEL", "warning"),
             "LIQMON_LOG__FORMAT": "json",
         }
         self._process: asyncio.subprocess.Process | None = None

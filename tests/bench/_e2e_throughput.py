@@ -23,7 +23,7 @@ from _e2e_market import SENTINEL_COUNT, TickTape
 from _e2e_monitor import Activity
 from _e2e_rig import CONSUMED, SCRAPE_EVERY_S, Rig, progress
 
-TARGET_RATIO: Final = 0.7
+TARGET_RATIO: Final = 0.85
 
 
 class Round(NamedTuple):

@@ -179,3 +179,27 @@ async def test_lag_counts_the_records_not_polled_yet(
     async with LedgerConsumer(kafka, topic=topic, group_id=unique_name()) as ledger:
         got = await _poll_at_least(ledger, 3, max_records=3)
         assert await ledger.lag() == {TopicPartition(topic, 0): 10 - len(got)}
+
+
+async def test_a_member_keeps_its_partitions_through_an_assignment_callback_longer_than_its_session(
+    kafka: KafkaSettings, new_topic: NewTopic, unique_name: Callable[[], str]
+) -> None:
+    """A state rebuild inside on_assigned may outlast the session timeout (a million
+    accounts); aiokafka stops heartbeating during the rebalance, so without heartbeats of
+    our own the group drops the member and every commit after the rebuild fails."""
+    topic = await new_topic(partitions=1)
+    await _produce(kafka, topic, {0: 2})
+    assignments: list[frozenset[TopicPartition]] = []
+    session_s = FAST_GROUP["session_timeout_ms"] / 1000
+
+    async def slow_rebuild(assigned: frozenset[TopicPartition]) -> None:
+        assignments.append(assigned)
+        await asyncio.sleep(1.5 * session_s)  # the work itself, not a synchronisation
+
+    async with LedgerConsumer(
+        kafka, topic=topic, group_id=unique_name(), on_assigned=slow_rebuild, **FAST_GROUP
+    ) as ledger:
+        got = await _poll_at_least(ledger, 2)
+        tp = TopicPartition(topic, 0)
+        assert await ledger.commit(next_offsets(got)) == {tp: 2}
+    assert assignments == [frozenset({tp})]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from monitor.book._seen import SeenIds
@@ -85,3 +87,26 @@ def test_engine_drops_a_duplicate_inside_the_window_and_applies_one_after_it() -
 def test_a_non_positive_window_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="idempotency_window_s"):
         EngineConfig(idempotency_window_s=0.0)
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "max_ids"), [(None, None), (500, None), (None, 40), (700, 60)]
+)
+def test_a_restore_keeps_the_newest_ids_inside_the_window_and_the_cap(
+    window_ms: int | None, max_ids: int | None
+) -> None:
+    """What a snapshot restore remembers, against the rule stated plainly: of the entries
+    stamped at or after clock - window, the newest max_ids (oldest forgotten first)."""
+    rng = random.Random(13)
+    entries = [("fill", f"f{k}", rng.randrange(0, 1_000), rng.randrange(5)) for k in range(150)]
+    clock = 1_000
+    seen = SeenIds(window_ms=window_ms, max_ids=max_ids)
+    seen.restore(list(entries), clock)
+
+    by_age = sorted(entries, key=lambda entry: entry[2])  # stable: ties keep input order
+    horizon = clock - window_ms if window_ms is not None else -1
+    inside = [entry for entry in by_age if entry[2] >= horizon]
+    kept = inside[max(0, len(inside) - max_ids) :] if max_ids is not None else inside
+    assert len(seen) == len(kept)
+    assert sorted(seen.owned_by({0, 1, 2, 3, 4})) == sorted(kept)
+    assert seen.clock_ms == clock

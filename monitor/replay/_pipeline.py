@@ -29,7 +29,15 @@ from monitor.engine import (
 )
 from monitor.intake import Intake
 from monitor.metrics import Metrics
-from monitor.schema import Instrument, MarginEvent, MarginParameters, PriceTick, UnitStates
+from monitor.partitions import AccountPartitions
+from monitor.schema import (
+    Instrument,
+    LedgerEvent,
+    MarginEvent,
+    MarginParameters,
+    PriceTick,
+    UnitStates,
+)
 from monitor.solvency import account_quantiles, copy_book, state_of
 from streams import InboundRecord, TopicPartition
 
@@ -80,7 +88,7 @@ class Pipeline:
         self.dynamic = DynamicMargin(self.instruments, settings.dynamic)
         self.intake = Intake(settings.service, settings.topics.dlq, self.metrics)
         self.owned: frozenset[TopicPartition] = frozenset()
-        self.account_partition: dict[str, TopicPartition] = {}
+        self.partitions = AccountPartitions()  # of the accounts of self.engine's book
         self._quantiles = _Quantiles()
         self._fills = settings.topics.fills
         self.cycles = 0
@@ -133,17 +141,18 @@ class Pipeline:
         engine.rescale(self.dynamic.scales(), {}, now_ms, self.dynamic.range_scales())
         if self.intake.prices:
             engine.apply([], list(self.intake.prices.values()), now_ms)
-        partitions: dict[str, TopicPartition] = {}
+        partitions = AccountPartitions()
         history = [r for r in ledger if TopicPartition(r.topic, r.partition) in owned]
         for start in range(0, len(history), _REBUILD_BATCH):
             chunk = history[start : start + _REBUILD_BATCH]
             items, _, _ = self.intake.ledger_batch(chunk, engine, partitions)
             engine.apply(items, [], now_ms)
+            partitions.settle(engine.book)
+            self._note(engine, partitions, items)
         restore_states(engine, self.states if states is None else states)
-        self.engine, self.account_partition, self.owned = engine, partitions, owned
-        self.partition_of.update(partitions)
+        self.engine, self.partitions, self.owned = engine, partitions, owned
         self.ownership.append((now_ms, owned))
-        events = [e for e in judge_all(engine, now_ms) if partitions.get(e.account) in owned]
+        events = [e for e in judge_all(engine, now_ms) if self._owns(e.account)]
         for account in dict.fromkeys(e.account for e in events):
             self.states[account] = unit_record(engine, account, now_ms)
         return [_fitted(e) for e in events]
@@ -169,11 +178,10 @@ class Pipeline:
         self.cycles += 1
         intake, engine = self.intake, self.engine
         ticks, _ = intake.price_batch(list(prices), engine, now_ms)
-        items, _, _ = intake.ledger_batch(list(ledger), engine, self.account_partition)
-        self.partition_of.update(
-            (item.account, self.account_partition[item.account]) for item in items
-        )
+        items, _, _ = intake.ledger_batch(list(ledger), engine, self.partitions)
         output = engine.cycle(items, ticks, now_ms)
+        self.partitions.settle(engine.book)
+        self._note(engine, self.partitions, items)
         events = [e for e in output.events if self._owns(e.account)]
         self.states.update((s.account, s) for s in output.states if self._owns(s.account))
         published: list[Published] = [_fitted(e) for e in self._quantiles.attach(engine, events)]
@@ -183,7 +191,17 @@ class Pipeline:
         return published
 
     def _owns(self, account: str) -> bool:
-        return self.account_partition.get(account) in self.owned
+        partition = self.partitions.partition(self.engine.book, account)
+        return partition is not None and TopicPartition(self._fills, partition) in self.owned
+
+    def _note(
+        self, engine: Engine, partitions: AccountPartitions, items: Sequence[LedgerEvent]
+    ) -> None:
+        """Keep every account's partition for the comparison's scope, across rebuilds."""
+        for account in dict.fromkeys(item.account for item in items):
+            partition = partitions.partition(engine.book, account)
+            if partition is not None:
+                self.partition_of[account] = TopicPartition(self._fills, partition)
 
     def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[Published]:
         changes, triggers = self.dynamic.observe(ticks, now_ms)

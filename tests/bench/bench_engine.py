@@ -30,7 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from monitor.book import load_cross_accounts
-from monitor.engine import Engine, _revalue
+from monitor.engine import Engine, _kernels
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 ACCOUNTS = 1_000_000
@@ -226,7 +226,7 @@ def main() -> int:
         accounts=ACCOUNTS,
         positions=engine.position_count,
         instruments=INSTRUMENTS,
-        kernel="numba" if _revalue.HAVE_NUMBA else "numpy",
+        kernel="numba" if _kernels.ENABLED else "numpy",
         seconds=round(full, 4),
         baseline="numpy_streaming_read",
         baseline_seconds=round(floor, 4),
@@ -234,12 +234,12 @@ def main() -> int:
         target="ratio <= 4",
         met=full / floor <= 4.0,
     )
-    _revalue.HAVE_NUMBA, fused = False, _revalue.HAVE_NUMBA
+    _kernels.ENABLED, fused = False, _kernels.ENABLED
     numpy_path = best_of(3, engine.full_recompute)
-    _revalue.HAVE_NUMBA = fused
+    _kernels.ENABLED = fused
     emit(
         figure="full_revaluation_numpy_reference",
-        what="the same revaluation through the numpy path the kernel replaces",
+        what="the same revaluation through the numpy paths the kernels replace",
         seconds=round(numpy_path, 4),
         baseline="numpy_streaming_read",
         baseline_seconds=round(floor, 4),

@@ -263,9 +263,7 @@ def _load(
     pos.realised[:m] = cols["realised"]
     pos.leverage[:m] = cols["lev"]
     pos.isolated_margin[:m] = cols["iso"]
-    pos.rows.update(
-        zip(zip(account.tolist(), instrument.tolist(), strict=True), range(m), strict=True)
-    )
+    pos.rows.add_many(account, instrument, np.arange(m))
     # Isolated units, per account in the order they were first created, so units (and
     # the events judged in unit order) come in the order of the book that was saved.
     isolated_rows = np.flatnonzero(flags & WITH_ISOLATED_UNIT)

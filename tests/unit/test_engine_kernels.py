@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from monitor.book import load_cross_accounts
-from monitor.engine import Engine
-from monitor.engine import _kernels
+from monitor.engine import Engine, _kernels
 from monitor.engine._judge import judge, judge_reference
 from monitor.engine._kernels import (
     HAVE_NUMBA,

@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 import structlog
 
+from monitor.allocator import release_free_memory
 from monitor.changelog import (
     checkpoint_records,
     price_reference_records,
@@ -32,7 +33,7 @@ from monitor.changelog import (
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
-from monitor.engine import SHAPE_REASONS, Engine, unit_record, warm_up
+from monitor.engine import SHAPE_REASONS, Engine, VerifySweep, unit_record, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
@@ -123,6 +124,7 @@ class Monitor:
             self.metrics.margin_parameter_changes.labels(underlying)
         self._next_guard_save = 0.0
         self._kernels: asyncio.Future[float] | None = None
+        self._verify: VerifySweep | None = None  # the consistency sweep under way
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
         )
@@ -298,9 +300,10 @@ class Monitor:
                 if now >= next_gauges:
                     next_gauges = now + _LAG_INTERVAL_S
                     await self._update_gauges()
-                if now >= next_sweep:
+                if now >= next_sweep and self._verify is None:
                     next_sweep = now + service.sweep_interval_s
-                    self._sweep()
+                    self._verify = self.engine.verify_sweep()
+                self._sweep()
         finally:
             stop_wait.cancel()
             for task in polls.values():
@@ -423,8 +426,19 @@ class Monitor:
             m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
 
     def _sweep(self) -> None:
+        """One slice of the running sweep, if any (a slice between cycles: a sweep
+        never stalls the loop; ``Engine.verify_sweep``)."""
+        sweep = self._verify
+        if sweep is None:
+            return
+        if sweep.engine is not self.engine:  # the book was rebuilt: start again later
+            self._verify = None
+            return
+        if not sweep.step():
+            return
+        self._verify = None
         self.metrics.sweeps.inc()
-        problems = self.engine.verify()
+        problems = sweep.problems
         if problems:
             self.metrics.sweep_mismatches.inc(len(problems))
             log.error("full sweep disagrees with incremental state", problems=problems)
@@ -476,6 +490,7 @@ class Monitor:
         """Judge with the rebuilt book from now on; publish what it found, and move the
         group's offsets to where the changelog says the last run got."""
         self.engine = rebuilt.engine
+        release_free_memory()  # the restore's freed temporaries: see monitor.allocator
         self._account_partition = rebuilt.account_partition
         self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned

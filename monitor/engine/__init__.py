@@ -22,6 +22,7 @@ from monitor.engine._validation import (
     SHAPE_REASONS,
     shape_problem,
 )
+from monitor.engine._verify import VerifySweep
 from monitor.engine._warm import warm_up
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Exposure",
     "GroupLayout",
     "PortfolioMargins",
+    "VerifySweep",
     "account_groups",
     "event_id",
     "exposure",

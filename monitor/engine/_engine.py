@@ -500,12 +500,12 @@ class Engine:
         mark and short margin against a fresh pricing. At most ``limit`` lines. The
         whole sweep at once: :meth:`verify_sweep` runs it in slices.
         """
-        sweep = self.verify_sweep(limit=limit)
+        sweep = self.verify_sweep(max(1, self.book.units.size), limit)
         while not sweep.step():
             pass
         return sweep.problems
 
-    def verify_sweep(self, units_per_step: int = 1 << 20, limit: int = 20) -> VerifySweep:
+    def verify_sweep(self, units_per_step: int = 1 << 15, limit: int = 20) -> VerifySweep:
         """:meth:`verify` in steps of ``units_per_step`` margin units each: call
         ``step()`` between cycles until it returns True, then read ``problems``. Each
         step checks its slice against the book as it is then, so a long sweep never

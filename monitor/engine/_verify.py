@@ -67,6 +67,11 @@ class VerifySweep:
         self.done = False
 
     @property
+    def engine(self) -> Engine:
+        """The engine whose book this sweep checks."""
+        return self._engine
+
+    @property
     def steps(self) -> int:
         """How many calls of :meth:`step` the sweep takes (fixed when it starts)."""
         return self._steps

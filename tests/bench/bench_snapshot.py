@@ -148,11 +148,11 @@ def main() -> int:
         bench="snapshot",
         figure="memory",
         what="RSS of a process holding one engine of 1M accounts / 3M positions, restored "
-        "from snapshots and revalued (liqmon run's allocator setting)",
+        "from snapshots and revalued (liqmon run's allocator settings: monitor.allocator)",
         bytes=monitor["rss"],
         gib=round(monitor["rss"] / 2**30, 2),
         peak_gib=round(monitor["peak"] / 2**30, 2),
-        baseline="same_without_allocator_setting",
+        baseline="same_without_allocator_settings",
         baseline_gib=round(plain["rss"] / 2**30, 2),
         baseline_peak_gib=round(plain["peak"] / 2**30, 2),
         target="<= 1 GiB per monitor",
@@ -175,9 +175,9 @@ def _memory_of_restore(path: str, *, allocator: bool) -> dict[str, int]:
 
 def _restore_child(path: str, allocator: bool) -> int:
     """What a restarted monitor holds: one engine restored from snapshots, revalued."""
-    if allocator:
-        from monitor.allocator import return_large_blocks
+    from monitor.allocator import release_free_memory, return_large_blocks
 
+    if allocator:
         return_large_blocks()
     blobs = msgspec.msgpack.decode(Path(path).read_bytes(), type=list[bytes])
     decode = msgspec.json.Decoder(SnapshotChunk).decode
@@ -196,7 +196,10 @@ def _restore_child(path: str, allocator: bool) -> int:
     load_snapshots(engine.book, [decode(b) for b in blobs])
     del blobs
     engine.full_recompute()
-    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    if allocator:
+        release_free_memory()  # as the monitor does after a restore
+    lines = Path("/proc/self/status").read_text().splitlines()
+    status = dict(line.split(":", 1) for line in lines)
     kib = {key: int(status[key].split()[0]) * 1024 for key in ("VmRSS", "VmHWM")}
     print(json.dumps({"rss": kib["VmRSS"], "peak": kib["VmHWM"], "accounts": engine.account_count}))
     return 0

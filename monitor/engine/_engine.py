@@ -505,7 +505,7 @@ class Engine:
             pass
         return sweep.problems
 
-    def verify_sweep(self, units_per_step: int = 1 << 15, limit: int = 20) -> VerifySweep:
+    def verify_sweep(self, units_per_step: int = 1 << 13, limit: int = 20) -> VerifySweep:
         """:meth:`verify` in steps of ``units_per_step`` margin units each: call
         ``step()`` between cycles until it returns True, then read ``problems``. Each
         step checks its slice against the book as it is then, so a long sweep never

@@ -39,6 +39,10 @@ __all__ = [
     "reset_units_reference",
     "revalue_linear",
     "revalue_linear_reference",
+    "revalue_rows",
+    "revalue_rows_reference",
+    "sum_unit_rows",
+    "sum_unit_rows_reference",
     "unit_collateral",
     "unit_collateral_reference",
 ]
@@ -155,6 +159,53 @@ def revalue_linear_reference(
         unit_figures[:, k] += np.bincount(unit[is_open], column[is_open], minlength=n_units)
 
 
+def _linear(
+    q: Any,
+    entry: Any,
+    leverage: Any,
+    cs: Any,
+    m: Any,
+    value: Any,
+    mmr: Any,
+    imr: Any,
+    cum: Any,
+    mm_slope: Any,
+    im_slope: Any,
+) -> Any:  # pragma: no cover - compiled by numba; the kernels' arithmetic per row
+    """(uPnL, IM, MM) of one linear position in the valuation asset, given its bracket's
+    rates and amount (scalars only: see ``jit``)."""
+    size = abs(q) * cs
+    notional = size * m
+    mm_rate = mmr + mm_slope * size
+    im_rate = imr + im_slope * size
+    by_leverage = 1.0 / leverage  # NaN (no leverage set) never wins
+    im_rate = by_leverage if by_leverage > im_rate else im_rate
+    upnl = q * cs * (m - entry) * value
+    initial = notional * im_rate * value
+    maintenance = (notional * mm_rate - cum) * value
+    return upnl, initial, maintenance
+
+
+_linear_one: Any = jit(_linear, None)
+
+
+def _bracket_of(q: Any, cs: Any, m: Any, ix: Any, floors: Any) -> Any:  # pragma: no cover
+    """The bracket of a position's notional, as ``brackets`` (inlined by numba: only
+    ``floors`` is an array)."""
+    notional = abs(q) * cs * m
+    b = 0
+    for j in range(1, floors.shape[1]):
+        b += notional > floors[ix, j]
+    return b
+
+
+_bracket_one: Any = (
+    njit(cache=True, nogil=True, error_model="numpy", inline="always")(_bracket_of)
+    if HAVE_NUMBA
+    else None
+)
+
+
 def _revalue_linear(
     instrument: Any,
     qty: Any,
@@ -177,21 +228,12 @@ def _revalue_linear(
     for r in range(qty.shape[0]):
         ix = instrument[r]
         q = qty[r]
-        cs = contract_size[ix]
-        m = mark[ix]
-        size = abs(q) * cs
-        notional = size * m
-        b = 0  # the tier lookup of ``brackets``
-        for j in range(1, floors.shape[1]):
-            b += notional > floors[ix, j]
-        mm_rate = mmr[ix, b] + mm_slope[ix] * size
-        im_rate = imr[ix, b] + im_slope[ix] * size
-        by_leverage = 1.0 / leverage[r]  # NaN (no leverage set) never wins
-        im_rate = by_leverage if by_leverage > im_rate else im_rate
-        value = settle_value[ix]
-        upnl = q * cs * (m - entry[r]) * value
-        initial = notional * im_rate * value
-        maintenance = (notional * mm_rate - cum[ix, b]) * value
+        cs, m = contract_size[ix], mark[ix]
+        b = _bracket_one(q, cs, m, ix, floors)
+        upnl, initial, maintenance = _linear_one(
+            q, entry[r], leverage[r], cs, m, settle_value[ix], mmr[ix, b], imr[ix, b],
+            cum[ix, b], mm_slope[ix], im_slope[ix],
+        )  # fmt: skip
         row_figures[r, 0] = upnl
         row_figures[r, 1] = initial
         row_figures[r, 2] = maintenance
@@ -204,6 +246,117 @@ def _revalue_linear(
 
 
 revalue_linear: Any = jit(_revalue_linear, revalue_linear_reference)
+
+
+def revalue_rows_reference(
+    rows: NDArray[np.intp],
+    instrument: NDArray[np.intp],
+    qty: NDArray[np.float64],
+    entry: NDArray[np.float64],
+    leverage: NDArray[np.float64],
+    mark: NDArray[np.float64],
+    contract_size: NDArray[np.float64],
+    settle_value: NDArray[np.float64],
+    n_tiers: NDArray[np.intp],
+    floors: NDArray[np.float64],
+    mmr: NDArray[np.float64],
+    imr: NDArray[np.float64],
+    cum: NDArray[np.float64],
+    mm_slope: NDArray[np.float64],
+    im_slope: NDArray[np.float64],
+    row_figures: NDArray[np.float64],
+) -> None:
+    """``row_figures[rows] = (uPnL, IM, MM)`` of those rows (a tick's holders), as
+    ``revalue_linear_reference`` computes them."""
+    fresh = np.empty((rows.shape[0], 3))
+    revalue_linear_reference(
+        instrument[rows], qty[rows], entry[rows], leverage[rows],
+        np.zeros(rows.shape[0], dtype=np.intp), mark, contract_size, settle_value, n_tiers,
+        floors, mmr, imr, cum, mm_slope, im_slope, fresh, np.zeros((1, 5)),
+    )  # fmt: skip
+    row_figures[rows] = fresh
+
+
+def _revalue_rows(
+    rows: Any,
+    instrument: Any,
+    qty: Any,
+    entry: Any,
+    leverage: Any,
+    mark: Any,
+    contract_size: Any,
+    settle_value: Any,
+    n_tiers: Any,
+    floors: Any,
+    mmr: Any,
+    imr: Any,
+    cum: Any,
+    mm_slope: Any,
+    im_slope: Any,
+    row_figures: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    for k in range(rows.shape[0]):
+        r = rows[k]
+        ix = instrument[r]
+        q, cs, m = qty[r], contract_size[ix], mark[ix]
+        b = _bracket_one(q, cs, m, ix, floors)
+        upnl, initial, maintenance = _linear_one(
+            q, entry[r], leverage[r], cs, m, settle_value[ix], mmr[ix, b], imr[ix, b],
+            cum[ix, b], mm_slope[ix], im_slope[ix],
+        )  # fmt: skip
+        row_figures[r, 0] = upnl
+        row_figures[r, 1] = initial
+        row_figures[r, 2] = maintenance
+
+
+revalue_rows: Any = jit(_revalue_rows, revalue_rows_reference)
+
+
+def sum_unit_rows_reference(
+    units: NDArray[np.intp],
+    head: NDArray[np.intp],
+    unit_next: NDArray[np.intp],
+    row_figures: NDArray[np.float64],
+    unit_figures: NDArray[np.float64],
+) -> None:
+    """``unit_figures[u, 1:5] = (uPnL, IM, MM, |uPnL|)`` summed along each unit's row list
+    (head first), walking every list at once, one vectorised step per list position."""
+    n = units.shape[0]
+    sums = np.zeros((n, 4))
+    slot = np.arange(n)
+    row = head[units]
+    live = row != -1
+    slot, row = slot[live], row[live]
+    while row.shape[0]:
+        values = row_figures[row]
+        sums[slot, :3] += values
+        sums[slot, 3] += np.abs(values[:, 0])
+        row = unit_next[row]
+        live = row != -1
+        slot, row = slot[live], row[live]
+    unit_figures[units, 1:5] = sums
+
+
+def _sum_unit_rows(
+    units: Any, head: Any, unit_next: Any, row_figures: Any, unit_figures: Any
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    for k in range(units.shape[0]):
+        u = units[k]
+        upnl = initial = maintenance = gross = 0.0
+        row = head[u]
+        while row != -1:
+            upnl += row_figures[row, 0]
+            initial += row_figures[row, 1]
+            maintenance += row_figures[row, 2]
+            gross += abs(row_figures[row, 0])
+            row = unit_next[row]
+        unit_figures[u, 1] = upnl
+        unit_figures[u, 2] = initial
+        unit_figures[u, 3] = maintenance
+        unit_figures[u, 4] = gross
+
+
+sum_unit_rows: Any = jit(_sum_unit_rows, sum_unit_rows_reference)
 
 
 # ---------------------------------------------------------------------- collateral

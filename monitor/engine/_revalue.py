@@ -11,12 +11,15 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, NO_ROW, UPNL, Book
+from monitor.book import COLLATERAL, UPNL, Book
 from monitor.engine import _kernels
 from monitor.engine._kernels import (
     reset_units,
     reset_units_reference,
     revalue_linear,
+    revalue_rows,
+    sum_unit_rows,
+    sum_unit_rows_reference,
     unit_collateral,
     unit_collateral_reference,
 )
@@ -64,6 +67,15 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     """
     pos = book.positions
     n = pos.size
+    if _kernels.ENABLED and book.contracts.linear_only:
+        layout = book.models.layout
+        revalue_rows(
+            rows, pos.instrument, pos.qty, pos.entry, pos.leverage, book.mark,
+            layout.contract_size, book.assets.value.take(book.settle_asset), layout.n_tiers,
+            layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
+            layout.im_slope, pos.figures,
+        )  # fmt: skip
+        return
     if rows.shape[0] * 2 >= n:
         upnl, initial, maintenance = figures(
             book, pos.instrument[:n], pos.qty[:n], pos.entry[:n], pos.leverage[:n]
@@ -100,18 +112,24 @@ def unit_collateral_of(book: Book, units: NDArray[np.intp]) -> NDArray[np.float6
 def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = True) -> None:
     """Recompute the sums of ``units`` (unique ids) from their positions' cached figures.
 
-    Few units: walk their row lists, all at once (one vectorised step per position of
-    the largest unit). Half of all units or more: one bincount pass over every open row,
-    about three times cheaper there. Either way the sums are exact, never adjusted by
-    deltas. ``with_collateral=False`` keeps the collateral value (a mark moved, no
+    With the kernels: walk each unit's row list (``sum_unit_rows``). Without: few units,
+    walk their row lists all at once (one vectorised step per position of the largest
+    unit); half of all units or more, one bincount pass over every open row, about three
+    times cheaper there. Either way the sums are exact, never adjusted by deltas.
+    ``with_collateral=False`` keeps the collateral value (a mark moved, no
     wallet or collateral price did).
     """
     table = book.units
     n = units.shape[0]
-    if n * 2 >= table.size:
+    if _kernels.ENABLED:
+        sum_unit_rows(units, table.head, book.positions.unit_next, book.positions.figures,
+                      table.figures)  # fmt: skip
+    elif n * 2 >= table.size:
         _refresh_most_units(book, units)
     else:
-        _walk_unit_rows(book, units)
+        sum_unit_rows_reference(
+            units, table.head, book.positions.unit_next, book.positions.figures, table.figures
+        )
     if with_collateral:
         table.figures[units, COLLATERAL] = unit_collateral_of(book, units)
 
@@ -130,26 +148,6 @@ def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
     for k in range(3):
         sums[:, k] = _sum_by(unit, values[:, k], n_units)[units]
     sums[:, 3] = _sum_by(unit, np.abs(values[:, 0]), n_units)[units]
-    table.figures[units, UPNL:] = sums
-
-
-def _walk_unit_rows(book: Book, units: NDArray[np.intp]) -> None:
-    """Sum the cached figures of ``units`` along their row lists, all lists at once."""
-    pos, table = book.positions, book.units
-    n = units.shape[0]
-    sums = np.zeros((n, 4))  # upnl, initial, maintenance, gross: figures[:, UPNL:]
-    slot = np.arange(n)
-    row = table.head[units]
-    live = row != NO_ROW
-    slot, row = slot[live], row[live]
-    while row.shape[0]:
-        values = pos.figures[row]
-        sums[slot, :3] += values
-        sums[slot, 3] += np.abs(values[:, 0])
-        row = pos.unit_next[row]
-        live = row != NO_ROW
-        if not live.all():
-            slot, row = slot[live], row[live]
     table.figures[units, UPNL:] = sums
 
 

@@ -16,6 +16,10 @@ from monitor.engine._kernels import (
     brackets_reference,
     revalue_linear,
     revalue_linear_reference,
+    revalue_rows,
+    revalue_rows_reference,
+    sum_unit_rows,
+    sum_unit_rows_reference,
     unit_collateral,
     unit_collateral_reference,
 )
@@ -86,6 +90,28 @@ def test_the_kernel_equals_its_numpy_reference(seed: int) -> None:
     np.testing.assert_allclose(rows_k, rows_r, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(units_k, units_r, rtol=1e-12, atol=1e-9)
     assert not units_k[:, 0].any()  # collateral is not the revaluation's column
+
+
+@pytest.mark.parametrize("seed", [12, 13])
+def test_the_tick_kernels_equal_their_references(seed: int) -> None:
+    engine = random_book(seed)
+    book = engine.book
+    pos, table = book.positions, book.units
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(pos.size, pos.size // 3, replace=False)).astype(np.intp)
+    inputs = kernel_inputs(engine)
+    arrays = (pos.instrument, pos.qty, pos.entry, pos.leverage, *inputs[5:])
+    fused, reference = pos.figures.copy(), pos.figures.copy()
+    revalue_rows(rows, *arrays, fused)
+    revalue_rows_reference(rows, *arrays, reference)  # type: ignore[arg-type]
+    np.testing.assert_allclose(fused, reference, rtol=1e-12, atol=1e-9)
+    units = np.sort(rng.choice(table.size, table.size // 2, replace=False)).astype(np.intp)
+    walks = []
+    for kernel in (sum_unit_rows, sum_unit_rows_reference):
+        figures_out = table.figures.copy()
+        kernel(units, table.head, pos.unit_next, fused, figures_out)
+        walks.append(figures_out)
+    np.testing.assert_array_equal(walks[0], walks[1])  # same order of addition: exact
 
 
 @pytest.mark.parametrize("seed", [4, 5])

@@ -222,7 +222,7 @@ class Monitor:
                 transactional_id=self.transactional_id,
             )
             # Compile the fused kernels off the event loop while the prices catch up.
-            self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up))
+            self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up, _log_kernel_step))
             self._kernels.add_done_callback(_log_kernels)
             changelog = await self._recovery.read_changelog()
             self.dynamic.restore(changelog.volatility.values())
@@ -502,6 +502,11 @@ class Monitor:
         self._positions = dict(rebuilt.resume)
         self._built = True
         self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)
+
+
+def _log_kernel_step(step: str, seconds: float) -> None:
+    """Progress of compiling the kernels (from the warm-up thread)."""
+    log.info("kernels compiling", compiled=step, seconds=round(seconds, 3))
 
 
 def _log_kernels(compiling: asyncio.Future[float]) -> None:

@@ -26,7 +26,7 @@ def warm_up(progress: Callable[[str, float], None] | None = None) -> float:
     """Compile (or load from the disk cache) every kernel; return the seconds it took.
 
     ``progress(step, seconds)`` is called after each step (``revaluation``, ``tick``,
-    ``sweep``) with the seconds since the start.
+    ``sweep``, ``events``) with the seconds since the start.
     """
     started = time.perf_counter()
     tiers = TieredMargin(
@@ -60,4 +60,6 @@ def warm_up(progress: Callable[[str, float], None] | None = None) -> float:
     step("tick")
     engine.verify()
     step("sweep")
+    engine.account_risk("warm-b")  # an event's figures: liquidation prices
+    step("events")
     return time.perf_counter() - started

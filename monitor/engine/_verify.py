@@ -21,9 +21,11 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, NO_ROW, UPNL, Book
 from monitor.engine import _kernels
+from monitor.engine._judge import judge_range
 from monitor.engine._kernels import revalue_linear
 from monitor.engine._options import option_mismatches
 from monitor.engine._revalue import figures, unit_collateral_of
+from monitor.engine._verify_kernels import BAD_CYCLE, BAD_LISTED, check_unit_rows
 from monitor.states import REL_TOL, STATE_NAMES, classify
 
 if TYPE_CHECKING:
@@ -59,6 +61,7 @@ class VerifySweep:
         self._engine = engine
         self._limit = limit
         self._found: list[str] = []
+        self._uncounted = 0  # problems the compiled walk counted but had no room to record
         book = engine.book
         self._units_per_step = units_per_step
         self._steps = max(1, -(-book.units.size // units_per_step))
@@ -79,8 +82,9 @@ class VerifySweep:
     @property
     def problems(self) -> list[str]:
         found, limit = self._found, self._limit
-        if len(found) > limit:
-            return [*found[:limit], f"... and {len(found) - limit} more"]
+        total = len(found) + self._uncounted
+        if total > limit:
+            return [*found[:limit], f"... and {total - limit} more"]
         return list(found)
 
     def step(self) -> bool:
@@ -111,9 +115,13 @@ class VerifySweep:
 
     def _check_units(self, units: NDArray[np.intp]) -> None:
         book = self._engine.book
-        slots, rows = _listed_rows(self._found, book, units)
-        fresh_rows, sums = _fresh(book, units, slots, rows)
-        self._row_problems(rows, fresh_rows)
+        if _kernels.ENABLED and book.contracts.linear_only:
+            sums, listed = self._walk_compiled(units)
+        else:
+            slots, rows = _listed_rows(self._found, book, units)
+            fresh_rows, sums = _fresh(book, units, slots, rows)
+            self._row_problems(rows, fresh_rows)
+            listed = np.bincount(slots, minlength=units.shape[0])
         sums[:, COLLATERAL] = unit_collateral_of(book, units)
         table = book.units
         cached = table.figures[units]
@@ -130,9 +138,8 @@ class VerifySweep:
             for k in _differ(cached[:, column], sums[:, column], unit_scale).tolist():
                 self._found.append(
                     f"{_unit_name(book, int(units[k]))}: {name} cached "
-                    f"{cached[k, column]!r}, recomputed {sums[k, column]!r}"
+                    f"{float(cached[k, column])!r}, recomputed {float(sums[k, column])!r}"
                 )
-        listed = np.bincount(slots, minlength=units.shape[0])
         counted = table.open_positions[units]
         for k in np.flatnonzero(listed != counted).tolist():
             self._found.append(
@@ -140,6 +147,55 @@ class VerifySweep:
                 f"{counted[k]} open positions counted"
             )
         self._found.extend(_state_problems(self._engine, units, sums, listed))
+
+    def _walk_compiled(
+        self, units: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+        """The units' fresh sums and listed rows, and the rows' problems, in one compiled
+        walk (``monitor.engine._verify_kernels``)."""
+        book = self._engine.book
+        pos, layout = book.positions, book.models.layout
+        sums = np.zeros((units.shape[0], 5))
+        listed = np.zeros(units.shape[0], dtype=np.intp)
+        capacity = self._limit + 1
+        bad_at = np.empty(capacity, dtype=np.intp)
+        bad_kind = np.empty(capacity, dtype=np.intp)
+        bad_fresh = np.empty(capacity)
+        bad_unit = np.empty(capacity, dtype=np.intp)
+        found = check_unit_rows(
+            int(units[0]), int(units[-1]) + 1, book.units.head, pos.unit_next, pos.unit,
+            pos.instrument, pos.qty, pos.entry, pos.leverage, book.mark, layout.contract_size,
+            book.assets.value.take(book.settle_asset), layout.floors, layout.mmr, layout.imr,
+            layout.cum, layout.mm_slope, layout.im_slope, pos.figures, sums, listed, bad_at,
+            bad_kind, bad_fresh, bad_unit,
+        )  # fmt: skip
+        recorded = min(found, capacity)
+        self._uncounted += found - recorded
+        names = ("upnl", "initial", "maintenance")
+        cycle = False
+        for at, kind, fresh, unit in zip(
+            bad_at[:recorded].tolist(),
+            bad_kind[:recorded].tolist(),
+            bad_fresh[:recorded].tolist(),
+            bad_unit[:recorded].tolist(),
+            strict=True,
+        ):
+            if kind == BAD_CYCLE:
+                cycle = True
+            elif kind == BAD_LISTED:
+                owner = _unit_name(book, unit)
+                self._found.append(
+                    f"unit row lists: row {at} is on the list of {owner} "
+                    f"but is flat or in unit {int(pos.unit[at])}"
+                )
+            else:
+                self._found.append(
+                    f"position row {at} ({book.symbols[pos.instrument[at]]}): {names[kind]} "
+                    f"cached {float(pos.figures[at, kind])!r}, recomputed {fresh!r}"
+                )
+        if cycle:
+            self._found.append("a unit row list has a cycle or a row listed twice")
+        return sums, listed
 
     def _row_problems(self, rows: NDArray[np.intp], fresh: NDArray[np.float64]) -> None:
         book = self._engine.book
@@ -150,7 +206,8 @@ class VerifySweep:
                 row = int(rows[k])
                 self._found.append(
                     f"position row {row} ({book.symbols[book.positions.instrument[row]]}): "
-                    f"{name} cached {cached[k, column]!r}, recomputed {fresh[k, column]!r}"
+                    f"{name} cached {float(cached[k, column])!r}, "
+                    f"recomputed {float(fresh[k, column])!r}"
                 )
 
     def _portfolio_problems(self) -> list[str]:
@@ -166,8 +223,8 @@ class VerifySweep:
         for column, name, k_fresh in ((INITIAL, "initial", 0), (MAINTENANCE, "maintenance", 1)):
             for k in _differ(cached[:, column], fresh[:, k_fresh], scale).tolist():
                 found.append(
-                    f"{_unit_name(book, int(units[k]))}: {name} cached {cached[k, column]!r}, "
-                    f"recomputed {fresh[k, k_fresh]!r}"
+                    f"{_unit_name(book, int(units[k]))}: {name} cached "
+                    f"{float(cached[k, column])!r}, recomputed {float(fresh[k, k_fresh])!r}"
                 )
         sums = cached.copy()
         sums[:, INITIAL], sums[:, MAINTENANCE] = fresh[:, 0], fresh[:, 1]
@@ -246,6 +303,16 @@ def _state_problems(
     """Units whose state is not what their fresh figures say (no pending transition)."""
     book, config = engine.book, engine.config
     state = book.units.state[units]
+    if _kernels.ENABLED:  # the state machine's kernel, on copies: a dry run
+        n = units.shape[0]
+        changed = np.empty(n, dtype=np.intp)
+        count = judge_range(
+            0, n, state.copy(), np.zeros(n, dtype=np.int64), np.ascontiguousarray(sums),
+            np.ascontiguousarray(open_positions, dtype=np.intp), config.margin_call_ratio,
+            config.hysteresis, changed, np.empty(n, dtype=np.int8),
+        )  # fmt: skip
+        if count == 0:  # the common case; otherwise classify names the states below
+            return []
     judged = classify(
         state,
         sums[:, COLLATERAL] + sums[:, UPNL],
@@ -269,10 +336,13 @@ def _holder_problems(book: Book, instruments: range) -> list[str]:
     problems = []
     for ix in instruments:
         holders = pos.holders_of(ix)
+        # Read the rows in increasing order (memory order): a slot is its place in the list.
+        slots = np.argsort(holders)
+        rows = holders[slots]
         if holders.size and not (
-            np.array_equal(pos.holder_slot[holders], np.arange(holders.size))
-            and bool(np.all(pos.instrument[holders] == ix))
-            and bool(np.all(pos.qty[holders] != 0.0))
+            np.array_equal(pos.holder_slot[rows], slots)
+            and bool(np.all(pos.instrument[rows] == ix))
+            and bool(np.all(pos.qty[rows] != 0.0))
         ):
             problems.append(
                 f"holders of {book.symbols[ix]}: a listed row is flat, elsewhere or misplaced"

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from monitor.book import load_cross_accounts
-from monitor.engine import Engine
+from monitor.engine import Engine, _kernels
 from monitor.schema import Fill, Instrument, PriceTick, Tier, TieredMargin, Transfer
 
 pytestmark = pytest.mark.unit
@@ -55,15 +55,39 @@ def run(engine: Engine, units_per_step: int) -> tuple[list[str], int]:
     return sweep.problems, steps
 
 
-def test_a_sliced_sweep_finds_what_the_whole_sweep_finds() -> None:
+def broken_book() -> Engine:
     engine = book()
     units = engine.book.units
     units.upnl[7] += 5.0
     units.state[300] = 3
     engine.book.positions.figures[11, 1] *= 2.0
     engine.book.units.head[390] = -1
-    whole = engine.verify(limit=100)
-    sliced, steps = run(engine, units_per_step=37)
+    pos = engine.book.positions
+    pos.unit_next[pos.unit_next[units.head[20]]] = units.head[21]  # 20's list runs into 21's
+    return engine
+
+
+def test_the_compiled_sweep_finds_what_the_numpy_sweep_finds() -> None:
+    engine = broken_book()
+    compiled = engine.verify(limit=100)
+    _kernels.ENABLED = False
+    try:
+        numpy_path = engine.verify(limit=100)
+    finally:
+        _kernels.ENABLED = _kernels.HAVE_NUMBA
+    assert sorted(compiled) == sorted(numpy_path)
+    assert any("unit 20 " in line and "is on the list of" in line for line in compiled)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_sliced_sweep_finds_what_the_whole_sweep_finds(fused: bool) -> None:
+    engine = broken_book()
+    _kernels.ENABLED = fused and _kernels.HAVE_NUMBA
+    try:
+        whole = engine.verify(limit=100)
+        sliced, steps = run(engine, units_per_step=37)
+    finally:
+        _kernels.ENABLED = _kernels.HAVE_NUMBA
     assert steps == -(-engine.account_count // 37)
     assert sorted(sliced) == sorted(whole)
     assert any("unit 7 " in line and "upnl cached" in line for line in whole)

@@ -16,9 +16,9 @@ instrument. Each figure is printed with its baseline measured in the same run:
   with 6,000 holders that moves nobody across a threshold, against the full
   revaluation; ``..._with_events``: the same with 0.1 % steps, where leveraged
   holders change state every tick and events are built;
-  ``..._holder_share``: how much of a quiet tick is work per holder (against the same
-  tick of an instrument with a handful of holders), and what share of holders change
-  state per tick of the 0.1 % steps: the ceiling of skipping holders that cannot.
+  ``..._holder_share``: how much of a quiet cycle is work per holder (1, 2 and 5
+  instruments ticking together), and what share of holders change state per tick of the
+  0.1 % steps: the ceiling of skipping holders that cannot.
 """
 
 from __future__ import annotations
@@ -297,29 +297,41 @@ def main() -> int:
         baseline_seconds=round(full, 4),
         speedup=round(full / tick, 1),
     )
-    # Only what moved: the same quiet tick on the instrument with the fewest holders is
-    # the tick's fixed cost; the rest of the 6,000-holder tick is work per holder. Of the
+    # Only what moved: the same quiet tick with 1, 2 and 5 instruments ticking in one cycle
+    # (the single tick's holders stay in cache from tick to tick; more do not). Per
+    # holder and fixed cost by a line through the 1- and 5-instrument ticks. Of the
     # holders, those that changed state in the busy run are the ones that could.
-    few = int(np.argmin(holders))
-    few_symbol, few_price = engine.book.symbols[few], float(base[few])
-    few_times = []
-    for ts, price in enumerate([few_price, few_price * 1.000001] * 200, start=5_000):
-        t0 = time.perf_counter()
-        engine.apply([], [PriceTick(symbol=few_symbol, mark_price=price, ts=ts)], ts)
-        few_times.append(time.perf_counter() - t0)
-    fixed = statistics.median(few_times)
-    per_holder_share = max(0.0, tick - fixed) / tick
-    could_change = events / len(busy) / int(holders[ix])
+    ticked = [(ix + k) % INSTRUMENTS for k in range(5)]
+    by_count: dict[int, float] = {}
+    for count in (1, 2, 5):
+        times = []
+        for k in range(200):
+            ts = 10_000 * count + k
+            step = 1.000001 if k % 2 else 1.0
+            cycle = [
+                PriceTick(symbol=engine.book.symbols[i], mark_price=float(base[i]) * step, ts=ts)
+                for i in ticked[:count]
+            ]
+            t0 = time.perf_counter()
+            engine.apply([], cycle, ts)
+            times.append(time.perf_counter() - t0)
+        by_count[count] = statistics.median(times[10:])
+    held_1, held_5 = int(holders[ix]), int(holders[ticked].sum())
+    per_holder = (by_count[5] - by_count[1]) / (held_5 - held_1)
     emit(
         figure="incremental_price_update_holder_share",
-        what="share of a quiet tick's time that is work per holder (none of whom changed "
-        "state), and share of holders that changed state per tick in the 0.1 % steps",
-        holders=int(holders[ix]),
-        seconds=round(tick, 6),
-        fixed_seconds=round(fixed, 6),
-        fixed_holders=int(holders[few]),
-        per_holder_share=round(per_holder_share, 3),
-        holders_changing_state_share=round(could_change, 4),
+        what="quiet ticks of 1, 2 and 5 instruments in one cycle; cost per holder and "
+        "fixed cost (a line through 1 and 5); share of holders that changed state per "
+        "tick in the 0.1 % steps",
+        holders=held_1,
+        seconds=round(by_count[1], 6),
+        seconds_2_instruments=round(by_count[2], 6),
+        seconds_5_instruments=round(by_count[5], 6),
+        holders_5_instruments=held_5,
+        per_holder_seconds=round(per_holder, 9),
+        fixed_seconds=round(by_count[5] - per_holder * held_5, 6),
+        per_holder_share_5_instruments=round(per_holder * held_5 / by_count[5], 3),
+        holders_changing_state_share=round(events / len(busy) / int(holders[ix]), 4),
     )
     emit(
         figure="incremental_price_update_with_events",

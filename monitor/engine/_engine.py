@@ -509,9 +509,8 @@ class Engine:
         """:meth:`verify` in steps of ``units_per_step`` margin units each: call
         ``step()`` between cycles until it returns True, then read ``problems``. Each
         step checks its slice against the book as it is then, so a long sweep never
-        stalls the caller for more than one slice (measured at 1M accounts, load 8 on 2
-        cores: median 4-6 ms per slice of 8,192 units; the last, which also checks the
-        book-wide totals, about 20 ms)."""
+        stalls the caller for more than one slice (measured at 1M accounts, load 4-8 on
+        2 cores: median 2-6 ms per slice of 8,192 units, the longest 3-26 ms)."""
         return VerifySweep(self, units_per_step, limit)
 
     def portfolio_units(self, units: NDArray[np.intp]) -> NDArray[np.bool_]:

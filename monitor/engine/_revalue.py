@@ -13,11 +13,10 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, UPNL, Book
 from monitor.engine import _kernels
-from monitor.engine._kernels import (
+from monitor.engine._kernels import revalue_linear, revalue_rows
+from monitor.engine._unit_kernels import (
     reset_units,
     reset_units_reference,
-    revalue_linear,
-    revalue_rows,
     sum_unit_rows,
     sum_unit_rows_reference,
     unit_collateral,

@@ -18,12 +18,14 @@ from monitor.engine._kernels import (
     revalue_linear_reference,
     revalue_rows,
     revalue_rows_reference,
+)
+from monitor.engine._revalue import _CHUNK, figures
+from monitor.engine._unit_kernels import (
     sum_unit_rows,
     sum_unit_rows_reference,
     unit_collateral,
     unit_collateral_reference,
 )
-from monitor.engine._revalue import _CHUNK, figures
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 pytestmark = pytest.mark.unit

@@ -23,6 +23,7 @@ from typing import Any, get_args
 
 import structlog
 
+from monitor.allocator import release_free_memory
 from monitor.changelog import (
     batch_ends,
     checkpoint_records,
@@ -34,7 +35,7 @@ from monitor.changelog import (
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
-from monitor.engine import SHAPE_REASONS, Engine, unit_record, warm_up
+from monitor.engine import SHAPE_REASONS, Engine, VerifySweep, unit_record, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
@@ -136,6 +137,7 @@ class Monitor:
             self.metrics.margin_parameter_changes.labels(underlying)
         self._next_guard_save = 0.0
         self._kernels: asyncio.Future[float] | None = None
+        self._verify: VerifySweep | None = None  # the consistency sweep under way
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
         )
@@ -236,7 +238,7 @@ class Monitor:
                 transactional_id=self.transactional_id,
             )
             # Compile the fused kernels off the event loop while the prices catch up.
-            self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up))
+            self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up, _log_kernel_step))
             self._kernels.add_done_callback(_log_kernels)
             changelog = await self._recovery.read_changelog()
             self.dynamic.restore(changelog.volatility.values())
@@ -319,9 +321,10 @@ class Monitor:
                 if now >= next_book and (figures is None or figures.done()):
                     next_book = now + service.book_metrics_interval_s
                     figures = self._book_figures()
-                if now >= next_sweep:
+                if now >= next_sweep and self._verify is None:
                     next_sweep = now + service.sweep_interval_s
-                    self._sweep()
+                    self._verify = self.engine.verify_sweep()
+                self._sweep()
         finally:
             stop_wait.cancel()
             for task in polls.values():
@@ -510,8 +513,19 @@ class Monitor:
         return computing
 
     def _sweep(self) -> None:
+        """One slice of the running sweep, if any (a slice between cycles: a sweep
+        never stalls the loop; ``Engine.verify_sweep``)."""
+        sweep = self._verify
+        if sweep is None:
+            return
+        if sweep.engine is not self.engine:  # the book was rebuilt: start again later
+            self._verify = None
+            return
+        if not sweep.step():
+            return
+        self._verify = None
         self.metrics.sweeps.inc()
-        problems = self.engine.verify()
+        problems = sweep.problems
         if problems:
             self.metrics.sweep_mismatches.inc(len(problems))
             log.error("full sweep disagrees with incremental state", problems=problems)
@@ -569,6 +583,7 @@ class Monitor:
         """Judge with the rebuilt book from now on; publish what it found, and move the
         group's offsets to where the changelog says the last run got."""
         self.engine = rebuilt.engine
+        release_free_memory()  # the restore's freed temporaries: see monitor.allocator
         self._partitions = rebuilt.partitions
         self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned
@@ -583,6 +598,11 @@ class Monitor:
         self._positions = dict(rebuilt.resume)
         self._built = True
         self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)
+
+
+def _log_kernel_step(step: str, seconds: float) -> None:
+    """Progress of compiling the kernels (from the warm-up thread)."""
+    log.info("kernels compiling", compiled=step, seconds=round(seconds, 3))
 
 
 def _log_kernels(compiling: asyncio.Future[float]) -> None:

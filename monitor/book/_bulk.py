@@ -59,11 +59,7 @@ def load_cross_accounts(
     if leverage is not None:
         pos.leverage[:n_rows] = leverage
     pos.unit[:n_rows] = account
-    pos.rows.update(
-        zip(zip(account.tolist(), instrument.tolist(), strict=True), range(n_rows), strict=True)
-    )
-    if len(pos.rows) != n_rows:
-        raise ValueError("an (account, instrument) pair appears more than once")
+    pos.rows.add_many(account, instrument, np.arange(n_rows))  # ValueError on a repeat
 
     # Unit row lists: rows grouped by unit, linked in row order.
     order = np.argsort(account, kind="stable")

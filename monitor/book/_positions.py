@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._columns import Columns
+from monitor.book._row_index import RowIndex
 
 __all__ = ["FLAT_QTY_REL", "PositionTable", "trade"]
 
@@ -99,7 +100,7 @@ class PositionTable(Columns):
 
     def __init__(self, n_instruments: int, capacity: int = 64) -> None:
         super().__init__(capacity)
-        self.rows: dict[tuple[int, int], int] = {}
+        self.rows = RowIndex(n_instruments)
         self._holders: list[NDArray[np.intp]] = [
             np.empty(8, dtype=np.intp) for _ in range(n_instruments)
         ]

@@ -207,6 +207,21 @@ def export_partition(
     return [msgspec.structs.replace(c, chunk=n, chunks=total) for n, c in enumerate(chunks)]
 
 
+# Position columns of a chunk: name in ``_load`` -> (SnapshotChunk field, dtype).
+_COLUMNS: dict[str, tuple[str, str]] = {
+    "account": ("row_account", "<i4"),
+    "instrument": ("row_symbol", "<i4"),
+    "qty": ("qty", "<f8"),
+    "entry": ("entry", "<f8"),
+    "realised": ("realised", "<f8"),
+    "lev": ("leverage", "<f8"),
+    "iso": ("isolated_margin", "<f8"),
+    "flags": ("row_flags", "<i1"),
+    "rank": ("row_rank", "<i4"),
+    "order": ("row_unit_order", "<i8"),
+}
+
+
 def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     """Load every account of ``chunks`` into an empty ``book``; return the symbols of
     position rows that were skipped because the instrument is no longer configured."""
@@ -216,13 +231,11 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     names: list[str] = []
     modes: list[NDArray[Any]] = []
     balances: list[NDArray[np.float64]] = []
-    parts: dict[str, list[NDArray[Any]]] = {
-        k: []
-        for k in (
-            "account", "instrument", "qty", "entry", "realised", "lev", "iso", "flags", "rank",
-            "order",
-        )
-    }  # fmt: skip
+    # Views of the chunks' columns, concatenated once: per-chunk copies (a few tens of
+    # kilobytes each, hundreds of them) would be freed in the middle of the heap and stay
+    # resident (monitor.allocator).
+    parts: dict[str, list[NDArray[Any]]] = {k: [] for k in _COLUMNS}
+    symbol_maps: list[NDArray[np.intp]] = []  # per chunk, its symbol table onto the book
     seen: list[tuple[str, str, int, int]] = []
     clock = 0
     index = book.instrument_index
@@ -231,30 +244,33 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
         names.extend(chunk.accounts)
         modes.append(np.frombuffer(chunk.modes, dtype="<i1"))
         balances.append(_balances(book, chunk))
-        # The chunk's symbol table onto this book's instruments (-1: no longer configured).
-        mapping = np.array([index.get(s, -1) for s in chunk.symbols], dtype=np.intp)
-        instrument = mapping[np.frombuffer(chunk.row_symbol, dtype="<i4")]
-        keep = instrument >= 0
-        missing = np.unique(np.frombuffer(chunk.row_symbol, dtype="<i4")[~keep])
-        skipped.update(chunk.symbols[k] for k in missing.tolist())
-        parts["account"].append(np.frombuffer(chunk.row_account, dtype="<i4")[keep] + base)
-        parts["instrument"].append(instrument[keep])
-        for key, column in (
-            ("qty", chunk.qty),
-            ("entry", chunk.entry),
-            ("realised", chunk.realised),
-            ("lev", chunk.leverage),
-            ("iso", chunk.isolated_margin),
-        ):
-            parts[key].append(np.frombuffer(column, dtype="<f8")[keep])
-        parts["flags"].append(np.frombuffer(chunk.row_flags, dtype="<i1")[keep])
-        parts["rank"].append(np.frombuffer(chunk.row_rank, dtype="<i4")[keep])
-        parts["order"].append(np.frombuffer(chunk.row_unit_order, dtype="<i8")[keep])
+        symbol_maps.append(np.array([index.get(s, -1) for s in chunk.symbols], dtype=np.intp))
+        for key, (field, dtype) in _COLUMNS.items():
+            parts[key].append(np.frombuffer(getattr(chunk, field), dtype=dtype))
         seen.extend((k, i, stamp, base + owner) for k, i, stamp, owner in chunk.seen)
         clock = max(clock, chunk.ledger_clock)
     if len(set(names)) != len(names):
         raise InputError("an account appears in two snapshots; each account has one partition")
     cols = {k: np.concatenate(v) if v else np.empty(0) for k, v in parts.items()}
+    rows_per_chunk = np.array([p.shape[0] for p in parts["account"]], dtype=np.intp)
+    accounts_per_chunk = np.array([len(c.accounts) for c in chunks], dtype=np.intp)
+    first_account = np.cumsum(accounts_per_chunk) - accounts_per_chunk
+    account = cols["account"].astype(np.intp)
+    account += np.repeat(first_account, rows_per_chunk)
+    cols["account"] = account
+    # Each chunk's symbol indexes onto the book's instruments (-1: no longer configured).
+    sizes = np.array([m.shape[0] for m in symbol_maps], dtype=np.intp)
+    offsets = np.cumsum(sizes) - sizes
+    symbol = cols["instrument"].astype(np.intp)
+    symbol += np.repeat(offsets, rows_per_chunk)
+    all_maps = np.concatenate(symbol_maps) if symbol_maps else np.empty(0, dtype=np.intp)
+    instrument = all_maps[symbol]
+    cols["instrument"] = instrument
+    keep = instrument >= 0
+    if not keep.all():
+        names_of = [s for c in chunks for s in c.symbols]
+        skipped.update(names_of[k] for k in np.unique(symbol[~keep]).tolist())
+        cols = {k: v[keep] for k, v in cols.items()}
     all_modes = np.concatenate(modes) if modes else np.empty(0, dtype=np.int8)
     _load(book, names, all_modes, np.concatenate(balances) if balances else None, cols)
     book.applied_ids.restore(seen, clock)
@@ -310,9 +326,7 @@ def _load(
     pos.realised[:m] = cols["realised"]
     pos.leverage[:m] = cols["lev"]
     pos.isolated_margin[:m] = cols["iso"]
-    pos.rows.update(
-        zip(zip(account.tolist(), instrument.tolist(), strict=True), range(m), strict=True)
-    )
+    pos.rows.add_many(account, instrument, np.arange(m))
     # Isolated units, per account in the order they were first created, so units (and
     # the events judged in unit order) come in the order of the book that was saved.
     isolated_rows = np.flatnonzero(flags & WITH_ISOLATED_UNIT)

@@ -38,9 +38,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _run(args: argparse.Namespace) -> int:
+    from monitor.allocator import return_large_blocks
     from monitor.instruments import load_instruments
     from monitor.service import Monitor
 
+    return_large_blocks()  # before the book is built: see monitor.allocator
     settings = settings_from_args(args)
     configure_logging(settings.log)
     logging.getLogger("aiokafka").setLevel(logging.WARNING)

@@ -9,7 +9,6 @@ from monitor.engine._config import EngineConfig
 from monitor.engine._engine import CycleOutput, Engine
 from monitor.engine._events import MAX_EVENT_BYTES, event_id, fit_positions
 from monitor.engine._exposure import Exposure, exposure
-from monitor.engine._kernels import warm_up
 from monitor.engine._portfolio import GroupLayout, PortfolioMargins
 from monitor.engine._portfolio_risk import account_groups, group_rows
 from monitor.engine._reduction import kept_fraction
@@ -23,6 +22,8 @@ from monitor.engine._validation import (
     SHAPE_REASONS,
     shape_problem,
 )
+from monitor.engine._verify import VerifySweep
+from monitor.engine._warm import warm_up
 
 __all__ = [
     "MAX_AMOUNT",
@@ -38,6 +39,7 @@ __all__ = [
     "Exposure",
     "GroupLayout",
     "PortfolioMargins",
+    "VerifySweep",
     "account_groups",
     "event_id",
     "exposure",

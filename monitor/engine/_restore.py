@@ -61,7 +61,8 @@ def judge_all(engine: Engine, now_ms: int) -> list[MarginEvent]:
         return []
     units = np.arange(n_units, dtype=np.intp)
     refresh_units(book, units)
-    engine.portfolio.recompute_all(book)
+    if engine.portfolio.has_accounts(book):  # else no unit to set (see full_recompute)
+        engine.portfolio.recompute_all(book)
     marks: dict[int, list[PriceTick]] = {
         ix: [PriceTick(symbol=book.symbols[ix], mark_price=float(mark), ts=int(book.mark_ts[ix]))]
         for ix, mark in enumerate(book.mark.tolist())

@@ -8,23 +8,30 @@ value (1 when an instrument settles in the valuation asset).
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, NO_ROW, UPNL, Book
-from monitor.engine._kernels import HAVE_NUMBA, revalue_linear
+from monitor.book import COLLATERAL, UPNL, Book
+from monitor.engine import _kernels
+from monitor.engine._kernels import revalue_linear, revalue_rows
 from monitor.engine._tick_kernels import moved_rows, revalue_option_rows, unit_sums
+from monitor.engine._unit_kernels import (
+    reset_units,
+    reset_units_reference,
+    sum_unit_rows,
+    sum_unit_rows_reference,
+    unit_collateral,
+    unit_collateral_reference,
+)
 
 __all__ = [
-    "UnitFigures",
     "figures",
-    "recompute_units",
     "refresh_moved",
     "refresh_rows",
     "refresh_units",
+    "revalue_book",
     "scale",
+    "unit_collateral_of",
 ]
 
 
@@ -61,7 +68,16 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     """
     pos = book.positions
     n = pos.size
-    if HAVE_NUMBA and book.contracts.has_options and rows.shape[0]:
+    if _kernels.ENABLED and book.contracts.linear_only:
+        layout = book.models.layout
+        revalue_rows(
+            rows, pos.instrument, pos.qty, pos.entry, pos.leverage, book.mark,
+            layout.contract_size, book.assets.value.take(book.settle_asset), layout.n_tiers,
+            layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
+            layout.im_slope, pos.figures,
+        )  # fmt: skip
+        return
+    if _kernels.ENABLED and book.contracts.has_options and rows.shape[0]:
         if rows.shape[0] * 2 >= n:  # every option row in one sequential pass; the rest:
             rows = _revalue_option_rows(book, None)  # every row of another kind
         else:
@@ -99,7 +115,7 @@ def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]
     """
     pos = book.positions
     dense = int(pos.holder_count[instruments].sum()) * 4 >= pos.size  # a quarter or more
-    if not (HAVE_NUMBA and book.contracts.has_options and dense):
+    if not (_kernels.ENABLED and book.contracts.has_options and dense):
         parts = [pos.holders_of(ix) for ix in instruments.tolist()]
         rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
         refresh_rows(book, rows)
@@ -148,37 +164,49 @@ def _revalue_option_rows(book: Book, rows: NDArray[np.intp] | None) -> NDArray[n
     )
 
 
-def _collateral(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
-    """Collateral value of units: wallet after haircuts, or an isolated unit's margin."""
-    table = book.units
+def unit_collateral_of(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
+    """Collateral value of units: wallet after haircuts, or an isolated unit's margin
+    (``monitor.engine._kernels.unit_collateral``; the full recompute uses the same)."""
+    table, assets = book.units, book.assets
     value = np.empty(units.shape[0])
-    rows = table.row[units]
-    cross = rows == NO_ROW
-    value[cross] = book.assets.wallet_value(book.accounts.balance[table.account[units[cross]]])
-    if not cross.all():
-        iso = rows[~cross]
-        settle = book.settle_asset[book.positions.instrument[iso]]
-        value[~cross] = book.positions.isolated_margin[iso] * book.assets.value[settle]
+    kernel = unit_collateral if _kernels.ENABLED else unit_collateral_reference
+    kernel(
+        table.row[units],
+        table.account[units],
+        book.accounts.balance,
+        assets.value,
+        assets.haircut,
+        book.positions.isolated_margin,
+        book.positions.instrument,
+        assets.value.take(book.settle_asset),
+        value,
+    )
     return value
 
 
 def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = True) -> None:
     """Recompute the sums of ``units`` (unique ids) from their positions' cached figures.
 
-    Few units: walk their row lists, all at once (one vectorised step per position of
-    the largest unit). Half of all units or more: one bincount pass over every open row,
-    about three times cheaper there. Either way the sums are exact, never adjusted by
-    deltas. ``with_collateral=False`` keeps the collateral value (a mark moved, no
+    Few units: walk each unit's row list (``sum_unit_rows``, or its numpy reference: one
+    vectorised step per position of the largest unit). Half of all units or more: one
+    sequential pass over every open row (``unit_sums``, or numpy's bincount), cheaper than
+    scattered row lists there. Either way the sums are exact, never adjusted by deltas.
+    ``with_collateral=False`` keeps the collateral value (a mark moved, no
     wallet or collateral price did).
     """
     table = book.units
     n = units.shape[0]
-    if n * 2 >= table.size:
+    if _kernels.ENABLED and n * 2 < table.size:
+        sum_unit_rows(units, table.head, book.positions.unit_next, book.positions.figures,
+                      table.figures)  # fmt: skip
+    elif n * 2 >= table.size:
         _refresh_most_units(book, units)
     else:
-        _walk_unit_rows(book, units)
+        sum_unit_rows_reference(
+            units, table.head, book.positions.unit_next, book.positions.figures, table.figures
+        )
     if with_collateral:
-        table.figures[units, COLLATERAL] = _collateral(book, units)
+        table.figures[units, COLLATERAL] = unit_collateral_of(book, units)
 
 
 def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
@@ -186,7 +214,7 @@ def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
     every open row's cached figures is cheaper than walking the row lists."""
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
-    if HAVE_NUMBA:  # one fused pass (monitor.engine._tick_kernels), same sums
+    if _kernels.ENABLED:  # one fused pass (monitor.engine._tick_kernels), same sums
         sums = unit_sums(pos.unit[:n_rows], pos.qty[:n_rows], pos.figures[:n_rows], n_units)
         table.figures[units, UPNL:] = sums[units]
         return
@@ -202,106 +230,37 @@ def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
     table.figures[units, UPNL:] = sums
 
 
-def _walk_unit_rows(book: Book, units: NDArray[np.intp]) -> None:
-    """Sum the cached figures of ``units`` along their row lists, all lists at once."""
-    pos, table = book.positions, book.units
-    n = units.shape[0]
-    sums = np.zeros((n, 4))  # upnl, initial, maintenance, gross: figures[:, UPNL:]
-    slot = np.arange(n)
-    row = table.head[units]
-    live = row != NO_ROW
-    slot, row = slot[live], row[live]
-    while row.shape[0]:
-        values = pos.figures[row]
-        sums[slot, :3] += values
-        sums[slot, 3] += np.abs(values[:, 0])
-        row = pos.unit_next[row]
-        live = row != NO_ROW
-        if not live.all():
-            slot, row = slot[live], row[live]
-    table.figures[units, UPNL:] = sums
-
-
-class UnitFigures(NamedTuple):
-    """Every unit's figures and every position's, computed from scratch."""
-
-    collateral: NDArray[np.float64]
-    upnl: NDArray[np.float64]
-    gross: NDArray[np.float64]
-    initial: NDArray[np.float64]
-    maintenance: NDArray[np.float64]
-    open_positions: NDArray[np.intp]
-    row_columns: NDArray[np.float64]  # [4, rows]: upnl, initial, maintenance, |upnl|
-
-    @property
-    def row_upnl(self) -> NDArray[np.float64]:
-        column: NDArray[np.float64] = self.row_columns[0]
-        return column
-
-    @property
-    def row_initial(self) -> NDArray[np.float64]:
-        column: NDArray[np.float64] = self.row_columns[1]
-        return column
-
-    @property
-    def row_maintenance(self) -> NDArray[np.float64]:
-        column: NDArray[np.float64] = self.row_columns[2]
-        return column
-
-
-# Positions valued per pass in a full recompute: the temporaries stay in cache.
+# Positions valued per pass by the numpy path: the temporaries stay in cache.
 _CHUNK = 1 << 14
 
 
-def recompute_units(
-    book: Book, count_positions: bool = False, write_rows: bool = False
-) -> UnitFigures:
-    """Every position's and unit's figures from the book's positions, wallets and prices.
+def revalue_book(book: Book) -> None:
+    """Every position's and every unit's figures from scratch, written into the book.
 
-    ``open_positions`` is recounted only with ``count_positions`` (for verification);
-    otherwise it is the maintained count. ``write_rows`` also stores each position's
-    figures in the book (the full recompute), while they are still in cache.
+    One fused pass (``monitor.engine._kernels.revalue_linear``) for a book of linear
+    contracts; the numpy path, in chunks, otherwise (or with ``_kernels.ENABLED`` off).
+    Unit sums are exact sums over open rows, in row order.
     """
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
-    if HAVE_NUMBA and book.contracts.linear_only and n_rows:
-        return _recompute_fused(book, count_positions, write_rows)
-    columns = np.empty((4, n_rows))
-    for start in range(0, n_rows, _CHUNK):
-        part = slice(start, min(n_rows, start + _CHUNK))
-        upnl, initial, maintenance = figures(
-            book, pos.instrument[part], pos.qty[part], pos.entry[part], pos.leverage[part]
-        )
-        columns[0, part], columns[1, part], columns[2, part] = upnl, initial, maintenance
-        np.abs(upnl, out=columns[3, part])
-        if write_rows:
-            rows = pos.figures[part]
-            rows[:, 0], rows[:, 1], rows[:, 2] = upnl, initial, maintenance
-    unit = pos.unit[:n_rows]
-    is_open = pos.qty[:n_rows] != 0.0
-    weights = columns
-    if not is_open.all():
-        unit = unit[is_open]
-        weights = columns[:, is_open]
-    upnl_sum, initial_sum, maintenance_sum, gross = (
-        _sum_by(unit, weights[k], n_units) for k in range(4)
+    sums = table.figures[:n_units]
+    settle_value = book.assets.value.take(book.settle_asset)
+    fused = _kernels.ENABLED
+    (reset_units if fused else reset_units_reference)(
+        table.row[:n_units],
+        table.account[:n_units],
+        book.accounts.balance,
+        book.assets.value,
+        book.assets.haircut,
+        pos.isolated_margin,
+        pos.instrument,
+        settle_value,
+        sums,
     )
-    if count_positions:
-        counts = np.bincount(unit, minlength=n_units).astype(np.intp)
-    else:
-        counts = table.open_positions[:n_units].copy()
-    collateral = _all_collateral(book)
-    return UnitFigures(collateral, upnl_sum, gross, initial_sum, maintenance_sum, counts, columns)
-
-
-def _recompute_fused(book: Book, count_positions: bool, write_rows: bool) -> UnitFigures:
-    """``recompute_units`` for a book of linear contracts, in one fused pass
-    (``monitor.engine._kernels``)."""
-    pos, table = book.positions, book.units
-    n_rows, n_units = pos.size, table.size
+    if not (fused and book.contracts.linear_only):
+        _revalue_book_numpy(book)
+        return
     layout = book.models.layout
-    columns = np.empty((4, n_rows))
-    sums = np.zeros((n_units, 4))
     revalue_linear(
         pos.instrument[:n_rows],
         pos.qty[:n_rows],
@@ -310,7 +269,7 @@ def _recompute_fused(book: Book, count_positions: bool, write_rows: bool) -> Uni
         pos.unit[:n_rows],
         book.mark,
         layout.contract_size,
-        book.assets.value.take(book.settle_asset),
+        settle_value,
         layout.n_tiers,
         layout.floors,
         layout.mmr,
@@ -318,35 +277,31 @@ def _recompute_fused(book: Book, count_positions: bool, write_rows: bool) -> Uni
         layout.cum,
         layout.mm_slope,
         layout.im_slope,
-        columns,
+        pos.figures[:n_rows],
         sums,
     )
-    if write_rows:
-        pos.figures[:n_rows] = columns[:3].T
-    if count_positions:
-        is_open = pos.qty[:n_rows] != 0.0
-        counts = np.bincount(pos.unit[:n_rows][is_open], minlength=n_units).astype(np.intp)
-    else:
-        counts = table.open_positions[:n_units].copy()
-    return UnitFigures(
-        _all_collateral(book),
-        np.ascontiguousarray(sums[:, 0]),
-        np.ascontiguousarray(sums[:, 3]),
-        np.ascontiguousarray(sums[:, 1]),
-        np.ascontiguousarray(sums[:, 2]),
-        counts,
-        columns,
-    )
 
 
-def _all_collateral(book: Book) -> NDArray[np.float64]:
-    table = book.units
-    n_units = table.size
-    cross = table.row[:n_units] == NO_ROW
-    if cross.all():  # every unit is an account's cross unit, in account order
-        balances = book.accounts.balance[table.account[:n_units]]
-        return book.assets.wallet_value(balances)
-    return _collateral(book, np.arange(n_units))
+def _revalue_book_numpy(book: Book) -> None:
+    """``revalue_book``'s row figures and unit sums through the vectorised numpy path."""
+    pos, table = book.positions, book.units
+    n_rows, n_units = pos.size, table.size
+    for start in range(0, n_rows, _CHUNK):
+        part = slice(start, min(n_rows, start + _CHUNK))
+        upnl, initial, maintenance = figures(
+            book, pos.instrument[part], pos.qty[part], pos.entry[part], pos.leverage[part]
+        )
+        rows = pos.figures[part]
+        rows[:, 0], rows[:, 1], rows[:, 2] = upnl, initial, maintenance
+    unit = pos.unit[:n_rows]
+    values = pos.figures[:n_rows]
+    is_open = pos.qty[:n_rows] != 0.0
+    if not is_open.all():
+        unit, values = unit[is_open], values[is_open]
+    sums = table.figures[:n_units]
+    for k in range(3):
+        sums[:, UPNL + k] = _sum_by(unit, values[:, k], n_units)
+    sums[:, UPNL + 3] = _sum_by(unit, np.abs(values[:, 0]), n_units)
 
 
 def _sum_by(

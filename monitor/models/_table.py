@@ -19,6 +19,7 @@ from monitor.models._layout import (
     bracket_flat_index,
     build_lookup,
 )
+from monitor.models._liquidation_kernel import HAVE_NUMBA, liquidation_prices_fused
 from monitor.models._size_scaled import check_size_scaled
 from monitor.models._valuation import margins_into
 from monitor.schema import Instrument, OptionStandardMargin, SizeScaledMargin, TieredMargin
@@ -245,7 +246,8 @@ class ModelTable:
             signed_size = qty[part] * layout.contract_size.take(ix)
             slope = None if exposure is None else exposure[part]
             if target_maintenance:
-                price[part] = _liquidation.liquidation_prices(
+                solve = liquidation_prices_fused if HAVE_NUMBA else _liquidation.liquidation_prices
+                price[part] = solve(
                     layout,
                     ix,
                     signed_size,

@@ -9,12 +9,16 @@ instrument. Each figure is printed with its baseline measured in the same run:
 * ``full_revaluation`` vs ``python_loop``: a straightforward pure-Python loop over
   positions doing the same arithmetic (tier lookup, IM/MM, uPnL, per-account sums,
   states), timed on a 50,000-position sample and scaled; target at least 50x faster.
-* ``verify``: the service's consistency sweep (a from-scratch recompute compared with
-  the incremental state, plus the indexes), against the full revaluation.
+* ``verify``: the consistency sweep at once (a from-scratch recompute compared with
+  the incremental state, plus the indexes), against the full revaluation;
+  ``verify_step``: the longest of its slices as the service runs it (one per loop turn).
 * ``incremental_price_update``: one ``Engine.apply`` with one tick of an instrument
   with 6,000 holders that moves nobody across a threshold, against the full
   revaluation; ``..._with_events``: the same with 0.1 % steps, where leveraged
-  holders change state every tick and events are built.
+  holders change state every tick and events are built;
+  ``..._holder_share``: how much of a quiet cycle is work per holder (1, 2 and 5
+  instruments ticking together), and what share of holders change state per tick of the
+  0.1 % steps: the ceiling of skipping holders that cannot.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from monitor.book import load_cross_accounts
-from monitor.engine import Engine, _revalue
+from monitor.engine import Engine, _kernels
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 ACCOUNTS = 1_000_000
@@ -226,7 +230,7 @@ def main() -> int:
         accounts=ACCOUNTS,
         positions=engine.position_count,
         instruments=INSTRUMENTS,
-        kernel="numba" if _revalue.HAVE_NUMBA else "numpy",
+        kernel="numba" if _kernels.ENABLED else "numpy",
         seconds=round(full, 4),
         baseline="numpy_streaming_read",
         baseline_seconds=round(floor, 4),
@@ -234,12 +238,12 @@ def main() -> int:
         target="ratio <= 4",
         met=full / floor <= 4.0,
     )
-    _revalue.HAVE_NUMBA, fused = False, _revalue.HAVE_NUMBA
+    _kernels.ENABLED, fused = False, _kernels.ENABLED
     numpy_path = best_of(3, engine.full_recompute)
-    _revalue.HAVE_NUMBA = fused
+    _kernels.ENABLED = fused
     emit(
         figure="full_revaluation_numpy_reference",
-        what="the same revaluation through the numpy path the kernel replaces",
+        what="the same revaluation through the numpy paths the kernels replace",
         seconds=round(numpy_path, 4),
         baseline="numpy_streaming_read",
         baseline_seconds=round(floor, 4),
@@ -293,6 +297,42 @@ def main() -> int:
         baseline_seconds=round(full, 4),
         speedup=round(full / tick, 1),
     )
+    # Only what moved: the same quiet tick with 1, 2 and 5 instruments ticking in one cycle
+    # (the single tick's holders stay in cache from tick to tick; more do not). Per
+    # holder and fixed cost by a line through the 1- and 5-instrument ticks. Of the
+    # holders, those that changed state in the busy run are the ones that could.
+    ticked = [(ix + k) % INSTRUMENTS for k in range(5)]
+    by_count: dict[int, float] = {}
+    for count in (1, 2, 5):
+        times = []
+        for k in range(200):
+            ts = 10_000 * count + k
+            step = 1.000001 if k % 2 else 1.0
+            cycle = [
+                PriceTick(symbol=engine.book.symbols[i], mark_price=float(base[i]) * step, ts=ts)
+                for i in ticked[:count]
+            ]
+            t0 = time.perf_counter()
+            engine.apply([], cycle, ts)
+            times.append(time.perf_counter() - t0)
+        by_count[count] = statistics.median(times[10:])
+    held_1, held_5 = int(holders[ix]), int(holders[ticked].sum())
+    per_holder = (by_count[5] - by_count[1]) / (held_5 - held_1)
+    emit(
+        figure="incremental_price_update_holder_share",
+        what="quiet ticks of 1, 2 and 5 instruments in one cycle; cost per holder and "
+        "fixed cost (a line through 1 and 5); share of holders that changed state per "
+        "tick in the 0.1 % steps",
+        holders=held_1,
+        seconds=round(by_count[1], 6),
+        seconds_2_instruments=round(by_count[2], 6),
+        seconds_5_instruments=round(by_count[5], 6),
+        holders_5_instruments=held_5,
+        per_holder_seconds=round(per_holder, 9),
+        fixed_seconds=round(by_count[5] - per_holder * held_5, 6),
+        per_holder_share_5_instruments=round(per_holder * held_5 / by_count[5], 3),
+        holders_changing_state_share=round(events / len(busy) / int(holders[ix]), 4),
+    )
     emit(
         figure="incremental_price_update_with_events",
         holders=int(holders[ix]),
@@ -311,7 +351,25 @@ def main() -> int:
         baseline="full_revaluation",
         baseline_seconds=round(full, 4),
     )
-    return 0 if not problems else 1
+    sweep = engine.verify_sweep()
+    steps = []
+    done = False
+    while not done:
+        t0 = time.perf_counter()
+        done = sweep.step()
+        steps.append(time.perf_counter() - t0)
+    emit(
+        figure="verify_step",
+        what="the longest step of the sweep in slices (what one loop turn of the service "
+        "pays), with the default slice",
+        seconds=round(max(steps), 4),
+        median_seconds=round(statistics.median(steps), 4),
+        steps=len(steps),
+        problems=len(sweep.problems),
+        baseline="incremental_price_update",
+        baseline_seconds=round(tick, 6),
+    )
+    return 0 if not problems and not sweep.problems else 1
 
 
 if __name__ == "__main__":

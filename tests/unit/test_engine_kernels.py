@@ -1,5 +1,6 @@
-"""The fused revaluation kernel agrees with its numpy reference and with the engine's
-own numpy path, on random books of linear contracts (tiered and size-scaled)."""
+"""Each fused kernel agrees with its numpy reference, and the engine's fused path with its
+numpy path, on random inputs: books of linear contracts (tiered and size-scaled), unit
+figures around every threshold."""
 
 from __future__ import annotations
 
@@ -7,9 +8,24 @@ import numpy as np
 import pytest
 
 from monitor.book import load_cross_accounts
-from monitor.engine import Engine
-from monitor.engine._kernels import HAVE_NUMBA, revalue_linear, revalue_linear_reference
-from monitor.engine._revalue import _CHUNK, figures, recompute_units
+from monitor.engine import Engine, _kernels
+from monitor.engine._judge import judge, judge_reference
+from monitor.engine._kernels import (
+    HAVE_NUMBA,
+    brackets,
+    brackets_reference,
+    revalue_linear,
+    revalue_linear_reference,
+    revalue_rows,
+    revalue_rows_reference,
+)
+from monitor.engine._revalue import _CHUNK, figures
+from monitor.engine._unit_kernels import (
+    sum_unit_rows,
+    sum_unit_rows_reference,
+    unit_collateral,
+    unit_collateral_reference,
+)
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 pytestmark = pytest.mark.unit
@@ -69,12 +85,35 @@ def kernel_inputs(engine: Engine) -> tuple[object, ...]:
 def test_the_kernel_equals_its_numpy_reference(seed: int) -> None:
     engine = random_book(seed)
     n, units = engine.book.positions.size, engine.book.units.size
-    rows_k, units_k = np.empty((4, n)), np.zeros((units, 4))
-    rows_r, units_r = np.empty((4, n)), np.zeros((units, 4))
+    rows_k, units_k = np.empty((n, 3)), np.zeros((units, 5))
+    rows_r, units_r = np.empty((n, 3)), np.zeros((units, 5))
     revalue_linear(*kernel_inputs(engine), rows_k, units_k)
     revalue_linear_reference(*kernel_inputs(engine), rows_r, units_r)  # type: ignore[arg-type]
     np.testing.assert_allclose(rows_k, rows_r, rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(units_k, units_r, rtol=1e-12, atol=1e-9)
+    assert not units_k[:, 0].any()  # collateral is not the revaluation's column
+
+
+@pytest.mark.parametrize("seed", [12, 13])
+def test_the_tick_kernels_equal_their_references(seed: int) -> None:
+    engine = random_book(seed)
+    book = engine.book
+    pos, table = book.positions, book.units
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(pos.size, pos.size // 3, replace=False)).astype(np.intp)
+    inputs = kernel_inputs(engine)
+    arrays = (pos.instrument, pos.qty, pos.entry, pos.leverage, *inputs[5:])
+    fused, reference = pos.figures.copy(), pos.figures.copy()
+    revalue_rows(rows, *arrays, fused)
+    revalue_rows_reference(rows, *arrays, reference)  # type: ignore[arg-type]
+    np.testing.assert_allclose(fused, reference, rtol=1e-12, atol=1e-9)
+    units = np.sort(rng.choice(table.size, table.size // 2, replace=False)).astype(np.intp)
+    walks = []
+    for kernel in (sum_unit_rows, sum_unit_rows_reference):
+        figures_out = table.figures.copy()
+        kernel(units, table.head, pos.unit_next, fused, figures_out)
+        walks.append(figures_out)
+    np.testing.assert_array_equal(walks[0], walks[1])  # same order of addition: exact
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -89,11 +128,92 @@ def test_the_fused_recompute_equals_the_engines_numpy_path(seed: int) -> None:
         expected[:, part] = figures(
             book, pos.instrument[part], pos.qty[part], pos.entry[part], pos.leverage[part]
         )
-    fresh = recompute_units(book, count_positions=True, write_rows=True)
-    np.testing.assert_allclose(fresh.row_columns[:3], expected, rtol=1e-12, atol=1e-9)
-    np.testing.assert_allclose(pos.figures[:n].T, expected, rtol=1e-12, atol=1e-9)
     engine.full_recompute()
+    np.testing.assert_allclose(pos.figures[:n].T, expected, rtol=1e-12, atol=1e-9)
     assert engine.verify() == []
+    fused_units = book.units.figures[: book.units.size].copy()
+    fused_states = book.units.state[: book.units.size].copy()
+    _kernels.ENABLED = False
+    try:
+        engine.full_recompute()
+        assert engine.verify() == []
+    finally:
+        _kernels.ENABLED = HAVE_NUMBA
+    np.testing.assert_allclose(book.units.figures[: book.units.size], fused_units, rtol=1e-12)
+    np.testing.assert_array_equal(book.units.state[: book.units.size], fused_states)
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_the_tier_lookup_kernel_equals_the_layouts_lookup(seed: int) -> None:
+    engine = random_book(seed, accounts=500)
+    layout = engine.book.models.layout
+    rng = np.random.default_rng(seed)
+    instrument = rng.integers(0, 7, 20_000).astype(np.intp)
+    # around every floor, exactly on it, and far beyond the last cap
+    floors = layout.floors[instrument, rng.integers(0, layout.max_tiers, instrument.size)]
+    floors = np.where(np.isfinite(floors), floors, 1e16)
+    notional = floors * rng.choice([1.0, 1.0 - 1e-15, 1.0 + 1e-15, 0.5, 3.0], instrument.size)
+    out = np.empty(instrument.size, dtype=np.intp)
+    brackets(instrument, notional, layout.n_tiers, layout.floors, out)
+    np.testing.assert_array_equal(out, brackets_reference(layout, instrument, notional))
+
+
+def test_the_collateral_kernel_equals_its_reference() -> None:
+    rng = np.random.default_rng(11)
+    units, accounts, rows, assets = 2_000, 1_500, 3_000, 3
+    unit_row = np.where(rng.random(units) < 0.7, -1, rng.integers(0, rows, units)).astype(np.intp)
+    unit_account = rng.integers(0, accounts, units).astype(np.intp)
+    balance = rng.normal(0, 1_000, (accounts, assets))
+    value = np.array([1.0, 60_000.0, 3_000.0])
+    haircut = np.array([0.0, 0.05, 0.1])
+    isolated_margin = rng.uniform(0, 500, rows)
+    row_instrument = rng.integers(0, 4, rows).astype(np.intp)
+    settle_value = np.array([1.0, 1.0, 60_000.0, 3_000.0])
+    inputs = (unit_row, unit_account, balance, value, haircut, isolated_margin, row_instrument,
+              settle_value)  # fmt: skip
+    fused, reference = np.empty(units), np.empty(units)
+    unit_collateral(*inputs, fused)
+    unit_collateral_reference(*inputs, reference)
+    np.testing.assert_allclose(fused, reference, rtol=1e-13, atol=1e-9)
+
+
+def unit_figures_near_thresholds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit figures whose equity sits on, just inside or just outside each threshold."""
+    figures = np.empty((n, 5))
+    maintenance = rng.lognormal(5, 1, n)
+    initial = maintenance * rng.uniform(1.2, 2.5, n)
+    gross = rng.lognormal(5, 2, n)
+    anchor = np.stack(
+        [np.zeros(n), maintenance, initial, 0.1 * maintenance, 1.1 * maintenance,
+         1.1 * initial, maintenance / 0.8, maintenance / 0.72]
+    )[rng.integers(0, 8, n), np.arange(n)]  # fmt: skip
+    nudge = rng.choice([0.0, 1e-13, -1e-13, 1e-9, -1e-9, 1e-3, -1e-3, 0.5], n)
+    equity = anchor * (1.0 + nudge) + rng.choice([0.0, 1e-12, -1e-12], n)
+    collateral = rng.normal(0, 1, n) * gross
+    figures[:, 0], figures[:, 1] = collateral, equity - collateral
+    figures[:, 2], figures[:, 3], figures[:, 4] = initial, maintenance, gross
+    figures[rng.random(n) < 0.01] = np.nan
+    return figures
+
+
+@pytest.mark.parametrize("seed", [8, 9, 10])
+def test_the_state_kernel_equals_classify(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 50_000
+    figures = unit_figures_near_thresholds(rng, n)
+    state = rng.integers(0, 4, n).astype(np.int8)
+    transitions = rng.integers(0, 5, n).astype(np.int64)
+    open_positions = np.where(rng.random(n) < 0.1, 0, rng.integers(1, 4, n)).astype(np.intp)
+    ids = np.sort(rng.choice(n, n // 2, replace=False)).astype(np.intp)
+    results = []
+    for fn in (judge, judge_reference):
+        s, t = state.copy(), transitions.copy()
+        changed, previous = np.empty(ids.size, dtype=np.intp), np.empty(ids.size, dtype=np.int8)
+        count = fn(ids, s, t, figures, open_positions, 0.8, 0.1, changed, previous)
+        results.append((s, t, changed[:count], previous[:count]))
+    for fused, reference in zip(*results, strict=True):
+        np.testing.assert_array_equal(fused, reference)
+    assert 0 < results[0][2].size < ids.size
 
 
 def test_numba_is_there_to_fuse() -> None:

@@ -1,0 +1,172 @@
+"""Per-unit kernels: collateral of margin units and sums along their row lists.
+
+Each with its numpy reference, checked against it in ``tests/unit/test_engine_kernels.py``
+(compiled as ``monitor.engine._kernels.jit`` says). Formulas: ``monitor.book._collateral``
+(wallet value after haircuts; an isolated unit's allocated margin at its settle asset's
+value).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book import NO_ROW
+from monitor.engine._kernels import jit
+
+__all__ = [
+    "reset_units",
+    "reset_units_reference",
+    "sum_unit_rows",
+    "sum_unit_rows_reference",
+    "unit_collateral",
+    "unit_collateral_reference",
+]
+
+
+def unit_collateral_reference(
+    unit_row: NDArray[np.intp],
+    unit_account: NDArray[np.intp],
+    balance: NDArray[np.float64],
+    value: NDArray[np.float64],
+    haircut: NDArray[np.float64],
+    isolated_margin: NDArray[np.float64],
+    row_instrument: NDArray[np.intp],
+    settle_value: NDArray[np.float64],
+    out: NDArray[np.float64],
+) -> None:
+    """Collateral value of units: a cross unit's wallet after haircuts (``sum_a b_a x
+    v_a - max(b_a, 0) x v_a x haircut_a``), an isolated unit's allocated margin times
+    its settle asset's value (``settle_value`` per instrument)."""
+    cross = unit_row == NO_ROW
+    balances = balance[unit_account[cross]]
+    out[cross] = (balances * value - np.maximum(balances, 0.0) * (value * haircut)).sum(axis=1)
+    rows = unit_row[~cross]
+    out[~cross] = isolated_margin[rows] * settle_value[row_instrument[rows]]
+
+
+def _unit_collateral(
+    unit_row: Any,
+    unit_account: Any,
+    balance: Any,
+    value: Any,
+    haircut: Any,
+    isolated_margin: Any,
+    row_instrument: Any,
+    settle_value: Any,
+    out: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    for u in range(unit_row.shape[0]):
+        row = unit_row[u]
+        if row != -1:
+            out[u] = isolated_margin[row] * settle_value[row_instrument[row]]
+            continue
+        a = unit_account[u]
+        total = 0.0
+        for k in range(value.shape[0]):
+            b = balance[a, k]
+            total += b * value[k] - max(b, 0.0) * (value[k] * haircut[k])
+        out[u] = total
+
+
+unit_collateral: Any = jit(_unit_collateral, unit_collateral_reference)
+
+
+def reset_units_reference(
+    unit_row: NDArray[np.intp],
+    unit_account: NDArray[np.intp],
+    balance: NDArray[np.float64],
+    value: NDArray[np.float64],
+    haircut: NDArray[np.float64],
+    isolated_margin: NDArray[np.float64],
+    row_instrument: NDArray[np.intp],
+    settle_value: NDArray[np.float64],
+    unit_figures: NDArray[np.float64],
+) -> None:
+    """Start of a full revaluation: each unit's collateral (``unit_collateral_reference``)
+    in ``unit_figures[:, 0]``, its position sums (columns 1 to 4) zero."""
+    collateral = np.empty(unit_row.shape[0])
+    unit_collateral_reference(
+        unit_row, unit_account, balance, value, haircut, isolated_margin, row_instrument,
+        settle_value, collateral,
+    )  # fmt: skip
+    unit_figures[:, 0] = collateral
+    unit_figures[:, 1:] = 0.0
+
+
+def _reset_units(
+    unit_row: Any,
+    unit_account: Any,
+    balance: Any,
+    value: Any,
+    haircut: Any,
+    isolated_margin: Any,
+    row_instrument: Any,
+    settle_value: Any,
+    unit_figures: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    for u in range(unit_row.shape[0]):
+        for k in range(1, unit_figures.shape[1]):
+            unit_figures[u, k] = 0.0
+        row = unit_row[u]
+        if row != -1:
+            unit_figures[u, 0] = isolated_margin[row] * settle_value[row_instrument[row]]
+            continue
+        a = unit_account[u]
+        total = 0.0  # as ``unit_collateral``
+        for k in range(value.shape[0]):
+            b = balance[a, k]
+            total += b * value[k] - max(b, 0.0) * (value[k] * haircut[k])
+        unit_figures[u, 0] = total
+
+
+reset_units: Any = jit(_reset_units, reset_units_reference)
+
+
+def sum_unit_rows_reference(
+    units: NDArray[np.intp],
+    head: NDArray[np.intp],
+    unit_next: NDArray[np.intp],
+    row_figures: NDArray[np.float64],
+    unit_figures: NDArray[np.float64],
+) -> None:
+    """``unit_figures[u, 1:5] = (uPnL, IM, MM, |uPnL|)`` summed along each unit's row list
+    (head first), walking every list at once, one vectorised step per list position."""
+    n = units.shape[0]
+    sums = np.zeros((n, 4))
+    slot = np.arange(n)
+    row = head[units]
+    live = row != -1
+    slot, row = slot[live], row[live]
+    while row.shape[0]:
+        values = row_figures[row]
+        sums[slot, :3] += values
+        sums[slot, 3] += np.abs(values[:, 0])
+        row = unit_next[row]
+        live = row != -1
+        slot, row = slot[live], row[live]
+    unit_figures[units, 1:5] = sums
+
+
+def _sum_unit_rows(
+    units: Any, head: Any, unit_next: Any, row_figures: Any, unit_figures: Any
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    for k in range(units.shape[0]):
+        u = units[k]
+        upnl = initial = maintenance = gross = 0.0
+        row = head[u]
+        while row != -1:
+            upnl += row_figures[row, 0]
+            initial += row_figures[row, 1]
+            maintenance += row_figures[row, 2]
+            gross += abs(row_figures[row, 0])
+            row = unit_next[row]
+        unit_figures[u, 1] = upnl
+        unit_figures[u, 2] = initial
+        unit_figures[u, 3] = maintenance
+        unit_figures[u, 4] = gross
+
+
+sum_unit_rows: Any = jit(_sum_unit_rows, sum_unit_rows_reference)

@@ -1,0 +1,113 @@
+"""The consistency sweep in slices: the same findings as the sweep at once, and a clean
+result when the book moves on between slices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from monitor.book import load_cross_accounts
+from monitor.engine import Engine, _kernels
+from monitor.schema import Fill, Instrument, PriceTick, Tier, TieredMargin, Transfer
+
+pytestmark = pytest.mark.unit
+
+SYMBOLS = ("AUSDT", "BUSDT", "CUSDT")
+TIERS = TieredMargin(
+    tiers=(
+        Tier(floor=0, cap=5_000, mmr=0.01, imr=0.02),
+        Tier(floor=5_000, cap=1e12, mmr=0.02, imr=0.04),
+    )
+)
+
+
+def book(accounts: int = 400) -> Engine:
+    engine = Engine(
+        [
+            Instrument(symbol=s, kind="linear", quote="USDT", base=s[0], margin=TIERS)
+            for s in SYMBOLS
+        ]
+    )
+    engine.apply([], [PriceTick(symbol=s, mark_price=100.0, ts=0) for s in SYMBOLS], 0)
+    rng = np.random.default_rng(5)
+    account = np.repeat(np.arange(accounts), 2)
+    instrument = np.tile(np.array([0, 2]), accounts)
+    instrument[1::4] = 1
+    qty = rng.uniform(1, 80, account.size) * rng.choice([-1.0, 1.0], account.size)
+    load_cross_accounts(
+        engine.book,
+        [f"a{i}" for i in range(accounts)],
+        rng.uniform(100, 3_000, (accounts, 1)),
+        account,
+        instrument.astype(np.intp),
+        qty,
+        rng.uniform(90, 110, account.size),
+    )
+    engine.full_recompute()
+    return engine
+
+
+def run(engine: Engine, units_per_step: int) -> tuple[list[str], int]:
+    sweep = engine.verify_sweep(units_per_step=units_per_step, limit=100)
+    steps = 1
+    while not sweep.step():
+        steps += 1
+    return sweep.problems, steps
+
+
+def broken_book() -> Engine:
+    engine = book()
+    units = engine.book.units
+    units.upnl[7] += 5.0
+    units.state[300] = 3
+    engine.book.positions.figures[11, 1] *= 2.0
+    engine.book.units.head[390] = -1
+    pos = engine.book.positions
+    pos.unit_next[pos.unit_next[units.head[20]]] = units.head[21]  # 20's list runs into 21's
+    return engine
+
+
+def test_the_compiled_sweep_finds_what_the_numpy_sweep_finds() -> None:
+    engine = broken_book()
+    compiled = engine.verify(limit=100)
+    _kernels.ENABLED = False
+    try:
+        numpy_path = engine.verify(limit=100)
+    finally:
+        _kernels.ENABLED = _kernels.HAVE_NUMBA
+    assert sorted(compiled) == sorted(numpy_path)
+    assert any("unit 20 " in line and "is on the list of" in line for line in compiled)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_a_sliced_sweep_finds_what_the_whole_sweep_finds(fused: bool) -> None:
+    engine = broken_book()
+    _kernels.ENABLED = fused and _kernels.HAVE_NUMBA
+    try:
+        whole = engine.verify(limit=100)
+        sliced, steps = run(engine, units_per_step=37)
+    finally:
+        _kernels.ENABLED = _kernels.HAVE_NUMBA
+    assert steps == -(-engine.account_count // 37)
+    assert sorted(sliced) == sorted(whole)
+    assert any("unit 7 " in line and "upnl cached" in line for line in whole)
+    assert any("unit 300 " in line and "state bankrupt" in line for line in whole)
+    assert any("position row 11 " in line and "initial cached" in line for line in whole)
+    assert any("unit row lists" in line and "unit 390 " in line for line in whole)
+
+
+def test_a_sweep_stays_clean_while_cycles_run_between_its_slices() -> None:
+    engine = book()
+    sweep = engine.verify_sweep(units_per_step=50)
+    ts = 1
+    while not sweep.step():
+        ts += 1
+        mark = 100.0 * (1.0 + 0.05 * np.sin(ts))
+        fills = [
+            Fill(fill_id=f"f{ts}", account=f"a{ts * 7 % 400}", symbol="BUSDT", side="buy",
+                 qty=3.0, price=mark, ts=ts),
+            Transfer(transfer_id=f"t{ts}", account=f"new{ts}", asset="USDT", amount=50.0, ts=ts),
+        ]  # fmt: skip
+        engine.apply(fills, [PriceTick(symbol="AUSDT", mark_price=mark, ts=ts)], ts)
+    assert sweep.problems == []
+    assert ts > 5

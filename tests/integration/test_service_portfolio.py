@@ -79,16 +79,23 @@ async def test_crash_liquidates_the_unhedged_portfolio_account_not_the_hedged_on
         deposit("unhedged", 25_000, t0),
         fill("unhedged", "BTC-USD", 100_000.0, t0),
     )
-    # Steps of 5 % (inside the price guard's band) down to -25 %, stamped now: a tick
-    # older than the guard's max_price_age_s (the monitor may take seconds to start on a
-    # busy machine) would be held as stale and liquidate nobody.
+    # Steps of 5 % (inside the price guard's band), stamped now: a tick older than the
+    # guard's max_price_age_s (the monitor may take seconds to start on a busy machine)
+    # would be held as stale and liquidate nobody. Each level's last price is sent once
+    # more: if the monitor read several steps in one batch, the guard may hold the last as
+    # out of band against the price before the batch; a later tick at the same level
+    # confirms it. The fall stops at 85,000 (equity 10,000 against an MM of about 14,450)
+    # until the liquidation is out: one batch holding every step down to 75,000 would
+    # judge the account bankrupt in one collapsed event, with no liquidation of its own.
     t1 = max(now_ms(), t0 + 1)
-    # The last price once more: if the monitor read several steps in one batch, the
-    # guard may hold the last as out of band against the price before the batch; a
-    # later tick at the same level confirms it.
-    steps = (95_000.0, 90_000.0, 85_000.0, 80_000.0, 75_000.0, 75_000.0)
-    for k, price in enumerate(steps):
+    for k, price in enumerate((95_000.0, 90_000.0, 85_000.0, 85_000.0)):
         await h.prices(PriceTick(symbol="BTC-USD", mark_price=price, ts=t1 + k))
+    await h.wait_events(
+        lambda ev: "liquidation" in by_account(ev).get("unhedged", []), "unhedged liquidation"
+    )
+    t2 = max(now_ms(), t1 + 4)  # stamped now again: the wait may have taken seconds
+    for k, price in enumerate((80_000.0, 75_000.0, 75_000.0)):
+        await h.prices(PriceTick(symbol="BTC-USD", mark_price=price, ts=t2 + k))
     events = await h.wait_events(
         lambda ev: "bankruptcy" in by_account(ev).get("unhedged", []), "unhedged bankruptcy"
     )

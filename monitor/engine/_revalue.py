@@ -69,6 +69,8 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     pos = book.positions
     n = pos.size
     if _kernels.ENABLED and book.contracts.linear_only:
+        if rows.shape[0] * 2 >= n:  # in row order: scattered rows cost ~7x per row
+            rows = np.arange(n, dtype=np.intp)
         layout = book.models.layout
         revalue_rows(
             rows, pos.instrument, pos.qty, pos.entry, pos.leverage, book.mark,
@@ -114,7 +116,18 @@ def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]
     units of 500,000 scattered rows cost more than the arithmetic.
     """
     pos = book.positions
-    dense = int(pos.holder_count[instruments].sum()) * 4 >= pos.size  # a quarter or more
+    held = int(pos.holder_count[instruments].sum())
+    if _kernels.ENABLED and book.contracts.linear_only and held * 2 >= pos.size:
+        # Half of the rows or more (every instrument ticked in one cycle): revalue every
+        # row in order and find the moved ones by a mask, not by gathering holder lists.
+        n = pos.size
+        refresh_rows(book, np.arange(n, dtype=np.intp))
+        ticked = np.zeros(len(book.symbols), dtype=np.bool_)
+        ticked[instruments] = True
+        open_moved = ticked[pos.instrument[:n]] & (pos.qty[:n] != 0.0)
+        moved_units: NDArray[np.intp] = pos.unit[:n][open_moved]
+        return moved_units
+    dense = held * 4 >= pos.size  # a quarter or more
     if not (_kernels.ENABLED and book.contracts.has_options and dense):
         parts = [pos.holders_of(ix) for ix in instruments.tolist()]
         rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.models._layout import Layout, bracket_flat_index
 
 __all__ = [
@@ -41,13 +42,6 @@ __all__ = [
     "revalue_rows_reference",
 ]
 
-try:  # numba is optional at import time: the numpy references always work
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
-
 # Whether the engine runs the kernels (True when numba is there); False runs the numpy
 # references instead, to time them or to check a kernel against them in place.
 ENABLED = HAVE_NUMBA
@@ -61,9 +55,8 @@ def jit(function: Any, reference: Any) -> Any:
     element takes scalars only: passing arrays costs reference counting per call, many
     times the arithmetic (kernels repeat a short loop instead).
     """
-    if not HAVE_NUMBA:
-        return reference
-    return njit(cache=True, nogil=True, error_model="numpy")(function)
+    kernel = compiled(function, numpy_errors=True)
+    return reference if kernel is None else kernel
 
 
 # ---------------------------------------------------------------------- tier lookup
@@ -193,11 +186,7 @@ def _bracket_of(q: Any, cs: Any, m: Any, ix: Any, floors: Any) -> Any:  # pragma
     return b
 
 
-_bracket_one: Any = (
-    njit(cache=True, nogil=True, error_model="numpy", inline="always")(_bracket_of)
-    if HAVE_NUMBA
-    else None
-)
+_bracket_one: Any = compiled(_bracket_of, numpy_errors=True, inline=True)
 
 
 def _revalue_linear(

@@ -25,15 +25,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import PORTFOLIO, Book
+from monitor.compiled import compiled
 
 __all__ = ["HolderIndex", "build_index", "build_index_reference", "covers", "warm_up"]
-
-try:  # numba is optional at import time: the numpy reference always works
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
 
 Ints = NDArray[np.intp]
 
@@ -138,7 +132,7 @@ def _counting_sort(
     return accounts, indptr, out_rows, out_col
 
 
-_kernel: Any = njit(cache=True, nogil=True)(_counting_sort) if HAVE_NUMBA else None
+_kernel: Any = compiled(_counting_sort)
 
 
 def build_index(book: Book, rows: Ints, col_of: Ints) -> HolderIndex:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.models import OPTION
 
 __all__ = [
@@ -40,13 +41,6 @@ __all__ = [
     "unit_sums_reference",
     "warm_up",
 ]
-
-try:  # numba is optional at import time: the numpy reference always works
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
 
 Array = NDArray[np.float64]
 Ints = NDArray[np.intp]
@@ -195,9 +189,9 @@ def _unit_sums(unit: Any, qty: Any, figures: Any, sums: Any) -> None:  # pragma:
             sums[u, 3] += abs(upnl)
 
 
-_option_kernel: Any = njit(cache=True, nogil=True)(_option_rows) if HAVE_NUMBA else None
-_sums_kernel: Any = njit(cache=True, nogil=True)(_unit_sums) if HAVE_NUMBA else None
-_moved_kernel: Any = njit(cache=True, nogil=True)(_moved_rows) if HAVE_NUMBA else None
+_option_kernel: Any = compiled(_option_rows)
+_sums_kernel: Any = compiled(_unit_sums)
+_moved_kernel: Any = compiled(_moved_rows)
 
 
 def moved_rows(

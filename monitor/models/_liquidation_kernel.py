@@ -18,16 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.models._layout import Layout
 
 __all__ = ["HAVE_NUMBA", "liquidation_prices_fused"]
-
-try:  # numba is optional at import time: the numpy reference always works
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
 
 
 def _solve(
@@ -69,7 +63,7 @@ def _solve(
         out[k] = price if (math.isfinite(price) and price > 0.0) else math.nan
 
 
-_fused: Any = njit(cache=True, nogil=True, error_model="numpy")(_solve) if HAVE_NUMBA else None
+_fused: Any = compiled(_solve, numpy_errors=True)
 
 
 def liquidation_prices_fused(

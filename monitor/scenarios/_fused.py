@@ -23,16 +23,10 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.scenarios._risk_matrix import GroupPositions, PricedGroup, group_margin
 
 __all__ = ["HAVE_NUMBA", "HolderFigures", "holder_figures", "holder_figures_reference", "warm_up"]
-
-try:  # numba is optional at import time: the numpy reference always works
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
 
 Array = NDArray[np.float64]
 
@@ -159,7 +153,7 @@ def _fused(
         out[4, h] = initial
 
 
-_kernel: Any = njit(cache=True, nogil=True)(_fused) if HAVE_NUMBA else None
+_kernel: Any = compiled(_fused)
 
 
 def holder_figures(

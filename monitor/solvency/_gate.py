@@ -20,14 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["OPEN", "SLICE", "CycleGate", "jit", "resume"]
+from monitor.compiled import compiled
 
-try:  # numba is optional at import time: the numpy references always work
-    from numba import njit
-except ImportError:  # pragma: no cover - numba is a dependency; this is the fallback
-    HAVE_NUMBA = False
-else:
-    HAVE_NUMBA = True
+__all__ = ["OPEN", "SLICE", "CycleGate", "jit", "resume"]
 
 SLICE = 4095  # rows between two looks at the gate: (r & SLICE) == 0
 
@@ -77,13 +72,12 @@ class CycleGate:
 OPEN = CycleGate()  # never closed: the stress runs through (what-if commands, tests)
 
 
-def _identity(function: Any) -> Any:  # pragma: no cover - numba is a dependency
-    return function
-
-
-#: How the stress's kernels are compiled: no GIL, cached on disk, numpy's float semantics
-#: (a division by zero is inf or NaN, as in the numpy references).
-jit: Any = njit(cache=True, nogil=True, error_model="numpy") if HAVE_NUMBA else _identity
+def jit(function: Any) -> Any:
+    """How the stress's kernels are compiled (a decorator): ``monitor.compiled`` with
+    numpy's float semantics (a division by zero is inf or NaN, as in the numpy
+    references); the function itself without numba."""
+    kernel = compiled(function, numpy_errors=True)
+    return function if kernel is None else kernel
 
 
 def resume(kernel: Any, gate: CycleGate, *args: Any) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         next_offsets,
     )
     from streams.settings import KafkaSettings, TopicSettings, client_kwargs
+    from streams.settled import SETTLE_TIMEOUT_S, settled_ends
     from streams.table_consumer import TableConsumer, topic_partitions
     from streams.topics import (
         TopicProblem,
@@ -53,6 +54,7 @@ __all__ = [
     "INVALID",
     "KAFKA_VERSION",
     "MISSING_VALUE",
+    "SETTLE_TIMEOUT_S",
     "TOO_LARGE",
     "UNDECODABLE",
     "BrokerError",
@@ -92,6 +94,7 @@ __all__ = [
     "next_offsets",
     "partition_lag",
     "read_history",
+    "settled_ends",
     "to_dlq",
     "topic_partitions",
     "topic_specs",
@@ -131,6 +134,7 @@ _LAZY: dict[str, str] = {
         ["Headers", "InboundRecord", "OutboundRecord", "TopicPartition", "next_offsets"],
         "streams.records",
     ),
+    **dict.fromkeys(["SETTLE_TIMEOUT_S", "settled_ends"], "streams.settled"),
     **dict.fromkeys(["TableConsumer", "topic_partitions"], "streams.table_consumer"),
     **dict.fromkeys(
         ["KAFKA_VERSION", "BrokerReport", "LocalBroker", "BrokerOutcome"], "streams.broker"

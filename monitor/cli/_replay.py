@@ -192,8 +192,12 @@ async def _main(settings: Any, instruments: Any, options: Any, args: Any, say: I
         await topic_partitions(settings.kafka, args.output_topic)
     expected_file = read_events_file(args.expected) if args.expected is not None else None
     progress, finish = _progress(args.quiet)
+
+    def waiting(line: str) -> None:
+        print(f"note: {line}", file=sys.stderr, flush=True)
+
     try:
-        result = await replay(settings, instruments, options, progress)
+        result = await replay(settings, instruments, options, progress, waiting)
     finally:
         finish()
     print(
@@ -214,7 +218,7 @@ async def _main(settings: Any, instruments: Any, options: Any, args: Any, say: I
     if expected_file is not None:
         expected, where = expected_file, str(args.expected)
     else:
-        expected = await read_published(settings.kafka, settings.topics.margin_events)
+        expected = await read_published(settings.kafka, settings.topics.margin_events, waiting)
         where = settings.topics.margin_events
     if result.partial and result.first_ms is not None and result.last_ms is not None:
         expected = within_span(expected, result.first_ms, result.last_ms)

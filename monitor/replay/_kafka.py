@@ -4,7 +4,7 @@ records in ``liqmon-state``, lazy reading of partitions by offset, ``margin-even
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from contextlib import aclosing
 
 import msgspec
@@ -14,11 +14,12 @@ from monitor.changelog import CYCLE_PREFIX, RestoredState, fold_changelog
 from monitor.errors import InputError
 from monitor.replay._pipeline import Published
 from monitor.schema import CycleInput, MarginEvent, MarginParameters
-from streams import InboundRecord, TopicPartition, read_history, topic_partitions
+from streams import InboundRecord, TopicPartition, read_history, settled_ends, topic_partitions
 from streams.settings import KafkaSettings, client_kwargs
 
 __all__ = [
     "Feed",
+    "OnWait",
     "RecordedState",
     "check_offset",
     "offset_ranges",
@@ -30,23 +31,26 @@ __all__ = [
 _decode_cycle = msgspec.json.Decoder(CycleInput).decode
 _decode_event = msgspec.json.Decoder(MarginEvent).decode
 _decode_parameters = msgspec.json.Decoder(MarginParameters).decode
-_ALL = 2**62  # "to the end": read_history caps a bound at the partition's end
+# Told once, in one line, when reading waits for a transaction left open (a monitor
+# killed mid-cycle) to end: what is read is what was written before, committed, whole.
+OnWait = Callable[[str], None]
 _SNAPSHOT_PREFIX = b"snapshot:"
 
 
 async def offset_ranges(
-    kafka: KafkaSettings, topics: Iterable[str]
+    kafka: KafkaSettings, topics: Iterable[str], on_wait: OnWait | None = None
 ) -> dict[TopicPartition, tuple[int, int]]:
     """``(first offset, end offset)`` of every partition of ``topics`` (StreamsError if
-    a topic does not exist)."""
+    a topic does not exist), the end past every transaction open now (see
+    :func:`streams.settled_ends`)."""
     partitions = [tp for topic in topics for tp in await topic_partitions(kafka, topic)]
     consumer = AIOKafkaConsumer(**client_kwargs(kafka), enable_auto_commit=False)
     await consumer.start()
     try:
         begins = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
+    ends = await settled_ends(kafka, partitions, on_wait=on_wait)
     return {tp: (begins[tp], ends[tp]) for tp in partitions}
 
 
@@ -85,12 +89,17 @@ class RecordedState:
         return fold_changelog(r for r in self._records if r.timestamp < ts_ms)
 
 
-async def read_state(kafka: KafkaSettings, state_topic: str) -> RecordedState:
-    """Read ``state_topic`` whole; undecodable cycle records are skipped."""
+async def read_state(
+    kafka: KafkaSettings, state_topic: str, on_wait: OnWait | None = None
+) -> RecordedState:
+    """Read ``state_topic`` whole (every transaction open when called ended first: a
+    killed run's records after its open one are read too); undecodable cycle records
+    are skipped."""
     runs: dict[str, list[CycleInput]] = {}
     kept: list[InboundRecord] = []
     partitions = await topic_partitions(kafka, state_topic)
-    async with aclosing(read_history(kafka, dict.fromkeys(partitions, _ALL))) as batches:
+    ends = await settled_ends(kafka, partitions, on_wait=on_wait)
+    async with aclosing(read_history(kafka, ends)) as batches:
         async for batch in batches:
             for record in batch:
                 key = record.key or b""
@@ -123,12 +132,16 @@ async def read_all(
     return found
 
 
-async def read_published(kafka: KafkaSettings, topic: str) -> list[Published]:
+async def read_published(
+    kafka: KafkaSettings, topic: str, on_wait: OnWait | None = None
+) -> list[Published]:
     """What ``topic`` (``margin-events``) holds now, committed records only, in order
-    per partition. A record that does not decode is an InputError naming it."""
+    per partition (every transaction open when called ended first). A record that does
+    not decode is an InputError naming it."""
     partitions = await topic_partitions(kafka, topic)
     found: list[Published] = []
-    async with aclosing(read_history(kafka, dict.fromkeys(partitions, _ALL))) as batches:
+    ends = await settled_ends(kafka, partitions, on_wait=on_wait)
+    async with aclosing(read_history(kafka, ends)) as batches:
         async for batch in batches:
             for record in batch:
                 found.append(decode_published(record))

@@ -21,6 +21,7 @@ from monitor.replay._compare import Scope
 from monitor.replay._files import read_input_file
 from monitor.replay._kafka import (
     Feed,
+    OnWait,
     RecordedState,
     check_offset,
     offset_ranges,
@@ -74,17 +75,21 @@ async def replay(
     instruments: Sequence[Instrument],
     options: ReplayOptions,
     progress: Progress | None = None,
+    on_wait: OnWait | None = None,
 ) -> ReplayResult:
-    """Replay ``options``' input; return what the monitor would have published."""
+    """Replay ``options``' input; return what the monitor would have published.
+    ``on_wait`` hears when reading waits for a transaction left open to end."""
     topics = settings.topics
     notes: list[str] = []
     if options.files:
         steps, total, batching = _file_steps(settings, options)
         return _drive(settings, instruments, steps, total, batching, notes, options, progress)
-    ranges = await offset_ranges(settings.kafka, (topics.prices, topics.fills))
+    ranges = await offset_ranges(settings.kafka, (topics.prices, topics.fills), on_wait)
     for tp, offset in (*options.start_offsets.items(), *options.end_offsets.items()):
         check_offset(ranges, tp, offset)
-    state = None if options.own_batching else await read_state(settings.kafka, topics.state)
+    state = (
+        None if options.own_batching else await read_state(settings.kafka, topics.state, on_wait)
+    )
     runs = state.runs if state is not None else {}
     cycles = _chosen_run(runs, options.run, notes)
     if cycles and cycles[0].seq > 0:

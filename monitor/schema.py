@@ -830,7 +830,11 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     list, -1 when flat) and ``row_unit_order`` (int64: rank of its isolated unit's
     creation, -1 when none), so a restored book lists positions and units in the same
     order and emits the same events; and the ledger ids applied to these accounts within
-    the idempotency window (``seen``: kind, id, stamp, index into ``accounts``).
+    the idempotency window, oldest first: ``seen_digests`` (16 bytes each: the BLAKE2b-128
+    digest of ``kind + "\\0" + id``), ``seen_stamps`` (int64: the ledger clock when
+    applied) and ``seen_owners`` (int32 index into ``accounts``). Snapshots written
+    before the digests carry ``seen`` (kind, id, stamp, index into ``accounts``) instead;
+    both are read.
     """
 
     topic: str
@@ -855,7 +859,10 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     row_flags: bytes
     row_rank: bytes
     row_unit_order: bytes
-    seen: list[tuple[str, str, int, int]]
+    seen_digests: bytes = b""
+    seen_stamps: bytes = b""
+    seen_owners: bytes = b""
+    seen: list[tuple[str, str, int, int]] = []
 
 
 StateRecord = (

@@ -10,6 +10,7 @@ from monitor.book._book import Book
 from monitor.book._bulk import load_cross_accounts
 from monitor.book._collateral import AssetTable
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
+from monitor.book._seen import digest_of
 from monitor.book._snapshot import export_accounts, export_partition, load_snapshots
 from monitor.book._tables import (
     COLLATERAL,
@@ -40,6 +41,7 @@ __all__ = [
     "Book",
     "PositionTable",
     "UnitTable",
+    "digest_of",
     "export_accounts",
     "export_partition",
     "load_cross_accounts",

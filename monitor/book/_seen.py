@@ -15,15 +15,45 @@ and Kafka 4 brokers refuse record times more than an hour ahead of their own clo
 that is applied again; upstream resends come within minutes, and the default window is
 a day (``engine.idempotency_window_s``). Eviction depends on the events and their order
 only, so it is deterministic.
+
+How they are kept: a million accounts' ledger fills millions of ids, so each is kept as
+a 128-bit digest of its kind and id (BLAKE2b; two different ids share one with a
+probability of about n^2 / 2^129, 1e-26 for ten million ids), in arrays: a log in the
+order applied (digest, stamp, owner: 28 bytes an id) and a sorted index of the digests'
+first halves with their place in the log (16 bytes). Forgetting the oldest ids moves the
+log's front; the index drops them at its next merge. Ids added since the last merge wait
+in a small dict and lists (at most an eighth of the ids), so adding one costs a digest
+and a few appends, and a lookup one dict probe and a binary search. About 50 bytes an
+id, against about 250 for Python tuples in a dict; snapshots carry the digests (16 bytes
+an id), not the ids.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import hashlib
+from array import array
+from bisect import bisect_left
 
-__all__ = ["SeenIds"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["DIGEST_BYTES", "SeenIds", "digest_of", "digests_of"]
 
 LedgerKey = tuple[str, str]
+DIGEST_BYTES = 16
+_MIN_CAPACITY = 1024
+_MIN_MERGE = 4096  # ids added since the last merge before the index takes them in
+
+
+def digest_of(key: LedgerKey) -> bytes:
+    """The 16-byte digest a ledger key (kind, id) is remembered by."""
+    return hashlib.blake2b(f"{key[0]}\x00{key[1]}".encode(), digest_size=DIGEST_BYTES).digest()
+
+
+def digests_of(keys: list[LedgerKey]) -> NDArray[np.uint64]:
+    """The digests of ``keys`` as an (n, 2) array of little-endian uint64 halves."""
+    joined = b"".join(digest_of(key) for key in keys)
+    return np.frombuffer(joined, dtype="<u8").reshape(-1, 2).astype(np.uint64)
 
 
 class SeenIds:
@@ -36,15 +66,33 @@ class SeenIds:
     def __init__(self, window_ms: int | None = None, max_ids: int | None = None) -> None:
         self._window_ms = window_ms
         self._max_ids = max_ids
-        self._seen: dict[LedgerKey, tuple[int, int]] = {}  # key -> (stamp, owner)
-        self._arrivals: deque[tuple[int, LedgerKey]] = deque()
         self._clock = 0
+        # The log, in the order applied. Entry ``seq`` sits at ``seq - _base`` of the
+        # arrays while ``seq < _flushed``, at ``seq - _flushed`` of the pending lists after.
+        self._digest = np.empty((_MIN_CAPACITY, 2), dtype=np.uint64)
+        self._stamp = np.empty(_MIN_CAPACITY, dtype=np.int64)
+        self._owner = np.empty(_MIN_CAPACITY, dtype=np.int32)
+        self._base = 0  # seq of the arrays' first slot
+        self._flushed = 0  # seq of the first pending entry
+        self._pending_digest: list[bytes] = []
+        self._pending_stamp: list[int] = []
+        self._pending_owner: list[int] = []
+        self._front = 0  # first seq still remembered
+        self._next = 0  # seq of the next id applied
+        self._oldest = 0  # stamp of entry ``_front`` (when there is one)
+        # The index: first halves sorted, with their seq (entries before _front are
+        # stale); ids added since the last merge are in ``_recent`` (digest -> seq).
+        self._index_high = array("Q")
+        self._index_seq = array("q")
+        self._recent: dict[bytes, int] = {}
 
     def __contains__(self, key: object) -> bool:
-        return key in self._seen
+        if not isinstance(key, tuple):
+            return False
+        return self._find(digest_of(key)) >= 0
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return self._next - self._front
 
     @property
     def clock_ms(self) -> int:
@@ -54,51 +102,222 @@ class SeenIds:
     def add(self, key: LedgerKey, ts: int, owner: int = -1) -> None:
         """Remember ``key`` (an event of time ``ts`` of account ``owner``); forget what
         fell out of the window."""
+        self.add_digest(digest_of(key), ts, owner)
+
+    def has_digest(self, digest: bytes) -> bool:
+        """Whether the key of ``digest`` (:func:`digest_of`) is remembered."""
+        return self._find(digest) >= 0
+
+    def look_up(self, digests: list[bytes]) -> list[int]:
+        """Where each of ``digests`` sits in the sorted index now (its seq, or -1), in one
+        vectorised search: for a batch read with :meth:`has_looked_up` and added with
+        ``add_digest(..., merge=False)`` until :meth:`settle` (a merge in between would
+        move the batch's own ids out of the dict the answers rely on)."""
+        if not digests or not self._index_high:
+            return [-1] * len(digests)
+        wanted = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
+        high = np.frombuffer(self._index_high, dtype=np.uint64)
+        seq = np.frombuffer(self._index_seq, dtype=np.int64)
+        at = np.minimum(np.searchsorted(high, wanted[:, 0]), high.size - 1)
+        found = np.where(high[at] == wanted[:, 0], seq[at], -1)
+        hit = np.flatnonzero(found >= self._front)
+        if hit.size:
+            low = self._digest[found[hit] - self._base, 1]
+            mismatch = hit[low != wanted[hit, 1]]
+            for k in mismatch.tolist():  # another id with the same first half: rare
+                found[k] = self._find_indexed(digests[k])
+        result: list[int] = found.tolist()
+        return result
+
+    def has_looked_up(self, digest: bytes, indexed: int) -> bool:
+        """:meth:`has_digest`, given what :meth:`look_up` found for ``digest``."""
+        seq = self._recent.get(digest)
+        if seq is not None:
+            return seq >= self._front
+        return indexed >= self._front
+
+    def settle(self) -> None:
+        """Merge if the ids added since the last merge are due (after a batch)."""
+        if len(self._recent) >= max(_MIN_MERGE, len(self) // 8):
+            self._merge()
+
+    def add_digest(self, digest: bytes, ts: int, owner: int = -1, *, merge: bool = True) -> None:
+        """:meth:`add` for a key given by its :func:`digest_of` (a caller that asked
+        :meth:`has_digest` first digests once)."""
         if ts > self._clock:
             self._clock = ts
-        self._remember(key, self._clock, owner)
+        if self._next == self._front:
+            self._oldest = self._clock
+        self._recent[digest] = self._next
+        self._pending_digest.append(digest)
+        self._pending_stamp.append(self._clock)
+        self._pending_owner.append(owner)
+        self._next += 1
+        if self._window_ms is not None or self._max_ids is not None:
+            self._forget()
+        if merge:
+            self.settle()
 
-    def _remember(self, key: LedgerKey, stamp: int, owner: int) -> None:
-        if self._window_ms is None and self._max_ids is None:
-            self._seen[key] = (stamp, owner)
-            return
-        self._seen[key] = (stamp, owner)
-        arrivals, seen = self._arrivals, self._seen
-        arrivals.append((stamp, key))
-        horizon = self._clock - self._window_ms if self._window_ms is not None else -1
-        cap = self._max_ids if self._max_ids is not None else len(arrivals)
-        while arrivals and (arrivals[0][0] < horizon or len(seen) > cap):
-            old_stamp, old_key = arrivals.popleft()
-            kept = seen.get(old_key)
-            if kept is not None and kept[0] == old_stamp:
-                del seen[old_key]
+    def owned_by(
+        self, member: NDArray[np.bool_]
+    ) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
+        """``(digests (n, 2), stamps, owners)`` of the remembered keys whose owner is
+        marked in ``member`` (indexed by account), oldest first."""
+        self._merge()
+        live = slice(self._front - self._base, self._next - self._base)
+        owner = self._owner[live].astype(np.int64)
+        known = (owner >= 0) & (owner < member.size)
+        take = np.zeros(owner.size, dtype=bool)
+        take[known] = member[owner[known]]
+        return self._digest[live][take], self._stamp[live][take], owner[take]
 
-    def owned_by(self, owners: set[int]) -> list[tuple[str, str, int, int]]:
-        """``(kind, id, stamp, owner)`` of the remembered keys of ``owners``, oldest first."""
-        return [
-            (key[0], key[1], stamp, owner)
-            for key, (stamp, owner) in self._seen.items()
-            if owner in owners
-        ]
-
-    def restore(self, entries: list[tuple[str, str, int, int]], clock_ms: int) -> None:
-        """Remember ``entries`` (from :meth:`owned_by`, owners renumbered) as they were."""
+    def restore(
+        self,
+        digests: NDArray[np.uint64],
+        stamps: NDArray[np.int64],
+        owners: NDArray[np.int64],
+        clock_ms: int,
+    ) -> None:
+        """Remember the entries of :meth:`owned_by` (owners renumbered) as they were,
+        with what is remembered already: the newest inside the window and the cap."""
+        self._merge()
         if clock_ms > self._clock:
             self._clock = clock_ms
-        # In bulk: the clock does not move during a restore, so remembering every entry
-        # oldest first and then forgetting from the oldest end once keeps exactly what
-        # remembering them one by one would (a million accounts' ids: seconds, not a minute).
-        ordered = sorted(entries, key=lambda entry: entry[2])
-        seen = self._seen
-        seen.update(((kind, item_id), (stamp, owner)) for kind, item_id, stamp, owner in ordered)
-        if self._window_ms is None and self._max_ids is None:
+        live = slice(self._front - self._base, self._next - self._base)
+        digest = np.concatenate([self._digest[live], digests.reshape(-1, 2)])
+        stamp = np.concatenate([self._stamp[live], stamps.astype(np.int64)])
+        owner = np.concatenate([self._owner[live].astype(np.int64), owners.astype(np.int64)])
+        # Oldest first (stable: ties keep their order); a key met twice counts once, at
+        # its newest place.
+        order = np.argsort(stamp, kind="stable")
+        digest, stamp, owner = digest[order], stamp[order], owner[order]
+        if digest.shape[0]:
+            whole = np.ascontiguousarray(digest[::-1]).view(np.dtype((np.void, DIGEST_BYTES)))
+            _, first_from_end = np.unique(whole.ravel(), return_index=True)
+            keep = np.sort(digest.shape[0] - 1 - first_from_end)
+            digest, stamp, owner = digest[keep], stamp[keep], owner[keep]
+        n = digest.shape[0]
+        self._digest, self._stamp, self._owner = _log_arrays(max(_MIN_CAPACITY, n + n // 2 + 1))
+        self._digest[:n], self._stamp[:n], self._owner[:n] = digest, stamp, owner
+        self._base, self._front, self._next, self._flushed = 0, 0, n, n
+        self._oldest = int(stamp[0]) if n else 0
+        self._forget()
+        seq = np.arange(self._front, self._next, dtype=np.int64)
+        high = self._digest[seq, 0]
+        by_high = np.argsort(high, kind="stable")
+        self._index_high = _as_array("Q", high[by_high])
+        self._index_seq = _as_array("q", seq[by_high])
+
+    # ------------------------------------------------------------------ the log
+
+    def _stamp_of(self, seq: int) -> int:
+        if seq >= self._flushed:
+            return self._pending_stamp[seq - self._flushed]
+        return int(self._stamp[seq - self._base])
+
+    def _forget(self) -> None:
+        """Move the front past the ids out of the window or over the cap."""
+        front = self._front
+        if front == self._next:
             return
-        arrivals = self._arrivals
-        arrivals.extend((stamp, (kind, item_id)) for kind, item_id, stamp, _ in ordered)
-        horizon = self._clock - self._window_ms if self._window_ms is not None else -1
-        cap = self._max_ids if self._max_ids is not None else len(arrivals)
-        while arrivals and (arrivals[0][0] < horizon or len(seen) > cap):
-            old_stamp, old_key = arrivals.popleft()
-            kept = seen.get(old_key)
-            if kept is not None and kept[0] == old_stamp:
-                del seen[old_key]
+        if self._window_ms is not None and self._oldest < self._clock - self._window_ms:
+            # Stamps never decrease along the log (the clock only moves on).
+            horizon = self._clock - self._window_ms
+            if front < self._flushed:
+                stamps = self._stamp[front - self._base : self._flushed - self._base]
+                front += int(np.searchsorted(stamps, horizon, side="left"))
+            if front >= self._flushed:
+                lo = front - self._flushed
+                front = self._flushed + bisect_left(self._pending_stamp, horizon, lo=lo)
+        if self._max_ids is not None:
+            front = max(front, self._next - self._max_ids)
+        if front != self._front:
+            self._front = front
+            if front < self._next:
+                self._oldest = self._stamp_of(front)
+
+    def _flush(self) -> None:
+        """Move the pending entries into the arrays (dropping the forgotten prefix first,
+        and growing them if needed)."""
+        added = len(self._pending_stamp)
+        if not added:
+            return
+        flushed_live = max(0, self._flushed - self._front)
+        end = self._flushed - self._base + added
+        if end > self._stamp.size:
+            kept = slice(self._flushed - flushed_live - self._base, self._flushed - self._base)
+            n = flushed_live + added
+            digest, stamp, owner = _log_arrays(max(_MIN_CAPACITY, n + n // 2 + 1))
+            digest[:flushed_live] = self._digest[kept]
+            stamp[:flushed_live] = self._stamp[kept]
+            owner[:flushed_live] = self._owner[kept]
+            self._digest, self._stamp, self._owner = digest, stamp, owner
+            self._base = self._flushed - flushed_live
+        at = self._flushed - self._base
+        self._digest[at : at + added] = np.frombuffer(
+            b"".join(self._pending_digest), dtype="<u8"
+        ).reshape(-1, 2)
+        self._stamp[at : at + added] = self._pending_stamp
+        self._owner[at : at + added] = self._pending_owner
+        self._flushed += added
+        self._pending_digest, self._pending_stamp, self._pending_owner = [], [], []
+
+    # ------------------------------------------------------------------ the index
+
+    def _find(self, digest: bytes) -> int:
+        """The seq of ``digest`` if remembered, else -1."""
+        seq = self._recent.get(digest)
+        if seq is not None:  # the newest place of this digest
+            return seq if seq >= self._front else -1
+        return self._find_indexed(digest)
+
+    def _find_indexed(self, digest: bytes) -> int:
+        """The seq of ``digest`` in the sorted index if remembered, else -1."""
+        high = int.from_bytes(digest[:8], "little")
+        index = self._index_high
+        at = bisect_left(index, high)
+        while at < len(index) and index[at] == high:
+            seq = self._index_seq[at]
+            if seq >= self._front and int(self._digest[seq - self._base, 1]) == int.from_bytes(
+                digest[8:], "little"
+            ):
+                return seq
+            at += 1
+        return -1
+
+    def _merge(self) -> None:
+        """Flush the log; take the recent ids into the sorted index and drop the
+        forgotten ones from it."""
+        self._flush()
+        if not self._recent and (not self._index_seq or self._index_seq[0] >= self._front):
+            return
+        high = np.frombuffer(self._index_high, dtype=np.uint64)
+        seq = np.frombuffer(self._index_seq, dtype=np.int64)
+        keep = seq >= self._front
+        high, seq = high[keep], seq[keep]
+        fresh = np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent))
+        self._recent = {}
+        fresh = fresh[fresh >= self._front]
+        fresh_high = self._digest[fresh - self._base, 0]
+        order = np.argsort(fresh_high, kind="stable")
+        fresh_high, fresh = fresh_high[order], fresh[order]
+        at = np.searchsorted(high, fresh_high)
+        self._index_high = _as_array("Q", np.insert(high, at, fresh_high))
+        self._index_seq = _as_array("q", np.insert(seq, at, fresh))
+
+
+def _log_arrays(
+    capacity: int,
+) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int32]]:
+    return (
+        np.empty((capacity, 2), dtype=np.uint64),
+        np.empty(capacity, dtype=np.int64),
+        np.empty(capacity, dtype=np.int32),
+    )
+
+
+def _as_array(typecode: str, values: NDArray[np.generic]) -> array[int]:
+    """``values`` as a Python array (binary search with ``bisect`` costs no numpy call)."""
+    out = array(typecode)
+    out.frombytes(np.ascontiguousarray(values).tobytes())
+    return out

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from monitor.book._book import Book
 from monitor.book._positions import NO_ROW
+from monitor.book._seen import digests_of
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
 
@@ -79,13 +80,13 @@ class _Members:
         rows: NDArray[np.intp],
         row_place: NDArray[np.intp],
         ranks: NDArray[np.intp],
-        seen: list[tuple[str, str, int, int]],
+        seen: tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]],
         seen_place: NDArray[np.intp],
     ) -> None:
         self.accounts = accounts  # ascending
         self.rows, self.row_place, self.ranks = rows, row_place, ranks
-        self.seen, self.seen_place = seen, seen_place
-        self.seen_places: list[int] = seen_place.tolist()
+        self.seen_digests, self.seen_stamps, _ = seen
+        self.seen_place = seen_place
 
     @classmethod
     def of(cls, book: Book, accounts: NDArray[np.intp]) -> _Members:
@@ -94,9 +95,8 @@ class _Members:
         member[accounts] = True
         rows = np.flatnonzero(member[pos.account[: pos.size]])
         row_place = np.searchsorted(accounts, pos.account[rows])
-        seen = book.applied_ids.owned_by(set(accounts.tolist()))  # oldest first
-        owners = np.fromiter((entry[3] for entry in seen), dtype=np.intp, count=len(seen))
-        seen_place = np.searchsorted(accounts, owners)
+        seen = book.applied_ids.owned_by(member)  # oldest first
+        seen_place = np.searchsorted(accounts, seen[2])
         return cls(accounts, rows, row_place, _list_ranks(book, rows), seen, seen_place)
 
     def chunk(
@@ -122,9 +122,7 @@ class _Members:
             | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
             | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
         )
-        picked = np.flatnonzero((self.seen_place >= first) & (self.seen_place < end)).tolist()
-        entries, places = self.seen, self.seen_places
-        seen = [(entries[k][0], entries[k][1], entries[k][2], places[k] - first) for k in picked]
+        picked = (self.seen_place >= first) & (self.seen_place < end)
         return SnapshotChunk(
             topic=topic,
             partition=partition,
@@ -148,7 +146,9 @@ class _Members:
             row_flags=_i8(flags),
             row_rank=_i32(self.ranks[take]),
             row_unit_order=np.ascontiguousarray(own, dtype="<i8").tobytes(),
-            seen=seen,
+            seen_digests=np.ascontiguousarray(self.seen_digests[picked], dtype="<u8").tobytes(),
+            seen_stamps=np.ascontiguousarray(self.seen_stamps[picked], dtype="<i8").tobytes(),
+            seen_owners=_i32(self.seen_place[picked] - first),
         )
 
 
@@ -236,7 +236,7 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     # resident (monitor.allocator).
     parts: dict[str, list[NDArray[Any]]] = {k: [] for k in _COLUMNS}
     symbol_maps: list[NDArray[np.intp]] = []  # per chunk, its symbol table onto the book
-    seen: list[tuple[str, str, int, int]] = []
+    seen: list[tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]] = []
     clock = 0
     index = book.instrument_index
     for chunk in chunks:
@@ -247,7 +247,7 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
         symbol_maps.append(np.array([index.get(s, -1) for s in chunk.symbols], dtype=np.intp))
         for key, (field, dtype) in _COLUMNS.items():
             parts[key].append(np.frombuffer(getattr(chunk, field), dtype=dtype))
-        seen.extend((k, i, stamp, base + owner) for k, i, stamp, owner in chunk.seen)
+        seen.append(_seen_of(chunk, base))
         clock = max(clock, chunk.ledger_clock)
     if len(set(names)) != len(names):
         raise InputError("an account appears in two snapshots; each account has one partition")
@@ -273,8 +273,35 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
         cols = {k: v[keep] for k, v in cols.items()}
     all_modes = np.concatenate(modes) if modes else np.empty(0, dtype=np.int8)
     _load(book, names, all_modes, np.concatenate(balances) if balances else None, cols)
-    book.applied_ids.restore(seen, clock)
+    book.applied_ids.restore(
+        np.concatenate([d for d, _, _ in seen]) if seen else np.empty((0, 2), dtype=np.uint64),
+        np.concatenate([s for _, s, _ in seen]) if seen else np.empty(0, dtype=np.int64),
+        np.concatenate([o for _, _, o in seen]) if seen else np.empty(0, dtype=np.int64),
+        clock,
+    )
     return sorted(skipped)
+
+
+def _seen_of(
+    chunk: SnapshotChunk, base: int
+) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
+    """The chunk's remembered ledger ids: digests (n, 2), stamps, owners (book-wide);
+    from the digest columns, or from ``seen`` in a snapshot written before them."""
+    if chunk.seen:
+        digests = digests_of([(kind, item_id) for kind, item_id, _, _ in chunk.seen])
+        stamps = np.array([entry[2] for entry in chunk.seen], dtype=np.int64)
+        owners = np.array([entry[3] for entry in chunk.seen], dtype=np.int64)
+    else:
+        digests = np.frombuffer(chunk.seen_digests, dtype="<u8").reshape(-1, 2).astype(np.uint64)
+        stamps = np.frombuffer(chunk.seen_stamps, dtype="<i8").astype(np.int64)
+        owners = np.frombuffer(chunk.seen_owners, dtype="<i4").astype(np.int64)
+        if not digests.shape[0] == stamps.size == owners.size:
+            raise InputError(
+                f"snapshot chunk {chunk.chunk} of {chunk.topic}[{chunk.partition}] has "
+                f"{digests.shape[0]} ledger id digests but {stamps.size} stamps and "
+                f"{owners.size} owners; the record is corrupt: delete the snapshot"
+            )
+    return digests, stamps, owners + base
 
 
 def _balances(book: Book, chunk: SnapshotChunk) -> NDArray[np.float64]:

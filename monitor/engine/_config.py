@@ -26,7 +26,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     * ``idempotency_window_s`` (default 86,400): how long, in ledger event time, an
       applied ledger id is remembered to drop its duplicates (see ``monitor.book._seen``).
     * ``idempotency_max_ids`` (default 2,000,000): the most ledger ids remembered at
-      once, oldest forgotten first, so memory stays bounded (about 250 bytes an id).
+      once, oldest forgotten first, so memory stays bounded (about 50 bytes an id).
     * ``portfolio_margin`` (default none): portfolio-margin parameters per underlying
       group (an option underlying or a future symbol) for accounts in ``portfolio`` mode;
       groups not named use the defaults (:class:`PortfolioMarginParams`).

@@ -21,6 +21,7 @@ from monitor.book import (
     NO_ROW,
     PORTFOLIO,
     Book,
+    digest_of,
 )
 from monitor.engine import _kernels
 from monitor.engine._config import EngineConfig
@@ -264,12 +265,15 @@ class Engine:
     def _apply_ledger(self, ledger: Sequence[LedgerEvent], now_ms: int) -> list[MarginEvent]:
         last_touch: dict[int, int] = {}
         self.failures = []
+        applied = self.book.applied_ids
+        digests = [digest_of(ledger_key(item)) for item in ledger]
+        indexed = applied.look_up(digests)
         for order, item in enumerate(ledger):
-            key = ledger_key(item)
-            if key in self.book.applied_ids:
+            digest = digests[order]
+            if applied.has_looked_up(digest, indexed[order]):
                 self._ignore("duplicate")
                 continue
-            self.book.applied_ids.add(key, item.ts, self.book.account(item.account))
+            applied.add_digest(digest, item.ts, self.book.account(item.account), merge=False)
             try:
                 touched = self._book_entry(item)
             except Exception as exc:  # isolate the account, report, go on (see apply)
@@ -278,6 +282,7 @@ class Engine:
                 touched = tuple(self.book.units_of(account)) if account is not None else ()
             for unit in touched:
                 last_touch[unit] = order
+        applied.settle()
         if not last_touch:
             return []
         self._refresh_stale_rows()

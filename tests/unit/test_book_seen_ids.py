@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 
+import msgspec
+import numpy as np
 import pytest
 
-from monitor.book._seen import SeenIds
+from monitor.book import export_accounts, load_snapshots
+from monitor.book._seen import SeenIds, digest_of, digests_of
 from monitor.engine import Engine, EngineConfig
 from monitor.errors import ConfigError
 from monitor.schema import Instrument, Tier, TieredMargin, Transfer
@@ -89,6 +93,68 @@ def test_a_non_positive_window_is_a_config_error() -> None:
         EngineConfig(idempotency_window_s=0.0)
 
 
+class PlainSeen:
+    """The rule stated plainly, as the reference: a dict of key -> stamp and the keys in
+    the order applied; forget from the oldest while out of the window or over the cap."""
+
+    def __init__(self, window_ms: int | None, max_ids: int | None) -> None:
+        self.window_ms, self.max_ids = window_ms, max_ids
+        self.stamps: dict[tuple[str, str], int] = {}
+        self.order: list[tuple[int, tuple[str, str]]] = []
+        self.clock = 0
+
+    def add(self, key: tuple[str, str], ts: int) -> None:
+        self.clock = max(self.clock, ts)
+        self.stamps[key] = self.clock
+        self.order.append((self.clock, key))
+        horizon = self.clock - self.window_ms if self.window_ms is not None else -1
+        while self.order and (
+            self.order[0][0] < horizon
+            or (self.max_ids is not None and len(self.stamps) > self.max_ids)
+        ):
+            stamp, key = self.order.pop(0)
+            if self.stamps.get(key) == stamp:
+                del self.stamps[key]
+
+
+@pytest.mark.parametrize(
+    ("window_ms", "max_ids"), [(None, None), (400, None), (None, 3_000), (900, 5_000)]
+)
+def test_many_ids_with_duplicates_are_remembered_as_the_plain_rule_says(
+    window_ms: int | None, max_ids: int | None
+) -> None:
+    """Enough ids for the index to merge many times, half of them seen before: every
+    membership answer equals the plain reference's."""
+    rng = random.Random(7)
+    seen, plain = SeenIds(window_ms, max_ids), PlainSeen(window_ms, max_ids)
+    ts = 0
+    for n in range(30_000):
+        ts += rng.randrange(0, 3)
+        key = ("fill", f"f{rng.randrange(0, n + 1)}") if rng.random() < 0.5 else ("fill", f"n{n}")
+        assert (key in seen) == (key in plain.stamps), (n, key)
+        if key not in plain.stamps:
+            seen.add(key, ts, owner=n % 7)
+            plain.add(key, ts)
+        assert len(seen) == len(plain.stamps)
+    probes = [("fill", f"f{k}") for k in range(0, 30_000, 7)] + [("transfer", "f1")]
+    assert [k in seen for k in probes] == [k in plain.stamps for k in probes]
+
+
+def test_ids_that_share_the_first_half_of_their_digest_are_told_apart() -> None:
+    seen = SeenIds()
+    digests = np.array([[5, 1], [5, 2], [3, 9]], dtype=np.uint64)
+    seen.restore(digests, np.zeros(3, dtype=np.int64), np.zeros(3, dtype=np.int64), 0)
+    as_bytes = [row.astype("<u8").tobytes() for row in digests]
+    assert [seen._find(d) for d in as_bytes] == [0, 1, 2]
+    assert seen._find(np.array([5, 3], dtype="<u8").tobytes()) == -1
+
+
+def test_digests_are_those_written_in_snapshots() -> None:
+    """The digest is BLAKE2b-128 of kind, NUL, id (docs: SnapshotChunk.seen_digests)."""
+    assert digest_of(("fill", "f-1")) == hashlib.blake2b(b"fill\x00f-1", digest_size=16).digest()
+    assert digests_of([("fill", "f-1")]).astype("<u8").tobytes() == digest_of(("fill", "f-1"))
+
+
 @pytest.mark.parametrize(
     ("window_ms", "max_ids"), [(None, None), (500, None), (None, 40), (700, 60)]
 )
@@ -101,12 +167,81 @@ def test_a_restore_keeps_the_newest_ids_inside_the_window_and_the_cap(
     entries = [("fill", f"f{k}", rng.randrange(0, 1_000), rng.randrange(5)) for k in range(150)]
     clock = 1_000
     seen = SeenIds(window_ms=window_ms, max_ids=max_ids)
-    seen.restore(list(entries), clock)
+    seen.restore(
+        digests_of([(kind, item) for kind, item, _, _ in entries]),
+        np.array([e[2] for e in entries], dtype=np.int64),
+        np.array([e[3] for e in entries], dtype=np.int64),
+        clock,
+    )
 
     by_age = sorted(entries, key=lambda entry: entry[2])  # stable: ties keep input order
     horizon = clock - window_ms if window_ms is not None else -1
     inside = [entry for entry in by_age if entry[2] >= horizon]
     kept = inside[max(0, len(inside) - max_ids) :] if max_ids is not None else inside
     assert len(seen) == len(kept)
-    assert sorted(seen.owned_by({0, 1, 2, 3, 4})) == sorted(kept)
+    digests, stamps, owners = seen.owned_by(np.ones(5, dtype=bool))
+    assert (
+        digests.astype("<u8").tobytes()
+        == digests_of([(k, i) for k, i, _, _ in kept]).astype("<u8").tobytes()
+    )
+    assert stamps.tolist() == [e[2] for e in kept]
+    assert owners.tolist() == [e[3] for e in kept]
+    assert all((kind, item) in seen for kind, item, _, _ in kept)
     assert seen.clock_ms == clock
+    only_two = np.zeros(5, dtype=bool)
+    only_two[2] = True
+    assert seen.owned_by(only_two)[2].tolist() == [e[3] for e in kept if e[3] == 2]
+
+
+def test_a_restore_counts_a_key_met_twice_once_at_its_newest_stamp() -> None:
+    seen = SeenIds(window_ms=100)
+    keys = [("fill", "a"), ("fill", "b"), ("fill", "a")]
+    seen.restore(digests_of(keys), np.array([10, 20, 90], dtype=np.int64), np.arange(3), 150)
+    assert len(seen) == 1  # b (20) is out of the window; a is kept at 90
+    assert ("fill", "a") in seen
+    assert seen.owned_by(np.ones(3, dtype=bool))[1].tolist() == [90]
+
+
+def test_engine_drops_every_duplicate_of_large_batches_once_as_a_set_would() -> None:
+    """Batches larger than the index's merge step, with ids repeated inside a batch (far
+    apart) and across batches: each id is applied once."""
+    rng = random.Random(5)
+    engine = Engine([BTC])
+    applied: set[str] = set()
+    duplicates = 0
+    for batch in range(4):
+        ids = [f"t{rng.randrange(0, 15_000)}" for _ in range(6_000)]
+        items = [deposit(i, batch * 10_000 + k) for k, i in enumerate(ids)]
+        for i in ids:
+            duplicates += i in applied
+            applied.add(i)
+        engine.apply(items, [], now_ms=0)
+        assert engine.ignored.get("duplicate", 0) == duplicates
+    assert engine.account_risk("a").equity == pytest.approx(10.0 * len(applied))
+
+
+def test_a_snapshot_carries_digests_and_one_written_with_ids_still_restores_them() -> None:
+    """Snapshots carry the applied ids as digests; a snapshot from before the digests
+    (``seen``: kind, id, stamp, owner) restores the same ids."""
+    live = Engine([BTC], EngineConfig(idempotency_window_s=60.0))
+    live.apply([deposit(f"t{k}", 1_000 * k) for k in range(5)], [], now_ms=0)
+    book = live.book
+    chunk = export_accounts(
+        book, np.arange(book.accounts.size), topic="fills", partition=0, next_offset=5, ts=1
+    )
+    assert len(chunk.seen_digests) == 5 * 16
+    assert chunk.seen == []
+    older = msgspec.structs.replace(
+        chunk,
+        seen_digests=b"",
+        seen_stamps=b"",
+        seen_owners=b"",
+        seen=[("transfer", f"t{k}", 1_000 * k, 0) for k in range(5)],
+    )
+    for restored_from in (chunk, older):
+        fresh = Engine([BTC], EngineConfig(idempotency_window_s=60.0))
+        assert load_snapshots(fresh.book, [restored_from]) == []
+        fresh.full_recompute()
+        fresh.apply([deposit("t3", 9_000), deposit("t9", 9_000)], [], now_ms=0)
+        assert fresh.ignored == {"duplicate": 1}
+        assert fresh.account_risk("a").equity == pytest.approx(60.0)

@@ -14,7 +14,12 @@ from numpy.typing import NDArray
 from monitor.book import COLLATERAL, UPNL, Book
 from monitor.engine import _kernels
 from monitor.engine._kernels import revalue_linear, revalue_rows
-from monitor.engine._tick_kernels import moved_rows, revalue_option_rows, unit_sums
+from monitor.engine._tick_kernels import (
+    moved_rows,
+    revalue_option_rows,
+    touched_units,
+    unit_sums_into,
+)
 from monitor.engine._unit_kernels import (
     reset_units,
     reset_units_reference,
@@ -69,8 +74,8 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     pos = book.positions
     n = pos.size
     if _kernels.ENABLED and book.contracts.linear_only:
-        if rows.shape[0] * 2 >= n:  # in row order: scattered rows cost ~7x per row
-            rows = np.arange(n, dtype=np.intp)
+        if n > rows.shape[0] and rows.shape[0] * 2 >= n:  # in row order: scattered rows
+            rows = np.arange(n, dtype=np.intp)  # cost ~7x per row
         layout = book.models.layout
         revalue_rows(
             rows, pos.instrument, pos.qty, pos.entry, pos.leverage, book.mark,
@@ -124,9 +129,8 @@ def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]
         refresh_rows(book, np.arange(n, dtype=np.intp))
         ticked = np.zeros(len(book.symbols), dtype=np.bool_)
         ticked[instruments] = True
-        open_moved = ticked[pos.instrument[:n]] & (pos.qty[:n] != 0.0)
-        moved_units: NDArray[np.intp] = pos.unit[:n][open_moved]
-        return moved_units
+        return touched_units(ticked, pos.instrument[:n], pos.qty[:n], pos.unit[:n],
+                             book.units.size)  # fmt: skip
     dense = held * 4 >= pos.size  # a quarter or more
     if not (_kernels.ENABLED and book.contracts.has_options and dense):
         parts = [pos.holders_of(ix) for ix in instruments.tolist()]
@@ -202,7 +206,7 @@ def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = T
 
     Few units: walk each unit's row list (``sum_unit_rows``, or its numpy reference: one
     vectorised step per position of the largest unit). Half of all units or more: one
-    sequential pass over every open row (``unit_sums``, or numpy's bincount), cheaper than
+    sequential pass over every open row (``unit_sums_into``, or numpy's bincount), cheaper than
     scattered row lists there. Either way the sums are exact, never adjusted by deltas.
     ``with_collateral=False`` keeps the collateral value (a mark moved, no
     wallet or collateral price did).
@@ -228,8 +232,8 @@ def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
     pos, table = book.positions, book.units
     n_rows, n_units = pos.size, table.size
     if _kernels.ENABLED:  # one fused pass (monitor.engine._tick_kernels), same sums
-        sums = unit_sums(pos.unit[:n_rows], pos.qty[:n_rows], pos.figures[:n_rows], n_units)
-        table.figures[units, UPNL:] = sums[units]
+        unit_sums_into(units, pos.unit[:n_rows], pos.qty[:n_rows], pos.figures[:n_rows],
+                       table.figures)  # fmt: skip
         return
     unit = pos.unit[:n_rows]
     values = pos.figures[:n_rows]

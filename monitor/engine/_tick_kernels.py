@@ -37,7 +37,11 @@ __all__ = [
     "moved_rows_reference",
     "revalue_option_rows",
     "revalue_option_rows_reference",
+    "touched_units",
+    "touched_units_reference",
     "unit_sums",
+    "unit_sums_into",
+    "unit_sums_into_reference",
     "unit_sums_reference",
     "warm_up",
 ]
@@ -189,8 +193,39 @@ def _unit_sums(unit: Any, qty: Any, figures: Any, sums: Any) -> None:  # pragma:
             sums[u, 3] += abs(upnl)
 
 
+def _unit_sums_into(
+    units: Any, unit: Any, qty: Any, figures: Any, target: Any, chosen: Any
+) -> None:  # pragma: no cover
+    for k in range(units.shape[0]):
+        u = units[k]
+        chosen[u] = True
+        for c in range(1, 5):
+            target[u, c] = 0.0
+    for r in range(qty.shape[0]):
+        if qty[r] != 0.0:
+            u = unit[r]
+            if chosen[u]:
+                upnl = figures[r, 0]
+                target[u, 1] += upnl
+                target[u, 2] += figures[r, 1]
+                target[u, 3] += figures[r, 2]
+                target[u, 4] += abs(upnl)
+    for k in range(units.shape[0]):
+        chosen[units[k]] = False
+
+
+def _touched_units(
+    ticked: Any, instrument: Any, qty: Any, unit: Any, touched: Any
+) -> None:  # pragma: no cover
+    for r in range(qty.shape[0]):
+        if qty[r] != 0.0 and ticked[instrument[r]]:
+            touched[unit[r]] = True
+
+
 _option_kernel: Any = compiled(_option_rows)
+_touched_kernel: Any = compiled(_touched_units)
 _sums_kernel: Any = compiled(_unit_sums)
+_sums_into_kernel: Any = compiled(_unit_sums_into)
 _moved_kernel: Any = compiled(_moved_rows)
 
 
@@ -270,6 +305,47 @@ def unit_sums(unit: Ints, qty: Array, figures: Array, n_units: int) -> Array:
     return sums
 
 
+def unit_sums_into_reference(
+    units: Ints, unit: Ints, qty: Array, figures: Array, target: Array
+) -> None:
+    """Readable version: columns 1-4 of ``target`` (a unit table's figures: uPnL, IM,
+    MM, |uPnL|) of ``units`` (distinct) become their sums over open rows."""
+    target[units, 1:5] = unit_sums_reference(unit, qty, figures, target.shape[0])[units]
+
+
+def unit_sums_into(units: Ints, unit: Ints, qty: Array, figures: Array, target: Array) -> None:
+    """:func:`unit_sums_into_reference` in one pass over the rows when numba is
+    installed, written in place: no ``[units, 4]`` temporaries (32 MB each at a million
+    units) to allocate, gather and scatter. Same sums, same order (row order)."""
+    if _sums_into_kernel is None:
+        unit_sums_into_reference(units, unit, qty, figures, target)
+        return
+    chosen = np.zeros(target.shape[0], dtype=np.bool_)
+    _sums_into_kernel(units, unit, qty, figures, target, chosen)
+
+
+def touched_units_reference(
+    ticked: NDArray[np.bool_], instrument: Ints, qty: Array, unit: Ints, n_units: int
+) -> Ints:
+    """Readable version: the units (sorted, distinct) of the open rows whose instrument
+    is marked in ``ticked``."""
+    touched = np.zeros(n_units, dtype=np.bool_)
+    touched[unit[ticked[instrument] & (qty != 0.0)]] = True
+    return np.flatnonzero(touched)
+
+
+def touched_units(
+    ticked: NDArray[np.bool_], instrument: Ints, qty: Array, unit: Ints, n_units: int
+) -> Ints:
+    """:func:`touched_units_reference` in one pass over the rows when numba is
+    installed (no row-sized temporaries)."""
+    if _touched_kernel is None:
+        return touched_units_reference(ticked, instrument, qty, unit, n_units)
+    touched = np.zeros(n_units, dtype=np.bool_)
+    _touched_kernel(ticked, instrument, qty, unit, touched)
+    return np.flatnonzero(touched)
+
+
 def warm_up() -> float:
     """Compile (or load from the disk cache) both kernels on tiny inputs; return seconds."""
     started = time.perf_counter()
@@ -282,4 +358,6 @@ def warm_up() -> float:
         moved_rows(flag, ix, one, ix, kind, one, one, one, one, one, figures, flag)
         for block in (figures, np.zeros((2, 3))[:1]):
             unit_sums(ix, one, block, 1)
+            unit_sums_into(ix, ix, one, block, np.zeros((1, 5)))
+        touched_units(flag, ix, one, ix, 1)
     return time.perf_counter() - started

@@ -12,7 +12,11 @@ from monitor.engine._tick_kernels import (
     moved_rows_reference,
     revalue_option_rows,
     revalue_option_rows_reference,
+    touched_units,
+    touched_units_reference,
     unit_sums,
+    unit_sums_into,
+    unit_sums_into_reference,
     unit_sums_reference,
 )
 from monitor.models import OPTION
@@ -80,6 +84,46 @@ def test_fused_unit_sums_equal_the_bincount_reference(seed: int) -> None:
     np.testing.assert_array_equal(
         unit_sums(unit, qty, values, units), unit_sums_reference(unit, qty, values, units)
     )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_unit_sums_in_place_equal_the_bincount_reference(seed: int) -> None:
+    """Only the chosen units' columns 1-4 are written; every other figure stays."""
+    rng = np.random.default_rng(seed)
+    n, units = 20_000, 700
+    unit = rng.integers(0, units, n).astype(np.intp)
+    qty = rng.normal(0.0, 1.0, n) * (rng.random(n) < 0.8)
+    values = rng.normal(0.0, 1e4, (n, 3))
+    chosen = np.flatnonzero(rng.random(units) < 0.6)
+    before = rng.normal(0.0, 1.0, (units + 5, 5))  # spare capacity rows, as a table has
+    got, want = before.copy(), before.copy()
+    unit_sums_into(chosen, unit, qty, values, got)
+    unit_sums_into_reference(chosen, unit, qty, values, want)
+    np.testing.assert_array_equal(got, want)
+    untouched = np.setdiff1d(np.arange(units + 5), chosen)
+    np.testing.assert_array_equal(got[untouched], before[untouched])
+    np.testing.assert_array_equal(got[chosen, 0], before[chosen, 0])
+    # Plain sums by hand for one chosen unit.
+    u = int(chosen[0])
+    rows = (unit == u) & (qty != 0.0)
+    assert got[u, 1] == pytest.approx(values[rows, 0].sum())
+    assert got[u, 4] == pytest.approx(np.abs(values[rows, 0]).sum())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_fused_touched_units_equal_the_numpy_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n, units, symbols = 20_000, 3_000, 40
+    unit = rng.integers(0, units, n).astype(np.intp)
+    instrument = rng.integers(0, symbols, n).astype(np.intp)
+    qty = rng.normal(0.0, 1.0, n) * (rng.random(n) < 0.7)
+    ticked = rng.random(symbols) < 0.3
+    got = touched_units(ticked, instrument, qty, unit, units)
+    np.testing.assert_array_equal(
+        got, touched_units_reference(ticked, instrument, qty, unit, units)
+    )
+    by_hand = sorted({int(unit[r]) for r in range(n) if qty[r] != 0.0 and ticked[instrument[r]]})
+    assert got.tolist() == by_hand
 
 
 @pytest.mark.parametrize("seed", range(3))

@@ -44,10 +44,10 @@ from monitor.schema import (
 from monitor.solvency._adl import adl_queues
 from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._kernels import debt_by_base, stress_units
-from monitor.solvency._state import BookState, StressFigures
+from monitor.solvency._state import BookState, StressFigures, StressTotals
 from monitor.states import REL_TOL
 
-__all__ = ["scenario_values", "stress", "stress_report"]
+__all__ = ["scenario_values", "stress", "stress_report", "stress_scenarios"]
 
 Array = NDArray[np.float64]
 _VOL_CODES = {"up": 0, "same": 1, "down": 2}
@@ -71,19 +71,58 @@ def scenario_values(
     return moves, values
 
 
+# Scenarios stressed per pass: the per-unit figures of a pass are units x this many
+# (pnl, equity, debt: 32 MB each at a million units), not units x every scenario.
+_SCENARIOS_PER_PASS = 4
+
+
 def stress(
     state: BookState,
     scenarios: Sequence[StressScenario],
     params: PortfolioMarginParams,
     *,
     gate: CycleGate = OPEN,
-) -> StressFigures:
-    """Every unit's shocked equity under every scenario, per account the debt and the
-    bankrupt units, and the debt split over the underlyings (fused kernels, no GIL)."""
+) -> StressTotals:
+    """Per scenario the bad debt, per account the debt and the bankrupt units, and the
+    debt split over the underlyings, stressed a few scenarios at a time (each
+    scenario's figures are independent of the others, so the same figures as in one
+    pass, with a fraction of the memory)."""
     moves, values = scenario_values(state, scenarios, params)
+    asset_moves = _asset_moves(state, scenarios)
+    n_scen, n_accounts = len(scenarios), len(state.accounts)
+    totals = np.zeros(n_scen)
+    account_debt = np.zeros((n_accounts, n_scen))
+    account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int32)
+    by_base = np.zeros((len(state.bases), n_scen))
+    share = np.zeros(0)
+    for first in range(0, n_scen, _SCENARIOS_PER_PASS):
+        pick = np.arange(first, min(first + _SCENARIOS_PER_PASS, n_scen))
+        part = stress_scenarios(state, moves, values, asset_moves, pick, gate=gate)
+        totals[pick] = part.debt.sum(axis=0)
+        account_debt[:, pick] = part.account_debt
+        account_bankrupt[:, pick] = part.account_bankrupt
+        by_base[:, pick] = part.by_base
+        share = part.share
+    return StressTotals(
+        moves, values, asset_moves, totals, account_debt, account_bankrupt, by_base, share
+    )
+
+
+def stress_scenarios(
+    state: BookState,
+    moves: Array,
+    values: Array,
+    asset_moves: Array,
+    pick: NDArray[np.intp],
+    *,
+    gate: CycleGate = OPEN,
+) -> StressFigures:
+    """Every unit's shocked equity under the scenarios ``pick`` (columns of ``moves``,
+    ``values`` and ``asset_moves``), per account the debt and the bankrupt units, and the
+    debt split over the underlyings (fused kernels, no GIL)."""
     terms = InstrumentTerms._make(state.terms)
     notional = np.abs(terms.contract_size * terms.price)
-    asset_moves = _asset_moves(state, scenarios)
+    moves, values = np.ascontiguousarray(moves[:, pick]), np.ascontiguousarray(values[:, pick])
     pnl, equity, bankrupt, debt, account_debt, account_bankrupt = stress_units(
         state.row_unit,
         state.row_instrument,
@@ -93,7 +132,7 @@ def stress(
         state.unit_equity,
         state.unit_scale,
         _exposure(state),
-        asset_moves,
+        np.ascontiguousarray(asset_moves[:, pick]),
         state.unit_account,
         len(state.accounts),
         REL_TOL,
@@ -152,12 +191,11 @@ def stress_report(
     n_accounts = len(state.accounts)
     account_debt, bankrupt_count = figures.account_debt, figures.account_bankrupt
     by_base = figures.by_base  # underlyings x scenarios
-    totals = figures.debt.sum(axis=0)
+    totals = figures.totals
     results = tuple(
         _result(
             gate,
             state,
-            figures,
             account_debt,
             bankrupt_count,
             by_base[:, s],
@@ -176,7 +214,12 @@ def stress_report(
     if worst is not None:
         cover2, groups = _cover2(state, account_debt[:, worst], group_of, group_names)
         if float(totals[worst]) > fund:
-            adl = adl_queues(state, figures, worst, fund, queue_length, gate=gate)
+            # The worst scenario's figures per unit, stressed again alone.
+            one = np.array([worst], dtype=np.intp)
+            alone = stress_scenarios(
+                state, figures.moves, figures.values, figures.asset_moves, one, gate=gate
+            )
+            adl = adl_queues(state, alone, 0, fund, queue_length, gate=gate)
     return SolvencyReport(
         ts=ts,
         accounts=n_accounts,
@@ -194,9 +237,8 @@ def stress_report(
 def _result(
     gate: CycleGate,
     state: BookState,
-    figures: StressFigures,
     account_debt: Array,
-    bankrupt_count: NDArray[np.int64],
+    bankrupt_count: NDArray[np.int32],
     by_base: Array,
     total: float,
     s: int,

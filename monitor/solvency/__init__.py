@@ -15,12 +15,11 @@ from monitor.solvency._state import (
     BookCopy,
     BookState,
     StressFigures,
-    StressTotals,
     book_state,
     copy_book,
     state_of,
 )
-from monitor.solvency._stress import scenario_values, stress, stress_report
+from monitor.solvency._stress import scenario_values, stress_report
 from monitor.solvency._stresser import Stresser, account_groups
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "BookState",
     "CycleGate",
     "StressFigures",
-    "StressTotals",
     "Stresser",
     "account_groups",
     "account_quantiles",
@@ -42,7 +40,6 @@ __all__ = [
     "scenario_problem",
     "scenario_values",
     "state_of",
-    "stress",
     "stress_report",
     "warm_up",
     "worst_day",

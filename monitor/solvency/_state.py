@@ -27,7 +27,6 @@ __all__ = [
     "BookCopy",
     "BookState",
     "StressFigures",
-    "StressTotals",
     "book_state",
     "copy_book",
     "state_of",
@@ -121,20 +120,6 @@ class StressFigures(NamedTuple):
     account_bankrupt: NDArray[np.int64]  # accounts x scenarios: bankrupt units
     share: Array  # open positions: share of their unit's debt (BookState.row_share)
     by_base: Array  # underlyings x scenarios: the debt split by those shares
-
-
-class StressTotals(NamedTuple):
-    """Per scenario (:func:`monitor.solvency.stress`): the moves and value changes applied,
-    the bad debt, per account the debt and bankrupt units, the debt by underlying."""
-
-    moves: Array  # instruments x scenarios
-    values: Array  # instruments x scenarios
-    asset_moves: Array  # moving collateral assets x scenarios
-    totals: Array  # scenarios: bad debt
-    account_debt: Array  # accounts x scenarios
-    account_bankrupt: NDArray[np.int32]  # accounts x scenarios: bankrupt units
-    by_base: Array  # underlyings x scenarios
-    share: Array  # open positions: share of their unit's debt
 
 
 class BookCopy(NamedTuple):

@@ -339,6 +339,50 @@ async def committed_events(kafka: KafkaSettings, topic: str) -> list[dict[str, A
     return [decode(r.value) for r in records if r.value]
 
 
+async def account_history(
+    kafka: KafkaSettings, topics: TopicSettings, accounts: set[str]
+) -> list[str]:
+    """Every record about ``accounts`` in ``margin-events`` and ``liqmon-state`` (their
+    unit states), with partition, offset and record time, and whether a read_committed
+    reader sees it (``aborted`` marks one only a read_uncommitted reader does): what a
+    failed fault run leaves to tell a lost event from one never produced, read before its
+    topics are dropped."""
+    wanted = {f"account:{a}".encode() for a in accounts}
+    lines: list[str] = []
+    for topic in (topics.margin_events, topics.state):
+        seen: dict[str, set[tuple[int, int]]] = {}
+        found: list[Any] = []
+        for isolation in ("read_committed", "read_uncommitted"):
+            got: list[Any] = []
+            async with TableConsumer(kafka, topic=topic, isolation_level=isolation) as table:
+                async with asyncio.timeout(60):
+                    while not table.caught_up:
+                        got += await table.poll_batch(10_000, 100)
+            seen[isolation] = {(r.partition, r.offset) for r in got}
+            if isolation == "read_uncommitted":
+                found = got
+        for r in sorted(found, key=lambda r: (r.partition, r.offset)):
+            if topic == topics.margin_events:
+                body = msgspec.json.decode(r.value or b"{}")
+                if body.get("account") not in accounts:
+                    continue
+                what = (
+                    f"{body.get('account')}/{body.get('symbol')} {body.get('previous_state')}"
+                    f" -> {body.get('state')} detected {body.get('detected_ts')} collapsed "
+                    f"{body.get('collapsed')}"
+                )
+            elif r.key in wanted:
+                what = (r.value or b"").decode(errors="replace")[:300]
+            else:
+                continue
+            committed = (r.partition, r.offset) in seen["read_committed"]
+            lines.append(
+                f"{topic}[{r.partition}]@{r.offset} t={r.timestamp}"
+                f"{'' if committed else ' aborted'}: {what}"
+            )
+    return lines
+
+
 # ---------------------------------------------------------------------- the verdict
 
 
@@ -396,6 +440,8 @@ class Verdict:
     ids_missing: int
     ids_extra: int
     novel: int
+    # Accounts of the chain gaps and repeated transitions (for account_history).
+    troubled: set[str] = field(default_factory=set)
 
     def summary(self) -> str:
         return (
@@ -454,6 +500,7 @@ def compare(
         f"{e['event_id']} ({_unit(e)}: {_when(e)})" for e in fault if e["event_id"] in twice
     ]
     repeated, gaps, unflagged = [], [], []
+    troubled: set[str] = set()
     skipping = collapsed = 0
     novel = 0
     for unit, chain in chains.items():
@@ -470,10 +517,12 @@ def compare(
             pair = (event["previous_state"], event["state"])
             if pair == before:
                 repeated.append(f"{unit}: {pair[0]} -> {pair[1]} twice in a row, {_when(event)}")
+                troubled.add(unit[0])
             if event["previous_state"] != last:
                 gaps.append(
                     f"{unit}: last published {last}, next event from {pair[0]}, {_when(event)}"
                 )
+                troubled.add(unit[0])
             if event.get("collapsed") is True:
                 collapsed += 1
             if pair not in ref_pairs and pair not in ref_skipped:
@@ -498,6 +547,7 @@ def compare(
         duplicate_ids=duplicate_ids,
         repeated_transitions=repeated,
         chain_gaps=gaps,
+        troubled=troubled,
         skipping=skipping,
         collapsed=collapsed,
         unflagged_skips=unflagged,

@@ -299,7 +299,9 @@ def _seen_of(
             raise InputError(
                 f"snapshot chunk {chunk.chunk} of {chunk.topic}[{chunk.partition}] has "
                 f"{digests.shape[0]} ledger id digests but {stamps.size} stamps and "
-                f"{owners.size} owners; the record is corrupt: delete the snapshot"
+                f"{owners.size} owners, so it is corrupt; write a null value for each of "
+                f"its keys (snapshot:{chunk.topic}:{chunk.partition}:<n>) to the state "
+                "topic and restart: the partition is then rebuilt from the ledger"
             )
     return digests, stamps, owners + base
 

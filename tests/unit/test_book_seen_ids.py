@@ -12,7 +12,7 @@ import pytest
 from monitor.book import export_accounts, load_snapshots
 from monitor.book._seen import SeenIds, digest_of, digests_of
 from monitor.engine import Engine, EngineConfig
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, InputError
 from monitor.schema import Instrument, Tier, TieredMargin, Transfer
 
 pytestmark = pytest.mark.unit
@@ -245,3 +245,24 @@ def test_a_snapshot_carries_digests_and_one_written_with_ids_still_restores_them
         fresh.apply([deposit("t3", 9_000), deposit("t9", 9_000)], [], now_ms=0)
         assert fresh.ignored == {"duplicate": 1}
         assert fresh.account_risk("a").equity == pytest.approx(60.0)
+
+
+def test_a_snapshot_whose_id_columns_differ_in_length_is_refused_in_one_line() -> None:
+    live = Engine([BTC])
+    live.apply([deposit("t1", 0), deposit("t2", 0)], [], now_ms=0)
+    chunk = export_accounts(
+        live.book,
+        np.arange(live.book.accounts.size),
+        topic="fills",
+        partition=3,
+        next_offset=2,
+        ts=1,
+    )
+    broken = msgspec.structs.replace(chunk, seen_stamps=chunk.seen_stamps[:8])
+    with pytest.raises(InputError) as refused:
+        load_snapshots(Engine([BTC]).book, [broken])
+    assert str(refused.value) == (
+        "snapshot chunk 0 of fills[3] has 2 ledger id digests but 1 stamps and 2 owners, so "
+        "it is corrupt; write a null value for each of its keys (snapshot:fills:3:<n>) to "
+        "the state topic and restart: the partition is then rebuilt from the ledger"
+    )

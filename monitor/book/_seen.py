@@ -104,10 +104,6 @@ class SeenIds:
         fell out of the window."""
         self.add_digest(digest_of(key), ts, owner)
 
-    def has_digest(self, digest: bytes) -> bool:
-        """Whether the key of ``digest`` (:func:`digest_of`) is remembered."""
-        return self._find(digest) >= 0
-
     def look_up(self, digests: list[bytes]) -> list[int]:
         """Where each of ``digests`` sits in the sorted index now (its seq, or -1), in one
         vectorised search: for a batch read with :meth:`has_looked_up` and added with
@@ -130,7 +126,8 @@ class SeenIds:
         return result
 
     def has_looked_up(self, digest: bytes, indexed: int) -> bool:
-        """:meth:`has_digest`, given what :meth:`look_up` found for ``digest``."""
+        """Whether the key of ``digest`` is remembered, given what :meth:`look_up`
+        found for it."""
         seq = self._recent.get(digest)
         if seq is not None:
             return seq >= self._front
@@ -142,8 +139,8 @@ class SeenIds:
             self._merge()
 
     def add_digest(self, digest: bytes, ts: int, owner: int = -1, *, merge: bool = True) -> None:
-        """:meth:`add` for a key given by its :func:`digest_of` (a caller that asked
-        :meth:`has_digest` first digests once)."""
+        """:meth:`add` for a key given by its :func:`digest_of` (a caller that looked
+        it up first digests once)."""
         if ts > self._clock:
             self._clock = ts
         if self._next == self._front:

@@ -13,8 +13,10 @@ the figures, one bincount per column); these kernels do one:
 * :func:`moved_rows`: the same for every open row of the instruments a tick moved, found
   by one sequential pass over all rows (no gathering of holder lists), marking the units
   they count in;
-* :func:`unit_sums`: uPnL, IM, MM and gross of every unit over its open rows, in row order
-  (the same order, hence the same sums, as ``np.bincount``).
+* :func:`unit_sums_into`: uPnL, IM, MM and gross of the chosen units over their open rows,
+  written into the unit table in row order (the same order, hence the same sums, as
+  ``np.bincount``);
+* :func:`touched_units`: the units of the open rows of the instruments a tick moved.
 
 Compiled on first use, cached on disk, releasing the GIL; :func:`warm_up` compiles them
 ahead. ``tests/unit/test_tick_kernels.py`` checks each against its reference.
@@ -39,7 +41,6 @@ __all__ = [
     "revalue_option_rows_reference",
     "touched_units",
     "touched_units_reference",
-    "unit_sums",
     "unit_sums_into",
     "unit_sums_into_reference",
     "unit_sums_reference",
@@ -182,17 +183,6 @@ def unit_sums_reference(unit: Ints, qty: Array, figures: Array, n_units: int) ->
     return sums
 
 
-def _unit_sums(unit: Any, qty: Any, figures: Any, sums: Any) -> None:  # pragma: no cover
-    for r in range(qty.shape[0]):
-        if qty[r] != 0.0:
-            u = unit[r]
-            upnl = figures[r, 0]
-            sums[u, 0] += upnl
-            sums[u, 1] += figures[r, 1]
-            sums[u, 2] += figures[r, 2]
-            sums[u, 3] += abs(upnl)
-
-
 def _unit_sums_into(
     units: Any, unit: Any, qty: Any, figures: Any, target: Any, chosen: Any
 ) -> None:  # pragma: no cover
@@ -224,7 +214,6 @@ def _touched_units(
 
 _option_kernel: Any = compiled(_option_rows)
 _touched_kernel: Any = compiled(_touched_units)
-_sums_kernel: Any = compiled(_unit_sums)
 _sums_into_kernel: Any = compiled(_unit_sums_into)
 _moved_kernel: Any = compiled(_moved_rows)
 
@@ -296,15 +285,6 @@ def revalue_option_rows(
     return others[:count]
 
 
-def unit_sums(unit: Ints, qty: Array, figures: Array, n_units: int) -> Array:
-    """:func:`unit_sums_reference`, in one pass when numba is installed."""
-    if _sums_kernel is None:
-        return unit_sums_reference(unit, qty, figures, n_units)
-    sums = np.zeros((n_units, 4))
-    _sums_kernel(unit, qty, figures, sums)
-    return sums
-
-
 def unit_sums_into_reference(
     units: Ints, unit: Ints, qty: Array, figures: Array, target: Array
 ) -> None:
@@ -357,7 +337,6 @@ def warm_up() -> float:
         flag = np.ones(1, dtype=np.bool_)
         moved_rows(flag, ix, one, ix, kind, one, one, one, one, one, figures, flag)
         for block in (figures, np.zeros((2, 3))[:1]):
-            unit_sums(ix, one, block, 1)
             unit_sums_into(ix, ix, one, block, np.zeros((1, 5)))
         touched_units(flag, ix, one, ix, 1)
     return time.perf_counter() - started

@@ -14,10 +14,8 @@ from monitor.engine._tick_kernels import (
     revalue_option_rows_reference,
     touched_units,
     touched_units_reference,
-    unit_sums,
     unit_sums_into,
     unit_sums_into_reference,
-    unit_sums_reference,
 )
 from monitor.models import OPTION
 from tests.unit.test_scenarios_fused import small_book
@@ -72,18 +70,6 @@ def test_fused_option_rows_equal_the_books_own_values() -> None:
     inputs = option_inputs(3)
     revalue_option_rows(option, *inputs, got)  # type: ignore[arg-type]
     np.testing.assert_array_equal(got[option], np.column_stack((upnl, initial, maintenance)))
-
-
-@pytest.mark.parametrize("seed", range(3))
-def test_fused_unit_sums_equal_the_bincount_reference(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n, units = 20_000, 700
-    unit = rng.integers(0, units, n).astype(np.intp)
-    qty = rng.normal(0.0, 1.0, n) * (rng.random(n) < 0.8)
-    values = rng.normal(0.0, 1e4, (n, 3))
-    np.testing.assert_array_equal(
-        unit_sums(unit, qty, values, units), unit_sums_reference(unit, qty, values, units)
-    )
 
 
 @pytest.mark.parametrize("seed", range(3))

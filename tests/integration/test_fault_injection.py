@@ -35,13 +35,10 @@ from tests.integration.fault_injection import (
     Plan,
     RecordedInput,
     Replay,
-    Verdict,
     account_history,
     committed_events,
-    compare,
     drop_topics,
     example_instruments,
-    failures,
     fresh_topics,
     kill_moments,
     new_process,
@@ -50,6 +47,7 @@ from tests.integration.fault_injection import (
     settle,
     wait_played,
 )
+from tests.integration.fault_verdict import Verdict, compare, failures
 from tests.integration.liqmon_process import LiqmonProcess
 from tests.integration.monitor_harness import MonitorHarness
 

@@ -81,6 +81,12 @@ class Metrics:
             "Price ticks applied to the engine after conflation.",
             registry=r,
         )
+        self.units_revalued = Counter(
+            "liqmon_units_revalued_total",
+            "Margin units revalued and judged because a mark moved: with price bands only "
+            "those whose marks left their band, else every holder of a moved instrument.",
+            registry=r,
+        )
         self.ticks_conflated = Counter(
             "liqmon_ticks_conflated_total",
             "Price ticks superseded by a newer tick of the same instrument in one cycle.",

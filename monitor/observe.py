@@ -71,6 +71,7 @@ class Observer:
                 m.ledger_events_ignored.labels(reason).inc(count - counted)
                 self._ignored_seen[reason] = count
         m.ticks_applied.inc(len(ticks))
+        m.units_revalued.inc(engine.revalued_by_prices)
         self.published(events, acked_ms)
 
     def published(self, events: Sequence[MarginEvent], acked_ms: int) -> None:

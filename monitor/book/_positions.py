@@ -82,6 +82,10 @@ class PositionTable(Columns):
         "unit_next": (np.intp, NO_ROW, 0),
         "unit_prev": (np.intp, NO_ROW, 0),
         "holder_slot": (np.intp, NO_ROW, 0),
+        # The prices of the instrument within which the row's unit cannot change state
+        # (``monitor.engine._band_kernels``); +inf/-inf: none, judge at every move.
+        "band_low": (np.float32, np.inf, 0),
+        "band_high": (np.float32, -np.inf, 0),
     }
 
     account: NDArray[np.intp]
@@ -97,6 +101,8 @@ class PositionTable(Columns):
     unit_next: NDArray[np.intp]
     unit_prev: NDArray[np.intp]
     holder_slot: NDArray[np.intp]
+    band_low: NDArray[np.float32]
+    band_high: NDArray[np.float32]
 
     def __init__(self, n_instruments: int, capacity: int = 64) -> None:
         super().__init__(capacity)

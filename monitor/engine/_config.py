@@ -27,6 +27,11 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
       applied ledger id is remembered to drop its duplicates (see ``monitor.book._seen``).
     * ``idempotency_max_ids`` (default 2,000,000): the most ledger ids remembered at
       once, oldest forgotten first, so memory stays bounded (about 50 bytes an id).
+    * ``price_bands`` (default true): in a book of linear contracts, a tick revalues and
+      judges only the units with a position whose mark left the band within which the
+      unit's state provably cannot change (``monitor.engine._band_kernels``); the others
+      keep the figures of the marks they were last judged at. False revalues every
+      holder of every instrument that moved. Events are the same either way.
     * ``portfolio_margin`` (default none): portfolio-margin parameters per underlying
       group (an option underlying or a future symbol) for accounts in ``portfolio`` mode;
       groups not named use the defaults (:class:`PortfolioMarginParams`).
@@ -38,6 +43,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     hysteresis: float = 0.05
     idempotency_window_s: float = 86_400.0
     idempotency_max_ids: int = 2_000_000
+    price_bands: bool = True
     portfolio_margin: dict[str, PortfolioMarginParams] = {}
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ from monitor.book import (
     Book,
     digest_of,
 )
-from monitor.engine import _kernels
+from monitor.engine import _bands, _kernels
 from monitor.engine._config import EngineConfig
 from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
@@ -98,6 +98,11 @@ class Engine:
             self.portfolio = PortfolioMargins(self.book, self.config.portfolio_margin)
         except ConfigError as exc:
             raise ConfigError(f"engine.{exc}") from None
+        # Price bands (monitor.engine._bands): a tick judges only the units it may change.
+        self.banded = self.config.price_bands and self.book.contracts.linear_only
+        # Units revalued by the last cycle's ticks (all holders of the moved instruments
+        # without bands).
+        self.revalued_by_prices = 0
         # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
         self.ignored: dict[str, int] = {}
         # Ledger events of the last apply() whose booking failed unexpectedly: (index in
@@ -155,6 +160,7 @@ class Engine:
         if ix is None:
             raise InputError(f"unknown account {account!r}; it has no ledger events or positions")
         units = np.array(book.units_of(ix), dtype=np.intp)
+        self.bring_up_to_date(units)
         table = book.units
         collateral = float(table.collateral[units].sum())
         equity = collateral + float(table.upnl[units].sum())
@@ -287,9 +293,13 @@ class Engine:
             return []
         self._refresh_stale_rows()
         units = np.array(sorted(last_touch), dtype=np.intp)
-        refresh_units(self.book, units)
+        if self.banded:  # the units' other rows may be at older marks: all of them
+            _bands.revalue(self.book, units, with_collateral=True)
+        else:
+            refresh_units(self.book, units)
         self.portfolio.after_ledger(self.book, units)
         transitions = sorted(self._judge(units), key=lambda t: (last_touch[t[0]], t[0]))
+        self._band(units)
         events = []
         for unit, previous, new in transitions:
             item = ledger[last_touch[unit]]
@@ -342,6 +352,7 @@ class Engine:
         for tick in prices:
             latest[tick.symbol] = tick
         moved: dict[int, list[PriceTick]] = {}
+        marks_moved: set[int] = set()  # instruments whose own mark changed
         revalued_assets: dict[int, PriceTick] = {}
         for symbol, tick in latest.items():
             ix = book.instrument_index.get(symbol)
@@ -350,31 +361,47 @@ class Engine:
                 if book.mark[ix] != tick.mark_price:
                     book.mark[ix] = tick.mark_price
                     moved.setdefault(ix, []).append(tick)
+                    marks_moved.add(ix)
             for asset in book.assets.price_symbols.get(symbol, ()):
                 if book.assets.set_price(asset, tick.mark_price, tick.ts):
                     revalued_assets[asset] = tick
         if book.contracts.has_options:
             for ix, ticks in reprice_options(book, latest).items():
                 moved.setdefault(ix, []).extend(ticks)
+        settle_moved: set[int] = set()  # instruments whose settle asset was repriced
         for asset, tick in revalued_assets.items():
             for ix in np.flatnonzero(book.settle_asset == asset).tolist():
                 moved.setdefault(ix, []).append(tick)
+                settle_moved.add(ix)
         held = self.portfolio.ticked(book, latest, revalued_assets)
+        self.revalued_by_prices = 0
         if not moved and not revalued_assets and not held:
             return []
-        moved_units = refresh_moved(book, np.array(sorted(moved), dtype=np.intp))
+        if self.banded:
+            # Every figure of a row moves with its settle asset's value: all its holders.
+            marked = np.array(sorted(marks_moved - settle_moved), dtype=np.intp)
+            forced = np.array(sorted(settle_moved), dtype=np.intp)
+            moved_units = _bands.flagged_units(book, marked, forced)
+        else:
+            moved_units = refresh_moved(book, np.array(sorted(moved), dtype=np.intp))
         unit_parts = [moved_units, self.portfolio.units_of(book, held)]
         n = book.accounts.size
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
             unit_parts.append(book.accounts.cross_unit[holders])
         units = _unique(np.concatenate(unit_parts), book.units.size)
+        self.revalued_by_prices = int(units.size)
         if units.size == 0:
             return []
-        refresh_units(book, units, with_collateral=bool(revalued_assets))
+        if self.banded:
+            _bands.revalue(book, units, with_collateral=bool(revalued_assets))
+        else:
+            refresh_units(book, units, with_collateral=bool(revalued_assets))
         self.portfolio.after_prices(book, units, held)
         triggers = self.portfolio.triggers(book, held, latest, moved)
-        return self._price_events(units, triggers, revalued_assets, now_ms)
+        events = self._price_events(units, triggers, revalued_assets, now_ms)
+        self._band(units)
+        return events
 
     def rescale(
         self,
@@ -403,7 +430,8 @@ class Engine:
             self.models = self._configured_models.scaled(factors)
             book.models = self.models
             rows = np.concatenate([book.positions.holders_of(int(ix)) for ix in changed])
-            refresh_rows(book, rows)
+            if not self.banded:  # else every row of their units, below
+                refresh_rows(book, rows)
             parts.append(book.positions.unit[rows])
             for ix in changed.tolist():
                 if self.models.symbols[ix] in triggers:
@@ -418,9 +446,14 @@ class Engine:
         units = _unique(np.concatenate(parts), book.units.size)
         if units.size == 0:
             return []
-        refresh_units(book, units, with_collateral=False)
+        if self.banded:
+            _bands.revalue(book, units, with_collateral=False)
+        else:
+            refresh_units(book, units, with_collateral=False)
         self.portfolio.after_prices(book, units, held)
-        return self._price_events(units, moved, {}, now_ms)
+        events = self._price_events(units, moved, {}, now_ms)
+        self._band(units)
+        return events
 
     def _price_events(
         self,
@@ -492,6 +525,31 @@ class Engine:
         if self.portfolio.has_accounts(book):
             self.portfolio.recompute_all(book)
         self._judge(None)
+        self._band(None)
+
+    def bring_up_to_date(self, units: NDArray[np.intp]) -> None:
+        """Revalue ``units`` at the current marks, for a reader of their figures.
+
+        With price bands a unit's cached figures are those of the marks it was last
+        judged at (its state is the current one all the same); without, they are always
+        current and this does nothing. Never changes a state or a band.
+        """
+        if self.banded and units.shape[0]:  # portfolio units have no band: current
+            _bands.revalue(self.book, units[~self.portfolio_units(units)], with_collateral=False)
+
+    def _band(self, units: NDArray[np.intp] | None) -> None:
+        """Set the bands of ``units`` (None: all), just revalued and judged."""
+        if not self.banded:
+            return
+        if units is None:
+            units = np.arange(self.book.units.size, dtype=np.intp)
+        _bands.band(
+            self.book,
+            units,
+            self.portfolio_units(units),
+            self.config.margin_call_ratio,
+            self.config.hysteresis,
+        )
 
     def verify(self, limit: int = 20) -> list[str]:
         """Differences between the incremental state and a from-scratch recompute.

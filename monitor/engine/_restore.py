@@ -14,7 +14,7 @@ import numpy as np
 
 from monitor.engine._engine import Engine
 from monitor.engine._records import CROSS_UNIT, account_record
-from monitor.engine._revalue import refresh_units
+from monitor.engine._revalue import refresh_units, revalue_book
 from monitor.schema import MarginEvent, PriceTick, UnitStates
 from monitor.states import HEALTHY, STATE_CODES
 
@@ -60,7 +60,10 @@ def judge_all(engine: Engine, now_ms: int) -> list[MarginEvent]:
     if n_units == 0:
         return []
     units = np.arange(n_units, dtype=np.intp)
-    refresh_units(book, units)
+    if engine.banded:  # rows may be at the marks their units were last judged at
+        revalue_book(book)
+    else:
+        refresh_units(book, units)
     if engine.portfolio.has_accounts(book):  # else no unit to set (see full_recompute)
         engine.portfolio.recompute_all(book)
     marks: dict[int, list[PriceTick]] = {
@@ -68,4 +71,6 @@ def judge_all(engine: Engine, now_ms: int) -> list[MarginEvent]:
         for ix, mark in enumerate(book.mark.tolist())
         if mark == mark
     }
-    return engine._price_events(units, marks, {}, now_ms, collapsed=True)
+    events = engine._price_events(units, marks, {}, now_ms, collapsed=True)
+    engine._band(None)
+    return events

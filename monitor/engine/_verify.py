@@ -99,7 +99,11 @@ class VerifySweep:
         start = k * self._units_per_step
         stop = book.units.size if last else min(book.units.size, start + self._units_per_step)
         if start < stop:
-            self._check_units(np.arange(start, stop, dtype=np.intp))
+            units = np.arange(start, stop, dtype=np.intp)
+            # With price bands, figures are those of the marks each unit was last judged
+            # at: revalue first, so what is checked is that its state is still right.
+            engine.bring_up_to_date(units)
+            self._check_units(units)
         first_ix = k * self._instruments_per_step
         stop_ix = len(book.symbols) if last else first_ix + self._instruments_per_step
         self._found.extend(_holder_problems(book, range(first_ix, min(stop_ix, len(book.symbols)))))

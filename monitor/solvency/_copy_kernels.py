@@ -10,9 +10,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.engine._kernels import _bracket_one, _linear_one, revalue_linear_reference
+from monitor.models._layout import Layout
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
-__all__ = ["position_values", "position_values_reference", "take_book", "take_book_reference"]
+__all__ = [
+    "position_values",
+    "position_values_reference",
+    "revalue_copy",
+    "revalue_copy_reference",
+    "take_book",
+    "take_book_reference",
+]
 
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
@@ -26,6 +35,7 @@ def take_book_reference(
     pos_instrument: Index,
     pos_qty: Array,
     pos_entry: Array,
+    pos_leverage: Array,
     pos_figures: Array,
     collateral: int,
     upnl: int,
@@ -38,15 +48,17 @@ def take_book_reference(
     """Copy what the stress needs from the book's columns; return the open rows' count.
 
     Per unit: ``out_account`` its account, ``out_units[0]`` its equity (collateral +
-    uPnL), ``out_units[1]`` the scale of its rounding (``|collateral| + gross``). Per
-    open position (``pos_unit >= 0``), compacted in row order: ``out_index[0]`` its
-    unit, ``out_index[1]`` its instrument, ``out_rows`` its quantity, entry, uPnL and
-    maintenance margin (``pos_figures`` columns 0 and 2).
+    uPnL), ``out_units[1]`` the scale of its rounding (``|collateral| + gross``),
+    ``out_units[2]`` its collateral. Per open position (``pos_unit >= 0``), compacted in
+    row order: ``out_index[0]`` its unit, ``out_index[1]`` its instrument, ``out_rows``
+    its quantity, entry, uPnL, maintenance margin (``pos_figures`` columns 0 and 2) and
+    leverage.
     """
     n = unit_account.shape[0]
     out_account[:n] = unit_account
     out_units[0, :n] = unit_figures[:, collateral] + unit_figures[:, upnl]
     out_units[1, :n] = np.abs(unit_figures[:, collateral]) + unit_figures[:, gross]
+    out_units[2, :n] = unit_figures[:, collateral]
     rows = np.flatnonzero(pos_unit >= 0)
     k = rows.shape[0]
     out_index[0, :k] = pos_unit[rows]
@@ -55,6 +67,7 @@ def take_book_reference(
     out_rows[1, :k] = pos_entry[rows]
     out_rows[2, :k] = pos_figures[rows, 0]
     out_rows[3, :k] = pos_figures[rows, 2]
+    out_rows[4, :k] = pos_leverage[rows]
     return int(k)
 
 
@@ -65,6 +78,7 @@ def _take_book(
     pos_instrument: Any,
     pos_qty: Any,
     pos_entry: Any,
+    pos_leverage: Any,
     pos_figures: Any,
     collateral: Any,
     upnl: Any,
@@ -79,6 +93,7 @@ def _take_book(
         out_account[u] = unit_account[u]
         out_units[0, u] = c + unit_figures[u, upnl]
         out_units[1, u] = abs(c) + unit_figures[u, gross]
+        out_units[2, u] = c
     k = 0
     for r in range(pos_unit.shape[0]):
         unit = pos_unit[r]
@@ -90,6 +105,7 @@ def _take_book(
         out_rows[1, k] = pos_entry[r]
         out_rows[2, k] = pos_figures[r, 0]
         out_rows[3, k] = pos_figures[r, 2]
+        out_rows[4, k] = pos_leverage[r]
         k += 1
     return k
 
@@ -178,6 +194,127 @@ def position_values(
     return entry_value, mark_value
 
 
+def revalue_copy_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_entry: Array,
+    row_leverage: Array,
+    mark: Array,
+    contract_size: Array,
+    settle_value: Array,
+    n_tiers: Index,
+    floors: Array,
+    mmr: Array,
+    imr: Array,
+    cum: Array,
+    mm_slope: Array,
+    im_slope: Array,
+    unit_collateral: Array,
+    row_upnl: Array,
+    row_maintenance: Array,
+    unit_equity: Array,
+    unit_scale: Array,
+) -> None:
+    """A copy of a book of linear contracts revalued at its marks (the engine's
+    ``revalue_linear_reference``): each open position's uPnL and MM, each unit's equity
+    (collateral + uPnL) and rounding scale (``|collateral| + sum |uPnL|``). For a book
+    whose cached figures are those of the marks each unit was last judged at (price
+    bands, ``monitor.engine._band_kernels``)."""
+    n = row_qty.shape[0]
+    figures, sums = np.empty((n, 3)), np.zeros((unit_collateral.shape[0], 5))
+    revalue_linear_reference(
+        row_instrument, row_qty, row_entry, row_leverage, row_unit, mark, contract_size,
+        settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope, figures, sums,
+    )  # fmt: skip
+    row_upnl[:] = figures[:, 0]
+    row_maintenance[:] = figures[:, 2]
+    unit_equity[:] = unit_collateral + sums[:, 1]
+    unit_scale[:] = np.abs(unit_collateral) + sums[:, 4]
+
+
+def _revalue_copy(
+    flag: Any,
+    progress: Any,
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    row_entry: Any,
+    row_leverage: Any,
+    mark: Any,
+    contract_size: Any,
+    settle_value: Any,
+    n_tiers: Any,
+    floors: Any,
+    mmr: Any,
+    imr: Any,
+    cum: Any,
+    mm_slope: Any,
+    im_slope: Any,
+    unit_collateral: Any,
+    row_upnl: Any,
+    row_maintenance: Any,
+    unit_equity: Any,
+    unit_scale: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    if progress[0] == 0:  # the units' sums start from their collateral
+        for u in range(unit_collateral.shape[0]):
+            unit_equity[u] = 0.0
+            unit_scale[u] = 0.0
+        progress[0] = 1
+    r = progress[1]
+    while r < row_qty.shape[0]:
+        i = row_instrument[r]
+        q, cs, m = row_qty[r], contract_size[i], mark[i]
+        b = _bracket_one(q, cs, m, i, floors)
+        upnl, _, maintenance = _linear_one(
+            q, row_entry[r], row_leverage[r], cs, m, settle_value[i], mmr[i, b], imr[i, b],
+            cum[i, b], mm_slope[i], im_slope[i],
+        )  # fmt: skip
+        row_upnl[r] = upnl
+        row_maintenance[r] = maintenance
+        u = row_unit[r]
+        unit_equity[u] += upnl  # the uPnL sum first, in row order, as revalue_linear
+        unit_scale[u] += abs(upnl)
+        r += 1
+        if (r & SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    for u in range(unit_collateral.shape[0]):
+        c = unit_collateral[u]
+        unit_equity[u] = c + unit_equity[u]
+        unit_scale[u] = abs(c) + unit_scale[u]
+    progress[1] = r
+    return True
+
+
+def revalue_copy(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_entry: Array,
+    row_leverage: Array,
+    mark: Array,
+    layout: Layout,
+    settle_value: Array,
+    unit_collateral: Array,
+    row_upnl: Array,
+    row_maintenance: Array,
+    unit_equity: Array,
+    unit_scale: Array,
+    *,
+    gate: CycleGate = OPEN,
+) -> None:
+    """:func:`revalue_copy_reference` (the layout's arrays), pausing at a closed ``gate``."""
+    resume(
+        _revalue_copy_nb, gate, row_unit, row_instrument, row_qty, row_entry, row_leverage,
+        mark, layout.contract_size, settle_value, layout.n_tiers, layout.floors, layout.mmr,
+        layout.imr, layout.cum, layout.mm_slope, layout.im_slope, unit_collateral, row_upnl,
+        row_maintenance, unit_equity, unit_scale,
+    )  # fmt: skip
+
+
 _finite_nb = jit(_finite)
+_revalue_copy_nb = jit(_revalue_copy)
 _position_values_nb = jit(_position_values)
 take_book: Any = jit(_take_book)

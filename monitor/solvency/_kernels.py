@@ -255,21 +255,32 @@ _debt_by_base_nb = jit(_debt_by_base)
 
 def warm_up() -> float:
     """Compile (or load from the disk cache) the stress kernels on tiny inputs; seconds."""
+    from monitor.models import ModelTable
+    from monitor.schema import Instrument, Tier, TieredMargin
     from monitor.solvency._adl_kernels import warm_up_adl
-    from monitor.solvency._copy_kernels import position_values, take_book
+    from monitor.solvency._copy_kernels import position_values, revalue_copy, take_book
 
     started = time.perf_counter()
     ix = np.zeros(1, dtype=np.intp)
     one = np.ones(1)
     take_book(
-        ix, np.ones((1, 5)), ix, ix, one, one, np.ones((1, 3)), 0, 1, 4,
-        np.empty((2, 1)), np.empty(1, dtype=np.intp),
-        np.empty((4, 1)), np.empty((2, 1), dtype=np.intp),
+        ix, np.ones((1, 5)), ix, ix, one, one, one, np.ones((1, 3)), 0, 1, 4,
+        np.empty((3, 1)), np.empty(1, dtype=np.intp),
+        np.empty((5, 1)), np.empty((2, 1), dtype=np.intp),
     )  # fmt: skip
     _, _, _, debt, _, _ = stress_units(
         ix, ix, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ix, 1, 1e-9
     )
     debt_by_base(ix, ix, one, debt, 1)
     position_values(ix, one, one, np.zeros(1, dtype=np.bool_), one, one, one)
+    tier = Tier(floor=0.0, cap=1e12, mmr=0.01, imr=0.02)
+    warm = Instrument(
+        symbol="WARMUSDT", kind="linear", quote="USDT", base="WARM",
+        margin=TieredMargin(tiers=(tier,)),
+    )  # fmt: skip
+    revalue_copy(
+        ix, ix, one, one, one, one, ModelTable.from_instruments([warm]).layout, one, one,
+        np.empty(1), np.empty(1), np.empty(1), np.empty(1),
+    )  # fmt: skip
     warm_up_adl()
     return time.perf_counter() - started

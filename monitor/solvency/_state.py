@@ -17,8 +17,9 @@ from numpy.typing import NDArray
 from monitor.book import COLLATERAL, GROSS, UPNL
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
+from monitor.models._layout import Layout
 from monitor.scenarios import InstrumentTerms
-from monitor.solvency._copy_kernels import position_values, take_book
+from monitor.solvency._copy_kernels import position_values, revalue_copy, take_book
 from monitor.solvency._gate import OPEN, CycleGate
 
 __all__ = [
@@ -149,6 +150,12 @@ class BookCopy(NamedTuple):
     exposure_assets: tuple[str, ...]
     exposure_base: Index
     unit_exposure: Array  # units x exposure assets
+    # With price bands the cached figures are those of the marks each unit was last
+    # judged at: the copy is revalued at ``mark`` off the loop (:func:`state_of`), from
+    # these. None: the figures are current.
+    layout: Layout | None = None
+    unit_collateral: Array = np.zeros(0)
+    row_leverage: Array = np.zeros(0)
 
 
 class BookCopier:
@@ -158,9 +165,9 @@ class BookCopier:
     :meth:`take`: take the next one only once the stress of the last has finished."""
 
     def __init__(self) -> None:
-        self._units = np.empty((2, 0))
+        self._units = np.empty((3, 0))
         self._account = np.empty(0, dtype=np.intp)
-        self._rows = np.empty((4, 0))
+        self._rows = np.empty((5, 0))
         self._index = np.empty((2, 0), dtype=np.intp)
 
     def take(self, engine: Engine) -> BookCopy:
@@ -169,15 +176,15 @@ class BookCopier:
         n_units, n_rows = units.size, pos.size
         if self._account.shape[0] < n_units:
             grown = n_units + n_units // 4
-            self._units, self._account = np.empty((2, grown)), np.empty(grown, dtype=np.intp)
+            self._units, self._account = np.empty((3, grown)), np.empty(grown, dtype=np.intp)
         if self._rows.shape[1] < n_rows:
             grown = n_rows + n_rows // 4
-            self._rows, self._index = np.empty((4, grown)), np.empty((2, grown), dtype=np.intp)
+            self._rows, self._index = np.empty((5, grown)), np.empty((2, grown), dtype=np.intp)
         n_open = int(
             take_book(
                 units.account[:n_units], units.figures[:n_units], pos.unit[:n_rows],
                 pos.instrument[:n_rows], pos.qty[:n_rows], pos.entry[:n_rows],
-                pos.figures[:n_rows], COLLATERAL, UPNL, GROSS,
+                pos.leverage[:n_rows], pos.figures[:n_rows], COLLATERAL, UPNL, GROSS,
                 self._units, self._account, self._rows, self._index,
             )
         )  # fmt: skip
@@ -205,6 +212,9 @@ class BookCopier:
             exposure_assets=tuple(book.assets.names[a] for a in assets),
             exposure_base=np.array(asset_base, dtype=np.intp),
             unit_exposure=_unit_exposure(engine, assets),
+            layout=book.models.layout if engine.banded else None,
+            unit_collateral=self._units[2, :n_units],
+            row_leverage=rows[4],
         )
 
 
@@ -214,7 +224,15 @@ def copy_book(engine: Engine) -> BookCopy:
 
 
 def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
-    """The stress's view of a copied book, with each open position's values."""
+    """The stress's view of a copied book, with each open position's values (the copy
+    revalued at its marks first when it was taken with price bands)."""
+    if copy.layout is not None:
+        revalue_copy(
+            copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry,
+            copy.row_leverage, copy.mark, copy.layout, copy.settle_value,
+            copy.unit_collateral, copy.row_upnl, copy.row_maintenance, copy.unit_equity,
+            copy.unit_scale, gate=gate,
+        )  # fmt: skip
     entry_value, mark_value = position_values(
         copy.row_instrument,
         copy.row_qty,

@@ -26,6 +26,7 @@ from _e2e_kafka import Collector, FeedReport, Latencies, end_offsets, paced_feed
 from _e2e_market import SENTINEL_COUNT, TickTape
 from _e2e_monitor import Activity, Scrape
 from _e2e_rig import Rig, progress
+from _e2e_throughput import print_profile
 
 CHUNKS_PER_S: Final = 100
 FLIP_EVERY_CHUNKS: Final = 10
@@ -74,9 +75,16 @@ async def _paced(
 
 
 async def latency(
-    rig: Rig, rate: int, *, accounts: int, seconds: float, warmup_s: float
+    rig: Rig,
+    rate: int,
+    *,
+    accounts: int,
+    seconds: float,
+    warmup_s: float,
+    profile: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The floor, then the monitor, at ``rate``; the two latency figures."""
+    """The floor, then the monitor, at ``rate``; the two latency figures. ``profile``:
+    profile the monitor while it runs (printed to stderr; the figures are perturbed)."""
     tape = tape_for(rig, rate)
     target = TARGET_P99_MS.get(rate, DEFAULT_TARGET_P99_MS)
     progress(f"floor: {rate:,} ticks/s offered to {rig.floor_topic} for {seconds:.0f}s")
@@ -94,7 +102,11 @@ async def latency(
     progress(f"monitor: {rate:,} ticks/s offered to {rig.topics.prices} for {seconds:.0f}s")
     before = await rig.monitor.scrape()
     events = Collector(rig.kafka, rig.topics.margin_events, events=True)
+    if profile is not None:
+        rig.monitor.profile_start()
     feed, measured = await _paced(rig, rig.topics.prices, events, tape, seconds, warmup_s)
+    if profile is not None:
+        print_profile(await rig.monitor.profile_stop(), profile)
     after = await rig.monitor.scrape()
     own = histogram_quantiles(before, after, _HISTOGRAM)
     activity = Activity.between(before, after, rig.topics.prices).figures(feed.seconds)

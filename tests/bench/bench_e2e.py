@@ -42,8 +42,9 @@ Figures:
   1 GiB at 1,000,000 accounts.
 
 ``--profile sample`` runs the monitor under a sampling profiler during the throughput
-rounds and prints where its time went (``_e2e_profile``). Other ``LIQMON_*`` variables
-in the environment reach the monitor, so a setting's effect can be measured, e.g.
+rounds and the latency runs and prints where its time went (``_e2e_profile``). Other
+``LIQMON_*`` variables in the environment reach the monitor, so a setting's effect can be
+measured, e.g.
 ``LIQMON_SERVICE__MAX_PRICE_BATCH=50000 .venv/bin/python tests/bench/bench_e2e.py``.
 
 ``--exactly-once both`` runs everything twice, on books of their own, with one Kafka
@@ -144,8 +145,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         choices=("sample", "cprofile"),
-        help="profile the monitor during the throughput rounds, print the top functions to "
-        "stderr (the figures are then perturbed)",
+        help="profile the monitor during the throughput rounds and the latency runs, print "
+        "the top functions to stderr (the figures are then perturbed)",
     )
     return parser.parse_args()
 
@@ -187,7 +188,12 @@ async def run_once(args: argparse.Namespace, exactly_once: bool) -> None:
             if measure_latency:
                 for rate in (int(r) for r in args.rates.split(",") if r.strip()):
                     for figure in await latency(
-                        rig, rate, accounts=accounts, seconds=args.seconds, warmup_s=args.warmup
+                        rig,
+                        rate,
+                        accounts=accounts,
+                        seconds=args.seconds,
+                        warmup_s=args.warmup,
+                        profile=args.profile,
                     ):
                         emit(mode | figure)
             emit(mode | await memory(rig, accounts))

@@ -55,6 +55,8 @@ async def test_metrics_pass_promtool_and_counters_move_during_a_run(
         before, "liqmon_ticks_applied_total"
     )
     assert sample(after, "liqmon_cycle_duration_seconds_count") > 0
+    # the units whose marks left their bands: at least the one a tick put in margin call
+    assert sample(after, "liqmon_units_revalued_total") >= 1
     assert sample(after, "liqmon_tick_to_event_latency_seconds_count") == 1
     assert sample(after, "liqmon_ready") == 1
     tool = await asyncio.create_subprocess_exec(

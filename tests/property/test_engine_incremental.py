@@ -4,6 +4,10 @@
   (``Engine.verify``: figures within 1e-9 of each unit's scale, no pending
   transition, consistent holder and unit indexes).
 * A fresh engine fed the same cycles emits identical events with identical ids.
+* With price bands (the default) the engine emits the events it emits without, in the same
+  order, with the same states and triggers and the same figures within rounding, though
+  it revalues only the units whose marks left their bands; its state then passes the
+  check (figures brought up to date first).
 * A price that wanders inside the hysteresis band, crossing the liquidation price at
   least once, emits exactly one transition; leaving the band emits exactly one more.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -140,7 +145,11 @@ ledger_ops = st.one_of(
     ),
     st.fixed_dictionaries({"kind": st.just("duplicate"), "back": st.integers(1, 5)}),
 )
-price_ops = st.tuples(st.sampled_from([*BASE_PRICE]), moves)
+# Large moves cross many thresholds; small ones mostly stay inside the price bands.
+price_ops = st.tuples(
+    st.sampled_from([*BASE_PRICE]),
+    st.one_of(moves, st.floats(min_value=0.997, max_value=1.003, allow_nan=False)),
+)
 cycles = st.lists(
     st.tuples(st.lists(ledger_ops, max_size=6), st.lists(price_ops, max_size=4)),
     min_size=1,
@@ -228,9 +237,11 @@ def _materialise(
 
 
 def _run(
-    batches: list[tuple[list[LedgerEvent], list[PriceTick]]], check: bool
+    batches: list[tuple[list[LedgerEvent], list[PriceTick]]],
+    check: bool,
+    config: EngineConfig = CONFIG,
 ) -> list[MarginEvent]:
-    engine = Engine(INSTRUMENTS, CONFIG)
+    engine = Engine(INSTRUMENTS, config)
     deposits = [
         Transfer(transfer_id=f"d{k}", account=account, asset="USDT", amount=amount, ts=0)
         for k, (account, amount) in enumerate(zip(ACCOUNTS, STARTING_USDT, strict=True))
@@ -242,6 +253,8 @@ def _run(
         events.extend(engine.apply(ledger, prices, now_ms=1_000 * cycle))
         if check:
             assert engine.verify() == [], f"after cycle {cycle}"
+    if not check:
+        assert engine.verify() == [], "after the last cycle"
     return events
 
 
@@ -262,6 +275,37 @@ def test_a_replay_of_the_same_inputs_emits_identical_events(
     first = _run(batches, check=False)
     assert _run(batches, check=False) == first
     assert len({e.event_id for e in first}) == len(first)
+
+
+def _without_figures(event: MarginEvent) -> tuple[Any, ...]:
+    return (
+        event.event_id,
+        event.account,
+        event.symbol,
+        event.type,
+        event.previous_state,
+        event.state,
+        event.trigger,
+        event.trigger_ts,
+    )
+
+
+def _figures(event: MarginEvent) -> list[float]:
+    return [event.equity, event.initial_margin, event.maintenance_margin]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cycles)
+def test_price_bands_change_no_event(
+    raw: list[tuple[list[dict[str, Any]], list[tuple[str, float]]]],
+) -> None:
+    batches = _materialise(raw)
+    banded = _run(batches, check=False)
+    every = _run(batches, check=False, config=msgspec.structs.replace(CONFIG, price_bands=False))
+    assert [_without_figures(e) for e in banded] == [_without_figures(e) for e in every]
+    for with_bands, without in zip(banded, every, strict=True):
+        scale = sum(abs(x) for x in _figures(without)) + 1.0
+        assert _figures(with_bands) == pytest.approx(_figures(without), rel=0, abs=1e-9 * scale)
 
 
 LEVERAGED = Instrument(

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.book import load_cross_accounts
-from monitor.engine import Engine, _kernels
+from monitor.book import NO_ROW, load_cross_accounts
+from monitor.engine import Engine, EngineConfig, _kernels
 from monitor.schema import Fill, Instrument, PriceTick, Tier, TieredMargin, Transfer
 
 pytestmark = pytest.mark.unit
@@ -21,12 +21,13 @@ TIERS = TieredMargin(
 )
 
 
-def book(accounts: int = 400) -> Engine:
+def book(accounts: int = 400, config: EngineConfig | None = None) -> Engine:
     engine = Engine(
         [
             Instrument(symbol=s, kind="linear", quote="USDT", base=s[0], margin=TIERS)
             for s in SYMBOLS
-        ]
+        ],
+        config,
     )
     engine.apply([], [PriceTick(symbol=s, mark_price=100.0, ts=0) for s in SYMBOLS], 0)
     rng = np.random.default_rng(5)
@@ -56,7 +57,9 @@ def run(engine: Engine, units_per_step: int) -> tuple[list[str], int]:
 
 
 def broken_book() -> Engine:
-    engine = book()
+    """Drifted cached figures: without price bands, which keep them current (with them,
+    the sweep revalues a unit before checking it, see the tests below)."""
+    engine = book(config=EngineConfig(price_bands=False))
     units = engine.book.units
     units.upnl[7] += 5.0
     units.state[300] = 3
@@ -111,3 +114,26 @@ def test_a_sweep_stays_clean_while_cycles_run_between_its_slices() -> None:
         engine.apply(fills, [PriceTick(symbol="AUSDT", mark_price=mark, ts=ts)], ts)
     assert sweep.problems == []
     assert ts > 5
+
+
+def test_with_price_bands_a_band_too_wide_shows_as_a_missed_transition() -> None:
+    """The sweep revalues each unit first, so what it checks of a banded book is that
+    every state is the one its current figures give: a band that let a unit skip a tick
+    it should not have shows up, as does drifted collateral."""
+    engine = book()
+    assert engine.banded
+    assert engine.verify() == []
+    table, pos = engine.book.units, engine.book.positions
+    healthy = [u for u in range(table.size) if table.state[u] == 0 and table.head[u] != NO_ROW]
+    unit = healthy[0]
+    row = int(table.head[unit])
+    while row != NO_ROW:  # the unit will never be judged on a tick again
+        pos.band_low[row], pos.band_high[row] = 0.0, np.inf
+        row = int(pos.unit_next[row])
+    table.collateral[healthy[1]] += 1.0
+    crash = [PriceTick(symbol=s, mark_price=1.0, ts=1) for s in SYMBOLS]  # everyone bankrupt
+    engine.apply([], crash, 1)
+    problems = engine.verify(limit=1_000)
+    assert any(f"unit {unit} " in line and "state healthy" in line for line in problems)
+    assert any(f"unit {healthy[1]} " in line and "collateral cached" in line for line in problems)
+    assert sum(f"unit {unit} " in line for line in problems) == 1  # the others were judged

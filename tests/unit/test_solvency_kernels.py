@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.engine import Engine, EngineConfig
 from monitor.models import INVERSE, LINEAR, OPTION
+from monitor.schema import PriceTick
 from monitor.solvency._adl_kernels import (
     live_quantiles,
     live_quantiles_reference,
@@ -18,6 +20,8 @@ from monitor.solvency._adl_kernels import (
 from monitor.solvency._copy_kernels import (
     position_values,
     position_values_reference,
+    revalue_copy,
+    revalue_copy_reference,
     take_book,
     take_book_reference,
 )
@@ -28,6 +32,7 @@ from monitor.solvency._kernels import (
     stress_units,
     stress_units_reference,
 )
+from monitor.solvency._state import BookCopier, book_state
 
 pytestmark = pytest.mark.unit
 
@@ -88,14 +93,15 @@ def test_take_book_equals_its_reference(seed: int) -> None:
         rng.integers(0, 9, rows).astype(np.intp),
         rng.normal(0, 1, rows),
         rng.uniform(1, 100, rows),
+        rng.uniform(1, 125, rows),
         rng.normal(0, 10, (rows, 3)),
         0,
         1,
         4,
     )
     outs = [
-        (np.zeros((2, units)), np.zeros(units, np.intp),
-         np.zeros((4, rows)), np.zeros((2, rows), np.intp))
+        (np.zeros((3, units)), np.zeros(units, np.intp),
+         np.zeros((5, rows)), np.zeros((2, rows), np.intp))
         for _ in range(2)
     ]  # fmt: skip
     n_kernel = take_book(*args, *outs[0])
@@ -206,3 +212,62 @@ def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate:
         np.testing.assert_array_equal(holders_k, holders_r)
         np.testing.assert_array_equal(heads_k, heads_r)
     assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000)
+
+
+def _banded_pair(seed: int) -> tuple[Engine, Engine]:
+    """The same book twice, with and without price bands, after a few calm ticks: the
+    banded engine's cached figures are those of older marks for most units."""
+    from tests.unit.test_band_kernels import banded_book
+
+    engines = [
+        banded_book(seed, accounts=3_000, config=EngineConfig(price_bands=bands))
+        for bands in (True, False)
+    ]
+    rng = np.random.default_rng(seed)
+    symbols = engines[0].book.symbols
+    marks = engines[0].book.mark.copy()
+    for ts in range(1, 6):
+        marks *= rng.uniform(0.9995, 1.0005, marks.size)
+        ticks = [
+            PriceTick(symbol=s, mark_price=float(m), ts=ts)
+            for s, m in zip(symbols, marks, strict=True)
+        ]
+        for engine in engines:
+            engine.apply([], ticks, ts)
+    return engines[0], engines[1]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_revalue_copy_equals_its_reference(seed: int, gate: CycleGate) -> None:
+    banded, _ = _banded_pair(seed)
+    copy = BookCopier().take(banded)
+    assert copy.layout is not None
+    layout = copy.layout
+    n_units, n_rows = copy.unit_equity.shape[0], copy.row_qty.shape[0]
+    outs = [(np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
+            for _ in range(2)]  # fmt: skip
+    rows = (copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry, copy.row_leverage,
+            copy.mark)  # fmt: skip
+    revalue_copy(*rows, layout, copy.settle_value, copy.unit_collateral, *outs[0], gate=gate)
+    revalue_copy_reference(
+        *rows, layout.contract_size, copy.settle_value, layout.n_tiers, layout.floors,
+        layout.mmr, layout.imr, layout.cum, layout.mm_slope, layout.im_slope,
+        copy.unit_collateral, *outs[1],
+    )  # fmt: skip
+    for kernel, reference in zip(outs[0], outs[1], strict=True):
+        np.testing.assert_array_equal(kernel, reference)  # same arithmetic, same order
+    assert paused_as_often_as_it_should(gate, n_rows)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_banded_books_stress_view_is_the_current_one(seed: int) -> None:
+    """With price bands most units' cached figures are of older marks; the stress's view
+    of the book is revalued at the copy's marks: what it is without bands."""
+    banded, every = _banded_pair(seed)
+    stale = np.abs(banded.book.units.upnl - every.book.units.upnl)[: banded.book.units.size]
+    assert (stale > 0).mean() > 0.5  # the test means something
+    with_bands, without = book_state(banded), book_state(every)
+    for name in ("unit_equity", "unit_scale", "row_upnl", "row_maintenance"):
+        np.testing.assert_allclose(
+            getattr(with_bands, name), getattr(without, name), rtol=1e-12, atol=1e-7
+        )

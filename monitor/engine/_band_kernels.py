@@ -1,0 +1,480 @@
+"""Price bands: the kernels that let a tick skip the units it cannot change, with their
+numpy references.
+
+A unit's state is a function of its previous state and of eight comparisons of its
+equity with zero, its maintenance and its initial margin (``monitor.states.classify``,
+hysteresis included). After a unit is judged, each comparison holds by a margin, its
+*distance*: the smallest of them is how far the unit's figures can move before any
+comparison can flip. In a book of linear contracts every figure is a Lipschitz function
+of each mark while a position stays in its margin bracket:
+
+* ``uPnL = qty x contract_size x (mark - entry) x value`` moves by ``|qty| x cs x value``
+  per unit of price; so does ``|uPnL|``, hence the rounding scale ``|collateral| + sum
+  |uPnL|``;
+* ``MM = notional x mm_rate - cum`` and ``IM = notional x im_rate`` (times value) move by
+  ``mm_rate`` and ``im_rate`` times that, the rates being fixed inside a bracket.
+
+So if every mark of the unit stays within ``rho`` (relative) of the mark it was judged at,
+no comparison moves by more than ``rho x sum(notional x (a + b x max(mm_rate, im_rate)))``
+with ``a = max(1, margin_call_ratio)`` and ``b = 1 + hysteresis`` (the largest factors
+``classify`` multiplies equity and margins by), times ``1 + REL_TOL`` for the tolerance
+terms. ``rho`` is the distance (less a rounding allowance) over that sum. Each open row
+keeps its *band*: the prices ``(low, high)`` of its instrument within ``rho`` of the
+judged mark and inside its bracket. A tick then judges only the units with a row whose
+mark left its band (:func:`flag_rows`), revalues every row of those units at once
+(:func:`revalue_units`) and bands them again (:func:`band_units`). Whatever the others'
+cached figures say, their state is the state a full revaluation would give them.
+
+Bands are stored as float32, rounded inwards (a band is only ever narrower than
+computed). A unit with no band (never judged, in liquidation or bankrupt, portfolio-
+margined, or with a distance too small) has ``low = +inf``, ``high = -inf``: it is
+flagged whenever one of its marks moves.
+
+Compiled as ``monitor.engine._kernels.jit`` says; ``tests/unit/test_band_kernels.py``
+checks each kernel against its reference, and ``tests/property`` that a banded engine
+publishes what an unbanded one does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, NO_ROW, UPNL
+from monitor.engine._kernels import (
+    _bracket_one,
+    _linear_one,
+    jit,
+    revalue_rows_reference,
+)
+from monitor.states import REL_TOL
+
+__all__ = [
+    "CHECK",
+    "FORCE",
+    "band_units",
+    "band_units_reference",
+    "flag_rows",
+    "flag_rows_reference",
+    "revalue_units",
+    "revalue_units_reference",
+    "unit_rows_of",
+]
+
+Array = NDArray[np.float64]
+Bands = NDArray[np.float32]
+Ints = NDArray[np.intp]
+
+# What a tick asks of an instrument's rows (``flag_rows``' ``mode``): nothing (0), flag
+# the unit of each row whose mark left its band, or flag every holder (its settle asset
+# was repriced: every figure of the row moved, whatever the mark did).
+CHECK: Final = 1
+FORCE: Final = 2
+
+# The rounding allowance: a distance is reduced by this fraction of the unit's
+# magnitudes (far above the few ulps two evaluations of a figure can differ by, far
+# below REL_TOL, the comparisons' own tolerance), and the Lipschitz bound is widened
+# by this fraction (the tolerance terms move too).
+_ROUNDING: Final = 1e-11
+_WIDEN: Final = 1.0 + 1e-6
+# float32 bands, rounded inwards: a float32 rounds to nearest within 2**-24 relative.
+# A bound beyond float32's range is clipped to its largest finite value, never inf.
+_IN: Final = 2.0**-22
+_F32_MAX: Final = float(np.finfo(np.float32).max)
+# A bracket's price bounds are pulled inwards by this much, so that the notional
+# computed at a price inside the band is in the same bracket despite rounding.
+_BRACKET_IN: Final = 1e-12
+
+
+def unit_rows_of(units: Ints, head: Ints, unit_next: Ints) -> tuple[Ints, Ints]:
+    """(slot into ``units``, row) of every row listed in the units' row lists, all lists
+    walked at once (one vectorised step per list position, as ``sum_unit_rows_reference``)."""
+    slots, rows = [], []
+    slot = np.arange(units.shape[0])
+    row = head[units]
+    live = row != NO_ROW
+    slot, row = slot[live], row[live]
+    while row.shape[0]:
+        slots.append(slot)
+        rows.append(row)
+        row = unit_next[row]
+        live = row != NO_ROW
+        slot, row = slot[live], row[live]
+    if not rows:
+        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+    return np.concatenate(slots), np.concatenate(rows)
+
+
+# ---------------------------------------------------------------------- flag
+
+
+def flag_rows_reference(
+    rows: Ints,
+    mode: NDArray[np.int8],
+    instrument: Ints,
+    unit: Ints,
+    low: Bands,
+    high: Bands,
+    mark: Array,
+    flagged: NDArray[np.bool_],
+) -> None:
+    """``flagged[unit] = True`` for each open row among ``rows`` (empty: every row) whose
+    instrument's ``mode`` is FORCE, or CHECK with its mark outside ``(low, high)``."""
+    if rows.shape[0] == 0:
+        rows = np.arange(instrument.shape[0], dtype=np.intp)
+    ix = instrument[rows]
+    m = mark[ix]
+    how = mode[ix]
+    inside = (low[rows] < m) & (m < high[rows])
+    out = (how == FORCE) | ((how == CHECK) & ~inside)
+    units = unit[rows[out]]
+    flagged[units[units != NO_ROW]] = True
+
+
+def _flag_rows(
+    rows: Any,
+    mode: Any,
+    instrument: Any,
+    unit: Any,
+    low: Any,
+    high: Any,
+    mark: Any,
+    flagged: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    every = rows.shape[0] == 0
+    for k in range(instrument.shape[0] if every else rows.shape[0]):
+        r = k if every else rows[k]
+        ix = instrument[r]
+        how = mode[ix]
+        if how == 0:
+            continue
+        m = mark[ix]
+        if how == CHECK and low[r] < m and m < high[r]:
+            continue
+        u = unit[r]
+        if u != NO_ROW:
+            flagged[u] = True
+
+
+flag_rows: Any = jit(_flag_rows, flag_rows_reference)
+"""``flag_rows(rows, mode, instrument, unit, low, high, mark, flagged)``:
+``flag_rows_reference``, in one pass."""
+
+
+# ---------------------------------------------------------------------- revalue
+
+
+def revalue_units_reference(
+    units: Ints,
+    head: Ints,
+    unit_next: Ints,
+    instrument: Ints,
+    qty: Array,
+    entry: Array,
+    leverage: Array,
+    mark: Array,
+    contract_size: Array,
+    settle_value: Array,
+    n_tiers: Ints,
+    floors: Array,
+    mmr: Array,
+    imr: Array,
+    cum: Array,
+    mm_slope: Array,
+    im_slope: Array,
+    row_figures: Array,
+    unit_figures: Array,
+) -> None:
+    """Every row listed by ``units`` revalued at the marks (``revalue_rows_reference``),
+    then each unit's uPnL, IM, MM and gross summed over its rows in row order: the order,
+    hence the sums to the last bit, of a full revaluation (``revalue_linear``), whatever
+    order the unit's list is in. Collateral is left as it is."""
+    slots, rows = unit_rows_of(units, head, unit_next)
+    revalue_rows_reference(
+        rows, instrument, qty, entry, leverage, mark, contract_size, settle_value, n_tiers,
+        floors, mmr, imr, cum, mm_slope, im_slope, row_figures,
+    )  # fmt: skip
+    order = np.lexsort((rows, slots))  # by unit, then row: bincount adds in array order
+    slots, rows = slots[order], rows[order]
+    n = units.shape[0]
+    values = row_figures[rows]
+    for k in range(3):
+        unit_figures[units, 1 + k] = np.bincount(slots, weights=values[:, k], minlength=n)
+    unit_figures[units, 4] = np.bincount(slots, weights=np.abs(values[:, 0]), minlength=n)
+
+
+def _revalue_units(
+    units: Any,
+    head: Any,
+    unit_next: Any,
+    instrument: Any,
+    qty: Any,
+    entry: Any,
+    leverage: Any,
+    mark: Any,
+    contract_size: Any,
+    settle_value: Any,
+    n_tiers: Any,
+    floors: Any,
+    mmr: Any,
+    imr: Any,
+    cum: Any,
+    mm_slope: Any,
+    im_slope: Any,
+    row_figures: Any,
+    unit_figures: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    listed = np.empty(contract_size.shape[0], dtype=np.intp)  # a unit: a row per instrument
+    for k in range(units.shape[0]):
+        u = units[k]
+        count = 0
+        r = head[u]
+        while r != NO_ROW:  # the unit's rows, insertion-sorted by row id
+            at = count
+            while at > 0 and listed[at - 1] > r:
+                listed[at] = listed[at - 1]
+                at -= 1
+            listed[at] = r
+            count += 1
+            r = unit_next[r]
+        total_upnl = total_initial = total_maintenance = total_gross = 0.0
+        for j in range(count):
+            r = listed[j]
+            ix = instrument[r]
+            q, cs, m = qty[r], contract_size[ix], mark[ix]
+            b = _bracket_one(q, cs, m, ix, floors)
+            upnl, initial, maintenance = _linear_one(
+                q, entry[r], leverage[r], cs, m, settle_value[ix], mmr[ix, b], imr[ix, b],
+                cum[ix, b], mm_slope[ix], im_slope[ix],
+            )  # fmt: skip
+            row_figures[r, 0] = upnl
+            row_figures[r, 1] = initial
+            row_figures[r, 2] = maintenance
+            # As revalue_linear: the figures as stored, added in row order from 0.
+            total_upnl += row_figures[r, 0]
+            total_initial += row_figures[r, 1]
+            total_maintenance += row_figures[r, 2]
+            total_gross += abs(row_figures[r, 0])
+        unit_figures[u, 1] = total_upnl
+        unit_figures[u, 2] = total_initial
+        unit_figures[u, 3] = total_maintenance
+        unit_figures[u, 4] = total_gross
+
+
+revalue_units: Any = jit(_revalue_units, revalue_units_reference)
+"""``revalue_units(units, head, unit_next, instrument, qty, entry, leverage, mark,
+contract_size, settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope,
+row_figures, unit_figures)``: ``revalue_units_reference``, one walk per unit."""
+
+
+# ---------------------------------------------------------------------- band
+
+
+def distance_reference(figures: Array, margin_call_ratio: float, hysteresis: float) -> Array:
+    """Per unit (rows of ``UnitTable.figures``): the smallest margin by which any of
+    ``classify``'s comparisons holds or fails (each as ``right - left`` of its ``<=``)."""
+    collateral, equity = figures[:, COLLATERAL], figures[:, COLLATERAL] + figures[:, UPNL]
+    initial, maintenance = figures[:, INITIAL], figures[:, MAINTENANCE]
+    scale = np.abs(collateral) + figures[:, GROSS]
+    ratio, band = margin_call_ratio, hysteresis
+    upper, calm = 1.0 + band, 1.0 - band
+    low, high, bar = band * maintenance, upper * maintenance, upper * initial
+    margins = (
+        REL_TOL * scale - equity,
+        maintenance + REL_TOL * (scale + maintenance) - equity,
+        equity + REL_TOL * (scale + initial) - initial,
+        maintenance + REL_TOL * (ratio * scale + maintenance) - ratio * equity,
+        low + REL_TOL * (scale + low) - equity,
+        high + REL_TOL * (scale + high) - equity,
+        equity + REL_TOL * (scale + bar) - bar,
+        maintenance + REL_TOL * (calm * ratio * scale + maintenance) - calm * ratio * equity,
+    )
+    result: Array = np.min(np.abs(np.stack(margins)), axis=0)
+    return result
+
+
+def _inwards(low: Array, high: Array) -> tuple[Bands, Bands]:
+    """float32 bounds no wider than ``(low, high)`` (prices are positive)."""
+    low32 = np.minimum(low * (1.0 + _IN), _F32_MAX).astype(np.float32)
+    high32 = np.minimum(high * (1.0 - _IN), _F32_MAX).astype(np.float32)
+    return low32, high32
+
+
+def band_units_reference(
+    units: Ints,
+    eligible: NDArray[np.bool_],
+    head: Ints,
+    unit_next: Ints,
+    instrument: Ints,
+    qty: Array,
+    leverage: Array,
+    mark: Array,
+    contract_size: Array,
+    settle_value: Array,
+    n_tiers: Ints,
+    floors: Array,
+    mmr: Array,
+    imr: Array,
+    mm_slope: Array,
+    im_slope: Array,
+    unit_figures: Array,
+    margin_call_ratio: float,
+    hysteresis: float,
+    low: Bands,
+    high: Bands,
+) -> None:
+    """Set the band of every row listed by ``units`` (figures fresh, just judged); a unit
+    not ``eligible`` (one flag per entry of ``units``) gets none. See the module text."""
+    slots, rows = unit_rows_of(units, head, unit_next)
+    ix = instrument[rows]
+    cs, m = contract_size[ix], mark[ix]
+    size = np.abs(qty[rows]) * cs
+    notional = size * m
+    bracket = np.zeros(rows.shape[0], dtype=np.intp)
+    for j in range(1, floors.shape[1]):
+        bracket += notional > floors[ix, j]
+    mm_rate = mmr[ix, bracket] + mm_slope[ix] * size
+    im_rate = imr[ix, bracket] + im_slope[ix] * size
+    with np.errstate(divide="ignore"):
+        im_rate = np.fmax(im_rate, 1.0 / leverage[rows])
+    value = notional * settle_value[ix]
+    a, b = max(1.0, margin_call_ratio), 1.0 + hysteresis
+    weight = value * (a + b * np.maximum(np.abs(mm_rate), np.abs(im_rate)))
+    n = units.shape[0]
+    lipschitz = np.bincount(slots, weights=weight, minlength=n) * _WIDEN
+    magnitude: Array = np.bincount(slots, weights=np.abs(value), minlength=n).astype(np.float64)
+    figures = unit_figures[units]
+    distance = distance_reference(figures, margin_call_ratio, hysteresis)
+    magnitude += (
+        np.abs(figures[:, COLLATERAL])
+        + figures[:, GROSS]
+        + np.abs(figures[:, INITIAL])
+        + np.abs(figures[:, MAINTENANCE])
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = (distance - _ROUNDING * magnitude) / lipschitz
+    banded = eligible & (rho > 0.0)
+    r = rho[slots]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor_low = np.where(bracket >= 1, floors[ix, bracket] / size, 0.0) * (1.0 + _BRACKET_IN)
+        above = np.minimum(bracket + 1, floors.shape[1] - 1)
+        floor_high = np.where(bracket + 1 < floors.shape[1], floors[ix, above] / size, np.inf) * (
+            1.0 - _BRACKET_IN
+        )
+    row_low, row_high = _inwards(
+        np.maximum(m * (1.0 - r), floor_low), np.minimum(m * (1.0 + r), floor_high)
+    )
+    keep = banded[slots]
+    low[rows] = np.where(keep, row_low, np.float32(np.inf))
+    high[rows] = np.where(keep, row_high, np.float32(-np.inf))
+
+
+def _distance(
+    collateral: Any,
+    upnl: Any,
+    initial: Any,
+    maintenance: Any,
+    gross: Any,
+    ratio: Any,
+    band: Any,
+) -> Any:  # pragma: no cover - compiled by numba; distance_reference per unit
+    equity = collateral + upnl
+    scale = abs(collateral) + gross
+    upper, calm = 1.0 + band, 1.0 - band
+    low, high, bar = band * maintenance, upper * maintenance, upper * initial
+    d = abs(REL_TOL * scale - equity)
+    d = min(d, abs(maintenance + REL_TOL * (scale + maintenance) - equity))
+    d = min(d, abs(equity + REL_TOL * (scale + initial) - initial))
+    d = min(d, abs(maintenance + REL_TOL * (ratio * scale + maintenance) - ratio * equity))
+    d = min(d, abs(low + REL_TOL * (scale + low) - equity))
+    d = min(d, abs(high + REL_TOL * (scale + high) - equity))
+    d = min(d, abs(equity + REL_TOL * (scale + bar) - bar))
+    calm_ratio = calm * ratio
+    return min(
+        d, abs(maintenance + REL_TOL * (calm_ratio * scale + maintenance) - calm_ratio * equity)
+    )
+
+
+_distance_one: Any = jit(_distance, None)
+
+
+def _band_units(
+    units: Any,
+    eligible: Any,
+    head: Any,
+    unit_next: Any,
+    instrument: Any,
+    qty: Any,
+    leverage: Any,
+    mark: Any,
+    contract_size: Any,
+    settle_value: Any,
+    n_tiers: Any,
+    floors: Any,
+    mmr: Any,
+    imr: Any,
+    mm_slope: Any,
+    im_slope: Any,
+    unit_figures: Any,
+    margin_call_ratio: Any,
+    hysteresis: Any,
+    low: Any,
+    high: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    a = max(1.0, margin_call_ratio)
+    b = 1.0 + hysteresis
+    width = floors.shape[1]
+    for k in range(units.shape[0]):
+        u = units[k]
+        lipschitz = magnitude = 0.0
+        r = head[u]
+        while r != NO_ROW:  # first walk: the unit's Lipschitz sum and magnitude
+            ix = instrument[r]
+            cs, m = contract_size[ix], mark[ix]
+            size = abs(qty[r]) * cs
+            bracket = _bracket_one(qty[r], cs, m, ix, floors)
+            mm_rate = mmr[ix, bracket] + mm_slope[ix] * size
+            im_rate = imr[ix, bracket] + im_slope[ix] * size
+            by_leverage = 1.0 / leverage[r]
+            im_rate = by_leverage if by_leverage > im_rate else im_rate
+            value = size * m * settle_value[ix]
+            lipschitz += value * (a + b * max(abs(mm_rate), abs(im_rate)))
+            magnitude += abs(value)
+            r = unit_next[r]
+        lipschitz *= _WIDEN
+        c = unit_figures[u, COLLATERAL]
+        initial, maintenance = unit_figures[u, INITIAL], unit_figures[u, MAINTENANCE]
+        gross = unit_figures[u, GROSS]
+        distance = _distance_one(
+            c, unit_figures[u, UPNL], initial, maintenance, gross, margin_call_ratio, hysteresis
+        )
+        magnitude += abs(c) + gross + abs(initial) + abs(maintenance)
+        rho = (distance - _ROUNDING * magnitude) / lipschitz
+        banded = eligible[k] and rho > 0.0
+        r = head[u]
+        while r != NO_ROW:  # second walk: each row's band
+            if not banded:
+                low[r] = np.inf
+                high[r] = -np.inf
+                r = unit_next[r]
+                continue
+            ix = instrument[r]
+            cs, m = contract_size[ix], mark[ix]
+            size = abs(qty[r]) * cs
+            bracket = _bracket_one(qty[r], cs, m, ix, floors)
+            floor_low = floors[ix, bracket] / size if bracket >= 1 else 0.0
+            floor_high = floors[ix, bracket + 1] / size if bracket + 1 < width else np.inf
+            row_low = max(m * (1.0 - rho), floor_low * (1.0 + _BRACKET_IN))
+            row_high = min(m * (1.0 + rho), floor_high * (1.0 - _BRACKET_IN))
+            low[r] = np.float32(min(row_low * (1.0 + _IN), _F32_MAX))
+            high[r] = np.float32(min(row_high * (1.0 - _IN), _F32_MAX))
+            r = unit_next[r]
+
+
+band_units: Any = jit(_band_units, band_units_reference)
+"""``band_units(units, eligible, head, unit_next, instrument, qty, leverage, mark,
+contract_size, settle_value, n_tiers, floors, mmr, imr, mm_slope, im_slope,
+unit_figures, margin_call_ratio, hysteresis, low, high)``: ``band_units_reference``,
+two walks per unit."""

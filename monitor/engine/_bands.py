@@ -1,0 +1,106 @@
+"""Price bands in the engine: which units a tick must judge, and bands kept up to date.
+
+With bands (``EngineConfig.price_bands``, books of linear contracts), the cached figures of
+a unit are those of the marks it was last judged at: a tick revalues only the units with
+a row whose mark left its band (``monitor.engine._band_kernels``), so their state is
+exactly what a full revaluation would give, and the others' is provably unchanged.
+Whoever reads figures of other units brings them up to date first (:func:`revalue`:
+``Engine.account_risk``, the verify sweep); the solvency stress revalues its own copy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book import COLLATERAL, Book
+from monitor.engine import _kernels
+from monitor.engine._band_kernels import (
+    CHECK,
+    FORCE,
+    band_units,
+    band_units_reference,
+    flag_rows,
+    flag_rows_reference,
+    revalue_units,
+    revalue_units_reference,
+)
+from monitor.engine._revalue import unit_collateral_of
+from monitor.states import LIQUIDATION
+
+__all__ = ["band", "flagged_units", "revalue"]
+
+
+def flagged_units(
+    book: Book, moved: NDArray[np.intp], forced: NDArray[np.intp]
+) -> NDArray[np.intp]:
+    """The units (sorted, distinct) with an open row of an instrument in ``forced``, or of
+    one in ``moved`` whose mark is outside the row's band.
+
+    The rows of those instruments are found by one sequential pass over every row when
+    they are half the book or more (every instrument ticked in the cycle), else from
+    the instruments' holder lists.
+    """
+    pos = book.positions
+    n = pos.size
+    mode = np.zeros(len(book.symbols), dtype=np.int8)
+    mode[moved] = CHECK
+    mode[forced] = FORCE
+    checked = np.flatnonzero(mode)
+    held = int(pos.holder_count[checked].sum())
+    if held == 0:
+        return np.empty(0, dtype=np.intp)
+    if held * 2 >= n:
+        rows = np.empty(0, dtype=np.intp)  # every row, in order
+    else:
+        rows = np.concatenate([pos.holders_of(ix) for ix in checked.tolist()])
+    flagged = np.zeros(book.units.size, dtype=np.bool_)
+    kernel = flag_rows if _kernels.ENABLED else flag_rows_reference
+    kernel(
+        rows, mode, pos.instrument[:n], pos.unit[:n], pos.band_low[:n], pos.band_high[:n],
+        book.mark, flagged,
+    )  # fmt: skip
+    return np.flatnonzero(flagged)
+
+
+def revalue(book: Book, units: NDArray[np.intp], with_collateral: bool) -> None:
+    """Revalue every open row of ``units`` at the current marks and sum them along each
+    unit's row list (and the units' collateral, with ``with_collateral``)."""
+    if units.shape[0] == 0:
+        return
+    pos, table = book.positions, book.units
+    layout = book.models.layout
+    kernel = revalue_units if _kernels.ENABLED else revalue_units_reference
+    kernel(
+        units, table.head, pos.unit_next, pos.instrument, pos.qty, pos.entry, pos.leverage,
+        book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
+        layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
+        layout.im_slope, pos.figures, table.figures,
+    )  # fmt: skip
+    if with_collateral:
+        table.figures[units, COLLATERAL] = unit_collateral_of(book, units)
+
+
+def band(
+    book: Book,
+    units: NDArray[np.intp],
+    portfolio: NDArray[np.bool_],
+    margin_call_ratio: float,
+    hysteresis: float,
+) -> None:
+    """Set the bands of the rows of ``units``, just revalued and judged. A unit in
+    liquidation or bankrupt, or portfolio-margined (``portfolio``, per entry of
+    ``units``), gets none: it is judged whenever one of its marks moves."""
+    if units.shape[0] == 0:
+        return
+    pos, table = book.positions, book.units
+    layout = book.models.layout
+    eligible = (table.state[units] < LIQUIDATION) & ~portfolio
+    kernel = band_units if _kernels.ENABLED else band_units_reference
+    kernel(
+        units, eligible, table.head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
+        book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
+        layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.mm_slope,
+        layout.im_slope, table.figures, margin_call_ratio, hysteresis, pos.band_low,
+        pos.band_high,
+    )  # fmt: skip

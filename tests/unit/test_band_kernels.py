@@ -1,0 +1,255 @@
+"""Price bands (``monitor.engine._band_kernels``): each kernel equals its numpy reference,
+and a band is sound: at any marks inside its rows' bands, a unit's state, computed by the
+independent reference of ``tests/reference`` (which shares no arithmetic with the engine),
+is the state the engine keeps for it without revaluing it."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from monitor.book import NO_ROW, load_cross_accounts
+from monitor.engine import Engine, EngineConfig
+from monitor.engine._band_kernels import (
+    CHECK,
+    FORCE,
+    band_units,
+    band_units_reference,
+    flag_rows,
+    flag_rows_reference,
+    revalue_units,
+    revalue_units_reference,
+)
+from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
+from monitor.states import LIQUIDATION, STATE_NAMES
+from tests.reference.margin import margins
+from tests.reference.states import judge
+
+pytestmark = pytest.mark.unit
+
+CONFIG = EngineConfig()
+
+
+def instruments() -> list[Instrument]:
+    tiered = TieredMargin(
+        tiers=(
+            Tier(floor=0, cap=50_000, mmr=0.004, imr=0.008),
+            Tier(floor=50_000, cap=600_000, mmr=0.005, imr=0.01),
+            Tier(floor=600_000, cap=1e15, mmr=0.01, imr=0.02),
+        )
+    )
+    scaled = SizeScaledMargin(
+        im=RateCurve(base=0.02, slope=0.00005), mm=RateCurve(base=0.01, slope=0.00005)
+    )
+    return [
+        Instrument(symbol=f"I{k}", kind="linear", quote="USDT", base=f"B{k}",
+                   margin=scaled if k % 3 == 0 else tiered, contract_size=1.0 + k % 2)
+        for k in range(7)
+    ]  # fmt: skip
+
+
+def banded_book(seed: int, accounts: int = 2_000, config: EngineConfig = CONFIG) -> Engine:
+    """Cross accounts of one to three positions, some near every threshold, judged and
+    banded at random marks."""
+    rng = np.random.default_rng(seed)
+    engine = Engine(instruments(), config)
+    marks = rng.uniform(10, 50_000, 7)
+    engine.apply(
+        [], [PriceTick(symbol=f"I{k}", mark_price=float(m), ts=0) for k, m in enumerate(marks)], 0
+    )
+    per = rng.integers(1, 4, accounts)
+    account = np.repeat(np.arange(accounts), per)
+    instrument = np.concatenate([rng.choice(7, k, replace=False) for k in per]).astype(np.intp)
+    entry = marks[instrument] * rng.uniform(0.9, 1.1, account.size)
+    notional = rng.lognormal(np.log(30_000), 1.5, account.size)  # across the brackets
+    qty = notional / entry / (1.0 + instrument % 2) * rng.choice([-1.0, 1.0], account.size)
+    leverage = np.where(
+        rng.random(account.size) < 0.5, np.nan, rng.choice([2.0, 20.0, 125.0], account.size)
+    )
+    balances = rng.lognormal(np.log(2_000), 1.5, (accounts, 1))
+    names = [f"a{i}" for i in range(accounts)]
+    load_cross_accounts(engine.book, names, balances, account, instrument, qty, entry, leverage)
+    engine.full_recompute()
+    return engine
+
+
+def layout_inputs(engine: Engine) -> tuple[object, ...]:
+    book = engine.book
+    layout = book.models.layout
+    return (
+        book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
+        layout.n_tiers, layout.floors, layout.mmr, layout.imr,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_flag_kernel_equals_its_reference(seed: int) -> None:
+    engine = banded_book(seed)
+    book, rng = engine.book, np.random.default_rng(seed)
+    pos, n = book.positions, book.positions.size
+    mode = rng.choice(np.array([0, CHECK, FORCE], dtype=np.int8), len(book.symbols))
+    mark = book.mark * rng.choice([1.0, 1.0001, 0.999, 1.02], len(book.symbols))
+    unit = pos.unit[:n].copy()
+    unit[rng.random(n) < 0.1] = NO_ROW  # closed rows keep a stale band: never flagged
+    some = np.sort(rng.choice(n, n // 3, replace=False)).astype(np.intp)
+    for rows in (np.empty(0, dtype=np.intp), some):
+        flagged = []
+        for kernel in (flag_rows, flag_rows_reference):
+            out = np.zeros(book.units.size, dtype=np.bool_)
+            kernel(rows, mode, pos.instrument[:n], unit, pos.band_low[:n], pos.band_high[:n],
+                   mark, out)  # fmt: skip
+            flagged.append(out)
+        np.testing.assert_array_equal(flagged[0], flagged[1])
+        assert 0 < flagged[0].sum() < book.units.size
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_the_revalue_and_band_kernels_equal_their_references(seed: int) -> None:
+    engine = banded_book(seed)
+    book, rng = engine.book, np.random.default_rng(seed)
+    pos, table, layout = book.positions, book.units, book.models.layout
+    book.mark[:] *= rng.uniform(0.97, 1.03, len(book.symbols))
+    units = np.sort(rng.choice(table.size, table.size // 2, replace=False)).astype(np.intp)
+    results = []
+    for kernel in (revalue_units, revalue_units_reference):
+        rows_out, units_out = pos.figures.copy(), table.figures.copy()
+        kernel(
+            units, table.head, pos.unit_next, pos.instrument, pos.qty, pos.entry, pos.leverage,
+            book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
+            layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
+            layout.im_slope, rows_out, units_out,
+        )  # fmt: skip
+        results.append((rows_out, units_out))
+    np.testing.assert_array_equal(results[0][0], results[1][0])  # same arithmetic, same order
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    eligible = rng.random(units.size) < 0.8
+    bands = []
+    for kernel in (band_units, band_units_reference):
+        low, high = pos.band_low.copy(), pos.band_high.copy()
+        kernel(
+            units, eligible, table.head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
+            *layout_inputs(engine), layout.mm_slope, layout.im_slope, results[0][1],
+            CONFIG.margin_call_ratio, CONFIG.hysteresis, low, high,
+        )  # fmt: skip
+        bands.append((low, high))
+    np.testing.assert_array_equal(bands[0][0], bands[1][0])
+    np.testing.assert_array_equal(bands[0][1], bands[1][1])
+    assert np.isfinite(bands[0][0][: pos.size]).any()  # some rows are banded
+    assert (bands[0][0][: pos.size] == np.inf).any()  # and some are not
+
+
+def test_a_units_revaluation_sums_as_the_full_revaluation_does() -> None:
+    """Row order whatever the list order: bit for bit what ``full_recompute`` wrote."""
+    engine = banded_book(10)
+    book = engine.book
+    pos, table, layout = book.positions, book.units, book.models.layout
+    full = table.figures[: table.size].copy()
+    units = np.arange(table.size, dtype=np.intp)[::-1].copy()
+    for kernel in (revalue_units, revalue_units_reference):
+        out = table.figures.copy()
+        out[:, 1:] = np.nan
+        kernel(
+            units, table.head, pos.unit_next, pos.instrument, pos.qty, pos.entry, pos.leverage,
+            book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
+            layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
+            layout.im_slope, pos.figures.copy(), out,
+        )  # fmt: skip
+        np.testing.assert_array_equal(out[: table.size], full)
+
+
+def _reference_state(engine: Engine, unit: int, marks: dict[int, float], previous: str) -> str:
+    """The unit's state at ``marks`` by the independent reference (cross, USDT only)."""
+    book = engine.book
+    pos = book.positions
+    account = int(book.units.account[unit])
+    equity = float(book.accounts.balance[account, 0])
+    initial = maintenance = 0.0
+    count = 0
+    row = int(book.units.head[unit])
+    while row != NO_ROW:
+        ix = int(pos.instrument[row])
+        instrument = book.instruments[ix]
+        qty, mark = float(pos.qty[row]), marks[ix]
+        lev = float(pos.leverage[row])
+        equity += qty * instrument.contract_size * (mark - float(pos.entry[row]))
+        im, mm = margins(instrument, qty, mark, None if lev != lev else lev)
+        initial, maintenance = initial + im, maintenance + mm
+        count += 1
+        row = int(pos.unit_next[row])
+    return judge(
+        previous, equity, initial, maintenance, count, CONFIG.margin_call_ratio, CONFIG.hysteresis
+    )
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_no_marks_inside_a_units_bands_change_its_state(seed: int) -> None:
+    """Every corner of each banded unit's box of marks (each row's mark at the lowest or
+    highest float inside its band) and random points inside it."""
+    engine = banded_book(seed, accounts=1_500)
+    book, rng = engine.book, np.random.default_rng(seed)
+    pos, table = book.positions, book.units
+    checked = skipped = 0
+    for unit in range(table.size):
+        row = int(table.head[unit])
+        rows = []
+        while row != NO_ROW:
+            rows.append(row)
+            row = int(pos.unit_next[row])
+        if not rows or not np.isfinite(pos.band_low[rows[0]]):
+            continue
+        state = STATE_NAMES[int(table.state[unit])]
+        judged = {int(ix): float(m) for ix, m in enumerate(book.mark)}
+        if _reference_state(engine, unit, judged, state) != state:
+            skipped += 1  # within the engine's rounding tolerance of a threshold
+            continue
+        edges = [
+            (np.nextafter(float(pos.band_low[r]), np.inf),
+             np.nextafter(float(pos.band_high[r]), -np.inf))
+            for r in rows
+        ]  # fmt: skip
+        points = list(itertools.product(*edges))
+        points += [tuple(rng.uniform(lo, hi) for lo, hi in edges) for _ in range(3)]
+        for point in points:
+            marks = dict(judged)
+            for r, mark in zip(rows, point, strict=True):
+                marks[int(pos.instrument[r])] = mark
+            assert _reference_state(engine, unit, marks, state) == state, (unit, point)
+        checked += 1
+    assert checked > 500
+    assert skipped <= 2
+
+
+def test_a_tick_inside_the_bands_revalues_nobody_and_one_outside_its_holders() -> None:
+    engine = banded_book(8)
+    book = engine.book
+    symbols = book.symbols
+    pos, n = book.positions, book.positions.size
+    open_rows = pos.unit[:n] != NO_ROW
+    unbanded = np.unique(pos.unit[:n][open_rows & (pos.band_low[:n] == np.inf)]).size
+    calm = [PriceTick(symbol=s, mark_price=float(m) * (1 + 1e-7), ts=1)
+            for s, m in zip(symbols, book.mark, strict=True)]  # fmt: skip
+    engine.apply([], calm, 1)
+    quiet = engine.revalued_by_prices
+    holders = np.unique(book.positions.unit[book.positions.holders_of(0)])
+    engine.apply([], [PriceTick(symbol=symbols[0], mark_price=float(book.mark[0]) * 1.5, ts=2)], 2)
+    assert engine.revalued_by_prices >= holders.size * 0.9
+    # A move of 1e-7 leaves only the units without a band (in liquidation or bankrupt,
+    # or nearer a threshold than rounding) and the very few this close to one.
+    assert unbanded <= quiet <= unbanded + book.units.size // 100
+    assert unbanded < book.units.size // 2
+    assert engine.verify() == []
+
+
+def test_units_in_liquidation_have_no_band() -> None:
+    engine = banded_book(9)
+    table, pos = engine.book.units, engine.book.positions
+    severe = np.flatnonzero(table.state[: table.size] >= LIQUIDATION)
+    assert severe.size
+    for unit in severe.tolist():
+        row = int(table.head[unit])
+        while row != NO_ROW:
+            assert pos.band_low[row] == np.inf
+            assert pos.band_high[row] == -np.inf
+            row = int(pos.unit_next[row])

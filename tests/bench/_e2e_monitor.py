@@ -83,6 +83,7 @@ class Activity(NamedTuple):
     cycle_seconds: float
     events: int
     ticks: int
+    units_revalued: int
 
     @classmethod
     def between(cls, before: Scrape, after: Scrape, prices_topic: str) -> Activity:
@@ -100,13 +101,17 @@ class Activity(NamedTuple):
             cycle_seconds=cycle_s,
             events=int(events),
             ticks=int(grown("liqmon_records_consumed_total", topic=prices_topic)),
+            units_revalued=int(grown("liqmon_units_revalued_total")),
         )
 
     def figures(self, seconds: float) -> dict[str, float | int]:
-        """The JSON fields of a figure: cycles, mean cycle, share of time in cycles, events."""
+        """The JSON fields of a figure: cycles, mean cycle, share of time in cycles, events,
+        and the margin units a cycle revalued because a mark moved (price bands)."""
+        per_cycle = self.cycles or 1
         return {
             "monitor_cycles": self.cycles,
-            "monitor_ticks_per_cycle": round(self.ticks / self.cycles) if self.cycles else 0,
+            "monitor_ticks_per_cycle": round(self.ticks / per_cycle),
+            "monitor_units_revalued_per_cycle": round(self.units_revalued / per_cycle),
             "monitor_mean_cycle_ms": round(self.mean_cycle_ms, 2),
             "monitor_time_in_cycles": round(self.cycle_seconds / seconds, 3),
             "events_published": self.events,

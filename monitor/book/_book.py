@@ -83,6 +83,9 @@ class Book:
         self.applied_ids = SeenIds(idempotency_window_ms, idempotency_max_ids)
         # Rows whose figures must be recomputed (drained by the engine).
         self.stale_rows: set[int] = set()
+        # False until an account may be in portfolio mode: a tick then need not look for
+        # one among a million accounts (``PortfolioMargins.has_accounts``).
+        self.maybe_portfolio = False
 
     # ------------------------------------------------------------------ identities
 
@@ -283,6 +286,7 @@ class Book:
         self.accounts.mode[account_ix] = {"isolated": ISOLATED, "portfolio": PORTFOLIO}.get(
             mode, CROSS
         )
+        self.maybe_portfolio = self.maybe_portfolio or mode == "portfolio"
         if was_portfolio == (mode == "portfolio"):
             return ()
         return (int(self.accounts.cross_unit[account_ix]),)

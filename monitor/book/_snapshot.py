@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from monitor.book._book import Book
 from monitor.book._positions import NO_ROW
+from monitor.book._tables import PORTFOLIO
 from monitor.book._seen import digests_of
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
@@ -87,6 +88,12 @@ class _Members:
         self.rows, self.row_place, self.ranks = rows, row_place, ranks
         self.seen_digests, self.seen_stamps, _ = seen
         self.seen_place = seen_place
+        # Both grouped by account (stable: original order within an account), so that a
+        # chunk finds its own by two binary searches, not by a pass over the partition.
+        self._row_order = np.argsort(row_place, kind="stable")
+        self._row_places = row_place[self._row_order]
+        self._seen_order = np.argsort(seen_place, kind="stable")
+        self._seen_places = seen_place[self._seen_order]
 
     @classmethod
     def of(cls, book: Book, accounts: NDArray[np.intp]) -> _Members:
@@ -113,7 +120,7 @@ class _Members:
         """The chunk of ``accounts[first:end]``."""
         pos = book.positions
         accounts = self.accounts[first:end]
-        take = (self.row_place >= first) & (self.row_place < end)
+        take = _between(self._row_order, self._row_places, first, end)
         rows = self.rows[take]
         unit = pos.unit[rows]
         own = pos.isolated_unit[rows]
@@ -122,7 +129,7 @@ class _Members:
             | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
             | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
         )
-        picked = (self.seen_place >= first) & (self.seen_place < end)
+        picked = _between(self._seen_order, self._seen_places, first, end)
         return SnapshotChunk(
             topic=topic,
             partition=partition,
@@ -152,13 +159,25 @@ class _Members:
         )
 
 
+def _between(
+    order: NDArray[np.intp], places: NDArray[np.intp], first: int, end: int
+) -> NDArray[np.intp]:
+    """The indices ``i`` (ascending) with ``first <= place[i] < end``, given ``order``
+    sorting the places stably and ``places = place[order]``."""
+    lo, hi = np.searchsorted(places, (first, end))
+    found: NDArray[np.intp] = np.sort(order[lo:hi])
+    return found
+
+
 def _list_ranks(book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
     """Each row's place in its unit's position list (0 = head), -1 for flat rows; one
     vectorised step per position of the longest list."""
     pos, units = book.positions, book.units
     rank = np.full(pos.size, -1, dtype=np.intp)
     unit = pos.unit[rows]
-    heads = units.head[np.unique(unit[unit != NO_ROW])]
+    listed = np.zeros(units.size, dtype=np.bool_)  # the units, by a mask: cheaper than unique
+    listed[unit[unit != NO_ROW]] = True
+    heads = units.head[np.flatnonzero(listed)]
     row = heads[heads != NO_ROW]
     step = 0
     while row.size:
@@ -337,6 +356,7 @@ def _load(
     if balances is not None:
         accounts.balance[:n] = balances
     accounts.mode[:n] = modes
+    book.maybe_portfolio = bool((accounts.mode[:n] == PORTFOLIO).any())
     units.append(n)
     units.account[:n] = np.arange(n)
     accounts.cross_unit[:n] = np.arange(n)

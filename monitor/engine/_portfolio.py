@@ -279,6 +279,8 @@ class PortfolioMargins:
         return result
 
     def has_accounts(self, book: Book) -> bool:
+        if not book.maybe_portfolio:  # no account was ever put in portfolio mode
+            return False
         return bool((book.accounts.mode[: book.accounts.size] == PORTFOLIO).any())
 
     def after_prices(

@@ -22,8 +22,8 @@ from numpy.typing import NDArray
 
 from monitor.book._book import Book
 from monitor.book._positions import NO_ROW
-from monitor.book._tables import PORTFOLIO
 from monitor.book._seen import digests_of
+from monitor.book._tables import PORTFOLIO
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
 

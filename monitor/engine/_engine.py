@@ -525,7 +525,10 @@ class Engine:
         if self.portfolio.has_accounts(book):
             self.portfolio.recompute_all(book)
         self._judge(None)
-        self._band(None)
+        # Bands from before are dropped (they were drawn from the figures this replaces):
+        # each unit is judged at the next move of one of its marks, and banded then.
+        book.positions.band_low.fill(np.inf)
+        book.positions.band_high.fill(-np.inf)
 
     def bring_up_to_date(self, units: NDArray[np.intp]) -> None:
         """Revalue ``units`` at the current marks, for a reader of their figures.

@@ -71,8 +71,25 @@ def banded_book(seed: int, accounts: int = 2_000, config: EngineConfig = CONFIG)
     balances = rng.lognormal(np.log(2_000), 1.5, (accounts, 1))
     names = [f"a{i}" for i in range(accounts)]
     load_cross_accounts(engine.book, names, balances, account, instrument, qty, entry, leverage)
-    engine.full_recompute()
+    engine.full_recompute()  # no bands yet: the next move of its marks judges every unit
+    moved = marks * (1.0 + 1e-9)
+    engine.apply(
+        [], [PriceTick(symbol=f"I{k}", mark_price=float(m), ts=1) for k, m in enumerate(moved)], 1
+    )
     return engine
+
+
+def test_a_full_recompute_drops_the_bands_and_the_next_move_judges_everyone() -> None:
+    engine = banded_book(11, accounts=500)
+    pos, n = engine.book.positions, engine.book.positions.size
+    assert np.isfinite(pos.band_low[:n]).any()
+    engine.full_recompute()
+    assert (pos.band_low[:n] == np.inf).all()
+    ticks = [PriceTick(symbol=s, mark_price=float(m) * 1.000001, ts=5)
+             for s, m in zip(engine.book.symbols, engine.book.mark, strict=True)]  # fmt: skip
+    engine.apply([], ticks, 5)
+    holders = np.unique(pos.unit[:n][pos.unit[:n] != NO_ROW])
+    assert engine.revalued_by_prices == holders.size
 
 
 def layout_inputs(engine: Engine) -> tuple[object, ...]:

@@ -22,7 +22,18 @@ from monitor.engine._band_kernels import (
     revalue_units,
     revalue_units_reference,
 )
-from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
+from monitor.schema import (
+    Fill,
+    Instrument,
+    LedgerEvent,
+    MarginEvent,
+    PriceTick,
+    RateCurve,
+    SizeScaledMargin,
+    Tier,
+    TieredMargin,
+    Transfer,
+)
 from monitor.states import LIQUIDATION, STATE_NAMES
 from tests.reference.margin import margins
 from tests.reference.states import judge
@@ -270,3 +281,52 @@ def test_units_in_liquidation_have_no_band() -> None:
             assert pos.band_low[row] == np.inf
             assert pos.band_high[row] == -np.inf
             row = int(pos.unit_next[row])
+
+
+@pytest.mark.parametrize("seed", [12, 13])
+def test_a_banded_engine_publishes_what_an_unbanded_one_does_on_a_busy_book(seed: int) -> None:
+    """Thousands of accounts near their thresholds, every instrument ticking each cycle
+    (small steps and the odd jump), fills and transfers in between: the same events, in
+    the same order, with the same figures within rounding."""
+    engines = [
+        banded_book(seed, accounts=2_000, config=EngineConfig(price_bands=bands))
+        for bands in (True, False)
+    ]
+    rng = np.random.default_rng(seed)
+    symbols = engines[0].book.symbols
+    marks = engines[0].book.mark.copy()
+    published: list[list[MarginEvent]] = [[], []]
+    revalued = [0, 0]
+    for ts in range(2, 60):
+        step = rng.normal(0.0, 0.002 if ts % 10 else 0.02, marks.size)
+        marks *= np.exp(step)
+        ticks = [PriceTick(symbol=s, mark_price=float(m), ts=ts)
+                 for s, m in zip(symbols, marks, strict=True)]  # fmt: skip
+        ledger: list[LedgerEvent] = []
+        for k in range(int(rng.integers(0, 4))):
+            account = f"a{int(rng.integers(0, 2_000))}"
+            ix = int(rng.integers(0, len(symbols)))
+            ledger.append(
+                Fill(fill_id=f"f{ts}-{k}", account=account, symbol=symbols[ix],
+                     side="buy" if rng.random() < 0.5 else "sell",
+                     qty=float(rng.uniform(0.01, 2.0)), price=float(marks[ix]), ts=ts)
+            )  # fmt: skip
+            if rng.random() < 0.5:
+                ledger.append(
+                    Transfer(transfer_id=f"t{ts}-{k}", account=account, asset="USDT",
+                             amount=float(rng.normal(0.0, 500.0)), ts=ts)
+                )  # fmt: skip
+        for k, (engine, out) in enumerate(zip(engines, published, strict=True)):
+            out.extend(engine.apply(ledger, ticks, ts))
+            revalued[k] += engine.revalued_by_prices
+    banded, every = published
+    assert len(banded) > 500
+    assert revalued[0] < revalued[1] // 2  # the bands did skip most units
+    assert [(e.event_id, e.type, e.state, e.trigger_ts) for e in banded] == [
+        (e.event_id, e.type, e.state, e.trigger_ts) for e in every
+    ]
+    for with_bands, without in zip(banded, every, strict=True):
+        scale = abs(without.equity) + abs(without.maintenance_margin) + 1.0
+        assert abs(with_bands.equity - without.equity) <= 1e-9 * scale
+    assert engines[0].verify() == []
+    assert engines[1].verify() == []

@@ -40,6 +40,7 @@ def take_book_reference(
     collateral: int,
     upnl: int,
     gross: int,
+    with_figures: bool,
     out_units: Array,
     out_account: Index,
     out_rows: Array,
@@ -52,12 +53,14 @@ def take_book_reference(
     ``out_units[2]`` its collateral. Per open position (``pos_unit >= 0``), compacted in
     row order: ``out_index[0]`` its unit, ``out_index[1]`` its instrument, ``out_rows``
     its quantity, entry, uPnL, maintenance margin (``pos_figures`` columns 0 and 2) and
-    leverage.
+    leverage. Without ``with_figures`` the equity, scale, uPnL and MM are not copied (a
+    book with price bands: the copy is revalued off the loop instead).
     """
     n = unit_account.shape[0]
     out_account[:n] = unit_account
-    out_units[0, :n] = unit_figures[:, collateral] + unit_figures[:, upnl]
-    out_units[1, :n] = np.abs(unit_figures[:, collateral]) + unit_figures[:, gross]
+    if with_figures:
+        out_units[0, :n] = unit_figures[:, collateral] + unit_figures[:, upnl]
+        out_units[1, :n] = np.abs(unit_figures[:, collateral]) + unit_figures[:, gross]
     out_units[2, :n] = unit_figures[:, collateral]
     rows = np.flatnonzero(pos_unit >= 0)
     k = rows.shape[0]
@@ -65,8 +68,9 @@ def take_book_reference(
     out_index[1, :k] = pos_instrument[rows]
     out_rows[0, :k] = pos_qty[rows]
     out_rows[1, :k] = pos_entry[rows]
-    out_rows[2, :k] = pos_figures[rows, 0]
-    out_rows[3, :k] = pos_figures[rows, 2]
+    if with_figures:
+        out_rows[2, :k] = pos_figures[rows, 0]
+        out_rows[3, :k] = pos_figures[rows, 2]
     out_rows[4, :k] = pos_leverage[rows]
     return int(k)
 
@@ -83,6 +87,7 @@ def _take_book(
     collateral: Any,
     upnl: Any,
     gross: Any,
+    with_figures: Any,
     out_units: Any,
     out_account: Any,
     out_rows: Any,
@@ -91,8 +96,9 @@ def _take_book(
     for u in range(unit_account.shape[0]):
         c = unit_figures[u, collateral]
         out_account[u] = unit_account[u]
-        out_units[0, u] = c + unit_figures[u, upnl]
-        out_units[1, u] = abs(c) + unit_figures[u, gross]
+        if with_figures:
+            out_units[0, u] = c + unit_figures[u, upnl]
+            out_units[1, u] = abs(c) + unit_figures[u, gross]
         out_units[2, u] = c
     k = 0
     for r in range(pos_unit.shape[0]):
@@ -103,8 +109,9 @@ def _take_book(
         out_index[1, k] = pos_instrument[r]
         out_rows[0, k] = pos_qty[r]
         out_rows[1, k] = pos_entry[r]
-        out_rows[2, k] = pos_figures[r, 0]
-        out_rows[3, k] = pos_figures[r, 2]
+        if with_figures:
+            out_rows[2, k] = pos_figures[r, 0]
+            out_rows[3, k] = pos_figures[r, 2]
         out_rows[4, k] = pos_leverage[r]
         k += 1
     return k

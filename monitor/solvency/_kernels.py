@@ -264,7 +264,7 @@ def warm_up() -> float:
     ix = np.zeros(1, dtype=np.intp)
     one = np.ones(1)
     take_book(
-        ix, np.ones((1, 5)), ix, ix, one, one, one, np.ones((1, 3)), 0, 1, 4,
+        ix, np.ones((1, 5)), ix, ix, one, one, one, np.ones((1, 3)), 0, 1, 4, True,
         np.empty((3, 1)), np.empty(1, dtype=np.intp),
         np.empty((5, 1)), np.empty((2, 1), dtype=np.intp),
     )  # fmt: skip

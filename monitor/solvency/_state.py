@@ -185,6 +185,7 @@ class BookCopier:
                 units.account[:n_units], units.figures[:n_units], pos.unit[:n_rows],
                 pos.instrument[:n_rows], pos.qty[:n_rows], pos.entry[:n_rows],
                 pos.leverage[:n_rows], pos.figures[:n_rows], COLLATERAL, UPNL, GROSS,
+                not engine.banded,
                 self._units, self._account, self._rows, self._index,
             )
         )  # fmt: skip

@@ -82,8 +82,9 @@ class Book:
         self.asset_moves = rng.uniform(-0.5, 0.5, (2, self.n_scenarios))
 
 
+@pytest.mark.parametrize("with_figures", [True, False])
 @pytest.mark.parametrize("seed", SEEDS)
-def test_take_book_equals_its_reference(seed: int) -> None:
+def test_take_book_equals_its_reference(seed: int, with_figures: bool) -> None:
     rng = np.random.default_rng(seed)
     units, rows = 500, 1_500
     args = (
@@ -98,6 +99,7 @@ def test_take_book_equals_its_reference(seed: int) -> None:
         0,
         1,
         4,
+        with_figures,
     )
     outs = [
         (np.zeros((3, units)), np.zeros(units, np.intp),

@@ -1,8 +1,10 @@
 """Growable columnar tables: parallel numpy arrays that double their capacity when full.
 
 Rows are dense integer ids handed out in order and never reused, so a row id stays
-valid for the life of the table. Columns are plain attributes (``table.qty``); they
-are replaced when the table grows, so never keep a column across an ``append``.
+valid for the life of the table. Rows at and beyond ``size`` are not for reading: the
+spare capacity is left unwritten (not resident) until rows are appended near it.
+Columns are plain attributes (``table.qty``); they are replaced when the table grows,
+so never keep a column across an ``append``.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 __all__ = ["Columns"]
+
+_FILL_AHEAD = 4096  # rows of defaults written ahead of the rows in use, at least
 
 
 class Columns:
@@ -29,26 +33,37 @@ class Columns:
         self._widths = {name: w for name, (_, _, w) in self.SPEC.items()} | (widths or {})
         for name, (dtype, fill, _) in self.SPEC.items():
             setattr(self, name, np.full(self._shape(name, self._capacity), fill, dtype=dtype))
+        self._filled = self._capacity  # rows below hold their defaults (or values)
 
     def _shape(self, name: str, rows: int) -> tuple[int, ...]:
         width = self._widths[name]
         return (rows, width) if width else (rows,)
 
     def reserve(self, rows: int) -> None:
-        """Make room for ``rows`` rows in total (amortised doubling)."""
+        """Make room for ``rows`` rows in total (amortised doubling). The spare capacity is
+        left unwritten, so its pages are not resident until rows are appended there (a
+        doubled million-row table would otherwise hold its spare half in memory); ``append``
+        writes the defaults a block ahead of the rows it hands out."""
         if rows <= self._capacity:
             return
         capacity = max(rows, 2 * self._capacity)
-        for name, (dtype, fill, _) in self.SPEC.items():
+        for name, (dtype, _, _) in self.SPEC.items():
             old = getattr(self, name)
-            new = np.full(self._shape(name, capacity), fill, dtype=dtype)
-            new[: self.size] = old[: self.size]
+            new = np.empty(self._shape(name, capacity), dtype=dtype)
+            new[: self._filled] = old[: self._filled]
             setattr(self, name, new)
         self._capacity = capacity
 
     def append(self, rows: int = 1) -> int:
         """Add ``rows`` rows filled with their defaults; return the first new row id."""
         first = self.size
-        self.reserve(first + rows)
-        self.size = first + rows
+        end = first + rows
+        self.reserve(end)
+        if end > self._filled:  # defaults for these rows and a block beyond
+            block = max(_FILL_AHEAD, self._capacity // 64)
+            upto = min(self._capacity, max(end, self._filled + block))
+            for name, (_, fill, _) in self.SPEC.items():
+                getattr(self, name)[self._filled : upto] = fill
+            self._filled = upto
+        self.size = end
         return first

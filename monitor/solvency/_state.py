@@ -227,14 +227,24 @@ def copy_book(engine: Engine) -> BookCopy:
 
 def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
     """The stress's view of a copied book, with each open position's values (the copy
-    revalued at its marks first when it was taken with price bands)."""
+    revalued at its marks first when it was taken with price bands, into arrays of this
+    stress's own: the copier's buffers for those figures are then never written, so
+    they take no resident memory between stresses)."""
     if copy.layout is not None:
+        n_units, n_rows = copy.unit_collateral.shape[0], copy.row_qty.shape[0]
+        revalued = (np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
         revalue_copy(
             copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry,
             copy.row_leverage, copy.mark, copy.layout, copy.settle_value,
-            copy.unit_collateral, copy.row_upnl, copy.row_maintenance, copy.unit_equity,
-            copy.unit_scale, gate=gate,
+            copy.unit_collateral, *revalued, gate=gate,
         )  # fmt: skip
+        row_upnl, row_maintenance, unit_equity, unit_scale = revalued
+        copy = copy._replace(
+            row_upnl=row_upnl,
+            row_maintenance=row_maintenance,
+            unit_equity=unit_equity,
+            unit_scale=unit_scale,
+        )
     entry_value, mark_value = position_values(
         copy.row_instrument,
         copy.row_qty,

@@ -119,18 +119,23 @@ def flag_rows_reference(
     high: Bands,
     mark: Array,
     flagged: NDArray[np.bool_],
-) -> None:
-    """``flagged[unit] = True`` for each open row among ``rows`` (empty: every row) whose
-    instrument's ``mode`` is FORCE, or CHECK with its mark outside ``(low, high)``."""
+    out: Ints,
+) -> int:
+    """The units of the open rows among ``rows`` (empty: every row) whose instrument's
+    ``mode`` is FORCE, or CHECK with its mark outside ``(low, high)``: each set in
+    ``flagged`` (all False on entry) and listed once in ``out``; returns how many."""
     if rows.shape[0] == 0:
         rows = np.arange(instrument.shape[0], dtype=np.intp)
     ix = instrument[rows]
     m = mark[ix]
     how = mode[ix]
     inside = (low[rows] < m) & (m < high[rows])
-    out = (how == FORCE) | ((how == CHECK) & ~inside)
-    units = unit[rows[out]]
-    flagged[units[units != NO_ROW]] = True
+    leaving = (how == FORCE) | ((how == CHECK) & ~inside)
+    units = unit[rows[leaving]]
+    found = np.unique(units[units != NO_ROW])
+    flagged[found] = True
+    out[: found.shape[0]] = found
+    return int(found.shape[0])
 
 
 def _flag_rows(
@@ -142,7 +147,9 @@ def _flag_rows(
     high: Any,
     mark: Any,
     flagged: Any,
-) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    out: Any,
+) -> int:  # pragma: no cover - compiled by numba; checked against the reference
+    count = 0
     every = rows.shape[0] == 0
     for k in range(instrument.shape[0] if every else rows.shape[0]):
         r = k if every else rows[k]
@@ -154,13 +161,16 @@ def _flag_rows(
         if how == CHECK and low[r] < m and m < high[r]:
             continue
         u = unit[r]
-        if u != NO_ROW:
+        if u != NO_ROW and not flagged[u]:
             flagged[u] = True
+            out[count] = u
+            count += 1
+    return count
 
 
 flag_rows: Any = jit(_flag_rows, flag_rows_reference)
-"""``flag_rows(rows, mode, instrument, unit, low, high, mark, flagged)``:
-``flag_rows_reference``, in one pass."""
+"""``flag_rows(rows, mode, instrument, unit, low, high, mark, flagged, out) -> count``:
+``flag_rows_reference`` in one pass (``out`` in the order found, not sorted)."""
 
 
 # ---------------------------------------------------------------------- revalue

@@ -28,11 +28,11 @@ from monitor.engine._band_kernels import (
 from monitor.engine._revalue import unit_collateral_of
 from monitor.states import LIQUIDATION
 
-__all__ = ["band", "flagged_units", "revalue"]
+__all__ = ["FlagScratch", "band", "flagged_units", "revalue"]
 
 
 def flagged_units(
-    book: Book, moved: NDArray[np.intp], forced: NDArray[np.intp]
+    book: Book, moved: NDArray[np.intp], forced: NDArray[np.intp], scratch: FlagScratch
 ) -> NDArray[np.intp]:
     """The units (sorted, distinct) with an open row of an instrument in ``forced``, or of
     one in ``moved`` whose mark is outside the row's band.
@@ -54,13 +54,31 @@ def flagged_units(
         rows = np.empty(0, dtype=np.intp)  # every row, in order
     else:
         rows = np.concatenate([pos.holders_of(ix) for ix in checked.tolist()])
-    flagged = np.zeros(book.units.size, dtype=np.bool_)
+    flagged, out = scratch.sized(book.units.size)
     kernel = flag_rows if _kernels.ENABLED else flag_rows_reference
-    kernel(
+    count = kernel(
         rows, mode, pos.instrument[:n], pos.unit[:n], pos.band_low[:n], pos.band_high[:n],
-        book.mark, flagged,
+        book.mark, flagged, out,
     )  # fmt: skip
-    return np.flatnonzero(flagged)
+    units = np.sort(out[:count])
+    flagged[units] = False  # all False again for the next tick
+    return units
+
+
+class FlagScratch:
+    """Per unit, whether a tick flagged it, and the flagged units' list: kept between an
+    engine's ticks and cleared where set, so a tick pays for the units it flags, not for
+    a million (and pages never written are not resident)."""
+
+    def __init__(self) -> None:
+        self.flagged = np.zeros(0, dtype=np.bool_)
+        self.out = np.zeros(0, dtype=np.intp)
+
+    def sized(self, units: int) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+        if self.flagged.shape[0] < units:
+            size = max(units, 2 * self.flagged.shape[0])
+            self.flagged, self.out = np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.intp)
+        return self.flagged, self.out
 
 
 def revalue(book: Book, units: NDArray[np.intp], with_collateral: bool) -> None:

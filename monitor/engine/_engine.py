@@ -103,6 +103,7 @@ class Engine:
         # Units revalued by the last cycle's ticks (all holders of the moved instruments
         # without bands).
         self.revalued_by_prices = 0
+        self._flags = _bands.FlagScratch()
         # Ledger events applied as no-ops, by reason ("duplicate", "not_isolated_position", ...).
         self.ignored: dict[str, int] = {}
         # Ledger events of the last apply() whose booking failed unexpectedly: (index in
@@ -381,7 +382,7 @@ class Engine:
             # Every figure of a row moves with its settle asset's value: all its holders.
             marked = np.array(sorted(marks_moved - settle_moved), dtype=np.intp)
             forced = np.array(sorted(settle_moved), dtype=np.intp)
-            moved_units = _bands.flagged_units(book, marked, forced)
+            moved_units = _bands.flagged_units(book, marked, forced, self._flags)
         else:
             moved_units = refresh_moved(book, np.array(sorted(moved), dtype=np.intp))
         unit_parts = [moved_units, self.portfolio.units_of(book, held)]

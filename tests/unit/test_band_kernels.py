@@ -123,13 +123,18 @@ def test_the_flag_kernel_equals_its_reference(seed: int) -> None:
     unit[rng.random(n) < 0.1] = NO_ROW  # closed rows keep a stale band: never flagged
     some = np.sort(rng.choice(n, n // 3, replace=False)).astype(np.intp)
     for rows in (np.empty(0, dtype=np.intp), some):
-        flagged = []
+        flagged, listed = [], []
         for kernel in (flag_rows, flag_rows_reference):
-            out = np.zeros(book.units.size, dtype=np.bool_)
-            kernel(rows, mode, pos.instrument[:n], unit, pos.band_low[:n], pos.band_high[:n],
-                   mark, out)  # fmt: skip
-            flagged.append(out)
+            mask = np.zeros(book.units.size, dtype=np.bool_)
+            out = np.full(book.units.size, -7, dtype=np.intp)
+            count = kernel(rows, mode, pos.instrument[:n], unit, pos.band_low[:n],
+                           pos.band_high[:n], mark, mask, out)  # fmt: skip
+            flagged.append(mask)
+            listed.append(np.sort(out[:count]))
+            assert (out[count:] == -7).all()
         np.testing.assert_array_equal(flagged[0], flagged[1])
+        np.testing.assert_array_equal(listed[0], listed[1])
+        np.testing.assert_array_equal(listed[0], np.flatnonzero(flagged[0]))  # each once
         assert 0 < flagged[0].sum() < book.units.size
 
 

@@ -22,8 +22,9 @@ terms. ``rho`` is the distance (less a rounding allowance) over that sum. Each o
 keeps its *band*: the prices ``(low, high)`` of its instrument within ``rho`` of the
 judged mark and inside its bracket. A tick then judges only the units with a row whose
 mark left its band (:func:`flag_rows`), revalues every row of those units at once
-(:func:`revalue_units`) and bands them again (:func:`band_units`). Whatever the others'
-cached figures say, their state is the state a full revaluation would give them.
+(``monitor.engine._unit_kernels.revalue_units``) and bands them again
+(:func:`band_units`). Whatever the others' cached figures say, their state is the
+state a full revaluation would give them.
 
 Bands are stored as float32, rounded inwards (a band is only ever narrower than
 computed). A unit with no band (never judged, in liquidation or bankrupt, portfolio-
@@ -43,12 +44,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, NO_ROW, UPNL
-from monitor.engine._kernels import (
-    _bracket_one,
-    _linear_one,
-    jit,
-    revalue_rows_reference,
-)
+from monitor.engine._kernels import _bracket_one, jit
+from monitor.engine._unit_kernels import unit_rows_of
 from monitor.states import REL_TOL
 
 __all__ = [
@@ -58,9 +55,6 @@ __all__ = [
     "band_units_reference",
     "flag_rows",
     "flag_rows_reference",
-    "revalue_units",
-    "revalue_units_reference",
-    "unit_rows_of",
 ]
 
 Array = NDArray[np.float64]
@@ -86,25 +80,6 @@ _F32_MAX: Final = float(np.finfo(np.float32).max)
 # A bracket's price bounds are pulled inwards by this much, so that the notional
 # computed at a price inside the band is in the same bracket despite rounding.
 _BRACKET_IN: Final = 1e-12
-
-
-def unit_rows_of(units: Ints, head: Ints, unit_next: Ints) -> tuple[Ints, Ints]:
-    """(slot into ``units``, row) of every row listed in the units' row lists, all lists
-    walked at once (one vectorised step per list position, as ``sum_unit_rows_reference``)."""
-    slots, rows = [], []
-    slot = np.arange(units.shape[0])
-    row = head[units]
-    live = row != NO_ROW
-    slot, row = slot[live], row[live]
-    while row.shape[0]:
-        slots.append(slot)
-        rows.append(row)
-        row = unit_next[row]
-        live = row != NO_ROW
-        slot, row = slot[live], row[live]
-    if not rows:
-        return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-    return np.concatenate(slots), np.concatenate(rows)
 
 
 # ---------------------------------------------------------------------- flag
@@ -171,112 +146,6 @@ def _flag_rows(
 flag_rows: Any = jit(_flag_rows, flag_rows_reference)
 """``flag_rows(rows, mode, instrument, unit, low, high, mark, flagged, out) -> count``:
 ``flag_rows_reference`` in one pass (``out`` in the order found, not sorted)."""
-
-
-# ---------------------------------------------------------------------- revalue
-
-
-def revalue_units_reference(
-    units: Ints,
-    head: Ints,
-    unit_next: Ints,
-    instrument: Ints,
-    qty: Array,
-    entry: Array,
-    leverage: Array,
-    mark: Array,
-    contract_size: Array,
-    settle_value: Array,
-    n_tiers: Ints,
-    floors: Array,
-    mmr: Array,
-    imr: Array,
-    cum: Array,
-    mm_slope: Array,
-    im_slope: Array,
-    row_figures: Array,
-    unit_figures: Array,
-) -> None:
-    """Every row listed by ``units`` revalued at the marks (``revalue_rows_reference``),
-    then each unit's uPnL, IM, MM and gross summed over its rows in row order: the order,
-    hence the sums to the last bit, of a full revaluation (``revalue_linear``), whatever
-    order the unit's list is in. Collateral is left as it is."""
-    slots, rows = unit_rows_of(units, head, unit_next)
-    revalue_rows_reference(
-        rows, instrument, qty, entry, leverage, mark, contract_size, settle_value, n_tiers,
-        floors, mmr, imr, cum, mm_slope, im_slope, row_figures,
-    )  # fmt: skip
-    order = np.lexsort((rows, slots))  # by unit, then row: bincount adds in array order
-    slots, rows = slots[order], rows[order]
-    n = units.shape[0]
-    values = row_figures[rows]
-    for k in range(3):
-        unit_figures[units, 1 + k] = np.bincount(slots, weights=values[:, k], minlength=n)
-    unit_figures[units, 4] = np.bincount(slots, weights=np.abs(values[:, 0]), minlength=n)
-
-
-def _revalue_units(
-    units: Any,
-    head: Any,
-    unit_next: Any,
-    instrument: Any,
-    qty: Any,
-    entry: Any,
-    leverage: Any,
-    mark: Any,
-    contract_size: Any,
-    settle_value: Any,
-    n_tiers: Any,
-    floors: Any,
-    mmr: Any,
-    imr: Any,
-    cum: Any,
-    mm_slope: Any,
-    im_slope: Any,
-    row_figures: Any,
-    unit_figures: Any,
-) -> None:  # pragma: no cover - compiled by numba; checked against the reference
-    listed = np.empty(contract_size.shape[0], dtype=np.intp)  # a unit: a row per instrument
-    for k in range(units.shape[0]):
-        u = units[k]
-        count = 0
-        r = head[u]
-        while r != NO_ROW:  # the unit's rows, insertion-sorted by row id
-            at = count
-            while at > 0 and listed[at - 1] > r:
-                listed[at] = listed[at - 1]
-                at -= 1
-            listed[at] = r
-            count += 1
-            r = unit_next[r]
-        total_upnl = total_initial = total_maintenance = total_gross = 0.0
-        for j in range(count):
-            r = listed[j]
-            ix = instrument[r]
-            q, cs, m = qty[r], contract_size[ix], mark[ix]
-            b = _bracket_one(q, cs, m, ix, floors)
-            upnl, initial, maintenance = _linear_one(
-                q, entry[r], leverage[r], cs, m, settle_value[ix], mmr[ix, b], imr[ix, b],
-                cum[ix, b], mm_slope[ix], im_slope[ix],
-            )  # fmt: skip
-            row_figures[r, 0] = upnl
-            row_figures[r, 1] = initial
-            row_figures[r, 2] = maintenance
-            # As revalue_linear: the figures as stored, added in row order from 0.
-            total_upnl += row_figures[r, 0]
-            total_initial += row_figures[r, 1]
-            total_maintenance += row_figures[r, 2]
-            total_gross += abs(row_figures[r, 0])
-        unit_figures[u, 1] = total_upnl
-        unit_figures[u, 2] = total_initial
-        unit_figures[u, 3] = total_maintenance
-        unit_figures[u, 4] = total_gross
-
-
-revalue_units: Any = jit(_revalue_units, revalue_units_reference)
-"""``revalue_units(units, head, unit_next, instrument, qty, entry, leverage, mark,
-contract_size, settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope,
-row_figures, unit_figures)``: ``revalue_units_reference``, one walk per unit."""
 
 
 # ---------------------------------------------------------------------- band

@@ -22,10 +22,9 @@ from monitor.engine._band_kernels import (
     band_units_reference,
     flag_rows,
     flag_rows_reference,
-    revalue_units,
-    revalue_units_reference,
 )
 from monitor.engine._revalue import unit_collateral_of
+from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
 from monitor.states import LIQUIDATION
 
 __all__ = ["FlagScratch", "band", "flagged_units", "revalue"]

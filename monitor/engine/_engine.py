@@ -294,10 +294,7 @@ class Engine:
             return []
         self._refresh_stale_rows()
         units = np.array(sorted(last_touch), dtype=np.intp)
-        if self.banded:  # the units' other rows may be at older marks: all of them
-            _bands.revalue(self.book, units, with_collateral=True)
-        else:
-            refresh_units(self.book, units)
+        self._sum_units(units, with_collateral=True)
         self.portfolio.after_ledger(self.book, units)
         transitions = sorted(self._judge(units), key=lambda t: (last_touch[t[0]], t[0]))
         self._band(units)
@@ -394,10 +391,7 @@ class Engine:
         self.revalued_by_prices = int(units.size)
         if units.size == 0:
             return []
-        if self.banded:
-            _bands.revalue(book, units, with_collateral=bool(revalued_assets))
-        else:
-            refresh_units(book, units, with_collateral=bool(revalued_assets))
+        self._sum_units(units, with_collateral=bool(revalued_assets))
         self.portfolio.after_prices(book, units, held)
         triggers = self.portfolio.triggers(book, held, latest, moved)
         events = self._price_events(units, triggers, revalued_assets, now_ms)
@@ -447,10 +441,7 @@ class Engine:
         units = _unique(np.concatenate(parts), book.units.size)
         if units.size == 0:
             return []
-        if self.banded:
-            _bands.revalue(book, units, with_collateral=False)
-        else:
-            refresh_units(book, units, with_collateral=False)
+        self._sum_units(units, with_collateral=False)
         self.portfolio.after_prices(book, units, held)
         events = self._price_events(units, moved, {}, now_ms)
         self._band(units)
@@ -540,6 +531,16 @@ class Engine:
         """
         if self.banded and units.shape[0]:  # portfolio units have no band: current
             _bands.revalue(self.book, units[~self.portfolio_units(units)], with_collateral=False)
+
+    def _sum_units(self, units: NDArray[np.intp], with_collateral: bool) -> None:
+        """Bring the figures of ``units`` (sorted, distinct) to the current marks before
+        they are judged. Without bands their rows are current and only the sums are
+        redone; with bands a unit's other rows may be at the marks it was last judged
+        at, so every row of it is revalued."""
+        if self.banded:
+            _bands.revalue(self.book, units, with_collateral)
+        else:
+            refresh_units(self.book, units, with_collateral)
 
     def _band(self, units: NDArray[np.intp] | None) -> None:
         """Set the bands of ``units`` (None: all), just revalued and judged."""

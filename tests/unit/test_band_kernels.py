@@ -19,46 +19,23 @@ from monitor.engine._band_kernels import (
     band_units_reference,
     flag_rows,
     flag_rows_reference,
-    revalue_units,
-    revalue_units_reference,
 )
+from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
 from monitor.schema import (
     Fill,
-    Instrument,
     LedgerEvent,
     MarginEvent,
     PriceTick,
-    RateCurve,
-    SizeScaledMargin,
-    Tier,
-    TieredMargin,
     Transfer,
 )
 from monitor.states import LIQUIDATION, STATE_NAMES
 from tests.reference.margin import margins
 from tests.reference.states import judge
+from tests.unit.test_engine_kernels import instruments  # 7 linear: tiered and size-scaled
 
 pytestmark = pytest.mark.unit
 
 CONFIG = EngineConfig()
-
-
-def instruments() -> list[Instrument]:
-    tiered = TieredMargin(
-        tiers=(
-            Tier(floor=0, cap=50_000, mmr=0.004, imr=0.008),
-            Tier(floor=50_000, cap=600_000, mmr=0.005, imr=0.01),
-            Tier(floor=600_000, cap=1e15, mmr=0.01, imr=0.02),
-        )
-    )
-    scaled = SizeScaledMargin(
-        im=RateCurve(base=0.02, slope=0.00005), mm=RateCurve(base=0.01, slope=0.00005)
-    )
-    return [
-        Instrument(symbol=f"I{k}", kind="linear", quote="USDT", base=f"B{k}",
-                   margin=scaled if k % 3 == 0 else tiered, contract_size=1.0 + k % 2)
-        for k in range(7)
-    ]  # fmt: skip
 
 
 def banded_book(seed: int, accounts: int = 2_000, config: EngineConfig = CONFIG) -> Engine:

@@ -8,8 +8,11 @@ the ledger offsets are committed. The price guard's accepted marks
 screened (:class:`PricesScreened`) go there too, as does each underlying's EWMA volatility
 and dynamic-margin scale (:class:`VolatilityState`, key ``volatility:<underlying>``), and
 so do periodic snapshots of each
-ledger partition's book (:class:`SnapshotChunk`, keys ``snapshot:<topic>:<partition>:<n>``),
-decoded only for the partitions being rebuilt. Each cycle's input boundaries
+ledger partition's book (:class:`SnapshotChunk`, keys
+``snapshot:<topic>:<partition>:<slot>:<n>``), decoded only for the partitions being
+rebuilt. A snapshot is written over several cycles into one of two slots, so the other
+slot's, complete, stays until the new one is; keys without a slot are snapshots from
+before slots, read the same way. Each cycle's input boundaries
 (:class:`CycleInput`, key ``cycle:<run>``) are there for ``liqmon replay`` and skipped
 here without decoding. The topic is compacted, so reading it
 whole at start-up gives the newest record of each key. A record that does not decode is
@@ -49,8 +52,10 @@ from streams.settings import KafkaSettings
 
 __all__ = [
     "CYCLE_PREFIX",
+    "LEGACY_SLOT",
     "SNAPSHOT_CHUNK_BYTES",
     "RestoredState",
+    "SnapshotKeys",
     "batch_ends",
     "checkpoint_records",
     "cycle_record",
@@ -58,6 +63,7 @@ __all__ = [
     "price_reference_records",
     "prices_screened_records",
     "read_changelog",
+    "snapshot_key",
     "snapshot_records",
     "state_record",
     "volatility_records",
@@ -73,6 +79,32 @@ _decode_state = msgspec.json.Decoder(StateRecord).decode
 _decode_snapshot = msgspec.json.Decoder(SnapshotChunk).decode
 
 
+LEGACY_SLOT = -1
+"""The slot of snapshot keys written before slots (``snapshot:<topic>:<partition>:<n>``)."""
+
+
+class SnapshotKeys(msgspec.Struct, kw_only=True):
+    """The snapshot keys of one ledger partition the changelog holds: per slot, one
+    past its highest chunk number; and the slot of the newest complete snapshot."""
+
+    counts: dict[int, int] = msgspec.field(default_factory=dict)
+    newest: int | None = None
+
+    @property
+    def next_slot(self) -> int:
+        """The slot the next snapshot goes to: not the one holding the newest."""
+        return 1 if self.newest == 0 else 0
+
+    def stale(self, slot: int, chunks: int) -> list[tuple[int, int]]:
+        """The (slot, chunk) keys left stale once a snapshot of ``chunks`` chunks is
+        complete in ``slot``: every other slot's, and its own slot's beyond them."""
+        return [
+            (other, n)
+            for other, count in sorted(self.counts.items())
+            for n in range(chunks if other == slot else 0, count)
+        ]
+
+
 class RestoredState(msgspec.Struct, kw_only=True):
     """What the changelog says: unit states by account and the next offset per ledger partition."""
 
@@ -83,26 +115,53 @@ class RestoredState(msgspec.Struct, kw_only=True):
     volatility: dict[str, VolatilityState] = msgspec.field(default_factory=dict)
     dropped: int = 0
     dropped_example: str = ""
-    # Raw snapshot chunks by (topic, partition) and chunk number, decoded on demand.
-    snapshot_raw: dict[TopicPartition, dict[int, bytes]] = msgspec.field(default_factory=dict)
+    # Raw snapshot chunks by (topic, partition), slot and chunk number, decoded on demand.
+    snapshot_raw: dict[TopicPartition, dict[int, dict[int, bytes]]] = msgspec.field(
+        default_factory=dict
+    )
     # Where the read got to per partition (next offset), for a later read to go on from.
     read_to: dict[TopicPartition, int] = msgspec.field(default_factory=dict)
 
     def snapshot(self, tp: TopicPartition) -> list[SnapshotChunk] | None:
         """The newest complete snapshot of ``tp``, or None (never taken, or incomplete)."""
-        raw = self.snapshot_raw.get(tp)
-        if not raw:
-            return None
-        try:
-            chunks = [_decode_snapshot(value) for _, value in sorted(raw.items())]
-        except msgspec.DecodeError:
-            return None
-        newest = max(chunk.next_offset for chunk in chunks)
-        current = [chunk for chunk in chunks if chunk.next_offset == newest]
-        expected = current[0].chunks
-        if sorted(chunk.chunk for chunk in current) != list(range(expected)):
-            return None
-        return current
+        found = self._newest(tp)
+        return None if found is None else found[1]
+
+    def snapshot_keys(self, tp: TopicPartition) -> SnapshotKeys:
+        """Which snapshot keys of ``tp`` are held, and the slot of its newest snapshot."""
+        slots = self.snapshot_raw.get(tp, {})
+        found = self._newest(tp)
+        return SnapshotKeys(
+            counts={slot: max(raw) + 1 for slot, raw in slots.items() if raw},
+            newest=None if found is None else found[0],
+        )
+
+    def _newest(self, tp: TopicPartition) -> tuple[int, list[SnapshotChunk]] | None:
+        """The slot and chunks of the complete snapshot of ``tp`` with the highest offset."""
+        best: tuple[int, list[SnapshotChunk]] | None = None
+        for slot, raw in sorted(self.snapshot_raw.get(tp, {}).items()):
+            chunks = _complete(raw)
+            if chunks is not None and (
+                best is None or chunks[0].next_offset > best[1][0].next_offset
+            ):
+                best = (slot, chunks)
+        return best
+
+
+def _complete(raw: dict[int, bytes]) -> list[SnapshotChunk] | None:
+    """The chunks of the newest snapshot in one slot if all of them are there."""
+    if not raw:
+        return None
+    try:
+        chunks = [_decode_snapshot(value) for _, value in sorted(raw.items())]
+    except msgspec.DecodeError:
+        return None
+    newest = max(chunk.next_offset for chunk in chunks)
+    current = [chunk for chunk in chunks if chunk.next_offset == newest]
+    expected = current[0].chunks
+    if sorted(chunk.chunk for chunk in current) != list(range(expected)):
+        return None
+    return current
 
 
 def state_record(topic: str, record: UnitStates) -> OutboundRecord:
@@ -182,22 +241,27 @@ def volatility_records(topic: str, states: Iterable[VolatilityState]) -> list[Ou
     ]
 
 
+def snapshot_key(tp: TopicPartition, slot: int, chunk: int) -> bytes:
+    """The changelog key of chunk ``chunk`` of ``tp``'s snapshot in ``slot``."""
+    if slot == LEGACY_SLOT:
+        return f"snapshot:{tp.topic}:{tp.partition}:{chunk}".encode()
+    return f"snapshot:{tp.topic}:{tp.partition}:{slot}:{chunk}".encode()
+
+
 def snapshot_records(
-    topic: str, chunks: list[SnapshotChunk], previous_chunks: int = 0
+    topic: str, chunks: list[SnapshotChunk], slot: int, keys: SnapshotKeys | None = None
 ) -> list[OutboundRecord]:
-    """The records of one partition's snapshot (``chunks`` numbered 0..n-1), then
-    tombstones for the chunk keys an earlier, longer snapshot left behind."""
+    """The records of one partition's whole snapshot (``chunks`` numbered 0..n-1) in
+    ``slot``, then null values for the keys it leaves stale (of ``keys``)."""
     if not chunks:
         return []
-    first = chunks[0]
-    stem = f"snapshot:{first.topic}:{first.partition}:"
+    tp = TopicPartition(chunks[0].topic, chunks[0].partition)
     records = [
-        OutboundRecord(topic, f"{stem}{chunk.chunk}".encode(), _encode(chunk)) for chunk in chunks
+        OutboundRecord(topic, snapshot_key(tp, slot, chunk.chunk), _encode(chunk))
+        for chunk in chunks
     ]
-    records.extend(
-        OutboundRecord(topic, f"{stem}{n}".encode(), None)
-        for n in range(len(chunks), previous_chunks)
-    )
+    stale = [] if keys is None else keys.stale(slot, len(chunks))
+    records.extend(OutboundRecord(topic, snapshot_key(tp, s, n), None) for s, n in stale)
     return records
 
 
@@ -265,15 +329,23 @@ def _fold(restored: RestoredState, records: Iterable[InboundRecord]) -> None:
 
 
 def _fold_snapshot(restored: RestoredState, key: bytes, value: bytes | None) -> None:
-    """Keep the newest value of a snapshot chunk key (``snapshot:<topic>:<partition>:<n>``)."""
+    """Keep the newest value of a snapshot chunk key (``snapshot:<topic>:<partition>:
+    <slot>:<n>``, or ``snapshot:<topic>:<partition>:<n>`` from before slots): topic
+    names have no colons."""
+    parts = key[len(_SNAPSHOT_PREFIX) :].decode(errors="replace").split(":")
     try:
-        topic, partition, chunk = key[len(_SNAPSHOT_PREFIX) :].decode().rsplit(":", 2)
+        if len(parts) == 3:
+            topic, partition, slot, chunk = parts[0], parts[1], LEGACY_SLOT, parts[2]
+        elif len(parts) == 4:
+            topic, partition, slot, chunk = parts[0], parts[1], int(parts[2]), parts[3]
+        else:
+            raise ValueError(key)
         tp = TopicPartition(topic, int(partition))
         number = int(chunk)
     except ValueError:
         restored.dropped += 1
         return
-    chunks = restored.snapshot_raw.setdefault(tp, {})
+    chunks = restored.snapshot_raw.setdefault(tp, {}).setdefault(slot, {})
     if value is None:
         chunks.pop(number, None)
     else:

@@ -104,8 +104,9 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     instance_id: str = ""
     #: How long the group waits for a silent member before moving its partitions.
     session_timeout_ms: Annotated[int, msgspec.Meta(ge=1000, le=300_000)] = 10_000
-    #: How often each ledger partition's book is snapshotted into ``liqmon-state`` (in a
-    #: cycle's transaction), so recovery loads it and replays only the ledger after it.
+    #: How often each ledger partition's book is snapshotted into ``liqmon-state`` (copied
+    #: in one cycle, written over the next ones), so recovery loads it and replays only the
+    #: ledger after it.
     #: Must be well below the retention of ``fills``. 0 turns snapshots off.
     snapshot_interval_s: Annotated[float, msgspec.Meta(ge=0)] = 300.0
     #: The venue's insurance fund per asset (e.g. {"USDT": 5e6}), valued at each asset's

@@ -187,7 +187,8 @@ class Metrics:
         )
         self.snapshot_duration = Gauge(
             "liqmon_snapshot_duration_seconds",
-            "Wall time of the last snapshot (taken inside a cycle, so it delays that cycle).",
+            "Work on the event loop for the last snapshot: its copy of the book and its "
+            "chunks, summed over the cycles it was written in.",
             registry=r,
         )
         self.bad_debt = Gauge(

@@ -24,7 +24,7 @@ import msgspec
 import structlog
 
 from monitor.book import load_snapshots
-from monitor.changelog import RestoredState, read_changelog
+from monitor.changelog import RestoredState, SnapshotKeys, read_changelog
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
 from monitor.engine import Engine, judge_all, restore_states, shape_problem, unit_record
@@ -62,7 +62,7 @@ class Rebuilt(msgspec.Struct, kw_only=True):
     events: list[MarginEvent]
     states: list[UnitStates]
     replayed: int
-    snapshot_chunks: dict[TopicPartition, int]
+    snapshot_keys: dict[TopicPartition, SnapshotKeys]
     now_ms: int = 0  # the clock the rebuild judged at
 
 
@@ -189,9 +189,7 @@ class Recovery:
             states=states,
             replayed=replayed,
             now_ms=now_ms,
-            snapshot_chunks={
-                tp: max(changelog.snapshot_raw.get(tp, {0: b""})) + 1 for tp in assigned
-            },
+            snapshot_keys={tp: changelog.snapshot_keys(tp) for tp in assigned},
         )
 
     async def _replay(

@@ -814,12 +814,15 @@ class CycleInput(msgspec.Struct, tag="cycle", tag_field="type", frozen=True, kw_
 
 class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=True, kw_only=True):
     """One chunk of a snapshot of the book of one ``fills`` partition (topic
-    ``liqmon-state``, key ``snapshot:<topic>:<partition>:<chunk>``).
+    ``liqmon-state``, key ``snapshot:<topic>:<partition>:<slot>:<chunk>``, slot 0 or 1;
+    ``snapshot:<topic>:<partition>:<chunk>`` from before slots).
 
     A snapshot is the accounts of the partition after every ledger record before
     ``next_offset``; it is ``chunks`` records long, each under Kafka's record limit, all
-    with the same ``next_offset``. Recovery loads the newest complete snapshot and replays
-    the ledger from ``next_offset`` on. Numeric columns are little-endian arrays (base64
+    with the same ``next_offset``, written over several cycles into the slot that does
+    not hold the newest complete one; the cycle that writes its last chunk writes null
+    values for the other slot's keys. Recovery loads the newest complete snapshot and
+    replays the ledger from ``next_offset`` on. Numeric columns are little-endian arrays (base64
     in JSON), so a million accounts decode without a Python object per number: per
     account ``accounts`` (names), ``modes`` (int8: 0 cross, 1 isolated) and ``balances``
     (float64, ``len(assets)`` per account, in the order of ``assets``); per position row

@@ -597,7 +597,7 @@ class Monitor:
         self._observer.published(rebuilt.events, self._clock_ms())
         self._positions = dict(rebuilt.resume)
         self._built = True
-        self._snapshots.schedule(assigned, rebuilt.snapshot_chunks)
+        self._snapshots.schedule(assigned, rebuilt.snapshot_keys)
 
 
 def _log_kernel_step(step: str, seconds: float) -> None:

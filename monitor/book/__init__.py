@@ -11,7 +11,13 @@ from monitor.book._bulk import load_cross_accounts
 from monitor.book._collateral import AssetTable
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
 from monitor.book._seen import digest_of
-from monitor.book._snapshot import export_accounts, export_partition, load_snapshots
+from monitor.book._snapshot import (
+    PartitionImage,
+    Piece,
+    export_accounts,
+    export_partition,
+    load_snapshots,
+)
 from monitor.book._tables import (
     COLLATERAL,
     CROSS,
@@ -39,6 +45,8 @@ __all__ = [
     "AccountTable",
     "AssetTable",
     "Book",
+    "PartitionImage",
+    "Piece",
     "PositionTable",
     "UnitTable",
     "digest_of",

@@ -125,7 +125,7 @@ async def test_stress_from_state_gives_the_monitors_own_report(
         await run_simulation(h.kafka, instruments, start, spec, target)
         await ledger_caught_up(h)
         published = await settled_report(h, now_ms())
-        assert "snapshot taken" in proc.log_text()  # the state holds snapshots, then the ledger
+        assert "snapshot written" in proc.log_text()  # the state holds snapshots, then the ledger
 
         code, stdout, stderr = await stress_cli(proc, instruments_file(tmp_path))
         assert code == 0, stderr.decode()

@@ -47,12 +47,14 @@ class _Writing:
         tp: TopicPartition,
         image: PartitionImage,
         records: Iterator[tuple[list[OutboundRecord], bool]],
+        began: float,
+        seconds: float,
     ) -> None:
         self.tp = tp
         self.image = image
         self.records = records
-        self.began = time.monotonic()
-        self.seconds = 0.0  # of work on the loop, summed over its cycles
+        self.began = began  # monotonic, before its copy was taken
+        self.seconds = seconds  # of work on the loop, summed over its cycles
         self.cycles = 0
         self.chunks = 0
 
@@ -128,8 +130,8 @@ class Snapshots:
         now_ms: int,
     ) -> None:
         """Copy ``tp``'s accounts out of the book; the next cycles write them."""
-        started = time.perf_counter()
-        self._next[tp] = time.monotonic() + self._interval_s
+        started, began = time.perf_counter(), time.monotonic()
+        self._next[tp] = began + self._interval_s
         book = engine.book
         image = PartitionImage(
             book,
@@ -140,8 +142,8 @@ class Snapshots:
             ts=now_ms,
         )
         keys = self._keys.get(tp, SnapshotKeys())
-        self._writing = _Writing(tp, image, self._records(tp, image, keys.next_slot, keys))
-        self._writing.seconds = time.perf_counter() - started
+        records = self._records(tp, image, keys.next_slot, keys)
+        self._writing = _Writing(tp, image, records, began, time.perf_counter() - started)
 
     def _records(
         self, tp: TopicPartition, image: PartitionImage, slot: int, keys: SnapshotKeys

@@ -11,12 +11,12 @@ from monitor.book._bulk import load_cross_accounts
 from monitor.book._collateral import AssetTable
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
 from monitor.book._seen import digest_of
-from monitor.book._snapshot import (
+from monitor.book._snapshot import load_snapshots
+from monitor.book._snapshot_image import (
     PartitionImage,
     Piece,
     export_accounts,
     export_partition,
-    load_snapshots,
 )
 from monitor.book._tables import (
     COLLATERAL,

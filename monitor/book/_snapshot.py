@@ -1,4 +1,4 @@
-"""Snapshots of some accounts of a book, and loading many of them into an empty book.
+"""Loading snapshots of accounts into an empty book (taking them: ``_snapshot_image``).
 
 A snapshot holds what the ledger built for the accounts of one ``fills`` partition:
 wallets, margin modes, every position row (flat rows too: they keep the chosen
@@ -13,8 +13,8 @@ Figures are not computed here: follow with ``Engine.full_recompute()``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,298 +26,11 @@ from monitor.book._tables import PORTFOLIO
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
 
-__all__ = [
-    "OPEN",
-    "OPEN_ISOLATED",
-    "WITH_ISOLATED_UNIT",
-    "PartitionImage",
-    "Piece",
-    "export_accounts",
-    "export_partition",
-    "load_snapshots",
-]
-
-_ACCOUNTS_PER_CHUNK = 2_000
-_MAX_NUMBER = 999_999_999  # more chunks than any snapshot has: sizes the chunk numbers
+__all__ = ["OPEN", "OPEN_ISOLATED", "WITH_ISOLATED_UNIT", "load_snapshots"]
 
 OPEN = 1
 OPEN_ISOLATED = 2
 WITH_ISOLATED_UNIT = 4
-
-
-def _f8(values: NDArray[Any]) -> NDArray[np.float64]:
-    column: NDArray[np.float64] = np.ascontiguousarray(values, dtype="<f8")
-    return column
-
-
-def _i32(values: NDArray[Any]) -> bytes:
-    return np.ascontiguousarray(values, dtype="<i4").tobytes()
-
-
-def _i8(values: NDArray[Any]) -> bytes:
-    return np.ascontiguousarray(values, dtype="<i1").tobytes()
-
-
-def export_accounts(
-    book: Book,
-    accounts: NDArray[np.intp],
-    *,
-    topic: str,
-    partition: int,
-    next_offset: int,
-    ts: int,
-) -> SnapshotChunk:
-    """One chunk (``chunk`` 0 of 1) holding ``accounts`` (dense ids, ascending)."""
-    image = PartitionImage(
-        book, accounts, topic=topic, partition=partition, next_offset=next_offset, ts=ts
-    )
-    return image.chunk(image.piece(0, image.size), 0, 1)
-
-
-def export_partition(
-    book: Book,
-    accounts: NDArray[np.intp],
-    *,
-    topic: str,
-    partition: int,
-    next_offset: int,
-    ts: int,
-    max_bytes: int,
-    encode: Callable[[Any], bytes],
-) -> list[SnapshotChunk]:
-    """The snapshot of ``accounts`` as chunks that each encode to at most ``max_bytes``
-    (an account too large for a chunk alone raises ``InputError``), all at once."""
-    image = PartitionImage(
-        book, np.sort(accounts), topic=topic, partition=partition, next_offset=next_offset, ts=ts
-    )
-    pieces = list(image.plan(max_bytes, encode))
-    return [image.chunk(piece, n, len(pieces)) for n, piece in enumerate(pieces)]
-
-
-class Piece(NamedTuple):
-    """Some accounts of a :class:`PartitionImage` (places ``first`` to ``end``), the
-    image's indices of their rows and remembered ids, and their names."""
-
-    first: int
-    end: int
-    rows: slice | NDArray[np.intp]
-    seen: slice | NDArray[np.intp]
-    names: list[str]
-
-
-class PartitionImage:
-    """What a snapshot of some accounts holds, copied out of the book at one moment, so
-    that its chunks can be planned, built and encoded over later cycles while the book
-    moves on.
-
-    Taking it is a few vectorised gathers over the book (about 0.1 s for a third of a
-    book of a million accounts); building and encoding the chunks, most of the work, is
-    done from the copy. Rows and remembered ledger ids are grouped by block of
-    ``_ACCOUNTS_PER_CHUNK`` accounts, in book order within a block, so that a block's
-    are one slice. Names are read from the book's list of names (which only grows) when
-    a chunk is planned.
-    """
-
-    def __init__(
-        self,
-        book: Book,
-        accounts: NDArray[np.intp],
-        *,
-        topic: str,
-        partition: int,
-        next_offset: int,
-        ts: int,
-    ) -> None:
-        """The image of ``accounts`` (dense ids, ascending) as ``book`` holds them now,
-        after every record of ``topic[partition]`` before ``next_offset``."""
-        self.topic, self.partition, self.next_offset, self.ts = topic, partition, next_offset, ts
-        pos = book.positions
-        n = int(accounts.shape[0])
-        member = np.zeros(book.accounts.size, dtype=np.bool_)
-        member[accounts] = True
-        place_of = np.cumsum(member, dtype=np.intp) - 1  # each member's place in accounts
-        rows = np.flatnonzero(member[pos.account[: pos.size]])
-        rows, self._row_place, self._row_bounds = _by_block(rows, place_of[pos.account[rows]], n)
-        unit, own = pos.unit[rows], pos.isolated_unit[rows]
-        flags = (
-            np.where(unit != NO_ROW, OPEN, 0)
-            | np.where((unit != NO_ROW) & (unit == own), OPEN_ISOLATED, 0)
-            | np.where(own != NO_ROW, WITH_ISOLATED_UNIT, 0)
-        )
-        self._rows: dict[str, NDArray[Any]] = {  # SnapshotChunk field -> column
-            "row_symbol": pos.instrument[rows].astype("<i4"),
-            "qty": _f8(pos.qty[rows]),
-            "entry": _f8(pos.entry[rows]),
-            "realised": _f8(pos.realised[rows]),
-            "leverage": _f8(pos.leverage[rows]),
-            "isolated_margin": _f8(pos.isolated_margin[rows]),
-            "row_flags": flags.astype("<i1"),
-            "row_rank": _list_ranks(book, rows).astype("<i4"),
-            "row_unit_order": own.astype("<i8"),
-        }
-        digests, stamps, owners = book.applied_ids.owned_by(member)  # oldest first
-        order, self._seen_place, self._seen_bounds = _by_block(
-            np.arange(owners.shape[0]), place_of[owners], n
-        )
-        self._seen: dict[str, NDArray[Any]] = {
-            "seen_digests": np.ascontiguousarray(digests[order], dtype="<u8"),
-            "seen_stamps": stamps[order].astype("<i8"),
-        }
-        self._accounts = accounts
-        self._names = book.account_names
-        self._accounts_cols: dict[str, NDArray[Any]] = {
-            "modes": book.accounts.mode[accounts].astype("<i1"),
-            "balances": _f8(book.accounts.balance[accounts]),
-        }
-        self._clock = book.applied_ids.clock_ms
-        self._assets = book.assets.names
-        self._symbols = book.symbols
-
-    @property
-    def size(self) -> int:
-        """How many accounts it holds."""
-        return int(self._accounts.shape[0])
-
-    def plan(self, max_bytes: int, encode: Callable[[Any], bytes]) -> Iterator[Piece]:
-        """The pieces whose chunks each encode to at most ``max_bytes``, a block of
-        accounts at a time (halved until it fits: an account too large alone raises
-        ``InputError``). A chunk's size is worked out, not encoded: a chunk with no
-        accounts numbered with more digits than any has, plus the base64 of each
-        column, plus the names' JSON: an upper bound by a few bytes at most."""
-        empty = self.chunk(self.piece(0, 0), _MAX_NUMBER, _MAX_NUMBER)
-        fixed = len(encode(empty))
-        for block in range(0, max(1, self.size), _ACCOUNTS_PER_CHUNK):
-            pending = [(block, min(block + _ACCOUNTS_PER_CHUNK, self.size))]
-            while pending:
-                first, end = pending.pop(0)
-                piece = self.piece(first, end)
-                if fixed + self._added_bytes(piece, encode) <= max_bytes:
-                    yield piece
-                elif end - first > 1:
-                    half = first + (end - first) // 2
-                    pending[:0] = [(first, half), (half, end)]
-                else:
-                    raise InputError(
-                        f"account {piece.names[0]!r} alone does not fit a snapshot chunk"
-                    )
-
-    def _added_bytes(self, piece: Piece, encode: Callable[[Any], bytes]) -> int:
-        """How much ``piece`` adds to the encoding of a chunk with no accounts: its names' JSON and
-        the base64 of its columns (row and owner places are int32)."""
-        accounts, rows, seen = piece.end - piece.first, _count(piece.rows), _count(piece.seen)
-        added = len(encode(piece.names)) - 2
-        added += sum(_base64(accounts * _item_bytes(c)) for c in self._accounts_cols.values())
-        added += sum(_base64(rows * _item_bytes(c)) for c in self._rows.values())
-        added += sum(_base64(seen * _item_bytes(c)) for c in self._seen.values())
-        return added + _base64(4 * rows) + _base64(4 * seen)
-
-    def piece(self, first: int, end: int) -> Piece:
-        """The accounts at places ``first`` to ``end``."""
-        return Piece(
-            first,
-            end,
-            _within(self._row_place, self._row_bounds, first, end, self.size),
-            _within(self._seen_place, self._seen_bounds, first, end, self.size),
-            [self._names[ix] for ix in self._accounts[first:end].tolist()],
-        )
-
-    def chunk(self, piece: Piece, number: int, total: int) -> SnapshotChunk:
-        """The chunk of ``piece``, number ``number`` of ``total``."""
-        first, end, rows, seen = piece.first, piece.end, piece.rows, piece.seen
-        accounts, row, ids = self._accounts_cols, self._rows, self._seen
-        return SnapshotChunk(
-            topic=self.topic,
-            partition=self.partition,
-            next_offset=self.next_offset,
-            chunk=number,
-            chunks=total,
-            ts=self.ts,
-            ledger_clock=self._clock,
-            assets=self._assets,
-            symbols=self._symbols,
-            accounts=piece.names,
-            modes=accounts["modes"][first:end].tobytes(),
-            balances=accounts["balances"][first:end].tobytes(),
-            row_account=_i32(self._row_place[rows] - first),
-            row_symbol=row["row_symbol"][rows].tobytes(),
-            qty=row["qty"][rows].tobytes(),
-            entry=row["entry"][rows].tobytes(),
-            realised=row["realised"][rows].tobytes(),
-            leverage=row["leverage"][rows].tobytes(),
-            isolated_margin=row["isolated_margin"][rows].tobytes(),
-            row_flags=row["row_flags"][rows].tobytes(),
-            row_rank=row["row_rank"][rows].tobytes(),
-            row_unit_order=row["row_unit_order"][rows].tobytes(),
-            seen_digests=ids["seen_digests"][seen].tobytes(),
-            seen_stamps=ids["seen_stamps"][seen].tobytes(),
-            seen_owners=_i32(self._seen_place[seen] - first),
-        )
-
-
-def _by_block(
-    items: NDArray[np.intp], place: NDArray[np.intp], n: int
-) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
-    """``items`` and their ``place`` (0 to ``n``) grouped by block of places (stably),
-    and where each block starts in them (one more: the end)."""
-    blocks = -(-n // _ACCOUNTS_PER_CHUNK)
-    block = place // _ACCOUNTS_PER_CHUNK
-    # 16-bit keys sort by radix: 4 ms for a million, against 60 for timsort on intp.
-    key = block.astype(np.uint16) if blocks <= 1 << 16 else block
-    order = np.argsort(key, kind="stable")
-    block = block[order]
-    bounds = np.searchsorted(block, np.arange(blocks + 1))
-    return items[order], place[order], bounds
-
-
-def _within(
-    place: NDArray[np.intp], bounds: NDArray[np.intp], first: int, end: int, n: int
-) -> slice | NDArray[np.intp]:
-    """The indices of the items with a place from ``first`` to ``end`` (of ``n``): a
-    slice when these are whole blocks, else the indices (ascending) in their blocks."""
-    if end <= first:
-        return slice(0, 0)
-    lo, hi = first // _ACCOUNTS_PER_CHUNK, -(-end // _ACCOUNTS_PER_CHUNK)
-    span = slice(int(bounds[lo]), int(bounds[hi]))
-    if first % _ACCOUNTS_PER_CHUNK == 0 and (end % _ACCOUNTS_PER_CHUNK == 0 or end == n):
-        return span
-    inside = (place[span] >= first) & (place[span] < end)
-    found: NDArray[np.intp] = span.start + np.flatnonzero(inside)
-    return found
-
-
-def _list_ranks(book: Book, rows: NDArray[np.intp]) -> NDArray[np.int32]:
-    """Each row's place in its unit's position list (0 = head), -1 for flat rows; one
-    vectorised step per position of the longest list."""
-    pos, units = book.positions, book.units
-    rank = np.empty(pos.size, dtype=np.int32)  # written at ``rows`` only: no pass over all
-    rank[rows] = -1
-    unit = pos.unit[rows]
-    listed = np.zeros(units.size, dtype=np.bool_)  # the units, by a mask: cheaper than unique
-    listed[unit[unit != NO_ROW]] = True
-    heads = units.head[np.flatnonzero(listed)]
-    row = heads[heads != NO_ROW]
-    step = 0
-    while row.size:
-        rank[row] = step
-        row = pos.unit_next[row]
-        row = row[row != NO_ROW]
-        step += 1
-    result: NDArray[np.int32] = rank[rows]
-    return result
-
-
-def _count(taken: slice | NDArray[np.intp]) -> int:
-    return taken.stop - taken.start if isinstance(taken, slice) else int(taken.shape[0])
-
-
-def _item_bytes(column: NDArray[Any]) -> int:
-    """Bytes per item (per account, row or id) of a column."""
-    return int(column.itemsize * np.prod(column.shape[1:], dtype=np.int64))
-
-
-def _base64(size: int) -> int:
-    """Characters of ``size`` bytes in padded base64."""
-    return 4 * (-(-size // 3))
 
 
 # Position columns of a chunk: name in ``_load`` -> (SnapshotChunk field, dtype).
@@ -413,7 +126,7 @@ def _seen_of(
                 f"snapshot chunk {chunk.chunk} of {chunk.topic}[{chunk.partition}] has "
                 f"{digests.shape[0]} ledger id digests but {stamps.size} stamps and "
                 f"{owners.size} owners, so it is corrupt; write a null value for each of "
-                f"its keys (snapshot:{chunk.topic}:{chunk.partition}:...) to the state "
+                f"its keys (snapshot:{chunk.topic}:{chunk.partition}:*) to the state "
                 "topic and restart: the partition is then rebuilt from the ledger"
             )
     return digests, stamps, owners + base

@@ -263,6 +263,6 @@ def test_a_snapshot_whose_id_columns_differ_in_length_is_refused_in_one_line() -
         load_snapshots(Engine([BTC]).book, [broken])
     assert str(refused.value) == (
         "snapshot chunk 0 of fills[3] has 2 ledger id digests but 1 stamps and 2 owners, so "
-        "it is corrupt; write a null value for each of its keys (snapshot:fills:3:<n>) to "
+        "it is corrupt; write a null value for each of its keys (snapshot:fills:3:*) to "
         "the state topic and restart: the partition is then rebuilt from the ledger"
     )

@@ -26,11 +26,12 @@ from monitor.partitions import AccountPartitions
 from monitor.schema import LedgerEvent, PriceTick
 from streams import InboundRecord, JsonCodec, OutboundRecord, Rejection, TopicPartition, to_dlq
 
-__all__ = ["TS_OUT_OF_RANGE", "Intake"]
+__all__ = ["PROCESSING_ERROR", "TS_OUT_OF_RANGE", "Intake"]
 
 log = structlog.get_logger("liqmon.intake")
 
 TS_OUT_OF_RANGE = "ts_out_of_range"
+PROCESSING_ERROR = "processing_error"  # the engine could not book a ledger event
 
 
 class Intake:
@@ -99,6 +100,29 @@ class Intake:
         if len(fresh) < len(rejected):
             metrics.dlq_repeats_skipped.inc(len(rejected) - len(fresh))
         return list(decision.accepted), self.dead_letters(fresh)
+
+    def failed(
+        self,
+        items: list[LedgerEvent],
+        records: list[InboundRecord],
+        failures: list[tuple[int, str]],
+    ) -> list[Rejection]:
+        """Dead letters for the ledger events the engine failed to book (``failures``:
+        index into ``items`` and ``records``, and the error; see ``Engine.apply``)."""
+        rejections = []
+        for index, error in failures:
+            item, record = items[index], records[index]
+            self._metrics.processing_errors.inc()
+            log.error(
+                "ledger event failed; dead-lettered, the monitor goes on",
+                account=item.account,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error=error,
+            )
+            rejections.append(Rejection.of(record, PROCESSING_ERROR, error))
+        return rejections
 
     def ledger_batch(
         self,

@@ -29,17 +29,16 @@ from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
 from monitor.engine import Engine, judge_all, restore_states, shape_problem, unit_record
 from monitor.errors import LiqmonError
-from monitor.intake import Intake
+from monitor.intake import PROCESSING_ERROR, Intake
 from monitor.metrics import Metrics
 from monitor.partitions import AccountPartitions
 from monitor.schema import Instrument, MarginEvent, SnapshotChunk, UnitStates
 from streams import HistoryGap, InboundRecord, TopicPartition, read_history
 
-__all__ = ["PROCESSING_ERROR", "Rebuilt", "Recovery", "RecoveryError"]
+__all__ = ["Rebuilt", "Recovery", "RecoveryError"]
 
 log = structlog.get_logger("liqmon.recovery")
 
-PROCESSING_ERROR = "processing_error"
 _PROGRESS_INTERVAL_S = 5.0
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 

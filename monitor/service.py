@@ -25,28 +25,25 @@ import structlog
 
 from monitor.allocator import release_free_memory
 from monitor.changelog import (
-    batch_ends,
     checkpoint_records,
-    cycle_record,
     price_reference_records,
     prices_screened_records,
     volatility_records,
 )
 from monitor.checkpoint import Checkpoint
 from monitor.config import Settings
+from monitor.cycle_log import CycleLog
 from monitor.dynamic import DynamicMargin
-from monitor.engine import SHAPE_REASONS, Engine, VerifySweep, unit_record, warm_up
+from monitor.engine import SHAPE_REASONS, Engine, unit_record, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
-from monitor.intake import TS_OUT_OF_RANGE, Intake
+from monitor.intake import PROCESSING_ERROR, TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
-from monitor.observe import BookFigures, Observer
+from monitor.observe import Observer
 from monitor.partitions import AccountPartitions
-from monitor.recovery import PROCESSING_ERROR, Rebuilt, Recovery
+from monitor.recovery import Rebuilt, Recovery
 from monitor.schema import (
-    CycleInput,
-    CyclePhase,
     Instrument,
     LedgerEvent,
     MarginEvent,
@@ -56,6 +53,7 @@ from monitor.schema import (
 from monitor.snapshots import Snapshots
 from monitor.solvency_publisher import SolvencySchedule
 from monitor.states import STATE_NAMES
+from monitor.upkeep import Upkeep
 from streams import (
     INVALID,
     MISSING_VALUE,
@@ -65,7 +63,6 @@ from streams import (
     LedgerConsumer,
     OutboundRecord,
     Producer,
-    Rejection,
     TableConsumer,
     TopicPartition,
     next_offsets,
@@ -76,7 +73,6 @@ __all__ = ["DLQ_REASONS", "Monitor"]
 
 log = structlog.get_logger("liqmon.service")
 
-_LAG_INTERVAL_S = 1.0
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
 _TRANSACTION_TIMEOUT_MS = 20_000
@@ -122,8 +118,7 @@ class Monitor:
         self._observer = Observer(self.metrics, settings.topics, settings.service.insurance_fund)
         self._restored = False  # ledger partitions assigned and their state rebuilt
         self._built = False  # the book has been built for some assignment
-        self._run = uuid.uuid4().hex[:12]  # names this process's cycle records
-        self._cycle_seq = 0
+        self._cycles = CycleLog(settings.topics.state, enabled=service.record_cycles)
         self.metrics.initialise(
             topics=(settings.topics.prices, settings.topics.fills),
             ledger_types=[kind.__struct_config__.tag for kind in get_args(LedgerEvent)],
@@ -137,7 +132,6 @@ class Monitor:
             self.metrics.margin_parameter_changes.labels(underlying)
         self._next_guard_save = 0.0
         self._kernels: asyncio.Future[float] | None = None
-        self._verify: VerifySweep | None = None  # the consistency sweep under way
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
         )
@@ -268,7 +262,7 @@ class Monitor:
                 self._rescale(ticks, now_ms)
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
-                self._checkpoint.add(self._cycle_record("prices", now_ms, prices=records))
+                self._checkpoint.add(self._cycles.record("prices", now_ms, prices=records))
                 await self._checkpoint.commit()
                 self._observer.cycle(self.engine, records, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
@@ -293,9 +287,14 @@ class Monitor:
         service = self.settings.service
         polls: dict[str, asyncio.Task[list[InboundRecord]]] = {}
         stop_wait = asyncio.ensure_future(self._stop.wait())
-        next_sweep = time.monotonic() + service.sweep_interval_s
-        next_gauges = next_book = 0.0
-        figures: asyncio.Future[BookFigures] | None = None
+        upkeep = Upkeep(
+            self.metrics,
+            self._observer,
+            sweep_interval_s=service.sweep_interval_s,
+            book_metrics_interval_s=service.book_metrics_interval_s,
+            lags=(self._table.lag, self._ledger.lag),
+            clock_ms=self._clock_ms,
+        )
         try:
             while not self._stop.is_set():
                 if "prices" not in polls:
@@ -314,23 +313,12 @@ class Monitor:
                 solvency_due = self._restored and self._solvency.due()
                 if prices or ledger or self._snapshots.due(self._owned) or solvency_due:
                     await self._cycle(prices, ledger)
-                now = time.monotonic()
-                if now >= next_gauges:
-                    next_gauges = now + _LAG_INTERVAL_S
-                    await self._update_gauges()
-                if now >= next_book and (figures is None or figures.done()):
-                    next_book = now + service.book_metrics_interval_s
-                    figures = self._book_figures()
-                if now >= next_sweep and self._verify is None:
-                    next_sweep = now + service.sweep_interval_s
-                    self._verify = self.engine.verify_sweep()
-                self._sweep()
+                await upkeep.run(self.engine, self.dynamic, self._intake.guard)
         finally:
             stop_wait.cancel()
             for task in polls.values():
                 task.cancel()
-            pending = [] if figures is None else [figures]  # a thread: finishes on its own
-            await asyncio.gather(*polls.values(), stop_wait, *pending, return_exceptions=True)
+            await asyncio.gather(*polls.values(), stop_wait, upkeep.close(), return_exceptions=True)
 
     async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
         async with self._lock:
@@ -346,7 +334,7 @@ class Monitor:
             events = [e for e in output.events if self.owns(e.account)]
             events = self._solvency.with_quantiles(self.engine, events)
             states = [s for s in output.states if self.owns(s.account)]
-            rejected.extend(self._failures(items, records, output.failures))
+            rejected.extend(intake.failed(items, records, output.failures))
             checkpoint.add(price_letters)
             checkpoint.add(intake.dead_letters(rejected))
             checkpoint.add_events(events, states)
@@ -371,7 +359,7 @@ class Monitor:
             if stressed:
                 checkpoint.add(self._solvency.take(self.engine, now_ms))
             checkpoint.add(
-                self._cycle_record(
+                self._cycles.record(
                     "cycle",
                     now_ms,
                     prices=prices,
@@ -389,46 +377,13 @@ class Monitor:
                 self._built, self._restored, self._owned = False, False, frozenset()
                 events = []
                 # For replay: this cycle's record is lost with it; from here none is owned.
-                checkpoint.add(self._cycle_record("revoke", now_ms))
+                checkpoint.add(self._cycles.record("revoke", now_ms))
             else:
                 self._positions.update(committed)
             self._observer.cycle(
                 self.engine, prices, ledger, items, ticks, events, self._clock_ms()
             )
             self.metrics.cycle_duration.observe(time.perf_counter() - started)
-
-    def _cycle_record(
-        self,
-        phase: CyclePhase,
-        now_ms: int,
-        *,
-        prices: Sequence[InboundRecord] = (),
-        ledger: Sequence[InboundRecord] = (),
-        owned: frozenset[TopicPartition] = frozenset(),
-        resume: dict[TopicPartition, int] | None = None,
-        stress_taken: bool = False,
-        stress_started: bool = False,
-    ) -> list[OutboundRecord]:
-        """This cycle's input boundaries for ``liqmon replay`` (``service.record_cycles``)."""
-        if not self.settings.service.record_cycles:
-            return []
-        cycle = CycleInput(
-            run=self._run,
-            seq=self._cycle_seq,
-            phase=phase,
-            now_ms=now_ms,
-            prices=batch_ends(prices),
-            ledger=(
-                tuple((tp.partition, o) for tp, o in sorted(resume.items()))
-                if resume is not None
-                else batch_ends(ledger)
-            ),
-            owned=tuple(sorted(tp.partition for tp in owned)),
-            stress_taken=stress_taken,
-            stress_started=stress_started,
-        )
-        self._cycle_seq += 1
-        return [cycle_record(self.settings.topics.state, cycle)]
 
     def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[MarginEvent]:
         """Feed the cycle's accepted ticks to the volatility estimator; when dynamic margin
@@ -462,74 +417,6 @@ class Monitor:
         partition (every instance computes the same, from the same price table)."""
         return TopicPartition(self.settings.topics.fills, 0) in self._owned or not self._owned
 
-    def _failures(
-        self,
-        items: list[LedgerEvent],
-        records: list[InboundRecord],
-        failures: list[tuple[int, str]],
-    ) -> list[Rejection]:
-        """Dead letters for the ledger events the engine failed to book (see Engine.apply)."""
-        rejections = []
-        for index, error in failures:
-            item, record = items[index], records[index]
-            self.metrics.processing_errors.inc()
-            log.error(
-                "ledger event failed; dead-lettered, the monitor goes on",
-                account=item.account,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                error=error,
-            )
-            rejections.append(Rejection.of(record, PROCESSING_ERROR, error))
-        return rejections
-
-    # ------------------------------------------------------------------ observing
-
-    async def _update_gauges(self) -> None:
-        self._observer.book(self.engine, self.dynamic, self._intake.guard, self._clock_ms())
-        m = self.metrics
-        for tp, lag in (await self._table.lag()).items():
-            m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-        for tp, lag in (await self._ledger.lag()).items():
-            m.consumer_lag.labels(tp.topic, str(tp.partition)).set(lag)
-
-    def _book_figures(self) -> asyncio.Future[BookFigures]:
-        """Compute the book-wide gauges in a worker thread (cycles go on meanwhile) and
-        export them when done; a pass that fails (it raced a cycle that grew the book's
-        arrays) is logged and the next one tries again."""
-        computing = asyncio.ensure_future(asyncio.to_thread(Observer.book_figures, self.engine))
-
-        def export(done: asyncio.Future[BookFigures]) -> None:
-            if done.cancelled():
-                return
-            failure = done.exception()
-            if failure is not None:
-                log.debug("book gauges skipped", error=repr(failure))
-            else:
-                self._observer.book_figures_done(done.result())
-
-        computing.add_done_callback(export)
-        return computing
-
-    def _sweep(self) -> None:
-        """One slice of the running sweep, if any (a slice between cycles: a sweep
-        never stalls the loop; ``Engine.verify_sweep``)."""
-        sweep = self._verify
-        if sweep is None:
-            return
-        if sweep.engine is not self.engine:  # the book was rebuilt: start again later
-            self._verify = None
-            return
-        if not sweep.step():
-            return
-        self._verify = None
-        self.metrics.sweeps.inc()
-        problems = sweep.problems
-        if problems:
-            self.metrics.sweep_mismatches.inc(len(problems))
-            log.error("full sweep disagrees with incremental state", problems=problems)
-
     # ------------------------------------------------------------------ rebalancing
 
     @asynccontextmanager
@@ -552,7 +439,7 @@ class Monitor:
             self._restored = False
             # Committed with the next cycle: from here the run publishes for fewer accounts.
             now_ms = self._clock_ms()
-            self._checkpoint.add(self._cycle_record("revoke", now_ms, owned=self._owned))
+            self._checkpoint.add(self._cycles.record("revoke", now_ms, owned=self._owned))
 
     async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
         """Rebuild the book for the new assignment unless it continues what we hold."""
@@ -574,7 +461,7 @@ class Monitor:
                 gc.freeze()
             else:  # the same partitions back: no rebuild, publishing for them again
                 now_ms = self._clock_ms()
-                self._checkpoint.add(self._cycle_record("assign", now_ms, owned=assigned))
+                self._checkpoint.add(self._cycles.record("assign", now_ms, owned=assigned))
             self._owned = assigned
             self._restored = True
             log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
@@ -589,7 +476,7 @@ class Monitor:
         self._owned = assigned
         self._checkpoint.add_events(rebuilt.events, rebuilt.states)
         self._checkpoint.add(
-            self._cycle_record("rebuild", rebuilt.now_ms, owned=assigned, resume=rebuilt.resume)
+            self._cycles.record("rebuild", rebuilt.now_ms, owned=assigned, resume=rebuilt.resume)
         )
         if rebuilt.ahead:
             self._ledger.seek(rebuilt.ahead)

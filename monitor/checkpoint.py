@@ -161,18 +161,16 @@ class Checkpoint:
     ) -> dict[TopicPartition, int]:
         try:
             async with self._producer.transaction():
-                # The generation check, the records' and the offsets' round trips overlap
-                # (the producer orders the transaction's own requests); all end before the
-                # commit, and any failing aborts the transaction.
-                steps = [self._producer.send_batch(records), self._fence(fence)]
-                if offsets:
-                    steps.append(
-                        self._producer.send_offsets_to_transaction(offsets, self._group_id)
-                    )
-                outcomes = await asyncio.gather(*steps, return_exceptions=True)
+                # The generation check and the records' round trips overlap; both end
+                # before the commit, and either failing aborts the transaction.
+                outcomes = await asyncio.gather(
+                    self._producer.send_batch(records), self._fence(fence), return_exceptions=True
+                )
                 for outcome in outcomes:
                     if isinstance(outcome, BaseException):
                         raise outcome
+                if offsets:
+                    await self._producer.send_offsets_to_transaction(offsets, self._group_id)
         except ProducerFencedError as exc:
             raise FencedError(
                 f"transactional id {self._producer.transactional_id!r} was taken over by a "

@@ -370,7 +370,10 @@ class Monitor:
             )
             fence = {tp: o for tp, o in self._positions.items() if tp in owned}
             self._solvency.gate.open()
-            committed = await checkpoint.commit(consumed, fence=fence)
+            try:
+                committed = await checkpoint.commit(consumed, fence=fence)
+            finally:  # a stress started this cycle copies the book meanwhile
+                await self._solvency.copied()
             if committed is None:
                 # Nothing of this cycle was written, but the book applied its input: drop
                 # ownership and rebuild from the log at the next assignment.

@@ -1,8 +1,11 @@
 """When and how the service stresses its book: every ``solvency.interval_s``, off the loop.
 
-Inside a cycle (under the cycle lock) :meth:`SolvencySchedule.take` copies what the
-stress needs (:class:`monitor.solvency.BookCopier`: one fused pass into kept buffers)
-and hands it to a worker thread at the lowest CPU priority; the event loop goes on
+Inside a cycle (under the cycle lock) :meth:`SolvencySchedule.take` starts copying what
+the stress needs (:class:`monitor.solvency.BookCopier`: one fused pass into kept
+buffers, a kernel that releases the GIL) in a thread, while the cycle waits for its
+commit; the cycle waits for the copy too (:meth:`SolvencySchedule.copied`) before the
+book may change again. The copy goes to a worker thread at the lowest CPU priority; the
+event loop goes on
 judging ticks while numba kernels that release the GIL compute the report, stepping aside
 while a cycle computes (:attr:`SolvencySchedule.gate`, which the service closes around
 each cycle's computing). A later cycle
@@ -79,6 +82,7 @@ class SolvencySchedule:
             raise ConfigError(f"solvency.history_file: {exc}") from None
         self._next = time.monotonic() + self._interval_s
         self._task: asyncio.Future[_Result] | None = None
+        self._copying: asyncio.Future[BookCopy] | None = None  # started by this cycle
         self._engine: Engine | None = None  # the engine the running stress copied
         self._quantiles: NDArray[np.float64] = np.zeros(0)
         self._quantile_engine: Engine | None = None
@@ -130,14 +134,25 @@ class SolvencySchedule:
                 self.took = True
         if self._task is None and time.monotonic() >= self._next:
             self._next = time.monotonic() + self._interval_s
-            copied = self._copier.take(engine)
+            self._copying = asyncio.ensure_future(asyncio.to_thread(self._copier.take, engine))
             self._engine = engine
             fund = fund_value(engine, self._fund)
-            self._task = asyncio.get_running_loop().run_in_executor(
-                self._executor, self._compute, copied, fund, now_ms
-            )
+            self._task = asyncio.ensure_future(self._stress(self._copying, fund, now_ms))
             self.started = True
         return records
+
+    async def copied(self) -> None:
+        """Wait until the copy of the book a stress started this cycle is taken: the
+        cycle's book must not change before (a cycle awaits this after its commit, so
+        the copy runs while the commit waits on the broker)."""
+        copying, self._copying = self._copying, None
+        if copying is not None:
+            await asyncio.gather(copying, return_exceptions=True)  # its failure: the task's
+
+    async def _stress(self, copying: asyncio.Future[BookCopy], fund: float, ts: int) -> _Result:
+        copied = await copying
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._compute, copied, fund, ts)
 
     def _compute(self, copied: BookCopy, fund: float, ts: int) -> _Result:
         started = time.perf_counter()
@@ -179,6 +194,7 @@ class SolvencySchedule:
 
     async def close(self) -> None:
         """Wait for a running stress to finish (its result is dropped)."""
+        await self.copied()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

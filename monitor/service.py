@@ -474,6 +474,7 @@ class Monitor:
         group's offsets to where the changelog says the last run got."""
         self.engine = rebuilt.engine
         release_free_memory()  # the restore's freed temporaries: see monitor.allocator
+        await self._solvency.prepare(rebuilt.engine)
         self._partitions = rebuilt.partitions
         self._observer.rebuilt(rebuilt.engine)
         self._owned = assigned

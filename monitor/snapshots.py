@@ -27,6 +27,7 @@ import structlog
 from monitor.book import PartitionImage
 from monitor.changelog import SNAPSHOT_CHUNK_BYTES, SnapshotKeys, snapshot_key
 from monitor.engine import Engine
+from monitor.errors import InputError
 from monitor.metrics import Metrics
 from monitor.partitions import AccountPartitions
 from streams import OutboundRecord, TopicPartition
@@ -176,7 +177,11 @@ class Snapshots:
         finished = False
         size = 0
         while not finished and size < _STEP_BYTES and time.perf_counter() - started < _STEP_S:
-            more, finished = next(writing.records)
+            try:
+                more, finished = next(writing.records)
+            except InputError as exc:  # an account too large for a chunk: no crash loop
+                self._drop(writing, exc)
+                return records
             records.extend(more)
             size += sum(len(r.value or b"") for r in more)
             writing.chunks += sum(r.value is not None for r in more)
@@ -185,6 +190,17 @@ class Snapshots:
         if finished:
             self._finish(writing)
         return records
+
+    def _drop(self, writing: _Writing, exc: InputError) -> None:
+        """Give up this snapshot (its partition's older one stays in use) and say why."""
+        self._writing = None
+        log.error(
+            "snapshot not written",
+            partition=writing.tp.partition,
+            error=str(exc),
+            hint="restarts replay the ledger from the partition's last snapshot; keep "
+            "every account's positions and ledger ids within 800 KiB of JSON",
+        )
 
     def _finish(self, writing: _Writing) -> None:
         self._writing = None

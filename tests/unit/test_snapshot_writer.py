@@ -192,3 +192,18 @@ def test_a_whole_snapshot_of_a_default_sized_book_fits_one_cycles_step() -> None
     assert [r.value for r in cycles[1]] == rig.expected()
     assert len(rig.expected()[0]) < SNAPSHOT_CHUNK_BYTES
     assert rig.metrics.snapshot_duration._value.get() > 0
+
+
+def test_an_account_too_large_for_a_chunk_drops_the_snapshot_not_the_monitor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(30)
+    first = flat(rig.write_one())
+    assert fold(first).snapshot(TP) is not None
+    monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 100)  # no account fits
+    rig.until(lambda: rig.writer.due(OWNED))
+    assert rig.take() == []  # the copy
+    assert rig.take() == []  # planning finds the account too large: dropped, logged
+    assert rig.writer._writing is None
+    assert rig.written() == 1
+    assert fold(first).snapshot(TP) is not None  # the older one stays in use

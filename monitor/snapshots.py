@@ -142,7 +142,7 @@ class Snapshots:
             next_offset=next_offset,
             ts=now_ms,
         )
-        keys = self._keys.get(tp, SnapshotKeys())
+        keys = self._keys.setdefault(tp, SnapshotKeys())
         records = self._records(tp, image, keys.next_slot, keys)
         self._writing = _Writing(tp, image, records, began, time.perf_counter() - started)
 
@@ -160,6 +160,9 @@ class Snapshots:
         for n, piece in enumerate(pieces):
             value = self._encode(image.chunk(piece, n, total))
             records = [OutboundRecord(self._topic, snapshot_key(tp, slot, n), value)]
+            # Counted as written at once: a snapshot dropped half-way (its partition
+            # revoked, then given back) leaves keys the next one in this slot must null.
+            keys.counts[slot] = max(keys.counts.get(slot, 0), n + 1)
             if n < total - 1:
                 yield records, False
                 continue

@@ -207,3 +207,24 @@ def test_an_account_too_large_for_a_chunk_drops_the_snapshot_not_the_monitor(
     assert rig.writer._writing is None
     assert rig.written() == 1
     assert fold(first).snapshot(TP) is not None  # the older one stays in use
+
+
+def test_a_snapshot_dropped_half_way_leaves_no_stray_keys_after_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rig = Rig(400)
+    monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 10_000)
+    monkeypatch.setattr(snapshots_module, "_STEP_BYTES", 1)
+    first = flat(rig.write_one())  # slot 0, complete
+    rig.until(lambda: rig.writer.due(OWNED))
+    dropped = [rig.take()]  # the copy
+    while len(flat(dropped)) < 6:  # six chunks of the next, in slot 1
+        dropped.append(rig.take())
+    assert rig.take(frozenset()) == []  # revoked half-way, then given back (no rebuild)
+    monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 800 * 1024)
+    last = rig.write_one()  # slot 1 again, now a single chunk
+    restored = fold(first, flat(dropped), flat(last))
+    assert restored.snapshot_keys(TP).counts == {1: 1}  # chunks 1-5 of slot 1 nulled too
+    snapshot = restored.snapshot(TP)
+    assert snapshot is not None
+    assert sum(len(c.accounts) for c in snapshot) == 400

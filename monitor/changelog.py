@@ -64,7 +64,7 @@ __all__ = [
     "prices_screened_records",
     "read_changelog",
     "snapshot_key",
-    "snapshot_records",
+    "snapshot_nulls",
     "state_record",
     "volatility_records",
 ]
@@ -248,21 +248,15 @@ def snapshot_key(tp: TopicPartition, slot: int, chunk: int) -> bytes:
     return f"snapshot:{tp.topic}:{tp.partition}:{slot}:{chunk}".encode()
 
 
-def snapshot_records(
-    topic: str, chunks: list[SnapshotChunk], slot: int, keys: SnapshotKeys | None = None
+def snapshot_nulls(
+    topic: str, tp: TopicPartition, keys: SnapshotKeys, slot: int, chunks: int
 ) -> list[OutboundRecord]:
-    """The records of one partition's whole snapshot (``chunks`` numbered 0..n-1) in
-    ``slot``, then null values for the keys it leaves stale (of ``keys``)."""
-    if not chunks:
-        return []
-    tp = TopicPartition(chunks[0].topic, chunks[0].partition)
-    records = [
-        OutboundRecord(topic, snapshot_key(tp, slot, chunk.chunk), _encode(chunk))
-        for chunk in chunks
+    """Null values for the snapshot keys of ``tp`` (held as ``keys`` says) left stale once
+    a snapshot of ``chunks`` chunks is complete in ``slot``."""
+    return [
+        OutboundRecord(topic, snapshot_key(tp, stale, n), None)
+        for stale, n in keys.stale(slot, chunks)
     ]
-    stale = [] if keys is None else keys.stale(slot, len(chunks))
-    records.extend(OutboundRecord(topic, snapshot_key(tp, s, n), None) for s, n in stale)
-    return records
 
 
 async def read_changelog(

@@ -25,7 +25,7 @@ import msgspec
 import structlog
 
 from monitor.book import PartitionImage
-from monitor.changelog import SNAPSHOT_CHUNK_BYTES, SnapshotKeys, snapshot_key
+from monitor.changelog import SNAPSHOT_CHUNK_BYTES, SnapshotKeys, snapshot_key, snapshot_nulls
 from monitor.engine import Engine
 from monitor.errors import InputError
 from monitor.metrics import Metrics
@@ -166,10 +166,7 @@ class Snapshots:
             if n < total - 1:
                 yield records, False
                 continue
-            records.extend(
-                OutboundRecord(self._topic, snapshot_key(tp, stale, k), None)
-                for stale, k in keys.stale(slot, total)
-            )
+            records.extend(snapshot_nulls(self._topic, tp, keys, slot, total))
             self._keys[tp] = SnapshotKeys(counts={slot: total}, newest=slot)
             yield records, True
 

@@ -9,7 +9,14 @@ import msgspec
 import numpy as np
 import pytest
 
-from monitor.changelog import LEGACY_SLOT, RestoredState, _fold, snapshot_records
+from monitor.changelog import (
+    LEGACY_SLOT,
+    RestoredState,
+    SnapshotKeys,
+    _fold,
+    snapshot_key,
+    snapshot_nulls,
+)
 from monitor.schema import SnapshotChunk
 from streams import OutboundRecord, TopicPartition
 from streams.records import Headers
@@ -54,6 +61,19 @@ def chunk(n: int, of: int, next_offset: int, account: str) -> SnapshotChunk:
         row_unit_order=b"",
         seen=[],
     )
+
+
+def snapshot_records(
+    topic: str, chunks: list[SnapshotChunk], slot: int, keys: SnapshotKeys | None = None
+) -> list[OutboundRecord]:
+    """A whole snapshot's records as the writer makes them, in one go: its chunks in
+    ``slot``, then the nulls for the keys it leaves stale."""
+    tp = TopicPartition(chunks[0].topic, chunks[0].partition)
+    records = [
+        OutboundRecord(topic, snapshot_key(tp, slot, c.chunk), msgspec.json.encode(c))
+        for c in chunks
+    ]
+    return records + snapshot_nulls(topic, tp, keys or SnapshotKeys(), slot, len(chunks))
 
 
 def fold(*batches: list[OutboundRecord]) -> RestoredState:

@@ -25,23 +25,19 @@ from monitor.book import (
 )
 from monitor.engine import _bands, _kernels
 from monitor.engine._config import EngineConfig
-from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._events import build_event, price_trigger
 from monitor.engine._judge import judge, judge_range, judge_range_reference, judge_reference
 from monitor.engine._options import reprice_options
 from monitor.engine._portfolio import PortfolioMargins
-from monitor.engine._portfolio_risk import account_groups, portfolio_reductions
+from monitor.engine._portfolio_risk import portfolio_reductions
 from monitor.engine._records import records_of
 from monitor.engine._revalue import refresh_moved, refresh_rows, refresh_units, revalue_book
-from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import VerifySweep
+from monitor.engine._views import EngineViews
 from monitor.errors import ConfigError, InputError
 from monitor.models import OPTION, ModelTable
 from monitor.schema import (
-    AccountMode,
-    AccountRisk,
-    AccountState,
     Delivery,
     Fill,
     Funding,
@@ -50,13 +46,11 @@ from monitor.schema import (
     LedgerEvent,
     MarginEvent,
     MarginSettings,
-    PortfolioGroupRisk,
     PriceTick,
     Transfer,
     Trigger,
     UnitStates,
 )
-from monitor.states import STATE_NAMES
 
 __all__ = ["CycleOutput", "Engine"]
 
@@ -73,10 +67,7 @@ class CycleOutput(msgspec.Struct, frozen=True, kw_only=True):
     failures: list[tuple[int, str]]
 
 
-_MODE_NAMES: tuple[AccountMode, ...] = ("cross", "isolated", "portfolio")
-
-
-class Engine:
+class Engine(EngineViews):
     """Margin state of many accounts, kept up to date incrementally."""
 
     def __init__(
@@ -109,90 +100,6 @@ class Engine:
         # Ledger events of the last apply() whose booking failed unexpectedly: (index in
         # the ledger batch, error). See apply().
         self.failures: list[tuple[int, str]] = []
-
-    # ------------------------------------------------------------------ inspection
-
-    @property
-    def account_count(self) -> int:
-        return self.book.accounts.size
-
-    @property
-    def position_count(self) -> int:
-        """Open positions."""
-        return self.book.positions.open_count
-
-    def mark_price(self, symbol: str) -> float | None:
-        """The mark the engine values ``symbol`` at (an instrument or a collateral price)."""
-        book = self.book
-        ix = book.instrument_index.get(symbol)
-        if ix is not None:
-            mark = float(book.mark[ix])
-        elif symbol in book.assets.price_symbols:
-            mark = float(book.assets.price[book.assets.price_symbols[symbol][0]])
-        else:
-            return None
-        return None if mark != mark else mark
-
-    def position_counts(self) -> dict[str, int]:
-        """Open positions by instrument kind (``linear``, ``inverse``, ``option``)."""
-        pos = self.book.positions
-        n = pos.size
-        kinds = self.book.contracts.kind.take(pos.instrument[:n][pos.qty[:n] != 0.0])
-        counts = np.bincount(kinds, minlength=3)
-        return {
-            name: int(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))
-        }
-
-    def state_counts(self) -> dict[AccountState, int]:
-        """Accounts by their worst margin unit's state."""
-        book = self.book
-        n, units = book.accounts.size, book.units
-        worst = units.state[book.accounts.cross_unit[:n]].copy()
-        isolated = np.flatnonzero(units.row[: units.size] >= 0)
-        if isolated.size:
-            np.maximum.at(worst, units.account[isolated], units.state[isolated])
-        counts = np.bincount(worst, minlength=len(STATE_NAMES))
-        return {name: int(counts[code]) for code, name in enumerate(STATE_NAMES)}
-
-    def account_risk(self, account: str) -> AccountRisk:
-        """The account's figures now, summed over its margin units, with each position."""
-        book = self.book
-        ix = book.account_index.get(account)
-        if ix is None:
-            raise InputError(f"unknown account {account!r}; it has no ledger events or positions")
-        units = np.array(book.units_of(ix), dtype=np.intp)
-        self.bring_up_to_date(units)
-        table = book.units
-        collateral = float(table.collateral[units].sum())
-        equity = collateral + float(table.upnl[units].sum())
-        maintenance = float(table.maintenance[units].sum())
-        balances = book.accounts.balance[ix]
-        return AccountRisk(
-            account=account,
-            mode=_MODE_NAMES[int(book.accounts.mode[ix])],
-            equity=equity,
-            initial_margin=float(table.initial[units].sum()),
-            maintenance_margin=maintenance,
-            margin_ratio=margin_ratio(equity, maintenance),
-            state=STATE_NAMES[int(table.state[units].max())],
-            collateral_value=collateral,
-            collateral={
-                name: float(balances[k]) for k, name in enumerate(book.assets.names) if balances[k]
-            },
-            positions=tuple(p for unit in units.tolist() for p in position_risks(book, unit)),
-            greeks=greeks_by_underlying(
-                book, (r for unit in units.tolist() for r in unit_rows(book, unit).tolist())
-            ),
-            portfolio=self.portfolio_groups(ix, with_matrix=True),
-        )
-
-    def portfolio_groups(
-        self, account_ix: int, with_matrix: bool = False
-    ) -> tuple[PortfolioGroupRisk, ...]:
-        """The account's portfolio-margin figures per group; none unless in portfolio mode."""
-        if self.book.accounts.mode[account_ix] != PORTFOLIO:
-            return ()
-        return account_groups(self.book, self.portfolio, account_ix, with_matrix)
 
     def _with_portfolio(self, event: MarginEvent, unit: int) -> MarginEvent:
         """The event with the group figures of a portfolio account's cross unit."""

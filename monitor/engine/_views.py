@@ -1,0 +1,118 @@
+"""What the engine holds, read: counts, marks and one account's risk now.
+
+:class:`~monitor.engine.Engine` inherits these queries; the cycle that changes the book
+is in ``_engine``. They read the book's cached figures; ``account_risk`` first brings
+the account's units up to date (with price bands a unit keeps the figures of the marks
+it was last judged at).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.book import PORTFOLIO, Book
+from monitor.engine._contract_risk import greeks_by_underlying
+from monitor.engine._portfolio import PortfolioMargins
+from monitor.engine._portfolio_risk import account_groups
+from monitor.engine._risk import margin_ratio, position_risks, unit_rows
+from monitor.errors import InputError
+from monitor.schema import AccountMode, AccountRisk, AccountState, PortfolioGroupRisk
+from monitor.states import STATE_NAMES
+
+__all__ = ["EngineViews"]
+
+_MODE_NAMES: tuple[AccountMode, ...] = ("cross", "isolated", "portfolio")
+
+
+class EngineViews:
+    """The engine's read-only queries (its base class)."""
+
+    book: Book
+    portfolio: PortfolioMargins
+
+    def bring_up_to_date(self, units: NDArray[np.intp]) -> None:
+        """Revalue ``units`` at the current marks (the engine's own)."""
+        raise NotImplementedError
+
+    @property
+    def account_count(self) -> int:
+        return self.book.accounts.size
+
+    @property
+    def position_count(self) -> int:
+        """Open positions."""
+        return self.book.positions.open_count
+
+    def mark_price(self, symbol: str) -> float | None:
+        """The mark the engine values ``symbol`` at (an instrument or a collateral price)."""
+        book = self.book
+        ix = book.instrument_index.get(symbol)
+        if ix is not None:
+            mark = float(book.mark[ix])
+        elif symbol in book.assets.price_symbols:
+            mark = float(book.assets.price[book.assets.price_symbols[symbol][0]])
+        else:
+            return None
+        return None if mark != mark else mark
+
+    def position_counts(self) -> dict[str, int]:
+        """Open positions by instrument kind (``linear``, ``inverse``, ``option``)."""
+        pos = self.book.positions
+        n = pos.size
+        kinds = self.book.contracts.kind.take(pos.instrument[:n][pos.qty[:n] != 0.0])
+        counts = np.bincount(kinds, minlength=3)
+        return {
+            name: int(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))
+        }
+
+    def state_counts(self) -> dict[AccountState, int]:
+        """Accounts by their worst margin unit's state."""
+        book = self.book
+        n, units = book.accounts.size, book.units
+        worst = units.state[book.accounts.cross_unit[:n]].copy()
+        isolated = np.flatnonzero(units.row[: units.size] >= 0)
+        if isolated.size:
+            np.maximum.at(worst, units.account[isolated], units.state[isolated])
+        counts = np.bincount(worst, minlength=len(STATE_NAMES))
+        return {name: int(counts[code]) for code, name in enumerate(STATE_NAMES)}
+
+    def account_risk(self, account: str) -> AccountRisk:
+        """The account's figures now, summed over its margin units, with each position."""
+        book = self.book
+        ix = book.account_index.get(account)
+        if ix is None:
+            raise InputError(f"unknown account {account!r}; it has no ledger events or positions")
+        units = np.array(book.units_of(ix), dtype=np.intp)
+        self.bring_up_to_date(units)
+        table = book.units
+        collateral = float(table.collateral[units].sum())
+        equity = collateral + float(table.upnl[units].sum())
+        maintenance = float(table.maintenance[units].sum())
+        balances = book.accounts.balance[ix]
+        return AccountRisk(
+            account=account,
+            mode=_MODE_NAMES[int(book.accounts.mode[ix])],
+            equity=equity,
+            initial_margin=float(table.initial[units].sum()),
+            maintenance_margin=maintenance,
+            margin_ratio=margin_ratio(equity, maintenance),
+            state=STATE_NAMES[int(table.state[units].max())],
+            collateral_value=collateral,
+            collateral={
+                name: float(balances[k]) for k, name in enumerate(book.assets.names) if balances[k]
+            },
+            positions=tuple(p for unit in units.tolist() for p in position_risks(book, unit)),
+            greeks=greeks_by_underlying(
+                book, (r for unit in units.tolist() for r in unit_rows(book, unit).tolist())
+            ),
+            portfolio=self.portfolio_groups(ix, with_matrix=True),
+        )
+
+    def portfolio_groups(
+        self, account_ix: int, with_matrix: bool = False
+    ) -> tuple[PortfolioGroupRisk, ...]:
+        """The account's portfolio-margin figures per group; none unless in portfolio mode."""
+        if self.book.accounts.mode[account_ix] != PORTFOLIO:
+            return ()
+        return account_groups(self.book, self.portfolio, account_ix, with_matrix)

@@ -18,13 +18,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import aclosing
-from typing import Any
 
 import msgspec
 import structlog
 
 from monitor.book import load_snapshots
 from monitor.changelog import RestoredState, SnapshotKeys, read_changelog
+from monitor.clients import fetch_sizes
 from monitor.config import Settings
 from monitor.dynamic import DynamicMargin
 from monitor.engine import Engine, judge_all, restore_states, shape_problem, unit_record
@@ -40,7 +40,6 @@ __all__ = ["Rebuilt", "Recovery", "RecoveryError"]
 log = structlog.get_logger("liqmon.recovery")
 
 _PROGRESS_INTERVAL_S = 5.0
-_FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 
 
 class RecoveryError(LiqmonError):
@@ -87,11 +86,7 @@ class Recovery:
         self._startup_read: RestoredState | None = None
         # Snapshot chunks are up to 800 KiB: Kafka's default 1 MiB per partition and fetch
         # would bring about one chunk per partition per round trip.
-        fetch = settings.service.max_partition_fetch_bytes
-        self._fetch: dict[str, Any] = {
-            "max_partition_fetch_bytes": fetch,
-            "fetch_max_bytes": max(_FETCH_MAX_BYTES, fetch),
-        }
+        self._fetch = fetch_sizes(settings.service)
         self._rebuilt_once = False
 
     async def read_changelog(self) -> RestoredState:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, get_args
+from typing import get_args
 
 import structlog
 
@@ -30,7 +29,7 @@ from monitor.changelog import (
     prices_screened_records,
     volatility_records,
 )
-from monitor.checkpoint import Checkpoint
+from monitor.clients import connect
 from monitor.config import Settings
 from monitor.cycle_log import CycleLog
 from monitor.dynamic import DynamicMargin
@@ -60,10 +59,7 @@ from streams import (
     TOO_LARGE,
     UNDECODABLE,
     InboundRecord,
-    LedgerConsumer,
     OutboundRecord,
-    Producer,
-    TableConsumer,
     TopicPartition,
     next_offsets,
     topic_partitions,
@@ -73,9 +69,7 @@ __all__ = ["DLQ_REASONS", "Monitor"]
 
 log = structlog.get_logger("liqmon.service")
 
-_FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
 _REBALANCE_LOCK_TIMEOUT_S = 30.0
-_TRANSACTION_TIMEOUT_MS = 20_000
 #: Every reason a record can be dead-lettered for (metric labels are created up front).
 DLQ_REASONS = tuple(
     sorted(
@@ -143,43 +137,10 @@ class Monitor:
         self.http = HealthServer(
             service.http_host, service.http_port, self.metrics.exposition, self.readiness
         )
-        fetch: dict[str, Any] = {
-            "max_partition_fetch_bytes": service.max_partition_fetch_bytes,
-            "fetch_max_bytes": max(_FETCH_MAX_BYTES, service.max_partition_fetch_bytes),
-        }
-        membership: dict[str, Any] = {"session_timeout_ms": service.session_timeout_ms}
-        if service.instance_id:
-            # Static membership: a restarted instance takes its partitions back at once.
-            membership["group_instance_id"] = service.instance_id
-        instance = service.instance_id or uuid.uuid4().hex[:12]
-        self.transactional_id = (
-            f"liqmon-{service.group_id}-{instance}" if service.exactly_once else None
-        )
-        self._producer = Producer(
-            settings.kafka,
-            transactional_id=self.transactional_id,
-            linger_ms=0,
-            # A crashed instance's open transaction blocks read_committed readers until it
-            # times out (or a restart with the same instance id fences it): keep it short.
-            **({"transaction_timeout_ms": _TRANSACTION_TIMEOUT_MS} if service.exactly_once else {}),
-        )
-        self._table = TableConsumer(settings.kafka, topic=settings.topics.prices, **fetch)
-        self._ledger = LedgerConsumer(
-            settings.kafka,
-            topic=settings.topics.fills,
-            group_id=service.group_id,
-            on_assigned=self._on_assigned,
-            on_revoked=self._on_revoked,
-            **fetch,
-            **membership,
-        )
-        self._checkpoint = Checkpoint(
-            self._producer,
-            self._ledger,
-            settings.topics,
-            service.group_id,
-            exactly_once=service.exactly_once,
-        )
+        clients = connect(settings, on_assigned=self._on_assigned, on_revoked=self._on_revoked)
+        self.transactional_id = clients.transactional_id
+        self._producer, self._table, self._ledger = clients.producer, clients.table, clients.ledger
+        self._checkpoint = clients.checkpoint
         self._recovery = Recovery(
             settings, self.instruments, self._intake, self.metrics, clock_ms, self.dynamic
         )

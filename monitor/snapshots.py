@@ -179,7 +179,7 @@ class Snapshots:
         while not finished and size < _STEP_BYTES and time.perf_counter() - started < _STEP_S:
             try:
                 more, finished = next(writing.records)
-            except InputError as exc:  # an account too large for a chunk: no crash loop
+            except InputError as exc:  # not one row of an account fits a chunk: no crash loop
                 self._drop(writing, exc)
                 return records
             records.extend(more)
@@ -198,8 +198,9 @@ class Snapshots:
             "snapshot not written",
             partition=writing.tp.partition,
             error=str(exc),
-            hint="restarts replay the ledger from the partition's last snapshot; keep "
-            "every account's positions and ledger ids within 800 KiB of JSON",
+            hint="restarts replay the ledger from the partition's last snapshot; a chunk "
+            "(800 KiB of JSON) must hold the lists of instruments and assets, an account's "
+            "name and one of its position rows or ledger ids",
         )
 
     def _finish(self, writing: _Writing) -> None:

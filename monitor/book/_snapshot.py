@@ -4,7 +4,8 @@ A snapshot holds what the ledger built for the accounts of one ``fills`` partiti
 wallets, margin modes, every position row (flat rows too: they keep the chosen
 leverage, realised PnL and the isolated unit that a later open reuses) and the ledger
 ids applied within the idempotency window. Margin states are not in it: recovery
-restores them from the changelog, which is never older than a snapshot.
+restores them from the changelog, which is never older than a snapshot. An account
+too large for one chunk spans several consecutive ones (``SnapshotChunk.continues``).
 
 Loading is vectorised (the shape of ``load_cross_accounts``): a million accounts with
 three million positions load in seconds, where replaying their ledger took minutes.
@@ -13,6 +14,7 @@ Figures are not computed here: follow with ``Engine.full_recompute()``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,6 +34,11 @@ OPEN = 1
 OPEN_ISOLATED = 2
 WITH_ISOLATED_UNIT = 4
 
+_REBUILD = (
+    "write a null value for each of its keys (snapshot:{chunk.topic}:{chunk.partition}:*) to "
+    "the state topic and restart: the partition is then rebuilt from the ledger"
+)
+
 
 # Position columns of a chunk: name in ``_load`` -> (SnapshotChunk field, dtype).
 _COLUMNS: dict[str, tuple[str, str]] = {
@@ -49,8 +56,10 @@ _COLUMNS: dict[str, tuple[str, str]] = {
 
 
 def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
-    """Load every account of ``chunks`` into an empty ``book``; return the symbols of
-    position rows that were skipped because the instrument is no longer configured."""
+    """Load every account of ``chunks`` (each snapshot's in chunk order, so that an
+    account spanning chunks goes on from one to the next) into an empty ``book``; return
+    the symbols of position rows that were skipped because the instrument is no longer
+    configured."""
     if book.accounts.size or book.positions.size:
         raise ValueError("load_snapshots needs an empty book")
     skipped: set[str] = set()
@@ -63,26 +72,35 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     parts: dict[str, list[NDArray[Any]]] = {k: [] for k in _COLUMNS}
     symbol_maps: list[NDArray[np.intp]] = []  # per chunk, its symbol table onto the book
     seen: list[tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]] = []
+    bases: list[int] = []  # per chunk, the book's index of its first account
     clock = 0
     index = book.instrument_index
+    previous: SnapshotChunk | None = None
     for chunk in chunks:
-        base = len(names)
-        names.extend(chunk.accounts)
-        modes.append(np.frombuffer(chunk.modes, dtype="<i1"))
-        balances.append(_balances(book, chunk))
+        # A chunk that continues an account names it again first: that name, mode and
+        # balances were taken from the chunk before.
+        again = _continued(previous, chunk)
+        base = len(names) - again
+        bases.append(base)
+        names.extend(chunk.accounts[again:])
+        modes.append(np.frombuffer(chunk.modes, dtype="<i1")[again:])
+        balances.append(_balances(book, chunk)[again:])
         symbol_maps.append(np.array([index.get(s, -1) for s in chunk.symbols], dtype=np.intp))
         for key, (field, dtype) in _COLUMNS.items():
             parts[key].append(np.frombuffer(getattr(chunk, field), dtype=dtype))
         seen.append(_seen_of(chunk, base))
         clock = max(clock, chunk.ledger_clock)
+        previous = chunk
     if len(set(names)) != len(names):
-        raise InputError("an account appears in two snapshots; each account has one partition")
+        twice = next(name for name, count in Counter(names).items() if count > 1)
+        raise InputError(
+            f"account {twice!r} appears twice in the snapshots (in two partitions', or in "
+            "chunks of one that do not continue it); each account has one partition"
+        )
     cols = {k: np.concatenate(v) if v else np.empty(0) for k, v in parts.items()}
     rows_per_chunk = np.array([p.shape[0] for p in parts["account"]], dtype=np.intp)
-    accounts_per_chunk = np.array([len(c.accounts) for c in chunks], dtype=np.intp)
-    first_account = np.cumsum(accounts_per_chunk) - accounts_per_chunk
     account = cols["account"].astype(np.intp)
-    account += np.repeat(first_account, rows_per_chunk)
+    account += np.repeat(np.array(bases, dtype=np.intp), rows_per_chunk)
     cols["account"] = account
     # Each chunk's symbol indexes onto the book's instruments (-1: no longer configured).
     sizes = np.array([m.shape[0] for m in symbol_maps], dtype=np.intp)
@@ -108,6 +126,30 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     return sorted(skipped)
 
 
+def _continued(previous: SnapshotChunk | None, chunk: SnapshotChunk) -> int:
+    """1 when ``chunk`` continues the account ``previous`` (the chunk before it in the
+    list) ends with, else 0; a chunk that says it continues what is not there is corrupt."""
+    if not chunk.continues:
+        return 0
+    width = 8 * len(chunk.assets)  # one account's balances
+    if not (
+        previous is not None
+        and (previous.topic, previous.partition, previous.next_offset, previous.chunk + 1)
+        == (chunk.topic, chunk.partition, chunk.next_offset, chunk.chunk)
+        and chunk.accounts
+        and previous.accounts[-1:] == chunk.accounts[:1]
+        and previous.assets == chunk.assets
+        and previous.modes[-1:] == chunk.modes[:1]
+        and previous.balances[len(previous.balances) - width :] == chunk.balances[:width]
+    ):
+        raise InputError(
+            f"snapshot chunk {chunk.chunk} of {chunk.topic}[{chunk.partition}] continues an "
+            f"account that chunk {chunk.chunk - 1} of its snapshot does not end with, so it "
+            f"is corrupt; {_REBUILD.format(chunk=chunk)}"
+        )
+    return 1
+
+
 def _seen_of(
     chunk: SnapshotChunk, base: int
 ) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
@@ -125,9 +167,7 @@ def _seen_of(
             raise InputError(
                 f"snapshot chunk {chunk.chunk} of {chunk.topic}[{chunk.partition}] has "
                 f"{digests.shape[0]} ledger id digests but {stamps.size} stamps and "
-                f"{owners.size} owners, so it is corrupt; write a null value for each of "
-                f"its keys (snapshot:{chunk.topic}:{chunk.partition}:*) to the state "
-                "topic and restart: the partition is then rebuilt from the ledger"
+                f"{owners.size} owners, so it is corrupt; {_REBUILD.format(chunk=chunk)}"
             )
     return digests, stamps, owners + base
 

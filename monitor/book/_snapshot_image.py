@@ -64,7 +64,7 @@ def export_partition(
     encode: Callable[[Any], bytes],
 ) -> list[SnapshotChunk]:
     """The snapshot of ``accounts`` as chunks that each encode to at most ``max_bytes``
-    (an account too large for a chunk alone raises ``InputError``), all at once."""
+    (an account too large for one spans several), all at once."""
     image = PartitionImage(
         book, np.sort(accounts), topic=topic, partition=partition, next_offset=next_offset, ts=ts
     )
@@ -74,13 +74,16 @@ def export_partition(
 
 class Piece(NamedTuple):
     """Some accounts of a :class:`PartitionImage` (places ``first`` to ``end``), the
-    image's indices of their rows and remembered ids, and their names."""
+    image's indices of their rows and remembered ids, and their names. A part of one
+    account too large for a chunk holds some of its rows and ids; ``continues`` when an
+    earlier part holds the ones before."""
 
     first: int
     end: int
     rows: slice | NDArray[np.intp]
     seen: slice | NDArray[np.intp]
     names: list[str]
+    continues: bool = False
 
 
 class PartitionImage:
@@ -158,12 +161,15 @@ class PartitionImage:
 
     def plan(self, max_bytes: int, encode: Callable[[Any], bytes]) -> Iterator[Piece]:
         """The pieces whose chunks each encode to at most ``max_bytes``, a block of
-        accounts at a time (halved until it fits: an account too large alone raises
-        ``InputError``). A chunk's size is worked out, not encoded: a chunk with no
-        accounts numbered with more digits than any has, plus the base64 of each
-        column, plus the names' JSON: an upper bound by a few bytes at most."""
-        empty = self.chunk(self.piece(0, 0), _MAX_NUMBER, _MAX_NUMBER)
-        fixed = len(encode(empty))
+        accounts at a time, halved until it fits; an account too large alone is cut into
+        parts (:meth:`_parts`). A chunk's size is worked out, not encoded: a chunk with no
+        accounts numbered with more digits than any has, plus the base64 of each column,
+        plus the names' JSON: an upper bound by a few bytes at most."""
+        empty = self.piece(0, 0)
+        fixed = max(
+            len(encode(self.chunk(empty._replace(continues=continues), _MAX_NUMBER, _MAX_NUMBER)))
+            for continues in (False, True)
+        )
         for block in range(0, max(1, self.size), _ACCOUNTS_PER_CHUNK):
             pending = [(block, min(block + _ACCOUNTS_PER_CHUNK, self.size))]
             while pending:
@@ -175,15 +181,59 @@ class PartitionImage:
                     half = first + (end - first) // 2
                     pending[:0] = [(first, half), (half, end)]
                 else:
-                    raise InputError(
-                        f"account {piece.names[0]!r} alone does not fit a snapshot chunk"
-                    )
+                    yield from self._parts(piece, max_bytes - fixed, encode)
+
+    def _parts(self, piece: Piece, room: int, encode: Callable[[Any], bytes]) -> Iterator[Piece]:
+        """One account's ``piece`` cut into parts that each add at most ``room`` bytes to
+        a chunk: its position rows in order, then its remembered ids in order, as many as
+        fit, the ids starting in the part with the last rows. Raises ``InputError`` when
+        not even one row or id fits (a name or a symbol table near the chunk limit)."""
+        rows, seen = _indices(piece.rows), _indices(piece.seen)
+        name = len(encode(piece.names)) - 2
+        row_at = seen_at = 0
+        while True:
+            taken_rows = self._most(room, name, rows.shape[0] - row_at)
+            taken_seen = 0
+            if row_at + taken_rows == rows.shape[0]:
+                taken_seen = self._most(room, name, seen.shape[0] - seen_at, rows=taken_rows)
+            if taken_rows + taken_seen == 0:
+                raise InputError(
+                    f"account {piece.names[0]!r}: not even one of its position rows or "
+                    "ledger ids fits a snapshot chunk"
+                )
+            yield piece._replace(
+                rows=rows[row_at : row_at + taken_rows],
+                seen=seen[seen_at : seen_at + taken_seen],
+                continues=(row_at, seen_at) != (0, 0),
+            )
+            row_at, seen_at = row_at + taken_rows, seen_at + taken_seen
+            if row_at == rows.shape[0] and seen_at == seen.shape[0]:
+                return
+
+    def _most(self, room: int, name: int, limit: int, *, rows: int | None = None) -> int:
+        """The most items, up to ``limit``, that fit ``room`` in a part of one account
+        (``name`` bytes of name): position rows, or with ``rows`` remembered ids beside
+        that many rows. By bisection: the size grows with the count."""
+        low, high = 0, limit
+        while low < high:
+            mid = (low + high + 1) // 2
+            size = self._bytes(name, 1, mid, 0) if rows is None else self._bytes(name, 1, rows, mid)
+            if size <= room:
+                low = mid
+            else:
+                high = mid - 1
+        return low
 
     def _added_bytes(self, piece: Piece, encode: Callable[[Any], bytes]) -> int:
-        """How much ``piece`` adds to the encoding of a chunk with no accounts: its names' JSON and
-        the base64 of its columns (row and owner places are int32)."""
-        accounts, rows, seen = piece.end - piece.first, _count(piece.rows), _count(piece.seen)
-        added = len(encode(piece.names)) - 2
+        """How much ``piece`` adds to the encoding of a chunk with no accounts."""
+        names = len(encode(piece.names)) - 2
+        return self._bytes(names, piece.end - piece.first, _count(piece.rows), _count(piece.seen))
+
+    def _bytes(self, names: int, accounts: int, rows: int, seen: int) -> int:
+        """How much ``accounts`` accounts (``names`` bytes of names' JSON), ``rows`` rows and
+        ``seen`` remembered ids add to a chunk with no accounts: the names and the base64 of
+        the columns (row and owner places are int32)."""
+        added = names
         added += sum(_base64(accounts * _item_bytes(c)) for c in self._accounts_cols.values())
         added += sum(_base64(rows * _item_bytes(c)) for c in self._rows.values())
         added += sum(_base64(seen * _item_bytes(c)) for c in self._seen.values())
@@ -209,6 +259,7 @@ class PartitionImage:
             next_offset=self.next_offset,
             chunk=number,
             chunks=total,
+            continues=piece.continues,
             ts=self.ts,
             ledger_clock=self._clock,
             assets=self._assets,
@@ -282,6 +333,12 @@ def _list_ranks(book: Book, rows: NDArray[np.intp]) -> NDArray[np.int32]:
         step += 1
     result: NDArray[np.int32] = rank[rows]
     return result
+
+
+def _indices(taken: slice | NDArray[np.intp]) -> NDArray[np.intp]:
+    if isinstance(taken, slice):
+        return np.arange(taken.start, taken.stop, dtype=np.intp)
+    return taken
 
 
 def _count(taken: slice | NDArray[np.intp]) -> int:

@@ -168,6 +168,12 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     applied) and ``seen_owners`` (int32 index into ``accounts``). Snapshots written
     before the digests carry ``seen`` (kind, id, stamp, index into ``accounts``) instead;
     both are read.
+
+    An account whose rows and ids do not fit one chunk spans consecutive chunks of its
+    snapshot: each chunk after the account's first has ``continues`` true and names it
+    again as its first account (``accounts[0]``, with the same mode and balances); it
+    holds the account's next position rows, in order, then its next ledger ids, in
+    order. Otherwise a name appears in one chunk of one snapshot only.
     """
 
     topic: str
@@ -175,6 +181,7 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     next_offset: int
     chunk: int
     chunks: int
+    continues: bool = False
     ts: int
     ledger_clock: int
     assets: tuple[str, ...]

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 import monitor.snapshots as snapshots_module
-from monitor.book import export_partition
+from monitor.book import export_partition, load_snapshots
 from monitor.changelog import SNAPSHOT_CHUNK_BYTES, RestoredState, _fold
 from monitor.engine import Engine
 from monitor.metrics import Metrics
@@ -24,6 +24,7 @@ from monitor.snapshots import Snapshots
 from streams import OutboundRecord, TopicPartition
 from tests.property.test_engine_incremental import BASE_PRICE, CONFIG, INSTRUMENTS
 from tests.unit.test_changelog_snapshots import Record
+from tests.unit.test_snapshot_span import account_view
 
 pytestmark = pytest.mark.unit
 
@@ -194,16 +195,52 @@ def test_a_whole_snapshot_of_a_default_sized_book_fits_one_cycles_step() -> None
     assert rig.metrics.snapshot_duration._value.get() > 0
 
 
-def test_an_account_too_large_for_a_chunk_drops_the_snapshot_not_the_monitor(
+@pytest.mark.usefixtures("small_steps")
+def test_an_account_too_large_for_a_chunk_spans_several_and_loads_back_exactly() -> None:
+    rig = Rig(300)
+    first = flat(rig.write_one())
+    older = fold(first).snapshot(TP)
+    assert older is not None
+    # A market maker in the middle of the partition: 2,000 ledger ids, about 75 kB.
+    rig.apply(
+        [
+            Transfer(transfer_id=f"mm{k}", account="acct-00150", asset="USDT", amount=1.0, ts=k)
+            for k in range(2_000)
+        ]
+    )
+    second = rig.write_one()
+    expected = rig.expected()  # the book as copied: it did not move meanwhile
+    for cut in range(1, len(second)):
+        # A crash after ``cut`` cycles of the second: the first is what recovery loads.
+        assert fold(first, flat(second[:cut])).snapshot(TP) == older
+    snapshot = fold(first, flat(second)).snapshot(TP)
+    assert snapshot is not None
+    assert [r.value for r in flat(second) if r.value is not None] == expected
+    assert max(len(value) for value in expected) <= 20_000
+    spanning = [chunk for chunk in snapshot if "acct-00150" in chunk.accounts]
+    assert len(spanning) >= 3
+    assert [chunk.continues for chunk in spanning] == [False] + [True] * (len(spanning) - 1)
+    fresh = Engine(INSTRUMENTS, CONFIG)
+    fresh.apply([], [PriceTick(symbol=s, mark_price=p, ts=0) for s, p in BASE_PRICE.items()], 0)
+    assert load_snapshots(fresh.book, snapshot) == []
+    fresh.full_recompute()
+    assert fresh.verify() == []
+    book = rig.engine.book
+    assert fresh.book.account_names == book.account_names
+    for name in book.account_names:
+        assert account_view(fresh.book, name) == account_view(book, name), name
+
+
+def test_a_chunk_too_small_for_one_position_row_drops_the_snapshot_not_the_monitor(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rig = Rig(30)
     first = flat(rig.write_one())
     assert fold(first).snapshot(TP) is not None
-    monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 100)  # no account fits
+    monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 100)  # not one row fits
     rig.until(lambda: rig.writer.due(OWNED))
     assert rig.take() == []  # the copy
-    assert rig.take() == []  # planning finds the account too large: dropped, logged
+    assert rig.take() == []  # planning finds no room for a row: dropped, logged
     assert rig.writer._writing is None
     assert rig.written() == 1
     assert fold(first).snapshot(TP) is not None  # the older one stays in use

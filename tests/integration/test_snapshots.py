@@ -1,7 +1,8 @@
 """Snapshots: a restart loads the newest one and replays only the ledger after it.
 
 Retention then may delete older ledger records; without a snapshot covering them the
-start stops with one line naming the partition.
+start stops with one line naming the partition. An account too large for one chunk spans
+several.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from monitor.changelog import read_changelog
+from monitor.schema import Transfer
 from streams import TopicPartition
 from streams.settings import client_kwargs
 from tests.integration.liqmon_process import LiqmonProcess, judges_a_normal_account, metric_value
@@ -109,3 +111,41 @@ async def test_deleted_ledger_records_no_snapshot_covers_stop_the_start_with_one
     assert last.startswith("liqmon: error: records 0 to ")
     assert f"{tp.topic}[{tp.partition}] were deleted (retention)" in last
     assert "no snapshot" in last
+
+
+async def test_a_market_makers_snapshot_spans_chunks_and_a_restart_still_knows_its_ids(
+    harness: MonitorHarness, procs: list[LiqmonProcess]
+) -> None:
+    """25,000 ledger ids of one account in the idempotency window are more than one chunk
+    (800 KiB) holds: its snapshot spans two, and after retention took the ledger a restart
+    still ignores those ids sent again."""
+    h = harness
+    await h.prices(btc(100.0, now_ms()))
+    proc = LiqmonProcess(h, snapshot_interval_s=0.5)
+    procs.append(proc)
+    await proc.start()
+    ts = now_ms()
+    deposits = [
+        Transfer(transfer_id=f"mm-{k}", account="mm", asset="USDT", amount=1.0, ts=ts)
+        for k in range(25_000)
+    ]
+    await h.ledger(*deposits)
+    applied = 'liqmon_ledger_events_applied_total{type="transfer"}'
+    await proc.wait_metric(applied, lambda v: v >= 25_000, "the deposits to apply", 60)
+    [(tp, end)] = (await ledger_ends(h)).items()
+    deadline = asyncio.get_running_loop().time() + 60
+    while (snapshot := (await read_changelog(h.kafka, h.topics.state)).snapshot(tp)) is None or (
+        snapshot[0].next_offset < end
+    ):
+        assert asyncio.get_running_loop().time() < deadline, "no snapshot covers the deposits"
+        await asyncio.sleep(0.2)
+    assert [chunk.continues for chunk in snapshot] == [False, True]
+    assert [chunk.accounts for chunk in snapshot] == [["mm"], ["mm"]]
+    assert "snapshot not written" not in proc.log_text()
+    await proc.stop()
+    await delete_ledger_before(h, {tp: end})
+    await proc.start()
+    assert "snapshots loaded" in proc.log_text()
+    await h.ledger(*deposits[-100:])
+    ignored = 'liqmon_ledger_events_ignored_total{reason="duplicate"}'
+    await proc.wait_metric(ignored, lambda v: v == 100, "the deposits sent again to be ignored")

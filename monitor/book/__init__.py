@@ -3,12 +3,16 @@
 Dense integer ids (``account_ix``, ``instrument_ix``, ``asset_ix``, margin ``unit``
 ids and position rows) index growable arrays; dicts map external names to ids only
 at the edge. A per-instrument holder index lets a price change touch only the
-positions in that instrument. Pure: no I/O, no clock.
+positions in that instrument, and only the blocks of them whose price bands it left.
+Pure: no I/O, no clock.
 """
 
 from monitor.book._book import Book
 from monitor.book._bulk import load_cross_accounts
 from monitor.book._collateral import AssetTable
+from monitor.book._holders import BLOCK as HOLDER_BLOCK
+from monitor.book._holders import BLOCK_SHIFT as HOLDER_BLOCK_SHIFT
+from monitor.book._holders import Holders
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
 from monitor.book._seen import digest_of
 from monitor.book._snapshot import load_snapshots
@@ -36,6 +40,8 @@ __all__ = [
     "CROSS",
     "FLAT_QTY_REL",
     "GROSS",
+    "HOLDER_BLOCK",
+    "HOLDER_BLOCK_SHIFT",
     "INITIAL",
     "ISOLATED",
     "MAINTENANCE",
@@ -45,6 +51,7 @@ __all__ = [
     "AccountTable",
     "AssetTable",
     "Book",
+    "Holders",
     "PartitionImage",
     "Piece",
     "PositionTable",

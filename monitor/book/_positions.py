@@ -4,8 +4,9 @@ One row per (account, instrument) ever traded; a flat position keeps its row (qt
 so that leverage and realised PnL survive it, but it leaves the holder index and its
 margin unit's row list, so a price tick touches only open positions.
 
-* Holders: per instrument, an array of the rows holding it, with each row's slot in
-  it (``holder_slot``) so that removal is O(1) by moving the last entry into the gap.
+* Holders: per instrument, the rows holding it (``monitor.book._holders``), with each
+  row's slot (``holder_slot``) so that removal is O(1) by moving the last entry into
+  the gap, and a summary of the rows' price bands per block of slots.
 * Unit rows: a doubly linked list per margin unit (``unit_next``/``unit_prev``,
   head kept by the unit table); walking all lists of a set of units at once costs
   one vectorised step per position of the largest unit, which is bounded by the
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._columns import Columns
+from monitor.book._holders import Holders
 from monitor.book._row_index import RowIndex
 
 __all__ = ["FLAT_QTY_REL", "PositionTable", "trade"]
@@ -107,10 +109,7 @@ class PositionTable(Columns):
     def __init__(self, n_instruments: int, capacity: int = 64) -> None:
         super().__init__(capacity)
         self.rows = RowIndex(n_instruments)
-        self._holders: list[NDArray[np.intp]] = [
-            np.empty(8, dtype=np.intp) for _ in range(n_instruments)
-        ]
-        self.holder_count = np.zeros(n_instruments, dtype=np.intp)
+        self.holders = Holders(n_instruments)
 
     @property
     def upnl(self) -> NDArray[np.float64]:
@@ -145,40 +144,34 @@ class PositionTable(Columns):
 
     # ------------------------------------------------------------------ holders
 
+    @property
+    def holder_count(self) -> NDArray[np.intp]:
+        """Per instrument, how many rows hold it."""
+        return self.holders.count
+
     def holders_of(self, instrument_ix: int) -> NDArray[np.intp]:
         """Rows with an open position in the instrument (a view; copy to keep it)."""
-        return self._holders[instrument_ix][: self.holder_count[instrument_ix]]
+        return self.holders.of(instrument_ix)
 
     def add_holder(self, row: int) -> None:
-        instrument = int(self.instrument[row])
-        count = int(self.holder_count[instrument])
-        array = self._holders[instrument]
-        if count == array.shape[0]:
-            grown = np.empty(2 * count, dtype=np.intp)
-            grown[:count] = array
-            self._holders[instrument] = array = grown
-        array[count] = row
-        self.holder_slot[row] = count
-        self.holder_count[instrument] = count + 1
+        self.holders.add(
+            int(self.instrument[row]), row, self.holder_slot, self.band_low, self.band_high
+        )
 
     def remove_holder(self, row: int) -> None:
-        instrument = int(self.instrument[row])
-        array = self._holders[instrument]
-        last = int(self.holder_count[instrument]) - 1
-        slot = int(self.holder_slot[row])
-        moved = int(array[last])
-        array[slot] = moved
-        self.holder_slot[moved] = slot
-        self.holder_slot[row] = NO_ROW
-        self.holder_count[instrument] = last
+        self.holders.remove(
+            int(self.instrument[row]), row, self.holder_slot, self.band_low, self.band_high
+        )
 
     def set_holders(self, instrument_ix: int, rows: NDArray[np.intp]) -> None:
         """Replace an instrument's holders wholesale (bulk loading)."""
-        array = np.empty(max(8, 2 * rows.shape[0]), dtype=np.intp)
-        array[: rows.shape[0]] = rows
-        self._holders[instrument_ix] = array
-        self.holder_count[instrument_ix] = rows.shape[0]
-        self.holder_slot[rows] = np.arange(rows.shape[0])
+        self.holders.replace(instrument_ix, rows, self.holder_slot, self.band_low, self.band_high)
+
+    def drop_bands(self) -> None:
+        """No row has a band: every holder is judged at the next move of its mark."""
+        self.band_low.fill(np.inf)
+        self.band_high.fill(-np.inf)
+        self.holders.scan_everything()
 
     # ------------------------------------------------------------------ unit row lists
 

@@ -21,10 +21,10 @@ with ``a = max(1, margin_call_ratio)`` and ``b = 1 + hysteresis`` (the largest f
 terms. ``rho`` is the distance (less a rounding allowance) over that sum. Each open row
 keeps its *band*: the prices ``(low, high)`` of its instrument within ``rho`` of the
 judged mark and inside its bracket. A tick then judges only the units with a row whose
-mark left its band (:func:`flag_rows`), revalues every row of those units at once
-(``monitor.engine._unit_kernels.revalue_units``) and bands them again
-(:func:`band_units`). Whatever the others' cached figures say, their state is the
-state a full revaluation would give them.
+mark left its band (``monitor.engine._flag_kernels.flag_holders``), revalues every row
+of those units at once (``monitor.engine._unit_kernels.revalue_units``) and bands them
+again (:func:`band_units`). Whatever the others' cached figures say, their state is
+the state a full revaluation would give them.
 
 Bands are stored as float32, rounded inwards (a band is only ever narrower than
 computed). A unit with no band (never judged, in liquidation or bankrupt, portfolio-
@@ -48,24 +48,11 @@ from monitor.engine._kernels import _bracket_one, jit
 from monitor.engine._unit_kernels import unit_rows_of
 from monitor.states import REL_TOL
 
-__all__ = [
-    "CHECK",
-    "FORCE",
-    "band_units",
-    "band_units_reference",
-    "flag_rows",
-    "flag_rows_reference",
-]
+__all__ = ["band_units", "band_units_reference"]
 
 Array = NDArray[np.float64]
 Bands = NDArray[np.float32]
 Ints = NDArray[np.intp]
-
-# What a tick asks of an instrument's rows (``flag_rows``' ``mode``): nothing (0), flag
-# the unit of each row whose mark left its band, or flag every holder (its settle asset
-# was repriced: every figure of the row moved, whatever the mark did).
-CHECK: Final = 1
-FORCE: Final = 2
 
 # The rounding allowance: a distance is reduced by this fraction of the unit's
 # magnitudes (far above the few ulps two evaluations of a figure can differ by, far
@@ -80,72 +67,6 @@ _F32_MAX: Final = float(np.finfo(np.float32).max)
 # A bracket's price bounds are pulled inwards by this much, so that the notional
 # computed at a price inside the band is in the same bracket despite rounding.
 _BRACKET_IN: Final = 1e-12
-
-
-# ---------------------------------------------------------------------- flag
-
-
-def flag_rows_reference(
-    rows: Ints,
-    mode: NDArray[np.int8],
-    instrument: Ints,
-    unit: Ints,
-    low: Bands,
-    high: Bands,
-    mark: Array,
-    flagged: NDArray[np.bool_],
-    out: Ints,
-) -> int:
-    """The units of the open rows among ``rows`` (empty: every row) whose instrument's
-    ``mode`` is FORCE, or CHECK with its mark outside ``(low, high)``: each set in
-    ``flagged`` (all False on entry) and listed once in ``out``; returns how many."""
-    if rows.shape[0] == 0:
-        rows = np.arange(instrument.shape[0], dtype=np.intp)
-    ix = instrument[rows]
-    m = mark[ix]
-    how = mode[ix]
-    inside = (low[rows] < m) & (m < high[rows])
-    leaving = (how == FORCE) | ((how == CHECK) & ~inside)
-    units = unit[rows[leaving]]
-    found = np.unique(units[units != NO_ROW])
-    flagged[found] = True
-    out[: found.shape[0]] = found
-    return int(found.shape[0])
-
-
-def _flag_rows(
-    rows: Any,
-    mode: Any,
-    instrument: Any,
-    unit: Any,
-    low: Any,
-    high: Any,
-    mark: Any,
-    flagged: Any,
-    out: Any,
-) -> int:  # pragma: no cover - compiled by numba; checked against the reference
-    count = 0
-    every = rows.shape[0] == 0
-    for k in range(instrument.shape[0] if every else rows.shape[0]):
-        r = k if every else rows[k]
-        ix = instrument[r]
-        how = mode[ix]
-        if how == 0:
-            continue
-        m = mark[ix]
-        if how == CHECK and low[r] < m and m < high[r]:
-            continue
-        u = unit[r]
-        if u != NO_ROW and not flagged[u]:
-            flagged[u] = True
-            out[count] = u
-            count += 1
-    return count
-
-
-flag_rows: Any = jit(_flag_rows, flag_rows_reference)
-"""``flag_rows(rows, mode, instrument, unit, low, high, mark, flagged, out) -> count``:
-``flag_rows_reference`` in one pass (``out`` in the order found, not sorted)."""
 
 
 # ---------------------------------------------------------------------- band

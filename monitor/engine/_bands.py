@@ -15,13 +15,14 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, Book
 from monitor.engine import _kernels
-from monitor.engine._band_kernels import (
+from monitor.engine._band_kernels import band_units, band_units_reference
+from monitor.engine._flag_kernels import (
     CHECK,
     FORCE,
-    band_units,
-    band_units_reference,
-    flag_rows,
-    flag_rows_reference,
+    admit_bands,
+    admit_bands_reference,
+    flag_holders,
+    flag_holders_reference,
 )
 from monitor.engine._revalue import unit_collateral_of
 from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
@@ -36,28 +37,24 @@ def flagged_units(
     """The units (sorted, distinct) with an open row of an instrument in ``forced``, or of
     one in ``moved`` whose mark is outside the row's band.
 
-    The rows of those instruments are found by one sequential pass over every row when
-    they are half the book or more (every instrument ticked in the cycle), else from
-    the instruments' holder lists.
+    Only the blocks of holders whose band summary does not hold the new mark strictly
+    inside are read (``monitor.book._holders``): a tick that moves every instrument a
+    little reads a few blocks, not every open position; one that leaves many bands
+    reads every row once, in memory order.
     """
     pos = book.positions
-    n = pos.size
     mode = np.zeros(len(book.symbols), dtype=np.int8)
     mode[moved] = CHECK
     mode[forced] = FORCE
-    checked = np.flatnonzero(mode)
-    held = int(pos.holder_count[checked].sum())
-    if held == 0:
+    holders = pos.holders
+    if not holders.count[mode != 0].any():
         return np.empty(0, dtype=np.intp)
-    if held * 2 >= n:
-        rows = np.empty(0, dtype=np.intp)  # every row, in order
-    else:
-        rows = np.concatenate([pos.holders_of(ix) for ix in checked.tolist()])
     flagged, out = scratch.sized(book.units.size)
-    kernel = flag_rows if _kernels.ENABLED else flag_rows_reference
+    kernel = flag_holders if _kernels.ENABLED else flag_holders_reference
     count = kernel(
-        rows, mode, pos.instrument[:n], pos.unit[:n], pos.band_low[:n], pos.band_high[:n],
-        book.mark, flagged, out,
+        mode, holders.rows, holders.start, holders.count, pos.instrument[: pos.size],
+        pos.holder_slot, pos.unit, pos.band_low, pos.band_high, book.mark,
+        holders.block_low, holders.block_high, flagged, out,
     )  # fmt: skip
     units = np.sort(out[:count])
     flagged[units] = False  # all False again for the next tick
@@ -120,4 +117,10 @@ def band(
         layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.mm_slope,
         layout.im_slope, table.figures, margin_call_ratio, hysteresis, pos.band_low,
         pos.band_high,
+    )  # fmt: skip
+    holders = pos.holders
+    admit = admit_bands if _kernels.ENABLED else admit_bands_reference
+    admit(
+        units, table.head, pos.unit_next, pos.instrument, holders.start, pos.holder_slot,
+        pos.band_low, pos.band_high, holders.block_low, holders.block_high,
     )  # fmt: skip

@@ -426,8 +426,7 @@ class Engine(EngineViews):
         self._judge(None)
         # Bands from before are dropped (they were drawn from the figures this replaces):
         # each unit is judged at the next move of one of its marks, and banded then.
-        book.positions.band_low.fill(np.inf)
-        book.positions.band_high.fill(-np.inf)
+        book.positions.drop_bands()
 
     def bring_up_to_date(self, units: NDArray[np.intp]) -> None:
         """Revalue ``units`` at the current marks, for a reader of their figures.

@@ -19,7 +19,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, NO_ROW, UPNL, Book
+from monitor.book import (
+    COLLATERAL,
+    GROSS,
+    HOLDER_BLOCK,
+    INITIAL,
+    MAINTENANCE,
+    NO_ROW,
+    UPNL,
+    Book,
+    PositionTable,
+)
 from monitor.engine import _kernels
 from monitor.engine._judge import judge_range
 from monitor.engine._kernels import revalue_linear
@@ -351,7 +361,25 @@ def _holder_problems(book: Book, instruments: range) -> list[str]:
             problems.append(
                 f"holders of {book.symbols[ix]}: a listed row is flat, elsewhere or misplaced"
             )
+        elif not _summaries_admit(pos, ix):
+            problems.append(
+                f"holders of {book.symbols[ix]}: a block's band summary hides a row's band "
+                "(a tick could skip it)"
+            )
     return problems
+
+
+def _summaries_admit(pos: PositionTable, ix: int) -> bool:
+    """The band summaries of the instrument's blocks admit each holder's band."""
+    holders = pos.holders
+    rows = pos.holders_of(ix)
+    if rows.size == 0:
+        return True
+    block = (int(holders.start[ix]) + np.arange(rows.size)) // HOLDER_BLOCK
+    return bool(
+        np.all(holders.block_low[block] >= pos.band_low[rows])
+        and np.all(holders.block_high[block] <= pos.band_high[rows])
+    )
 
 
 def _totals(book: Book) -> list[str]:

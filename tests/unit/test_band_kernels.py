@@ -12,14 +12,7 @@ import pytest
 
 from monitor.book import NO_ROW, load_cross_accounts
 from monitor.engine import Engine, EngineConfig
-from monitor.engine._band_kernels import (
-    CHECK,
-    FORCE,
-    band_units,
-    band_units_reference,
-    flag_rows,
-    flag_rows_reference,
-)
+from monitor.engine._band_kernels import band_units, band_units_reference
 from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
 from monitor.schema import (
     Fill,
@@ -87,32 +80,6 @@ def layout_inputs(engine: Engine) -> tuple[object, ...]:
         book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
         layout.n_tiers, layout.floors, layout.mmr, layout.imr,
     )  # fmt: skip
-
-
-@pytest.mark.parametrize("seed", [1, 2])
-def test_the_flag_kernel_equals_its_reference(seed: int) -> None:
-    engine = banded_book(seed)
-    book, rng = engine.book, np.random.default_rng(seed)
-    pos, n = book.positions, book.positions.size
-    mode = rng.choice(np.array([0, CHECK, FORCE], dtype=np.int8), len(book.symbols))
-    mark = book.mark * rng.choice([1.0, 1.0001, 0.999, 1.02], len(book.symbols))
-    unit = pos.unit[:n].copy()
-    unit[rng.random(n) < 0.1] = NO_ROW  # closed rows keep a stale band: never flagged
-    some = np.sort(rng.choice(n, n // 3, replace=False)).astype(np.intp)
-    for rows in (np.empty(0, dtype=np.intp), some):
-        flagged, listed = [], []
-        for kernel in (flag_rows, flag_rows_reference):
-            mask = np.zeros(book.units.size, dtype=np.bool_)
-            out = np.full(book.units.size, -7, dtype=np.intp)
-            count = kernel(rows, mode, pos.instrument[:n], unit, pos.band_low[:n],
-                           pos.band_high[:n], mark, mask, out)  # fmt: skip
-            flagged.append(mask)
-            listed.append(np.sort(out[:count]))
-            assert (out[count:] == -7).all()
-        np.testing.assert_array_equal(flagged[0], flagged[1])
-        np.testing.assert_array_equal(listed[0], listed[1])
-        np.testing.assert_array_equal(listed[0], np.flatnonzero(flagged[0]))  # each once
-        assert 0 < flagged[0].sum() < book.units.size
 
 
 @pytest.mark.parametrize("seed", [3, 4])

@@ -1,10 +1,10 @@
 """The book: columnar numpy state of many accounts' collateral and positions.
 
 Dense integer ids (``account_ix``, ``instrument_ix``, ``asset_ix``, margin ``unit``
-ids and position rows) index growable arrays; dicts map external names to ids only
-at the edge. A per-instrument holder index lets a price change touch only the
-positions in that instrument, and only the blocks of them whose price bands it left.
-Pure: no I/O, no clock.
+ids and position rows) index growable arrays; external names map to ids only at the
+edge (account names through a compact :class:`NameIndex`). A per-instrument holder
+index lets a price change touch only the positions in that instrument, and only the
+blocks of them whose price bands it left. Pure: no I/O, no clock.
 """
 
 from monitor.book._book import Book
@@ -13,6 +13,7 @@ from monitor.book._collateral import AssetTable
 from monitor.book._holders import BLOCK as HOLDER_BLOCK
 from monitor.book._holders import BLOCK_SHIFT as HOLDER_BLOCK_SHIFT
 from monitor.book._holders import Holders
+from monitor.book._names import NameIndex, NamesById
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
 from monitor.book._seen import digest_of
 from monitor.book._snapshot import load_snapshots
@@ -52,6 +53,8 @@ __all__ = [
     "AssetTable",
     "Book",
     "Holders",
+    "NameIndex",
+    "NamesById",
     "PartitionImage",
     "Piece",
     "PositionTable",

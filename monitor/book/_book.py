@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from monitor.book._collateral import AssetTable
 from monitor.book._contracts import OptionState, position_values, trade_inverse
+from monitor.book._names import NameIndex
 from monitor.book._positions import NO_ROW, PositionTable, trade
 from monitor.book._seen import SeenIds
 from monitor.book._tables import CROSS, ISOLATED, PORTFOLIO, AccountTable, UnitTable
@@ -75,8 +76,9 @@ class Book:
         self.mark: NDArray[np.float64] = np.full(n, np.nan)
         self.mark_ts: NDArray[np.int64] = np.full(n, -1, dtype=np.int64)
         self.accounts = AccountTable(widths={"balance": len(self.assets)})
-        self.account_index: dict[str, int] = {}
-        self.account_names: list[str] = []
+        # Account ids by name, and the names by id (a view of the same compact index).
+        self.account_index = NameIndex()
+        self.account_names = self.account_index.by_id
         self.units = UnitTable()
         self.positions = PositionTable(n)
         self.isolated_units: dict[int, list[int]] = {}
@@ -94,8 +96,7 @@ class Book:
         ix = self.account_index.get(name)
         if ix is None:
             ix = self.accounts.append()
-            self.account_index[name] = ix
-            self.account_names.append(name)
+            self.account_index.add(name)  # the same id: names and accounts grow together
             self.accounts.cross_unit[ix] = self._new_unit(ix, NO_ROW)
         return ix
 

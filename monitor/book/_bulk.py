@@ -30,10 +30,10 @@ def load_cross_accounts(
     """Load cross accounts and their open positions into an empty book.
 
     ``balances`` is ``[accounts, assets]`` in the book's asset order; ``account`` holds
-    indexes into ``names``. Each (account, instrument) pair may appear once and every
-    ``qty`` must be non-zero. Instruments without a mark yet are marked at the first
-    loaded entry price, as ``load_position`` does. Figures are not computed here:
-    follow with ``Engine.full_recompute()``.
+    indexes into ``names`` (distinct: ValueError otherwise). Each (account, instrument)
+    pair may appear once and every ``qty`` must be non-zero. Instruments without a mark
+    yet are marked at the first loaded entry price, as ``load_position`` does. Figures
+    are not computed here: follow with ``Engine.full_recompute()``.
     """
     if book.accounts.size or book.positions.size:
         raise ValueError("load_cross_accounts needs an empty book")
@@ -48,8 +48,7 @@ def load_cross_accounts(
     units.append(n_accounts)
     units.account[:n_accounts] = np.arange(n_accounts)
     accounts.cross_unit[:n_accounts] = np.arange(n_accounts)
-    book.account_names.extend(names)
-    book.account_index.update(zip(names, range(n_accounts), strict=True))
+    book.account_index.add_many(names)
 
     pos.append(n_rows)
     pos.account[:n_rows] = account

@@ -207,8 +207,7 @@ def _load(
     units.append(n)
     units.account[:n] = np.arange(n)
     accounts.cross_unit[:n] = np.arange(n)
-    book.account_names.extend(names)
-    book.account_index.update(zip(names, range(n), strict=True))
+    book.account_index.add_many(names)
 
     account = cols["account"].astype(np.intp)
     instrument = cols["instrument"].astype(np.intp)

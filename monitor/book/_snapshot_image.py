@@ -95,7 +95,7 @@ class PartitionImage:
     book of a million accounts); building and encoding the chunks, most of the work, is
     done from the copy. Rows and remembered ledger ids are grouped by block of
     ``_ACCOUNTS_PER_CHUNK`` accounts, in book order within a block, so that a block's
-    are one slice. Names are read from the book's list of names (which only grows) when
+    are one slice. Names are read from the book's name index (which only grows) when
     a chunk is planned.
     """
 
@@ -145,7 +145,7 @@ class PartitionImage:
             "seen_stamps": stamps[order].astype("<i8"),
         }
         self._accounts = accounts
-        self._names = book.account_names
+        self._names = book.account_index
         self._accounts_cols: dict[str, NDArray[Any]] = {
             "modes": book.accounts.mode[accounts].astype("<i1"),
             "balances": _f8(book.accounts.balance[accounts]),
@@ -246,7 +246,7 @@ class PartitionImage:
             end,
             _within(self._row_place, self._row_bounds, first, end, self.size),
             _within(self._seen_place, self._seen_bounds, first, end, self.size),
-            [self._names[ix] for ix in self._accounts[first:end].tolist()],
+            self._names.names_of(self._accounts[first:end]),
         )
 
     def chunk(self, piece: Piece, number: int, total: int) -> SnapshotChunk:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from monitor.book import load_cross_accounts
+from monitor.book._name_kernels import warm_up as warm_up_names
 from monitor.engine._engine import Engine
 from monitor.engine._portfolio_index import warm_up as warm_up_holder_index
 from monitor.engine._tick_kernels import warm_up as warm_up_tick
@@ -52,6 +53,7 @@ def warm_up(progress: Callable[[str, float], None] | None = None) -> float:
         np.array([100.0, 100.0]),
         np.array([np.nan, 10.0]),
     )
+    warm_up_names()  # the account name index: a bulk add (snapshot restore), names by id
 
     def step(name: str) -> None:
         if progress is not None:

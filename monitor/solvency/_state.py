@@ -14,7 +14,7 @@ from typing import NamedTuple, overload
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, UPNL
+from monitor.book import COLLATERAL, GROSS, UPNL, NameIndex
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.models._layout import Layout
@@ -38,12 +38,12 @@ Index = NDArray[np.intp]
 
 
 class AccountNames(Sequence[str]):
-    """The first ``n`` names of a book's append-only list of account names, by dense id:
+    """The first ``n`` names of a book's account name index (append-only), by dense id:
     a view, so a copy of a book of millions of accounts copies no names."""
 
     __slots__ = ("_n", "_names")
 
-    def __init__(self, names: list[str], n: int) -> None:
+    def __init__(self, names: NameIndex, n: int) -> None:
         self._names, self._n = names, n
 
     def __len__(self) -> int:
@@ -55,14 +55,15 @@ class AccountNames(Sequence[str]):
     def __getitem__(self, index: slice) -> list[str]: ...
     def __getitem__(self, index: int | slice) -> str | list[str]:
         if isinstance(index, slice):
-            return self._names[: self._n][index]
+            ids = range(self._n)[index]
+            return self._names.names_of(np.arange(ids.start, ids.stop, ids.step))
         if not -self._n <= index < self._n:
             raise IndexError(index)
-        return self._names[index % self._n]
+        return self._names.name(index % self._n)
 
     @property
-    def names(self) -> list[str]:
-        """The book's whole list (append-only; only the first ``len(self)`` are this copy's)."""
+    def names(self) -> NameIndex:
+        """The book's whole index (append-only; only the first ``len(self)`` are this copy's)."""
         return self._names
 
 
@@ -195,7 +196,7 @@ class BookCopier:
         assets, asset_base = _moving_assets(engine, base_index)
         rows, index = self._rows[:, :n_open], self._index[:, :n_open]
         return BookCopy(
-            accounts=AccountNames(book.account_names, len(book.account_names)),
+            accounts=AccountNames(book.account_index, len(book.account_index)),
             unit_account=self._account[:n_units],
             unit_equity=self._units[0, :n_units],
             unit_scale=self._units[1, :n_units],

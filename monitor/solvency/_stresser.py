@@ -14,6 +14,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book import NameIndex
 from monitor.errors import ConfigError
 from monitor.schema import PortfolioMarginParams, SolvencyReport, StressScenario
 from monitor.solvency._adl import account_quantiles
@@ -72,7 +73,7 @@ class Stresser:
         self.queue_length = queue_length
         self.params = params if params is not None else PortfolioMarginParams()
         # Groups of a book's append-only account list, extended by its new accounts only.
-        self._group_list: list[str] | None = None
+        self._group_list: NameIndex | None = None
         self._group_of: NDArray[np.intp] = np.zeros(0, dtype=np.intp)
         self._group_index: dict[str, int] = {}
 

@@ -187,13 +187,13 @@ class Engine(EngineViews):
             if applied.has_looked_up(digest, indexed[order]):
                 self._ignore("duplicate")
                 continue
-            applied.add_digest(digest, item.ts, self.book.account(item.account), merge=False)
+            account = self.book.account(item.account)  # one lookup by name per event
+            applied.add_digest(digest, item.ts, account, merge=False)
             try:
-                touched = self._book_entry(item)
+                touched = self._book_entry(item, account)
             except Exception as exc:  # isolate the account, report, go on (see apply)
                 self.failures.append((order, f"{type(exc).__name__}: {exc}"))
-                account = self.book.account_index.get(item.account)
-                touched = tuple(self.book.units_of(account)) if account is not None else ()
+                touched = tuple(self.book.units_of(account))
             for unit in touched:
                 last_touch[unit] = order
         applied.settle()
@@ -212,9 +212,9 @@ class Engine(EngineViews):
             events.append(self._with_portfolio(event, unit))
         return events
 
-    def _book_entry(self, item: LedgerEvent) -> tuple[int, ...]:
+    def _book_entry(self, item: LedgerEvent, account: int) -> tuple[int, ...]:
+        """Book ``item`` on ``account`` (its id); return the units it touched."""
         book = self.book
-        account = book.account(item.account)
         if isinstance(item, Fill):
             symbol = book.instrument_index[item.symbol]
             fee_asset = (

@@ -124,7 +124,7 @@ class NameIndex(Mapping[str, int]):
     def names_of(self, ids: NDArray[np.integer[Any]]) -> list[str]:
         """The names of ``ids``, in their order: one compiled gather and one decode for
         the lot, then a slice per name."""
-        wanted = np.asarray(ids, dtype=np.int64)
+        wanted = np.ascontiguousarray(ids, dtype=np.int64)  # the type the kernel is warmed for
         if wanted.size and (int(wanted.min()) < 0 or int(wanted.max()) >= self._size):
             raise IndexError(f"ids must run from 0 to {self._size - 1}")
         packed, bounds = gather(self._data, self._offsets, wanted)
@@ -186,21 +186,23 @@ class NameIndex(Mapping[str, int]):
         and a table at most half full with them."""
         if names > _MAX_NAMES:
             raise ValueError(f"a name index holds at most {_MAX_NAMES} names")
-        capacity = self._hashes.shape[0]
+        capacity, grown = self._hashes.shape[0], False
         if names > capacity:
-            capacity = max(names, 2 * capacity)
+            capacity, grown = max(names, 2 * capacity), True
             self._hashes = _grown(self._hashes, capacity, self._size)
             self._offsets = _grown(self._offsets, capacity + 1, self._size + 1)
         if data_bytes > self._data.shape[0]:
+            grown = True
             self._data = _grown(self._data, max(data_bytes, 2 * self._data.shape[0]), self._used)
         if 2 * names > self._slots.shape[0]:
-            size = self._slots.shape[0]
+            size, grown = self._slots.shape[0], True
             while size < 2 * names:
                 size *= 2
             slots = np.full(size, EMPTY, dtype=np.int32)
             place(slots, self._hashes, self._offsets, self._data, 0, self._size)
             self._slots = slots
-        self._views()
+        if grown:
+            self._views()
 
 
 class NamesById(Sequence[str]):

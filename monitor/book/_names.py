@@ -228,6 +228,15 @@ class NamesById(Sequence[str]):
         at = operator.index(ix)
         return self._index.name(at + len(self._index) if at < 0 else at)
 
+    def __eq__(self, other: object) -> bool:
+        """Equal to a list, tuple or view of the same names in the same order (as the list
+        it replaces was)."""
+        if not isinstance(other, NamesById | list | tuple):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as a list
+
     def __iter__(self) -> Iterator[str]:
         index = self._index
         for first in range(0, len(index), _ITER_BLOCK):

@@ -154,3 +154,15 @@ def test_iterating_a_large_index_crosses_its_blocks_in_order() -> None:
     names = [f"acct{i}" for i in range(150_000)]
     index.add_many(names)
     assert list(index) == names
+
+
+def test_the_names_by_id_compare_equal_to_a_list_of_the_same_names() -> None:
+    index = NameIndex()
+    index.add_many(["a", "b", "ç"])
+    assert index.by_id == ["a", "b", "ç"]
+    assert index.by_id == ("a", "b", "ç")
+    assert index.by_id != ["a", "b"]
+    assert index.by_id != ["a", "b", "c"]
+    other = NameIndex()
+    other.add_many(["a", "b", "ç"])
+    assert index.by_id == other.by_id

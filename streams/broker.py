@@ -282,7 +282,8 @@ class LocalBroker:
             f"-Xms{self.heap}",
             f"-Xmx{self.heap}",
             "-XX:+ExitOnOutOfMemoryError",
-            f"-Xlog:gc:file={self.state_dir / 'gc.log'}:time,uptime,level,tags:filecount=5,filesize=10M",
+            f"-Xlog:gc:file={self.state_dir / 'gc.log'}:time,uptime,level,tags"
+            ":filecount=5,filesize=10M",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={log4j}",
             "-cp",

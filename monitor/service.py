@@ -208,6 +208,7 @@ class Monitor:
             stack.push_async_callback(self._ledger.stop)
             await self._loop()
             # A graceful stop saves the guard's marks and screening progress up to now.
+            self._checkpoint.add(self._cycles.flush())
             self._checkpoint.add(self._guard_records(force=True))
             await self._checkpoint.commit()
         log.info("stopped")
@@ -319,16 +320,16 @@ class Monitor:
             stressed = self._restored
             if stressed:
                 checkpoint.add(self._solvency.take(self.engine, now_ms))
-            checkpoint.add(
-                self._cycles.record(
-                    "cycle",
-                    now_ms,
-                    prices=prices,
-                    ledger=ledger,
-                    stress_taken=stressed and self._solvency.took,
-                    stress_started=stressed and self._solvency.started,
-                )
+            cycle = self._cycles.record(
+                "cycle",
+                now_ms,
+                prices=prices,
+                ledger=ledger,
+                stress_taken=stressed and self._solvency.took,
+                stress_started=stressed and self._solvency.started,
             )
+            # Alone, the cycle's record waits for the next write: no transaction for it.
+            checkpoint.add(self._cycles.hold(cycle, alone=not (checkpoint.pending or consumed)))
             fence = {tp: o for tp, o in self._positions.items() if tp in owned}
             self._solvency.gate.open()
             try:

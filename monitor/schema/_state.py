@@ -115,8 +115,9 @@ CyclePhase = Literal["prices", "rebuild", "revoke", "assign", "cycle"]
 
 class CycleInput(msgspec.Struct, tag="cycle", tag_field="type", frozen=True, kw_only=True):
     """Where one monitor cycle's input began and ended (topic ``liqmon-state``, key
-    ``cycle:<run>``), written in the cycle's own transaction so ``liqmon replay`` can form
-    exactly the cycles the live service formed (docs/replay.md).
+    ``cycle:<run>``), written in the cycle's transaction (or, for a cycle that writes
+    nothing else, held for the next one that writes, at most 1 s) so ``liqmon replay`` can
+    form exactly the cycles the live service formed (docs/replay.md).
 
     ``run`` names one process's run and ``seq`` numbers its cycles from 0 (compaction keeps
     a run's last record; a gap in ``seq`` says boundaries were compacted away). ``phase``:

@@ -189,6 +189,7 @@ def stress_report(
                     report_accounts,
                 )
             )
+        del part  # before the next pass allocates its own: one pass's figures at a time
     worst = int(np.argmax(totals)) if scenarios and float(totals.max()) > 0.0 else None
     cover2, groups = 0.0, tuple[str, ...]()
     adl: tuple[AdlQueue, ...] = ()

@@ -168,9 +168,11 @@ class PositionTable(Columns):
         self.holders.replace(instrument_ix, rows, self.holder_slot, self.band_low, self.band_high)
 
     def drop_bands(self) -> None:
-        """No row has a band: every holder is judged at the next move of its mark."""
-        self.band_low.fill(np.inf)
-        self.band_high.fill(-np.inf)
+        """No row has a band: every holder is judged at the next move of its mark. Rows
+        beyond ``size`` hold the defaults already (no band); the spare capacity is left
+        unwritten, so not resident."""
+        self.band_low[: self.size] = np.inf
+        self.band_high[: self.size] = -np.inf
         self.holders.scan_everything()
 
     # ------------------------------------------------------------------ unit row lists

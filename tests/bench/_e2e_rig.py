@@ -121,6 +121,7 @@ class Rig:
         await self.start_monitor(timeout_s=max(180.0, self.ledger_records / 5_000))
         seconds = time.perf_counter() - began
         self.rss_booked_bytes = await self.rss_bytes()
+        self.reset_peak_rss()
         progress(
             f"ledger of {self.ledger_records:,} records produced in {produced:.1f}s; a monitor "
             f"started on it was ready in {seconds:.1f}s ({self.ledger_records / seconds:,.0f} "
@@ -147,6 +148,19 @@ class Rig:
     async def rss_bytes(self) -> float:
         """The monitor's resident memory, as its /metrics reports it."""
         return (await self.monitor.scrape()).value(RSS)
+
+    def reset_peak_rss(self) -> None:
+        """Start the monitor's peak resident memory (``VmHWM``) afresh from now (Linux:
+        ``/proc/<pid>/clear_refs``), so the peak read later is that of the runs, not the
+        rebuild's."""
+        Path(f"/proc/{self.monitor.pid}/clear_refs").write_text("5")
+
+    def peak_rss_bytes(self) -> float:
+        """The monitor's peak resident memory since :meth:`reset_peak_rss` (``VmHWM``)."""
+        for line in Path(f"/proc/{self.monitor.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) * 1024
+        raise RuntimeError(f"no VmHWM in /proc/{self.monitor.pid}/status")
 
     async def until_consumed(self, topic: str, target: float, timeout_s: float) -> float:
         """Scrape /metrics until the monitor has consumed ``target`` records of ``topic``;

@@ -1,7 +1,7 @@
 """End-to-end benchmark of ``liqmon run`` through the real broker (run by ``make bench``).
 
 Prints one JSON line per figure to stdout, each with a baseline measured in the same
-run, so a ratio survives a noisy machine; progress goes to stderr. About 5 minutes on
+run, so a ratio survives a noisy machine; progress goes to stderr. About 6 minutes on
 the shared 2-core box at load 2-3 and 8-15 at load 5-10 (most of it setting up the
 1,000,000-account book: rendering its 4.85M ledger records, then the monitor's rebuild by
 replay); ``--accounts 100000`` takes about 2. ``.venv/bin/python
@@ -36,10 +36,15 @@ Figures:
   rate in ``--rates`` (100,000 and 25,000 ticks/s): p50/p99 from a tick's event time to
   the event's create time and to its arrival at a subscriber; targets p99 <= 50 ms and
   <= 30 ms. Baseline: the tick-to-receive latency of a bare consumer of the same paced
-  feed, the floor (``_e2e_latency``). ``run_seconds`` is the configured length of a run.
-* ``memory``: the monitor's resident memory with the whole book, after the runs, and
-  once the book was rebuilt; baseline the same monitor ready with an empty book; target
-  1 GiB at 1,000,000 accounts.
+  feed, the floor (``_e2e_latency``). ``run_seconds`` is the configured length of a run:
+  32 s, of which the last 30 count. The sentinels' events come 20 at a time, on a level
+  switch every 100 ms, so a 10 s window held 100 switches and its p99 was in effect the
+  slowest switch; 30 s hold 300, and the p99 is about the third slowest.
+* ``memory``: the monitor's resident memory with the whole book: after the runs
+  (``rss_mib``), at its peak during them (``rss_peak_mib``: ``VmHWM``, reset once the
+  book was rebuilt, so stresses and snapshots count but the rebuild does not), and once
+  the book was rebuilt; baseline the same monitor ready with an empty book; target
+  1 GiB at 1,000,000 accounts, judged on the peak.
 
 ``--profile sample`` runs the monitor under a sampling profiler during the throughput
 rounds and the latency runs and prints where its time went (``_e2e_profile``). Other
@@ -84,9 +89,12 @@ def emit(figure: dict[str, Any]) -> None:
 
 async def memory(rig: Rig, accounts: int) -> dict[str, Any]:
     """The ``memory`` figure: the monitor's resident memory with the whole book, now (after
-    the throughput and latency runs), against the same process ready with an empty book."""
+    the throughput and latency runs) and at its peak during them (solvency stresses and
+    snapshots included), against the same process ready with an empty book. The target
+    is judged on the peak: a pod's memory limit must hold it."""
     scrape = await rig.monitor.scrape()
     rss = scrape.value(RSS)
+    peak = max(rss, rig.peak_rss_bytes())
     return {
         "bench": "memory",
         "figure": "rss",
@@ -94,12 +102,13 @@ async def memory(rig: Rig, accounts: int) -> dict[str, Any]:
         "sentinel_accounts": SENTINEL_COUNT,
         "positions": int(scrape.total("liqmon_open_positions")),
         "rss_mib": round(rss / MIB, 1),
+        "rss_peak_mib": round(peak / MIB, 1),
         "rss_after_ledger_mib": round(rig.rss_booked_bytes / MIB, 1),
         "baseline": "the same monitor process, ready, before the ledger (empty book)",
         "baseline_rss_mib": round(rig.rss_empty_bytes / MIB, 1),
         "book_mib": round((rss - rig.rss_empty_bytes) / MIB, 1),
         "target_mib_at_1m_accounts": 1024,
-        "met": rss <= 1024 * MIB if accounts >= 1_000_000 else None,
+        "met": peak <= 1024 * MIB if accounts >= 1_000_000 else None,
     }
 
 
@@ -129,7 +138,10 @@ def parse_args() -> argparse.Namespace:
         help="offered ticks/s of the latency runs, comma-separated (%(default)s)",
     )
     parser.add_argument(
-        "--seconds", type=float, default=12.0, help="length of each latency run (%(default)s)"
+        "--seconds",
+        type=float,
+        default=32.0,
+        help="length of each latency run, warm-up included (%(default)s)",
     )
     parser.add_argument(
         "--warmup", type=float, default=2.0, help="seconds of each not counted (%(default)s)"

@@ -285,7 +285,9 @@ class Monitor:
     async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
         async with self._lock:
             started = time.perf_counter()
-            self._solvency.gate.close()  # a running stress steps aside while the cycle computes
+            # A running stress steps aside until the cycle's commit is done: the commit's
+            # round trips need the broker, which shares the cores (docs/solvency.md).
+            self._solvency.gate.close()
             now_ms = self._clock_ms()
             intake, checkpoint = self._intake, self._checkpoint
             held_before = intake.guard.held_count
@@ -331,11 +333,11 @@ class Monitor:
             # Alone, the cycle's record waits for the next write: no transaction for it.
             checkpoint.add(self._cycles.hold(cycle, alone=not (checkpoint.pending or consumed)))
             fence = {tp: o for tp, o in self._positions.items() if tp in owned}
-            self._solvency.gate.open()
             try:
                 committed = await checkpoint.commit(consumed, fence=fence)
             finally:  # a stress started this cycle copies the book meanwhile
                 await self._solvency.copied()
+                self._solvency.gate.open()
             if committed is None:
                 # Nothing of this cycle was written, but the book applied its input: drop
                 # ownership and rebuild from the log at the next assignment.

@@ -57,7 +57,8 @@ def lower_priority() -> None:
     nothing else wants and lets any other thread that wakes take the core at once (at
     nice 19 alone a waking thread could wait for the stress's time slice, a few ms, at
     every wake-up). Measured end to end at a million accounts: p99 tick to publish at
-    100,000 ticks/s 59 ms against 77 at nice 19, one run each (docs/operations.md)."""
+    100,000 ticks/s 50-67 ms in three runs, against 77 in one at nice 19 alone
+    (docs/operations.md)."""
     native_id = threading.get_native_id()
     with contextlib.suppress(AttributeError, OSError):  # not Linux: normal priority
         os.setpriority(os.PRIO_PROCESS, native_id, 19)

@@ -284,73 +284,75 @@ class Monitor:
 
     async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
         async with self._lock:
-            started = time.perf_counter()
-            # A running stress steps aside until the cycle's commit is done: the commit's
+            # A running stress steps aside for the whole cycle, commit included: the commit's
             # round trips need the broker, which shares the cores (docs/solvency.md).
-            self._solvency.gate.close()
-            now_ms = self._clock_ms()
-            intake, checkpoint = self._intake, self._checkpoint
-            held_before = intake.guard.held_count
-            ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
-            items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
-            output = self.engine.cycle(items, ticks, now_ms)
-            self._partitions.settle(self.engine.book)
-            events = [e for e in output.events if self.owns(e.account)]
-            events = self._solvency.with_quantiles(self.engine, events)
-            states = [s for s in output.states if self.owns(s.account)]
-            rejected.extend(intake.failed(items, records, output.failures))
-            checkpoint.add(price_letters)
-            checkpoint.add(intake.dead_letters(rejected))
-            checkpoint.add_events(events, states)
-            rescaled = self._rescale(ticks, now_ms)
-            events.extend(rescaled)
-            guard_moved = bool(price_letters) or intake.guard.held_count != held_before
-            guard_moved = guard_moved or bool(rescaled) or self.dynamic.moved
-            checkpoint.add(self._guard_records(force=guard_moved))
-            owned = self._owned
-            consumed = {tp: o for tp, o in next_offsets(ledger).items() if tp in owned}
-            checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
-            checkpoint.add(
-                self._snapshots.take(
-                    self.engine,
-                    self._owned,
-                    self._partitions,
-                    {**self._positions, **consumed},
-                    now_ms,
-                )
-            )
-            stressed = self._restored
-            if stressed:
-                checkpoint.add(self._solvency.take(self.engine, now_ms))
-            cycle = self._cycles.record(
-                "cycle",
+            with self._solvency.gate.cycle():
+                await self._judge(prices, ledger)
+
+    async def _judge(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
+        """One cycle, under the cycle lock: judge the batch, write and commit what it
+        produced in one transaction, then observe it."""
+        started = time.perf_counter()
+        now_ms = self._clock_ms()
+        intake, checkpoint = self._intake, self._checkpoint
+        held_before = intake.guard.held_count
+        ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
+        items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
+        output = self.engine.cycle(items, ticks, now_ms)
+        self._partitions.settle(self.engine.book)
+        events = [e for e in output.events if self.owns(e.account)]
+        events = self._solvency.with_quantiles(self.engine, events)
+        states = [s for s in output.states if self.owns(s.account)]
+        rejected.extend(intake.failed(items, records, output.failures))
+        checkpoint.add(price_letters)
+        checkpoint.add(intake.dead_letters(rejected))
+        checkpoint.add_events(events, states)
+        rescaled = self._rescale(ticks, now_ms)
+        events.extend(rescaled)
+        guard_moved = bool(price_letters) or intake.guard.held_count != held_before
+        guard_moved = guard_moved or bool(rescaled) or self.dynamic.moved
+        checkpoint.add(self._guard_records(force=guard_moved))
+        owned = self._owned
+        consumed = {tp: o for tp, o in next_offsets(ledger).items() if tp in owned}
+        checkpoint.add(checkpoint_records(self.settings.topics.state, consumed))
+        checkpoint.add(
+            self._snapshots.take(
+                self.engine,
+                self._owned,
+                self._partitions,
+                {**self._positions, **consumed},
                 now_ms,
-                prices=prices,
-                ledger=ledger,
-                stress_taken=stressed and self._solvency.took,
-                stress_started=stressed and self._solvency.started,
             )
-            # Alone, the cycle's record waits for the next write: no transaction for it.
-            checkpoint.add(self._cycles.hold(cycle, alone=not (checkpoint.pending or consumed)))
-            fence = {tp: o for tp, o in self._positions.items() if tp in owned}
-            try:
-                committed = await checkpoint.commit(consumed, fence=fence)
-            finally:  # a stress started this cycle copies the book meanwhile
-                await self._solvency.copied()
-                self._solvency.gate.open()
-            if committed is None:
-                # Nothing of this cycle was written, but the book applied its input: drop
-                # ownership and rebuild from the log at the next assignment.
-                self._built, self._restored, self._owned = False, False, frozenset()
-                events = []
-                # For replay: this cycle's record is lost with it; from here none is owned.
-                checkpoint.add(self._cycles.record("revoke", now_ms))
-            else:
-                self._positions.update(committed)
-            self._observer.cycle(
-                self.engine, prices, ledger, items, ticks, events, self._clock_ms()
-            )
-            self.metrics.cycle_duration.observe(time.perf_counter() - started)
+        )
+        stressed = self._restored
+        if stressed:
+            checkpoint.add(self._solvency.take(self.engine, now_ms))
+        cycle = self._cycles.record(
+            "cycle",
+            now_ms,
+            prices=prices,
+            ledger=ledger,
+            stress_taken=stressed and self._solvency.took,
+            stress_started=stressed and self._solvency.started,
+        )
+        # Alone, the cycle's record waits for the next write: no transaction for it.
+        checkpoint.add(self._cycles.hold(cycle, alone=not (checkpoint.pending or consumed)))
+        fence = {tp: o for tp, o in self._positions.items() if tp in owned}
+        try:
+            committed = await checkpoint.commit(consumed, fence=fence)
+        finally:  # a stress started this cycle copies the book meanwhile
+            await self._solvency.copied()
+        if committed is None:
+            # Nothing of this cycle was written, but the book applied its input: drop
+            # ownership and rebuild from the log at the next assignment.
+            self._built, self._restored, self._owned = False, False, frozenset()
+            events = []
+            # For replay: this cycle's record is lost with it; from here none is owned.
+            checkpoint.add(self._cycles.record("revoke", now_ms))
+        else:
+            self._positions.update(committed)
+        self._observer.cycle(self.engine, prices, ledger, items, ticks, events, self._clock_ms())
+        self.metrics.cycle_duration.observe(time.perf_counter() - started)
 
     def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[MarginEvent]:
         """Feed the cycle's accepted ticks to the volatility estimator; when dynamic margin

@@ -7,8 +7,8 @@ commit; the cycle waits for the copy too (:meth:`SolvencySchedule.copied`) befor
 book may change again. The report is computed in a worker thread at the lowest CPU
 priority (:func:`lower_priority`); the event loop goes on judging ticks while numba
 kernels that release the GIL compute it, stepping aside while a cycle runs
-(:attr:`SolvencySchedule.gate`, which the service closes from a cycle's start until its
-commit is done). A later cycle
+(:attr:`SolvencySchedule.gate`, which the service closes for each whole cycle, its
+commit included). A later cycle
 picks the finished report up: its record joins that cycle's transaction for the
 ``solvency`` topic, its figures go to the metrics, and the accounts' ADL quantiles are
 attached to the margin events from then on (``MarginEvent.adl_quantile``).

@@ -4,7 +4,7 @@ Every ``service.snapshot_interval_s`` (staggered over the partitions) one owned
 partition's snapshot is taken, one at a time, so that no cycle stalls on it:
 
 * **The copy.** At the end of a cycle, the partition's accounts are copied out of the
-  book (:class:`monitor.book.PartitionImage`, about 0.1 s for a third of a book of a
+  book (:class:`monitor.book.PartitionImage`, about 60 ms for a third of a book of a
   million accounts). The snapshot is of the book after that cycle's ledger, so its
   offset is the one that cycle commits.
 * **The chunks.** Each following cycle plans, builds and encodes a few chunks from the

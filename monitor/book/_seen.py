@@ -160,13 +160,19 @@ class SeenIds:
     ) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
         """``(digests (n, 2), stamps, owners)`` of the remembered keys whose owner is
         marked in ``member`` (indexed by account), oldest first."""
-        self._merge()
-        live = slice(self._front - self._base, self._next - self._base)
-        owner = self._owner[live].astype(np.int64)
+        digest, stamp, owner32 = self.log()
+        owner = owner32.astype(np.int64)
         known = (owner >= 0) & (owner < member.size)
         take = np.zeros(owner.size, dtype=bool)
         take[known] = member[owner[known]]
-        return self._digest[live][take], self._stamp[live][take], owner[take]
+        return digest[take], stamp[take], owner[take]
+
+    def log(self) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int32]]:
+        """``(digests (n, 2), stamps, owners)`` of every remembered key, oldest first:
+        views of the log, valid until the next key is added."""
+        self._flush()
+        live = slice(self._front - self._base, self._next - self._base)
+        return self._digest[live], self._stamp[live], self._owner[live]
 
     def restore(
         self,

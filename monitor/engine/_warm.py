@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 
 from monitor.book import load_cross_accounts
+from monitor.book._image_kernels import warm_up as warm_up_image
 from monitor.book._name_kernels import warm_up as warm_up_names
 from monitor.engine._engine import Engine
 from monitor.engine._portfolio_index import warm_up as warm_up_holder_index
@@ -54,6 +55,7 @@ def warm_up(progress: Callable[[str, float], None] | None = None) -> float:
         np.array([np.nan, 10.0]),
     )
     warm_up_names()  # the account name index: a bulk add (snapshot restore), names by id
+    warm_up_image()  # a snapshot's copy of a partition's accounts
 
     def step(name: str) -> None:
         if progress is not None:

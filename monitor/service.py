@@ -14,15 +14,13 @@ before), then, for the ledger partitions the group assigns, let
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable, Sequence
+from contextlib import AsyncExitStack
 from typing import get_args
 
 import structlog
 
-from monitor.allocator import release_free_memory
 from monitor.changelog import (
     checkpoint_records,
     price_reference_records,
@@ -33,7 +31,7 @@ from monitor.clients import connect
 from monitor.config import Settings
 from monitor.cycle_log import CycleLog
 from monitor.dynamic import DynamicMargin
-from monitor.engine import SHAPE_REASONS, Engine, unit_record, warm_up
+from monitor.engine import SHAPE_REASONS, Engine, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
@@ -41,13 +39,13 @@ from monitor.intake import PROCESSING_ERROR, TS_OUT_OF_RANGE, Intake
 from monitor.metrics import Metrics
 from monitor.observe import Observer
 from monitor.partitions import AccountPartitions
-from monitor.recovery import Rebuilt, Recovery
+from monitor.rebalancing import Rebalancing
+from monitor.recovery import Recovery
+from monitor.rescaling import Rescaling
 from monitor.schema import (
     Instrument,
     LedgerEvent,
-    MarginEvent,
     MarginEventType,
-    PriceTick,
 )
 from monitor.snapshots import Snapshots
 from monitor.solvency_publisher import SolvencySchedule
@@ -69,7 +67,6 @@ __all__ = ["DLQ_REASONS", "Monitor"]
 
 log = structlog.get_logger("liqmon.service")
 
-_REBALANCE_LOCK_TIMEOUT_S = 30.0
 #: Every reason a record can be dead-lettered for (metric labels are created up front).
 DLQ_REASONS = tuple(
     sorted(
@@ -80,7 +77,7 @@ DLQ_REASONS = tuple(
 _IGNORE_REASONS = ("duplicate", "not_isolated_position", "insufficient_isolated_margin")
 
 
-class Monitor:
+class Monitor(Rebalancing):
     """One monitor instance: its consumers, engine, producer, metrics and HTTP server."""
 
     def __init__(
@@ -141,6 +138,9 @@ class Monitor:
         self.transactional_id = clients.transactional_id
         self._producer, self._table, self._ledger = clients.producer, clients.table, clients.ledger
         self._checkpoint = clients.checkpoint
+        self._rescaling = Rescaling(
+            self.dynamic, self.metrics, self._checkpoint, settings.topics.fills
+        )
         self._recovery = Recovery(
             settings, self.instruments, self._intake, self.metrics, clock_ms, self.dynamic
         )
@@ -221,7 +221,7 @@ class Monitor:
                 now_ms = self._clock_ms()
                 ticks, dead_letters = self._intake.price_batch(records, self.engine, now_ms)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
-                self._rescale(ticks, now_ms)
+                self._rescaling.step(self.engine, ticks, now_ms, self._owned, self.owns)
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
                 self._checkpoint.add(self._cycles.record("prices", now_ms, prices=records))
@@ -307,7 +307,7 @@ class Monitor:
         checkpoint.add(price_letters)
         checkpoint.add(intake.dead_letters(rejected))
         checkpoint.add_events(events, states)
-        rescaled = self._rescale(ticks, now_ms)
+        rescaled = self._rescaling.step(self.engine, ticks, now_ms, self._owned, self.owns)
         events.extend(rescaled)
         guard_moved = bool(price_letters) or intake.guard.held_count != held_before
         guard_moved = guard_moved or bool(rescaled) or self.dynamic.moved
@@ -353,108 +353,6 @@ class Monitor:
             self._positions.update(committed)
         self._observer.cycle(self.engine, prices, ledger, items, ticks, events, self._clock_ms())
         self.metrics.cycle_duration.observe(time.perf_counter() - started)
-
-    def _rescale(self, ticks: list[PriceTick], now_ms: int) -> list[MarginEvent]:
-        """Feed the cycle's accepted ticks to the volatility estimator; when dynamic margin
-        changes a rate scale, publish why (``margin_parameters``), then re-judge the
-        holders at once and publish their transitions. Returns those transitions."""
-        changes, triggers = self.dynamic.observe(ticks, now_ms)
-        if not changes:
-            return []
-        for change in changes:
-            self.metrics.margin_parameter_changes.labels(change.underlying).inc()
-            log.info(
-                "margin parameters changed",
-                underlying=change.underlying,
-                scale=round(change.scale, 6),
-                previous=round(change.previous_scale, 6),
-                volatility=round(change.volatility, 6),
-                limited_by=list(change.limited_by),
-            )
-        if self._publishes_parameters():
-            self._checkpoint.add_parameters(changes)
-        output = self.engine.rescale(
-            self.dynamic.scales(), triggers, now_ms, self.dynamic.range_scales()
-        )
-        events = [e for e in output if self.owns(e.account)]
-        accounts = dict.fromkeys(e.account for e in events)
-        self._checkpoint.add_events(events, [unit_record(self.engine, a, now_ms) for a in accounts])
-        return events
-
-    def _publishes_parameters(self) -> bool:
-        """One instance publishes the parameter events: the owner of the first ledger
-        partition (every instance computes the same, from the same price table)."""
-        return TopicPartition(self.settings.topics.fills, 0) in self._owned or not self._owned
-
-    # ------------------------------------------------------------------ rebalancing
-
-    @asynccontextmanager
-    async def _between_cycles(self) -> AsyncIterator[None]:
-        """Hold the cycle lock: wait (bounded) for the cycle in hand to finish first.
-
-        Only the wait is bounded; what runs inside (a rebuild replaying a long ledger)
-        may take as long as it needs.
-        """
-        async with asyncio.timeout(_REBALANCE_LOCK_TIMEOUT_S):
-            await self._lock.acquire()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    async def _on_revoked(self, revoked: frozenset[TopicPartition]) -> None:
-        async with self._between_cycles():
-            self._owned = self._owned - revoked
-            self._restored = False
-            # Committed with the next cycle: from here the run publishes for fewer accounts.
-            now_ms = self._clock_ms()
-            self._checkpoint.add(self._cycles.record("revoke", now_ms, owned=self._owned))
-
-    async def _on_assigned(self, assigned: frozenset[TopicPartition]) -> None:
-        """Rebuild the book for the new assignment unless it continues what we hold."""
-        async with self._between_cycles():
-            committed = await self._ledger.committed(assigned)
-            # Keep the book only if the assignment is exactly what it was built for and
-            # nobody else moved those partitions on; otherwise rebuild, which also drops
-            # the accounts of partitions this instance lost.
-            continuous = (
-                self._built
-                and assigned == frozenset(self._positions)
-                and all(self._positions.get(tp) == offset for tp, offset in committed.items())
-            )
-            if not continuous:
-                await self._adopt(await self._recovery.rebuild(assigned, committed), assigned)
-                # The rebuilt book holds millions of long-lived objects (ids, names);
-                # move them out of the collector's sight so full collections do not
-                # pause every cycle behind them.
-                gc.freeze()
-            else:  # the same partitions back: no rebuild, publishing for them again
-                now_ms = self._clock_ms()
-                self._checkpoint.add(self._cycles.record("assign", now_ms, owned=assigned))
-            self._owned = assigned
-            self._restored = True
-            log.info("ready", accounts=self.engine.account_count, partitions=len(assigned))
-
-    async def _adopt(self, rebuilt: Rebuilt, assigned: frozenset[TopicPartition]) -> None:
-        """Judge with the rebuilt book from now on; publish what it found, and move the
-        group's offsets to where the changelog says the last run got."""
-        self.engine = rebuilt.engine
-        release_free_memory()  # the restore's freed temporaries: see monitor.allocator
-        await self._solvency.prepare(rebuilt.engine)
-        self._partitions = rebuilt.partitions
-        self._observer.rebuilt(rebuilt.engine)
-        self._owned = assigned
-        self._checkpoint.add_events(rebuilt.events, rebuilt.states)
-        self._checkpoint.add(
-            self._cycles.record("rebuild", rebuilt.now_ms, owned=assigned, resume=rebuilt.resume)
-        )
-        if rebuilt.ahead:
-            self._ledger.seek(rebuilt.ahead)
-        await self._checkpoint.commit(rebuilt.ahead)
-        self._observer.published(rebuilt.events, self._clock_ms())
-        self._positions = dict(rebuilt.resume)
-        self._built = True
-        self._snapshots.schedule(assigned, rebuilt.snapshot_keys)
 
 
 def _log_kernel_step(step: str, seconds: float) -> None:

@@ -97,7 +97,7 @@ async def test_a_rebuild_may_take_longer_than_the_wait_for_the_cycle_lock(
 ) -> None:
     # Only the wait for the cycle in hand is bounded; a rebuild replaying a long ledger
     # (here: anything slower than a millisecond) must not be cut short by it.
-    monkeypatch.setattr("monitor.service._REBALANCE_LOCK_TIMEOUT_S", 0.001)
+    monkeypatch.setattr("monitor.rebalancing._REBALANCE_LOCK_TIMEOUT_S", 0.001)
     h = harness
     t0 = now_ms()
     await h.prices(btc(100.0, t0))

@@ -18,36 +18,34 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import (
-    NO_ROW,
-    PORTFOLIO,
     Book,
     digest_of,
 )
 from monitor.engine import _bands, _kernels
+from monitor.engine._booking import book_entry, describe, rejection_reason
 from monitor.engine._config import EngineConfig
 from monitor.engine._events import build_event, price_trigger
 from monitor.engine._judge import judge, judge_range, judge_range_reference, judge_reference
 from monitor.engine._options import reprice_options
 from monitor.engine._portfolio import PortfolioMargins
-from monitor.engine._portfolio_risk import portfolio_reductions
 from monitor.engine._records import records_of
-from monitor.engine._revalue import refresh_moved, refresh_rows, refresh_units, revalue_book
+from monitor.engine._revalue import (
+    refresh_moved,
+    refresh_rows,
+    refresh_units,
+    revalue_book,
+    unique_ids,
+)
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import VerifySweep
 from monitor.engine._views import EngineViews
 from monitor.errors import ConfigError, InputError
 from monitor.models import OPTION, ModelTable
 from monitor.schema import (
-    Delivery,
-    Fill,
-    Funding,
     Instrument,
-    IsolatedMargin,
     LedgerEvent,
     MarginEvent,
-    MarginSettings,
     PriceTick,
-    Transfer,
     Trigger,
     UnitStates,
 )
@@ -101,18 +99,6 @@ class Engine(EngineViews):
         # the ledger batch, error). See apply().
         self.failures: list[tuple[int, str]] = []
 
-    def _with_portfolio(self, event: MarginEvent, unit: int) -> MarginEvent:
-        """The event with the group figures of a portfolio account's cross unit."""
-        if self.book.units.row[unit] != NO_ROW:
-            return event
-        account = int(self.book.units.account[unit])
-        if self.book.accounts.mode[account] != PORTFOLIO:
-            return event
-        groups = self.portfolio_groups(account)
-        severe = event.state in ("liquidation", "bankrupt")
-        reductions = portfolio_reductions(self.book, unit) if severe else ()
-        return msgspec.structs.replace(event, portfolio=groups, reductions=reductions)
-
     # ------------------------------------------------------------------ input checks
 
     def rejection_reason(self, item: LedgerEvent | PriceTick) -> str | None:
@@ -126,16 +112,7 @@ class Engine(EngineViews):
         ``ignored`` and skips it. A duplicate ledger id is not a rejection: it is
         skipped (``ignored["duplicate"]``).
         """
-        problem = shape_problem(self.book, item)
-        if problem is not None or not isinstance(item, IsolatedMargin):
-            return problem
-        if ledger_key(item) in self.book.applied_ids:
-            return None
-        account = self.book.account_index.get(item.account)
-        if account is None:
-            return "not_isolated_position"
-        symbol = self.book.instrument_index[item.symbol]
-        return self.book.isolated_margin_problem(account, symbol, item.amount)
+        return rejection_reason(self.book, item)
 
     def _ignore(self, reason: str) -> None:
         self.ignored[reason] = self.ignored.get(reason, 0) + 1
@@ -159,7 +136,7 @@ class Engine(EngineViews):
         for item in (*ledger, *prices):
             problem = shape_problem(self.book, item)
             if problem is not None:
-                raise InputError(f"{_describe(item)}: {problem}; fix or drop the message")
+                raise InputError(f"{describe(item)}: {problem}; fix or drop the message")
         events = self._apply_ledger(ledger, now_ms)
         events.extend(self._apply_prices(prices, now_ms))
         return events
@@ -190,7 +167,7 @@ class Engine(EngineViews):
             account = self.book.account(item.account)  # one lookup by name per event
             applied.add_digest(digest, item.ts, account, merge=False)
             try:
-                touched = self._book_entry(item, account)
+                touched = book_entry(self.book, item, account, self._ignore)
             except Exception as exc:  # isolate the account, report, go on (see apply)
                 self.failures.append((order, f"{type(exc).__name__}: {exc}"))
                 touched = tuple(self.book.units_of(account))
@@ -211,39 +188,6 @@ class Engine(EngineViews):
             event = build_event(self.book, unit, previous, new, "ledger", item.ts, now_ms)
             events.append(self._with_portfolio(event, unit))
         return events
-
-    def _book_entry(self, item: LedgerEvent, account: int) -> tuple[int, ...]:
-        """Book ``item`` on ``account`` (its id); return the units it touched."""
-        book = self.book
-        if isinstance(item, Fill):
-            symbol = book.instrument_index[item.symbol]
-            fee_asset = (
-                book.assets.index[item.fee_asset]
-                if item.fee_asset is not None
-                else int(book.settle_asset[symbol])
-            )
-            delta = item.qty if item.side == "buy" else -item.qty
-            return book.fill(account, symbol, delta, item.price, item.fee, fee_asset)
-        if isinstance(item, Transfer):
-            return book.transfer(account, book.assets.index[item.asset], item.amount)
-        if isinstance(item, Funding):
-            return book.funding(account, book.instrument_index[item.symbol], item.amount)
-        if isinstance(item, Delivery):
-            return book.deliver(account, book.instrument_index[item.symbol], item.settlement_price)
-        if isinstance(item, MarginSettings):
-            switched = () if item.mode is None else book.set_margin_mode(account, item.mode)
-            if item.leverage is not None and item.symbol is not None:
-                leverage = book.set_leverage(
-                    account, book.instrument_index[item.symbol], item.leverage
-                )
-                return (*switched, *leverage)
-            return switched
-        symbol = book.instrument_index[item.symbol]
-        problem = book.isolated_margin_problem(account, symbol, item.amount)
-        if problem is not None:
-            self._ignore(problem)
-            return ()
-        return book.adjust_isolated(account, symbol, item.amount)
 
     def _refresh_stale_rows(self) -> None:
         if self.book.stale_rows:
@@ -294,7 +238,7 @@ class Engine(EngineViews):
         for asset in sorted(revalued_assets):
             holders = np.flatnonzero(book.accounts.balance[:n, asset] != 0.0)
             unit_parts.append(book.accounts.cross_unit[holders])
-        units = _unique(np.concatenate(unit_parts), book.units.size)
+        units = unique_ids(np.concatenate(unit_parts), book.units.size)
         self.revalued_by_prices = int(units.size)
         if units.size == 0:
             return []
@@ -345,7 +289,7 @@ class Engine(EngineViews):
                 layout = self.portfolio.layout
                 for member in layout.members[layout.index[name]].tolist():
                     moved.setdefault(member, [triggers[name]])
-        units = _unique(np.concatenate(parts), book.units.size)
+        units = unique_ids(np.concatenate(parts), book.units.size)
         if units.size == 0:
             return []
         self._sum_units(units, with_collateral=False)
@@ -483,41 +427,3 @@ class Engine(EngineViews):
         stalls the caller for more than one slice (measured at 1M accounts, load 4-8 on
         2 cores: median 2-6 ms per slice of 8,192 units, the longest 3-26 ms)."""
         return VerifySweep(self, units_per_step, limit)
-
-    def portfolio_units(self, units: NDArray[np.intp]) -> NDArray[np.bool_]:
-        """Which of ``units`` are portfolio-margined (cross units of portfolio accounts)."""
-        book = self.book
-        mask: NDArray[np.bool_] = (book.units.row[units] == NO_ROW) & (
-            book.accounts.mode[book.units.account[units]] == PORTFOLIO
-        )
-        return mask
-
-    def portfolio_from_scratch(self) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
-        """(portfolio units, their [IM, MM]) recomputed without any cache."""
-        if not self.portfolio.has_accounts(self.book):
-            return np.empty(0, dtype=np.intp), np.empty((0, 2))
-        return self.portfolio.from_scratch(self.book)
-
-
-def _unique(ids: NDArray[np.intp], size: int) -> NDArray[np.intp]:
-    """Sorted distinct ids below ``size``.
-
-    Many ids (a tick of a popular instrument): mark them in a boolean array and read it
-    back, linear in ``size`` (sorting 170k ids took about 30x longer). Few ids: sort.
-    """
-    if ids.shape[0] * 16 >= size:
-        seen = np.zeros(size, dtype=np.bool_)
-        seen[ids] = True
-        return np.flatnonzero(seen)
-    ids = np.sort(ids)
-    keep = np.empty(ids.shape[0], dtype=np.bool_)
-    keep[:1] = True
-    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
-    return ids[keep]
-
-
-def _describe(item: LedgerEvent | PriceTick) -> str:
-    if isinstance(item, PriceTick):
-        return f"price tick {item.symbol}@{item.ts}"
-    kind, item_id = ledger_key(item)
-    return f"{kind} {item_id!r} of account {item.account!r}"

@@ -36,6 +36,7 @@ __all__ = [
     "refresh_units",
     "revalue_book",
     "scale",
+    "unique_ids",
     "unit_collateral_of",
 ]
 
@@ -332,3 +333,20 @@ def scale(collateral: NDArray[np.float64], gross: NDArray[np.float64]) -> NDArra
     ``|collateral| + sum|uPnL|`` (see ``monitor.states.slack``)."""
     result: NDArray[np.float64] = np.abs(collateral) + gross
     return result
+
+
+def unique_ids(ids: NDArray[np.intp], size: int) -> NDArray[np.intp]:
+    """Sorted distinct ids below ``size``.
+
+    Many ids (a tick of a popular instrument): mark them in a boolean array and read it
+    back, linear in ``size`` (sorting 170k ids took about 30x longer). Few ids: sort.
+    """
+    if ids.shape[0] * 16 >= size:
+        seen = np.zeros(size, dtype=np.bool_)
+        seen[ids] = True
+        return np.flatnonzero(seen)
+    ids = np.sort(ids)
+    keep = np.empty(ids.shape[0], dtype=np.bool_)
+    keep[:1] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]

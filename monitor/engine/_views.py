@@ -1,4 +1,5 @@
-"""What the engine holds, read: counts, marks and one account's risk now.
+"""What the engine holds, read: counts, marks, one account's risk now, and the portfolio
+figures an event of a portfolio account carries.
 
 :class:`~monitor.engine.Engine` inherits these queries; the cycle that changes the book
 is in ``_engine``. They read the book's cached figures; ``account_risk`` first brings
@@ -8,16 +9,23 @@ it was last judged at).
 
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import PORTFOLIO, Book
+from monitor.book import NO_ROW, PORTFOLIO, Book
 from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._portfolio import PortfolioMargins
-from monitor.engine._portfolio_risk import account_groups
+from monitor.engine._portfolio_risk import account_groups, portfolio_reductions
 from monitor.engine._risk import margin_ratio, position_risks, unit_rows
 from monitor.errors import InputError
-from monitor.schema import AccountMode, AccountRisk, AccountState, PortfolioGroupRisk
+from monitor.schema import (
+    AccountMode,
+    AccountRisk,
+    AccountState,
+    MarginEvent,
+    PortfolioGroupRisk,
+)
 from monitor.states import STATE_NAMES
 
 __all__ = ["EngineViews"]
@@ -116,3 +124,29 @@ class EngineViews:
         if self.book.accounts.mode[account_ix] != PORTFOLIO:
             return ()
         return account_groups(self.book, self.portfolio, account_ix, with_matrix)
+
+    def portfolio_units(self, units: NDArray[np.intp]) -> NDArray[np.bool_]:
+        """Which of ``units`` are portfolio-margined (cross units of portfolio accounts)."""
+        book = self.book
+        mask: NDArray[np.bool_] = (book.units.row[units] == NO_ROW) & (
+            book.accounts.mode[book.units.account[units]] == PORTFOLIO
+        )
+        return mask
+
+    def portfolio_from_scratch(self) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+        """(portfolio units, their [IM, MM]) recomputed without any cache."""
+        if not self.portfolio.has_accounts(self.book):
+            return np.empty(0, dtype=np.intp), np.empty((0, 2))
+        return self.portfolio.from_scratch(self.book)
+
+    def _with_portfolio(self, event: MarginEvent, unit: int) -> MarginEvent:
+        """The event with the group figures of a portfolio account's cross unit."""
+        if self.book.units.row[unit] != NO_ROW:
+            return event
+        account = int(self.book.units.account[unit])
+        if self.book.accounts.mode[account] != PORTFOLIO:
+            return event
+        groups = self.portfolio_groups(account)
+        severe = event.state in ("liquidation", "bankrupt")
+        reductions = portfolio_reductions(self.book, unit) if severe else ()
+        return msgspec.structs.replace(event, portfolio=groups, reductions=reductions)

@@ -14,7 +14,11 @@ The floor, measured in the same run at the same rate: the same feed on a topic o
 its own, read by a bare consumer that decodes every tick, with the monitor idle;
 ``receive time - ts`` per tick is what kcat, the broker and a fetch cost by themselves.
 The monitor's own ``liqmon_tick_to_event_latency_seconds`` histogram (tick to
-acknowledged publication) is reported beside, as the bucket bounds holding p50 and p99.
+acknowledged publication) is reported beside, as the bucket bounds holding p50 and p99,
+and so are the local broker's GC pauses in each counted window (``broker_gc_pauses``,
+``baseline_broker_gc_pauses``: count, total and longest, from its GC log). A young
+collection of the broker stops every fetch and commit; the slowest events of a run
+mostly fall on one (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import Any, Final
 from _e2e_kafka import Collector, FeedReport, Latencies, end_offsets, paced_feed
 from _e2e_market import SENTINEL_COUNT, TickTape
 from _e2e_monitor import Activity, Scrape
-from _e2e_rig import Rig, progress
+from _e2e_rig import Rig, broker_pauses, progress
 from _e2e_throughput import print_profile
 
 CHUNKS_PER_S: Final = 100
@@ -88,6 +92,7 @@ async def latency(
     tape = tape_for(rig, rate)
     target = TARGET_P99_MS.get(rate, DEFAULT_TARGET_P99_MS)
     progress(f"floor: {rate:,} ticks/s offered to {rig.floor_topic} for {seconds:.0f}s")
+    floor_began = time.time() * 1000 + warmup_s * 1000
     floor_feed, floor = await _paced(
         rig,
         rig.floor_topic,
@@ -96,6 +101,7 @@ async def latency(
         seconds,
         warmup_s,
     )
+    floor_pauses = broker_pauses(rig.root, rig.kafka, floor_began, time.time() * 1000)
     floor_receive = Latencies.summary(floor.to_receive_ms)
     progress(f"floor: offered {floor_feed.rate:,.0f}/s, tick to receive {floor_receive}")
 
@@ -104,7 +110,9 @@ async def latency(
     events = Collector(rig.kafka, rig.topics.margin_events, events=True)
     if profile is not None:
         rig.monitor.profile_start()
+    began = time.time() * 1000 + warmup_s * 1000
     feed, measured = await _paced(rig, rig.topics.prices, events, tape, seconds, warmup_s)
+    pauses = broker_pauses(rig.root, rig.kafka, began, time.time() * 1000)
     if profile is not None:
         print_profile(await rig.monitor.profile_stop(), profile)
     after = await rig.monitor.scrape()
@@ -116,7 +124,7 @@ async def latency(
         f"monitor: offered {feed.rate:,.0f}/s (worst chunk {feed.max_late_ms:.0f} ms late); "
         f"events by type {events.types} ({events.sentinel_events} of sentinels); "
         f"tick to publish {publish}; tick to subscriber {receive}; "
-        f"the monitor's histogram {own}; {activity}"
+        f"the monitor's histogram {own}; {activity}; the broker's GC pauses {pauses}"
     )
     common = {
         "accounts": accounts,
@@ -133,6 +141,10 @@ async def latency(
         "baseline_ticks": floor_receive.get("count", 0),
         "baseline_p50_ms": floor_receive.get("p50_ms"),
         "baseline_p99_ms": floor_receive.get("p99_ms"),
+        # The local broker's GC pauses in each counted window (its gc.log): they hold up
+        # every fetch and commit, the floor's too.
+        "broker_gc_pauses": pauses,
+        "baseline_broker_gc_pauses": floor_pauses,
     }
     figures = []
     for name, summary in (("tick_to_publish", publish), ("tick_to_subscriber", receive)):

@@ -14,13 +14,15 @@ run and the baseline's, leaving the two different records to read.
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from _e2e_kafka import commit_group, produce_file
 from _e2e_market import SENTINEL_SYMBOL, ledger_lines, opening_lines, write_instruments
@@ -46,6 +48,33 @@ def ensure_broker(root: Path, kafka: KafkaSettings) -> None:
     host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
     if host in _LOCAL_HOSTS:
         progress(LocalBroker(root, port=int(port)).start(timeout_s=120).describe())
+
+
+# A pause line of the broker's GC log: "[2026-12-03T07:07:03.797+0000][...] ... 135.431ms".
+_GC_PAUSE = re.compile(r"^\[(?P<at>[^\]]+)\].*\bPause\b.*?(?P<ms>[0-9.]+)ms\s*$")
+
+
+def broker_pauses(root: Path, kafka: KafkaSettings, start_ms: float, end_ms: float) -> Any:
+    """The local broker's stop-the-world GC pauses that began from ``start_ms`` to
+    ``end_ms`` (wall clock): ``{"count", "total_ms", "max_ms"}`` from its GC log, or
+    None when the broker is not the local one (no log to read)."""
+    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    log = LocalBroker(root, port=int(port)).state_dir / "gc.log"
+    if host not in _LOCAL_HOSTS or not log.is_file():
+        return None
+    pauses = []
+    for line in log.read_text(errors="replace").splitlines():
+        found = _GC_PAUSE.match(line)
+        if found is None:
+            continue
+        at = datetime.strptime(found["at"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp() * 1000
+        if start_ms <= at <= end_ms:
+            pauses.append(float(found["ms"]))
+    return {
+        "count": len(pauses),
+        "total_ms": round(sum(pauses, 0.0), 1),
+        "max_ms": round(max(pauses, default=0.0), 1),
+    }
 
 
 class Rig:

@@ -39,7 +39,10 @@ Figures:
   feed, the floor (``_e2e_latency``). ``run_seconds`` is the configured length of a run:
   32 s, of which the last 30 count. The sentinels' events come 20 at a time, on a level
   switch every 100 ms, so a 10 s window held 100 switches and its p99 was in effect the
-  slowest switch; 30 s hold 300, and the p99 is about the third slowest.
+  slowest switch; 30 s hold 300, and the p99 is about the third slowest. Each also
+  gives the local broker's GC pauses in its window and in the floor's
+  (``broker_gc_pauses``: count, total and longest ms, from the broker's GC log): the
+  slowest events of a run mostly fall on one.
 * ``memory``: the monitor's resident memory with the whole book: after the runs
   (``rss_mib``), at its peak during them (``rss_peak_mib``: ``VmHWM``, reset once the
   book was rebuilt, so stresses and snapshots count but the rebuild does not), and once

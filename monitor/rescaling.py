@@ -20,7 +20,7 @@ from monitor.metrics import Metrics
 from monitor.schema import MarginEvent, PriceTick
 from streams import TopicPartition
 
-__all__ = ["Rescaling"]
+__all__ = ["Rescaling", "publishes_parameters"]
 
 log = structlog.get_logger("liqmon.service")
 
@@ -34,7 +34,7 @@ class Rescaling:
         self._dynamic = dynamic
         self._metrics = metrics
         self._checkpoint = checkpoint
-        self._first_partition = TopicPartition(fills_topic, 0)
+        self._fills_topic = fills_topic
 
     def step(
         self,
@@ -46,7 +46,7 @@ class Rescaling:
     ) -> list[MarginEvent]:
         """Feed ``ticks`` to the volatility estimator; when a rate scale changes, add the
         ``margin_parameters`` events (if this instance publishes them: see
-        :meth:`publishes_parameters`) and the transitions of the re-judged holders that
+        :func:`publishes_parameters`) and the transitions of the re-judged holders that
         ``owns`` to the checkpoint. Returns those transitions."""
         changes, triggers = self._dynamic.observe(ticks, now_ms)
         if not changes:
@@ -61,7 +61,7 @@ class Rescaling:
                 volatility=round(change.volatility, 6),
                 limited_by=list(change.limited_by),
             )
-        if self.publishes_parameters(owned):
+        if publishes_parameters(self._fills_topic, owned):
             self._checkpoint.add_parameters(changes)
         dynamic = self._dynamic
         output = engine.rescale(dynamic.scales(), triggers, now_ms, dynamic.range_scales())
@@ -70,7 +70,9 @@ class Rescaling:
         self._checkpoint.add_events(events, [unit_record(engine, a, now_ms) for a in accounts])
         return events
 
-    def publishes_parameters(self, owned: frozenset[TopicPartition]) -> bool:
-        """Whether the instance owning ``owned`` publishes the parameter events: it owns
-        the first ledger partition, or none yet (start-up)."""
-        return self._first_partition in owned or not owned
+
+def publishes_parameters(fills_topic: str, owned: frozenset[TopicPartition]) -> bool:
+    """Whether the instance owning ``owned`` publishes the parameter events: it owns the
+    first ledger partition, or none yet (start-up). Every instance computes the same
+    scales from the same price table, so one publishes them (``liqmon replay`` too)."""
+    return TopicPartition(fills_topic, 0) in owned or not owned

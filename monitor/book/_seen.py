@@ -60,7 +60,7 @@ class SeenIds:
     """A set of ledger keys that forgets keys applied more than ``window_ms`` ago.
 
     Each key remembers the account it was applied to (``owner``, a dense account id), so
-    a snapshot of some accounts can carry their ids (:meth:`owned_by`).
+    a snapshot of some accounts can carry their ids (:meth:`log`).
     """
 
     def __init__(self, window_ms: int | None = None, max_ids: int | None = None) -> None:
@@ -155,18 +155,6 @@ class SeenIds:
         if merge:
             self.settle()
 
-    def owned_by(
-        self, member: NDArray[np.bool_]
-    ) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]:
-        """``(digests (n, 2), stamps, owners)`` of the remembered keys whose owner is
-        marked in ``member`` (indexed by account), oldest first."""
-        digest, stamp, owner32 = self.log()
-        owner = owner32.astype(np.int64)
-        known = (owner >= 0) & (owner < member.size)
-        take = np.zeros(owner.size, dtype=bool)
-        take[known] = member[owner[known]]
-        return digest[take], stamp[take], owner[take]
-
     def log(self) -> tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int32]]:
         """``(digests (n, 2), stamps, owners)`` of every remembered key, oldest first:
         views of the log, valid until the next key is added."""
@@ -181,7 +169,7 @@ class SeenIds:
         owners: NDArray[np.int64],
         clock_ms: int,
     ) -> None:
-        """Remember the entries of :meth:`owned_by` (owners renumbered) as they were,
+        """Remember entries of :meth:`log` (owners renumbered) as they were,
         with what is remembered already: the newest inside the window and the cap."""
         self._merge()
         if clock_ms > self._clock:

@@ -30,6 +30,7 @@ from monitor.engine import (
 from monitor.intake import Intake
 from monitor.metrics import Metrics
 from monitor.partitions import AccountPartitions
+from monitor.rescaling import publishes_parameters
 from monitor.schema import (
     Instrument,
     LedgerEvent,
@@ -208,7 +209,7 @@ class Pipeline:
         if not changes:
             return []
         published: list[Published] = []
-        if self.publishes_parameters(self.owned):
+        if publishes_parameters(self._fills, self.owned):
             published.extend(changes)
         output = self.engine.rescale(
             self.dynamic.scales(), triggers, now_ms, self.dynamic.range_scales()
@@ -218,11 +219,6 @@ class Pipeline:
             self.states[account] = unit_record(self.engine, account, now_ms)
         published.extend(_fitted(e) for e in events)
         return published
-
-    def publishes_parameters(self, owned: frozenset[TopicPartition]) -> bool:
-        """Whether an instance owning ``owned`` publishes the parameter events (see the
-        service: the owner of the first ledger partition, or one that owns none yet)."""
-        return TopicPartition(self._fills, 0) in owned or not owned
 
 
 def _fitted(event: MarginEvent) -> MarginEvent:

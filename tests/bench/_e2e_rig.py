@@ -43,11 +43,17 @@ def progress(message: str) -> None:
     print(f"# {message}", file=sys.stderr, flush=True)
 
 
+def _local_broker(root: Path, kafka: KafkaSettings) -> LocalBroker | None:
+    """The project's own broker that ``kafka`` points at, or None for another one."""
+    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    return LocalBroker(root, port=int(port)) if host in _LOCAL_HOSTS else None
+
+
 def ensure_broker(root: Path, kafka: KafkaSettings) -> None:
     """Start the local broker unless it runs already (as tests/conftest.py does)."""
-    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
-    if host in _LOCAL_HOSTS:
-        progress(LocalBroker(root, port=int(port)).start(timeout_s=120).describe())
+    broker = _local_broker(root, kafka)
+    if broker is not None:
+        progress(broker.start(timeout_s=120).describe())
 
 
 # A pause line of the broker's GC log: "[2026-12-03T07:07:03.797+0000][...] ... 135.431ms".
@@ -58,9 +64,9 @@ def broker_pauses(root: Path, kafka: KafkaSettings, start_ms: float, end_ms: flo
     """The local broker's stop-the-world GC pauses that began from ``start_ms`` to
     ``end_ms`` (wall clock): ``{"count", "total_ms", "max_ms"}`` from its GC log, or
     None when the broker is not the local one (no log to read)."""
-    host, _, port = kafka.bootstrap_servers.split(",")[0].strip().rpartition(":")
-    log = LocalBroker(root, port=int(port)).state_dir / "gc.log"
-    if host not in _LOCAL_HOSTS or not log.is_file():
+    broker = _local_broker(root, kafka)
+    log = None if broker is None else broker.state_dir / "gc.log"
+    if log is None or not log.is_file():
         return None
     pauses = []
     for line in log.read_text(errors="replace").splitlines():

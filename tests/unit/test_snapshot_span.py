@@ -213,9 +213,8 @@ def account_view(book: Book, name: str) -> dict[str, Any]:
             r = int(pos.unit_next[r])
         return rows
 
-    member = np.zeros(book.accounts.size, dtype=np.bool_)
-    member[a] = True
-    digests, stamps, _ = book.applied_ids.owned_by(member)
+    digests, stamps, owners = book.applied_ids.log()
+    digests, stamps = digests[owners == a], stamps[owners == a]
     isolated = book.isolated_units.get(a, [])
     return {
         "mode": int(book.accounts.mode[a]),

@@ -2,21 +2,26 @@
 
 Why kernels and how they are checked: :mod:`monitor.solvency._kernels`. The score is the
 venues' published one (:mod:`monitor.solvency._adl`); a queue is one contract and side,
-``key = instrument x 2 + (1 if short)``. Ties in score keep the rows' order.
+``key = instrument x 2 + (1 if short)``. Ties in score keep the rows' order. A position's
+values at its entry and at the mark (``PositionTerms``, as
+:func:`monitor.solvency._copy_kernels.position_values_reference`) are worked out where a
+kernel reads them, not kept: two arrays of 8 bytes a position otherwise.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from monitor.models import INVERSE, LINEAR
+from monitor.solvency._copy_kernels import position_values_reference, values_one
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
+    "PositionTerms",
     "live_quantiles",
     "live_quantiles_reference",
     "queue_heads",
@@ -29,6 +34,25 @@ __all__ = [
 
 Array = NDArray[np.float64]
 Index = NDArray[np.intp]
+
+
+class PositionTerms(NamedTuple):
+    """What a position's values are worked out from: its average entry, and per
+    instrument whether it is inverse, its contract size, its settle asset's value and its
+    mark."""
+
+    row_entry: Array
+    is_inverse: NDArray[np.bool_]
+    contract_size: Array
+    settle_value: Array
+    mark: Array
+
+    def values(self, row_instrument: Index, row_qty: Array) -> tuple[Array, Array]:
+        """Per position ``|value at the entry|`` and the signed value at the mark."""
+        return position_values_reference(
+            row_instrument, row_qty, self.row_entry, self.is_inverse, self.contract_size,
+            self.settle_value, self.mark,
+        )  # fmt: skip
 
 
 def score_reference(
@@ -58,15 +82,15 @@ def live_quantiles_reference(
     row_instrument: Index,
     row_qty: Array,
     row_upnl: Array,
-    row_entry_value: Array,
-    row_mark_value: Array,
+    terms: PositionTerms,
     unit_equity: Array,
     unit_account: Index,
     n_accounts: int,
 ) -> Array:
     """Per account its highest rank quantile over its candidate positions (rank 1 the
     lowest score of its queue, quantile = rank / holders); NaN when it has none."""
-    score = score_reference(row_upnl, row_entry_value, row_mark_value, unit_equity[row_unit])
+    entry_value, mark_value = terms.values(row_instrument, row_qty)
+    score = score_reference(row_upnl, entry_value, mark_value, unit_equity[row_unit])
     candidate = np.isfinite(score)
     key = (row_instrument * 2 + (row_qty < 0.0))[candidate]
     cand_score = score[candidate]
@@ -92,26 +116,31 @@ def _live_quantiles(
     row_instrument: Any,
     row_qty: Any,
     row_upnl: Any,
-    row_entry_value: Any,
-    row_mark_value: Any,
+    row_entry: Any,
+    is_inverse: Any,
+    contract_size: Any,
+    settle_value: Any,
+    mark: Any,
     unit_equity: Any,
     unit_account: Any,
     score: Any,
-    key: Any,
     starts: Any,
     members: Any,
     best: Any,
 ) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    # A position's queue is 2 x its instrument + 1 if short, worked out where it is used
+    # rather than kept (8 bytes a position).
     n_rows, n_keys = row_unit.shape[0], starts.shape[0] - 1
-    if progress[0] == 0:  # every position's score and queue; the queues' sizes
+    if progress[0] == 0:  # every position's score; the queues' sizes
         r = progress[1]
         while r < n_rows:
-            score[r] = _score_nb(
-                row_upnl[r], row_entry_value[r], row_mark_value[r], unit_equity[row_unit[r]]
+            i, q = row_instrument[r], row_qty[r]
+            entry_value, mark_value = values_one(
+                q, row_entry[r], is_inverse[i], contract_size[i], settle_value[i], mark[i]
             )
-            key[r] = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
+            score[r] = _score_nb(row_upnl[r], entry_value, mark_value, unit_equity[row_unit[r]])
             if score[r] > -math.inf:
-                starts[key[r] + 1] += 1
+                starts[2 * i + (1 if q < 0.0 else 0) + 1] += 1
             r += 1
             if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
@@ -123,8 +152,9 @@ def _live_quantiles(
         fill = starts[:-1].copy()
         for r in range(n_rows):
             if score[r] > -math.inf:
-                members[fill[key[r]]] = r
-                fill[key[r]] += 1
+                k = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
+                members[fill[k]] = r
+                fill[k] += 1
         progress[0], progress[1] = 2, 0
     k = progress[1]  # each queue ranked by score; ties keep the rows' order
     while k < n_keys:
@@ -157,8 +187,7 @@ def live_quantiles(
     row_instrument: Index,
     row_qty: Array,
     row_upnl: Array,
-    row_entry_value: Array,
-    row_mark_value: Array,
+    terms: PositionTerms,
     unit_equity: Array,
     unit_account: Index,
     n_accounts: int,
@@ -170,10 +199,9 @@ def live_quantiles(
     n_keys = 2 * int(row_instrument.max()) + 2 if n_rows else 2
     best = np.full(n_accounts, np.nan)
     resume(
-        _live_quantiles_nb, gate, row_unit, row_instrument, row_qty, row_upnl,
-        row_entry_value, row_mark_value, unit_equity, unit_account, np.empty(n_rows),
-        np.empty(n_rows, dtype=np.intp), np.zeros(n_keys + 1, dtype=np.intp),
-        np.empty(n_rows, dtype=np.intp), best,
+        _live_quantiles_nb, gate, row_unit, row_instrument, row_qty, row_upnl, *terms,
+        unit_equity, unit_account, np.empty(n_rows),
+        np.zeros(n_keys + 1, dtype=np.intp), np.empty(n_rows, dtype=np.intp), best,
     )  # fmt: skip
     return best
 
@@ -183,8 +211,7 @@ def scenario_scores_reference(
     row_instrument: Index,
     row_qty: Array,
     row_upnl: Array,
-    row_entry_value: Array,
-    row_mark_value: Array,
+    terms: PositionTerms,
     row_share: Array,
     kind: NDArray[np.int8],
     values: Array,
@@ -198,13 +225,14 @@ def scenario_scores_reference(
     ``debt`` per unit): the shortfall per queue (each bankrupt unit's debt split by the
     shares, the ``uncovered`` fraction of it), and every position's score at the
     scenario's prices (-inf: bankrupt or not a candidate)."""
+    entry_value, mark_value_now = terms.values(row_instrument, row_qty)
     change = row_qty * values[row_instrument]
     move = moves[row_instrument]
     row_kind = kind[row_instrument]
     mark_value = np.where(
         row_kind == LINEAR,
-        row_mark_value * (1.0 + move),
-        np.where(row_kind == INVERSE, row_mark_value / (1.0 + move), row_mark_value + change),
+        mark_value_now * (1.0 + move),
+        np.where(row_kind == INVERSE, mark_value_now / (1.0 + move), mark_value_now + change),
     )
     broke = bankrupt[row_unit]
     key = row_instrument * 2 + (row_qty < 0.0)
@@ -213,7 +241,7 @@ def scenario_scores_reference(
         weights=debt[row_unit[broke]] * row_share[broke] * uncovered,
         minlength=2 * kind.shape[0],
     ).astype(np.float64)
-    score = score_reference(row_upnl + change, row_entry_value, mark_value, equity[row_unit])
+    score = score_reference(row_upnl + change, entry_value, mark_value, equity[row_unit])
     result: Array = np.where(broke, -np.inf, score)
     return shortfall, result
 
@@ -225,8 +253,11 @@ def _scenario_scores(
     row_instrument: Any,
     row_qty: Any,
     row_upnl: Any,
-    row_entry_value: Any,
-    row_mark_value: Any,
+    row_entry: Any,
+    is_inverse: Any,
+    contract_size: Any,
+    settle_value: Any,
+    mark: Any,
     row_share: Any,
     kind: Any,
     values: Any,
@@ -245,14 +276,17 @@ def _scenario_scores(
             shortfall[2 * i + (1 if q < 0.0 else 0)] += debt[u] * row_share[r] * uncovered
             score[r] = -math.inf
         else:
+            entry_value, mark_value = values_one(
+                q, row_entry[r], is_inverse[i], contract_size[i], settle_value[i], mark[i]
+            )
             change = q * values[i]
             if kind[i] == LINEAR:
-                mark_value = row_mark_value[r] * (1.0 + moves[i])
+                mark_value = mark_value * (1.0 + moves[i])
             elif kind[i] == INVERSE:
-                mark_value = row_mark_value[r] / (1.0 + moves[i])
+                mark_value = mark_value / (1.0 + moves[i])
             else:
-                mark_value = row_mark_value[r] + change
-            score[r] = _score_nb(row_upnl[r] + change, row_entry_value[r], mark_value, equity[u])
+                mark_value = mark_value + change
+            score[r] = _score_nb(row_upnl[r] + change, entry_value, mark_value, equity[u])
         r += 1
         if (r & SLICE) == 0 and flag[0] != 0:
             progress[1] = r
@@ -265,8 +299,7 @@ def scenario_scores(
     row_instrument: Index,
     row_qty: Array,
     row_upnl: Array,
-    row_entry_value: Array,
-    row_mark_value: Array,
+    terms: PositionTerms,
     row_share: Array,
     kind: NDArray[np.int8],
     values: Array,
@@ -281,9 +314,8 @@ def scenario_scores(
     """:func:`scenario_scores_reference`, pausing at a closed ``gate``."""
     shortfall, score = np.zeros(2 * kind.shape[0]), np.empty(row_unit.shape[0])
     resume(
-        _scenario_scores_nb, gate, row_unit, row_instrument, row_qty, row_upnl,
-        row_entry_value, row_mark_value, row_share, kind, values, moves, equity, bankrupt,
-        debt, uncovered, shortfall, score,
+        _scenario_scores_nb, gate, row_unit, row_instrument, row_qty, row_upnl, *terms,
+        row_share, kind, values, moves, equity, bankrupt, debt, uncovered, shortfall, score,
     )  # fmt: skip
     return shortfall, score
 
@@ -365,9 +397,10 @@ def warm_up_adl() -> None:
     """Compile (or load from the disk cache) the ADL kernels on tiny inputs."""
     ix = np.zeros(1, dtype=np.intp)
     one = np.ones(1)
-    live_quantiles(ix, ix, one, one, one, one, one, ix, 1)
+    terms = PositionTerms(one, np.zeros(1, dtype=np.bool_), one, one, one)
+    live_quantiles(ix, ix, one, one, terms, one, ix, 1)
     kind = np.zeros(1, dtype=np.int8)
     _, score = scenario_scores(
-        ix, ix, one, one, one, one, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
+        ix, ix, one, one, terms, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
     )
     queue_heads(ix, score, np.ones(2, dtype=np.bool_), 1)

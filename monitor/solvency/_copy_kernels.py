@@ -15,12 +15,12 @@ from monitor.models._layout import Layout
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
-    "position_values",
     "position_values_reference",
     "revalue_copy",
     "revalue_copy_reference",
     "take_book",
     "take_book_reference",
+    "values_one",
 ]
 
 Array = NDArray[np.float64]
@@ -148,57 +148,25 @@ def _finite(x: float) -> float:
     return x
 
 
-def _position_values(
-    flag: Any,
-    progress: Any,
-    row_instrument: Any,
-    row_qty: Any,
-    row_entry: Any,
-    is_inverse: Any,
-    contract_size: Any,
-    settle_value: Any,
-    mark: Any,
-    entry_value: Any,
-    mark_value: Any,
-) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
-    r = progress[1]
-    while r < row_qty.shape[0]:
-        i = row_instrument[r]
-        size = row_qty[r] * contract_size[i]
-        if is_inverse[i]:
-            e = abs(size) / row_entry[r]
-            m = size / mark[i]
-        else:
-            e = abs(size * row_entry[r])
-            m = size * mark[i]
-        entry_value[r] = _finite_nb(e * settle_value[i])
-        mark_value[r] = _finite_nb(m * settle_value[i])
-        r += 1
-        if (r & SLICE) == 0 and flag[0] != 0:
-            progress[1] = r
-            return False
-    return True
-
-
-def position_values(
-    row_instrument: Index,
-    row_qty: Array,
-    row_entry: Array,
-    is_inverse: NDArray[np.bool_],
-    contract_size: Array,
-    settle_value: Array,
-    mark: Array,
-    *,
-    gate: CycleGate = OPEN,
-) -> tuple[Array, Array]:
-    """:func:`position_values_reference`, pausing at a closed ``gate``."""
-    n = row_qty.shape[0]
-    entry_value, mark_value = np.empty(n), np.empty(n)
-    resume(
-        _position_values_nb, gate, row_instrument, row_qty, row_entry, is_inverse,
-        contract_size, settle_value, mark, entry_value, mark_value,
-    )  # fmt: skip
-    return entry_value, mark_value
+def _values_one(
+    qty: float,
+    entry: float,
+    is_inverse: bool,
+    contract_size: float,
+    settle_value: float,
+    mark: float,
+) -> tuple[float, float]:  # pragma: no cover - compiled by numba; checked through its callers
+    """One position of :func:`position_values_reference`, for the kernels that read them
+    where they use them (``monitor.solvency._adl_kernels``) rather than keep two arrays of
+    them."""
+    size = qty * contract_size
+    if is_inverse:
+        e = abs(size) / entry
+        m = size / mark
+    else:
+        e = abs(size * entry)
+        m = size * mark
+    return _finite_nb(e * settle_value), _finite_nb(m * settle_value)
 
 
 def revalue_copy_reference(
@@ -323,5 +291,5 @@ def revalue_copy(
 
 _finite_nb = jit(_finite)
 _revalue_copy_nb = jit(_revalue_copy)
-_position_values_nb = jit(_position_values)
+values_one: Any = jit(_values_one)
 take_book: Any = jit(_take_book)

@@ -31,6 +31,8 @@ from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 __all__ = [
     "debt_by_base",
     "debt_by_base_reference",
+    "row_shares",
+    "row_shares_reference",
     "stress_units",
     "stress_units_reference",
     "warm_up",
@@ -53,9 +55,9 @@ def stress_units_reference(
     unit_account: Index,
     n_accounts: int,
     rel_tol: float,
-) -> tuple[Array, Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
-    """Every unit's scenario P&L, shocked equity, bankruptcy and debt, and per account
-    the debt and the number of bankrupt units, per scenario.
+) -> tuple[Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
+    """Every unit's shocked equity (equity plus its scenario P&L), bankruptcy and debt,
+    and per account the debt and the number of bankrupt units, per scenario.
 
     The P&L is the positions' ``Q @ V`` plus the change of the wallet's collateral that
     moves with an underlying, ``unit_exposure @ asset_moves``. A unit is bankrupt when
@@ -80,7 +82,7 @@ def stress_units_reference(
     )
     account_debt = np.asarray(membership @ debt, dtype=np.float64)
     account_bankrupt = np.asarray(membership @ bankrupt.astype(np.float64)).astype(np.int64)
-    return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
+    return equity, bankrupt, debt, account_debt, account_bankrupt
 
 
 def _stress_units(
@@ -98,7 +100,6 @@ def _stress_units(
     unit_account: Any,
     rel_tol: Any,
     size: Any,
-    pnl: Any,
     equity: Any,
     bankrupt: Any,
     debt: Any,
@@ -107,13 +108,15 @@ def _stress_units(
 ) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
     n_units, n_scen = unit_equity.shape[0], values.shape[1]
     n_assets = asset_moves.shape[0]
+    # ``equity`` holds each unit's positions' P&L until the second pass makes it the
+    # shocked equity (no array of its own for the P&L).
     if progress[0] == 0:  # the positions' P&L, scattered into their units
         r = progress[1]
         while r < row_unit.shape[0]:
             u, i, q = row_unit[r], row_instrument[r], row_qty[r]
             size[u] += abs(q) * notional[i]
             for s in range(n_scen):
-                pnl[u, s] += q * values[i, s]
+                equity[u, s] += q * values[i, s]
             r += 1
             if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
@@ -126,8 +129,7 @@ def _stress_units(
             w = 0.0
             for k in range(n_assets):
                 w += unit_exposure[u, k] * asset_moves[k, s]
-            p = pnl[u, s] + w
-            pnl[u, s] = p
+            p = equity[u, s] + w
             e = unit_equity[u] + p
             equity[u, s] = e
             d = -e if e < 0.0 else 0.0
@@ -158,11 +160,10 @@ def stress_units(
     rel_tol: float,
     *,
     gate: CycleGate = OPEN,
-) -> tuple[Array, Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
+) -> tuple[Array, NDArray[np.bool_], Array, Array, NDArray[np.int64]]:
     """:func:`stress_units_reference`, pausing at a closed ``gate``."""
     n_units, n_scen = unit_equity.shape[0], values.shape[1]
-    pnl = np.zeros((n_units, n_scen))
-    equity = np.empty((n_units, n_scen))
+    equity = np.zeros((n_units, n_scen))
     bankrupt = np.zeros((n_units, n_scen), dtype=np.bool_)
     debt = np.empty((n_units, n_scen))
     account_debt = np.zeros((n_accounts, n_scen))
@@ -170,40 +171,33 @@ def stress_units(
     resume(
         _stress_units_nb, gate, row_unit, row_instrument, row_qty, values, notional,
         unit_equity, unit_scale, unit_exposure, asset_moves, unit_account, rel_tol,
-        np.zeros(n_units), pnl, equity, bankrupt, debt, account_debt, account_bankrupt,
+        np.zeros(n_units), equity, bankrupt, debt, account_debt, account_bankrupt,
     )  # fmt: skip
-    return pnl, equity, bankrupt, debt, account_debt, account_bankrupt
+    return equity, bankrupt, debt, account_debt, account_bankrupt
 
 
-def debt_by_base_reference(
-    row_unit: Index, row_base: Index, row_maintenance: Array, debt: Array, n_bases: int
-) -> tuple[Array, Array]:
-    """Each open position's share of its unit (its maintenance margin over its unit's,
-    equal shares when the unit's positions need none), and the units' debt split over
-    the underlyings ``row_base`` by those shares (underlyings x scenarios)."""
-    n_units = debt.shape[0]
+def row_shares_reference(row_unit: Index, row_maintenance: Array, n_units: int) -> Array:
+    """Each open position's share of its unit: its maintenance margin over the sum of its
+    unit's positions' (equal shares in a unit whose positions need none). The shares of a
+    unit's positions sum to 1, so a unit's debt split by them adds up. The same in every
+    scenario: computed once per stress."""
     mm = np.maximum(row_maintenance, 0.0)
     total = np.bincount(row_unit, weights=mm, minlength=n_units)[row_unit]
     count = np.bincount(row_unit, minlength=n_units)[row_unit]
     share: Array = np.where(total > 0.0, mm / np.where(total > 0.0, total, 1.0), 1.0 / count)
-    split = scipy.sparse.csr_array((share, (row_base, row_unit)), shape=(n_bases, n_units))
-    by_base = np.asarray(split @ debt, dtype=np.float64).reshape(n_bases, debt.shape[1])
-    return share, by_base
+    return share
 
 
-def _debt_by_base(
+def _row_shares(
     flag: Any,
     progress: Any,
     row_unit: Any,
-    row_base: Any,
     row_maintenance: Any,
-    debt: Any,
     total: Any,
     count: Any,
     share: Any,
-    by_base: Any,
 ) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
-    n_scen, n_rows = debt.shape[1], row_unit.shape[0]
+    n_rows = row_unit.shape[0]
     if progress[0] == 0:  # each unit's maintenance margin and open positions
         r = progress[1]
         while r < n_rows:
@@ -215,12 +209,61 @@ def _debt_by_base(
                 progress[1] = r
                 return False
         progress[0], progress[1] = 1, 0
-    r = progress[1]  # each position's share, and its share of its unit's debt
+    r = progress[1]
     while r < n_rows:
         u = row_unit[r]
-        w = max(row_maintenance[r], 0.0) / total[u] if total[u] > 0.0 else 1.0 / count[u]
-        share[r] = w
-        b = row_base[r]
+        share[r] = max(row_maintenance[r], 0.0) / total[u] if total[u] > 0.0 else 1.0 / count[u]
+        r += 1
+        if (r & SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def row_shares(
+    row_unit: Index, row_maintenance: Array, n_units: int, *, gate: CycleGate = OPEN
+) -> Array:
+    """:func:`row_shares_reference`, pausing at a closed ``gate``."""
+    share = np.empty(row_unit.shape[0])
+    resume(
+        _row_shares_nb, gate, row_unit, row_maintenance, np.zeros(n_units), np.zeros(n_units),
+        share,
+    )  # fmt: skip
+    return share
+
+
+def debt_by_base_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    instrument_base: Index,
+    row_share: Array,
+    debt: Array,
+    n_bases: int,
+) -> Array:
+    """The units' debt split over the underlyings of their positions' instruments
+    (``instrument_base``) by the positions' shares (:func:`row_shares_reference`):
+    underlyings x scenarios."""
+    n_units = debt.shape[0]
+    row_base = instrument_base[row_instrument]
+    split = scipy.sparse.csr_array((row_share, (row_base, row_unit)), shape=(n_bases, n_units))
+    return np.asarray(split @ debt, dtype=np.float64).reshape(n_bases, debt.shape[1])
+
+
+def _debt_by_base(
+    flag: Any,
+    progress: Any,
+    row_unit: Any,
+    row_instrument: Any,
+    instrument_base: Any,
+    row_share: Any,
+    debt: Any,
+    by_base: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    n_scen = debt.shape[1]
+    r = progress[1]
+    while r < row_unit.shape[0]:
+        u, w = row_unit[r], row_share[r]
+        b = instrument_base[row_instrument[r]]
         for s in range(n_scen):
             by_base[b, s] += w * debt[u, s]
         r += 1
@@ -232,24 +275,26 @@ def _debt_by_base(
 
 def debt_by_base(
     row_unit: Index,
-    row_base: Index,
-    row_maintenance: Array,
+    row_instrument: Index,
+    instrument_base: Index,
+    row_share: Array,
     debt: Array,
     n_bases: int,
     *,
     gate: CycleGate = OPEN,
-) -> tuple[Array, Array]:
-    """:func:`debt_by_base_reference`, pausing at a closed ``gate``."""
-    n_units, n_rows = debt.shape[0], row_unit.shape[0]
-    share, by_base = np.empty(n_rows), np.zeros((n_bases, debt.shape[1]))
+) -> Array:
+    """:func:`debt_by_base_reference`, pausing at a closed ``gate`` (no array per
+    position: the underlying is looked up in the pass)."""
+    by_base = np.zeros((n_bases, debt.shape[1]))
     resume(
-        _debt_by_base_nb, gate, row_unit, row_base, row_maintenance, debt,
-        np.zeros(n_units), np.zeros(n_units), share, by_base,
+        _debt_by_base_nb, gate, row_unit, row_instrument, instrument_base, row_share, debt,
+        by_base,
     )  # fmt: skip
-    return share, by_base
+    return by_base
 
 
 _stress_units_nb = jit(_stress_units)
+_row_shares_nb = jit(_row_shares)
 _debt_by_base_nb = jit(_debt_by_base)
 
 
@@ -258,7 +303,7 @@ def warm_up() -> float:
     from monitor.models import ModelTable
     from monitor.schema import Instrument, Tier, TieredMargin
     from monitor.solvency._adl_kernels import warm_up_adl
-    from monitor.solvency._copy_kernels import position_values, revalue_copy, take_book
+    from monitor.solvency._copy_kernels import revalue_copy, take_book
 
     started = time.perf_counter()
     ix = np.zeros(1, dtype=np.intp)
@@ -268,11 +313,10 @@ def warm_up() -> float:
         np.empty((3, 1)), np.empty(1, dtype=np.intp),
         np.empty((5, 1)), np.empty((2, 1), dtype=np.intp),
     )  # fmt: skip
-    _, _, _, debt, _, _ = stress_units(
+    _, _, debt, _, _ = stress_units(
         ix, ix, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ix, 1, 1e-9
     )
-    debt_by_base(ix, ix, one, debt, 1)
-    position_values(ix, one, one, np.zeros(1, dtype=np.bool_), one, one, one)
+    debt_by_base(ix, ix, ix, row_shares(ix, one, 1), debt, 1)
     tier = Tier(floor=0.0, cap=1e12, mmr=0.01, imr=0.02)
     warm = Instrument(
         symbol="WARMUSDT", kind="linear", quote="USDT", base="WARM",

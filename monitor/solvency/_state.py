@@ -19,7 +19,8 @@ from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.models._layout import Layout
 from monitor.scenarios import InstrumentTerms
-from monitor.solvency._copy_kernels import position_values, revalue_copy, take_book
+from monitor.solvency._adl_kernels import PositionTerms
+from monitor.solvency._copy_kernels import revalue_copy, take_book
 from monitor.solvency._gate import OPEN, CycleGate
 
 __all__ = [
@@ -83,8 +84,9 @@ class BookState(NamedTuple):
     row_qty: Array
     row_upnl: Array
     row_maintenance: Array
-    row_entry_value: Array  # |position value at the average entry|
-    row_mark_value: Array  # signed position value at the mark
+    row_entry: Array  # average entry price
+    mark: Array  # per instrument
+    settle_value: Array  # per instrument: its settle asset's value
     symbols: tuple[str, ...]
     bases: tuple[str, ...]  # distinct underlyings (instrument ``base``), sorted
     instrument_base: Index  # into ``bases``
@@ -97,30 +99,31 @@ class BookState(NamedTuple):
     def units(self) -> int:
         return int(self.unit_account.shape[0])
 
-    def row_share(self) -> Array:
-        """Each open position's share of its unit: its maintenance margin over the sum of
-        its unit's positions' (equal shares in a unit whose positions need none). The
-        shares of a unit's positions sum to 1, so a unit's debt split by them adds up."""
-        mm = np.maximum(self.row_maintenance, 0.0)
-        total = np.bincount(self.row_unit, weights=mm, minlength=self.units)[self.row_unit]
-        count = np.bincount(self.row_unit, minlength=self.units)[self.row_unit]
-        share: Array = np.where(total > 0.0, mm / np.where(total > 0.0, total, 1.0), 1.0 / count)
-        return share
+    def position_terms(self) -> PositionTerms:
+        """What the ADL kernels work each position's values at its entry and at the mark
+        out from (where they read them: two arrays of 8 bytes a position otherwise)."""
+        return PositionTerms(
+            self.row_entry,
+            self.terms.kind == INVERSE,
+            self.terms.contract_size,
+            self.settle_value,
+            self.mark,
+        )
 
 
 class StressFigures(NamedTuple):
-    """Per unit and scenario: the P&L (positions and moving collateral), the shocked
-    equity, who is bankrupt and the debt; per account its debt and bankrupt units."""
+    """Per unit and scenario: the shocked equity (with the P&L of its positions and of
+    its moving collateral), who is bankrupt and the debt; per account its debt and
+    bankrupt units."""
 
     moves: Array  # instruments x scenarios: the price move applied
     values: Array  # instruments x scenarios: value change of one contract
-    pnl: Array  # units x scenarios
     equity: Array  # units x scenarios, E + P&L
     bankrupt: NDArray[np.bool_]  # units x scenarios
     debt: Array  # units x scenarios, max(0, -E')
     account_debt: Array  # accounts x scenarios
     account_bankrupt: NDArray[np.int64]  # accounts x scenarios: bankrupt units
-    share: Array  # open positions: share of their unit's debt (BookState.row_share)
+    share: Array  # open positions: share of their unit's debt (row_shares)
     by_base: Array  # underlyings x scenarios: the debt split by those shares
 
 
@@ -227,10 +230,10 @@ def copy_book(engine: Engine) -> BookCopy:
 
 
 def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
-    """The stress's view of a copied book, with each open position's values (the copy
-    revalued at its marks first when it was taken with price bands, into arrays of this
-    stress's own: the copier's buffers for those figures are then never written, so
-    they take no resident memory between stresses)."""
+    """The stress's view of a copied book: the copy, revalued at its marks first when it
+    was taken with price bands, into arrays of this stress's own (the copier's buffers
+    for those figures are then never written, so they take no resident memory between
+    stresses)."""
     if copy.layout is not None:
         n_units, n_rows = copy.unit_collateral.shape[0], copy.row_qty.shape[0]
         revalued = (np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
@@ -246,16 +249,6 @@ def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
             unit_equity=unit_equity,
             unit_scale=unit_scale,
         )
-    entry_value, mark_value = position_values(
-        copy.row_instrument,
-        copy.row_qty,
-        copy.row_entry,
-        copy.terms.kind == INVERSE,
-        copy.terms.contract_size,
-        copy.settle_value,
-        copy.mark,
-        gate=gate,
-    )
     return BookState(
         accounts=copy.accounts,
         unit_account=copy.unit_account,
@@ -266,8 +259,9 @@ def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
         row_qty=copy.row_qty,
         row_upnl=copy.row_upnl,
         row_maintenance=copy.row_maintenance,
-        row_entry_value=entry_value,
-        row_mark_value=mark_value,
+        row_entry=copy.row_entry,
+        mark=copy.mark,
+        settle_value=copy.settle_value,
         symbols=copy.symbols,
         bases=copy.bases,
         instrument_base=copy.instrument_base,

@@ -49,7 +49,7 @@ from monitor.schema import (
 )
 from monitor.solvency._adl import adl_queues
 from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import debt_by_base, stress_units
+from monitor.solvency._kernels import debt_by_base, row_shares, stress_units
 from monitor.solvency._state import BookState, StressFigures
 from monitor.states import REL_TOL
 
@@ -78,7 +78,7 @@ def scenario_values(
 
 
 # Scenarios stressed per pass: the figures of a pass are units (and accounts) x this
-# many (pnl, equity, debt: 8 MB each per scenario at a million units), not x every
+# many (equity, debt: 8 MB each per scenario at a million units), not x every
 # scenario. Measured at 1M accounts / 3M positions, 10 scenarios: one a pass peaks 122 MiB
 # above the book in 0.88 s, four a pass 374 MiB in 0.69-0.76 s (each while the previous
 # pass's figures were still held: 93 MiB, against 154, on the end-to-end bench's book).
@@ -91,16 +91,18 @@ def stress_scenarios(
     values: Array,
     asset_moves: Array,
     pick: NDArray[np.intp],
+    share: Array,
     *,
     gate: CycleGate = OPEN,
 ) -> StressFigures:
     """Every unit's shocked equity under the scenarios ``pick`` (columns of ``moves``,
     ``values`` and ``asset_moves``), per account the debt and the bankrupt units, and the
-    debt split over the underlyings (fused kernels, no GIL)."""
+    debt split over the underlyings by the positions' ``share`` of their unit
+    (:func:`monitor.solvency._kernels.row_shares`; fused kernels, no GIL)."""
     terms = InstrumentTerms._make(state.terms)
     notional = np.abs(terms.contract_size * terms.price)
     moves, values = np.ascontiguousarray(moves[:, pick]), np.ascontiguousarray(values[:, pick])
-    pnl, equity, bankrupt, debt, account_debt, account_bankrupt = stress_units(
+    equity, bankrupt, debt, account_debt, account_bankrupt = stress_units(
         state.row_unit,
         state.row_instrument,
         state.row_qty,
@@ -115,16 +117,17 @@ def stress_scenarios(
         REL_TOL,
         gate=gate,
     )
-    share, by_base = debt_by_base(
+    by_base = debt_by_base(
         state.row_unit,
-        state.instrument_base[state.row_instrument],
-        state.row_maintenance,
+        state.row_instrument,
+        state.instrument_base,
+        share,
         debt,
         len(state.bases),
         gate=gate,
     )
     return StressFigures(
-        moves, values, pnl, equity, bankrupt, debt, account_debt, account_bankrupt, share, by_base
+        moves, values, equity, bankrupt, debt, account_debt, account_bankrupt, share, by_base
     )
 
 
@@ -167,13 +170,14 @@ def stress_report(
     moves, values = scenario_values(state, scenarios, params)
     asset_moves = _asset_moves(state, scenarios)
     n_scen = len(scenarios)
+    share = row_shares(state.row_unit, state.row_maintenance, state.units, gate=gate)
     totals = np.zeros(n_scen)
     results: list[StressResult] = []
     # A few scenarios per pass (each scenario's figures are independent of the others):
     # per pass units x passed scenarios, never units or accounts x every scenario.
     for first in range(0, n_scen, SCENARIOS_PER_PASS):
         pick = np.arange(first, min(first + SCENARIOS_PER_PASS, n_scen), dtype=np.intp)
-        part = stress_scenarios(state, moves, values, asset_moves, pick, gate=gate)
+        part = stress_scenarios(state, moves, values, asset_moves, pick, share, gate=gate)
         totals[pick] = part.debt.sum(axis=0)
         for j, k in enumerate(pick.tolist()):
             results.append(
@@ -197,7 +201,7 @@ def stress_report(
     if worst is not None:
         # The worst scenario's figures per unit and account, stressed again alone.
         one = np.array([worst], dtype=np.intp)
-        alone = stress_scenarios(state, moves, values, asset_moves, one, gate=gate)
+        alone = stress_scenarios(state, moves, values, asset_moves, one, share, gate=gate)
         cover2, groups = _cover2(state, alone.account_debt[:, 0], group_of, group_names)
         if float(totals[worst]) > fund:
             adl = adl_queues(state, alone, 0, fund, queue_length, gate=gate)

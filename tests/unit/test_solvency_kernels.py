@@ -10,6 +10,7 @@ from monitor.engine import Engine, EngineConfig
 from monitor.models import INVERSE, LINEAR, OPTION
 from monitor.schema import PriceTick
 from monitor.solvency._adl_kernels import (
+    PositionTerms,
     live_quantiles,
     live_quantiles_reference,
     queue_heads,
@@ -18,8 +19,6 @@ from monitor.solvency._adl_kernels import (
     scenario_scores_reference,
 )
 from monitor.solvency._copy_kernels import (
-    position_values,
-    position_values_reference,
     revalue_copy,
     revalue_copy_reference,
     take_book,
@@ -29,6 +28,8 @@ from monitor.solvency._gate import CycleGate
 from monitor.solvency._kernels import (
     debt_by_base,
     debt_by_base_reference,
+    row_shares,
+    row_shares_reference,
     stress_units,
     stress_units_reference,
 )
@@ -114,25 +115,6 @@ def test_take_book_equals_its_reference(seed: int, with_figures: bool) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_position_values_equal_their_reference(seed: int, gate: CycleGate) -> None:
-    rng = np.random.default_rng(seed)
-    rows = 20_000
-    instrument = rng.integers(0, 6, rows).astype(np.intp)
-    entry = rng.uniform(1, 100, rows)
-    entry[:5] = 0.0  # an inverse position without an entry: not finite, as nan_to_num
-    instrument[:5] = 0
-    is_inverse = np.array([True, False, True, False, False, False])
-    mark = rng.uniform(1, 100, 6)
-    args = (instrument, rng.normal(0, 3, rows), entry, is_inverse, rng.uniform(0.1, 10, 6),
-            rng.uniform(0.5, 2, 6), mark)  # fmt: skip
-    for kernel, reference in zip(
-        position_values(*args, gate=gate), position_values_reference(*args), strict=True
-    ):
-        np.testing.assert_allclose(kernel, reference, rtol=1e-15)
-    assert paused_as_often_as_it_should(gate, rows)
-
-
-@pytest.mark.parametrize("seed", SEEDS)
 def test_stress_units_equal_their_reference(seed: int, gate: CycleGate) -> None:
     b = Book(seed)
     args = (b.row_unit, b.row_instrument, b.row_qty, b.values, b.notional, b.unit_equity,
@@ -141,8 +123,8 @@ def test_stress_units_equal_their_reference(seed: int, gate: CycleGate) -> None:
     kernel = stress_units(*args, gate=gate)
     reference = stress_units_reference(*args)
     assert paused_as_often_as_it_should(gate, 20_000, 6_000)
-    assert reference[2].any()
-    assert not reference[2].all()
+    assert reference[1].any()  # some units bankrupt, not all
+    assert not reference[1].all()
     for got, want in zip(kernel, reference, strict=True):
         if want.dtype == np.float64:
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
@@ -151,35 +133,53 @@ def test_stress_units_equal_their_reference(seed: int, gate: CycleGate) -> None:
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_debt_by_base_equals_its_reference(seed: int, gate: CycleGate) -> None:
+def test_row_shares_and_debt_by_base_equal_their_references(seed: int, gate: CycleGate) -> None:
     b = Book(seed)
+    units = b.unit_equity.shape[0]
     maintenance = b.rng.uniform(0, 50, b.row_unit.shape[0])
     maintenance[b.row_unit % 7 == 0] = 0.0  # units whose positions need no margin
-    debt = np.maximum(-b.rng.normal(0, 100, (b.unit_equity.shape[0], b.n_scenarios)), 0.0)
-    row_base = b.row_instrument % 3
-    share_k, by_base_k = debt_by_base(b.row_unit, row_base, maintenance, debt, 3, gate=gate)
-    assert paused_as_often_as_it_should(gate, 20_000, 20_000)
-    share_r, by_base_r = debt_by_base_reference(b.row_unit, row_base, maintenance, debt, 3)
+    maintenance[::11] = -1.0  # a negative figure counts as none
+    share_k = row_shares(b.row_unit, maintenance, units, gate=gate)
+    share_r = row_shares_reference(b.row_unit, maintenance, units)
     np.testing.assert_allclose(share_k, share_r, rtol=1e-14)
+    held = np.bincount(b.row_unit, minlength=units) > 0
+    np.testing.assert_allclose(np.bincount(b.row_unit, share_r, units)[held], 1.0, rtol=1e-12)
+    debt = np.maximum(-b.rng.normal(0, 100, (units, b.n_scenarios)), 0.0)
+    instrument_base = np.array([0, 2, 1, 0, 2, 1, 1], dtype=np.intp)
+    args = (b.row_unit, b.row_instrument, instrument_base, share_r, debt, 3)
+    by_base_k = debt_by_base(*args, gate=gate)
+    assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000)
+    by_base_r = debt_by_base_reference(*args)
     np.testing.assert_allclose(by_base_k, by_base_r, rtol=1e-12)
+    # Every unit with a position hands all its debt to the underlyings.
+    np.testing.assert_allclose(by_base_r.sum(axis=0), debt[held].sum(axis=0), rtol=1e-12)
 
 
-def _adl_rows(b: Book) -> tuple[np.ndarray, ...]:
+def _adl_rows(b: Book) -> tuple[np.ndarray, PositionTerms]:
+    """Unrealised P&L and what the positions' values come from: entries, and per
+    instrument inverse or not, contract size, settle value and mark (an inverse
+    position without an entry: a value that is not finite, taken as numpy.nan_to_num)."""
     rows = b.row_unit.shape[0]
-    return (
-        b.rng.normal(0, 50, rows),  # upnl
-        b.rng.uniform(0, 1_000, rows),  # entry value
-        b.rng.normal(0, 1_000, rows),  # mark value
+    entry = b.rng.uniform(1, 100, rows)
+    is_inverse = np.array([False, True, False, False, False, True, False])
+    entry[np.flatnonzero(is_inverse[b.row_instrument])[:5]] = 0.0
+    terms = PositionTerms(
+        entry,
+        is_inverse,
+        b.rng.uniform(0.1, 10, b.n_instruments),
+        b.rng.uniform(0.5, 2, b.n_instruments),
+        b.rng.uniform(1, 100, b.n_instruments),
     )
+    return b.rng.normal(0, 50, rows), terms
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_live_quantiles_equal_their_reference(seed: int, gate: CycleGate) -> None:
     b = Book(seed)
-    upnl, entry_value, mark_value = _adl_rows(b)
+    upnl, terms = _adl_rows(b)
     upnl[::3] = 0.0  # ties at a score of 0: ranked in row order by both
-    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, entry_value, mark_value,
-            b.unit_equity, b.unit_account, b.n_accounts)  # fmt: skip
+    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, terms, b.unit_equity,
+            b.unit_account, b.n_accounts)  # fmt: skip
     kernel, reference = live_quantiles(*args, gate=gate), live_quantiles_reference(*args)
     assert paused_as_often_as_it_should(gate, 20_000)
     assert np.isnan(reference).any()
@@ -191,16 +191,16 @@ def test_live_quantiles_equal_their_reference(seed: int, gate: CycleGate) -> Non
 @pytest.mark.parametrize("seed", SEEDS)
 def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate: CycleGate) -> None:
     b = Book(seed)
-    upnl, entry_value, mark_value = _adl_rows(b)
+    upnl, terms = _adl_rows(b)
     kind = np.array([LINEAR, INVERSE, OPTION, LINEAR, LINEAR, INVERSE, OPTION], dtype=np.int8)
     units = b.unit_equity.shape[0]
     equity = b.rng.normal(100, 300, units)
     bankrupt = equity < -10.0
     debt = np.maximum(-equity, 0.0)
     share = b.rng.uniform(0, 1, b.row_unit.shape[0])
-    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, entry_value, mark_value, share,
-            kind, b.values[:, 0].copy(), b.rng.uniform(-0.5, 0.5, b.n_instruments), equity,
-            bankrupt, debt, 0.4)  # fmt: skip
+    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, terms, share, kind,
+            b.values[:, 0].copy(), b.rng.uniform(-0.5, 0.5, b.n_instruments), equity, bankrupt,
+            debt, 0.4)  # fmt: skip
     shortfall_k, score_k = scenario_scores(*args, gate=gate)
     shortfall_r, score_r = scenario_scores_reference(*args)  # type: ignore[arg-type]
     np.testing.assert_allclose(shortfall_k, shortfall_r, rtol=1e-12)

@@ -115,8 +115,9 @@ def adl_queues(
     wanted = np.flatnonzero(shortfall > 0.0)
     opposite = np.zeros(shortfall.shape[0], dtype=np.bool_)
     opposite[wanted ^ 1] = True
-    key = state.row_instrument * 2 + (state.row_qty < 0.0)
-    holders, heads = queue_heads(key, score, opposite, queue_length, gate=gate)
+    holders, heads = queue_heads(
+        state.row_instrument, state.row_qty, score, opposite, queue_length, gate=gate
+    )
     queues: list[AdlQueue] = []
     for bad in wanted.tolist():
         other = bad ^ 1

@@ -321,10 +321,12 @@ def scenario_scores(
 
 
 def queue_heads_reference(
-    key: Index, score: Array, wanted: NDArray[np.bool_], length: int
+    row_instrument: Index, row_qty: Array, score: Array, wanted: NDArray[np.bool_], length: int
 ) -> tuple[NDArray[np.int64], Index]:
-    """For each queue ``k`` with ``wanted[k]``: its number of candidates (finite score)
-    and its first ``length`` rows, highest score first (-1 beyond the queue's end)."""
+    """For each queue ``k`` (``2 x instrument + 1 if short``) with ``wanted[k]``: its
+    number of candidates (finite score) and its first ``length`` rows, highest score
+    first (-1 beyond the queue's end)."""
+    key = row_instrument * 2 + (row_qty < 0.0)
     n_keys = wanted.shape[0]
     holders = np.zeros(n_keys, dtype=np.int64)
     heads = np.full((n_keys, length), -1, dtype=np.intp)
@@ -340,7 +342,8 @@ def queue_heads_reference(
 def _queue_heads(
     flag: Any,
     progress: Any,
-    key: Any,
+    row_instrument: Any,
+    row_qty: Any,
     score: Any,
     wanted: Any,
     holders: Any,
@@ -351,8 +354,8 @@ def _queue_heads(
     # rows of an equal score already kept: ties keep the rows' order).
     length = heads.shape[1]
     r = progress[1]
-    while r < key.shape[0]:
-        k = key[r]
+    while r < row_qty.shape[0]:
+        k = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
         x = score[r]
         if wanted[k] and x > -math.inf:
             holders[k] += 1
@@ -374,14 +377,20 @@ def _queue_heads(
 
 
 def queue_heads(
-    key: Index, score: Array, wanted: NDArray[np.bool_], length: int, *, gate: CycleGate = OPEN
+    row_instrument: Index,
+    row_qty: Array,
+    score: Array,
+    wanted: NDArray[np.bool_],
+    length: int,
+    *,
+    gate: CycleGate = OPEN,
 ) -> tuple[NDArray[np.int64], Index]:
     """:func:`queue_heads_reference`, pausing at a closed ``gate``."""
     n_keys = wanted.shape[0]
     holders = np.zeros(n_keys, dtype=np.int64)
     heads = np.full((n_keys, length), -1, dtype=np.intp)
     resume(
-        _queue_heads_nb, gate, key, score, wanted, holders, heads,
+        _queue_heads_nb, gate, row_instrument, row_qty, score, wanted, holders, heads,
         np.zeros(n_keys, dtype=np.int64),
     )  # fmt: skip
     return holders, heads
@@ -403,4 +412,4 @@ def warm_up_adl() -> None:
     _, score = scenario_scores(
         ix, ix, one, one, terms, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
     )
-    queue_heads(ix, score, np.ones(2, dtype=np.bool_), 1)
+    queue_heads(ix, one, score, np.ones(2, dtype=np.bool_), 1)

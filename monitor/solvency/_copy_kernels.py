@@ -35,7 +35,6 @@ def take_book_reference(
     pos_instrument: Index,
     pos_qty: Array,
     pos_entry: Array,
-    pos_leverage: Array,
     pos_figures: Array,
     collateral: int,
     upnl: int,
@@ -52,9 +51,10 @@ def take_book_reference(
     uPnL), ``out_units[1]`` the scale of its rounding (``|collateral| + gross``),
     ``out_units[2]`` its collateral. Per open position (``pos_unit >= 0``), compacted in
     row order: ``out_index[0]`` its unit, ``out_index[1]`` its instrument, ``out_rows``
-    its quantity, entry, uPnL, maintenance margin (``pos_figures`` columns 0 and 2) and
-    leverage. Without ``with_figures`` the equity, scale, uPnL and MM are not copied (a
-    book with price bands: the copy is revalued off the loop instead).
+    its quantity, entry, uPnL and maintenance margin (``pos_figures`` columns 0 and 2).
+    Without ``with_figures`` the equity, scale, uPnL and MM are not copied (a book with
+    price bands: the copy is revalued off the loop instead, and the leverage, which sets
+    only the initial margin, is not needed for that).
     """
     n = unit_account.shape[0]
     out_account[:n] = unit_account
@@ -71,7 +71,6 @@ def take_book_reference(
     if with_figures:
         out_rows[2, :k] = pos_figures[rows, 0]
         out_rows[3, :k] = pos_figures[rows, 2]
-    out_rows[4, :k] = pos_leverage[rows]
     return int(k)
 
 
@@ -82,7 +81,6 @@ def _take_book(
     pos_instrument: Any,
     pos_qty: Any,
     pos_entry: Any,
-    pos_leverage: Any,
     pos_figures: Any,
     collateral: Any,
     upnl: Any,
@@ -112,7 +110,6 @@ def _take_book(
         if with_figures:
             out_rows[2, k] = pos_figures[r, 0]
             out_rows[3, k] = pos_figures[r, 2]
-        out_rows[4, k] = pos_leverage[r]
         k += 1
     return k
 
@@ -174,7 +171,6 @@ def revalue_copy_reference(
     row_instrument: Index,
     row_qty: Array,
     row_entry: Array,
-    row_leverage: Array,
     mark: Array,
     contract_size: Array,
     settle_value: Array,
@@ -198,8 +194,9 @@ def revalue_copy_reference(
     bands, ``monitor.engine._band_kernels``)."""
     n = row_qty.shape[0]
     figures, sums = np.empty((n, 3)), np.zeros((unit_collateral.shape[0], 5))
+    no_leverage = np.full(n, np.nan)  # it sets the initial margin only, not needed here
     revalue_linear_reference(
-        row_instrument, row_qty, row_entry, row_leverage, row_unit, mark, contract_size,
+        row_instrument, row_qty, row_entry, no_leverage, row_unit, mark, contract_size,
         settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope, figures, sums,
     )  # fmt: skip
     row_upnl[:] = figures[:, 0]
@@ -215,7 +212,6 @@ def _revalue_copy(
     row_instrument: Any,
     row_qty: Any,
     row_entry: Any,
-    row_leverage: Any,
     mark: Any,
     contract_size: Any,
     settle_value: Any,
@@ -243,7 +239,7 @@ def _revalue_copy(
         q, cs, m = row_qty[r], contract_size[i], mark[i]
         b = _bracket_one(q, cs, m, i, floors)
         upnl, _, maintenance = _linear_one(
-            q, row_entry[r], row_leverage[r], cs, m, settle_value[i], mmr[i, b], imr[i, b],
+            q, row_entry[r], math.nan, cs, m, settle_value[i], mmr[i, b], imr[i, b],
             cum[i, b], mm_slope[i], im_slope[i],
         )  # fmt: skip
         row_upnl[r] = upnl
@@ -268,7 +264,6 @@ def revalue_copy(
     row_instrument: Index,
     row_qty: Array,
     row_entry: Array,
-    row_leverage: Array,
     mark: Array,
     layout: Layout,
     settle_value: Array,
@@ -282,8 +277,8 @@ def revalue_copy(
 ) -> None:
     """:func:`revalue_copy_reference` (the layout's arrays), pausing at a closed ``gate``."""
     resume(
-        _revalue_copy_nb, gate, row_unit, row_instrument, row_qty, row_entry, row_leverage,
-        mark, layout.contract_size, settle_value, layout.n_tiers, layout.floors, layout.mmr,
+        _revalue_copy_nb, gate, row_unit, row_instrument, row_qty, row_entry, mark,
+        layout.contract_size, settle_value, layout.n_tiers, layout.floors, layout.mmr,
         layout.imr, layout.cum, layout.mm_slope, layout.im_slope, unit_collateral, row_upnl,
         row_maintenance, unit_equity, unit_scale,
     )  # fmt: skip

@@ -309,9 +309,9 @@ def warm_up() -> float:
     ix = np.zeros(1, dtype=np.intp)
     one = np.ones(1)
     take_book(
-        ix, np.ones((1, 5)), ix, ix, one, one, one, np.ones((1, 3)), 0, 1, 4, True,
+        ix, np.ones((1, 5)), ix, ix, one, one, np.ones((1, 3)), 0, 1, 4, True,
         np.empty((3, 1)), np.empty(1, dtype=np.intp),
-        np.empty((5, 1)), np.empty((2, 1), dtype=np.intp),
+        np.empty((4, 1)), np.empty((2, 1), dtype=np.intp),
     )  # fmt: skip
     _, _, debt, _, _ = stress_units(
         ix, ix, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ix, 1, 1e-9
@@ -323,7 +323,7 @@ def warm_up() -> float:
         margin=TieredMargin(tiers=(tier,)),
     )  # fmt: skip
     revalue_copy(
-        ix, ix, one, one, one, one, ModelTable.from_instruments([warm]).layout, one, one,
+        ix, ix, one, one, one, ModelTable.from_instruments([warm]).layout, one, one,
         np.empty(1), np.empty(1), np.empty(1), np.empty(1),
     )  # fmt: skip
     warm_up_adl()

@@ -159,7 +159,6 @@ class BookCopy(NamedTuple):
     # these. None: the figures are current.
     layout: Layout | None = None
     unit_collateral: Array = np.zeros(0)
-    row_leverage: Array = np.zeros(0)
 
 
 class BookCopier:
@@ -171,25 +170,27 @@ class BookCopier:
     def __init__(self) -> None:
         self._units = np.empty((3, 0))
         self._account = np.empty(0, dtype=np.intp)
-        self._rows = np.empty((5, 0))
+        self._rows = np.empty((4, 0))
         self._index = np.empty((2, 0), dtype=np.intp)
 
     def take(self, engine: Engine) -> BookCopy:
         book = engine.book
         units, pos = book.units, book.positions
         n_units, n_rows = units.size, pos.size
-        # A sixteenth to spare (the buffers stay resident: ~130 MB at a million accounts).
+        # A sixteenth to spare. The buffers stay resident: with price bands 32 bytes a
+        # position and 16 a unit (the figures are revalued off the loop), without them 48
+        # and 32; about 80 MB on the end-to-end bench's book (1M accounts, 1.7M positions).
         if self._account.shape[0] < n_units:
             grown = n_units + n_units // 16
             self._units, self._account = np.empty((3, grown)), np.empty(grown, dtype=np.intp)
         if self._rows.shape[1] < n_rows:
             grown = n_rows + n_rows // 16
-            self._rows, self._index = np.empty((5, grown)), np.empty((2, grown), dtype=np.intp)
+            self._rows, self._index = np.empty((4, grown)), np.empty((2, grown), dtype=np.intp)
         n_open = int(
             take_book(
                 units.account[:n_units], units.figures[:n_units], pos.unit[:n_rows],
                 pos.instrument[:n_rows], pos.qty[:n_rows], pos.entry[:n_rows],
-                pos.leverage[:n_rows], pos.figures[:n_rows], COLLATERAL, UPNL, GROSS,
+                pos.figures[:n_rows], COLLATERAL, UPNL, GROSS,
                 not engine.banded,
                 self._units, self._account, self._rows, self._index,
             )
@@ -220,7 +221,6 @@ class BookCopier:
             unit_exposure=_unit_exposure(engine, assets),
             layout=book.models.layout if engine.banded else None,
             unit_collateral=self._units[2, :n_units],
-            row_leverage=rows[4],
         )
 
 
@@ -238,9 +238,8 @@ def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
         n_units, n_rows = copy.unit_collateral.shape[0], copy.row_qty.shape[0]
         revalued = (np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
         revalue_copy(
-            copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry,
-            copy.row_leverage, copy.mark, copy.layout, copy.settle_value,
-            copy.unit_collateral, *revalued, gate=gate,
+            copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry, copy.mark,
+            copy.layout, copy.settle_value, copy.unit_collateral, *revalued, gate=gate,
         )  # fmt: skip
         row_upnl, row_maintenance, unit_equity, unit_scale = revalued
         copy = copy._replace(

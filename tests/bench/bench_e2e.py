@@ -47,7 +47,9 @@ Figures:
   (``rss_mib``), at its peak during them (``rss_peak_mib``: ``VmHWM``, reset once the
   book was rebuilt, so stresses and snapshots count but the rebuild does not), and once
   the book was rebuilt; baseline the same monitor ready with an empty book; target
-  1 GiB at 1,000,000 accounts, judged on the peak.
+  1 GiB at 1,000,000 accounts / 3,000,000 positions, judged on the peak, and only on a
+  book that large (``met`` is null on a smaller one: the generated book of a million
+  accounts holds about 1.7M positions).
 
 ``--profile sample`` runs the monitor under a sampling profiler during the throughput
 rounds and the latency runs and prints where its time went (``_e2e_profile``). Other
@@ -82,8 +84,9 @@ from monitor.config import load_settings
 from streams.broker import find_project_root
 
 THROUGHPUT_CHUNK_TICKS = 1_000
-THROUGHPUT_FLIP_EVERY = 10
-MIB = 1024 * 1024  # the sentinel switches every 10,000 ticks: about once a cycle
+THROUGHPUT_FLIP_EVERY = 10  # the sentinel switches every 10,000 ticks: about once a cycle
+MIB = 1024 * 1024
+TARGET_ACCOUNTS, TARGET_POSITIONS = 1_000_000, 3_000_000  # the memory target's book
 
 
 def emit(figure: dict[str, Any]) -> None:
@@ -98,12 +101,14 @@ async def memory(rig: Rig, accounts: int) -> dict[str, Any]:
     scrape = await rig.monitor.scrape()
     rss = scrape.value(RSS)
     peak = max(rss, rig.peak_rss_bytes())
+    positions = int(scrape.total("liqmon_open_positions"))
+    at_target = accounts >= TARGET_ACCOUNTS and positions >= TARGET_POSITIONS
     return {
         "bench": "memory",
         "figure": "rss",
         "accounts": accounts,
         "sentinel_accounts": SENTINEL_COUNT,
-        "positions": int(scrape.total("liqmon_open_positions")),
+        "positions": positions,
         "rss_mib": round(rss / MIB, 1),
         "rss_peak_mib": round(peak / MIB, 1),
         "rss_after_ledger_mib": round(rig.rss_booked_bytes / MIB, 1),
@@ -111,7 +116,10 @@ async def memory(rig: Rig, accounts: int) -> dict[str, Any]:
         "baseline_rss_mib": round(rig.rss_empty_bytes / MIB, 1),
         "book_mib": round((rss - rig.rss_empty_bytes) / MIB, 1),
         "target_mib_at_1m_accounts": 1024,
-        "met": peak <= 1024 * MIB if accounts >= 1_000_000 else None,
+        "target_book": {"accounts": TARGET_ACCOUNTS, "positions": TARGET_POSITIONS},
+        # Judged only on a book as large as the target's: the generated book of a million
+        # accounts holds about 1.7M positions, so on it the figure is reported, not judged.
+        "met": peak <= 1024 * MIB if at_target else None,
     }
 
 

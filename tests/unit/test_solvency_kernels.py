@@ -95,7 +95,6 @@ def test_take_book_equals_its_reference(seed: int, with_figures: bool) -> None:
         rng.integers(0, 9, rows).astype(np.intp),
         rng.normal(0, 1, rows),
         rng.uniform(1, 100, rows),
-        rng.uniform(1, 125, rows),
         rng.normal(0, 10, (rows, 3)),
         0,
         1,
@@ -104,7 +103,7 @@ def test_take_book_equals_its_reference(seed: int, with_figures: bool) -> None:
     )
     outs = [
         (np.zeros((3, units)), np.zeros(units, np.intp),
-         np.zeros((5, rows)), np.zeros((2, rows), np.intp))
+         np.zeros((4, rows)), np.zeros((2, rows), np.intp))
         for _ in range(2)
     ]  # fmt: skip
     n_kernel = take_book(*args, *outs[0])
@@ -205,11 +204,10 @@ def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate:
     shortfall_r, score_r = scenario_scores_reference(*args)  # type: ignore[arg-type]
     np.testing.assert_allclose(shortfall_k, shortfall_r, rtol=1e-12)
     np.testing.assert_allclose(score_k, score_r, rtol=1e-13)
-    key = b.row_instrument * 2 + (b.row_qty < 0.0)
     wanted = b.rng.random(2 * b.n_instruments) < 0.6
     for scores in (score_r, np.round(score_r, 1)):  # rounded: ties, kept in row order
-        holders_k, heads_k = queue_heads(key, scores, wanted, 5, gate=gate)
-        holders_r, heads_r = queue_heads_reference(key, scores, wanted, 5)
+        holders_k, heads_k = queue_heads(b.row_instrument, b.row_qty, scores, wanted, 5, gate=gate)
+        holders_r, heads_r = queue_heads_reference(b.row_instrument, b.row_qty, scores, wanted, 5)
         assert holders_r.sum() > 0
         np.testing.assert_array_equal(holders_k, holders_r)
         np.testing.assert_array_equal(heads_k, heads_r)
@@ -248,8 +246,7 @@ def test_revalue_copy_equals_its_reference(seed: int, gate: CycleGate) -> None:
     n_units, n_rows = copy.unit_equity.shape[0], copy.row_qty.shape[0]
     outs = [(np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
             for _ in range(2)]  # fmt: skip
-    rows = (copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry, copy.row_leverage,
-            copy.mark)  # fmt: skip
+    rows = (copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry, copy.mark)
     revalue_copy(*rows, layout, copy.settle_value, copy.unit_collateral, *outs[0], gate=gate)
     revalue_copy_reference(
         *rows, layout.contract_size, copy.settle_value, layout.n_tiers, layout.floors,

@@ -102,7 +102,7 @@ def adl_queues(
         state.row_qty,
         state.row_upnl,
         state.position_terms(),
-        figures.share,
+        state.row_share,
         state.terms.kind,
         np.ascontiguousarray(figures.values[:, s]),
         np.ascontiguousarray(figures.moves[:, s]),

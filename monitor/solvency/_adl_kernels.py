@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.models import INVERSE, LINEAR
-from monitor.solvency._copy_kernels import position_values_reference, values_one
+from monitor.solvency._copy_kernels import COPY_IDS, position_values_reference, values_one
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.intp]
+Index = NDArray[np.integer[Any]]  # the copy's ids are COPY_IDS (int32)
 
 
 class PositionTerms(NamedTuple):
@@ -404,12 +404,12 @@ _queue_heads_nb = jit(_queue_heads)
 
 def warm_up_adl() -> None:
     """Compile (or load from the disk cache) the ADL kernels on tiny inputs."""
-    ix = np.zeros(1, dtype=np.intp)
+    ids = np.zeros(1, dtype=COPY_IDS)  # the copy's ids: the types the service calls with
     one = np.ones(1)
     terms = PositionTerms(one, np.zeros(1, dtype=np.bool_), one, one, one)
-    live_quantiles(ix, ix, one, one, terms, one, ix, 1)
+    live_quantiles(ids, ids, one, one, terms, one, ids, 1)
     kind = np.zeros(1, dtype=np.int8)
     _, score = scenario_scores(
-        ix, ix, one, one, terms, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
+        ids, ids, one, one, terms, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
     )
-    queue_heads(ix, one, score, np.ones(2, dtype=np.bool_), 1)
+    queue_heads(ids, one, score, np.ones(2, dtype=np.bool_), 1)

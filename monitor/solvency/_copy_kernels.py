@@ -5,7 +5,7 @@ numpy path as their reference (why kernels, and how they are checked:
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,6 +15,7 @@ from monitor.models._layout import Layout
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
+    "COPY_IDS",
     "position_values_reference",
     "revalue_copy",
     "revalue_copy_reference",
@@ -24,7 +25,10 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.intp]
+Index = NDArray[np.integer[Any]]
+# The copy's unit, instrument and account ids (take_book's outputs): 4 bytes each, not 8.
+# A book of 2**31 units would need hundreds of GB before its ids overflowed.
+COPY_IDS: Final = np.int32
 _MAX = float(np.finfo(np.float64).max)
 
 
@@ -174,7 +178,7 @@ def revalue_copy_reference(
     mark: Array,
     contract_size: Array,
     settle_value: Array,
-    n_tiers: Index,
+    n_tiers: NDArray[np.intp],
     floors: Array,
     mmr: Array,
     imr: Array,
@@ -196,7 +200,8 @@ def revalue_copy_reference(
     figures, sums = np.empty((n, 3)), np.zeros((unit_collateral.shape[0], 5))
     no_leverage = np.full(n, np.nan)  # it sets the initial margin only, not needed here
     revalue_linear_reference(
-        row_instrument, row_qty, row_entry, no_leverage, row_unit, mark, contract_size,
+        row_instrument.astype(np.intp), row_qty, row_entry, no_leverage,
+        row_unit.astype(np.intp), mark, contract_size,
         settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope, figures, sums,
     )  # fmt: skip
     row_upnl[:] = figures[:, 0]

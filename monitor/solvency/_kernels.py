@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.intp]
+Index = NDArray[np.integer[Any]]  # the copy's ids are COPY_IDS (int32)
 
 
 def stress_units_reference(
@@ -303,27 +303,29 @@ def warm_up() -> float:
     from monitor.models import ModelTable
     from monitor.schema import Instrument, Tier, TieredMargin
     from monitor.solvency._adl_kernels import warm_up_adl
-    from monitor.solvency._copy_kernels import revalue_copy, take_book
+    from monitor.solvency._copy_kernels import COPY_IDS, revalue_copy, take_book
 
     started = time.perf_counter()
-    ix = np.zeros(1, dtype=np.intp)
+    ix = np.zeros(1, dtype=np.intp)  # the book's ids
+    ids = np.zeros(1, dtype=COPY_IDS)  # the copy's: the types the service calls with
     one = np.ones(1)
     take_book(
         ix, np.ones((1, 5)), ix, ix, one, one, np.ones((1, 3)), 0, 1, 4, True,
-        np.empty((3, 1)), np.empty(1, dtype=np.intp),
-        np.empty((4, 1)), np.empty((2, 1), dtype=np.intp),
+        np.empty((3, 1)), np.empty(1, dtype=COPY_IDS),
+        np.empty((4, 1)), np.empty((2, 1), dtype=COPY_IDS),
     )  # fmt: skip
     _, _, debt, _, _ = stress_units(
-        ix, ix, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ix, 1, 1e-9
-    )
-    debt_by_base(ix, ix, ix, row_shares(ix, one, 1), debt, 1)
+        ids, ids, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ids, 1,
+        1e-9,
+    )  # fmt: skip
+    debt_by_base(ids, ids, ix, row_shares(ids, one, 1), debt, 1)
     tier = Tier(floor=0.0, cap=1e12, mmr=0.01, imr=0.02)
     warm = Instrument(
         symbol="WARMUSDT", kind="linear", quote="USDT", base="WARM",
         margin=TieredMargin(tiers=(tier,)),
     )  # fmt: skip
     revalue_copy(
-        ix, ix, one, one, one, ModelTable.from_instruments([warm]).layout, one, one,
+        ids, ids, one, one, one, ModelTable.from_instruments([warm]).layout, one, one,
         np.empty(1), np.empty(1), np.empty(1), np.empty(1),
     )  # fmt: skip
     warm_up_adl()

@@ -9,7 +9,7 @@ keeps judging ticks while the stress runs on a consistent picture of the book.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,8 +20,9 @@ from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.models._layout import Layout
 from monitor.scenarios import InstrumentTerms
 from monitor.solvency._adl_kernels import PositionTerms
-from monitor.solvency._copy_kernels import revalue_copy, take_book
+from monitor.solvency._copy_kernels import COPY_IDS, revalue_copy, take_book
 from monitor.solvency._gate import OPEN, CycleGate
+from monitor.solvency._kernels import row_shares
 
 __all__ = [
     "AccountNames",
@@ -35,7 +36,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.intp]
+Index = NDArray[np.integer[Any]]  # the copy's ids are COPY_IDS (int32)
 
 
 class AccountNames(Sequence[str]):
@@ -83,7 +84,7 @@ class BookState(NamedTuple):
     row_instrument: Index
     row_qty: Array
     row_upnl: Array
-    row_maintenance: Array
+    row_share: Array  # share of its unit's debt (row_shares: by maintenance margin)
     row_entry: Array  # average entry price
     mark: Array  # per instrument
     settle_value: Array  # per instrument: its settle asset's value
@@ -123,8 +124,7 @@ class StressFigures(NamedTuple):
     debt: Array  # units x scenarios, max(0, -E')
     account_debt: Array  # accounts x scenarios
     account_bankrupt: NDArray[np.int64]  # accounts x scenarios: bankrupt units
-    share: Array  # open positions: share of their unit's debt (row_shares)
-    by_base: Array  # underlyings x scenarios: the debt split by those shares
+    by_base: Array  # underlyings x scenarios: the debt split by BookState.row_share
 
 
 class BookCopy(NamedTuple):
@@ -169,23 +169,23 @@ class BookCopier:
 
     def __init__(self) -> None:
         self._units = np.empty((3, 0))
-        self._account = np.empty(0, dtype=np.intp)
+        self._account = np.empty(0, dtype=COPY_IDS)
         self._rows = np.empty((4, 0))
-        self._index = np.empty((2, 0), dtype=np.intp)
+        self._index = np.empty((2, 0), dtype=COPY_IDS)
 
     def take(self, engine: Engine) -> BookCopy:
         book = engine.book
         units, pos = book.units, book.positions
         n_units, n_rows = units.size, pos.size
-        # A sixteenth to spare. The buffers stay resident: with price bands 32 bytes a
-        # position and 16 a unit (the figures are revalued off the loop), without them 48
-        # and 32; about 80 MB on the end-to-end bench's book (1M accounts, 1.7M positions).
+        # A sixteenth to spare. The buffers stay resident: with price bands 24 bytes a
+        # position and 12 a unit (the figures are revalued off the loop), without them 40
+        # and 28; about 60 MB on the end-to-end bench's book (1M accounts, 1.7M positions).
         if self._account.shape[0] < n_units:
             grown = n_units + n_units // 16
-            self._units, self._account = np.empty((3, grown)), np.empty(grown, dtype=np.intp)
+            self._units, self._account = np.empty((3, grown)), np.empty(grown, dtype=COPY_IDS)
         if self._rows.shape[1] < n_rows:
             grown = n_rows + n_rows // 16
-            self._rows, self._index = np.empty((4, grown)), np.empty((2, grown), dtype=np.intp)
+            self._rows, self._index = np.empty((4, grown)), np.empty((2, grown), dtype=COPY_IDS)
         n_open = int(
             take_book(
                 units.account[:n_units], units.figures[:n_units], pos.unit[:n_rows],
@@ -248,6 +248,9 @@ def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
             unit_equity=unit_equity,
             unit_scale=unit_scale,
         )
+    # The state keeps the shares the maintenance margins give, not the margins: the
+    # same in every scenario, and the only use the stress has for the margins.
+    share = row_shares(copy.row_unit, copy.row_maintenance, copy.unit_account.shape[0], gate=gate)
     return BookState(
         accounts=copy.accounts,
         unit_account=copy.unit_account,
@@ -257,7 +260,7 @@ def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
         row_instrument=copy.row_instrument,
         row_qty=copy.row_qty,
         row_upnl=copy.row_upnl,
-        row_maintenance=copy.row_maintenance,
+        row_share=share,
         row_entry=copy.row_entry,
         mark=copy.mark,
         settle_value=copy.settle_value,

@@ -49,7 +49,7 @@ from monitor.schema import (
 )
 from monitor.solvency._adl import adl_queues
 from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import debt_by_base, row_shares, stress_units
+from monitor.solvency._kernels import debt_by_base, stress_units
 from monitor.solvency._state import BookState, StressFigures
 from monitor.states import REL_TOL
 
@@ -91,14 +91,13 @@ def stress_scenarios(
     values: Array,
     asset_moves: Array,
     pick: NDArray[np.intp],
-    share: Array,
     *,
     gate: CycleGate = OPEN,
 ) -> StressFigures:
     """Every unit's shocked equity under the scenarios ``pick`` (columns of ``moves``,
     ``values`` and ``asset_moves``), per account the debt and the bankrupt units, and the
-    debt split over the underlyings by the positions' ``share`` of their unit
-    (:func:`monitor.solvency._kernels.row_shares`; fused kernels, no GIL)."""
+    debt split over the underlyings by the positions' shares of their unit (fused
+    kernels, no GIL)."""
     terms = InstrumentTerms._make(state.terms)
     notional = np.abs(terms.contract_size * terms.price)
     moves, values = np.ascontiguousarray(moves[:, pick]), np.ascontiguousarray(values[:, pick])
@@ -121,13 +120,13 @@ def stress_scenarios(
         state.row_unit,
         state.row_instrument,
         state.instrument_base,
-        share,
+        state.row_share,
         debt,
         len(state.bases),
         gate=gate,
     )
     return StressFigures(
-        moves, values, equity, bankrupt, debt, account_debt, account_bankrupt, share, by_base
+        moves, values, equity, bankrupt, debt, account_debt, account_bankrupt, by_base
     )
 
 
@@ -170,14 +169,13 @@ def stress_report(
     moves, values = scenario_values(state, scenarios, params)
     asset_moves = _asset_moves(state, scenarios)
     n_scen = len(scenarios)
-    share = row_shares(state.row_unit, state.row_maintenance, state.units, gate=gate)
     totals = np.zeros(n_scen)
     results: list[StressResult] = []
     # A few scenarios per pass (each scenario's figures are independent of the others):
     # per pass units x passed scenarios, never units or accounts x every scenario.
     for first in range(0, n_scen, SCENARIOS_PER_PASS):
         pick = np.arange(first, min(first + SCENARIOS_PER_PASS, n_scen), dtype=np.intp)
-        part = stress_scenarios(state, moves, values, asset_moves, pick, share, gate=gate)
+        part = stress_scenarios(state, moves, values, asset_moves, pick, gate=gate)
         totals[pick] = part.debt.sum(axis=0)
         for j, k in enumerate(pick.tolist()):
             results.append(
@@ -201,7 +199,7 @@ def stress_report(
     if worst is not None:
         # The worst scenario's figures per unit and account, stressed again alone.
         one = np.array([worst], dtype=np.intp)
-        alone = stress_scenarios(state, moves, values, asset_moves, one, share, gate=gate)
+        alone = stress_scenarios(state, moves, values, asset_moves, one, gate=gate)
         cover2, groups = _cover2(state, alone.account_debt[:, 0], group_of, group_names)
         if float(totals[worst]) > fund:
             adl = adl_queues(state, alone, 0, fund, queue_length, gate=gate)

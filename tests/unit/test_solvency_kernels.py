@@ -266,7 +266,45 @@ def test_a_banded_books_stress_view_is_the_current_one(seed: int) -> None:
     stale = np.abs(banded.book.units.upnl - every.book.units.upnl)[: banded.book.units.size]
     assert (stale > 0).mean() > 0.5  # the test means something
     with_bands, without = book_state(banded), book_state(every)
-    for name in ("unit_equity", "unit_scale", "row_upnl", "row_maintenance"):
+    for name in ("unit_equity", "unit_scale", "row_upnl", "row_share"):
         np.testing.assert_allclose(
             getattr(with_bands, name), getattr(without, name), rtol=1e-12, atol=1e-7
         )
+
+
+def _dispatchers() -> dict[str, object]:
+    """Every compiled kernel of the stress, by module and name."""
+    from numba.core.registry import CPUDispatcher
+
+    from monitor.solvency import _adl_kernels, _copy_kernels, _kernels
+
+    return {
+        f"{module.__name__}.{name}": value
+        for module in (_kernels, _copy_kernels, _adl_kernels)
+        for name, value in vars(module).items()
+        if isinstance(value, CPUDispatcher)
+    }
+
+
+def test_warm_up_compiles_every_kernel_for_the_types_the_service_calls_with() -> None:
+    """After ``warm_up`` a stress as the service runs it (the kept copy of a banded book,
+    its view, the report with its ADL queues, the live quantiles) compiles nothing: a
+    kernel compiled for other array types would compile on first use, inside the cycle
+    that copies the book."""
+    from monitor.solvency import Stresser, state_of, warm_up
+
+    engine = _banded_pair(1)[0]
+    warm_up()
+    known = {name: len(d.signatures) for name, d in _dispatchers().items()}  # type: ignore[attr-defined]
+    state = state_of(BookCopier().take(engine))
+    assert state.row_unit.dtype == np.int32  # the copy's ids
+    stresser = Stresser(sorted({i.base for i in engine.book.instruments}))
+    report = stresser.report(state, 0.0, 1)
+    stresser.quantiles(state)
+    assert report.adl_candidates  # the queues ran: some debt, no fund
+    grown = {
+        name: len(d.signatures) - known[name]  # type: ignore[attr-defined]
+        for name, d in _dispatchers().items()
+        if len(d.signatures) != known[name]  # type: ignore[attr-defined]
+    }
+    assert not grown, grown

@@ -79,7 +79,8 @@ def scenario_values(
 
 # Scenarios stressed per pass: the figures of a pass are units (and accounts) x this
 # many (equity, debt: 8 MB each per scenario at a million units), not x every
-# scenario. Measured at 1M accounts / 3M positions, 10 scenarios: one a pass peaks 122 MiB
+# scenario. Measured when it was chosen, at 1M accounts / 3M positions, 10 scenarios
+# (before the stress kept less per position: docs/solvency.md): one a pass peaks 122 MiB
 # above the book in 0.88 s, four a pass 374 MiB in 0.69-0.76 s (each while the previous
 # pass's figures were still held: 93 MiB, against 154, on the end-to-end bench's book).
 SCENARIOS_PER_PASS = 1

@@ -3,6 +3,8 @@ through and paused at every look at a closed gate (resumed where they stopped)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -272,7 +274,7 @@ def test_a_banded_books_stress_view_is_the_current_one(seed: int) -> None:
         )
 
 
-def _dispatchers() -> dict[str, object]:
+def _dispatchers() -> dict[str, Any]:
     """Every compiled kernel of the stress, by module and name."""
     from numba.core.registry import CPUDispatcher
 
@@ -295,7 +297,7 @@ def test_warm_up_compiles_every_kernel_for_the_types_the_service_calls_with() ->
 
     engine = _banded_pair(1)[0]
     warm_up()
-    known = {name: len(d.signatures) for name, d in _dispatchers().items()}  # type: ignore[attr-defined]
+    known = {name: len(d.signatures) for name, d in _dispatchers().items()}
     state = state_of(BookCopier().take(engine))
     assert state.row_unit.dtype == np.int32  # the copy's ids
     stresser = Stresser(sorted({i.base for i in engine.book.instruments}))
@@ -303,8 +305,8 @@ def test_warm_up_compiles_every_kernel_for_the_types_the_service_calls_with() ->
     stresser.quantiles(state)
     assert report.adl_candidates  # the queues ran: some debt, no fund
     grown = {
-        name: len(d.signatures) - known[name]  # type: ignore[attr-defined]
+        name: len(d.signatures) - known[name]
         for name, d in _dispatchers().items()
-        if len(d.signatures) != known[name]  # type: ignore[attr-defined]
+        if len(d.signatures) != known[name]
     }
     assert not grown, grown

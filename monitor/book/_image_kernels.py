@@ -14,13 +14,12 @@ the same in two passes each:
   flags, the place in the unit's row list, the isolated unit), in one pass after one
   walk of the listed units' row lists.
 
-Compiled on first use, cached on disk, releasing the GIL; :func:`warm_up` compiles them
+Compiled on first use, cached on disk, releasing the GIL; ``monitor.engine.warm_up`` compiles them
 ahead. ``tests/unit/test_book_image_kernels.py`` checks each against its reference.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,6 @@ __all__ = [
     "copy_rows_reference",
     "group",
     "group_reference",
-    "warm_up",
 ]
 
 Ints = NDArray[np.intp]
@@ -246,24 +244,3 @@ def copy_rows(
         rows, instrument, *figures, unit, isolated_unit, head, unit_next
     )
     return columns
-
-
-def warm_up() -> float:
-    """Compile (or load from the disk cache) both kernels on tiny inputs, with the
-    book's types; return seconds."""
-    started = time.perf_counter()
-    place = np.array([0, -1], dtype=np.int32)
-    group(np.array([0, 1], dtype=np.intp), place, 1, 2)
-    group(np.array([0, 1], dtype=np.int32), place, 1, 2)  # the ledger ids' owners
-    ints = np.array([0, _NO_ROW], dtype=np.intp)
-    floats = np.zeros(2)
-    copy_rows(
-        np.array([0], dtype=np.intp),
-        ints,
-        (floats, floats, floats, floats, floats),
-        ints,
-        ints,
-        np.array([0], dtype=np.intp),
-        np.array([_NO_ROW, _NO_ROW], dtype=np.intp),
-    )
-    return time.perf_counter() - started

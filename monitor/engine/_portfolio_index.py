@@ -18,7 +18,6 @@ sorts them by (account, instrument) in one counting-sort pass when numba is inst
 
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,7 +26,7 @@ from numpy.typing import NDArray
 from monitor.book import PORTFOLIO, Book
 from monitor.compiled import compiled
 
-__all__ = ["HolderIndex", "build_index", "build_index_reference", "covers", "warm_up"]
+__all__ = ["HolderIndex", "build_index", "build_index_reference", "covers"]
 
 Ints = NDArray[np.intp]
 
@@ -154,15 +153,6 @@ def build_index(book: Book, rows: Ints, col_of: Ints) -> HolderIndex:
             PORTFOLIO,
         )
     )
-
-
-def warm_up() -> float:
-    """Compile (or load from the disk cache) the kernel on tiny inputs; return seconds."""
-    started = time.perf_counter()
-    if _kernel is not None:
-        ix = np.zeros(1, dtype=np.intp)
-        _kernel(ix, ix, ix, np.ones(1), ix, np.zeros(1, dtype=np.int8), ix, ix, 1, 2)
-    return time.perf_counter() - started
 
 
 def covers(book: Book, index: HolderIndex, accounts: Ints, rows: Ints) -> bool:

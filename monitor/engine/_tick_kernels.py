@@ -18,13 +18,12 @@ the figures, one bincount per column); these kernels do one:
   ``np.bincount``);
 * :func:`touched_units`: the units of the open rows of the instruments a tick moved.
 
-Compiled on first use, cached on disk, releasing the GIL; :func:`warm_up` compiles them
+Compiled on first use, cached on disk, releasing the GIL; ``monitor.engine.warm_up`` compiles them
 ahead. ``tests/unit/test_tick_kernels.py`` checks each against its reference.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -44,7 +43,6 @@ __all__ = [
     "unit_sums_into",
     "unit_sums_into_reference",
     "unit_sums_reference",
-    "warm_up",
 ]
 
 Array = NDArray[np.float64]
@@ -324,19 +322,3 @@ def touched_units(
     touched = np.zeros(n_units, dtype=np.bool_)
     _touched_kernel(ticked, instrument, qty, unit, touched)
     return np.flatnonzero(touched)
-
-
-def warm_up() -> float:
-    """Compile (or load from the disk cache) both kernels on tiny inputs; return seconds."""
-    started = time.perf_counter()
-    if HAVE_NUMBA:
-        one, ix = np.ones(1), np.zeros(1, dtype=np.intp)
-        figures = np.zeros((1, 3))
-        kind = np.full(1, OPTION, dtype=np.int8)
-        revalue_option_rows(ix, ix, one, kind, one, one, one, one, one, figures)
-        flag = np.ones(1, dtype=np.bool_)
-        moved_rows(flag, ix, one, ix, kind, one, one, one, one, one, figures, flag)
-        for block in (figures, np.zeros((2, 3))[:1]):
-            unit_sums_into(ix, ix, one, block, np.zeros((1, 5)))
-        touched_units(flag, ix, one, ix, 1)
-    return time.perf_counter() - started

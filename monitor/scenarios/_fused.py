@@ -12,12 +12,12 @@ SPAN); :func:`holder_figures_reference` computes them with that module's numpy p
 ``tests/unit/test_scenarios_fused.py`` checks the two against each other.
 
 Compiled on first use and cached on disk (``cache=True``), releasing the GIL
-(``nogil=True``); :func:`warm_up` compiles it ahead. Without numba the reference runs.
+(``nogil=True``); ``monitor.engine.warm_up`` compiles it ahead. Without numba the reference
+runs.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.scenarios._risk_matrix import GroupPositions, PricedGroup, group_margin
 
-__all__ = ["HAVE_NUMBA", "HolderFigures", "holder_figures", "holder_figures_reference", "warm_up"]
+__all__ = ["HAVE_NUMBA", "HolderFigures", "holder_figures", "holder_figures_reference"]
 
 Array = NDArray[np.float64]
 
@@ -192,17 +192,3 @@ def holder_figures(
         worst,
     )
     return HolderFigures(out[0], worst, out[1], out[2], out[3], out[4])
-
-
-def warm_up() -> float:
-    """Compile (or load from the disk cache) the kernel on tiny inputs; return seconds."""
-    started = time.perf_counter()
-    if _kernel is not None:
-        one = np.ones(1)
-        ix = np.zeros(1, dtype=np.intp)
-        for standard in (one, np.ones((1, 3))[:, 1]):  # none, or a column of the figures
-            _kernel(
-                np.array([0, 1], dtype=np.intp), ix, ix, one, standard, np.ones((1, 1)), one,
-                one, one, ix, 1, 0.01, 1.25, 0.1, np.empty((5, 1)), np.empty(1, dtype=np.intp),
-            )  # fmt: skip
-    return time.perf_counter() - started

@@ -31,7 +31,7 @@ float64 rounding (about 1e-16 per operation) and far below any margin at that sc
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -113,7 +113,7 @@ def classify(
     initial: NDArray[np.float64],
     maintenance: NDArray[np.float64],
     equity_scale: NDArray[np.float64],
-    open_positions: NDArray[np.intp],
+    open_positions: NDArray[np.integer[Any]],
     margin_call_ratio: float,
     band: float,
 ) -> NDArray[np.int8]:

@@ -10,6 +10,7 @@ blocks of them whose price bands it left. Pure: no I/O, no clock.
 from monitor.book._book import Book
 from monitor.book._bulk import load_cross_accounts
 from monitor.book._collateral import AssetTable
+from monitor.book._columns import ID, MAX_ROWS, Ids, Index
 from monitor.book._holders import BLOCK as HOLDER_BLOCK
 from monitor.book._holders import BLOCK_SHIFT as HOLDER_BLOCK_SHIFT
 from monitor.book._holders import Holders
@@ -43,9 +44,11 @@ __all__ = [
     "GROSS",
     "HOLDER_BLOCK",
     "HOLDER_BLOCK_SHIFT",
+    "ID",
     "INITIAL",
     "ISOLATED",
     "MAINTENANCE",
+    "MAX_ROWS",
     "NO_ROW",
     "PORTFOLIO",
     "UPNL",
@@ -53,6 +56,8 @@ __all__ = [
     "AssetTable",
     "Book",
     "Holders",
+    "Ids",
+    "Index",
     "NameIndex",
     "NamesById",
     "PartitionImage",

@@ -28,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._collateral import AssetTable
+from monitor.book._columns import Index
 from monitor.book._contracts import OptionState, position_values, trade_inverse
 from monitor.book._names import NameIndex
 from monitor.book._positions import NO_ROW, PositionTable, trade
@@ -67,7 +68,7 @@ class Book:
                 )
             settle.append(asset_ix)
         n = len(self.instruments)
-        self.settle_asset: NDArray[np.intp] = np.array(settle, dtype=np.intp)
+        self.settle_asset: Index = np.array(settle, dtype=np.intp)
         self.contracts = ContractTable(self.instruments)
         self.options = OptionState(n, len(self.contracts.underlying_symbols))
         self.contract_size: NDArray[np.float64] = np.array(self.models.contract_size)
@@ -217,7 +218,7 @@ class Book:
 
     def values(
         self,
-        instrument: NDArray[np.intp],
+        instrument: Index,
         qty: NDArray[np.float64],
         entry: NDArray[np.float64],
         leverage: NDArray[np.float64],

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._book import Book
+from monitor.book._columns import Index
 
 __all__ = ["load_cross_accounts"]
 
@@ -21,8 +22,8 @@ def load_cross_accounts(
     book: Book,
     names: Sequence[str],
     balances: NDArray[np.float64],
-    account: NDArray[np.intp],
-    instrument: NDArray[np.intp],
+    account: Index,
+    instrument: Index,
     qty: NDArray[np.float64],
     entry: NDArray[np.float64],
     leverage: NDArray[np.float64] | None = None,

@@ -9,11 +9,19 @@ so never keep a column across an ``append``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["Columns"]
+__all__ = ["ID", "MAX_ROWS", "Columns", "Ids", "Index"]
+
+# Row, unit, account and instrument ids in the book's columns are 4 bytes: a million
+# accounts' three million positions keep about 40 bytes a position fewer than with 8.
+ID: Final = np.int32
+Ids = NDArray[np.int32]
+Index = NDArray[np.integer[Any]]  # ids of either width: a column's, or numpy's 8-byte
+MAX_ROWS: Final = int(np.iinfo(ID).max)
 
 _FILL_AHEAD = 4096  # rows of defaults written ahead of the rows in use, at least
 
@@ -46,7 +54,12 @@ class Columns:
         writes the defaults a block ahead of the rows it hands out."""
         if rows <= self._capacity:
             return
-        capacity = max(rows, 2 * self._capacity)
+        if rows > MAX_ROWS:
+            raise OverflowError(
+                f"{type(self).__name__} would hold {rows:,} rows, over its {MAX_ROWS:,} "
+                "(4-byte ids): split the book across more ledger partitions and instances"
+            )
+        capacity = min(max(rows, 2 * self._capacity), MAX_ROWS)
         for name, (dtype, _, _) in self.SPEC.items():
             old = getattr(self, name)
             new = np.empty(self._shape(name, capacity), dtype=dtype)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book._columns import Index
 from monitor.book._positions import FLAT_QTY_REL
 from monitor.models import INVERSE, LINEAR, OPTION, ContractTable, ModelTable
 
@@ -45,7 +46,7 @@ def position_values(
     models: ModelTable,
     contracts: ContractTable,
     options: OptionState,
-    instrument: NDArray[np.intp],
+    instrument: Index,
     qty: Array,
     entry: Array,
     leverage: Array,
@@ -86,7 +87,7 @@ def position_values(
     return value, initial, maintenance
 
 
-def _rows_of(kind: NDArray[np.int8], code: int) -> slice | NDArray[np.intp] | None:
+def _rows_of(kind: NDArray[np.int8], code: int) -> slice | Index | None:
     """The positions of one contract kind: all of them (a slice, no copy), some, or none."""
     match = kind == code
     count = int(np.count_nonzero(match))

@@ -25,10 +25,12 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book._columns import ID, Ids, Index
+
 __all__ = ["BLOCK", "BLOCK_SHIFT", "Holders"]
 
 BLOCK_SHIFT: Final = 6
-BLOCK: Final = 1 << BLOCK_SHIFT  # slots per band summary: 64 rows, 512 bytes of row ids
+BLOCK: Final = 1 << BLOCK_SHIFT  # slots per band summary: 64 rows, 256 bytes of row ids
 
 NO_SLOT: Final = -1
 
@@ -53,17 +55,17 @@ class Holders:
         self.count: Ints = np.zeros(n_instruments, dtype=np.intp)
         self.capacity: Ints = np.full(n_instruments, BLOCK, dtype=np.intp)
         self.start: Ints = np.arange(n_instruments, dtype=np.intp) * BLOCK
-        self.rows: Ints = np.empty(n_instruments * BLOCK, dtype=np.intp)
+        self.rows: Ids = np.empty(n_instruments * BLOCK, dtype=ID)
         self.block_low: Bands = np.full(n_instruments, -np.inf, dtype=np.float32)
         self.block_high: Bands = np.full(n_instruments, np.inf, dtype=np.float32)
         self._end = n_instruments * BLOCK  # the first slot no segment uses
 
-    def of(self, ix: int) -> Ints:
+    def of(self, ix: int) -> Ids:
         """The rows holding instrument ``ix`` (a view: copy it to keep it)."""
         first = int(self.start[ix])
         return self.rows[first : first + int(self.count[ix])]
 
-    def add(self, ix: int, row: int, slot: Ints, low: Bands, high: Bands) -> None:
+    def add(self, ix: int, row: int, slot: Ids, low: Bands, high: Bands) -> None:
         count = int(self.count[ix])
         if count == int(self.capacity[ix]):
             self._move(ix, _room(2 * count), low, high)
@@ -73,7 +75,7 @@ class Holders:
         self.count[ix] = count + 1
         self.admit(at, low[row], high[row])
 
-    def remove(self, ix: int, row: int, slot: Ints, low: Bands, high: Bands) -> None:
+    def remove(self, ix: int, row: int, slot: Ids, low: Bands, high: Bands) -> None:
         """Take ``row`` out; the last holder moves into its slot."""
         last = int(self.count[ix]) - 1
         first = int(self.start[ix])
@@ -86,7 +88,7 @@ class Holders:
         if moved != row:
             self.admit(at, low[moved], high[moved])
 
-    def replace(self, ix: int, rows: Ints, slot: Ints, low: Bands, high: Bands) -> None:
+    def replace(self, ix: int, rows: Index, slot: Ids, low: Bands, high: Bands) -> None:
         """Make ``rows`` the holders of ``ix``, in that order (bulk loading)."""
         n = int(rows.shape[0])
         if int(self.capacity[ix]) < n:
@@ -164,7 +166,7 @@ class Holders:
         capacities[ix] = capacity
         starts = np.cumsum(capacities) - capacities
         end = int(capacities.sum())
-        rows = np.empty(2 * end, dtype=np.intp)  # room for the segments to grow in place
+        rows = np.empty(2 * end, dtype=ID)  # room for the segments to grow in place
         for k in np.flatnonzero(self.count).tolist():
             first, n = int(self.start[k]), int(self.count[k])
             rows[starts[k] : starts[k] + n] = self.rows[first : first + n]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book._columns import Index
 from monitor.book._snapshot import OPEN, OPEN_ISOLATED, WITH_ISOLATED_UNIT
 from monitor.compiled import compiled
 
@@ -36,7 +37,7 @@ __all__ = [
     "group_reference",
 ]
 
-Ints = NDArray[np.intp]
+Ints = Index
 Places = NDArray[np.int32]  # per account: its place in the partition, or -1
 Floats = NDArray[np.float64]
 RowColumns = tuple[

@@ -20,7 +20,7 @@ from typing import ClassVar, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book._columns import Columns
+from monitor.book._columns import ID, Columns, Ids, Index
 from monitor.book._holders import Holders
 from monitor.book._row_index import RowIndex
 
@@ -71,38 +71,38 @@ class PositionTable(Columns):
     """
 
     SPEC: ClassVar = {
-        "account": (np.intp, -1, 0),
-        "instrument": (np.intp, -1, 0),
+        "account": (ID, -1, 0),
+        "instrument": (ID, -1, 0),
         "qty": (np.float64, 0.0, 0),
         "entry": (np.float64, 0.0, 0),
         "realised": (np.float64, 0.0, 0),
         "leverage": (np.float64, np.nan, 0),
         "isolated_margin": (np.float64, 0.0, 0),
-        "unit": (np.intp, NO_ROW, 0),
-        "isolated_unit": (np.intp, NO_ROW, 0),
+        "unit": (ID, NO_ROW, 0),
+        "isolated_unit": (ID, NO_ROW, 0),
         "figures": (np.float64, 0.0, 3),  # upnl, initial, maintenance: one cache line
-        "unit_next": (np.intp, NO_ROW, 0),
-        "unit_prev": (np.intp, NO_ROW, 0),
-        "holder_slot": (np.intp, NO_ROW, 0),
+        "unit_next": (ID, NO_ROW, 0),
+        "unit_prev": (ID, NO_ROW, 0),
+        "holder_slot": (ID, NO_ROW, 0),
         # The prices of the instrument within which the row's unit cannot change state
         # (``monitor.engine._band_kernels``); +inf/-inf: none, judge at every move.
         "band_low": (np.float32, np.inf, 0),
         "band_high": (np.float32, -np.inf, 0),
     }
 
-    account: NDArray[np.intp]
-    instrument: NDArray[np.intp]
+    account: Ids
+    instrument: Ids
     qty: NDArray[np.float64]
     entry: NDArray[np.float64]
     realised: NDArray[np.float64]
     leverage: NDArray[np.float64]
     isolated_margin: NDArray[np.float64]
-    unit: NDArray[np.intp]
-    isolated_unit: NDArray[np.intp]
+    unit: Ids
+    isolated_unit: Ids
     figures: NDArray[np.float64]
-    unit_next: NDArray[np.intp]
-    unit_prev: NDArray[np.intp]
-    holder_slot: NDArray[np.intp]
+    unit_next: Ids
+    unit_prev: Ids
+    holder_slot: Ids
     band_low: NDArray[np.float32]
     band_high: NDArray[np.float32]
 
@@ -145,11 +145,11 @@ class PositionTable(Columns):
     # ------------------------------------------------------------------ holders
 
     @property
-    def holder_count(self) -> NDArray[np.intp]:
+    def holder_count(self) -> Index:
         """Per instrument, how many rows hold it."""
         return self.holders.count
 
-    def holders_of(self, instrument_ix: int) -> NDArray[np.intp]:
+    def holders_of(self, instrument_ix: int) -> Index:
         """Rows with an open position in the instrument (a view; copy to keep it)."""
         return self.holders.of(instrument_ix)
 
@@ -163,7 +163,7 @@ class PositionTable(Columns):
             int(self.instrument[row]), row, self.holder_slot, self.band_low, self.band_high
         )
 
-    def set_holders(self, instrument_ix: int, rows: NDArray[np.intp]) -> None:
+    def set_holders(self, instrument_ix: int, rows: Index) -> None:
         """Replace an instrument's holders wholesale (bulk loading)."""
         self.holders.replace(instrument_ix, rows, self.holder_slot, self.band_low, self.band_high)
 
@@ -177,7 +177,7 @@ class PositionTable(Columns):
 
     # ------------------------------------------------------------------ unit row lists
 
-    def link(self, row: int, unit: int, unit_head: NDArray[np.intp]) -> None:
+    def link(self, row: int, unit: int, unit_head: Index) -> None:
         """Put ``row`` at the head of ``unit``'s row list."""
         head = int(unit_head[unit])
         self.unit[row] = unit
@@ -187,7 +187,7 @@ class PositionTable(Columns):
             self.unit_prev[head] = row
         unit_head[unit] = row
 
-    def unlink(self, row: int, unit_head: NDArray[np.intp]) -> None:
+    def unlink(self, row: int, unit_head: Index) -> None:
         """Take ``row`` out of its unit's row list."""
         unit = int(self.unit[row])
         prev, nxt = int(self.unit_prev[row]), int(self.unit_next[row])

@@ -22,6 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._book import Book
+from monitor.book._columns import Index
 from monitor.book._positions import NO_ROW
 from monitor.book._seen import digests_of
 from monitor.book._tables import PORTFOLIO
@@ -70,7 +71,7 @@ def load_snapshots(book: Book, chunks: Sequence[SnapshotChunk]) -> list[str]:
     # kilobytes each, hundreds of them) would be freed in the middle of the heap and stay
     # resident (monitor.allocator).
     parts: dict[str, list[NDArray[Any]]] = {k: [] for k in _COLUMNS}
-    symbol_maps: list[NDArray[np.intp]] = []  # per chunk, its symbol table onto the book
+    symbol_maps: list[Index] = []  # per chunk, its symbol table onto the book
     seen: list[tuple[NDArray[np.uint64], NDArray[np.int64], NDArray[np.int64]]] = []
     bases: list[int] = []  # per chunk, the book's index of its first account
     clock = 0
@@ -248,9 +249,7 @@ def _load(
     book.stale_rows.clear()
 
 
-def _link(
-    book: Book, rows: NDArray[np.intp], unit: NDArray[np.intp], rank: NDArray[np.intp]
-) -> None:
+def _link(book: Book, rows: Index, unit: Index, rank: Index) -> None:
     """Unit row lists: ``rows`` grouped by ``unit``, linked in ``rank`` order (0 = head)."""
     pos, units = book.positions, book.units
     if rows.size == 0:

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book._book import Book
+from monitor.book._columns import Index
 from monitor.book._image_kernels import copy_rows, group
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
@@ -38,7 +39,7 @@ def _i32(values: NDArray[Any]) -> bytes:
 
 def export_accounts(
     book: Book,
-    accounts: NDArray[np.intp],
+    accounts: Index,
     *,
     topic: str,
     partition: int,
@@ -54,7 +55,7 @@ def export_accounts(
 
 def export_partition(
     book: Book,
-    accounts: NDArray[np.intp],
+    accounts: Index,
     *,
     topic: str,
     partition: int,
@@ -80,8 +81,8 @@ class Piece(NamedTuple):
 
     first: int
     end: int
-    rows: slice | NDArray[np.intp]
-    seen: slice | NDArray[np.intp]
+    rows: slice | Index
+    seen: slice | Index
     names: list[str]
     continues: bool = False
 
@@ -102,7 +103,7 @@ class PartitionImage:
     def __init__(
         self,
         book: Book,
-        accounts: NDArray[np.intp],
+        accounts: Index,
         *,
         topic: str,
         partition: int,
@@ -284,9 +285,7 @@ class PartitionImage:
         )
 
 
-def _within(
-    place: NDArray[np.intp], bounds: NDArray[np.intp], first: int, end: int, n: int
-) -> slice | NDArray[np.intp]:
+def _within(place: Index, bounds: Index, first: int, end: int, n: int) -> slice | Index:
     """The indices of the items with a place from ``first`` to ``end`` (of ``n``): a
     slice when these are whole blocks, else the indices (ascending) in their blocks."""
     if end <= first:
@@ -296,17 +295,17 @@ def _within(
     if first % _ACCOUNTS_PER_CHUNK == 0 and (end % _ACCOUNTS_PER_CHUNK == 0 or end == n):
         return span
     inside = (place[span] >= first) & (place[span] < end)
-    found: NDArray[np.intp] = span.start + np.flatnonzero(inside)
+    found: Index = span.start + np.flatnonzero(inside)
     return found
 
 
-def _indices(taken: slice | NDArray[np.intp]) -> NDArray[np.intp]:
+def _indices(taken: slice | Index) -> Index:
     if isinstance(taken, slice):
         return np.arange(taken.start, taken.stop, dtype=np.intp)
     return taken
 
 
-def _count(taken: slice | NDArray[np.intp]) -> int:
+def _count(taken: slice | Index) -> int:
     return taken.stop - taken.start if isinstance(taken, slice) else int(taken.shape[0])
 
 

@@ -13,7 +13,7 @@ from typing import ClassVar, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book._columns import Columns
+from monitor.book._columns import ID, Columns, Ids
 
 __all__ = [
     "COLLATERAL",
@@ -45,12 +45,12 @@ class AccountTable(Columns):
 
     SPEC: ClassVar = {
         "mode": (np.int8, CROSS, 0),
-        "cross_unit": (np.intp, -1, 0),
+        "cross_unit": (ID, -1, 0),
         "balance": (np.float64, 0.0, 1),  # [accounts, assets]; width set by the book
     }
 
     mode: NDArray[np.int8]
-    cross_unit: NDArray[np.intp]
+    cross_unit: Ids
     balance: NDArray[np.float64]
 
 
@@ -67,23 +67,23 @@ class UnitTable(Columns):
     """
 
     SPEC: ClassVar = {
-        "account": (np.intp, -1, 0),
-        "row": (np.intp, -1, 0),
+        "account": (ID, -1, 0),
+        "row": (ID, -1, 0),
         "state": (np.int8, 0, 0),
         "transitions": (np.int64, 0, 0),
         # collateral, upnl, initial, maintenance, gross: read together for scattered units
         "figures": (np.float64, 0.0, 5),
-        "open_positions": (np.intp, 0, 0),
-        "head": (np.intp, -1, 0),
+        "open_positions": (ID, 0, 0),
+        "head": (ID, -1, 0),
     }
 
-    account: NDArray[np.intp]
-    row: NDArray[np.intp]
+    account: Ids
+    row: Ids
     state: NDArray[np.int8]
     transitions: NDArray[np.int64]
     figures: NDArray[np.float64]
-    open_positions: NDArray[np.intp]
-    head: NDArray[np.intp]
+    open_positions: Ids
+    head: Ids
 
     @property
     def collateral(self) -> NDArray[np.float64]:

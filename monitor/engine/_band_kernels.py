@@ -52,7 +52,7 @@ __all__ = ["band_units", "band_units_reference"]
 
 Array = NDArray[np.float64]
 Bands = NDArray[np.float32]
-Ints = NDArray[np.intp]
+Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
 
 # The rounding allowance: a distance is reduced by this fraction of the unit's
 # magnitudes (far above the few ulps two evaluations of a figure can differ by, far

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, Book
+from monitor.book import COLLATERAL, Book, Index
 from monitor.engine import _kernels
 from monitor.engine._band_kernels import band_units, band_units_reference
 from monitor.engine._flag_kernels import (
@@ -31,9 +31,7 @@ from monitor.states import LIQUIDATION
 __all__ = ["FlagScratch", "band", "flagged_units", "revalue"]
 
 
-def flagged_units(
-    book: Book, moved: NDArray[np.intp], forced: NDArray[np.intp], scratch: FlagScratch
-) -> NDArray[np.intp]:
+def flagged_units(book: Book, moved: Index, forced: Index, scratch: FlagScratch) -> Index:
     """The units (sorted, distinct) with an open row of an instrument in ``forced``, or of
     one in ``moved`` whose mark is outside the row's band.
 
@@ -70,14 +68,14 @@ class FlagScratch:
         self.flagged = np.zeros(0, dtype=np.bool_)
         self.out = np.zeros(0, dtype=np.intp)
 
-    def sized(self, units: int) -> tuple[NDArray[np.bool_], NDArray[np.intp]]:
+    def sized(self, units: int) -> tuple[NDArray[np.bool_], Index]:
         if self.flagged.shape[0] < units:
             size = max(units, 2 * self.flagged.shape[0])
             self.flagged, self.out = np.zeros(size, dtype=np.bool_), np.zeros(size, dtype=np.intp)
         return self.flagged, self.out
 
 
-def revalue(book: Book, units: NDArray[np.intp], with_collateral: bool) -> None:
+def revalue(book: Book, units: Index, with_collateral: bool) -> None:
     """Revalue every open row of ``units`` at the current marks and sum them along each
     unit's row list (and the units' collateral, with ``with_collateral``)."""
     if units.shape[0] == 0:
@@ -97,7 +95,7 @@ def revalue(book: Book, units: NDArray[np.intp], with_collateral: bool) -> None:
 
 def band(
     book: Book,
-    units: NDArray[np.intp],
+    units: Index,
     portfolio: NDArray[np.bool_],
     margin_call_ratio: float,
     hysteresis: float,

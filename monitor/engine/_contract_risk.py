@@ -9,7 +9,7 @@ from collections.abc import Iterable
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import Book
+from monitor.book import Book, Index
 from monitor.models import INVERSE, OPTION
 from monitor.models._inverse_liquidation import (
     inverse_bankruptcy_prices,
@@ -24,7 +24,7 @@ Array = NDArray[np.float64]
 
 def threshold_prices(
     book: Book,
-    instrument: NDArray[np.intp],
+    instrument: Index,
     qty: Array,
     equity: Array,
     other: Array,

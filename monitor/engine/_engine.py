@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from monitor.book import (
     Book,
+    Index,
     digest_of,
 )
 from monitor.engine import _bands, _kernels
@@ -270,7 +271,7 @@ class Engine(EngineViews):
         if changed.size == 0 and not groups:
             return []
         moved: dict[int, list[PriceTick]] = {}
-        parts = [np.empty(0, dtype=np.intp)]
+        parts: list[Index] = [np.empty(0, dtype=np.intp)]
         if changed.size:
             self.rate_scale = factors
             self.models = self._configured_models.scaled(factors)
@@ -300,7 +301,7 @@ class Engine(EngineViews):
 
     def _price_events(
         self,
-        units: NDArray[np.intp],
+        units: Index,
         moved: dict[int, list[PriceTick]],
         revalued_assets: dict[int, PriceTick],
         now_ms: int,
@@ -325,7 +326,7 @@ class Engine(EngineViews):
             events.append(self._with_portfolio(event, unit))
         return events
 
-    def _judge(self, units: NDArray[np.intp] | None) -> list[_Transition]:
+    def _judge(self, units: Index | None) -> list[_Transition]:
         """Run the state machine on ``units`` (None: all); record and return transitions
         (``monitor.engine._judge``: one fused pass, or ``classify`` with numpy)."""
         table = self.book.units
@@ -372,7 +373,7 @@ class Engine(EngineViews):
         # each unit is judged at the next move of one of its marks, and banded then.
         book.positions.drop_bands()
 
-    def bring_up_to_date(self, units: NDArray[np.intp]) -> None:
+    def bring_up_to_date(self, units: Index) -> None:
         """Revalue ``units`` at the current marks, for a reader of their figures.
 
         With price bands a unit's cached figures are those of the marks it was last
@@ -382,7 +383,7 @@ class Engine(EngineViews):
         if self.banded and units.shape[0]:  # portfolio units have no band: current
             _bands.revalue(self.book, units[~self.portfolio_units(units)], with_collateral=False)
 
-    def _sum_units(self, units: NDArray[np.intp], with_collateral: bool) -> None:
+    def _sum_units(self, units: Index, with_collateral: bool) -> None:
         """Bring the figures of ``units`` (sorted, distinct) to the current marks before
         they are judged. Without bands their rows are current and only the sums are
         redone; with bands a unit's other rows may be at the marks it was last judged
@@ -392,7 +393,7 @@ class Engine(EngineViews):
         else:
             refresh_units(self.book, units, with_collateral)
 
-    def _band(self, units: NDArray[np.intp] | None) -> None:
+    def _band(self, units: Index | None) -> None:
         """Set the bands of ``units`` (None: all), just revalued and judged."""
         if not self.banded:
             return

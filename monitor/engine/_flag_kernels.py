@@ -38,7 +38,7 @@ __all__ = [
 
 Array = NDArray[np.float64]
 Bands = NDArray[np.float32]
-Ints = NDArray[np.intp]
+Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
 
 # What a tick asks of an instrument's holders (``mode``): nothing (0), flag the unit of
 # each row whose mark left its band, or flag every holder (its settle asset was

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, UPNL
+from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, UPNL, Index
 from monitor.engine._kernels import jit
 from monitor.states import BANKRUPT, REL_TOL, classify
 
@@ -23,14 +23,14 @@ __all__ = ["judge", "judge_range", "judge_range_reference", "judge_reference"]
 
 
 def judge_reference(
-    ids: NDArray[np.intp],
+    ids: Index,
     state: NDArray[np.int8],
     transitions: NDArray[np.int64],
     figures: NDArray[np.float64],
-    open_positions: NDArray[np.intp],
+    open_positions: Index,
     margin_call_ratio: float,
     band: float,
-    changed: NDArray[np.intp],
+    changed: Index,
     previous: NDArray[np.int8],
 ) -> int:
     """Classify units ``ids`` (``monitor.states.classify``); for each whose state changes,
@@ -143,10 +143,10 @@ def judge_range_reference(
     state: NDArray[np.int8],
     transitions: NDArray[np.int64],
     figures: NDArray[np.float64],
-    open_positions: NDArray[np.intp],
+    open_positions: Index,
     margin_call_ratio: float,
     band: float,
-    changed: NDArray[np.intp],
+    changed: Index,
     previous: NDArray[np.int8],
 ) -> int:
     """``judge_reference`` of units ``start`` to ``stop - 1`` (every unit, without an id

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book import Index
 from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.models._layout import Layout, bracket_flat_index
 
@@ -62,13 +63,11 @@ def jit(function: Any, reference: Any) -> Any:
 # ---------------------------------------------------------------------- tier lookup
 
 
-def brackets_reference(
-    layout: Layout, instrument: NDArray[np.intp], notional: NDArray[np.float64]
-) -> NDArray[np.intp]:
+def brackets_reference(layout: Layout, instrument: Index, notional: NDArray[np.float64]) -> Index:
     """Each position's bracket (column of ``layout.floors``): brackets cover ``(floor,
     cap]``, see ``monitor.models._layout.bracket_flat_index``."""
     flat = bracket_flat_index(layout, instrument, np.ascontiguousarray(notional))
-    result: NDArray[np.intp] = flat - instrument * layout.max_tiers
+    result: Index = flat - instrument * layout.max_tiers
     return result
 
 
@@ -103,15 +102,15 @@ brackets: Any = jit(_brackets, _brackets_numpy)
 
 
 def revalue_linear_reference(
-    instrument: NDArray[np.intp],
+    instrument: Index,
     qty: NDArray[np.float64],
     entry: NDArray[np.float64],
     leverage: NDArray[np.float64],
-    unit: NDArray[np.intp],
+    unit: Index,
     mark: NDArray[np.float64],
     contract_size: NDArray[np.float64],
     settle_value: NDArray[np.float64],
-    n_tiers: NDArray[np.intp],
+    n_tiers: Index,
     floors: NDArray[np.float64],
     mmr: NDArray[np.float64],
     imr: NDArray[np.float64],
@@ -232,15 +231,15 @@ revalue_linear: Any = jit(_revalue_linear, revalue_linear_reference)
 
 
 def revalue_rows_reference(
-    rows: NDArray[np.intp],
-    instrument: NDArray[np.intp],
+    rows: Index,
+    instrument: Index,
     qty: NDArray[np.float64],
     entry: NDArray[np.float64],
     leverage: NDArray[np.float64],
     mark: NDArray[np.float64],
     contract_size: NDArray[np.float64],
     settle_value: NDArray[np.float64],
-    n_tiers: NDArray[np.intp],
+    n_tiers: Index,
     floors: NDArray[np.float64],
     mmr: NDArray[np.float64],
     imr: NDArray[np.float64],

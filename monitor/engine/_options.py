@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import Book
+from monitor.book import Book, Index
 from monitor.models import OPTION
 from monitor.schema import PriceTick
 
@@ -101,7 +101,7 @@ def reprice_options(book: Book, latest: Mapping[str, PriceTick]) -> dict[int, li
 
 def _imply(
     book: Book,
-    ix_all: NDArray[np.intp],
+    ix_all: Index,
     underlying: NDArray[np.float64],
     now: NDArray[np.int64],
     implied: dict[int, float],

@@ -26,7 +26,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import INITIAL, MAINTENANCE, NO_ROW, PORTFOLIO, Book
+from monitor.book import INITIAL, MAINTENANCE, NO_ROW, PORTFOLIO, Book, Index
 from monitor.engine._portfolio_index import HolderIndex, build_index, covers
 from monitor.errors import ConfigError
 from monitor.models import OPTION, years_to_expiry
@@ -123,7 +123,7 @@ class PortfolioMargins:
         # what an event reports, kept beside IM and MM so an event computes nothing.
         self._details: dict[int, NDArray[np.float64]] = {}
         self._holders: dict[int, HolderIndex] = {}  # group -> its holder index, until touched
-        self._strike_keys: dict[int, NDArray[np.intp]] = {}  # group -> (expiry, strike) ids
+        self._strike_keys: dict[int, Index] = {}  # group -> (expiry, strike) ids
 
     def scale_ranges(self, scales: Mapping[str, float]) -> list[str]:
         """Set the risk matrix's ``price_range`` of groups to the configured one times
@@ -199,7 +199,7 @@ class PortfolioMargins:
             self._holders[group] = index
         return index
 
-    def _forget_holders(self, book: Book, accounts: NDArray[np.intp]) -> None:
+    def _forget_holders(self, book: Book, accounts: Index) -> None:
         """Drop the holder index of every group whose holders or rows ``accounts``
         (ledger-touched, sorted) changed (see :func:`covers`)."""
         if not self._holders or accounts.size == 0:
@@ -213,8 +213,8 @@ class PortfolioMargins:
     # ------------------------------------------------------------------ figures
 
     def compute(
-        self, book: Book, group: int, rows: NDArray[np.intp], priced: PricedGroup | None = None
-    ) -> tuple[NDArray[np.intp], GroupMargin]:
+        self, book: Book, group: int, rows: Index, priced: PricedGroup | None = None
+    ) -> tuple[Index, GroupMargin]:
         """(accounts, their figures with the risk matrix) in ``group`` from position
         ``rows`` (open, in the group): the numpy path, for an account's events and
         ``evaluate``; ticks and ledger cycles use :func:`holder_figures`."""
@@ -234,9 +234,7 @@ class PortfolioMargins:
             )
         return accounts, group_margin(priced, coordinates, standard_initial)
 
-    def _store(
-        self, book: Book, group: int, accounts: NDArray[np.intp], figures: HolderFigures
-    ) -> None:
+    def _store(self, book: Book, group: int, accounts: Index, figures: HolderFigures) -> None:
         table = self._figures.get(group)
         size = book.accounts.size
         if table is None or table.shape[0] < size:
@@ -268,14 +266,14 @@ class PortfolioMargins:
             np.array([initial]),
         )
 
-    def _portfolio_rows(self, book: Book, rows: NDArray[np.intp]) -> NDArray[np.intp]:
+    def _portfolio_rows(self, book: Book, rows: Index) -> Index:
         """The ``rows`` that are open positions in a portfolio account's cross unit."""
         pos = book.positions
         account = pos.account[rows]
         keep = (book.accounts.mode[account] == PORTFOLIO) & (
             pos.unit[rows] == book.accounts.cross_unit[account]
         )
-        result: NDArray[np.intp] = rows[keep & (pos.qty[rows] != 0.0)]
+        result: Index = rows[keep & (pos.qty[rows] != 0.0)]
         return result
 
     def has_accounts(self, book: Book) -> bool:
@@ -283,9 +281,7 @@ class PortfolioMargins:
             return False
         return bool((book.accounts.mode[: book.accounts.size] == PORTFOLIO).any())
 
-    def after_prices(
-        self, book: Book, units: NDArray[np.intp], held: Mapping[int, HolderIndex]
-    ) -> None:
+    def after_prices(self, book: Book, units: Index, held: Mapping[int, HolderIndex]) -> None:
         """After a tick's ``refresh_units(units)``: recompute the groups ``held`` (from
         :meth:`ticked`) for their portfolio holders, then set the IM and MM of the
         portfolio units among ``units``."""
@@ -305,12 +301,12 @@ class PortfolioMargins:
         )
         self._store(book, group, index.accounts, figures)
 
-    def units_of(self, book: Book, held: Mapping[int, HolderIndex]) -> NDArray[np.intp]:
+    def units_of(self, book: Book, held: Mapping[int, HolderIndex]) -> Index:
         """The cross units of the holders in ``held``."""
         if not held:
             return np.empty(0, dtype=np.intp)
         accounts = np.concatenate([index.accounts for index in held.values()])
-        units: NDArray[np.intp] = book.accounts.cross_unit[accounts]
+        units: Index = book.accounts.cross_unit[accounts]
         return units
 
     def triggers(
@@ -334,7 +330,7 @@ class PortfolioMargins:
                         found.append(tick)
         return out
 
-    def after_ledger(self, book: Book, units: NDArray[np.intp]) -> None:
+    def after_ledger(self, book: Book, units: Index) -> None:
         """After booking: recompute every group of the accounts of ``units`` (a position,
         a mode or a wallet changed) and set the IM and MM of their portfolio units."""
         accounts = np.unique(book.units.account[units])
@@ -349,7 +345,7 @@ class PortfolioMargins:
             self._by_group(book, rows)
         self.write_totals(book, units)
 
-    def _by_group(self, book: Book, rows: NDArray[np.intp], keep: bool = False) -> None:
+    def _by_group(self, book: Book, rows: Index, keep: bool = False) -> None:
         """Compute and store the figures of the holders of ``rows`` (open portfolio cross
         rows) in each of their groups; ``keep``: ``rows`` are all of each group's rows, so
         the holder indexes built are kept for the ticks."""
@@ -366,7 +362,7 @@ class PortfolioMargins:
                 self._holders[g] = index
             self._store_index(book, g, index)
 
-    def write_totals(self, book: Book, units: NDArray[np.intp]) -> None:
+    def write_totals(self, book: Book, units: Index) -> None:
         """Set IM and MM of the portfolio cross units among ``units`` to their group sums."""
         account = book.units.account[units]
         mine = (book.accounts.mode[account] == PORTFOLIO) & (book.units.row[units] == NO_ROW)
@@ -377,7 +373,7 @@ class PortfolioMargins:
         # INITIAL and MAINTENANCE are adjacent columns: one scatter of [IM, MM] rows.
         book.units.figures[units, INITIAL : MAINTENANCE + 1] = self._sums(account)
 
-    def _sums(self, accounts: NDArray[np.intp]) -> NDArray[np.float64]:
+    def _sums(self, accounts: Index) -> NDArray[np.float64]:
         totals = np.zeros((accounts.size, 2))
         top = int(accounts.max()) if accounts.size else -1
         for group in sorted(self._figures):
@@ -399,7 +395,7 @@ class PortfolioMargins:
         self._by_group(book, self._portfolio_rows(book, open_rows), keep=True)
         self.write_totals(book, np.arange(book.units.size, dtype=np.intp))
 
-    def from_scratch(self, book: Book) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    def from_scratch(self, book: Book) -> tuple[Index, NDArray[np.float64]]:
         """(portfolio cross units, their [IM, MM]) recomputed without any cache."""
         fresh = PortfolioMargins.__new__(PortfolioMargins)
         fresh.layout = self.layout
@@ -415,7 +411,7 @@ class PortfolioMargins:
         return book.accounts.cross_unit[accounts], fresh._sums(accounts)
 
 
-def cross_rows(book: Book, units: NDArray[np.intp]) -> NDArray[np.intp]:
+def cross_rows(book: Book, units: Index) -> Index:
     """The open position rows of ``units``, walking their row lists all at once."""
     pos = book.positions
     found = []

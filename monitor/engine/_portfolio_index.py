@@ -23,12 +23,12 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import PORTFOLIO, Book
+from monitor.book import PORTFOLIO, Book, Index
 from monitor.compiled import compiled
 
 __all__ = ["HolderIndex", "build_index", "build_index_reference", "covers"]
 
-Ints = NDArray[np.intp]
+Ints = Index
 
 
 class HolderIndex(NamedTuple):

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import Book
+from monitor.book import Book, Index
 from monitor.models import INVERSE
 
 __all__ = ["kept_fraction"]
@@ -34,7 +34,7 @@ __all__ = ["kept_fraction"]
 
 def kept_fraction(
     book: Book,
-    instrument: NDArray[np.intp],
+    instrument: Index,
     qty: NDArray[np.float64],
     mark: NDArray[np.float64],
     leverage: NDArray[np.float64],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, UPNL, Book
+from monitor.book import COLLATERAL, UPNL, Book, Index
 from monitor.engine import _kernels
 from monitor.engine._kernels import revalue_linear, revalue_rows
 from monitor.engine._tick_kernels import (
@@ -43,7 +43,7 @@ __all__ = [
 
 def figures(
     book: Book,
-    instrument: NDArray[np.intp],
+    instrument: Index,
     qty: NDArray[np.float64],
     entry: NDArray[np.float64],
     leverage: NDArray[np.float64],
@@ -64,7 +64,7 @@ def figures(
     return upnl, initial, maintenance
 
 
-def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
+def refresh_rows(book: Book, rows: Index) -> None:
     """Recompute the cached figures of position ``rows``.
 
     Half of all rows or more (a tick of an underlying with many options, or of a widely
@@ -95,7 +95,7 @@ def refresh_rows(book: Book, rows: NDArray[np.intp]) -> None:
     _refresh_with_numpy(book, rows)
 
 
-def _refresh_with_numpy(book: Book, rows: NDArray[np.intp]) -> None:
+def _refresh_with_numpy(book: Book, rows: Index) -> None:
     """``refresh_rows`` by ``figures`` (every kind), over every row when ``rows`` are half."""
     pos = book.positions
     n = pos.size
@@ -112,7 +112,7 @@ def _refresh_with_numpy(book: Book, rows: NDArray[np.intp]) -> None:
     pos.figures[rows] = np.column_stack((upnl, initial, maintenance))
 
 
-def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]:
+def refresh_moved(book: Book, instruments: Index) -> Index:
     """Recompute the figures of the open rows of ``instruments`` (whose marks moved);
     return the units those rows count in (repeats possible, unsorted).
 
@@ -137,7 +137,7 @@ def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]
         parts = [pos.holders_of(ix) for ix in instruments.tolist()]
         rows = np.concatenate(parts) if parts else np.empty(0, dtype=np.intp)
         refresh_rows(book, rows)
-        units: NDArray[np.intp] = pos.unit[rows]
+        units: Index = pos.unit[rows]
         return units
     n = pos.size
     moved = np.zeros(len(book.symbols), dtype=np.bool_)
@@ -162,7 +162,7 @@ def refresh_moved(book: Book, instruments: NDArray[np.intp]) -> NDArray[np.intp]
     return np.flatnonzero(touched)
 
 
-def _revalue_option_rows(book: Book, rows: NDArray[np.intp] | None) -> NDArray[np.intp]:
+def _revalue_option_rows(book: Book, rows: Index | None) -> Index:
     """Write the figures of the option rows among ``rows`` (None: all) in one fused pass
     (``monitor.engine._tick_kernels``); return where the other rows are in ``rows`` (None:
     the other rows)."""
@@ -182,7 +182,7 @@ def _revalue_option_rows(book: Book, rows: NDArray[np.intp] | None) -> NDArray[n
     )
 
 
-def unit_collateral_of(book: Book, units: NDArray[np.intp]) -> NDArray[np.float64]:
+def unit_collateral_of(book: Book, units: Index) -> NDArray[np.float64]:
     """Collateral value of units: wallet after haircuts, or an isolated unit's margin
     (``monitor.engine._kernels.unit_collateral``; the full recompute uses the same)."""
     table, assets = book.units, book.assets
@@ -202,7 +202,7 @@ def unit_collateral_of(book: Book, units: NDArray[np.intp]) -> NDArray[np.float6
     return value
 
 
-def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = True) -> None:
+def refresh_units(book: Book, units: Index, with_collateral: bool = True) -> None:
     """Recompute the sums of ``units`` (unique ids) from their positions' cached figures.
 
     Few units: walk each unit's row list (``sum_unit_rows``, or its numpy reference: one
@@ -227,7 +227,7 @@ def refresh_units(book: Book, units: NDArray[np.intp], with_collateral: bool = T
         table.figures[units, COLLATERAL] = unit_collateral_of(book, units)
 
 
-def _refresh_most_units(book: Book, units: NDArray[np.intp]) -> None:
+def _refresh_most_units(book: Book, units: Index) -> None:
     """Most units touched (a tick of a widely held instrument): one bincount pass over
     every open row's cached figures is cheaper than walking the row lists."""
     pos, table = book.positions, book.units
@@ -322,9 +322,7 @@ def _revalue_book_numpy(book: Book) -> None:
     sums[:, UPNL + 3] = _sum_by(unit, np.abs(values[:, 0]), n_units)
 
 
-def _sum_by(
-    unit: NDArray[np.intp], weights: NDArray[np.float64], n_units: int
-) -> NDArray[np.float64]:
+def _sum_by(unit: Index, weights: NDArray[np.float64], n_units: int) -> NDArray[np.float64]:
     return np.bincount(unit, weights, minlength=n_units).astype(np.float64, copy=False)
 
 
@@ -335,8 +333,9 @@ def scale(collateral: NDArray[np.float64], gross: NDArray[np.float64]) -> NDArra
     return result
 
 
-def unique_ids(ids: NDArray[np.intp], size: int) -> NDArray[np.intp]:
-    """Sorted distinct ids below ``size``.
+def unique_ids(ids: Index, size: int) -> NDArray[np.intp]:
+    """Sorted distinct ids below ``size``, as numpy's index type whatever the type of
+    ``ids`` (a column's 4 bytes or an index's 8: the kernels they go to are compiled for one).
 
     Many ids (a tick of a popular instrument): mark them in a boolean array and read it
     back, linear in ``size`` (sorting 170k ids took about 30x longer). Few ids: sort.
@@ -345,8 +344,9 @@ def unique_ids(ids: NDArray[np.intp], size: int) -> NDArray[np.intp]:
         seen = np.zeros(size, dtype=np.bool_)
         seen[ids] = True
         return np.flatnonzero(seen)
-    ids = np.sort(ids)
-    keep = np.empty(ids.shape[0], dtype=np.bool_)
+    ordered = ids.astype(np.intp)  # a copy
+    ordered.sort()
+    keep = np.empty(ordered.shape[0], dtype=np.bool_)
     keep[:1] = True
-    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
-    return ids[keep]
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import NO_ROW, Book
+from monitor.book import NO_ROW, Book, Index
 from monitor.engine._contract_risk import position_greeks, threshold_prices
 from monitor.engine._reduction import kept_fraction
 from monitor.models import INVERSE, OPTION
@@ -26,7 +26,7 @@ def margin_ratio(equity: float, maintenance: float) -> float | None:
     return maintenance / equity
 
 
-def unit_rows(book: Book, unit: int) -> NDArray[np.intp]:
+def unit_rows(book: Book, unit: int) -> Index:
     """The open position rows of a unit, ordered by instrument."""
     pos = book.positions
     rows: list[int] = []
@@ -119,7 +119,7 @@ class _Exposures(NamedTuple):
     maintenance_slope: NDArray[np.float64]
 
 
-def _exposures(book: Book, unit: int, rows: NDArray[np.intp]) -> _Exposures:
+def _exposures(book: Book, unit: int, rows: Index) -> _Exposures:
     """What else in ``unit`` each position's mark prices (see :class:`_Exposures`).
 
     A cross unit's wallet balance ``b`` in an asset priced by the mark is worth
@@ -168,7 +168,7 @@ def _exposures(book: Book, unit: int, rows: NDArray[np.intp]) -> _Exposures:
 
 
 def _notional(
-    book: Book, instrument: NDArray[np.intp], qty: NDArray[np.float64], mark: NDArray[np.float64]
+    book: Book, instrument: Index, qty: NDArray[np.float64], mark: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Notional in the settle asset: linear at mark, inverse in coin, options at market value."""
     notional = book.models.notional(instrument, qty, mark)

@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Ints = NDArray[np.intp]
+Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
 
 
 def revalue_option_rows_reference(

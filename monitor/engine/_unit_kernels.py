@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import NO_ROW
+from monitor.book import NO_ROW, Index
 from monitor.engine._kernels import _bracket_one, _linear_one, jit, revalue_rows_reference
 
 __all__ = [
@@ -30,17 +30,17 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Ints = NDArray[np.intp]
+Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
 
 
 def unit_collateral_reference(
-    unit_row: NDArray[np.intp],
-    unit_account: NDArray[np.intp],
+    unit_row: Index,
+    unit_account: Index,
     balance: NDArray[np.float64],
     value: NDArray[np.float64],
     haircut: NDArray[np.float64],
     isolated_margin: NDArray[np.float64],
-    row_instrument: NDArray[np.intp],
+    row_instrument: Index,
     settle_value: NDArray[np.float64],
     out: NDArray[np.float64],
 ) -> None:
@@ -82,13 +82,13 @@ unit_collateral: Any = jit(_unit_collateral, unit_collateral_reference)
 
 
 def reset_units_reference(
-    unit_row: NDArray[np.intp],
-    unit_account: NDArray[np.intp],
+    unit_row: Index,
+    unit_account: Index,
     balance: NDArray[np.float64],
     value: NDArray[np.float64],
     haircut: NDArray[np.float64],
     isolated_margin: NDArray[np.float64],
-    row_instrument: NDArray[np.intp],
+    row_instrument: Index,
     settle_value: NDArray[np.float64],
     unit_figures: NDArray[np.float64],
 ) -> None:
@@ -133,9 +133,9 @@ reset_units: Any = jit(_reset_units, reset_units_reference)
 
 
 def sum_unit_rows_reference(
-    units: NDArray[np.intp],
-    head: NDArray[np.intp],
-    unit_next: NDArray[np.intp],
+    units: Index,
+    head: Index,
+    unit_next: Index,
     row_figures: NDArray[np.float64],
     unit_figures: NDArray[np.float64],
 ) -> None:

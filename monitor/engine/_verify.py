@@ -28,6 +28,7 @@ from monitor.book import (
     NO_ROW,
     UPNL,
     Book,
+    Index,
     PositionTable,
 )
 from monitor.engine import _kernels
@@ -48,7 +49,7 @@ _NAMES = ("collateral", "upnl", "initial", "maintenance", "gross")
 
 def _differ(
     cached: NDArray[np.float64], fresh: NDArray[np.float64], magnitude: NDArray[np.float64]
-) -> NDArray[np.intp]:
+) -> Index:
     return np.flatnonzero(~(np.abs(cached - fresh) <= REL_TOL * magnitude))
 
 
@@ -127,7 +128,7 @@ class VerifySweep:
 
     # ------------------------------------------------------------------ one slice of units
 
-    def _check_units(self, units: NDArray[np.intp]) -> None:
+    def _check_units(self, units: Index) -> None:
         book = self._engine.book
         if _kernels.ENABLED and book.contracts.linear_only:
             sums, listed = self._walk_compiled(units)
@@ -162,9 +163,7 @@ class VerifySweep:
             )
         self._found.extend(_state_problems(self._engine, units, sums, listed))
 
-    def _walk_compiled(
-        self, units: NDArray[np.intp]
-    ) -> tuple[NDArray[np.float64], NDArray[np.intp]]:
+    def _walk_compiled(self, units: Index) -> tuple[NDArray[np.float64], Index]:
         """The units' fresh sums and listed rows, and the rows' problems, in one compiled
         walk (``monitor.engine._verify_kernels``)."""
         book = self._engine.book
@@ -211,7 +210,7 @@ class VerifySweep:
             self._found.append("a unit row list has a cycle or a row listed twice")
         return sums, listed
 
-    def _row_problems(self, rows: NDArray[np.intp], fresh: NDArray[np.float64]) -> None:
+    def _row_problems(self, rows: Index, fresh: NDArray[np.float64]) -> None:
         book = self._engine.book
         cached = book.positions.figures[rows]
         row_scale = np.abs(fresh[:, 0]) + fresh[:, 1] + fresh[:, 2]
@@ -246,9 +245,7 @@ class VerifySweep:
         return found
 
 
-def _listed_rows(
-    found: list[str], book: Book, units: NDArray[np.intp]
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+def _listed_rows(found: list[str], book: Book, units: Index) -> tuple[Index, Index]:
     """(slot in ``units``, row) of every row on the units' row lists, walking all lists
     at once; a listed row that is flat or belongs to another unit, or a list longer than
     one row per instrument (a cycle), is a problem."""
@@ -282,7 +279,7 @@ def _listed_rows(
 
 
 def _fresh(
-    book: Book, units: NDArray[np.intp], slots: NDArray[np.intp], rows: NDArray[np.intp]
+    book: Book, units: Index, slots: Index, rows: Index
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Figures of ``rows`` from scratch ([rows, 3]) and the units' sums ([units, 5], the
     columns of ``UnitTable.figures``; collateral left 0)."""
@@ -310,9 +307,9 @@ def _fresh(
 
 def _state_problems(
     engine: Engine,
-    units: NDArray[np.intp],
+    units: Index,
     sums: NDArray[np.float64],
-    open_positions: NDArray[np.intp],
+    open_positions: Index,
 ) -> list[str]:
     """Units whose state is not what their fresh figures say (no pending transition)."""
     book, config = engine.book, engine.config

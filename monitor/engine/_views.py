@@ -13,7 +13,7 @@ import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import NO_ROW, PORTFOLIO, Book
+from monitor.book import NO_ROW, PORTFOLIO, Book, Index
 from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._portfolio import PortfolioMargins
 from monitor.engine._portfolio_risk import account_groups, portfolio_reductions
@@ -39,7 +39,7 @@ class EngineViews:
     book: Book
     portfolio: PortfolioMargins
 
-    def bring_up_to_date(self, units: NDArray[np.intp]) -> None:
+    def bring_up_to_date(self, units: Index) -> None:
         """Revalue ``units`` at the current marks (the engine's own)."""
         raise NotImplementedError
 
@@ -125,7 +125,7 @@ class EngineViews:
             return ()
         return account_groups(self.book, self.portfolio, account_ix, with_matrix)
 
-    def portfolio_units(self, units: NDArray[np.intp]) -> NDArray[np.bool_]:
+    def portfolio_units(self, units: Index) -> NDArray[np.bool_]:
         """Which of ``units`` are portfolio-margined (cross units of portfolio accounts)."""
         book = self.book
         mask: NDArray[np.bool_] = (book.units.row[units] == NO_ROW) & (
@@ -133,7 +133,7 @@ class EngineViews:
         )
         return mask
 
-    def portfolio_from_scratch(self) -> tuple[NDArray[np.intp], NDArray[np.float64]]:
+    def portfolio_from_scratch(self) -> tuple[Index, NDArray[np.float64]]:
         """(portfolio units, their [IM, MM]) recomputed without any cache."""
         if not self.portfolio.has_accounts(self.book):
             return np.empty(0, dtype=np.intp), np.empty((0, 2))

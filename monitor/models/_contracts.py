@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -158,7 +158,7 @@ class ContractTable:
 
     def price_options(
         self,
-        ix: NDArray[np.intp],
+        ix: NDArray[np.integer[Any]],
         underlying_price: NDArray[np.float64],
         vol: NDArray[np.float64],
         now_ms: NDArray[np.float64],
@@ -183,7 +183,7 @@ class ContractTable:
 
     def vol_of(
         self,
-        ix: NDArray[np.intp],
+        ix: NDArray[np.integer[Any]],
         mark: NDArray[np.float64],
         underlying_price: NDArray[np.float64],
         now_ms: NDArray[np.float64],

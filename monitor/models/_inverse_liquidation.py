@@ -19,6 +19,8 @@ arithmetic of BitMEX ("Inverse contracts": PnL ``contracts x multiplier x (1/ent
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -31,7 +33,7 @@ Array = NDArray[np.float64]
 
 def inverse_liquidation_prices(
     layout: Layout,
-    instrument_ix: NDArray[np.intp],
+    instrument_ix: NDArray[np.integer[Any]],
     signed_size: Array,
     mark: Array,
     equity: Array,

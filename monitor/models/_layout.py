@@ -24,7 +24,7 @@ how many positions there are, and never a Python loop over positions.
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -89,7 +89,7 @@ class Layout(NamedTuple):
 
 
 def bracket_flat_index(
-    layout: Layout, instrument_ix: NDArray[np.intp], notional: NDArray[np.float64]
+    layout: Layout, instrument_ix: NDArray[np.integer[Any]], notional: NDArray[np.float64]
 ) -> NDArray[np.intp]:
     """Each position's bracket as a flat index ``instrument_ix * max_tiers + bracket``.
 
@@ -106,8 +106,9 @@ def bracket_flat_index(
         flat = lookup.table.take(key)
         flat += notional > lookup.next_floor.take(flat)
         return flat
-    flat = instrument_ix * width if width > 1 else instrument_ix.astype(np.intp, copy=True)
+    flat = instrument_ix.astype(np.intp, copy=True)  # 8 bytes: ids times tiers
     if width > 1:
+        flat *= width
         above = np.empty(notional.shape, dtype=np.bool_)
         for column in layout.floor_columns[1:]:
             np.greater(notional, column.take(instrument_ix), out=above)

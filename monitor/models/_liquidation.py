@@ -41,6 +41,8 @@ still linear per bracket, so the same iteration applies.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -51,7 +53,7 @@ __all__ = ["bankruptcy_prices", "liquidation_prices"]
 
 def liquidation_prices(
     layout: Layout,
-    instrument_ix: NDArray[np.intp],
+    instrument_ix: NDArray[np.integer[Any]],
     signed_size: NDArray[np.float64],
     mark: NDArray[np.float64],
     equity: NDArray[np.float64],

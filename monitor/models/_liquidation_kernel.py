@@ -68,7 +68,7 @@ _fused: Any = compiled(_solve, numpy_errors=True)
 
 def liquidation_prices_fused(
     layout: Layout,
-    instrument_ix: NDArray[np.intp],
+    instrument_ix: NDArray[np.integer[Any]],
     signed_size: NDArray[np.float64],
     mark: NDArray[np.float64],
     equity: NDArray[np.float64],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -133,13 +133,16 @@ class ModelTable:
     # ------------------------------------------------------------------ per position
 
     def notional(
-        self, instrument_ix: NDArray[np.intp], qty: NDArray[np.float64], mark: NDArray[np.float64]
+        self,
+        instrument_ix: NDArray[np.integer[Any]],
+        qty: NDArray[np.float64],
+        mark: NDArray[np.float64],
     ) -> NDArray[np.float64]:
         """Position notional at mark, ``|qty| * contract_size * mark``, in the settle asset."""
         return np.abs(qty) * self._layout.contract_size.take(instrument_ix) * mark
 
     def bracket(
-        self, instrument_ix: NDArray[np.intp], notional: NDArray[np.float64]
+        self, instrument_ix: NDArray[np.integer[Any]], notional: NDArray[np.float64]
     ) -> NDArray[np.intp]:
         """The 0-based bracket each notional falls in (0 for size-scaled instruments)."""
         notional = np.ascontiguousarray(notional, dtype=np.float64)
@@ -149,7 +152,7 @@ class ModelTable:
 
     def requirements(
         self,
-        instrument_ix: NDArray[np.intp],
+        instrument_ix: NDArray[np.integer[Any]],
         qty: NDArray[np.float64],
         mark: NDArray[np.float64],
         leverage: NDArray[np.float64],
@@ -181,7 +184,7 @@ class ModelTable:
 
     def requirements_from_notional(
         self,
-        instrument_ix: NDArray[np.intp],
+        instrument_ix: NDArray[np.integer[Any]],
         notional: NDArray[np.float64],
         size: NDArray[np.float64],
         leverage: NDArray[np.float64],
@@ -211,7 +214,7 @@ class ModelTable:
 
     def liquidation_prices(
         self,
-        instrument_ix: NDArray[np.intp],
+        instrument_ix: NDArray[np.integer[Any]],
         qty: NDArray[np.float64],
         mark: NDArray[np.float64],
         equity: NDArray[np.float64],

@@ -17,6 +17,8 @@ notional is computed differently (inverse: in the base asset). Formulas:
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -27,7 +29,7 @@ __all__ = ["margins_into"]
 
 def margins_into(
     layout: Layout,
-    instrument_ix: NDArray[np.intp],
+    instrument_ix: NDArray[np.integer[Any]],
     notional: NDArray[np.float64],
     size: NDArray[np.float64],
     leverage: NDArray[np.float64],

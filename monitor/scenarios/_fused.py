@@ -43,7 +43,7 @@ class HolderFigures(NamedTuple):
 
 
 def _standard_initial(
-    indptr: NDArray[np.intp], rows: NDArray[np.intp], standard: Array
+    indptr: NDArray[np.integer[Any]], rows: NDArray[np.integer[Any]], standard: Array
 ) -> Array | None:
     if standard.shape[0] == 0:
         return None
@@ -54,9 +54,9 @@ def _standard_initial(
 
 def holder_figures_reference(
     priced: PricedGroup,
-    indptr: NDArray[np.intp],
-    rows: NDArray[np.intp],
-    col: NDArray[np.intp],
+    indptr: NDArray[np.integer[Any]],
+    rows: NDArray[np.integer[Any]],
+    col: NDArray[np.integer[Any]],
     qty: Array,
     standard: Array,
 ) -> HolderFigures:
@@ -158,9 +158,9 @@ _kernel: Any = compiled(_fused)
 
 def holder_figures(
     priced: PricedGroup,
-    indptr: NDArray[np.intp],
-    rows: NDArray[np.intp],
-    col: NDArray[np.intp],
+    indptr: NDArray[np.integer[Any]],
+    rows: NDArray[np.integer[Any]],
+    col: NDArray[np.integer[Any]],
     qty: Array,
     standard: Array,
 ) -> HolderFigures:

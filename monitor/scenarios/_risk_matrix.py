@@ -20,7 +20,7 @@ are sums over its groups, with no offset between underlyings.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -52,15 +52,15 @@ class PricedGroup(NamedTuple):
     values: Array  # instruments x scenarios, per contract, valuation asset (the model's)
     exposure: Array  # futures delta value per contract (see contingency_units)
     short_unit: Array  # option contingency per short contract
-    strike_key: NDArray[np.intp]  # dense id of (expiry, strike) for options, -1 otherwise
+    strike_key: NDArray[np.integer[Any]]  # dense id of (expiry, strike) for options, -1 otherwise
 
 
 class GroupPositions(NamedTuple):
     """Positions in a group as coordinates: ``row`` (the holder, 0..rows-1), ``col`` (the
     instrument's row in the group), ``qty`` in contracts."""
 
-    row: NDArray[np.intp]
-    col: NDArray[np.intp]
+    row: NDArray[np.integer[Any]]
+    col: NDArray[np.integer[Any]]
     qty: Array
     rows: int
 
@@ -80,7 +80,7 @@ class GroupMargin(NamedTuple):
 def price_group(
     terms: InstrumentTerms,
     params: PortfolioMarginParams,
-    strike_key: NDArray[np.intp] | None = None,
+    strike_key: NDArray[np.integer[Any]] | None = None,
 ) -> PricedGroup:
     """Scenario values and contingency units of a group's instruments, once.
 

@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from monitor.book import export_partition, load_snapshots
+from monitor.book import ID, export_partition, load_snapshots
 from monitor.coin_market import inverse_perpetual
 from monitor.engine import Engine, EngineConfig, warm_up
 from monitor.instruments import load_instrument_file
@@ -73,6 +73,7 @@ def _linear_cycles() -> Iterator[Engine]:
     path = PricePath.for_instruments(instruments, start, spec)
     ledger = list(ledger_events(plan_accounts(instruments, start, spec), instruments, spec))
     engine.apply(ledger, path.ticks(path.start[None, :], 0), START)
+    assert engine.book.positions.account.dtype == ID
     marks = path.advance(40)
     for step in range(marks.shape[0]):
         ticks = path.ticks(marks[step : step + 1], step + 1)

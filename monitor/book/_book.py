@@ -82,7 +82,6 @@ class Book:
         self.account_names = self.account_index.by_id
         self.units = UnitTable()
         self.positions = PositionTable(n)
-        self.isolated_units: dict[int, list[int]] = {}
         self.applied_ids = SeenIds(idempotency_window_ms, idempotency_max_ids)
         # Rows whose figures must be recomputed (drained by the engine).
         self.stale_rows: set[int] = set()
@@ -114,7 +113,14 @@ class Book:
 
     def units_of(self, account_ix: int) -> list[int]:
         """The account's cross unit, then its isolated units (in the order they were created)."""
-        return [int(self.accounts.cross_unit[account_ix]), *self.isolated_units.get(account_ix, ())]
+        units = []
+        unit = int(self.accounts.last_isolated[account_ix])
+        while unit != NO_ROW:
+            units.append(unit)
+            unit = int(self.units.previous_isolated[unit])
+        units.append(int(self.accounts.cross_unit[account_ix]))
+        units.reverse()
+        return units
 
     # ------------------------------------------------------------------ ledger
 
@@ -202,7 +208,8 @@ class Book:
             if unit == NO_ROW:
                 unit = self._new_unit(account, row)
                 pos.isolated_unit[row] = unit
-                self.isolated_units.setdefault(account, []).append(unit)
+                self.units.previous_isolated[unit] = self.accounts.last_isolated[account]
+                self.accounts.last_isolated[account] = unit
         else:
             unit = int(self.accounts.cross_unit[account])
         pos.link(row, unit, self.units.head)

@@ -4,7 +4,7 @@ A dict of tuple keys costs about 170 bytes per position (the tuple, two Python i
 the row int, the table slot): half a gigabyte for three million positions, more than
 all the position columns together. Here a pair is one int64 key, ``account x
 instruments + instrument``; rows loaded in bulk (snapshot restore, benchmarks) sit in
-sorted key and row arrays (16 bytes per row, found by binary search), and rows created
+sorted key and row arrays (12 bytes per row, found by binary search), and rows created
 one at a time by fills go to a small dict that is merged into the arrays when it has
 grown to an eighth of them (one linear merge; amortised, a few bytes per new row).
 """
@@ -15,6 +15,8 @@ from typing import Final, overload
 
 import numpy as np
 from numpy.typing import NDArray
+
+from monitor.book._columns import ID, Ids
 
 __all__ = ["RowIndex"]
 
@@ -28,7 +30,7 @@ class RowIndex:
     def __init__(self, n_instruments: int) -> None:
         self._width = max(1, n_instruments)
         self._keys: NDArray[np.int64] = np.empty(0, dtype=np.int64)
-        self._rows: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._rows: Ids = np.empty(0, dtype=ID)
         self._recent: dict[int, int] = {}
 
     def __len__(self) -> int:
@@ -64,7 +66,7 @@ class RowIndex:
         if len(self._recent) >= max(_MERGE_MIN, self._keys.shape[0] // 8):
             self._merge(
                 np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent)),
-                np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent)),
+                np.fromiter(self._recent.values(), dtype=ID, count=len(self._recent)),
             )
             self._recent.clear()
 
@@ -76,9 +78,9 @@ class RowIndex:
     ) -> None:
         """Index many new pairs at once; ValueError if a pair is there already or twice."""
         keys = account.astype(np.int64) * self._width + instrument.astype(np.int64)
-        self._merge(keys, rows.astype(np.int64))
+        self._merge(keys, rows.astype(ID))
 
-    def _merge(self, keys: NDArray[np.int64], rows: NDArray[np.int64]) -> None:
+    def _merge(self, keys: NDArray[np.int64], rows: Ids) -> None:
         order = np.argsort(keys, kind="stable")
         keys, rows = keys[order], rows[order]
         if keys.shape[0] > 1 and bool(np.any(keys[1:] == keys[:-1])):

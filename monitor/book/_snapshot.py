@@ -233,8 +233,15 @@ def _load(
     units.account[iso_units] = account[isolated_rows]
     units.row[iso_units] = isolated_rows
     pos.isolated_unit[isolated_rows] = iso_units
-    for row, unit in zip(isolated_rows.tolist(), iso_units.tolist(), strict=True):
-        book.isolated_units.setdefault(int(account[row]), []).append(unit)
+    # Each account's isolated units are consecutive, oldest first: link each to the one
+    # before it, and the account to its last.
+    owner = account[isolated_rows]
+    same = np.zeros(owner.shape[0], dtype=np.bool_)
+    np.equal(owner[1:], owner[:-1], out=same[1:])
+    units.previous_isolated[iso_units[same]] = iso_units[same] - 1
+    last = np.ones(owner.shape[0], dtype=np.bool_)
+    last[:-1] = ~same[1:]
+    accounts.last_isolated[owner[last]] = iso_units[last]
     # Open rows: into their unit's row list and their instrument's holders.
     is_open = (flags & OPEN) != 0
     unit_of = np.where((flags & OPEN_ISOLATED) != 0, pos.isolated_unit[:m], account)

@@ -215,7 +215,7 @@ def account_view(book: Book, name: str) -> dict[str, Any]:
 
     digests, stamps, owners = book.applied_ids.log()
     digests, stamps = digests[owners == a], stamps[owners == a]
-    isolated = book.isolated_units.get(a, [])
+    isolated = book.units_of(a)[1:]
     return {
         "mode": int(book.accounts.mode[a]),
         "balance": book.accounts.balance[a].tolist(),

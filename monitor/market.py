@@ -70,7 +70,8 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True):
     ``step_s`` is the simulated time between price steps (each step ticks every
     instrument once). ``volatility`` is annualised; ``correlation`` is that of any two
     instruments' diffusions; jumps arrive at ``jump_rate_per_s`` per instrument with
-    log-size ~ N(0, ``jump_sigma``).
+    log-size ~ N(0, ``jump_sigma``). ``positions_per_account``: every account holds that
+    many positions (at most one per instrument); None: 1, 2 or 3 (odds 50/30/20 %).
     """
 
     seed: int = 0
@@ -82,6 +83,7 @@ class MarketSpec(msgspec.Struct, frozen=True, kw_only=True):
     jump_sigma: float = 0.03
     crash: CrashSpec | None = None
     accounts: int = 1000
+    positions_per_account: int | None = None
     account_prefix: str = "acct-"
     isolated_fraction: float = 0.2
     taker_fee_rate: float = 0.0005
@@ -239,7 +241,8 @@ class AccountPlan(NamedTuple):
 def plan_accounts(
     instruments: Sequence[Instrument], start: Sequence[float], spec: MarketSpec
 ) -> AccountPlan:
-    """Draw ``spec.accounts`` accounts with 1-3 leveraged positions each, all healthy.
+    """Draw ``spec.accounts`` accounts with 1-3 leveraged positions each (or
+    ``spec.positions_per_account``), all healthy.
 
     Instruments earlier in the list are traded more. Each account spends a share
     ``utilisation`` (25-85 %) of its deposit on initial margin plus fees (isolated
@@ -252,6 +255,13 @@ def plan_accounts(
     price0 = np.asarray(start, dtype=np.float64)
 
     count = np.minimum(rng.choice(_POSITIONS_PER_ACCOUNT, size=n, p=_POSITIONS_ODDS), m)
+    if spec.positions_per_account is not None:
+        if not 1 <= spec.positions_per_account <= m:
+            raise ValueError(
+                f"positions_per_account is {spec.positions_per_account}: give 1 to {m}, "
+                "one position per instrument at most"
+            )
+        count = np.full(n, spec.positions_per_account, dtype=count.dtype)
     popularity = -0.7 * np.log(np.arange(1, m + 1))
     keys = popularity + rng.gumbel(size=(n, m))  # Gumbel top-k: weighted, no repeats
     order = np.argsort(-keys, axis=1, kind="stable")

@@ -103,10 +103,18 @@ def sentinel_ledger(ts: int) -> Iterator[LedgerEvent]:
 
 
 def ledger_lines(
-    market: list[Instrument], prices: dict[str, float], accounts: int, seed: int, ts: int
+    market: list[Instrument],
+    prices: dict[str, float],
+    accounts: int,
+    seed: int,
+    ts: int,
+    positions_per_account: int | None = None,
 ) -> list[bytes]:
-    """kcat lines ``account|json`` of every generated account's ledger, then the sentinels'."""
-    spec = MarketSpec(seed=seed, accounts=accounts, start_ts=ts)
+    """kcat lines ``account|json`` of every generated account's ledger, then the sentinels'
+    (``positions_per_account``: as ``MarketSpec``'s; None: the generator's 1-3)."""
+    spec = MarketSpec(
+        seed=seed, accounts=accounts, start_ts=ts, positions_per_account=positions_per_account
+    )
     start = [prices[i.symbol] for i in market]
     plan = plan_accounts(market, start, spec)
     lines = [e.account.encode() + b"|" + _encode(e) for e in ledger_events(plan, market, spec)]

@@ -114,8 +114,15 @@ class Rig:
         first, self._next_chunk = self._next_chunk, self._next_chunk + count
         return first
 
-    async def set_up(self, accounts: int, seed: int, profile: str | None) -> None:
-        """Topics, instruments, opening prices, a ready monitor, and its ledger applied."""
+    async def set_up(
+        self,
+        accounts: int,
+        seed: int,
+        profile: str | None,
+        positions_per_account: int | None = None,
+    ) -> None:
+        """Topics, instruments, opening prices, a ready monitor, and its ledger applied
+        (``positions_per_account``: see ``ledger_lines``)."""
         await self._create_topics()
         instruments = self.tmp / "instruments.json"
         market, prices = write_instruments(
@@ -124,7 +131,7 @@ class Rig:
         self.market_prices = {s: p for s, p in prices.items() if s != SENTINEL_SYMBOL}
         now = time.time_ns() // 1_000_000
         began = time.perf_counter()
-        ledger = ledger_lines(market, prices, accounts, seed, now)
+        ledger = ledger_lines(market, prices, accounts, seed, now, positions_per_account)
         progress(
             f"{accounts:,} accounts: {len(ledger):,} ledger records rendered in "
             f"{time.perf_counter() - began:.1f}s"

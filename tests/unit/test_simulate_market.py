@@ -253,3 +253,26 @@ def test_size_scaled_positions_carry_no_leverage_setting(
     leverage_symbols = {e.symbol for e in events if isinstance(e, MarginSettings) and e.symbol}
     assert "BTCUSDT-SIZED" not in leverage_symbols
     assert any(isinstance(e, Fill) and e.symbol == "BTCUSDT-SIZED" for e in events)
+
+
+def test_every_account_holds_the_positions_asked_for(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(seed=4, accounts=500, positions_per_account=3)
+    plan = plan_accounts(instruments, start, spec)
+    held = np.bincount(plan.position_account, minlength=500)
+    assert held.tolist() == [3] * 500
+    pairs = set(zip(plan.position_account.tolist(), plan.position_instrument.tolist(), strict=True))
+    assert len(pairs) == 1_500  # three different instruments each
+    default = plan_accounts(instruments, start, MarketSpec(seed=4, accounts=500))
+    assert set(np.bincount(default.position_account).tolist()) == {1, 2, 3}
+
+
+def test_more_positions_per_account_than_instruments_is_refused(
+    market: tuple[list[Instrument], list[float]],
+) -> None:
+    instruments, start = market
+    spec = MarketSpec(accounts=5, positions_per_account=len(instruments) + 1)
+    with pytest.raises(ValueError, match="one position per instrument at most"):
+        plan_accounts(instruments, start, spec)

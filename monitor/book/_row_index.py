@@ -3,10 +3,19 @@
 A dict of tuple keys costs about 170 bytes per position (the tuple, two Python ints,
 the row int, the table slot): half a gigabyte for three million positions, more than
 all the position columns together. Here a pair is one int64 key, ``account x
-instruments + instrument``; rows loaded in bulk (snapshot restore, benchmarks) sit in
-sorted key and row arrays (12 bytes per row, found by binary search), and rows created
-one at a time by fills go to a small dict that is merged into the arrays when it has
-grown to an eighth of them (one linear merge; amortised, a few bytes per new row).
+instruments + instrument``, and rows sit in sorted key and row arrays (12 bytes a row,
+found by binary search) at two levels:
+
+* the *main* arrays, which rows loaded in bulk (snapshot restore, benchmarks) go to;
+* the *recent* arrays, small beside them, for rows created one at a time by fills.
+
+A row created by a fill waits in a dict of at most :data:`PENDING_MAX` entries (a
+dict entry costs about 65 bytes), which is merged into the recent arrays when full; the
+recent arrays are merged into the main ones when they have grown to an eighth of them.
+Each merge is linear in what it merges into, so a new row costs a few bytes and,
+amortised, a few element moves; a lookup is a dict probe and two binary searches.
+Before the recent level, the dict itself held up to an eighth of all rows: 25 MB at three
+million positions.
 """
 
 from __future__ import annotations
@@ -18,23 +27,31 @@ from numpy.typing import NDArray
 
 from monitor.book._columns import ID, Ids
 
-__all__ = ["RowIndex"]
+__all__ = ["PENDING_MAX", "RowIndex"]
 
-_MERGE_MIN: Final = 1 << 16  # recent rows kept in the dict before any merge
+PENDING_MAX: Final = 1 << 13  # rows in the dict before it is merged into the recent arrays
+_MERGE_MIN: Final = 1 << 16  # rows in the recent arrays before any merge into the main
 
 
 class RowIndex:
     """Position row by ``(account_ix, instrument_ix)``; a mapping for the few methods
-    the book uses (``get``, ``[]``, ``[] =``, ``len``) plus :meth:`add_many`."""
+    the book uses (``get``, ``[]``, ``[] =``, ``len``) plus :meth:`add_many`.
+    ``pending_max`` and ``merge_min`` set the two merges (see the module text)."""
 
-    def __init__(self, n_instruments: int) -> None:
+    def __init__(
+        self, n_instruments: int, pending_max: int = PENDING_MAX, merge_min: int = _MERGE_MIN
+    ) -> None:
         self._width = max(1, n_instruments)
+        self._pending_max = pending_max
+        self._merge_min = merge_min
         self._keys: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._rows: Ids = np.empty(0, dtype=ID)
-        self._recent: dict[int, int] = {}
+        self._recent_keys: NDArray[np.int64] = np.empty(0, dtype=np.int64)
+        self._recent_rows: Ids = np.empty(0, dtype=ID)
+        self._pending: dict[int, int] = {}
 
     def __len__(self) -> int:
-        return int(self._keys.shape[0]) + len(self._recent)
+        return int(self._keys.shape[0]) + int(self._recent_keys.shape[0]) + len(self._pending)
 
     def _key(self, pair: tuple[int, int]) -> int:
         return int(pair[0]) * self._width + int(pair[1])
@@ -45,13 +62,13 @@ class RowIndex:
     def get(self, pair: tuple[int, int], default: int) -> int: ...
     def get(self, pair: tuple[int, int], default: int | None = None) -> int | None:
         key = self._key(pair)
-        row = self._recent.get(key)
+        row = self._pending.get(key)
         if row is not None:
             return row
-        keys = self._keys
-        at = int(np.searchsorted(keys, key))
-        if at < keys.shape[0] and keys[at] == key:
-            return int(self._rows[at])
+        for keys, rows in ((self._recent_keys, self._recent_rows), (self._keys, self._rows)):
+            at = int(np.searchsorted(keys, key))
+            if at < keys.shape[0] and keys[at] == key:
+                return int(rows[at])
         return default
 
     def __getitem__(self, pair: tuple[int, int]) -> int:
@@ -62,13 +79,11 @@ class RowIndex:
 
     def __setitem__(self, pair: tuple[int, int], row: int) -> None:
         """Index a new pair (the book creates each pair's row once)."""
-        self._recent[self._key(pair)] = int(row)
-        if len(self._recent) >= max(_MERGE_MIN, self._keys.shape[0] // 8):
-            self._merge(
-                np.fromiter(self._recent.keys(), dtype=np.int64, count=len(self._recent)),
-                np.fromiter(self._recent.values(), dtype=ID, count=len(self._recent)),
-            )
-            self._recent.clear()
+        self._pending[self._key(pair)] = int(row)
+        if len(self._pending) >= self._pending_max:
+            self._take_pending()
+            if self._recent_keys.shape[0] >= max(self._merge_min, self._keys.shape[0] // 8):
+                self._take_recent()
 
     def add_many(
         self,
@@ -77,17 +92,44 @@ class RowIndex:
         rows: NDArray[np.integer],
     ) -> None:
         """Index many new pairs at once; ValueError if a pair is there already or twice."""
+        self._take_pending()
+        self._take_recent()
         keys = account.astype(np.int64) * self._width + instrument.astype(np.int64)
-        self._merge(keys, rows.astype(ID))
+        self._keys, self._rows = _merged(self._keys, self._rows, keys, rows.astype(ID))
 
-    def _merge(self, keys: NDArray[np.int64], rows: Ids) -> None:
-        order = np.argsort(keys, kind="stable")
-        keys, rows = keys[order], rows[order]
-        if keys.shape[0] > 1 and bool(np.any(keys[1:] == keys[:-1])):
-            raise ValueError("an (account, instrument) pair appears more than once")
-        at = np.searchsorted(self._keys, keys)
-        found = at < self._keys.shape[0]
-        if bool(np.any(self._keys[at[found]] == keys[found])):
-            raise ValueError("an (account, instrument) pair appears more than once")
-        self._keys = np.insert(self._keys, at, keys)
-        self._rows = np.insert(self._rows, at, rows)
+    def _take_pending(self) -> None:
+        """Merge the dict into the recent arrays."""
+        if not self._pending:
+            return
+        n = len(self._pending)
+        keys = np.fromiter(self._pending.keys(), dtype=np.int64, count=n)
+        rows = np.fromiter(self._pending.values(), dtype=ID, count=n)
+        self._pending = {}
+        self._recent_keys, self._recent_rows = _merged(
+            self._recent_keys, self._recent_rows, keys, rows
+        )
+
+    def _take_recent(self) -> None:
+        """Merge the recent arrays into the main ones."""
+        if not self._recent_keys.shape[0]:
+            return
+        self._keys, self._rows = _merged(
+            self._keys, self._rows, self._recent_keys, self._recent_rows
+        )
+        self._recent_keys = np.empty(0, dtype=np.int64)
+        self._recent_rows = np.empty(0, dtype=ID)
+
+
+def _merged(
+    keys: NDArray[np.int64], rows: Ids, new_keys: NDArray[np.int64], new_rows: Ids
+) -> tuple[NDArray[np.int64], Ids]:
+    """The sorted ``keys``/``rows`` with the new pairs in; ValueError if a key repeats."""
+    order = np.argsort(new_keys, kind="stable")
+    new_keys, new_rows = new_keys[order], new_rows[order]
+    if new_keys.shape[0] > 1 and bool(np.any(new_keys[1:] == new_keys[:-1])):
+        raise ValueError("an (account, instrument) pair appears more than once")
+    at = np.searchsorted(keys, new_keys)
+    found = at < keys.shape[0]
+    if bool(np.any(keys[at[found]] == new_keys[found])):
+        raise ValueError("an (account, instrument) pair appears more than once")
+    return np.insert(keys, at, new_keys), np.insert(rows, at, new_rows)

@@ -19,23 +19,25 @@ only, so it is deterministic.
 How they are kept: a million accounts' ledger fills millions of ids, so each is kept as
 a 128-bit digest of its kind and id (BLAKE2b; two different ids share one with a
 probability of about n^2 / 2^129, 1e-26 for ten million ids), in arrays: a log in the
-order applied (digest, stamp, owner: 28 bytes an id) and a sorted index of the digests'
-first halves with their place in the log (16 bytes). Forgetting the oldest ids moves the
-log's front; the index drops them at its next merge. Ids added since the last merge wait
-in a small dict and lists (at most an eighth of the ids), so adding one costs a digest
-and a few appends, and a lookup one dict probe and a binary search. About 50 bytes an
-id, against about 250 for Python tuples in a dict; snapshots carry the digests (16 bytes
-an id), not the ids.
+order applied (digest, stamp, owner: 28 bytes an id) and an index of their places in the
+log sorted by digest (8 bytes an id; the binary search reads the digests from the log:
+``monitor.book._seen_kernels``). Forgetting the oldest ids moves the log's front; the
+index drops them at its next merge. Ids added since the last merge wait in a small dict
+and lists (at most a thirty-second of the ids, about 180 bytes each), so adding one costs
+a digest and a few appends, and a lookup one dict probe and a binary search. About 40
+bytes an id (the log grows by a quarter when full), against about 250 for Python tuples
+in a dict; snapshots carry the digests (16 bytes an id), not the ids.
 """
 
 from __future__ import annotations
 
 import hashlib
-from array import array
 from bisect import bisect_left
 
 import numpy as np
 from numpy.typing import NDArray
+
+from monitor.book import _seen_kernels
 
 __all__ = ["DIGEST_BYTES", "SeenIds", "digest_of", "digests_of"]
 
@@ -80,10 +82,9 @@ class SeenIds:
         self._front = 0  # first seq still remembered
         self._next = 0  # seq of the next id applied
         self._oldest = 0  # stamp of entry ``_front`` (when there is one)
-        # The index: first halves sorted, with their seq (entries before _front are
-        # stale); ids added since the last merge are in ``_recent`` (digest -> seq).
-        self._index_high = array("Q")
-        self._index_seq = array("q")
+        # The index: seqs sorted by their digests (entries before _front are stale, none
+        # before _base); ids added since the last merge are in ``_recent`` (digest -> seq).
+        self._index: NDArray[np.int64] = np.empty(0, dtype=np.int64)
         self._recent: dict[bytes, int] = {}
 
     def __contains__(self, key: object) -> bool:
@@ -109,19 +110,10 @@ class SeenIds:
         vectorised search: for a batch read with :meth:`has_looked_up` and added with
         ``add_digest(..., merge=False)`` until :meth:`settle` (a merge in between would
         move the batch's own ids out of the dict the answers rely on)."""
-        if not digests or not self._index_high:
+        if not digests or not self._index.size:
             return [-1] * len(digests)
-        wanted = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2)
-        high = np.frombuffer(self._index_high, dtype=np.uint64)
-        seq = np.frombuffer(self._index_seq, dtype=np.int64)
-        at = np.minimum(np.searchsorted(high, wanted[:, 0]), high.size - 1)
-        found = np.where(high[at] == wanted[:, 0], seq[at], -1)
-        hit = np.flatnonzero(found >= self._front)
-        if hit.size:
-            low = self._digest[found[hit] - self._base, 1]
-            mismatch = hit[low != wanted[hit, 1]]
-            for k in mismatch.tolist():  # another id with the same first half: rare
-                found[k] = self._find_indexed(digests[k])
+        wanted = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
+        found = _seen_kernels.find(self._index, self._digest, self._base, self._front, wanted)
         result: list[int] = found.tolist()
         return result
 
@@ -135,7 +127,7 @@ class SeenIds:
 
     def settle(self) -> None:
         """Merge if the ids added since the last merge are due (after a batch)."""
-        if len(self._recent) >= max(_MIN_MERGE, len(self) // 8):
+        if len(self._recent) >= max(_MIN_MERGE, len(self) // 32):
             self._merge()
 
     def add_digest(self, digest: bytes, ts: int, owner: int = -1, *, merge: bool = True) -> None:
@@ -188,16 +180,14 @@ class SeenIds:
             keep = np.sort(digest.shape[0] - 1 - first_from_end)
             digest, stamp, owner = digest[keep], stamp[keep], owner[keep]
         n = digest.shape[0]
-        self._digest, self._stamp, self._owner = _log_arrays(max(_MIN_CAPACITY, n + n // 2 + 1))
+        self._digest, self._stamp, self._owner = _log_arrays(_capacity_for(n))
         self._digest[:n], self._stamp[:n], self._owner[:n] = digest, stamp, owner
         self._base, self._front, self._next, self._flushed = 0, 0, n, n
         self._oldest = int(stamp[0]) if n else 0
         self._forget()
         seq = np.arange(self._front, self._next, dtype=np.int64)
-        high = self._digest[seq, 0]
-        by_high = np.argsort(high, kind="stable")
-        self._index_high = _as_array("Q", high[by_high])
-        self._index_seq = _as_array("q", seq[by_high])
+        halves = self._digest[seq]
+        self._index = seq[np.lexsort((halves[:, 1], halves[:, 0]))]
 
     # ------------------------------------------------------------------ the log
 
@@ -238,12 +228,14 @@ class SeenIds:
         if end > self._stamp.size:
             kept = slice(self._flushed - flushed_live - self._base, self._flushed - self._base)
             n = flushed_live + added
-            digest, stamp, owner = _log_arrays(max(_MIN_CAPACITY, n + n // 2 + 1))
+            digest, stamp, owner = _log_arrays(_capacity_for(n))
             digest[:flushed_live] = self._digest[kept]
             stamp[:flushed_live] = self._stamp[kept]
             owner[:flushed_live] = self._owner[kept]
             self._digest, self._stamp, self._owner = digest, stamp, owner
             self._base = self._flushed - flushed_live
+            # The index must not point before the log's first slot (those are forgotten).
+            self._index = self._index[self._index >= self._base]
         at = self._flushed - self._base
         self._digest[at : at + added] = np.frombuffer(
             b"".join(self._pending_digest), dtype="<u8"
@@ -264,37 +256,26 @@ class SeenIds:
 
     def _find_indexed(self, digest: bytes) -> int:
         """The seq of ``digest`` in the sorted index if remembered, else -1."""
-        high = int.from_bytes(digest[:8], "little")
-        index = self._index_high
-        at = bisect_left(index, high)
-        while at < len(index) and index[at] == high:
-            seq = self._index_seq[at]
-            if seq >= self._front and int(self._digest[seq - self._base, 1]) == int.from_bytes(
-                digest[8:], "little"
-            ):
-                return seq
-            at += 1
-        return -1
+        wanted = np.frombuffer(digest, dtype="<u8").reshape(1, 2).astype(np.uint64)
+        found = _seen_kernels.find(self._index, self._digest, self._base, self._front, wanted)
+        return int(found[0])
 
     def _merge(self) -> None:
         """Flush the log; take the recent ids into the sorted index and drop the
         forgotten ones from it."""
         self._flush()
-        if not self._recent and (not self._index_seq or self._index_seq[0] >= self._front):
+        index = self._index
+        stale = bool(index.size) and bool((index < self._front).any())
+        if not self._recent and not stale:
             return
-        high = np.frombuffer(self._index_high, dtype=np.uint64)
-        seq = np.frombuffer(self._index_seq, dtype=np.int64)
-        keep = seq >= self._front
-        high, seq = high[keep], seq[keep]
+        if stale:
+            index = index[index >= self._front]
         fresh = np.fromiter(self._recent.values(), dtype=np.int64, count=len(self._recent))
         self._recent = {}
         fresh = fresh[fresh >= self._front]
-        fresh_high = self._digest[fresh - self._base, 0]
-        order = np.argsort(fresh_high, kind="stable")
-        fresh_high, fresh = fresh_high[order], fresh[order]
-        at = np.searchsorted(high, fresh_high)
-        self._index_high = _as_array("Q", np.insert(high, at, fresh_high))
-        self._index_seq = _as_array("q", np.insert(seq, at, fresh))
+        halves = self._digest[fresh - self._base]
+        fresh = fresh[np.lexsort((halves[:, 1], halves[:, 0]))]
+        self._index = _seen_kernels.merge(index, fresh, self._digest, self._base)
 
 
 def _log_arrays(
@@ -307,8 +288,7 @@ def _log_arrays(
     )
 
 
-def _as_array(typecode: str, values: NDArray[np.generic]) -> array[int]:
-    """``values`` as a Python array (binary search with ``bisect`` costs no numpy call)."""
-    out = array(typecode)
-    out.frombytes(np.ascontiguousarray(values).tobytes())
-    return out
+def _capacity_for(n: int) -> int:
+    """Slots for a log of ``n`` entries and room to grow by a quarter (the unwritten room
+    is not resident; a smaller step copies the log more often)."""
+    return max(_MIN_CAPACITY, n + n // 4 + 1)

@@ -30,6 +30,7 @@ import numpy as np
 
 from monitor.book import export_partition, load_snapshots
 from monitor.book._name_kernels import warm_up as warm_up_names
+from monitor.book._seen import SeenIds, digest_of
 from monitor.coin_market import inverse_books, inverse_perpetual
 from monitor.engine._config import EngineConfig
 from monitor.engine._engine import Engine
@@ -92,6 +93,17 @@ def _cycles(engine: Engine, prices: dict[str, float], smile: Smile | None = None
     engine.verify()
     for ix in range(min(8, engine.book.accounts.size)):
         engine.account_risk(engine.book.account_names[ix])
+
+
+def _remembered_ids() -> None:
+    """The index of remembered ledger ids: a merge (after 4,096 ids), a batch lookup and
+    a single one. The small books above never merge it."""
+    seen = SeenIds()
+    for k in range(5_000):
+        seen.add(("fill", f"warm-{k}"), _TS)
+    digests = [digest_of(("fill", f"warm-{k}")) for k in range(0, 6_000, 500)]
+    seen.look_up(digests)
+    _ = ("fill", "warm-1") in seen
 
 
 def _snapshot(engine: Engine, prices: dict[str, float]) -> None:
@@ -159,6 +171,7 @@ def warm_up(progress: Callable[[str, float], None] | None = None) -> float:
 
     warm_up_names()  # the account name index: a bulk add (snapshot restore), names by id
     engine, prices = _linear_book()
+    _remembered_ids()
     step("ledger")
     _cycles(engine, prices)
     step("ticks")

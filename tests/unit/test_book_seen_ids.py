@@ -264,3 +264,37 @@ def test_a_snapshot_whose_id_columns_differ_in_length_is_refused_in_one_line() -
         "it is corrupt; write a null value for each of its keys (snapshot:fills:3:*) to "
         "the state topic and restart: the partition is then rebuilt from the ledger"
     )
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_index_kernels_equal_their_references(seed: int) -> None:
+    """Digests with shared first halves and repeated whole digests (an id applied again
+    after it was forgotten), entries before the front: ``find`` and ``merge`` answer as
+    their readable references do."""
+    from monitor.book import _seen_kernels as k
+
+    rng = np.random.default_rng(seed)
+    n, base, front = 3_000, 100, 900
+    digest = np.column_stack(
+        [rng.integers(0, 40, n).astype(np.uint64), rng.integers(0, 2**63, n).astype(np.uint64)]
+    )  # few first halves: long runs sharing one
+    again = rng.choice(n, 200, replace=False)
+    digest[again] = digest[rng.integers(0, n, 200)]  # whole digests met twice
+    seq = np.arange(base, base + n, dtype=np.int64)
+    halves = digest[seq - base]
+    ordered = seq[np.lexsort((halves[:, 1], halves[:, 0]))]
+    split = rng.random(n) < 0.3
+    old, fresh = ordered[~split], ordered[split]  # each still sorted by digest
+    merged = k.merge(old, fresh, digest, base)
+    reference = k.merge_reference(old, fresh, digest, base)
+    assert np.array_equal(digest[merged - base], digest[reference - base])  # same order
+    assert sorted(merged.tolist()) == seq.tolist()
+    wanted = np.concatenate([digest[rng.integers(0, n, 500)], digest[:50] + np.uint64(1)])
+    found = k.find(merged, digest, base, front, wanted)
+    assert found.tolist() == k.find_reference(merged, digest, base, front, wanted).tolist()
+    assert (found >= front).sum() > 300
+    assert (found == -1).sum() > 50
+    # Plainly: the newest remembered entry with that digest.
+    for w, f in zip(wanted.tolist(), found.tolist(), strict=True):
+        live = [s for s in seq.tolist() if s >= front and digest[s - base].tolist() == w]
+        assert f == (max(live) if live else -1)

@@ -25,7 +25,7 @@ from monitor.instruments import load_instrument_file
 from monitor.market import CrashSpec, MarketSpec, PricePath, ledger_events, plan_accounts
 from monitor.option_market import Smile, option_chain, option_ticks
 from monitor.portfolio_market import portfolio_books
-from monitor.schema import CollateralAsset, LedgerEvent, PriceTick, SnapshotChunk
+from monitor.schema import CollateralAsset, LedgerEvent, PriceTick, SnapshotChunk, Transfer
 from monitor.simulate import SimulationTarget, publish_simulation
 from streams.records import OutboundRecord
 
@@ -96,6 +96,15 @@ def _linear_cycles() -> Iterator[Engine]:
     decoded = [msgspec.json.decode(_encode(c), type=SnapshotChunk) for c in chunks]
     assert load_snapshots(fresh.book, decoded) == []
     fresh.full_recompute()
+    names = fresh.book.account_names
+    n = fresh.book.accounts.size
+    # Ledger ids looked up in the restored index, with a merge of the index behind them.
+    again = [
+        Transfer(transfer_id=f"again-{k}", account=names[k % n], asset="USDT", amount=1.0, ts=START)
+        for k in range(5_000)
+    ]
+    fresh.apply(again, [], START)
+    fresh.apply(again[:10], [], START)  # duplicates: found in the index
     yield fresh
 
 

@@ -221,10 +221,17 @@ def _row_shares(
 
 
 def row_shares(
-    row_unit: Index, row_maintenance: Array, n_units: int, *, gate: CycleGate = OPEN
+    row_unit: Index,
+    row_maintenance: Array,
+    n_units: int,
+    *,
+    gate: CycleGate = OPEN,
+    out: Array | None = None,
 ) -> Array:
-    """:func:`row_shares_reference`, pausing at a closed ``gate``."""
-    share = np.empty(row_unit.shape[0])
+    """:func:`row_shares_reference`, pausing at a closed ``gate``; into ``out`` if given,
+    which may be ``row_maintenance`` itself (each share is written after the sums that
+    read every margin, and reads only its own row's)."""
+    share = np.empty(row_unit.shape[0]) if out is None else out
     resume(
         _row_shares_nb, gate, row_unit, row_maintenance, np.zeros(n_units), np.zeros(n_units),
         share,

@@ -143,6 +143,9 @@ def test_row_shares_and_debt_by_base_equal_their_references(seed: int, gate: Cyc
     share_k = row_shares(b.row_unit, maintenance, units, gate=gate)
     share_r = row_shares_reference(b.row_unit, maintenance, units)
     np.testing.assert_allclose(share_k, share_r, rtol=1e-14)
+    in_place = maintenance.copy()  # the shares written over the margins they come from
+    assert row_shares(b.row_unit, in_place, units, gate=gate, out=in_place) is in_place
+    np.testing.assert_allclose(in_place, share_r, rtol=1e-14)
     held = np.bincount(b.row_unit, minlength=units) > 0
     np.testing.assert_allclose(np.bincount(b.row_unit, share_r, units)[held], 1.0, rtol=1e-12)
     debt = np.maximum(-b.rng.normal(0, 100, (units, b.n_scenarios)), 0.0)

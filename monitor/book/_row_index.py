@@ -65,10 +65,11 @@ class RowIndex:
         row = self._pending.get(key)
         if row is not None:
             return row
-        for keys, rows in ((self._recent_keys, self._recent_rows), (self._keys, self._rows)):
-            at = int(np.searchsorted(keys, key))
-            if at < keys.shape[0] and keys[at] == key:
-                return int(rows[at])
+        for keys, rows in ((self._keys, self._rows), (self._recent_keys, self._recent_rows)):
+            if keys.shape[0]:  # the main arrays first: most rows are there
+                at = int(np.searchsorted(keys, key))
+                if at < keys.shape[0] and keys[at] == key:
+                    return int(rows[at])
         return default
 
     def __getitem__(self, pair: tuple[int, int]) -> int:

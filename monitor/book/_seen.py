@@ -23,10 +23,11 @@ order applied (digest, stamp, owner: 28 bytes an id) and an index of their place
 log sorted by digest (8 bytes an id; the binary search reads the digests from the log:
 ``monitor.book._seen_kernels``). Forgetting the oldest ids moves the log's front; the
 index drops them at its next merge. Ids added since the last merge wait in a small dict
-and lists (at most a thirty-second of the ids, about 180 bytes each), so adding one costs
-a digest and a few appends, and a lookup one dict probe and a binary search. About 40
-bytes an id (the log grows by a quarter when full), against about 250 for Python tuples
-in a dict; snapshots carry the digests (16 bytes an id), not the ids.
+and lists (up to 4,096 or a thirty-second of the ids, whichever is more; about 180 bytes
+each), so adding one costs a digest and a few appends, and a lookup one dict probe and a
+binary search. About 40 bytes an id (the log grows by a quarter when full), against about
+250 for Python tuples in a dict; snapshots carry the digests (16 bytes an id), not the
+ids.
 """
 
 from __future__ import annotations

@@ -307,17 +307,19 @@ _debt_by_base_nb = jit(_debt_by_base)
 
 def warm_up() -> float:
     """Compile (or load from the disk cache) the stress kernels on tiny inputs; seconds."""
+    from monitor.book import ID
     from monitor.models import ModelTable
     from monitor.schema import Instrument, Tier, TieredMargin
     from monitor.solvency._adl_kernels import warm_up_adl
     from monitor.solvency._copy_kernels import COPY_IDS, revalue_copy, take_book
 
     started = time.perf_counter()
-    ix = np.zeros(1, dtype=np.intp)  # the book's ids
+    ix = np.zeros(1, dtype=np.intp)  # numpy's indices
+    book_ids = np.zeros(1, dtype=ID)  # the book's columns
     ids = np.zeros(1, dtype=COPY_IDS)  # the copy's: the types the service calls with
     one = np.ones(1)
     take_book(
-        ix, np.ones((1, 5)), ix, ix, one, one, np.ones((1, 3)), 0, 1, 4, True,
+        book_ids, np.ones((1, 5)), book_ids, book_ids, one, one, np.ones((1, 3)), 0, 1, 4, True,
         np.empty((3, 1)), np.empty(1, dtype=COPY_IDS),
         np.empty((4, 1)), np.empty((2, 1), dtype=COPY_IDS),
     )  # fmt: skip

@@ -268,14 +268,6 @@ async def forward_events(
     delivered = _DeliveredIds(settings.dedupe_window * 4)
     # Per partition: records below this offset were delivered before; only remember their ids.
     resume_at: dict[TopicPartition, int] = {}
-    # aiokafka makes an assignment live before it awaits the listener, so records fetched
-    # from the committed offset can reach getmany while the listener still waits on the
-    # broker. Delivered then, before the window's ids were read back, an event the monitor
-    # had resent went out twice. Such records are not delivered: they are put back (or
-    # dropped, when the listener's rewind has moved the partition since they were fetched).
-    rewinding: set[TopicPartition] = set()  # partitions whose listener is still running
-    assignments = 0  # how many assignments so far
-    rewound_in: dict[TopicPartition, int] = {}  # the assignment that last rewound each
     consumer: Any = AIOKafkaConsumer(
         **client_kwargs(kafka),
         group_id=settings.group_id,
@@ -290,24 +282,24 @@ async def forward_events(
                 resume_at.pop(tp, None)
 
         async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-            nonlocal assignments
             if not assigned:
                 return
-            assignments += 1
-            rewinding.update(assigned)
+            # aiokafka makes an assignment live before it awaits this listener: paused, the
+            # partitions yield nothing fetched from the committed offset while it waits on
+            # the broker (delivered then, before the window's ids were read back, an event
+            # the monitor had resent went out twice). Records fetched meanwhile are dropped
+            # by aiokafka and fetched again from the position set here.
+            consumer.pause(*assigned)
             try:
                 beginnings = await consumer.beginning_offsets(list(assigned))
-                targets: dict[TopicPartition, int] = {}
                 for tp in assigned:
                     committed = await consumer.committed(tp)
-                    if committed is not None:
-                        targets[tp] = committed
-                for tp, committed in targets.items():  # no await from here to the end
+                    if committed is None:
+                        continue
                     resume_at[tp] = committed
                     consumer.seek(tp, max(beginnings[tp], committed - settings.dedupe_window))
-                    rewound_in[tp] = assignments
             finally:
-                rewinding.difference_update(assigned)
+                consumer.resume(*assigned)
 
     consumer.subscribe([topic], listener=_Rewind())
     await consumer.start()
@@ -315,7 +307,6 @@ async def forward_events(
         announced = False
         while not stop.is_set():
             batches: Mapping[TopicPartition, list[Any]] = await consumer.getmany(timeout_ms=500)
-            fetched_in = assignments
             if not announced and consumer.assignment():
                 announced = True
                 _log.info(
@@ -331,10 +322,6 @@ async def forward_events(
             for tp, records in batches.items():
                 if stop.is_set():
                     break
-                if tp in rewinding or assignments != fetched_in:  # see ``rewinding``
-                    if records and rewound_in.get(tp, 0) <= fetched_in:
-                        consumer.seek(tp, records[0].offset)  # no rewind since: read again
-                    continue
                 await _forward_partition(
                     consumer, tp, records, settings, webhook, delivered, resume_at, on_delivered
                 )

@@ -27,12 +27,10 @@ from monitor.option_market import Smile, option_chain, option_ticks
 from monitor.portfolio_market import portfolio_books
 from monitor.schema import CollateralAsset, LedgerEvent, PriceTick, SnapshotChunk, Transfer
 from monitor.simulate import SimulationTarget, publish_simulation
-from streams.records import OutboundRecord
+from tests.unit.test_simulate_options import EXAMPLE, START, _chain, _Sink
 
 pytestmark = pytest.mark.unit
 
-EXAMPLE = "deploy/instruments.example.json"
-START = 1_790_000_000_000
 _encode = msgspec.json.Encoder().encode
 
 
@@ -52,14 +50,6 @@ def _dispatchers() -> dict[str, Any]:
 
 def _signatures() -> dict[str, int]:
     return {name: len(d.signatures) for name, d in _dispatchers().items()}
-
-
-class _Sink:
-    def __init__(self) -> None:
-        self.records: list[OutboundRecord] = []
-
-    async def send_batch(self, records: Any) -> None:
-        self.records.extend(records)
 
 
 def _linear_cycles() -> Iterator[Engine]:
@@ -110,9 +100,7 @@ def _linear_cycles() -> Iterator[Engine]:
 
 def _option_cycles() -> Iterator[Engine]:
     """The simulated option chain and coin-margined perpetual through a sell-off."""
-    loaded = load_instrument_file(EXAMPLE)
-    btc = loaded.instruments[0]
-    chain = option_chain(btc, loaded.reference_prices[btc.symbol], START)
+    loaded, btc, chain = _chain()  # the example's BTC perpetual and its option chain
     perpetual = inverse_perpetual("BTC")
     instruments = [*loaded.instruments, perpetual, *chain]
     prices = {**loaded.reference_prices, perpetual.symbol: loaded.reference_prices[btc.symbol]}

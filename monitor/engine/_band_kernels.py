@@ -43,7 +43,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, NO_ROW, UPNL
+from monitor.book import COLLATERAL, GROSS, INITIAL, MAINTENANCE, NO_ROW, UPNL, Index
 from monitor.engine._kernels import _bracket_one, jit
 from monitor.engine._unit_kernels import unit_rows_of
 from monitor.states import REL_TOL
@@ -52,7 +52,7 @@ __all__ = ["band_units", "band_units_reference"]
 
 Array = NDArray[np.float64]
 Bands = NDArray[np.float32]
-Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
+Ints = Index
 
 # The rounding allowance: a distance is reduced by this fraction of the unit's
 # magnitudes (far above the few ulps two evaluations of a figure can differ by, far

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from monitor.book import HOLDER_BLOCK as BLOCK
 from monitor.book import HOLDER_BLOCK_SHIFT as BLOCK_SHIFT
-from monitor.book import NO_ROW
+from monitor.book import NO_ROW, Index
 from monitor.engine._kernels import jit
 from monitor.engine._unit_kernels import unit_rows_of
 
@@ -38,7 +38,7 @@ __all__ = [
 
 Array = NDArray[np.float64]
 Bands = NDArray[np.float32]
-Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
+Ints = Index
 
 # What a tick asks of an instrument's holders (``mode``): nothing (0), flag the unit of
 # each row whose mark left its band, or flag every holder (its settle asset was

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book import Index
 from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.models import OPTION
 
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
+Ints = Index
 
 
 def revalue_option_rows_reference(

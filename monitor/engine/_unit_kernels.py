@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Ints = NDArray[np.integer[Any]]  # book ids: 4-byte columns, 8-byte indices
+Ints = Index
 
 
 def unit_collateral_reference(

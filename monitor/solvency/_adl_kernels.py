@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book import Index
 from monitor.models import INVERSE, LINEAR
 from monitor.solvency._copy_kernels import COPY_IDS, position_values_reference, values_one
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
@@ -33,7 +34,6 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.integer[Any]]  # the copy's ids are COPY_IDS (int32)
 
 
 class PositionTerms(NamedTuple):

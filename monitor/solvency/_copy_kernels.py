@@ -10,6 +10,7 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
+from monitor.book import Index
 from monitor.engine._kernels import _bracket_one, _linear_one, revalue_linear_reference
 from monitor.models._layout import Layout
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
@@ -25,7 +26,6 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.integer[Any]]
 # The copy's unit, instrument and account ids (take_book's outputs): 4 bytes each, not 8.
 # A book of 2**31 units would need hundreds of GB before its ids overflowed.
 COPY_IDS: Final = np.int32

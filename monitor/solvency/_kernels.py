@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse
 from numpy.typing import NDArray
 
+from monitor.book import Index
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.integer[Any]]  # the copy's ids are COPY_IDS (int32)
 
 
 def stress_units_reference(

@@ -9,12 +9,12 @@ keeps judging ticks while the stress runs on a consistent picture of the book.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple, overload
+from typing import NamedTuple, overload
 
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.book import COLLATERAL, GROSS, UPNL, NameIndex
+from monitor.book import COLLATERAL, GROSS, UPNL, Index, NameIndex
 from monitor.engine import Engine
 from monitor.models import INVERSE, OPTION, years_to_expiry
 from monitor.models._layout import Layout
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 Array = NDArray[np.float64]
-Index = NDArray[np.integer[Any]]  # the copy's ids are COPY_IDS (int32)
 
 
 class AccountNames(Sequence[str]):

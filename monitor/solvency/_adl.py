@@ -94,6 +94,8 @@ def adl_queues(
     part the fund does not cover (pro rata) is the shortfall of that contract and side,
     absorbed by the opposite side's candidates scored at the scenario's prices.
     """
+    if figures.equity is None:
+        raise ValueError("adl_queues needs the shocked equity: stress with keep_equity=True")
     total = float(figures.debt[:, s].sum())
     uncovered = max(0.0, total - fund) / total if total > 0.0 else 0.0
     shortfall, score = scenario_scores(

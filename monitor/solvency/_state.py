@@ -118,11 +118,11 @@ class StressFigures(NamedTuple):
 
     moves: Array  # instruments x scenarios: the price move applied
     values: Array  # instruments x scenarios: value change of one contract
-    equity: Array  # units x scenarios, E + P&L
+    equity: Array | None  # units x scenarios, E + P&L (None: not kept, stress_scenarios)
     bankrupt: NDArray[np.bool_]  # units x scenarios
     debt: Array  # units x scenarios, max(0, -E')
     account_debt: Array  # accounts x scenarios
-    account_bankrupt: NDArray[np.int64]  # accounts x scenarios: bankrupt units
+    account_bankrupt: NDArray[np.int32]  # accounts x scenarios: bankrupt units
     by_base: Array  # underlyings x scenarios: the debt split by BookState.row_share
 
 

@@ -94,11 +94,13 @@ def stress_scenarios(
     pick: NDArray[np.intp],
     *,
     gate: CycleGate = OPEN,
+    keep_equity: bool = True,
 ) -> StressFigures:
     """Every unit's shocked equity under the scenarios ``pick`` (columns of ``moves``,
     ``values`` and ``asset_moves``), per account the debt and the bankrupt units, and the
     debt split over the underlyings by the positions' shares of their unit (fused
-    kernels, no GIL)."""
+    kernels, no GIL). Without ``keep_equity`` the figures hold no shocked equity (None):
+    a report's pass needs only the debts, the ADL queues need it."""
     terms = InstrumentTerms._make(state.terms)
     notional = np.abs(terms.contract_size * terms.price)
     moves, values = np.ascontiguousarray(moves[:, pick]), np.ascontiguousarray(values[:, pick])
@@ -116,6 +118,7 @@ def stress_scenarios(
         len(state.accounts),
         REL_TOL,
         gate=gate,
+        keep_equity=keep_equity,
     )
     by_base = debt_by_base(
         state.row_unit,
@@ -176,7 +179,9 @@ def stress_report(
     # per pass units x passed scenarios, never units or accounts x every scenario.
     for first in range(0, n_scen, SCENARIOS_PER_PASS):
         pick = np.arange(first, min(first + SCENARIOS_PER_PASS, n_scen), dtype=np.intp)
-        part = stress_scenarios(state, moves, values, asset_moves, pick, gate=gate)
+        part = stress_scenarios(
+            state, moves, values, asset_moves, pick, gate=gate, keep_equity=False
+        )
         totals[pick] = part.debt.sum(axis=0)
         for j, k in enumerate(pick.tolist()):
             results.append(
@@ -222,7 +227,7 @@ def _result(
     gate: CycleGate,
     state: BookState,
     debt: Array,
-    bankrupt_count: NDArray[np.int64],
+    bankrupt_count: NDArray[np.int32],
     by_base: Array,
     total: float,
     name: str,

@@ -45,7 +45,7 @@ class CycleLog:
         phase: CyclePhase,
         now_ms: int,
         *,
-        prices: Sequence[InboundRecord] = (),
+        price_ends: tuple[tuple[int, int], ...] = (),
         ledger: Sequence[InboundRecord] = (),
         owned: frozenset[TopicPartition] = frozenset(),
         resume: dict[TopicPartition, int] | None = None,
@@ -53,7 +53,8 @@ class CycleLog:
         stress_started: bool = False,
     ) -> list[OutboundRecord]:
         """The records held back (:meth:`hold`), then the record of this cycle's input
-        boundaries (none when not enabled)."""
+        boundaries (none when not enabled). ``price_ends`` are the price records' ends
+        (``batch_ends``): the records themselves are let go once decoded."""
         if not self._enabled:
             return []
         cycle = CycleInput(
@@ -61,7 +62,7 @@ class CycleLog:
             seq=self._seq,
             phase=phase,
             now_ms=now_ms,
-            prices=batch_ends(prices),
+            prices=price_ends,
             ledger=(
                 tuple((tp.partition, o) for tp, o in sorted(resume.items()))
                 if resume is not None

@@ -50,17 +50,18 @@ class Observer:
     def cycle(
         self,
         engine: Engine,
-        prices: Sequence[InboundRecord],
+        price_records: int,
         ledger: Sequence[InboundRecord],
         items: Sequence[LedgerEvent],
         ticks: Sequence[PriceTick],
         events: Sequence[MarginEvent],
         acked_ms: int,
     ) -> None:
-        """Records consumed, ledger events applied and ignored, ticks and events."""
+        """Records consumed (``price_records``: how many price records the cycle took),
+        ledger events applied and ignored, ticks and events."""
         m = self._metrics
-        if prices:
-            m.records_consumed.labels(self._topics.prices).inc(len(prices))
+        if price_records:
+            m.records_consumed.labels(self._topics.prices).inc(price_records)
         if ledger:
             m.records_consumed.labels(self._topics.fills).inc(len(ledger))
         for kind, count in Counter(type(item) for item in items).items():

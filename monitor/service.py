@@ -22,6 +22,7 @@ from typing import get_args
 import structlog
 
 from monitor.changelog import (
+    batch_ends,
     checkpoint_records,
     price_reference_records,
     prices_screened_records,
@@ -224,9 +225,11 @@ class Monitor(Rebalancing):
                 self._rescaling.step(self.engine, ticks, now_ms, self._owned, self.owns)
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
-                self._checkpoint.add(self._cycles.record("prices", now_ms, prices=records))
+                self._checkpoint.add(
+                    self._cycles.record("prices", now_ms, price_ends=batch_ends(records))
+                )
                 await self._checkpoint.commit()
-                self._observer.cycle(self.engine, records, [], [], ticks, [], now_ms)
+                self._observer.cycle(self.engine, len(records), [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
 
     def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
@@ -297,6 +300,11 @@ class Monitor(Rebalancing):
         intake, checkpoint = self._intake, self._checkpoint
         held_before = intake.guard.held_count
         ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
+        # Decoded (the guard kept the last tick per symbol): the records go now, not after
+        # the commit. A backlog's cycle takes up to max_price_batch of them, about 40 MB a
+        # 100,000, which the peak of a stress running beside it would otherwise hold too.
+        price_ends, price_count = batch_ends(prices), len(prices)
+        prices.clear()
         items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
         output = self.engine.cycle(items, ticks, now_ms)
         self._partitions.settle(self.engine.book)
@@ -330,7 +338,7 @@ class Monitor(Rebalancing):
         cycle = self._cycles.record(
             "cycle",
             now_ms,
-            prices=prices,
+            price_ends=price_ends,
             ledger=ledger,
             stress_taken=stressed and self._solvency.took,
             stress_started=stressed and self._solvency.started,
@@ -351,7 +359,9 @@ class Monitor(Rebalancing):
             checkpoint.add(self._cycles.record("revoke", now_ms))
         else:
             self._positions.update(committed)
-        self._observer.cycle(self.engine, prices, ledger, items, ticks, events, self._clock_ms())
+        self._observer.cycle(
+            self.engine, price_count, ledger, items, ticks, events, self._clock_ms()
+        )
         self.metrics.cycle_duration.observe(time.perf_counter() - started)
 
 

@@ -49,7 +49,7 @@ from monitor.schema import (
 )
 from monitor.solvency._adl import adl_queues
 from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import debt_by_base, stress_units
+from monitor.solvency._kernels import debt_by_base, largest, stress_units
 from monitor.solvency._state import BookState, StressFigures
 from monitor.states import REL_TOL
 
@@ -237,34 +237,24 @@ def _result(
 ) -> StressResult:
     """One scenario's result from its per-account debt and bankrupt unit counts."""
     gate.step_aside()
-    accounts = np.flatnonzero(bankrupt_count > 0.0)
-    order = _largest(np.where(bankrupt_count > 0.0, debt, 0.0), report_accounts)
-    if len(order) < min(accounts.size, report_accounts):  # bankrupt with no debt to show
-        rest = np.setdiff1d(accounts, order, assume_unique=True)
+    bankrupt = bankrupt_count > 0
+    n_bankrupt = int(np.count_nonzero(bankrupt))
+    order = largest(debt, report_accounts, bankrupt_count).tolist()
+    if len(order) < min(n_bankrupt, report_accounts):  # bankrupt with no debt to show
+        rest = np.flatnonzero(bankrupt & ~(debt > 0.0))
         order += rest[: report_accounts - len(order)].tolist()
-    largest = _largest(debt, top)
     return StressResult(
         scenario=name,
         bad_debt=total,
-        bankrupt_accounts=int(accounts.size),
+        bankrupt_accounts=n_bankrupt,
         coverage=fund / total if total > 0.0 else None,
         largest=tuple(
-            StressContributor(account=state.accounts[a], bad_debt=float(debt[a])) for a in largest
+            StressContributor(account=state.accounts[a], bad_debt=float(debt[a]))
+            for a in largest(debt, top).tolist()
         ),
         bankrupt=tuple(state.accounts[a] for a in order),
         bad_debt_by_underlying={b: float(by_base[k]) for k, b in enumerate(state.bases)},
     )
-
-
-def _largest(debt: Array, top: int) -> list[int]:
-    """Indices of the ``top`` largest positive entries, largest first."""
-    if top <= 0:
-        return []
-    positive = np.flatnonzero(debt > 0.0)
-    if positive.size > top:
-        positive = positive[np.argpartition(-debt[positive], top - 1)[:top]]
-    ordered = positive[np.argsort(-debt[positive], kind="stable")]
-    return [int(a) for a in ordered]
 
 
 def _cover2(
@@ -281,5 +271,5 @@ def _cover2(
             np.bincount(group_of, weights=debt, minlength=len(group_names)), dtype=np.float64
         )
         names = tuple(group_names)
-    two = _largest(group_debt, 2)
+    two = largest(group_debt, 2).tolist()
     return float(group_debt[two].sum()), tuple(names[g] for g in two)

@@ -34,6 +34,8 @@ from monitor.solvency._gate import CycleGate
 from monitor.solvency._kernels import (
     debt_by_base,
     debt_by_base_reference,
+    largest,
+    largest_reference,
     row_shares,
     row_shares_reference,
     stress_units,
@@ -141,6 +143,26 @@ def test_stress_units_equal_their_reference(seed: int, gate: CycleGate) -> None:
     assert equity is None
     for got, want in zip(rest, kernel[1:], strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_largest_equals_its_reference_ties_in_index_order(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 20_000
+    # Few distinct values, so many ties, also across the top's edge; zeros, negatives, NaN.
+    values = rng.integers(-3, 40, n).astype(np.float64)
+    values[rng.random(n) < 0.01] = np.nan
+    among = rng.integers(0, 3, n).astype(np.int32)
+    for top in (0, 1, 7, 100, 5_000, n + 1):
+        for mask in (None, among):
+            got = largest(values, top, mask)
+            want = largest_reference(values, top, mask)
+            np.testing.assert_array_equal(got, want)
+    # By hand: the top 3 of equal and larger values, ties by index, none not positive.
+    hand = np.array([2.0, 5.0, 0.0, 5.0, -1.0, 2.0, 7.0])
+    assert largest(hand, 3).tolist() == [6, 1, 3]
+    assert largest(hand, 5).tolist() == [6, 1, 3, 0, 5]
+    assert largest(hand, 9, np.array([1, 0, 1, 1, 1, 1, 0], dtype=np.int32)).tolist() == [3, 0, 5]
 
 
 @pytest.mark.parametrize("seed", SEEDS)

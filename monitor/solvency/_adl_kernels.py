@@ -47,6 +47,18 @@ class PositionTerms(NamedTuple):
     settle_value: Array
     mark: Array
 
+    def upnl(self, row_upnl: Array, row_instrument: Index, row_qty: Array) -> Array:
+        """``row_upnl``, or when it is empty (``BookState.row_upnl`` of a linear book) each
+        position's uPnL at the mark, ``q x cs x (mark - entry) x settle value``, as the
+        engine's revaluation works it out."""
+        if row_upnl.shape[0] or not row_qty.shape[0]:
+            return row_upnl
+        i = row_instrument
+        upnl: Array = (
+            row_qty * self.contract_size[i] * (self.mark[i] - self.row_entry) * self.settle_value[i]
+        )
+        return upnl
+
     def values(self, row_instrument: Index, row_qty: Array) -> tuple[Array, Array]:
         """Per position ``|value at the entry|`` and the signed value at the mark."""
         return position_values_reference(
@@ -77,6 +89,16 @@ def _score(upnl: float, entry_value: float, mark_value: float, equity: float) ->
     return score if math.isfinite(score) else -math.inf
 
 
+def _upnl(
+    row_upnl: Any, r: int, q: float, entry: float, cs: float, mark: float, settle_value: float
+) -> float:  # pragma: no cover - compiled by numba; checked through its callers
+    """Row ``r``'s uPnL: kept, or (``row_upnl`` empty) worked out as ``PositionTerms.upnl``,
+    in the engine's order of operations (``monitor.engine._kernels._linear``)."""
+    if row_upnl.shape[0]:
+        return float(row_upnl[r])
+    return q * cs * (mark - entry) * settle_value
+
+
 def live_quantiles_reference(
     row_unit: Index,
     row_instrument: Index,
@@ -90,7 +112,8 @@ def live_quantiles_reference(
     """Per account its highest rank quantile over its candidate positions (rank 1 the
     lowest score of its queue, quantile = rank / holders); NaN when it has none."""
     entry_value, mark_value = terms.values(row_instrument, row_qty)
-    score = score_reference(row_upnl, entry_value, mark_value, unit_equity[row_unit])
+    upnl = terms.upnl(row_upnl, row_instrument, row_qty)
+    score = score_reference(upnl, entry_value, mark_value, unit_equity[row_unit])
     candidate = np.isfinite(score)
     key = (row_instrument * 2 + (row_qty < 0.0))[candidate]
     cand_score = score[candidate]
@@ -138,7 +161,10 @@ def _live_quantiles(
             entry_value, mark_value = values_one(
                 q, row_entry[r], is_inverse[i], contract_size[i], settle_value[i], mark[i]
             )
-            score[r] = _score_nb(row_upnl[r], entry_value, mark_value, unit_equity[row_unit[r]])
+            upnl = _upnl_nb(
+                row_upnl, r, q, row_entry[r], contract_size[i], mark[i], settle_value[i]
+            )
+            score[r] = _score_nb(upnl, entry_value, mark_value, unit_equity[row_unit[r]])
             if score[r] > -math.inf:
                 starts[2 * i + (1 if q < 0.0 else 0) + 1] += 1
             r += 1
@@ -241,7 +267,8 @@ def scenario_scores_reference(
         weights=debt[row_unit[broke]] * row_share[broke] * uncovered,
         minlength=2 * kind.shape[0],
     ).astype(np.float64)
-    score = score_reference(row_upnl + change, entry_value, mark_value, equity[row_unit])
+    upnl = terms.upnl(row_upnl, row_instrument, row_qty)
+    score = score_reference(upnl + change, entry_value, mark_value, equity[row_unit])
     result: Array = np.where(broke, -np.inf, score)
     return shortfall, result
 
@@ -286,7 +313,10 @@ def _scenario_scores(
                 mark_value = mark_value / (1.0 + moves[i])
             else:
                 mark_value = mark_value + change
-            score[r] = _score_nb(row_upnl[r] + change, entry_value, mark_value, equity[u])
+            upnl = _upnl_nb(
+                row_upnl, r, q, row_entry[r], contract_size[i], mark[i], settle_value[i]
+            )
+            score[r] = _score_nb(upnl + change, entry_value, mark_value, equity[u])
         r += 1
         if (r & SLICE) == 0 and flag[0] != 0:
             progress[1] = r
@@ -397,6 +427,7 @@ def queue_heads(
 
 
 _score_nb = jit(_score)
+_upnl_nb = jit(_upnl)
 _live_quantiles_nb = jit(_live_quantiles)
 _scenario_scores_nb = jit(_scenario_scores)
 _queue_heads_nb = jit(_queue_heads)

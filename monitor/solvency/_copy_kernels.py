@@ -186,13 +186,12 @@ def revalue_copy_reference(
     mm_slope: Array,
     im_slope: Array,
     unit_collateral: Array,
-    row_upnl: Array,
     row_maintenance: Array,
     unit_equity: Array,
     unit_scale: Array,
 ) -> None:
     """A copy of a book of linear contracts revalued at its marks (the engine's
-    ``revalue_linear_reference``): each open position's uPnL and MM, each unit's equity
+    ``revalue_linear_reference``): each open position's MM, each unit's equity
     (collateral + uPnL) and rounding scale (``|collateral| + sum |uPnL|``). For a book
     whose cached figures are those of the marks each unit was last judged at (price
     bands, ``monitor.engine._band_kernels``)."""
@@ -204,7 +203,6 @@ def revalue_copy_reference(
         row_unit.astype(np.intp), mark, contract_size,
         settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope, figures, sums,
     )  # fmt: skip
-    row_upnl[:] = figures[:, 0]
     row_maintenance[:] = figures[:, 2]
     unit_equity[:] = unit_collateral + sums[:, 1]
     unit_scale[:] = np.abs(unit_collateral) + sums[:, 4]
@@ -228,7 +226,6 @@ def _revalue_copy(
     mm_slope: Any,
     im_slope: Any,
     unit_collateral: Any,
-    row_upnl: Any,
     row_maintenance: Any,
     unit_equity: Any,
     unit_scale: Any,
@@ -247,7 +244,6 @@ def _revalue_copy(
             q, row_entry[r], math.nan, cs, m, settle_value[i], mmr[i, b], imr[i, b],
             cum[i, b], mm_slope[i], im_slope[i],
         )  # fmt: skip
-        row_upnl[r] = upnl
         row_maintenance[r] = maintenance
         u = row_unit[r]
         unit_equity[u] += upnl  # the uPnL sum first, in row order, as revalue_linear
@@ -273,7 +269,6 @@ def revalue_copy(
     layout: Layout,
     settle_value: Array,
     unit_collateral: Array,
-    row_upnl: Array,
     row_maintenance: Array,
     unit_equity: Array,
     unit_scale: Array,
@@ -284,7 +279,7 @@ def revalue_copy(
     resume(
         _revalue_copy_nb, gate, row_unit, row_instrument, row_qty, row_entry, mark,
         layout.contract_size, settle_value, layout.n_tiers, layout.floors, layout.mmr,
-        layout.imr, layout.cum, layout.mm_slope, layout.im_slope, unit_collateral, row_upnl,
+        layout.imr, layout.cum, layout.mm_slope, layout.im_slope, unit_collateral,
         row_maintenance, unit_equity, unit_scale,
     )  # fmt: skip
 

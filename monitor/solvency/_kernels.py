@@ -409,7 +409,7 @@ def warm_up() -> float:
     )  # fmt: skip
     revalue_copy(
         ids, ids, one, one, one, ModelTable.from_instruments([warm]).layout, one, one,
-        np.empty(1), np.empty(1), np.empty(1), np.empty(1),
+        np.empty(1), np.empty(1), np.empty(1),
     )  # fmt: skip
     warm_up_adl()
     return time.perf_counter() - started

@@ -9,7 +9,7 @@ keeps judging ticks while the stress runs on a consistent picture of the book.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple, overload
+from typing import Final, NamedTuple, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,6 +25,7 @@ from monitor.solvency._gate import OPEN, CycleGate
 from monitor.solvency._kernels import row_shares
 
 __all__ = [
+    "LINEAR_UPNL",
     "AccountNames",
     "BookCopier",
     "BookCopy",
@@ -68,6 +69,10 @@ class AccountNames(Sequence[str]):
         return self._names
 
 
+#: :attr:`BookState.row_upnl` of a book of linear contracts: none kept, worked out where read.
+LINEAR_UPNL: Final = np.zeros(0)
+
+
 class BookState(NamedTuple):
     """Margin units, open positions and instrument terms of a book at one moment.
 
@@ -82,6 +87,9 @@ class BookState(NamedTuple):
     row_unit: Index  # open positions
     row_instrument: Index
     row_qty: Array
+    # Each position's uPnL; empty (LINEAR_UPNL) for a book of linear contracts only, whose
+    # uPnL at the marks the ADL kernels work out where they read it (PositionTerms.upnl):
+    # 8 bytes a position less.
     row_upnl: Array
     row_share: Array  # share of its unit's debt (row_shares: by maintenance margin)
     row_entry: Array  # average entry price
@@ -101,7 +109,8 @@ class BookState(NamedTuple):
 
     def position_terms(self) -> PositionTerms:
         """What the ADL kernels work each position's values at its entry and at the mark
-        out from (where they read them: two arrays of 8 bytes a position otherwise)."""
+        (and, with ``LINEAR_UPNL``, its uPnL) out from, where they read them: arrays of 8
+        bytes a position otherwise."""
         return PositionTerms(
             self.row_entry,
             self.terms.kind == INVERSE,
@@ -232,17 +241,18 @@ def state_of(copy: BookCopy, *, gate: CycleGate = OPEN) -> BookState:
     """The stress's view of a copied book: the copy, revalued at its marks first when it
     was taken with price bands, into arrays of this stress's own (the copier's buffers
     for those figures are then never written, so they take no resident memory between
-    stresses)."""
+    stresses). Such a book is linear only: its positions' uPnL is not kept but worked out
+    where the ADL reads it (``LINEAR_UPNL``)."""
     if copy.layout is not None:
         n_units, n_rows = copy.unit_collateral.shape[0], copy.row_qty.shape[0]
-        revalued = (np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
+        revalued = (np.empty(n_rows), np.empty(n_units), np.empty(n_units))
         revalue_copy(
             copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry, copy.mark,
             copy.layout, copy.settle_value, copy.unit_collateral, *revalued, gate=gate,
         )  # fmt: skip
-        row_upnl, row_maintenance, unit_equity, unit_scale = revalued
+        row_maintenance, unit_equity, unit_scale = revalued
         copy = copy._replace(
-            row_upnl=row_upnl,
+            row_upnl=LINEAR_UPNL,
             row_maintenance=row_maintenance,
             unit_equity=unit_equity,
             unit_scale=unit_scale,

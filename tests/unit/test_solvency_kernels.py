@@ -15,6 +15,7 @@ import pytest
 from monitor.engine import Engine, EngineConfig
 from monitor.models import INVERSE, LINEAR, OPTION
 from monitor.schema import PriceTick
+from monitor.solvency._adl import account_quantiles
 from monitor.solvency._adl_kernels import (
     PositionTerms,
     live_quantiles,
@@ -41,7 +42,7 @@ from monitor.solvency._kernels import (
     stress_units,
     stress_units_reference,
 )
-from monitor.solvency._state import BookCopier, book_state
+from monitor.solvency._state import LINEAR_UPNL, BookCopier, book_state
 
 pytestmark = pytest.mark.unit
 
@@ -184,7 +185,7 @@ def test_row_shares_and_debt_by_base_equal_their_references(seed: int, gate: Cyc
     instrument_base = np.array([0, 2, 1, 0, 2, 1, 1], dtype=np.intp)
     args = (b.row_unit, b.row_instrument, instrument_base, share_r, debt, 3)
     by_base_k = debt_by_base(*args, gate=gate)
-    assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000)
+    assert paused_as_often_as_it_should(gate, 20_000, 20_000)
     by_base_r = debt_by_base_reference(*args)
     np.testing.assert_allclose(by_base_k, by_base_r, rtol=1e-12)
     # Every unit with a position hands all its debt to the underlyings.
@@ -214,14 +215,15 @@ def test_live_quantiles_equal_their_reference(seed: int, gate: CycleGate) -> Non
     b = Book(seed)
     upnl, terms = _adl_rows(b)
     upnl[::3] = 0.0  # ties at a score of 0: ranked in row order by both
-    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, terms, b.unit_equity,
-            b.unit_account, b.n_accounts)  # fmt: skip
-    kernel, reference = live_quantiles(*args, gate=gate), live_quantiles_reference(*args)
-    assert paused_as_often_as_it_should(gate, 20_000)
-    assert np.isnan(reference).any()
-    assert np.isfinite(reference).any()
-    np.testing.assert_array_equal(np.isnan(kernel), np.isnan(reference))
-    np.testing.assert_allclose(kernel, reference, rtol=1e-15)
+    for kept in (upnl, LINEAR_UPNL):  # kept, or worked out from the terms where read
+        args = (b.row_unit, b.row_instrument, b.row_qty, kept, terms, b.unit_equity,
+                b.unit_account, b.n_accounts)  # fmt: skip
+        kernel, reference = live_quantiles(*args, gate=gate), live_quantiles_reference(*args)
+        assert paused_as_often_as_it_should(gate, 20_000)
+        assert np.isnan(reference).any()
+        assert np.isfinite(reference).any()
+        np.testing.assert_array_equal(np.isnan(kernel), np.isnan(reference))
+        np.testing.assert_allclose(kernel, reference, rtol=1e-15)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -234,13 +236,15 @@ def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate:
     bankrupt = equity < -10.0
     debt = np.maximum(-equity, 0.0)
     share = b.rng.uniform(0, 1, b.row_unit.shape[0])
-    args = (b.row_unit, b.row_instrument, b.row_qty, upnl, terms, share, kind,
-            b.values[:, 0].copy(), b.rng.uniform(-0.5, 0.5, b.n_instruments), equity, bankrupt,
-            debt, 0.4)  # fmt: skip
-    shortfall_k, score_k = scenario_scores(*args, gate=gate)
-    shortfall_r, score_r = scenario_scores_reference(*args)  # type: ignore[arg-type]
-    np.testing.assert_allclose(shortfall_k, shortfall_r, rtol=1e-12)
-    np.testing.assert_allclose(score_k, score_r, rtol=1e-13)
+    moves = b.rng.uniform(-0.5, 0.5, b.n_instruments)
+    for kept in (LINEAR_UPNL, upnl):  # worked out from the terms where read, or kept
+        args = (b.row_unit, b.row_instrument, b.row_qty, kept, terms, share, kind,
+                b.values[:, 0].copy(), moves, equity, bankrupt, debt, 0.4)  # fmt: skip
+        shortfall_k, score_k = scenario_scores(*args, gate=gate)
+        shortfall_r, score_r = scenario_scores_reference(*args)  # type: ignore[arg-type]
+        np.testing.assert_allclose(shortfall_k, shortfall_r, rtol=1e-12)
+        np.testing.assert_allclose(score_k, score_r, rtol=1e-13)
+    assert paused_as_often_as_it_should(gate, 20_000, 20_000)
     wanted = b.rng.random(2 * b.n_instruments) < 0.6
     for scores in (score_r, np.round(score_r, 1)):  # rounded: ties, kept in row order
         holders_k, heads_k = queue_heads(b.row_instrument, b.row_qty, scores, wanted, 5, gate=gate)
@@ -248,7 +252,7 @@ def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate:
         assert holders_r.sum() > 0
         np.testing.assert_array_equal(holders_k, holders_r)
         np.testing.assert_array_equal(heads_k, heads_r)
-    assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000)
+    assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000, 20_000)
 
 
 def _banded_pair(seed: int) -> tuple[Engine, Engine]:
@@ -281,8 +285,7 @@ def test_revalue_copy_equals_its_reference(seed: int, gate: CycleGate) -> None:
     assert copy.layout is not None
     layout = copy.layout
     n_units, n_rows = copy.unit_equity.shape[0], copy.row_qty.shape[0]
-    outs = [(np.empty(n_rows), np.empty(n_rows), np.empty(n_units), np.empty(n_units))
-            for _ in range(2)]  # fmt: skip
+    outs = [(np.empty(n_rows), np.empty(n_units), np.empty(n_units)) for _ in range(2)]
     rows = (copy.row_unit, copy.row_instrument, copy.row_qty, copy.row_entry, copy.mark)
     revalue_copy(*rows, layout, copy.settle_value, copy.unit_collateral, *outs[0], gate=gate)
     revalue_copy_reference(
@@ -303,10 +306,21 @@ def test_a_banded_books_stress_view_is_the_current_one(seed: int) -> None:
     stale = np.abs(banded.book.units.upnl - every.book.units.upnl)[: banded.book.units.size]
     assert (stale > 0).mean() > 0.5  # the test means something
     with_bands, without = book_state(banded), book_state(every)
-    for name in ("unit_equity", "unit_scale", "row_upnl", "row_share"):
+    for name in ("unit_equity", "unit_scale", "row_share"):
         np.testing.assert_allclose(
             getattr(with_bands, name), getattr(without, name), rtol=1e-12, atol=1e-7
         )
+    # The banded view keeps no uPnL per position: worked out where read, it is the current.
+    assert with_bands.row_upnl.size == 0
+    assert without.row_upnl.size > 0
+    worked_out = with_bands.position_terms().upnl(
+        with_bands.row_upnl, with_bands.row_instrument, with_bands.row_qty
+    )
+    np.testing.assert_allclose(worked_out, without.row_upnl, rtol=1e-12, atol=1e-7)
+    quantiles = account_quantiles(with_bands), account_quantiles(without)
+    np.testing.assert_array_equal(np.isnan(quantiles[0]), np.isnan(quantiles[1]))
+    assert np.isfinite(quantiles[0]).sum() > 100
+    np.testing.assert_allclose(quantiles[0], quantiles[1], rtol=1e-12)
 
 
 def _dispatchers() -> dict[str, Any]:

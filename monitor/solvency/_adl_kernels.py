@@ -220,14 +220,15 @@ def live_quantiles(
     *,
     gate: CycleGate = OPEN,
 ) -> Array:
-    """:func:`live_quantiles_reference`, pausing at a closed ``gate``."""
+    """:func:`live_quantiles_reference`, pausing at a closed ``gate``. The queues'
+    members are 4-byte row numbers (a copy's rows fit them, as the book's ids do)."""
     n_rows = row_unit.shape[0]
     n_keys = 2 * int(row_instrument.max()) + 2 if n_rows else 2
     best = np.full(n_accounts, np.nan)
     resume(
         _live_quantiles_nb, gate, row_unit, row_instrument, row_qty, row_upnl, *terms,
         unit_equity, unit_account, np.empty(n_rows),
-        np.zeros(n_keys + 1, dtype=np.intp), np.empty(n_rows, dtype=np.intp), best,
+        np.zeros(n_keys + 1, dtype=np.intp), np.empty(n_rows, dtype=COPY_IDS), best,
     )  # fmt: skip
     return best
 

@@ -148,7 +148,6 @@ class Book:
         # An option's premium moves cash now; its value at mark counts in equity.
         wallet[settle] += -delta * contract_size * price if kind == OPTION else realised
         wallet[fee_asset_ix] -= fee
-        pos.realised[row] += realised
         cross = int(self.accounts.cross_unit[account_ix])
         touched = {cross}
         if old != 0.0:
@@ -261,7 +260,6 @@ class Book:
         value = float(self.contracts.intrinsic(ix, np.array([settlement_price]))[0])
         size = qty * float(self.contract_size[instrument_ix])
         self.accounts.balance[account_ix, self.settle_asset[instrument_ix]] += size * value
-        self.positions.realised[row] += size * (value - float(self.positions.entry[row]))
         unit = int(self.positions.unit[row])
         self.positions.qty[row] = 0.0
         self.positions.entry[row] = 0.0

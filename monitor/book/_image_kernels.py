@@ -10,7 +10,7 @@ the same in two passes each:
   in the partition, grouped by block of ``block`` accounts (stably: book order within a
   block), with each one's place (the owner's index among the partition's accounts) and
   where each block starts. A count per block, then a scatter.
-* :func:`copy_rows`: the snapshot's columns of those rows (symbol, the five figures, the
+* :func:`copy_rows`: the snapshot's columns of those rows (symbol, the four figures, the
   flags, the place in the unit's row list, the isolated unit), in one pass after one
   walk of the listed units' row lists.
 
@@ -44,7 +44,6 @@ RowColumns = tuple[
     NDArray[np.int32],  # symbol
     Floats,  # qty
     Floats,  # entry
-    Floats,  # realised
     Floats,  # leverage
     Floats,  # isolated margin
     NDArray[np.int8],  # flags
@@ -105,14 +104,14 @@ def _group(
 def copy_rows_reference(
     rows: Ints,
     instrument: Ints,
-    figures: tuple[Floats, Floats, Floats, Floats, Floats],
+    figures: tuple[Floats, Floats, Floats, Floats],
     unit: Ints,
     isolated_unit: Ints,
     head: Ints,
     unit_next: Ints,
 ) -> RowColumns:
     """Readable version: the snapshot's columns of position ``rows``. ``figures`` are
-    qty, entry, realised, leverage and isolated margin. A row's rank is its place in
+    qty, entry, leverage and isolated margin. A row's rank is its place in
     its unit's row list (0 = the head), found by walking every list of the rows' units
     from its head, one vectorised step per position of the longest; -1 for a flat row
     (no unit)."""
@@ -133,12 +132,11 @@ def copy_rows_reference(
         row = unit_next[row]
         row = row[row != _NO_ROW]
         step += 1
-    qty, entry, realised, leverage, isolated_margin = (f[rows] for f in figures)
+    qty, entry, leverage, isolated_margin = (f[rows] for f in figures)
     return (
         instrument[rows].astype(np.int32),
         qty,
         entry,
-        realised,
         leverage,
         isolated_margin,
         flags.astype(np.int8),
@@ -152,7 +150,6 @@ def _copy_rows(
     instrument: Any,
     qty: Any,
     entry: Any,
-    realised: Any,
     leverage: Any,
     isolated_margin: Any,
     unit: Any,
@@ -176,7 +173,7 @@ def _copy_rows(
                 r = unit_next[r]
                 step += 1
     out_symbol = np.empty(n, dtype=np.int32)
-    out_qty, out_entry, out_realised = np.empty(n), np.empty(n), np.empty(n)
+    out_qty, out_entry = np.empty(n), np.empty(n)
     out_leverage, out_margin = np.empty(n), np.empty(n)
     out_flags = np.empty(n, dtype=np.int8)
     out_rank = np.empty(n, dtype=np.int32)
@@ -187,7 +184,6 @@ def _copy_rows(
         out_symbol[k] = instrument[r]
         out_qty[k] = qty[r]
         out_entry[k] = entry[r]
-        out_realised[k] = realised[r]
         out_leverage[k] = leverage[r]
         out_margin[k] = isolated_margin[r]
         flag = 0
@@ -204,7 +200,6 @@ def _copy_rows(
         out_symbol,
         out_qty,
         out_entry,
-        out_realised,
         out_leverage,
         out_margin,
         out_flags,
@@ -231,7 +226,7 @@ def group(
 def copy_rows(
     rows: Ints,
     instrument: Ints,
-    figures: tuple[Floats, Floats, Floats, Floats, Floats],
+    figures: tuple[Floats, Floats, Floats, Floats],
     unit: Ints,
     isolated_unit: Ints,
     head: Ints,

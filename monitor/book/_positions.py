@@ -1,7 +1,7 @@
 """The flat position table, its per-instrument holder index and its per-unit row lists.
 
 One row per (account, instrument) ever traded; a flat position keeps its row (qty 0)
-so that leverage and realised PnL survive it, but it leaves the holder index and its
+so that its leverage and isolated unit survive it, but it leaves the holder index and its
 margin unit's row list, so a price tick touches only open positions.
 
 * Holders: per instrument, the rows holding it (``monitor.book._holders``), with each
@@ -63,7 +63,8 @@ def trade(
 class PositionTable(Columns):
     """Positions: ``(account, instrument) -> row`` at the edge, columns by row id.
 
-    Amounts (``realised``, ``isolated_margin``) are in the instrument's settle asset;
+    Amounts (``isolated_margin``) are in the instrument's settle asset (realised PnL goes
+    to the wallet, none is kept per position: nothing the monitor judges reads it);
     ``upnl``/``initial``/``maintenance`` are cached figures in the valuation asset, kept
     side by side in ``figures`` because a tick reads them together for scattered rows.
     ``unit`` is the margin unit the position counts in while open (-1 when flat);
@@ -75,7 +76,6 @@ class PositionTable(Columns):
         "instrument": (ID, -1, 0),
         "qty": (np.float64, 0.0, 0),
         "entry": (np.float64, 0.0, 0),
-        "realised": (np.float64, 0.0, 0),
         "leverage": (np.float64, np.nan, 0),
         "isolated_margin": (np.float64, 0.0, 0),
         "unit": (ID, NO_ROW, 0),
@@ -94,7 +94,6 @@ class PositionTable(Columns):
     instrument: Ids
     qty: NDArray[np.float64]
     entry: NDArray[np.float64]
-    realised: NDArray[np.float64]
     leverage: NDArray[np.float64]
     isolated_margin: NDArray[np.float64]
     unit: Ids

@@ -47,7 +47,6 @@ _COLUMNS: dict[str, tuple[str, str]] = {
     "instrument": ("row_symbol", "<i4"),
     "qty": ("qty", "<f8"),
     "entry": ("entry", "<f8"),
-    "realised": ("realised", "<f8"),
     "lev": ("leverage", "<f8"),
     "iso": ("isolated_margin", "<f8"),
     "flags": ("row_flags", "<i1"),
@@ -219,7 +218,6 @@ def _load(
     pos.instrument[:m] = instrument
     pos.qty[:m] = cols["qty"]
     pos.entry[:m] = cols["entry"]
-    pos.realised[:m] = cols["realised"]
     pos.leverage[:m] = cols["lev"]
     pos.isolated_margin[:m] = cols["iso"]
     pos.rows.add_many(account, instrument, np.arange(m))

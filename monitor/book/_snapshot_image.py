@@ -120,10 +120,10 @@ class PartitionImage:
         rows, self._row_place, self._row_bounds = group(
             pos.account[: pos.size], place, n, _ACCOUNTS_PER_CHUNK
         )
-        symbol, qty, entry, realised, leverage, margin, flags, rank, own = copy_rows(
+        symbol, qty, entry, leverage, margin, flags, rank, own = copy_rows(
             rows,
             pos.instrument,
-            (pos.qty, pos.entry, pos.realised, pos.leverage, pos.isolated_margin),
+            (pos.qty, pos.entry, pos.leverage, pos.isolated_margin),
             pos.unit,
             pos.isolated_unit,
             book.units.head,
@@ -133,7 +133,6 @@ class PartitionImage:
             "row_symbol": symbol.astype("<i4", copy=False),
             "qty": _f8(qty),
             "entry": _f8(entry),
-            "realised": _f8(realised),
             "leverage": _f8(leverage),
             "isolated_margin": _f8(margin),
             "row_flags": flags.astype("<i1", copy=False),
@@ -273,7 +272,6 @@ class PartitionImage:
             row_symbol=row["row_symbol"][rows].tobytes(),
             qty=row["qty"][rows].tobytes(),
             entry=row["entry"][rows].tobytes(),
-            realised=row["realised"][rows].tobytes(),
             leverage=row["leverage"][rows].tobytes(),
             isolated_margin=row["isolated_margin"][rows].tobytes(),
             row_flags=row["row_flags"][rows].tobytes(),

@@ -158,7 +158,7 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     account ``accounts`` (names), ``modes`` (int8: 0 cross, 1 isolated) and ``balances``
     (float64, ``len(assets)`` per account, in the order of ``assets``); per position row
     ``row_account`` (int32 index into ``accounts``), ``row_symbol`` (int32 index into
-    ``symbols``), ``qty``, ``entry``, ``realised``, ``leverage`` (NaN when never chosen),
+    ``symbols``), ``qty``, ``entry``, ``leverage`` (NaN when never chosen),
     ``isolated_margin`` (float64), ``row_flags`` (int8: 1 open, 2 open in its isolated
     unit, 4 has an isolated unit), ``row_rank`` (int32: place in its unit's position
     list, -1 when flat) and ``row_unit_order`` (int64: rank of its isolated unit's
@@ -194,7 +194,9 @@ class SnapshotChunk(msgspec.Struct, tag="snapshot", tag_field="type", frozen=Tru
     row_symbol: bytes
     qty: bytes
     entry: bytes
-    realised: bytes
+    #: Realised PnL per row, written by earlier versions and ignored on load: it
+    #: goes to the wallet, and nothing the monitor judges read it per position.
+    realised: bytes = b""
     leverage: bytes
     isolated_margin: bytes
     row_flags: bytes

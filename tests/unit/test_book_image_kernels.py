@@ -69,8 +69,8 @@ def test_copy_rows_matches_its_reference_byte_for_byte(seed: int) -> None:
     n_rows, n_units = int(rng.integers(1, 120)), int(rng.integers(1, 20))
     unit, isolated, head, unit_next = random_lists(rng, n_rows, n_units)
     instrument = rng.integers(0, 9, n_rows).astype(np.intp)
-    figures = tuple(rng.normal(size=n_rows) for _ in range(5))
-    figures[3][rng.random(n_rows) < 0.3] = np.nan  # leverage not set
+    figures = tuple(rng.normal(size=n_rows) for _ in range(4))  # qty, entry, leverage, margin
+    figures[2][rng.random(n_rows) < 0.3] = np.nan  # leverage not set
     rows = rng.permutation(n_rows)[: int(rng.integers(0, n_rows + 1))].astype(np.intp)
     got = copy_rows(rows, instrument, figures, unit, isolated, head, unit_next)  # type: ignore[arg-type]
     want = copy_rows_reference(rows, instrument, figures, unit, isolated, head, unit_next)  # type: ignore[arg-type]
@@ -85,13 +85,13 @@ def test_copy_rows_ranks_from_the_head_and_flags_each_row() -> None:
     isolated = np.array([NO_ROW, 1, NO_ROW, NO_ROW, 1], dtype=np.intp)
     head = np.array([2, 4], dtype=np.intp)
     unit_next = np.array([3, NO_ROW, 0, NO_ROW, NO_ROW], dtype=np.intp)
-    figures = tuple(np.arange(5, dtype=np.float64) + k for k in range(5))
+    figures = tuple(np.arange(5, dtype=np.float64) + k for k in range(4))
     rows = np.array([3, 1, 4, 0], dtype=np.intp)
     columns = copy_rows(rows, np.arange(5, dtype=np.intp), figures, unit, isolated, head, unit_next)  # type: ignore[arg-type]
-    symbol, qty, _, _, _, margin, flags, rank, own = columns
+    symbol, qty, _, _, margin, flags, rank, own = columns
     assert symbol.tolist() == [3, 1, 4, 0]
     assert qty.tolist() == [3.0, 1.0, 4.0, 0.0]
-    assert margin.tolist() == [7.0, 5.0, 8.0, 4.0]
+    assert margin.tolist() == [6.0, 4.0, 7.0, 3.0]
     assert rank.tolist() == [2, -1, 0, 1]
     assert flags.tolist() == [
         OPEN,

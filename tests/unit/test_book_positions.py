@@ -47,14 +47,10 @@ def engine() -> Engine:
     return e
 
 
-def position(engine: Engine, symbol: str = "BTCUSDT") -> tuple[float, float, float]:
+def position(engine: Engine, symbol: str = "BTCUSDT") -> tuple[float, float]:
     book = engine.book
     row = book.positions.rows[(book.account_index["a"], book.instrument_index[symbol])]
-    return (
-        float(book.positions.qty[row]),
-        float(book.positions.entry[row]),
-        float(book.positions.realised[row]),
-    )
+    return float(book.positions.qty[row]), float(book.positions.entry[row])
 
 
 def wallet(engine: Engine) -> float:
@@ -88,10 +84,11 @@ def test_float_dust_from_decimal_lots_counts_as_flat() -> None:
 
 def test_fills_update_position_and_wallet_through_the_engine(engine: Engine) -> None:
     engine.apply([fill("f1", "buy", 2.0, 100.0), fill("f2", "buy", 2.0, 200.0)], [], 1)
-    assert position(engine) == (4.0, 150.0, 0.0)
+    assert position(engine) == (4.0, 150.0)
+    assert wallet(engine) == pytest.approx(10_000.0)
     engine.apply([fill("f3", "sell", 1.0, 250.0)], [], 2)
-    assert position(engine) == (3.0, 150.0, 100.0)
-    assert wallet(engine) == pytest.approx(10_100.0)
+    assert position(engine) == (3.0, 150.0)
+    assert wallet(engine) == pytest.approx(10_100.0)  # the realised PnL, in the wallet
 
 
 def test_realised_pnl_uses_the_contract_size(engine: Engine) -> None:
@@ -103,7 +100,7 @@ def test_realised_pnl_uses_the_contract_size(engine: Engine) -> None:
         [],
         1,
     )
-    assert position(engine, "ETHUSDT") == (0.0, 0.0, pytest.approx(100.0))
+    assert position(engine, "ETHUSDT") == (0.0, 0.0)
     assert wallet(engine) == pytest.approx(10_100.0)
 
 
@@ -159,7 +156,8 @@ def test_a_position_can_reopen_after_closing(engine: Engine) -> None:
         [],
         1,
     )
-    assert position(engine) == (-2.0, 120.0, 10.0)
+    assert position(engine) == (-2.0, 120.0)
+    assert wallet(engine) == pytest.approx(10_010.0)  # f2 closed the long 10 up
     assert engine.position_count == 1
     assert engine.verify() == []
 

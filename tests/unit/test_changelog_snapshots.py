@@ -53,7 +53,6 @@ def chunk(n: int, of: int, next_offset: int, account: str) -> SnapshotChunk:
         row_symbol=b"",
         qty=b"",
         entry=b"",
-        realised=b"",
         leverage=b"",
         isolated_margin=b"",
         row_flags=b"",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from operator import attrgetter
+from typing import Final
 
 import numpy as np
 import structlog
@@ -26,12 +27,40 @@ from monitor.partitions import AccountPartitions
 from monitor.schema import LedgerEvent, PriceTick
 from streams import InboundRecord, JsonCodec, OutboundRecord, Rejection, TopicPartition, to_dlq
 
-__all__ = ["PROCESSING_ERROR", "TS_OUT_OF_RANGE", "Intake"]
+__all__ = ["PRICE_CHUNK", "PROCESSING_ERROR", "TS_OUT_OF_RANGE", "Intake", "PricePoll"]
 
 log = structlog.get_logger("liqmon.intake")
 
 TS_OUT_OF_RANGE = "ts_out_of_range"
 PROCESSING_ERROR = "processing_error"  # the engine could not book a ledger event
+#: Price records polled and decoded at a time (``PricePoll``): about 8 MB of Kafka records.
+PRICE_CHUNK: Final = 20_000
+
+
+class PricePoll:
+    """The price records one cycle takes, decoded chunk by chunk as they were polled
+    (:meth:`Intake.take_prices`), so a cycle of 200,000 ticks never holds 200,000 Kafka
+    records (about 390 bytes each against 100 for a decoded tick).
+
+    ``chunks`` are each chunk's ticks with their records, or None where the records
+    were let go (every tick passed the checks when taken); ``rejections`` the records
+    that did not decode; ``count`` every record taken; ``ends`` each partition's next
+    offset after them."""
+
+    __slots__ = ("chunks", "count", "ends", "rejections")
+
+    def __init__(self) -> None:
+        self.chunks: list[tuple[list[PriceTick], list[InboundRecord] | None]] = []
+        self.rejections: list[Rejection] = []
+        self.count = 0
+        self.ends: dict[int, int] = {}
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def batch_ends(self) -> tuple[tuple[int, int], ...]:
+        """``(partition, next offset)`` of each partition taken (as ``batch_ends``)."""
+        return tuple(self.ends.items())
 
 
 class Intake:
@@ -58,18 +87,45 @@ class Intake:
             self.prices.setdefault(tick.symbol, tick)
         self._dead_lettered_before = dict(screened)
 
-    def price_batch(
+    def take_prices(
+        self, poll: PricePoll, records: list[InboundRecord], engine: Engine, now_ms: int
+    ) -> None:
+        """Decode a chunk of price records into ``poll`` as it is polled. When every tick
+        of the chunk passes the checks a later cycle would make (:func:`_plausible`, at
+        this clock: the cycle's is later and accepts what this one does), the records go
+        now and the cycle takes the ticks as they are; otherwise the cycle checks each
+        of them with its own clock, as it would have."""
+        batch = self._ticks.decode_batch(records, self._max_bytes)
+        poll.rejections.extend(batch.rejections)
+        poll.count += len(records)
+        for record in records:  # each partition's records in offset order
+            poll.ends[record.partition] = record.offset + 1
+        checked = _plausible(batch.items, engine, now_ms + self._skew_ms)
+        poll.chunks.append((batch.items, None if checked else batch.records))
+
+    def price_records(
         self, records: list[InboundRecord], engine: Engine, now_ms: int
     ) -> tuple[list[PriceTick], list[OutboundRecord]]:
-        """Decode ticks, dead-letter the bad ones, and keep what the guards accept."""
-        batch = self._ticks.decode_batch(records, self._max_bytes)
-        rejected = batch.rejections
-        good = batch.items
+        """:meth:`price_batch` of ``records`` taken in one go at the cycle's own clock
+        (``liqmon replay``, which re-forms a cycle from its records)."""
+        poll = PricePoll()
+        self.take_prices(poll, records, engine, now_ms)
+        return self.price_batch(poll, engine, now_ms)
+
+    def price_batch(
+        self, poll: PricePoll, engine: Engine, now_ms: int
+    ) -> tuple[list[PriceTick], list[OutboundRecord]]:
+        """The ticks of ``poll`` the checks and the guards accept, and dead letters for
+        the bad ones."""
+        rejected = list(poll.rejections)
+        good: list[PriceTick] = []
         latest_ms = now_ms + self._skew_ms
-        if not _plausible(good, engine, latest_ms):
-            good = []
-            book = engine.book
-            for tick, record in zip(batch.items, batch.records, strict=True):
+        book = engine.book
+        for items, records in poll.chunks:
+            if records is None or _plausible(items, engine, latest_ms):
+                good.extend(items)
+                continue
+            for tick, record in zip(items, records, strict=True):
                 reason = shape_problem(book, tick)
                 if reason is None and tick.ts > latest_ms:
                     reason = TS_OUT_OF_RANGE

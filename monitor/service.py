@@ -17,12 +17,11 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import get_args
+from typing import Any, get_args
 
 import structlog
 
 from monitor.changelog import (
-    batch_ends,
     checkpoint_records,
     price_reference_records,
     prices_screened_records,
@@ -36,7 +35,7 @@ from monitor.engine import SHAPE_REASONS, Engine, warm_up
 from monitor.errors import ConfigError
 from monitor.guards import HoldReason
 from monitor.http import HealthServer
-from monitor.intake import PROCESSING_ERROR, TS_OUT_OF_RANGE, Intake
+from monitor.intake import PRICE_CHUNK, PROCESSING_ERROR, TS_OUT_OF_RANGE, Intake, PricePoll
 from monitor.metrics import Metrics
 from monitor.observe import Observer
 from monitor.partitions import AccountPartitions
@@ -215,22 +214,36 @@ class Monitor(Rebalancing):
         log.info("stopped")
 
     async def _catch_up_prices(self) -> None:
-        max_batch = self.settings.service.max_price_batch
         while not self._table.caught_up and not self._stop.is_set():
-            records = await self._table.poll_batch(max_batch, 200)
-            if records:
+            prices = await self._poll_prices(200)
+            if prices:
                 now_ms = self._clock_ms()
-                ticks, dead_letters = self._intake.price_batch(records, self.engine, now_ms)
+                ticks, dead_letters = self._intake.price_batch(prices, self.engine, now_ms)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
                 self._rescaling.step(self.engine, ticks, now_ms, self._owned, self.owns)
                 self._checkpoint.add(dead_letters)
                 self._checkpoint.add(self._guard_records(force=bool(dead_letters)))
                 self._checkpoint.add(
-                    self._cycles.record("prices", now_ms, price_ends=batch_ends(records))
+                    self._cycles.record("prices", now_ms, price_ends=prices.batch_ends())
                 )
                 await self._checkpoint.commit()
-                self._observer.cycle(self.engine, len(records), [], [], ticks, [], now_ms)
+                self._observer.cycle(self.engine, prices.count, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
+
+    async def _poll_prices(self, timeout_ms: int) -> PricePoll:
+        """Up to ``service.max_price_batch`` price records, waiting at most ``timeout_ms``
+        for the first: taken ``PRICE_CHUNK`` at a time and decoded as they come, so a
+        backlog's cycle holds its ticks, not its Kafka records (``PricePoll``)."""
+        most = self.settings.service.max_price_batch
+        prices = PricePoll()
+        while prices.count < most:
+            records = await self._table.poll_batch(
+                min(PRICE_CHUNK, most - prices.count), timeout_ms if not prices else 0
+            )
+            if not records:
+                break
+            self._intake.take_prices(prices, records, self.engine, self._clock_ms())
+        return prices
 
     def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
         """The price guard's changed references and how far prices were screened, when
@@ -250,7 +263,7 @@ class Monitor(Rebalancing):
 
     async def _loop(self) -> None:
         service = self.settings.service
-        polls: dict[str, asyncio.Task[list[InboundRecord]]] = {}
+        polls: dict[str, asyncio.Task[Any]] = {}
         stop_wait = asyncio.ensure_future(self._stop.wait())
         upkeep = Upkeep(
             self.metrics,
@@ -264,7 +277,7 @@ class Monitor(Rebalancing):
             while not self._stop.is_set():
                 if "prices" not in polls:
                     polls["prices"] = asyncio.ensure_future(
-                        self._table.poll_batch(service.max_price_batch, service.poll_timeout_ms)
+                        self._poll_prices(service.poll_timeout_ms)
                     )
                 if "ledger" not in polls:
                     polls["ledger"] = asyncio.ensure_future(
@@ -273,7 +286,7 @@ class Monitor(Rebalancing):
                 await asyncio.wait(
                     [*polls.values(), stop_wait], return_when=asyncio.FIRST_COMPLETED
                 )
-                prices = polls.pop("prices").result() if polls["prices"].done() else []
+                prices = polls.pop("prices").result() if polls["prices"].done() else PricePoll()
                 ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
                 solvency_due = self._restored and self._solvency.due()
                 if prices or ledger or self._snapshots.due(self._owned) or solvency_due:
@@ -285,14 +298,14 @@ class Monitor(Rebalancing):
                 task.cancel()
             await asyncio.gather(*polls.values(), stop_wait, upkeep.close(), return_exceptions=True)
 
-    async def _cycle(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
+    async def _cycle(self, prices: PricePoll, ledger: list[InboundRecord]) -> None:
         async with self._lock:
             # A running stress steps aside for the whole cycle, commit included: the commit's
             # round trips need the broker, which shares the cores (docs/solvency.md).
             with self._solvency.gate.cycle():
                 await self._judge(prices, ledger)
 
-    async def _judge(self, prices: list[InboundRecord], ledger: list[InboundRecord]) -> None:
+    async def _judge(self, prices: PricePoll, ledger: list[InboundRecord]) -> None:
         """One cycle, under the cycle lock: judge the batch, write and commit what it
         produced in one transaction, then observe it."""
         started = time.perf_counter()
@@ -300,11 +313,6 @@ class Monitor(Rebalancing):
         intake, checkpoint = self._intake, self._checkpoint
         held_before = intake.guard.held_count
         ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
-        # Decoded (the guard kept the last tick per symbol): the records go now, not after
-        # the commit. A backlog's cycle takes up to max_price_batch of them, about 40 MB a
-        # 100,000, which the peak of a stress running beside it would otherwise hold too.
-        price_ends, price_count = batch_ends(prices), len(prices)
-        prices.clear()
         items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
         output = self.engine.cycle(items, ticks, now_ms)
         self._partitions.settle(self.engine.book)
@@ -338,7 +346,7 @@ class Monitor(Rebalancing):
         cycle = self._cycles.record(
             "cycle",
             now_ms,
-            price_ends=price_ends,
+            price_ends=prices.batch_ends(),
             ledger=ledger,
             stress_taken=stressed and self._solvency.took,
             stress_started=stressed and self._solvency.started,
@@ -360,7 +368,7 @@ class Monitor(Rebalancing):
         else:
             self._positions.update(committed)
         self._observer.cycle(
-            self.engine, price_count, ledger, items, ticks, events, self._clock_ms()
+            self.engine, prices.count, ledger, items, ticks, events, self._clock_ms()
         )
         self.metrics.cycle_duration.observe(time.perf_counter() - started)
 

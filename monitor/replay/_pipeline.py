@@ -121,7 +121,7 @@ class Pipeline:
     def prices_only(self, records: Sequence[InboundRecord], now_ms: int) -> list[Published]:
         """A catch-up cycle: marks only, before any ledger partition is assigned."""
         self.cycles += 1
-        ticks, _ = self.intake.price_batch(list(records), self.engine, now_ms)
+        ticks, _ = self.intake.price_records(list(records), self.engine, now_ms)
         self.engine.apply([], ticks, now_ms)
         return list(self._rescale(ticks, now_ms))
 
@@ -178,7 +178,7 @@ class Pipeline:
         """One poll's cycle, as ``Monitor._cycle`` runs it."""
         self.cycles += 1
         intake, engine = self.intake, self.engine
-        ticks, _ = intake.price_batch(list(prices), engine, now_ms)
+        ticks, _ = intake.price_records(list(prices), engine, now_ms)
         items, _, _ = intake.ledger_batch(list(ledger), engine, self.partitions)
         output = engine.cycle(items, ticks, now_ms)
         self.partitions.settle(engine.book)

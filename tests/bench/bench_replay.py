@@ -76,7 +76,7 @@ def engine_alone(path: Path, settings: Settings) -> float:
         cycle_ms=100,
         max_records=settings.service.max_price_batch,
     ):
-        ticks, _ = intake.price_batch(step.prices, engine, step.now_ms)
+        ticks, _ = intake.price_records(list(step.prices), engine, step.now_ms)
         items, _, _ = intake.ledger_batch(step.ledger, engine, partitions)
         started = time.perf_counter()
         engine.apply(items, ticks, step.now_ms)

@@ -1,0 +1,77 @@
+"""Price records taken chunk by chunk as they are polled (``PricePoll``) give what one
+batch of them gives, and let go of a chunk's records once its ticks need no further check."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+
+from monitor.config import ServiceSettings
+from monitor.engine import Engine
+from monitor.intake import Intake, PricePoll
+from monitor.metrics import Metrics
+from monitor.replay._files import FileRecord
+from tests.unit.test_book_positions import BTC, ETH
+
+pytestmark = pytest.mark.unit
+
+NOW = 1_800_000_000_000
+SKEW_MS = 60_000  # ServiceSettings' default max_clock_skew_s
+
+
+def tick(symbol: str, price: float, ts: int = NOW) -> bytes:
+    return json.dumps({"symbol": symbol, "mark_price": price, "ts": ts}).encode()
+
+
+def records() -> list[FileRecord]:
+    """Good ticks of two partitions with every kind of bad one among them."""
+    values = [tick("BTCUSDT", 100.0 + k) for k in range(30)]
+    values[3] = b"{not json"  # undecodable
+    values[8] = tick("DOGEUSDT", 1.0)  # unknown symbol
+    values[13] = tick("ETHUSDT", -5.0)  # not a price
+    values[17] = tick("ETHUSDT", 2_000.0, NOW + SKEW_MS + 5_000)  # too far ahead of the clock
+    values[21] = tick("ETHUSDT", 2_001.0, NOW + SKEW_MS + 500)  # ahead when taken, not later
+    return [
+        FileRecord("prices", k % 2, k // 2, NOW, b"k", value, (), NOW)
+        for k, value in enumerate(values)
+    ]
+
+
+def outcome(chunk: int, cycle_ms: int) -> tuple[list[object], list[object], PricePoll]:
+    """Ticks and dead letters of the records taken ``chunk`` at a time at NOW, judged by a
+    cycle at ``cycle_ms``."""
+    intake = Intake(ServiceSettings(), "dlq", Metrics())
+    engine = Engine([BTC, ETH])
+    taken = records()
+    poll = PricePoll()
+    for first in range(0, len(taken), chunk):
+        intake.take_prices(poll, taken[first : first + chunk], engine, NOW)
+    ticks, letters = intake.price_batch(poll, engine, cycle_ms)
+    return [msgspec.to_builtins(t) for t in ticks], [(r.key, r.value) for r in letters], poll
+
+
+@pytest.mark.parametrize("cycle_ms", [NOW, NOW + 1_000])
+@pytest.mark.parametrize("chunk", [1, 4, 7, 30])
+def test_chunks_give_what_one_batch_at_the_cycles_clock_gives(chunk: int, cycle_ms: int) -> None:
+    intake = Intake(ServiceSettings(), "dlq", Metrics())
+    whole = intake.price_records(records(), Engine([BTC, ETH]), cycle_ms)
+    ticks, letters, poll = outcome(chunk, cycle_ms)
+    assert ticks == [msgspec.to_builtins(t) for t in whole[0]]
+    assert letters == [(r.key, r.value) for r in whole[1]]
+    assert poll.count == 30
+    assert poll.batch_ends() == ((0, 15), (1, 15))
+    # Five bad records, and the tick stamped 500 ms past the skew when taken is good to a
+    # cycle a second later (its own clock decides, as before chunks).
+    assert len(letters) == (4 if cycle_ms > NOW else 5)
+
+
+def test_a_chunk_whose_ticks_all_pass_lets_its_records_go() -> None:
+    _, _, poll = outcome(4, NOW)
+    kept = [records is not None for _, records in poll.chunks]
+    # Chunks 0-3, 4-7, ...: bad ticks at 8, 13, 17 and 21 (chunks 2-5) wait for the cycle
+    # with their chunk's records; the undecodable record 3 was rejected when taken.
+    assert kept == [False, False, True, True, True, True, False, False]
+    assert len(poll.rejections) == 1
+    assert [len(ticks) for ticks, _ in poll.chunks] == [3, 4, 4, 4, 4, 4, 4, 2]

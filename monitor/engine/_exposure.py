@@ -47,17 +47,21 @@ _ROW_BLOCK = 1 << 18  # rows per step of the open-interest pass: bounded tempora
 def exposure(engine: Engine) -> Exposure:
     """The exposure of ``engine``'s book at its current figures and states.
 
-    Only the rows of units in liquidation or bankrupt (a few, on a normal day) are
-    gathered; open interest is summed over the rows a block at a time. At a million
-    accounts the temporaries are a few tens of MB, not hundreds: this runs every few
+    Only units in liquidation or bankrupt (a few, on a normal day) and their rows are
+    gathered; open interest is summed over the rows a block at a time. Beyond those, a
+    pass holds two masks over the units and one over the rows (a few MB at a million
+    accounts, where arrays over every unit took about 80 MB): this runs every few
     seconds in a worker thread beside the stress."""
     book = engine.book
     units, pos = book.units, book.positions
     n_units, n_rows = units.size, pos.size
     state = units.state[:n_units]
-    equity = units.collateral[:n_units] + units.upnl[:n_units]
-    maintenance = units.maintenance[:n_units]
-    shortfall = np.where(state == BANKRUPT, np.maximum(0.0, -equity), 0.0)
+    bankrupt, liquidating = state == BANKRUPT, state == LIQUIDATION
+    troubled_units = np.flatnonzero(bankrupt | liquidating)  # ascending
+    equity = units.collateral[troubled_units] + units.upnl[troubled_units]
+    maintenance = units.maintenance[troubled_units]
+    in_liquidation = state[troubled_units] == LIQUIDATION
+    shortfall = np.where(in_liquidation, 0.0, np.maximum(0.0, -equity))
     with np.errstate(divide="ignore", invalid="ignore"):
         depth = np.where(maintenance > 0.0, (maintenance - equity) / maintenance, 1.0)
     depth = np.clip(depth, 0.0, 1.0)
@@ -65,17 +69,17 @@ def exposure(engine: Engine) -> Exposure:
     # The rows of troubled units. A flat row's unit is NO_ROW, -1: the mask's extra last
     # entry, always False.
     troubled = np.zeros(n_units + 1, dtype=np.bool_)
-    troubled[:n_units] = (state == BANKRUPT) | (state == LIQUIDATION)
+    troubled[troubled_units] = True
     rows = np.flatnonzero(troubled[pos.unit[:n_rows]])
-    unit = pos.unit[rows]
+    which = np.searchsorted(troubled_units, pos.unit[rows])  # the row's unit among them
     instrument = pos.instrument[rows]
     row_mm = pos.maintenance[rows]
-    unit_mm = maintenance[unit]
+    unit_mm = maintenance[which]
     share = np.divide(row_mm, unit_mm, out=np.zeros_like(row_mm), where=unit_mm > 0.0)
-    debt = shortfall[unit] * share
+    debt = shortfall[which] * share
     value = book.assets.value[book.settle_asset[instrument]]
     notional = np.abs(_notional(book, instrument, pos.qty[rows], book.mark[instrument])) * value
-    exposed = np.where(state[unit] == LIQUIDATION, notional * depth[unit], 0.0)
+    exposed = np.where(in_liquidation[which], notional * depth[which], 0.0)
 
     settle = book.settle_asset[instrument]
     by_asset = np.bincount(settle, weights=debt, minlength=len(book.assets))
@@ -86,13 +90,13 @@ def exposure(engine: Engine) -> Exposure:
     exposed_by_base = np.bincount(row_base, weights=exposed, minlength=len(bases))
     return Exposure(
         bad_debt=float(shortfall.sum()),
-        bankrupt_units=int((state == BANKRUPT).sum()),
+        bankrupt_units=int(np.count_nonzero(bankrupt)),
         bad_debt_by_settle_asset={
             name: float(by_asset[k]) for k, name in enumerate(book.assets.names)
         },
         bad_debt_by_underlying={base: float(debt_by_base[k]) for k, base in enumerate(bases)},
         liquidation_exposure=float(exposed.sum()),
-        liquidation_units=int((state == LIQUIDATION).sum()),
+        liquidation_units=int(np.count_nonzero(liquidating)),
         liquidation_exposure_by_underlying={
             base: float(exposed_by_base[k]) for k, base in enumerate(bases)
         },

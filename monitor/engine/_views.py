@@ -30,6 +30,8 @@ from monitor.states import STATE_NAMES
 
 __all__ = ["EngineViews"]
 
+_ROW_BLOCK = 1 << 18  # rows per step of a pass over every position: bounded temporaries
+
 _MODE_NAMES: tuple[AccountMode, ...] = ("cross", "isolated", "portfolio")
 
 
@@ -66,12 +68,15 @@ class EngineViews:
 
     def position_counts(self) -> dict[str, int]:
         """Open positions by instrument kind (``linear``, ``inverse``, ``option``)."""
-        pos = self.book.positions
-        n = pos.size
-        kinds = self.book.contracts.kind.take(pos.instrument[:n][pos.qty[:n] != 0.0])
-        counts = np.bincount(kinds, minlength=3)
+        pos, n = self.book.positions, self.book.positions.size
+        per_instrument = np.zeros(len(self.book.symbols), dtype=np.int64)
+        for first in range(0, n, _ROW_BLOCK):  # a block at a time: bounded temporaries
+            block = slice(first, min(first + _ROW_BLOCK, n))
+            held = pos.instrument[block][pos.qty[block] != 0.0]
+            per_instrument += np.bincount(held, minlength=per_instrument.shape[0])
+        counts = np.bincount(self.book.contracts.kind, weights=per_instrument, minlength=3)
         return {
-            name: int(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))
+            name: round(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))
         }
 
     def state_counts(self) -> dict[AccountState, int]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from monitor.engine import Engine, exposure
+from monitor.engine import Engine, _views, exposure
 from monitor.schema import Fill, Instrument, PriceTick, Tier, TieredMargin, Transfer
+from monitor.states import BANKRUPT, LIQUIDATION
 
 pytestmark = pytest.mark.unit
 
@@ -79,3 +81,115 @@ def test_liquidation_exposure_weights_notional_by_depth_towards_bankruptcy() -> 
 
 def test_open_interest_is_the_long_side_per_instrument() -> None:
     assert exposure(book()).open_interest == {"BTCUSDT": 1.0, "ETHUSDT": 12.0}
+
+
+def crowd(seed: int) -> Engine:
+    """Two hundred accounts with random positions, then a fall that leaves some bankrupt,
+    some in liquidation and most healthy; some rows flat."""
+    rng = np.random.default_rng(seed)
+    engine = Engine([linear("BTCUSDT", "BTC"), linear("ETHUSDT", "ETH")])
+    ledger: list[Transfer | Fill] = []
+    for a in range(200):
+        name = f"a{a}"
+        ledger.append(
+            Transfer(
+                transfer_id=f"t{a}",
+                account=name,
+                asset="USDT",
+                amount=float(rng.uniform(5, 60)),
+                ts=0,
+            )
+        )
+        for k, symbol in enumerate(("BTCUSDT", "ETHUSDT")):
+            qty = float(rng.integers(-3, 4))
+            if qty:
+                side = "buy" if qty > 0 else "sell"
+                ledger.append(
+                    Fill(
+                        fill_id=f"f{a}-{k}",
+                        account=name,
+                        symbol=symbol,
+                        side=side,
+                        qty=abs(qty),
+                        price=100.0,
+                        ts=0,
+                    )
+                )
+                if rng.random() < 0.1:  # closed again: a flat row
+                    back = "sell" if qty > 0 else "buy"
+                    ledger.append(
+                        Fill(
+                            fill_id=f"g{a}-{k}",
+                            account=name,
+                            symbol=symbol,
+                            side=back,
+                            qty=abs(qty),
+                            price=100.0,
+                            ts=0,
+                        )
+                    )
+    start = [PriceTick(symbol=s, mark_price=100.0, ts=0) for s in ("BTCUSDT", "ETHUSDT")]
+    engine.apply(ledger, start, 0)
+    engine.apply(
+        [],
+        [
+            PriceTick(symbol="BTCUSDT", mark_price=92.0, ts=1),
+            PriceTick(symbol="ETHUSDT", mark_price=107.0, ts=1),
+        ],
+        1,
+    )
+    return engine
+
+
+def plain_exposure(engine: Engine) -> tuple[float, float, dict[str, float], dict[str, float]]:
+    """Bad debt and liquidation exposure unit by unit, row by row (the module's rules)."""
+    book = engine.book
+    units, pos = book.units, book.positions
+    bad, exposed = 0.0, 0.0
+    debt_by: dict[str, float] = {"BTC": 0.0, "ETH": 0.0}
+    exposed_by: dict[str, float] = {"BTC": 0.0, "ETH": 0.0}
+    for u in range(units.size):
+        state = int(units.state[u])
+        if state not in (BANKRUPT, LIQUIDATION):
+            continue
+        equity = float(units.collateral[u] + units.upnl[u])
+        mm = float(units.maintenance[u])
+        short = max(0.0, -equity) if state == BANKRUPT else 0.0
+        bad += short
+        depth = min(max((mm - equity) / mm, 0.0), 1.0) if mm > 0 else 1.0
+        for r in range(pos.size):
+            if int(pos.unit[r]) != u:
+                continue
+            base = book.instruments[int(pos.instrument[r])].base
+            share = float(pos.maintenance[r]) / mm if mm > 0 else 0.0
+            debt_by[base] += short * share
+            if state == LIQUIDATION:
+                notional = abs(float(pos.qty[r])) * float(book.mark[int(pos.instrument[r])])
+                exposed += notional * depth
+                exposed_by[base] += notional * depth
+    return bad, exposed, debt_by, exposed_by
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_exposure_of_a_crowd_equals_a_unit_by_unit_count(seed: int) -> None:
+    engine = crowd(seed)
+    states = engine.book.units.state[: engine.book.units.size]
+    assert (states == BANKRUPT).sum() >= 3  # the test means something
+    assert (states == LIQUIDATION).sum() >= 3
+    found = exposure(engine)
+    bad, exposed, debt_by, exposed_by = plain_exposure(engine)
+    assert found.bad_debt == pytest.approx(bad)
+    assert found.liquidation_exposure == pytest.approx(exposed)
+    assert found.bad_debt_by_underlying == pytest.approx(debt_by)
+    assert found.liquidation_exposure_by_underlying == pytest.approx(exposed_by)
+
+
+def test_open_positions_are_counted_a_block_of_rows_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = crowd(4)
+    pos = engine.book.positions
+    plain = sum(1 for r in range(pos.size) if pos.qty[r] != 0.0)
+    assert plain < pos.size  # flat rows too
+    monkeypatch.setattr(_views, "_ROW_BLOCK", 7)
+    assert engine.position_counts() == {"linear": plain, "inverse": 0, "option": 0}

@@ -59,7 +59,8 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     group_id: Annotated[str, msgspec.Meta(min_length=1)] = "liqmon"
     #: Most price ticks taken into one processing cycle. A cycle's cost is mostly
     #: revaluing the holders of the instruments that moved, whatever the number of ticks
-    #: (the last per instrument wins), so large batches drain a backlog fast.
+    #: (the last per instrument wins), so large batches drain a backlog fast. They are
+    #: polled and decoded 20,000 at a time (``monitor.intake.PRICE_CHUNK``).
     max_price_batch: Count = 200_000
     #: Most ledger records taken into one processing cycle. Each costs Python work, so
     #: this bounds how long a burst of fills can delay the next prices.

@@ -242,7 +242,9 @@ class Monitor(Rebalancing):
             )
             if not records:
                 break
-            self._intake.take_prices(prices, records, self.engine, self._clock_ms())
+            # Decoding is the cycles' work done ahead: a running stress steps aside.
+            with self._solvency.gate.cycle():
+                self._intake.take_prices(prices, records, self.engine, self._clock_ms())
         return prices
 
     def _guard_records(self, *, force: bool) -> list[OutboundRecord]:

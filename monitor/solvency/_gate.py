@@ -28,7 +28,10 @@ SLICE = 4095  # rows between two looks at the gate: (r & SLICE) == 0
 
 
 class CycleGate:
-    """Closed while a cycle computes; the stress's kernels pause at a closed gate."""
+    """Closed while a cycle computes; the stress's kernels pause at a closed gate.
+
+    Closings nest (a cycle, and the decoding of price records polled while it awaits its
+    commit): the gate opens when the outermost ends."""
 
     def __init__(self, max_wait_s: float = 5.0) -> None:
         #: Read by the kernels without the GIL: 1 while a cycle computes.
@@ -36,17 +39,21 @@ class CycleGate:
         self._open = threading.Event()
         self._open.set()
         self._max_wait_s = max_wait_s
+        self._depth = 0  # closings not yet ended (the event loop's thread only)
         self.pauses = 0  # how often the stress stepped aside (for tests and metrics)
 
     def close(self) -> None:
         """A cycle starts: the stress pauses at its next check."""
+        self._depth += 1
         self._open.clear()
         self.flag[0] = 1
 
     def open(self) -> None:
-        """The cycle's computing is done: the stress resumes."""
-        self.flag[0] = 0
-        self._open.set()
+        """The cycle's computing is done: the stress resumes (once no closing is left)."""
+        self._depth = max(0, self._depth - 1)
+        if self._depth == 0:
+            self.flag[0] = 0
+            self._open.set()
 
     @contextmanager
     def cycle(self) -> Iterator[None]:
@@ -66,7 +73,10 @@ class CycleGate:
         """Called by the worker when a kernel paused: sleep until the gate opens."""
         self.pauses += 1
         if not self._open.wait(self._max_wait_s):
-            self.open()  # no cycle lasts that long: the gate was left closed
+            # No cycle lasts that long: the gate was left closed (a cycle that raised).
+            self._depth = 0
+            self.flag[0] = 0
+            self._open.set()
 
 
 OPEN = CycleGate()  # never closed: the stress runs through (what-if commands, tests)

@@ -70,3 +70,29 @@ def test_a_gate_left_closed_is_opened_by_the_waiting_worker() -> None:
     assert gate.flag[0] == 0
     gate.step_aside()  # open: returns at once
     assert gate.pauses == 1
+
+
+def test_closings_nest_and_the_gate_opens_when_the_outermost_ends() -> None:
+    gate = CycleGate()
+    with gate.cycle():  # a cycle, awaiting its commit...
+        with gate.cycle():  # ...while the price records polled meanwhile are decoded
+            assert gate.flag[0] == 1
+        assert gate.flag[0] == 1  # still the cycle's
+        assert not gate._open.is_set()
+    assert gate.flag[0] == 0
+    assert gate._open.is_set()
+    gate.open()  # one opening too many does not close it again, nor count below zero
+    with gate.cycle():
+        assert gate.flag[0] == 1
+    assert gate.flag[0] == 0
+
+
+def test_a_gate_left_closed_twice_is_opened_by_the_waiting_worker() -> None:
+    gate = CycleGate(max_wait_s=0.05)
+    gate.close()
+    gate.close()
+    gate.wait()
+    assert gate.flag[0] == 0
+    with gate.cycle():  # and the next cycle closes and opens it as usual
+        assert gate.flag[0] == 1
+    assert gate.flag[0] == 0

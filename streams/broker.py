@@ -127,8 +127,11 @@ class LocalBroker:
         self.kafka_version = kafka_version
         self.heap = heap
         self.java = java
-        self.libs_dir = root / ".cache" / "kafka" / kafka_version / "libs"
-        self.state_dir = root / ".cache" / "kafka" / f"broker-{port}"
+        # Resolved: the pid check compares the broker's command line with this config path,
+        # so the same folder under another name (a symlink) must give the same path.
+        cache = (root / ".cache" / "kafka").resolve()
+        self.libs_dir = cache / kafka_version / "libs"
+        self.state_dir = cache / f"broker-{port}"
         self.data_dir = self.state_dir / "data"
         self.config_path = self.state_dir / "server.properties"
         self.pid_path = self.state_dir / "broker.pid"

@@ -97,11 +97,26 @@ def test_status_reports_the_running_broker_answering_requests(
     assert status.accepting_requests
 
 
+def test_a_checkout_reached_through_a_symlink_knows_the_broker_it_runs(
+    spare: tuple[LocalBroker, BrokerReport], tmp_path: Path
+) -> None:
+    """The same folder under another name (a symlinked home, a worktree's link to the
+    jars) must not take the running broker for a stranger and drop its pid file."""
+    broker, first = spare
+    alias = tmp_path / "checkout"
+    alias.symlink_to(broker.root, target_is_directory=True)
+    status = LocalBroker(alias, port=broker.port).status()
+    assert status.outcome is BrokerOutcome.RUNNING
+    assert status.pid == first.pid
+    assert broker.pid_path.read_text().strip() == str(first.pid)
+
+
 def test_each_broker_keeps_state_and_log_in_its_own_folder(
     spare: tuple[LocalBroker, BrokerReport], project_root: Path
 ) -> None:
     broker, _ = spare
-    assert broker.state_dir == project_root / ".cache" / "kafka" / f"broker-{broker.port}"
+    cache = (project_root / ".cache" / "kafka").resolve()  # a linked .cache: its target
+    assert broker.state_dir == cache / f"broker-{broker.port}"
     assert (broker.data_dir / "meta.properties").is_file()
     assert "Kafka Server started" in broker.log_path.read_text()
 

@@ -28,8 +28,7 @@ from numpy.typing import NDArray
 from monitor.schema import AdlCandidate, AdlQueue
 from monitor.solvency._adl_kernels import (
     live_quantiles,
-    queue_heads,
-    scenario_scores,
+    scenario_heads,
     score_reference,
 )
 from monitor.solvency._gate import OPEN, CycleGate
@@ -98,7 +97,7 @@ def adl_queues(
         raise ValueError("adl_queues needs the shocked equity: stress with keep_equity=True")
     total = float(figures.debt[:, s].sum())
     uncovered = max(0.0, total - fund) / total if total > 0.0 else 0.0
-    shortfall, score = scenario_scores(
+    shortfall, holders, heads, head_score = scenario_heads(
         state.row_unit,
         state.row_instrument,
         state.row_qty,
@@ -112,39 +111,37 @@ def adl_queues(
         np.ascontiguousarray(figures.bankrupt[:, s]),
         np.ascontiguousarray(figures.debt[:, s]),
         uncovered,
+        queue_length,
         gate=gate,
     )
-    wanted = np.flatnonzero(shortfall > 0.0)
-    opposite = np.zeros(shortfall.shape[0], dtype=np.bool_)
-    opposite[wanted ^ 1] = True
-    holders, heads = queue_heads(
-        state.row_instrument, state.row_qty, score, opposite, queue_length, gate=gate
-    )
     queues: list[AdlQueue] = []
-    for bad in wanted.tolist():
+    for bad in np.flatnonzero(shortfall > 0.0).tolist():
         other = bad ^ 1
-        members = heads[other][heads[other] >= 0]
+        kept = heads[other] >= 0
         queues.append(
             AdlQueue(
                 symbol=state.symbols[other // 2],
                 side="short" if other % 2 else "long",
                 shortfall=float(shortfall[bad]),
-                candidates=_head(state, members, score, int(holders[other])),
+                candidates=_head(
+                    state, heads[other][kept], head_score[other][kept], int(holders[other])
+                ),
             )
         )
     return tuple(queues)
 
 
 def _head(
-    state: BookState, members: NDArray[np.intp], score: Array, n: int
+    state: BookState, members: NDArray[np.intp], scores: Array, n: int
 ) -> tuple[AdlCandidate, ...]:
-    """The head of a queue of ``n`` holders (``members``, highest score first) with
-    their quantiles: the j-th (from 0) has rank n - j, quantile (n - j) / n."""
+    """The head of a queue of ``n`` holders (``members``, highest score first, with their
+    ``scores``) with their quantiles: the j-th (from 0) has rank n - j, quantile
+    (n - j) / n."""
     return tuple(
         AdlCandidate(
             account=state.accounts[int(state.unit_account[state.row_unit[r]])],
             qty=float(state.row_qty[r]),
-            score=float(score[r]),
+            score=float(scores[j]),
             quantile=(n - j) / n,
         )
         for j, r in enumerate(members.tolist())

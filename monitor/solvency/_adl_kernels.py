@@ -25,9 +25,9 @@ __all__ = [
     "PositionTerms",
     "live_quantiles",
     "live_quantiles_reference",
-    "queue_heads",
     "queue_heads_reference",
-    "scenario_scores",
+    "scenario_heads",
+    "scenario_heads_reference",
     "scenario_scores_reference",
     "score_reference",
     "warm_up_adl",
@@ -132,6 +132,28 @@ def live_quantiles_reference(
     return result
 
 
+def _row_score(
+    r: int,
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    row_upnl: Any,
+    row_entry: Any,
+    is_inverse: Any,
+    contract_size: Any,
+    settle_value: Any,
+    mark: Any,
+    unit_equity: Any,
+) -> float:  # pragma: no cover - compiled by numba; checked through its callers
+    """Row ``r``'s score now (-inf: not a candidate)."""
+    i, q = row_instrument[r], row_qty[r]
+    cs, sv = contract_size[i], settle_value[i]
+    entry_value, mark_value = values_one(q, row_entry[r], is_inverse[i], cs, sv, mark[i])
+    upnl = _upnl_nb(row_upnl, r, q, row_entry[r], cs, mark[i], sv)
+    score: float = _score_nb(upnl, entry_value, mark_value, unit_equity[row_unit[r]])
+    return score
+
+
 def _live_quantiles(
     flag: Any,
     progress: Any,
@@ -146,27 +168,21 @@ def _live_quantiles(
     mark: Any,
     unit_equity: Any,
     unit_account: Any,
-    score: Any,
     starts: Any,
     members: Any,
     best: Any,
 ) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
-    # A position's queue is 2 x its instrument + 1 if short, worked out where it is used
-    # rather than kept (8 bytes a position).
+    # A position's queue is 2 x its instrument + 1 if short, and its score, are worked out
+    # where they are used rather than kept (8 bytes a position each): a score is worked
+    # out again in each of the three phases, not held for all rows.
     n_rows, n_keys = row_unit.shape[0], starts.shape[0] - 1
-    if progress[0] == 0:  # every position's score; the queues' sizes
+    terms = (row_unit, row_instrument, row_qty, row_upnl, row_entry, is_inverse,
+             contract_size, settle_value, mark, unit_equity)  # fmt: skip
+    if progress[0] == 0:  # the queues' sizes
         r = progress[1]
         while r < n_rows:
-            i, q = row_instrument[r], row_qty[r]
-            entry_value, mark_value = values_one(
-                q, row_entry[r], is_inverse[i], contract_size[i], settle_value[i], mark[i]
-            )
-            upnl = _upnl_nb(
-                row_upnl, r, q, row_entry[r], contract_size[i], mark[i], settle_value[i]
-            )
-            score[r] = _score_nb(upnl, entry_value, mark_value, unit_equity[row_unit[r]])
-            if score[r] > -math.inf:
-                starts[2 * i + (1 if q < 0.0 else 0) + 1] += 1
+            if _row_score_nb(r, *terms) > -math.inf:
+                starts[2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0) + 1] += 1
             r += 1
             if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
@@ -177,7 +193,7 @@ def _live_quantiles(
     if progress[0] == 1:  # the candidates bucketed by queue, in row order
         fill = starts[:-1].copy()
         for r in range(n_rows):
-            if score[r] > -math.inf:
+            if _row_score_nb(r, *terms) > -math.inf:
                 k = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
                 members[fill[k]] = r
                 fill[k] += 1
@@ -186,7 +202,9 @@ def _live_quantiles(
     while k < n_keys:
         queue = members[starts[k] : starts[k + 1]]
         n = queue.shape[0]
-        queue_score = score[queue]
+        queue_score = np.empty(n)
+        for t in range(n):
+            queue_score[t] = _row_score_nb(queue[t], *terms)
         order = np.argsort(queue_score)
         i = 0
         while i < n:
@@ -221,13 +239,14 @@ def live_quantiles(
     gate: CycleGate = OPEN,
 ) -> Array:
     """:func:`live_quantiles_reference`, pausing at a closed ``gate``. The queues'
-    members are 4-byte row numbers (a copy's rows fit them, as the book's ids do)."""
+    members are 4-byte row numbers (a copy's rows fit them, as the book's ids do); no
+    score is kept per row."""
     n_rows = row_unit.shape[0]
     n_keys = 2 * int(row_instrument.max()) + 2 if n_rows else 2
     best = np.full(n_accounts, np.nan)
     resume(
         _live_quantiles_nb, gate, row_unit, row_instrument, row_qty, row_upnl, *terms,
-        unit_equity, unit_account, np.empty(n_rows),
+        unit_equity, unit_account,
         np.zeros(n_keys + 1, dtype=np.intp), np.empty(n_rows, dtype=COPY_IDS), best,
     )  # fmt: skip
     return best
@@ -274,7 +293,57 @@ def scenario_scores_reference(
     return shortfall, result
 
 
-def _scenario_scores(
+def queue_heads_reference(
+    row_instrument: Index, row_qty: Array, score: Array, wanted: NDArray[np.bool_], length: int
+) -> tuple[NDArray[np.int64], Index]:
+    """For each queue ``k`` (``2 x instrument + 1 if short``) with ``wanted[k]``: its
+    number of candidates (finite score) and its first ``length`` rows, highest score
+    first (-1 beyond the queue's end)."""
+    key = row_instrument * 2 + (row_qty < 0.0)
+    n_keys = wanted.shape[0]
+    holders = np.zeros(n_keys, dtype=np.int64)
+    heads = np.full((n_keys, length), -1, dtype=np.intp)
+    candidate = np.isfinite(score)
+    for k in np.flatnonzero(wanted).tolist():
+        members = np.flatnonzero(candidate & (key == k))
+        holders[k] = members.shape[0]
+        ordered = members[np.argsort(-score[members], kind="stable")][:length]
+        heads[k, : ordered.shape[0]] = ordered
+    return holders, heads
+
+
+def scenario_heads_reference(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    row_upnl: Array,
+    terms: PositionTerms,
+    row_share: Array,
+    kind: NDArray[np.int8],
+    values: Array,
+    moves: Array,
+    equity: Array,
+    bankrupt: NDArray[np.bool_],
+    debt: Array,
+    uncovered: float,
+    length: int,
+) -> tuple[Array, NDArray[np.int64], Index, Array]:
+    """For one scenario: the shortfall per queue (:func:`scenario_scores_reference`) and,
+    for the queue opposite each one with a shortfall, its number of candidates, its first
+    ``length`` rows (:func:`queue_heads_reference`) and their scores (NaN past the end)."""
+    shortfall, score = scenario_scores_reference(
+        row_unit, row_instrument, row_qty, row_upnl, terms, row_share, kind, values, moves,
+        equity, bankrupt, debt, uncovered,
+    )  # fmt: skip
+    wanted = np.zeros(shortfall.shape[0], dtype=np.bool_)
+    wanted[np.flatnonzero(shortfall > 0.0) ^ 1] = True
+    holders, heads = queue_heads_reference(row_instrument, row_qty, score, wanted, length)
+    head_score: Array = np.full(heads.shape, np.nan)
+    head_score[heads >= 0] = score[heads[heads >= 0]]
+    return shortfall, holders, heads, head_score
+
+
+def _scenario_heads(
     flag: Any,
     progress: Any,
     row_unit: Any,
@@ -295,18 +364,38 @@ def _scenario_scores(
     debt: Any,
     uncovered: Any,
     shortfall: Any,
-    score: Any,
+    wanted: Any,
+    holders: Any,
+    heads: Any,
+    head_score: Any,
+    kept: Any,
 ) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    n_rows, length = row_unit.shape[0], heads.shape[1]
+    if progress[0] == 0:  # the shortfall of each queue: the bankrupt units' debt, shared
+        r = progress[1]
+        while r < n_rows:
+            u = row_unit[r]
+            if bankrupt[u]:
+                k = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
+                shortfall[k] += debt[u] * row_share[r] * uncovered
+            r += 1
+            if (r & SLICE) == 0 and flag[0] != 0:
+                progress[1] = r
+                return False
+        for k in range(shortfall.shape[0]):  # the side that absorbs it
+            if shortfall[k] > 0.0:
+                wanted[k ^ 1] = True
+        progress[0], progress[1] = 1, 0
+    # Each wanted queue keeps its best rows by insertion, with their scores (a row goes
+    # after the rows of an equal score already kept: ties keep the rows' order). A score
+    # is worked out where it is used, not kept for every row.
     r = progress[1]
-    while r < row_unit.shape[0]:
+    while r < n_rows:
         u, i, q = row_unit[r], row_instrument[r], row_qty[r]
-        if bankrupt[u]:
-            shortfall[2 * i + (1 if q < 0.0 else 0)] += debt[u] * row_share[r] * uncovered
-            score[r] = -math.inf
-        else:
-            entry_value, mark_value = values_one(
-                q, row_entry[r], is_inverse[i], contract_size[i], settle_value[i], mark[i]
-            )
+        k = 2 * i + (1 if q < 0.0 else 0)
+        if wanted[k] and not bankrupt[u]:
+            cs, sv = contract_size[i], settle_value[i]
+            entry_value, mark_value = values_one(q, row_entry[r], is_inverse[i], cs, sv, mark[i])
             change = q * values[i]
             if kind[i] == LINEAR:
                 mark_value = mark_value * (1.0 + moves[i])
@@ -314,10 +403,22 @@ def _scenario_scores(
                 mark_value = mark_value / (1.0 + moves[i])
             else:
                 mark_value = mark_value + change
-            upnl = _upnl_nb(
-                row_upnl, r, q, row_entry[r], contract_size[i], mark[i], settle_value[i]
-            )
-            score[r] = _score_nb(upnl + change, entry_value, mark_value, equity[u])
+            upnl = _upnl_nb(row_upnl, r, q, row_entry[r], cs, mark[i], sv)
+            x = _score_nb(upnl + change, entry_value, mark_value, equity[u])
+            if x > -math.inf:
+                holders[k] += 1
+                n = kept[k]
+                if n < length or x > head_score[k, length - 1]:
+                    j = n if n < length else length - 1
+                    while j > 0 and x > head_score[k, j - 1]:
+                        if j < length:
+                            heads[k, j] = heads[k, j - 1]
+                            head_score[k, j] = head_score[k, j - 1]
+                        j -= 1
+                    heads[k, j] = r
+                    head_score[k, j] = x
+                    if n < length:
+                        kept[k] = n + 1
         r += 1
         if (r & SLICE) == 0 and flag[0] != 0:
             progress[1] = r
@@ -325,7 +426,7 @@ def _scenario_scores(
     return True
 
 
-def scenario_scores(
+def scenario_heads(
     row_unit: Index,
     row_instrument: Index,
     row_qty: Array,
@@ -339,99 +440,30 @@ def scenario_scores(
     bankrupt: NDArray[np.bool_],
     debt: Array,
     uncovered: float,
-    *,
-    gate: CycleGate = OPEN,
-) -> tuple[Array, Array]:
-    """:func:`scenario_scores_reference`, pausing at a closed ``gate``."""
-    shortfall, score = np.zeros(2 * kind.shape[0]), np.empty(row_unit.shape[0])
-    resume(
-        _scenario_scores_nb, gate, row_unit, row_instrument, row_qty, row_upnl, *terms,
-        row_share, kind, values, moves, equity, bankrupt, debt, uncovered, shortfall, score,
-    )  # fmt: skip
-    return shortfall, score
-
-
-def queue_heads_reference(
-    row_instrument: Index, row_qty: Array, score: Array, wanted: NDArray[np.bool_], length: int
-) -> tuple[NDArray[np.int64], Index]:
-    """For each queue ``k`` (``2 x instrument + 1 if short``) with ``wanted[k]``: its
-    number of candidates (finite score) and its first ``length`` rows, highest score
-    first (-1 beyond the queue's end)."""
-    key = row_instrument * 2 + (row_qty < 0.0)
-    n_keys = wanted.shape[0]
-    holders = np.zeros(n_keys, dtype=np.int64)
-    heads = np.full((n_keys, length), -1, dtype=np.intp)
-    candidate = np.isfinite(score)
-    for k in np.flatnonzero(wanted).tolist():
-        members = np.flatnonzero(candidate & (key == k))
-        holders[k] = members.shape[0]
-        ordered = members[np.argsort(-score[members], kind="stable")][:length]
-        heads[k, : ordered.shape[0]] = ordered
-    return holders, heads
-
-
-def _queue_heads(
-    flag: Any,
-    progress: Any,
-    row_instrument: Any,
-    row_qty: Any,
-    score: Any,
-    wanted: Any,
-    holders: Any,
-    heads: Any,
-    kept: Any,
-) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
-    # One pass: each wanted queue keeps its best rows by insertion (a row goes after the
-    # rows of an equal score already kept: ties keep the rows' order).
-    length = heads.shape[1]
-    r = progress[1]
-    while r < row_qty.shape[0]:
-        k = 2 * row_instrument[r] + (1 if row_qty[r] < 0.0 else 0)
-        x = score[r]
-        if wanted[k] and x > -math.inf:
-            holders[k] += 1
-            n = kept[k]
-            if n < length or x > score[heads[k, length - 1]]:
-                j = n if n < length else length - 1
-                while j > 0 and x > score[heads[k, j - 1]]:
-                    if j < length:
-                        heads[k, j] = heads[k, j - 1]
-                    j -= 1
-                heads[k, j] = r
-                if n < length:
-                    kept[k] = n + 1
-        r += 1
-        if (r & SLICE) == 0 and flag[0] != 0:
-            progress[1] = r
-            return False
-    return True
-
-
-def queue_heads(
-    row_instrument: Index,
-    row_qty: Array,
-    score: Array,
-    wanted: NDArray[np.bool_],
     length: int,
     *,
     gate: CycleGate = OPEN,
-) -> tuple[NDArray[np.int64], Index]:
-    """:func:`queue_heads_reference`, pausing at a closed ``gate``."""
-    n_keys = wanted.shape[0]
+) -> tuple[Array, NDArray[np.int64], Index, Array]:
+    """:func:`scenario_heads_reference` in two passes that keep no score per row (24 MB
+    at 3M positions), pausing at a closed ``gate``."""
+    n_keys = 2 * kind.shape[0]
+    shortfall, wanted = np.zeros(n_keys), np.zeros(n_keys, dtype=np.bool_)
     holders = np.zeros(n_keys, dtype=np.int64)
     heads = np.full((n_keys, length), -1, dtype=np.intp)
+    head_score = np.full((n_keys, length), np.nan)
     resume(
-        _queue_heads_nb, gate, row_instrument, row_qty, score, wanted, holders, heads,
-        np.zeros(n_keys, dtype=np.int64),
+        _scenario_heads_nb, gate, row_unit, row_instrument, row_qty, row_upnl, *terms,
+        row_share, kind, values, moves, equity, bankrupt, debt, uncovered, shortfall, wanted,
+        holders, heads, head_score, np.zeros(n_keys, dtype=np.int64),
     )  # fmt: skip
-    return holders, heads
+    return shortfall, holders, heads, head_score
 
 
 _score_nb = jit(_score)
 _upnl_nb = jit(_upnl)
+_row_score_nb = jit(_row_score)
 _live_quantiles_nb = jit(_live_quantiles)
-_scenario_scores_nb = jit(_scenario_scores)
-_queue_heads_nb = jit(_queue_heads)
+_scenario_heads_nb = jit(_scenario_heads)
 
 
 def warm_up_adl() -> None:
@@ -441,7 +473,19 @@ def warm_up_adl() -> None:
     terms = PositionTerms(one, np.zeros(1, dtype=np.bool_), one, one, one)
     live_quantiles(ids, ids, one, one, terms, one, ids, 1)
     kind = np.zeros(1, dtype=np.int8)
-    _, score = scenario_scores(
-        ids, ids, one, one, terms, one, kind, one, one, one, np.zeros(1, dtype=np.bool_), one, 1.0
+    scenario_heads(
+        ids,
+        ids,
+        one,
+        one,
+        terms,
+        one,
+        kind,
+        one,
+        one,
+        one,
+        np.ones(1, dtype=np.bool_),
+        one,
+        1.0,
+        1,
     )
-    queue_heads(ids, one, score, np.ones(2, dtype=np.bool_), 1)

@@ -20,10 +20,8 @@ from monitor.solvency._adl_kernels import (
     PositionTerms,
     live_quantiles,
     live_quantiles_reference,
-    queue_heads,
-    queue_heads_reference,
-    scenario_scores,
-    scenario_scores_reference,
+    scenario_heads,
+    scenario_heads_reference,
 )
 from monitor.solvency._copy_kernels import (
     revalue_copy,
@@ -227,32 +225,39 @@ def test_live_quantiles_equal_their_reference(seed: int, gate: CycleGate) -> Non
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_scenario_scores_and_queue_heads_equal_their_references(seed: int, gate: CycleGate) -> None:
+def test_scenario_heads_equal_their_reference(seed: int, gate: CycleGate) -> None:
     b = Book(seed)
     upnl, terms = _adl_rows(b)
     kind = np.array([LINEAR, INVERSE, OPTION, LINEAR, LINEAR, INVERSE, OPTION], dtype=np.int8)
     units = b.unit_equity.shape[0]
     equity = b.rng.normal(100, 300, units)
+    equity[equity > 0.0] = 250.0  # one equity for every solvent unit: ...
     bankrupt = equity < -10.0
     debt = np.maximum(-equity, 0.0)
     share = b.rng.uniform(0, 1, b.row_unit.shape[0])
+    qty = b.row_qty.copy()
+    alike = np.flatnonzero(b.row_instrument == 0)  # ... and instrument 0's rows alike per
+    qty[alike] = np.where(np.arange(alike.size) % 2, -1.0, 1.0)  # side: equal scores,
+    terms.row_entry[alike] = 10.0  # kept in row order by both
+    upnl[alike] = 0.0
     moves = b.rng.uniform(-0.5, 0.5, b.n_instruments)
+    passes = 0
     for kept in (LINEAR_UPNL, upnl):  # worked out from the terms where read, or kept
-        args = (b.row_unit, b.row_instrument, b.row_qty, kept, terms, share, kind,
-                b.values[:, 0].copy(), moves, equity, bankrupt, debt, 0.4)  # fmt: skip
-        shortfall_k, score_k = scenario_scores(*args, gate=gate)
-        shortfall_r, score_r = scenario_scores_reference(*args)  # type: ignore[arg-type]
-        np.testing.assert_allclose(shortfall_k, shortfall_r, rtol=1e-12)
-        np.testing.assert_allclose(score_k, score_r, rtol=1e-13)
-    assert paused_as_often_as_it_should(gate, 20_000, 20_000)
-    wanted = b.rng.random(2 * b.n_instruments) < 0.6
-    for scores in (score_r, np.round(score_r, 1)):  # rounded: ties, kept in row order
-        holders_k, heads_k = queue_heads(b.row_instrument, b.row_qty, scores, wanted, 5, gate=gate)
-        holders_r, heads_r = queue_heads_reference(b.row_instrument, b.row_qty, scores, wanted, 5)
-        assert holders_r.sum() > 0
-        np.testing.assert_array_equal(holders_k, holders_r)
-        np.testing.assert_array_equal(heads_k, heads_r)
-    assert paused_as_often_as_it_should(gate, 20_000, 20_000, 20_000, 20_000)
+        for length in (1, 5, 40):
+            args = (b.row_unit, b.row_instrument, qty, kept, terms, share, kind,
+                    b.values[:, 0].copy(), moves, equity, bankrupt, debt, 0.4, length)  # fmt: skip
+            got = scenario_heads(*args, gate=gate)
+            want = scenario_heads_reference(*args)  # type: ignore[arg-type]
+            passes += 2
+            np.testing.assert_allclose(got[0], want[0], rtol=1e-12)  # shortfall
+            np.testing.assert_array_equal(got[1], want[1])  # holders
+            np.testing.assert_array_equal(got[2], want[2])  # heads
+            np.testing.assert_allclose(got[3], want[3], rtol=1e-13)  # their scores
+            assert (want[1] > 0).sum() > 3  # queues with candidates
+            scores = want[3][want[2] >= 0]
+            if length == 40:  # ties among the heads, the queues' order decided by row
+                assert np.unique(scores).shape[0] < scores.shape[0]
+    assert paused_as_often_as_it_should(gate, *([20_000] * passes))
 
 
 def _banded_pair(seed: int) -> tuple[Engine, Engine]:

@@ -30,6 +30,8 @@ from monitor.book import Index
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
 __all__ = [
+    "add_sizes",
+    "add_sizes_reference",
     "debt_by_base",
     "debt_by_base_reference",
     "largest",
@@ -49,7 +51,6 @@ def stress_units_reference(
     row_instrument: Index,
     row_qty: Array,
     values: Array,
-    notional: Array,
     unit_equity: Array,
     unit_scale: Array,
     unit_exposure: Array,
@@ -63,9 +64,10 @@ def stress_units_reference(
 
     The P&L is the positions' ``Q @ V`` plus the change of the wallet's collateral that
     moves with an underlying, ``unit_exposure @ asset_moves``. A unit is bankrupt when
-    its shocked equity is below zero by more than ``rel_tol`` of ``|collateral| + gross
-    + |P&L| + sum |q| x notional + |collateral change|``: the P&L is a difference of
-    values, so its rounding is relative to their size too.
+    its shocked equity is below zero by more than ``rel_tol`` of ``unit_scale + |P&L| +
+    |collateral change|``, where ``unit_scale`` is ``|collateral| + gross + sum |q| x
+    notional`` (:func:`add_sizes`): the P&L is a difference of values, so its rounding is
+    relative to their size too.
     """
     n_units = unit_equity.shape[0]
     quantities = scipy.sparse.csr_array(
@@ -74,9 +76,8 @@ def stress_units_reference(
     wallet = unit_exposure @ asset_moves
     pnl = np.asarray(quantities @ values, dtype=np.float64).reshape(n_units, values.shape[1])
     pnl = pnl + wallet
-    size = np.asarray(abs(quantities) @ notional, dtype=np.float64)
     equity = unit_equity[:, None] + pnl
-    tolerance = rel_tol * (unit_scale[:, None] + np.abs(pnl) + size[:, None] + np.abs(wallet))
+    tolerance = rel_tol * (unit_scale[:, None] + np.abs(pnl) + np.abs(wallet))
     bankrupt = equity < -tolerance
     debt = np.maximum(-equity, 0.0)
     membership = scipy.sparse.csr_array(
@@ -94,14 +95,12 @@ def _stress_units(
     row_instrument: Any,
     row_qty: Any,
     values: Any,
-    notional: Any,
     unit_equity: Any,
     unit_scale: Any,
     unit_exposure: Any,
     asset_moves: Any,
     unit_account: Any,
     rel_tol: Any,
-    size: Any,
     equity: Any,
     bankrupt: Any,
     debt: Any,
@@ -116,7 +115,6 @@ def _stress_units(
         r = progress[1]
         while r < row_unit.shape[0]:
             u, i, q = row_unit[r], row_instrument[r], row_qty[r]
-            size[u] += abs(q) * notional[i]
             for s in range(n_scen):
                 equity[u, s] += q * values[i, s]
             r += 1
@@ -137,7 +135,7 @@ def _stress_units(
             d = -e if e < 0.0 else 0.0
             debt[u, s] = d
             account_debt[a, s] += d
-            if e < -(rel_tol * (unit_scale[u] + abs(p) + size[u] + abs(w))):
+            if e < -(rel_tol * (unit_scale[u] + abs(p) + abs(w))):
                 bankrupt[u, s] = True
                 account_bankrupt[a, s] += 1
         u += 1
@@ -152,7 +150,6 @@ def stress_units(
     row_instrument: Index,
     row_qty: Array,
     values: Array,
-    notional: Array,
     unit_equity: Array,
     unit_scale: Array,
     unit_exposure: Array,
@@ -176,11 +173,55 @@ def stress_units(
     account_debt = np.zeros((n_accounts, n_scen))
     account_bankrupt = np.zeros((n_accounts, n_scen), dtype=np.int32)
     resume(
-        _stress_units_nb, gate, row_unit, row_instrument, row_qty, values, notional,
-        unit_equity, unit_scale, unit_exposure, asset_moves, unit_account, rel_tol,
-        np.zeros(n_units), equity, bankrupt, debt, account_debt, account_bankrupt,
+        _stress_units_nb, gate, row_unit, row_instrument, row_qty, values, unit_equity,
+        unit_scale, unit_exposure, asset_moves, unit_account, rel_tol, equity, bankrupt, debt,
+        account_debt, account_bankrupt,
     )  # fmt: skip
     return equity if keep_equity else None, bankrupt, debt, account_debt, account_bankrupt
+
+
+def add_sizes_reference(
+    row_unit: Index, row_instrument: Index, row_qty: Array, notional: Array, unit_scale: Array
+) -> None:
+    """Add each unit's ``sum |q| x notional`` (its positions' size, ``notional`` per
+    instrument ``|contract size x price|``) to its ``unit_scale``, in place: the part of
+    the stress's rounding scale that is the same in every scenario."""
+    sizes = np.bincount(
+        row_unit, weights=np.abs(row_qty) * notional[row_instrument], minlength=unit_scale.shape[0]
+    )
+    unit_scale += sizes
+
+
+def _add_sizes(
+    flag: Any,
+    progress: Any,
+    row_unit: Any,
+    row_instrument: Any,
+    row_qty: Any,
+    notional: Any,
+    unit_scale: Any,
+) -> bool:  # pragma: no cover - compiled by numba; checked against the reference
+    r = progress[1]
+    while r < row_unit.shape[0]:
+        unit_scale[row_unit[r]] += abs(row_qty[r]) * notional[row_instrument[r]]
+        r += 1
+        if (r & SLICE) == 0 and flag[0] != 0:
+            progress[1] = r
+            return False
+    return True
+
+
+def add_sizes(
+    row_unit: Index,
+    row_instrument: Index,
+    row_qty: Array,
+    notional: Array,
+    unit_scale: Array,
+    *,
+    gate: CycleGate = OPEN,
+) -> None:
+    """:func:`add_sizes_reference`, pausing at a closed ``gate``."""
+    resume(_add_sizes_nb, gate, row_unit, row_instrument, row_qty, notional, unit_scale)
 
 
 def row_shares_reference(row_unit: Index, row_maintenance: Array, n_units: int) -> Array:
@@ -372,6 +413,7 @@ def largest(values: Array, top: int, among: NDArray[np.int32] | None = None) -> 
 
 
 _stress_units_nb = jit(_stress_units)
+_add_sizes_nb = jit(_add_sizes)
 _largest_nb = jit(_largest)
 _row_shares_nb = jit(_row_shares)
 _debt_by_base_nb = jit(_debt_by_base)
@@ -396,9 +438,9 @@ def warm_up() -> float:
         np.empty((4, 1)), np.empty((2, 1), dtype=COPY_IDS),
     )  # fmt: skip
     _, _, debt, _, _ = stress_units(
-        ids, ids, one, np.ones((1, 1)), one, one, one, np.ones((1, 1)), np.ones((1, 1)), ids, 1,
-        1e-9,
+        ids, ids, one, np.ones((1, 1)), one, one, np.ones((1, 1)), np.ones((1, 1)), ids, 1, 1e-9,
     )  # fmt: skip
+    add_sizes(ids, ids, one, one, np.ones(1))
     debt_by_base(ids, ids, ix, row_shares(ids, one, 1), debt, 1)
     largest(one, 1, np.ones(1, dtype=np.int32))
     largest(one, 1)

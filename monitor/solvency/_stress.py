@@ -102,15 +102,12 @@ def stress_scenarios(
     debt split over the underlyings by the positions' shares of their unit (fused
     kernels, no GIL). Without ``keep_equity`` the figures hold no shocked equity (None):
     a report's pass needs only the debts, the ADL queues need it."""
-    terms = InstrumentTerms._make(state.terms)
-    notional = np.abs(terms.contract_size * terms.price)
     moves, values = np.ascontiguousarray(moves[:, pick]), np.ascontiguousarray(values[:, pick])
     equity, bankrupt, debt, account_debt, account_bankrupt = stress_units(
         state.row_unit,
         state.row_instrument,
         state.row_qty,
         values,
-        notional,
         state.unit_equity,
         state.unit_scale,
         _exposure(state),

@@ -31,6 +31,8 @@ from monitor.solvency._copy_kernels import (
 )
 from monitor.solvency._gate import CycleGate
 from monitor.solvency._kernels import (
+    add_sizes,
+    add_sizes_reference,
     debt_by_base,
     debt_by_base_reference,
     largest,
@@ -123,7 +125,7 @@ def test_take_book_equals_its_reference(seed: int, with_figures: bool) -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_stress_units_equal_their_reference(seed: int, gate: CycleGate) -> None:
     b = Book(seed)
-    args = (b.row_unit, b.row_instrument, b.row_qty, b.values, b.notional, b.unit_equity,
+    args = (b.row_unit, b.row_instrument, b.row_qty, b.values, b.unit_equity,
             b.unit_scale, b.exposure, b.asset_moves, b.unit_account, b.n_accounts,
             1e-9)  # fmt: skip
     kernel = stress_units(*args, gate=gate)
@@ -162,6 +164,23 @@ def test_largest_equals_its_reference_ties_in_index_order(seed: int) -> None:
     assert largest(hand, 3).tolist() == [6, 1, 3]
     assert largest(hand, 5).tolist() == [6, 1, 3, 0, 5]
     assert largest(hand, 9, np.array([1, 0, 1, 1, 1, 1, 0], dtype=np.int32)).tolist() == [3, 0, 5]
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_add_sizes_equals_its_reference(seed: int, gate: CycleGate) -> None:
+    b = Book(seed)
+    scale = [b.unit_scale.copy(), b.unit_scale.copy()]
+    add_sizes(b.row_unit, b.row_instrument, b.row_qty, b.notional, scale[0], gate=gate)
+    add_sizes_reference(b.row_unit, b.row_instrument, b.row_qty, b.notional, scale[1])
+    assert paused_as_often_as_it_should(gate, 20_000)
+    np.testing.assert_allclose(scale[0], scale[1], rtol=1e-13)
+    # By hand: unit 0 holds -2 of instrument 1 and 3 of instrument 0.
+    one = np.array([0.5, 0.0])
+    add_sizes_reference(
+        np.array([0, 1, 0]), np.array([1, 0, 0]), np.array([-2.0, 7.0, 3.0]),
+        np.array([10.0, 100.0]), one,
+    )  # fmt: skip
+    assert one.tolist() == [0.5 + 200.0 + 30.0, 70.0]
 
 
 @pytest.mark.parametrize("seed", SEEDS)

@@ -251,7 +251,7 @@ def _row_shares(
         while r < n_rows:
             u = row_unit[r]
             total[u] += max(row_maintenance[r], 0.0)
-            count[u] += 1.0
+            count[u] += 1
             r += 1
             if (r & SLICE) == 0 and flag[0] != 0:
                 progress[1] = r
@@ -281,7 +281,8 @@ def row_shares(
     read every margin, and reads only its own row's)."""
     share = np.empty(row_unit.shape[0]) if out is None else out
     resume(
-        _row_shares_nb, gate, row_unit, row_maintenance, np.zeros(n_units), np.zeros(n_units),
+        _row_shares_nb, gate, row_unit, row_maintenance, np.zeros(n_units),
+        np.zeros(n_units, dtype=np.int32),
         share,
     )  # fmt: skip
     return share

@@ -17,7 +17,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AsyncExitStack
-from typing import Any, get_args
+from typing import get_args
 
 import structlog
 
@@ -265,7 +265,8 @@ class Monitor(Rebalancing):
 
     async def _loop(self) -> None:
         service = self.settings.service
-        polls: dict[str, asyncio.Task[Any]] = {}
+        price_poll: asyncio.Task[PricePoll] | None = None
+        ledger_poll: asyncio.Task[list[InboundRecord]] | None = None
         stop_wait = asyncio.ensure_future(self._stop.wait())
         upkeep = Upkeep(
             self.metrics,
@@ -277,28 +278,31 @@ class Monitor(Rebalancing):
         )
         try:
             while not self._stop.is_set():
-                if "prices" not in polls:
-                    polls["prices"] = asyncio.ensure_future(
-                        self._poll_prices(service.poll_timeout_ms)
-                    )
-                if "ledger" not in polls:
-                    polls["ledger"] = asyncio.ensure_future(
+                if price_poll is None:
+                    price_poll = asyncio.ensure_future(self._poll_prices(service.poll_timeout_ms))
+                if ledger_poll is None:
+                    ledger_poll = asyncio.ensure_future(
                         self._ledger.poll_batch(service.max_ledger_batch, service.poll_timeout_ms)
                     )
                 await asyncio.wait(
-                    [*polls.values(), stop_wait], return_when=asyncio.FIRST_COMPLETED
+                    [price_poll, ledger_poll, stop_wait], return_when=asyncio.FIRST_COMPLETED
                 )
-                prices = polls.pop("prices").result() if polls["prices"].done() else PricePoll()
-                ledger = polls.pop("ledger").result() if polls["ledger"].done() else []
+                prices = PricePoll()
+                if price_poll.done():
+                    prices, price_poll = price_poll.result(), None
+                ledger: list[InboundRecord] = []
+                if ledger_poll.done():
+                    ledger, ledger_poll = ledger_poll.result(), None
                 solvency_due = self._restored and self._solvency.due()
                 if prices or ledger or self._snapshots.due(self._owned) or solvency_due:
                     await self._cycle(prices, ledger)
                 await upkeep.run(self.engine, self.dynamic, self._intake.guard)
         finally:
             stop_wait.cancel()
-            for task in polls.values():
+            polls = [task for task in (price_poll, ledger_poll) if task is not None]
+            for task in polls:
                 task.cancel()
-            await asyncio.gather(*polls.values(), stop_wait, upkeep.close(), return_exceptions=True)
+            await asyncio.gather(*polls, stop_wait, upkeep.close(), return_exceptions=True)
 
     async def _cycle(self, prices: PricePoll, ledger: list[InboundRecord]) -> None:
         async with self._lock:

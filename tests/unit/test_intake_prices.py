@@ -33,8 +33,9 @@ def records() -> list[FileRecord]:
     values[13] = tick("ETHUSDT", -5.0)  # not a price
     values[17] = tick("ETHUSDT", 2_000.0, NOW + SKEW_MS + 5_000)  # too far ahead of the clock
     values[21] = tick("ETHUSDT", 2_001.0, NOW + SKEW_MS + 500)  # ahead when taken, not later
+    # As a poll hands them out: each partition's records in one run, in offset order.
     return [
-        FileRecord("prices", k % 2, k // 2, NOW, b"k", value, (), NOW)
+        FileRecord("prices", k // 15, k % 15, NOW, b"k", value, (), NOW)
         for k, value in enumerate(values)
     ]
 

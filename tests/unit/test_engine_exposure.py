@@ -102,11 +102,12 @@ def crowd(seed: int) -> Engine:
         )
         for k, symbol in enumerate(("BTCUSDT", "ETHUSDT")):
             qty = float(rng.integers(-3, 4))
-            if qty:
-                side = "buy" if qty > 0 else "sell"
+            sides = ("buy", "sell") if qty > 0 else ("sell", "buy")
+            trades = (("f", sides[0]), ("g", sides[1]))  # then, now and then, closed again
+            for prefix, side in trades[: 0 if not qty else 2 if rng.random() < 0.1 else 1]:
                 ledger.append(
                     Fill(
-                        fill_id=f"f{a}-{k}",
+                        fill_id=f"{prefix}{a}-{k}",
                         account=name,
                         symbol=symbol,
                         side=side,
@@ -115,19 +116,6 @@ def crowd(seed: int) -> Engine:
                         ts=0,
                     )
                 )
-                if rng.random() < 0.1:  # closed again: a flat row
-                    back = "sell" if qty > 0 else "buy"
-                    ledger.append(
-                        Fill(
-                            fill_id=f"g{a}-{k}",
-                            account=name,
-                            symbol=symbol,
-                            side=back,
-                            qty=abs(qty),
-                            price=100.0,
-                            ts=0,
-                        )
-                    )
     start = [PriceTick(symbol=s, mark_price=100.0, ts=0) for s in ("BTCUSDT", "ETHUSDT")]
     engine.apply(ledger, start, 0)
     engine.apply(

@@ -26,12 +26,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from monitor.schema import AdlCandidate, AdlQueue
-from monitor.solvency._adl_kernels import (
-    live_quantiles,
-    scenario_heads,
-    score_reference,
-)
+from monitor.solvency._adl_kernels import live_quantiles, score_reference
 from monitor.solvency._gate import OPEN, CycleGate
+from monitor.solvency._queue_kernels import scenario_heads
 from monitor.solvency._state import BookState, StressFigures
 
 __all__ = ["account_quantiles", "adl_queues", "adl_scores", "quantiles"]

@@ -22,7 +22,8 @@ from monitor.scenarios import InstrumentTerms
 from monitor.solvency._adl_kernels import PositionTerms
 from monitor.solvency._copy_kernels import COPY_IDS, revalue_copy, take_book
 from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import add_sizes, row_shares
+from monitor.solvency._kernels import add_sizes
+from monitor.solvency._report_kernels import row_shares
 
 __all__ = [
     "LINEAR_UPNL",

@@ -50,7 +50,8 @@ from monitor.schema import (
 )
 from monitor.solvency._adl import adl_queues
 from monitor.solvency._gate import OPEN, CycleGate
-from monitor.solvency._kernels import debt_by_base, largest, stress_units
+from monitor.solvency._kernels import stress_units
+from monitor.solvency._report_kernels import debt_by_base, largest
 from monitor.solvency._state import BookState, StressFigures
 from monitor.states import REL_TOL
 

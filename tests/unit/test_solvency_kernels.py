@@ -20,8 +20,6 @@ from monitor.solvency._adl_kernels import (
     PositionTerms,
     live_quantiles,
     live_quantiles_reference,
-    scenario_heads,
-    scenario_heads_reference,
 )
 from monitor.solvency._copy_kernels import (
     revalue_copy,
@@ -33,14 +31,17 @@ from monitor.solvency._gate import CycleGate
 from monitor.solvency._kernels import (
     add_sizes,
     add_sizes_reference,
+    stress_units,
+    stress_units_reference,
+)
+from monitor.solvency._queue_kernels import scenario_heads, scenario_heads_reference
+from monitor.solvency._report_kernels import (
     debt_by_base,
     debt_by_base_reference,
     largest,
     largest_reference,
     row_shares,
     row_shares_reference,
-    stress_units,
-    stress_units_reference,
 )
 from monitor.solvency._state import LINEAR_UPNL, BookCopier, book_state
 
@@ -351,11 +352,17 @@ def _dispatchers() -> dict[str, Any]:
     """Every compiled kernel of the stress, by module and name."""
     from numba.core.registry import CPUDispatcher
 
-    from monitor.solvency import _adl_kernels, _copy_kernels, _kernels
+    from monitor.solvency import (
+        _adl_kernels,
+        _copy_kernels,
+        _kernels,
+        _queue_kernels,
+        _report_kernels,
+    )
 
     return {
         f"{module.__name__}.{name}": value
-        for module in (_kernels, _copy_kernels, _adl_kernels)
+        for module in (_kernels, _report_kernels, _copy_kernels, _adl_kernels, _queue_kernels)
         for name, value in vars(module).items()
         if isinstance(value, CPUDispatcher)
     }

@@ -426,5 +426,6 @@ class Engine(EngineViews):
         ``step()`` between cycles until it returns True, then read ``problems``. Each
         step checks its slice against the book as it is then, so a long sweep never
         stalls the caller for more than one slice (measured at 1M accounts, load 4-8 on
-        2 cores: median 2-6 ms per slice of 8,192 units, the longest 3-26 ms)."""
+        2 cores: median 2-6 ms per slice of 8,192 units, the longest 3-26 ms; on a book
+        of 11 instruments, 1.2-1.7 and 4.7-7 ms)."""
         return VerifySweep(self, units_per_step, limit)

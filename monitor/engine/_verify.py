@@ -5,8 +5,9 @@ slice between cycles and a sweep never stalls the loop for long (``VerifySweep.s
 ``Engine.verify`` runs every slice at once. Each slice is checked against the book as
 it is at that step: the units' row lists (each listed row open, belonging to the unit,
 as many as the unit counts), every listed position's figures recomputed from scratch,
-the units' sums, collateral and state from those; then a slice of instruments' holder
-indexes. The last step checks what spans the book: as many holders and listed rows as
+the units' sums, collateral and state from those; then an equal share of the
+instruments' holder lists (by listed rows, so one instrument's long list is spread over
+steps). The last step checks what spans the book: as many holders and listed rows as
 open positions (which, with the per-slice checks, makes holders and listed rows exactly
 the open rows), the portfolio units' requirements against a fresh computation, and each
 option instrument's mark against a fresh pricing.
@@ -29,7 +30,6 @@ from monitor.book import (
     UPNL,
     Book,
     Index,
-    PositionTable,
 )
 from monitor.engine import _kernels
 from monitor.engine._judge import judge_range
@@ -76,7 +76,12 @@ class VerifySweep:
         book = engine.book
         self._units_per_step = units_per_step
         self._steps = max(1, -(-book.units.size // units_per_step))
-        self._instruments_per_step = -(-len(book.symbols) // self._steps)
+        # The holder lists are checked in equal shares of listed rows, not of instruments:
+        # a book of a few instruments has lists of 100,000s of rows each.
+        listed = int(book.positions.holders.count.sum())
+        self._holders_per_step = max(1, -(-listed // self._steps))
+        self._holder_at = (0, 0)  # the instrument and slot the next share starts at
+        self._holders_reported: set[int] = set()  # instruments found wrong (once each)
         self._next = 0
         self.done = False
 
@@ -115,9 +120,7 @@ class VerifySweep:
             # at: revalue first, so what is checked is that its state is still right.
             engine.bring_up_to_date(units)
             self._check_units(units)
-        first_ix = k * self._instruments_per_step
-        stop_ix = len(book.symbols) if last else first_ix + self._instruments_per_step
-        self._found.extend(_holder_problems(book, range(first_ix, min(stop_ix, len(book.symbols)))))
+        self._check_holders(book, last)
         if last:
             self._found.extend(_totals(book))
             self._found.extend(self._portfolio_problems())
@@ -125,6 +128,28 @@ class VerifySweep:
             self.done = True
         self._next = k + 1
         return self.done
+
+    # ------------------------------------------------------------------ one slice of holders
+
+    def _check_holders(self, book: Book, last: bool) -> None:
+        """The next ``_holders_per_step`` listed holders, from where the last step
+        stopped, across instruments; at the last step, all that are left. A list that
+        shrank below where the walk stands is done."""
+        counts = book.positions.holders.count
+        ix, slot = self._holder_at
+        budget = self._holders_per_step
+        while ix < len(book.symbols) and (last or budget > 0):
+            count = int(counts[ix])
+            stop = count if last else min(count, slot + budget)
+            if slot < stop:
+                budget -= stop - slot
+                if ix not in self._holders_reported:
+                    problem = _holder_problem(book, ix, slot, stop)
+                    if problem:
+                        self._holders_reported.add(ix)
+                        self._found.append(problem)
+            ix, slot = (ix + 1, 0) if stop >= count else (ix, stop)
+        self._holder_at = (ix, slot)
 
     # ------------------------------------------------------------------ one slice of units
 
@@ -341,42 +366,32 @@ def _state_problems(
     ]
 
 
-def _holder_problems(book: Book, instruments: range) -> list[str]:
-    """Each listed holder of these instruments is an open row of it at its slot."""
+def _holder_problem(book: Book, ix: int, first: int, stop: int) -> str:
+    """Whether slots ``first:stop`` of the instrument's holder list each hold an open row
+    of it that knows its slot, under a band summary that admits the row's band; what is
+    wrong, or empty."""
     pos = book.positions
-    problems = []
-    for ix in instruments:
-        holders = pos.holders_of(ix)
-        # Read the rows in increasing order (memory order): a slot is its place in the list.
-        slots = np.argsort(holders)
-        rows = holders[slots]
-        if holders.size and not (
-            np.array_equal(pos.holder_slot[rows], slots)
-            and bool(np.all(pos.instrument[rows] == ix))
-            and bool(np.all(pos.qty[rows] != 0.0))
-        ):
-            problems.append(
-                f"holders of {book.symbols[ix]}: a listed row is flat, elsewhere or misplaced"
-            )
-        elif not _summaries_admit(pos, ix):
-            problems.append(
-                f"holders of {book.symbols[ix]}: a block's band summary hides a row's band "
-                "(a tick could skip it)"
-            )
-    return problems
-
-
-def _summaries_admit(pos: PositionTable, ix: int) -> bool:
-    """The band summaries of the instrument's blocks admit each holder's band."""
+    listed = pos.holders_of(ix)[first:stop]
+    # Read the rows in increasing order (memory order): a slot is its place in the list.
+    order = np.argsort(listed)
+    rows = listed[order]
+    if not (
+        np.array_equal(pos.holder_slot[rows], first + order)
+        and bool(np.all(pos.instrument[rows] == ix))
+        and bool(np.all(pos.qty[rows] != 0.0))
+    ):
+        return f"holders of {book.symbols[ix]}: a listed row is flat, elsewhere or misplaced"
+    block = (int(pos.holders.start[ix]) + np.arange(first, stop)) // HOLDER_BLOCK
     holders = pos.holders
-    rows = pos.holders_of(ix)
-    if rows.size == 0:
-        return True
-    block = (int(holders.start[ix]) + np.arange(rows.size)) // HOLDER_BLOCK
-    return bool(
-        np.all(holders.block_low[block] >= pos.band_low[rows])
-        and np.all(holders.block_high[block] <= pos.band_high[rows])
-    )
+    if not (
+        np.all(holders.block_low[block] >= pos.band_low[listed])
+        and np.all(holders.block_high[block] <= pos.band_high[listed])
+    ):
+        return (
+            f"holders of {book.symbols[ix]}: a block's band summary hides a row's band "
+            "(a tick could skip it)"
+        )
+    return ""
 
 
 def _totals(book: Book) -> list[str]:

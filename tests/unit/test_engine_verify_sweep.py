@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.book import NO_ROW, load_cross_accounts
+from monitor.book import HOLDER_BLOCK, NO_ROW, load_cross_accounts
 from monitor.engine import Engine, EngineConfig, _kernels
 from monitor.schema import Fill, Instrument, PriceTick, Tier, TieredMargin, Transfer
 
@@ -137,3 +137,61 @@ def test_with_price_bands_a_band_too_wide_shows_as_a_missed_transition() -> None
     assert any(f"unit {unit} " in line and "state healthy" in line for line in problems)
     assert any(f"unit {healthy[1]} " in line and "collateral cached" in line for line in problems)
     assert sum(f"unit {unit} " in line for line in problems) == 1  # the others were judged
+
+
+def test_the_holder_lists_are_checked_in_equal_shares_of_rows_across_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A book of few instruments has long holder lists: a step checks its share of listed
+    rows, an instrument's list spread over steps, and every slot once."""
+    from monitor.engine import _verify
+
+    engine = book()
+    checked: list[tuple[int, int, int]] = []
+    real = _verify._holder_problem
+
+    def spy(book: object, ix: int, first: int, stop: int) -> str:
+        checked.append((ix, first, stop))
+        return real(book, ix, first, stop)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_verify, "_holder_problem", spy)
+    counts = engine.book.positions.holders.count.copy()
+    sweep = engine.verify_sweep(units_per_step=37)
+    per_step = []
+    while True:
+        before = len(checked)
+        done = sweep.step()
+        per_step.append(sum(stop - first for _, first, stop in checked[before:]))
+        if done:
+            break
+    share = -(-int(counts.sum()) // sweep.steps)
+    assert max(per_step) <= share
+    assert sum(per_step) == int(counts.sum())
+    assert len(per_step) == sweep.steps > len(SYMBOLS)
+    for ix, count in enumerate(counts.tolist()):
+        slots = sorted((first, stop) for i, first, stop in checked if i == ix)
+        assert len(slots) > 1  # spread over steps
+        assert slots[0][0] == 0 and slots[-1][1] == count
+        assert all(a[1] == b[0] for a, b in zip(slots, slots[1:], strict=False))
+    assert sweep.problems == []
+
+
+@pytest.mark.parametrize("slot", [0, 150, -1])
+def test_a_sliced_sweep_finds_a_misplaced_holder_and_a_hidden_band_once(slot: int) -> None:
+    engine = book()
+    pos = engine.book.positions
+    listed = pos.holders_of(1)
+    row = int(listed[slot])
+    pos.holder_slot[row] += 1  # knows the wrong slot
+    whole = engine.verify(limit=100)
+    sliced, _ = run(engine, units_per_step=37)
+    assert sorted(sliced) == sorted(whole)
+    assert sum("holders of BUSDT" in line and "misplaced" in line for line in sliced) == 1
+    pos.holder_slot[row] -= 1
+    engine.apply([], [PriceTick(symbol="BUSDT", mark_price=100.5, ts=1)], 1)  # bands set
+    assert engine.verify() == []
+    assert np.isfinite(pos.band_low[row])
+    block = (int(pos.holders.start[1]) + slot % listed.size) // HOLDER_BLOCK
+    pos.holders.block_low[block] = pos.band_low[row] + 1.0  # the summary hides the row
+    sliced, _ = run(engine, units_per_step=37)
+    assert sum("holders of BUSDT" in line and "hides" in line for line in sliced) == 1

@@ -122,6 +122,9 @@ class Monitor(Rebalancing):
         for underlying in self.dynamic.underlyings:  # at 0 before the first change
             self.metrics.margin_parameter_changes.labels(underlying)
         self._next_guard_save = 0.0
+        # Per prices partition, the next offset after the records cycles have screened
+        # (saved with the guard: a restart dead-letters only what lies beyond).
+        self._screened: dict[TopicPartition, int] = {}
         self._kernels: asyncio.Future[float] | None = None
         self._snapshots = Snapshots(
             settings.topics.state, service.snapshot_interval_s, self.metrics
@@ -219,6 +222,7 @@ class Monitor(Rebalancing):
             if prices:
                 now_ms = self._clock_ms()
                 ticks, dead_letters = self._intake.price_batch(prices, self.engine, now_ms)
+                self._note_screened(prices)
                 self.engine.apply([], ticks, now_ms)  # no accounts yet: marks only
                 self._rescaling.step(self.engine, ticks, now_ms, self._owned, self.owns)
                 self._checkpoint.add(dead_letters)
@@ -247,6 +251,11 @@ class Monitor(Rebalancing):
                 self._intake.take_prices(prices, records, self.engine, self._clock_ms())
         return prices
 
+    def _note_screened(self, prices: PricePoll) -> None:
+        """The records of ``prices`` are screened (their dead letters join this cycle)."""
+        topic = self.settings.topics.prices
+        self._screened.update((TopicPartition(topic, p), end) for p, end in prices.ends.items())
+
     def _guard_records(self, *, force: bool) -> list[OutboundRecord]:
         """The price guard's changed references and how far prices were screened, when
         ``force`` (something was held or dead-lettered) or the save interval has passed."""
@@ -257,7 +266,7 @@ class Monitor(Rebalancing):
         topic = self.settings.topics.state
         return [
             *price_reference_records(topic, self._intake.guard.take_changed()),
-            *prices_screened_records(topic, self._table.read_up_to),
+            *prices_screened_records(topic, self._screened),
             *volatility_records(topic, self.dynamic.states()),
         ]
 
@@ -319,6 +328,7 @@ class Monitor(Rebalancing):
         intake, checkpoint = self._intake, self._checkpoint
         held_before = intake.guard.held_count
         ticks, price_letters = intake.price_batch(prices, self.engine, now_ms)
+        self._note_screened(prices)
         items, records, rejected = intake.ledger_batch(ledger, self.engine, self._partitions)
         output = self.engine.cycle(items, ticks, now_ms)
         self._partitions.settle(self.engine.book)

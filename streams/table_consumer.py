@@ -83,7 +83,6 @@ class TableConsumer(ClientWrapper):
         self._partitions: frozenset[TopicPartition] = frozenset()
         self._start_ends: dict[TopicPartition, int] = {}
         self._behind: set[TopicPartition] = set()
-        self._read_up_to: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         """Assign every partition, seek to the beginning and note the end offsets to catch up to."""
@@ -118,12 +117,6 @@ class TableConsumer(ClientWrapper):
         return self._start_ends
 
     @property
-    def read_up_to(self) -> Mapping[TopicPartition, int]:
-        """Per partition, the offset after the last record handed out (one dict store per
-        partition and poll, not per record)."""
-        return self._read_up_to
-
-    @property
     def caught_up(self) -> bool:
         """True once every partition has been read up to its end offset at start.
 
@@ -138,9 +131,6 @@ class TableConsumer(ClientWrapper):
         """
         consumer = self._started()
         by_partition = await consumer.getmany(timeout_ms=timeout_ms, max_records=max_records)
-        for tp, records in by_partition.items():
-            if records:
-                self._read_up_to[tp] = records[-1].offset + 1
         if self._behind:
             # The position, not the last record, decides: it also moves past
             # transaction markers and aborted records that are never handed out.

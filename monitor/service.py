@@ -21,6 +21,7 @@ from typing import get_args
 
 import structlog
 
+from monitor import runtime
 from monitor.changelog import (
     checkpoint_records,
     price_reference_records,
@@ -177,6 +178,7 @@ class Monitor(Rebalancing):
     async def run(self) -> None:
         """Run until :meth:`stop` (or cancellation); always closes clients on the way out."""
         async with AsyncExitStack() as stack:
+            stack.enter_context(runtime.tuned())  # few young collections (monitor.runtime)
             await self.http.start()
             stack.push_async_callback(self.http.stop)
             stack.push_async_callback(self._solvency.close)

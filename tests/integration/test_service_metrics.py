@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import shutil
 
 import pytest
 
+from monitor.runtime import GC_THRESHOLDS
 from monitor.service import Monitor
 from tests.integration.liqmon_process import http_get
 from tests.integration.monitor_harness import (
@@ -77,3 +79,17 @@ async def test_a_monitor_is_not_ready_before_it_has_read_the_prices(
 ) -> None:
     idle = Monitor(harness.settings(), INSTRUMENTS)  # built, not started
     assert idle.readiness() == (False, "catching up on prices")
+
+
+async def test_the_running_monitor_collects_rarely_and_restores_the_thresholds(
+    harness: MonitorHarness,
+) -> None:
+    """While it runs, young collections wait for ``GC_THRESHOLDS`` allocations
+    (``monitor.runtime``); the process's own thresholds come back after."""
+    before = gc.get_threshold()
+    assert before != GC_THRESHOLDS
+    await harness.prices(btc(100.0, now_ms()))
+    await harness.start_monitor()
+    assert gc.get_threshold() == GC_THRESHOLDS
+    await harness.stop_monitor()
+    assert gc.get_threshold() == before

@@ -3,6 +3,8 @@ result when the book moves on between slices."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -171,8 +173,9 @@ def test_the_holder_lists_are_checked_in_equal_shares_of_rows_across_steps(
     for ix, count in enumerate(counts.tolist()):
         slots = sorted((first, stop) for i, first, stop in checked if i == ix)
         assert len(slots) > 1  # spread over steps
-        assert slots[0][0] == 0 and slots[-1][1] == count
-        assert all(a[1] == b[0] for a, b in zip(slots, slots[1:], strict=False))
+        assert slots[0][0] == 0
+        assert slots[-1][1] == count
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(slots))  # no gap, no overlap
     assert sweep.problems == []
 
 

@@ -26,7 +26,9 @@ __all__ = [
     "PositionTerms",
     "live_quantiles",
     "live_quantiles_reference",
+    "score_one",
     "score_reference",
+    "upnl_one",
     "warm_up_adl",
 ]
 
@@ -146,8 +148,8 @@ def _row_score(
     i, q = row_instrument[r], row_qty[r]
     cs, sv = contract_size[i], settle_value[i]
     entry_value, mark_value = values_one(q, row_entry[r], is_inverse[i], cs, sv, mark[i])
-    upnl = _upnl_nb(row_upnl, r, q, row_entry[r], cs, mark[i], sv)
-    score: float = _score_nb(upnl, entry_value, mark_value, unit_equity[row_unit[r]])
+    upnl = upnl_one(row_upnl, r, q, row_entry[r], cs, mark[i], sv)
+    score: float = score_one(upnl, entry_value, mark_value, unit_equity[row_unit[r]])
     return score
 
 
@@ -249,8 +251,9 @@ def live_quantiles(
     return best
 
 
-_score_nb = jit(_score)
-_upnl_nb = jit(_upnl)
+#: One row's ADL score and uPnL, compiled; also called by the scenario queues' kernel.
+score_one: Any = jit(_score)
+upnl_one: Any = jit(_upnl)
 _row_score_nb = jit(_row_score)
 _live_quantiles_nb = jit(_live_quantiles)
 

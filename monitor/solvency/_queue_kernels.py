@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 from monitor.book import Index
 from monitor.models import INVERSE, LINEAR
-from monitor.solvency._adl_kernels import PositionTerms, _score_nb, _upnl_nb, score_reference
+from monitor.solvency._adl_kernels import PositionTerms, score_one, score_reference, upnl_one
 from monitor.solvency._copy_kernels import COPY_IDS, values_one
 from monitor.solvency._gate import OPEN, SLICE, CycleGate, jit, resume
 
@@ -182,8 +182,8 @@ def _scenario_heads(
                 mark_value = mark_value / (1.0 + moves[i])
             else:
                 mark_value = mark_value + change
-            upnl = _upnl_nb(row_upnl, r, q, row_entry[r], cs, mark[i], sv)
-            x = _score_nb(upnl + change, entry_value, mark_value, equity[u])
+            upnl = upnl_one(row_upnl, r, q, row_entry[r], cs, mark[i], sv)
+            x = score_one(upnl + change, entry_value, mark_value, equity[u])
             if x > -math.inf:
                 holders[k] += 1
                 n = kept[k]

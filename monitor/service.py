@@ -289,20 +289,28 @@ class Monitor(Rebalancing):
         )
         try:
             while not self._stop.is_set():
+                # While a snapshot's copy is taken (a few cycles) the ledger waits and the
+                # cycles follow each other at once; ticks go on (monitor.snapshots).
+                copying = self._snapshots.copying(self._owned)
                 if price_poll is None:
                     price_poll = asyncio.ensure_future(self._poll_prices(service.poll_timeout_ms))
-                if ledger_poll is None:
+                if ledger_poll is None and not copying:
                     ledger_poll = asyncio.ensure_future(
                         self._ledger.poll_batch(service.max_ledger_batch, service.poll_timeout_ms)
                     )
+                waiting = [price_poll, stop_wait]
+                if ledger_poll is not None and not (copying and ledger_poll.done()):
+                    waiting.append(ledger_poll)
                 await asyncio.wait(
-                    [price_poll, ledger_poll, stop_wait], return_when=asyncio.FIRST_COMPLETED
+                    waiting,
+                    timeout=0 if copying else None,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 prices = PricePoll()
                 if price_poll.done():
                     prices, price_poll = price_poll.result(), None
                 ledger: list[InboundRecord] = []
-                if ledger_poll.done():
+                if ledger_poll is not None and ledger_poll.done() and not copying:
                     ledger, ledger_poll = ledger_poll.result(), None
                 solvency_due = self._restored and self._solvency.due()
                 if prices or ledger or self._snapshots.due(self._owned) or solvency_due:

@@ -3,10 +3,13 @@
 Every ``service.snapshot_interval_s`` (staggered over the partitions) one owned
 partition's snapshot is taken, one at a time, so that no cycle stalls on it:
 
-* **The copy.** At the end of a cycle, the partition's accounts are copied out of the
-  book (:class:`monitor.book.PartitionImage`, about 60 ms for a third of a book of a
-  million accounts). The snapshot is of the book after that cycle's ledger, so its
-  offset is the one that cycle commits.
+* **The copy.** At the end of a cycle the partition's copy begins: the following cycles
+  copy its accounts out of the book a step at a time (:meth:`PartitionImage.in_steps
+  <monitor.book.PartitionImage.in_steps>`, up to ``_STEP_S`` of work each; about 60 ms
+  in all for a sixth of a book of a million accounts). Meanwhile ticks flow but no cycle
+  books ledger records (:meth:`Snapshots.copying`: the service holds them back), so
+  the snapshot is of the book after that first cycle's ledger, and its offset is the one
+  that cycle commits.
 * **The chunks.** Each following cycle plans, builds and encodes a few chunks from the
   copy (up to ``_STEP_BYTES`` or ``_STEP_S`` of work) and writes them inside its own
   transaction, into the slot that does not hold the partition's newest complete
@@ -24,7 +27,7 @@ from collections.abc import Iterator, Mapping
 import msgspec
 import structlog
 
-from monitor.book import PartitionImage
+from monitor.book import BookMoved, PartitionImage
 from monitor.changelog import SNAPSHOT_CHUNK_BYTES, SnapshotKeys, snapshot_key, snapshot_nulls
 from monitor.engine import Engine
 from monitor.errors import InputError
@@ -44,21 +47,25 @@ _STEP_S = 0.005  # of planning, building and encoding per cycle, about
 
 
 class _Writing:
-    """A snapshot being written: its copy of the book and what is left to write."""
+    """A snapshot being taken: its copy of the book (``image`` once taken) and what is
+    left to write."""
 
     def __init__(
         self,
         tp: TopicPartition,
-        image: PartitionImage,
-        records: Iterator[tuple[list[OutboundRecord], bool]],
+        copy: Iterator[PartitionImage | None],
+        slot: int,
+        keys: SnapshotKeys,
         began: float,
-        seconds: float,
     ) -> None:
         self.tp = tp
-        self.image = image
-        self.records = records
-        self.began = began  # monotonic, before its copy was taken
-        self.seconds = seconds  # of work on the loop, summed over its cycles
+        self.copy = copy
+        self.slot = slot
+        self.keys = keys
+        self.image: PartitionImage | None = None
+        self.records: Iterator[tuple[list[OutboundRecord], bool]] = iter(())
+        self.began = began  # monotonic, before its copy was begun
+        self.seconds = 0.0  # of work on the loop, summed over its cycles
         self.cycles = 0
         self.chunks = 0
 
@@ -108,8 +115,8 @@ class Snapshots:
         next_offsets: Mapping[TopicPartition, int],
         now_ms: int,
     ) -> list[OutboundRecord]:
-        """This cycle's snapshot records: the next chunks of the one being written, or
-        none when a partition's turn comes and its copy is taken.
+        """This cycle's snapshot records: the next chunks of the one being written (once
+        its copy is taken), or none when a partition's turn comes and its copy begins.
 
         ``next_offsets`` is where the book stands per partition once the cycle commits.
         """
@@ -133,11 +140,12 @@ class Snapshots:
         next_offset: int,
         now_ms: int,
     ) -> None:
-        """Copy ``tp``'s accounts out of the book; the next cycles write them."""
+        """Begin copying ``tp``'s accounts out of the book; the next cycles copy them, a
+        step at a time (the ledger held: :meth:`copying`), then write them."""
         started, began = time.perf_counter(), time.monotonic()
         self._next[tp] = began + self._interval_s
         book = engine.book
-        image = PartitionImage(
+        copy = PartitionImage.in_steps(
             book,
             partitions.accounts_of(book, tp.partition),
             topic=tp.topic,
@@ -145,9 +153,17 @@ class Snapshots:
             next_offset=next_offset,
             ts=now_ms,
         )
+        next(copy)  # notes what to copy: the book as this cycle leaves it
         keys = self._keys.setdefault(tp, SnapshotKeys())
-        records = self._records(tp, image, keys.next_slot, keys)
-        self._writing = _Writing(tp, image, records, began, time.perf_counter() - started)
+        self._writing = _Writing(tp, copy, keys.next_slot, keys, began)
+        self._writing.seconds = time.perf_counter() - started
+
+    def copying(self, owned: frozenset[TopicPartition]) -> bool:
+        """Whether the copy of an owned partition's snapshot is being taken (:meth:`due`
+        then holds): until it is, no cycle may book ledger records (the service holds
+        them back)."""
+        writing = self._writing
+        return writing is not None and writing.image is None and writing.tp in owned
 
     def _records(
         self, tp: TopicPartition, image: PartitionImage, slot: int, keys: SnapshotKeys
@@ -174,39 +190,52 @@ class Snapshots:
             yield records, True
 
     def _step(self, writing: _Writing) -> list[OutboundRecord]:
-        """The next records of ``writing``: about ``_STEP_BYTES``, or ``_STEP_S`` of work."""
+        """The next steps of ``writing``'s copy, then its next records: about
+        ``_STEP_BYTES``, or ``_STEP_S`` of work."""
         started = time.perf_counter()
         records: list[OutboundRecord] = []
         finished = False
         size = 0
-        while not finished and size < _STEP_BYTES and time.perf_counter() - started < _STEP_S:
-            try:
+        try:
+            while writing.image is None and time.perf_counter() - started < _STEP_S:
+                writing.image = next(writing.copy)
+                if writing.image is not None:
+                    writing.records = self._records(
+                        writing.tp, writing.image, writing.slot, writing.keys
+                    )
+            while (
+                writing.image is not None
+                and not finished
+                and size < _STEP_BYTES
+                and time.perf_counter() - started < _STEP_S
+            ):
                 more, finished = next(writing.records)
-            except InputError as exc:  # not one row of an account fits a chunk: no crash loop
-                self._drop(writing, exc)
-                return records
-            records.extend(more)
-            size += sum(len(r.value or b"") for r in more)
-            writing.chunks += sum(r.value is not None for r in more)
+                records.extend(more)
+                size += sum(len(r.value or b"") for r in more)
+                writing.chunks += sum(r.value is not None for r in more)
+        except (InputError, BookMoved) as exc:  # dropped, not a crash loop
+            self._drop(writing, exc)
+            return records
         writing.cycles += 1
         writing.seconds += time.perf_counter() - started
         if finished:
             self._finish(writing)
         return records
 
-    def _drop(self, writing: _Writing, exc: InputError) -> None:
+    def _drop(self, writing: _Writing, exc: InputError | BookMoved) -> None:
         """Give up this snapshot (its partition's older one stays in use) and say why."""
         self._writing = None
-        log.error(
-            "snapshot not written",
-            partition=writing.tp.partition,
-            error=str(exc),
-            hint="restarts replay the ledger from the partition's last snapshot; a chunk "
+        hint = (
+            "restarts replay the ledger from the partition's last snapshot; a chunk "
             "(800 KiB of JSON) must hold the lists of instruments and assets, an account's "
-            "name and one of its position rows or ledger ids",
+            "name and one of its position rows or ledger ids"
+            if isinstance(exc, InputError)
+            else "a bug: the partition's next turn copies afresh; report it with this log"
         )
+        log.error("snapshot not written", partition=writing.tp.partition, error=str(exc), hint=hint)
 
     def _finish(self, writing: _Writing) -> None:
+        assert writing.image is not None  # written from it
         self._writing = None
         self._metrics.snapshots_written.inc()
         self._metrics.snapshot_duration.set(writing.seconds)

@@ -19,6 +19,7 @@ from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
 from monitor.book._seen import digest_of
 from monitor.book._snapshot import load_snapshots
 from monitor.book._snapshot_image import (
+    BookMoved,
     PartitionImage,
     Piece,
     export_accounts,
@@ -55,6 +56,7 @@ __all__ = [
     "AccountTable",
     "AssetTable",
     "Book",
+    "BookMoved",
     "Holders",
     "Ids",
     "Index",

@@ -35,6 +35,8 @@ __all__ = [
     "copy_rows_reference",
     "group",
     "group_reference",
+    "rank_scratch",
+    "row_columns",
 ]
 
 Ints = Index
@@ -156,10 +158,18 @@ def _copy_rows(
     isolated_unit: Any,
     head: Any,
     unit_next: Any,
-) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    rank_of: Any,
+    walked: Any,
+    out_symbol: Any,
+    out_qty: Any,
+    out_entry: Any,
+    out_leverage: Any,
+    out_margin: Any,
+    out_flags: Any,
+    out_rank: Any,
+    out_own: Any,
+) -> None:  # pragma: no cover - compiled by numba; checked against the reference
     n = rows.shape[0]
-    rank_of = np.empty(instrument.shape[0], dtype=np.int32)
-    walked = np.zeros(head.shape[0], dtype=np.bool_)
     for k in range(n):
         r = rows[k]
         rank_of[r] = -1
@@ -172,12 +182,6 @@ def _copy_rows(
                 rank_of[r] = step
                 r = unit_next[r]
                 step += 1
-    out_symbol = np.empty(n, dtype=np.int32)
-    out_qty, out_entry = np.empty(n), np.empty(n)
-    out_leverage, out_margin = np.empty(n), np.empty(n)
-    out_flags = np.empty(n, dtype=np.int8)
-    out_rank = np.empty(n, dtype=np.int32)
-    out_own = np.empty(n, dtype=np.int64)
     for k in range(n):
         r = rows[k]
         u, own = unit[r], isolated_unit[r]
@@ -196,16 +200,6 @@ def _copy_rows(
         out_flags[k] = flag
         out_rank[k] = rank_of[r]
         out_own[k] = own
-    return (
-        out_symbol,
-        out_qty,
-        out_entry,
-        out_leverage,
-        out_margin,
-        out_flags,
-        out_rank,
-        out_own,
-    )
 
 
 _group_kernel: Any = compiled(_group)
@@ -231,12 +225,48 @@ def copy_rows(
     isolated_unit: Ints,
     head: Ints,
     unit_next: Ints,
+    scratch: tuple[NDArray[np.int32], NDArray[np.bool_]] | None = None,
+    out: RowColumns | None = None,
 ) -> RowColumns:
     """:func:`copy_rows_reference`, in one compiled pass after one walk of the listed
-    units' row lists, when numba is installed."""
+    units' row lists, when numba is installed; written into ``out`` (:func:`row_columns`
+    of as many rows) if given. ``scratch`` (:func:`rank_scratch`) may be shared by the
+    calls that copy one partition's rows in parts, each part holding whole accounts:
+    its pages are then touched once, not once a part."""
     if _copy_rows_kernel is None:
-        return copy_rows_reference(rows, instrument, figures, unit, isolated_unit, head, unit_next)
-    columns: RowColumns = _copy_rows_kernel(
-        rows, instrument, *figures, unit, isolated_unit, head, unit_next
+        columns = copy_rows_reference(
+            rows, instrument, figures, unit, isolated_unit, head, unit_next
+        )
+        if out is None:
+            return columns
+        outs: tuple[NDArray[Any], ...] = out
+        for into, column in zip(outs, columns, strict=True):
+            into[:] = column
+        return out
+    rank_of, walked = rank_scratch(instrument, head) if scratch is None else scratch
+    out = row_columns(int(rows.shape[0])) if out is None else out
+    _copy_rows_kernel(
+        rows, instrument, *figures, unit, isolated_unit, head, unit_next, rank_of, walked, *out
     )
-    return columns
+    return out
+
+
+def row_columns(n: int) -> RowColumns:
+    """Room for the columns :func:`copy_rows` gives of ``n`` rows (not yet written, so
+    not yet resident)."""
+    return (
+        np.empty(n, dtype=np.int32),
+        np.empty(n),
+        np.empty(n),
+        np.empty(n),
+        np.empty(n),
+        np.empty(n, dtype=np.int8),
+        np.empty(n, dtype=np.int32),
+        np.empty(n, dtype=np.int64),
+    )
+
+
+def rank_scratch(instrument: Ints, head: Ints) -> tuple[NDArray[np.int32], NDArray[np.bool_]]:
+    """Room for :func:`copy_rows`'s walk: a rank per row and a mark per unit (each unit
+    is walked once: by the call whose rows hold its account's)."""
+    return np.empty(instrument.shape[0], dtype=np.int32), np.zeros(head.shape[0], dtype=np.bool_)

@@ -97,6 +97,12 @@ class SeenIds:
         return self._next - self._front
 
     @property
+    def added(self) -> int:
+        """How many keys were ever added (remembered or forgotten since): it moves with
+        every ledger event booked."""
+        return self._next
+
+    @property
     def clock_ms(self) -> int:
         """The ledger clock: the newest event time seen."""
         return self._clock

@@ -2,15 +2,16 @@
 
 What a snapshot holds, and how it loads, is in ``_snapshot``. Taking one at a million
 accounts used to stall a cycle for over half a second; now :class:`PartitionImage`
-copies the accounts out of the book in one step (two compiled passes each for the
-rows and the ledger ids, ``_image_kernels``), and the chunks
-are planned, built and encoded from the copy whenever the caller likes
-(``monitor.snapshots`` spreads them over cycles).
+copies the accounts out of the book with compiled passes over the rows and the ledger
+ids (``_image_kernels``), a bounded step at a time if the caller likes
+(:meth:`PartitionImage.in_steps`: the book's ledger must stand still meanwhile), and the
+chunks are planned, built and encoded from the copy whenever the caller likes
+(``monitor.snapshots`` spreads both over cycles).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -18,13 +19,23 @@ from numpy.typing import NDArray
 
 from monitor.book._book import Book
 from monitor.book._columns import Index
-from monitor.book._image_kernels import copy_rows, group
+from monitor.book._image_kernels import copy_rows, group, rank_scratch, row_columns
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
 
-__all__ = ["PartitionImage", "Piece", "export_accounts", "export_partition"]
+__all__ = [
+    "STEP_ITEMS",
+    "BookMoved",
+    "PartitionImage",
+    "Piece",
+    "export_accounts",
+    "export_partition",
+]
 
 _ACCOUNTS_PER_CHUNK = 2_000
+# Of position rows or ledger ids a step of a copy reads, about: a pass over this many
+# takes 2-3 ms (a row copied costs about four times a row read: a step copies a quarter).
+STEP_ITEMS = 1 << 17
 _MAX_NUMBER = 999_999_999  # more chunks than any snapshot has: sizes the chunk numbers
 
 
@@ -73,6 +84,10 @@ def export_partition(
     return [image.chunk(piece, n, len(pieces)) for n, piece in enumerate(pieces)]
 
 
+class BookMoved(RuntimeError):
+    """The book's ledger moved while a copy was taken in steps: the copy is void."""
+
+
 class Piece(NamedTuple):
     """Some accounts of a :class:`PartitionImage` (places ``first`` to ``end``), the
     image's indices of their rows and remembered ids, and their names. A part of one
@@ -111,24 +126,94 @@ class PartitionImage:
         ts: int,
     ) -> None:
         """The image of ``accounts`` (dense ids, ascending) as ``book`` holds them now,
-        after every record of ``topic[partition]`` before ``next_offset``."""
-        self.topic, self.partition, self.next_offset, self.ts = topic, partition, next_offset, ts
-        pos = book.positions
-        n = int(accounts.shape[0])
-        place = np.full(book.accounts.size, -1, dtype=np.int32)  # each member's place
+        after every record of ``topic[partition]`` before ``next_offset``: taken at once."""
+        for _ in self._take(book, accounts, (topic, partition, next_offset, ts), STEP_ITEMS):
+            pass
+
+    @classmethod
+    def in_steps(
+        cls,
+        book: Book,
+        accounts: Index,
+        *,
+        topic: str,
+        partition: int,
+        next_offset: int,
+        ts: int,
+        step_items: int = STEP_ITEMS,
+    ) -> Iterator[PartitionImage | None]:
+        """The same image taken a step at a time: None after each step (each reads about
+        ``step_items`` position rows or ledger ids, or copies a quarter of that), the
+        image last. The first step only notes what to copy. The book's ledger must not
+        move until the last: if it does, the next step raises :class:`BookMoved`."""
+        image = cls.__new__(cls)
+        for _ in image._take(book, accounts, (topic, partition, next_offset, ts), step_items):
+            yield None
+        yield image
+
+    def _take(
+        self, book: Book, accounts: Index, at: tuple[str, int, int, int], step: int
+    ) -> Iterator[None]:
+        """Copy ``accounts`` out of ``book`` (``at``: topic, partition, next offset and
+        time), pausing after each step. A step makes one pass over at most ``step``
+        accounts, rows or ids (a quarter of that where each costs more: copying rows,
+        gathering ids), and writes into room set aside at once but made resident as it
+        is written: on a virtual machine a fresh page costs about 4 µs, most of a step."""
+        self.topic, self.partition, self.next_offset, self.ts = at
+        pos, seen = book.positions, book.applied_ids
+        added, n_rows = seen.added, pos.size  # both move with every ledger event booked
+
+        def paused() -> Iterator[None]:
+            yield None
+            if seen.added != added or pos.size != n_rows:
+                raise BookMoved(
+                    f"the book's ledger moved while partition {self.partition}'s snapshot "
+                    "was copied in steps: hold the ledger until the copy is taken"
+                )
+
+        n, quarter = int(accounts.shape[0]), max(1, step // 4)
+        self._accounts = accounts
+        self._names = book.account_index
+        self._clock = seen.clock_ms
+        self._assets = book.assets.names
+        self._symbols = book.symbols
+        yield from paused()
+        size = book.accounts.size
+        place = np.empty(size, dtype=np.int32)  # each member's place, -1 for the others
+        for first in range(0, size, 4 * step):
+            place[first : first + 4 * step] = -1
+            yield from paused()
         place[accounts] = np.arange(n, dtype=np.int32)
-        rows, self._row_place, self._row_bounds = group(
-            pos.account[: pos.size], place, n, _ACCOUNTS_PER_CHUNK
+        balances = book.accounts.balance
+        self._accounts_cols: dict[str, NDArray[Any]] = {
+            "modes": np.empty(n, dtype="<i1"),
+            "balances": np.empty((n, *balances.shape[1:]), dtype="<f8"),
+        }
+        for first in range(0, n, step):
+            members = accounts[first : first + step]
+            self._accounts_cols["modes"][first : first + step] = book.accounts.mode[members]
+            self._accounts_cols["balances"][first : first + step] = balances[members]
+            yield from paused()
+        rows, self._row_place, self._row_bounds = yield from _group_in_steps(
+            pos.account[:n_rows], place, n, step, paused
         )
-        symbol, qty, entry, leverage, margin, flags, rank, own = copy_rows(
-            rows,
-            pos.instrument,
-            (pos.qty, pos.entry, pos.leverage, pos.isolated_margin),
-            pos.unit,
-            pos.isolated_unit,
-            book.units.head,
-            pos.unit_next,
-        )
+        columns = row_columns(int(rows.shape[0]))
+        scratch = rank_scratch(pos.instrument, book.units.head)
+        for part in _cuts(self._row_bounds, quarter):
+            copy_rows(
+                rows[part],
+                pos.instrument,
+                (pos.qty, pos.entry, pos.leverage, pos.isolated_margin),
+                pos.unit,
+                pos.isolated_unit,
+                book.units.head,
+                pos.unit_next,
+                scratch,
+                tuple(column[part] for column in columns),  # type: ignore[arg-type]
+            )
+            yield from paused()
+        del scratch, rows
+        symbol, qty, entry, leverage, margin, flags, rank, own = columns
         self._rows: dict[str, NDArray[Any]] = {  # SnapshotChunk field -> column
             "row_symbol": symbol.astype("<i4", copy=False),
             "qty": _f8(qty),
@@ -139,21 +224,21 @@ class PartitionImage:
             "row_rank": rank.astype("<i4", copy=False),
             "row_unit_order": own.astype("<i8", copy=False),
         }
-        digests, stamps, owners = book.applied_ids.log()  # oldest first
-        order, self._seen_place, self._seen_bounds = group(owners, place, n, _ACCOUNTS_PER_CHUNK)
+        digests, stamps, owners = seen.log()  # oldest first; views, valid while it stands
+        order, self._seen_place, self._seen_bounds = yield from _group_in_steps(
+            owners, place, n, step, paused
+        )
+        del place
         self._seen: dict[str, NDArray[Any]] = {
-            "seen_digests": np.ascontiguousarray(digests[order], dtype="<u8"),
-            "seen_stamps": stamps[order].astype("<i8", copy=False),
+            "seen_digests": np.empty((order.shape[0], *digests.shape[1:]), dtype="<u8"),
+            "seen_stamps": np.empty(order.shape[0], dtype="<i8"),
         }
-        self._accounts = accounts
-        self._names = book.account_index
-        self._accounts_cols: dict[str, NDArray[Any]] = {
-            "modes": book.accounts.mode[accounts].astype("<i1"),
-            "balances": _f8(book.accounts.balance[accounts]),
-        }
-        self._clock = book.applied_ids.clock_ms
-        self._assets = book.assets.names
-        self._symbols = book.symbols
+        for first in range(0, max(1, order.shape[0]), quarter):
+            taken = order[first : first + quarter]
+            end = first + taken.shape[0]
+            np.take(digests, taken, axis=0, out=self._seen["seen_digests"][first:end])
+            np.take(stamps, taken, out=self._seen["seen_stamps"][first:end])
+            yield from paused()
 
     @property
     def size(self) -> int:
@@ -281,6 +366,60 @@ class PartitionImage:
             seen_stamps=ids["seen_stamps"][seen].tobytes(),
             seen_owners=_i32(self._seen_place[seen] - first),
         )
+
+
+def _group_in_steps(
+    owner: NDArray[np.integer[Any]],
+    place: NDArray[np.int32],
+    n: int,
+    step: int,
+    paused: Callable[[], Iterator[None]],
+) -> Generator[None, None, tuple[Index, Index, Index]]:
+    """:func:`group` of ``owner`` into blocks of ``_ACCOUNTS_PER_CHUNK`` places, one pass
+    over ``step`` items at a time (``paused`` after each): the members' items of each
+    part, counted by block, then each part's put in its blocks' places after the earlier
+    parts' (so in order within a block)."""
+    if owner.shape[0] <= step:
+        return group(owner, place, n, _ACCOUNTS_PER_CHUNK)
+    blocks = -(-n // _ACCOUNTS_PER_CHUNK)
+    counts = np.zeros(blocks, dtype=np.intp)
+    parts: list[tuple[Index, Index]] = []
+    for start in range(0, owner.shape[0], step):
+        items, at, _ = group(owner[start : start + step], place, n, max(n, 1))
+        counts += np.bincount(at // _ACCOUNTS_PER_CHUNK, minlength=blocks)
+        parts.append((items + start, at))
+        yield from paused()
+    bounds = np.zeros(blocks + 1, dtype=np.intp)
+    np.cumsum(counts, out=bounds[1:])
+    fill = bounds[:-1].copy()  # where each block's next item goes
+    grouped, places = np.empty(bounds[-1], dtype=np.intp), np.empty(bounds[-1], dtype=np.intp)
+    parts.reverse()
+    while parts:
+        items, at = parts.pop()
+        block = at // _ACCOUNTS_PER_CHUNK
+        order = np.argsort(block, kind="stable")
+        block = block[order]
+        here = np.bincount(block, minlength=blocks)
+        first = np.cumsum(here) - here  # where each block starts among this part's
+        to = fill[block] + np.arange(block.shape[0]) - first[block]
+        grouped[to], places[to] = items[order], at[order]
+        fill += here
+        yield from paused()
+    return grouped, places, bounds
+
+
+def _cuts(bounds: Index, most: int) -> Iterator[slice]:
+    """Consecutive slices of the grouped items, at block boundaries (``bounds``), of at
+    most ``most`` items each unless one block alone is larger."""
+    blocks = bounds.shape[0] - 1
+    first = 0
+    while first < blocks:
+        end = int(np.searchsorted(bounds, bounds[first] + most, side="right")) - 1
+        end = min(max(end, first + 1), blocks)
+        yield slice(int(bounds[first]), int(bounds[end]))
+        first = end
+    if blocks == 0:
+        yield slice(0, 0)
 
 
 def _within(place: Index, bounds: Index, first: int, end: int, n: int) -> slice | Index:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import numpy as np
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
@@ -149,3 +150,47 @@ async def test_a_market_makers_snapshot_spans_chunks_and_a_restart_still_knows_i
     await h.ledger(*deposits[-100:])
     ignored = 'liqmon_ledger_events_ignored_total{reason="duplicate"}'
     await proc.wait_metric(ignored, lambda v: v == 100, "the deposits sent again to be ignored")
+
+
+async def test_deposits_sent_while_snapshots_are_copied_wait_for_the_copy_and_all_land(
+    harness: MonitorHarness, procs: list[LiqmonProcess]
+) -> None:
+    """While a snapshot's copy is taken the ledger waits (docs/operations.md, Snapshots):
+    with a snapshot every 0.2 s and deposits streaming in, no copy finds the book moved
+    (each would be dropped and logged), and the last snapshot holds every deposit."""
+    h = harness
+    await h.prices(btc(100.0, now_ms()))
+    proc = LiqmonProcess(h, snapshot_interval_s=0.2)
+    procs.append(proc)
+    await proc.start()
+    applied = 'liqmon_ledger_events_applied_total{type="transfer"}'
+    accounts = [f"d{k:02d}" for k in range(40)]
+    bursts = 20
+    for burst in range(1, bursts + 1):
+        deposits = (
+            Transfer(transfer_id=f"d{burst}-{a}", account=a, asset="USDT", amount=burst, ts=1)
+            for a in accounts
+        )
+        await h.ledger(*deposits)
+        await proc.wait_metric(applied, lambda v, n=burst: v >= 40 * n, f"burst {burst}")
+    ends = await ledger_ends(h)
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        changelog = await read_changelog(h.kafka, h.topics.state)
+        snapshots = {tp: changelog.snapshot(tp) for tp in ends}
+        if all(s is not None and s[0].next_offset >= ends[tp] for tp, s in snapshots.items()):
+            break
+        assert asyncio.get_running_loop().time() < deadline, "no snapshots cover the deposits"
+        await asyncio.sleep(0.1)
+    balances: dict[str, float] = {}
+    for snapshot in snapshots.values():
+        assert snapshot is not None
+        for chunk in snapshot:
+            wallets = np.frombuffer(chunk.balances, "<f8").reshape(len(chunk.accounts), -1)
+            usdt = chunk.assets.index("USDT")
+            balances.update(zip(chunk.accounts, wallets[:, usdt].tolist(), strict=True))
+    assert balances == dict.fromkeys(accounts, bursts * (bursts + 1) / 2)
+    written = metric_value(await proc.metrics(), "liqmon_snapshots_written_total")
+    assert written is not None
+    assert written >= 2 * len(ends)
+    assert "snapshot not written" not in proc.log_text()

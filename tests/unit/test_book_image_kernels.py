@@ -4,11 +4,19 @@ walked from their heads included."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from monitor.book._image_kernels import copy_rows, copy_rows_reference, group, group_reference
+from monitor.book._image_kernels import (
+    copy_rows,
+    copy_rows_reference,
+    group,
+    group_reference,
+    rank_scratch,
+)
 from monitor.book._snapshot import OPEN, OPEN_ISOLATED, WITH_ISOLATED_UNIT
 
 pytestmark = pytest.mark.unit
@@ -77,6 +85,34 @@ def test_copy_rows_matches_its_reference_byte_for_byte(seed: int) -> None:
     for g, w in zip(got, want, strict=True):
         assert g.dtype == w.dtype
         assert g.tobytes() == w.tobytes()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_copy_rows_in_parts_holding_whole_lists_with_one_scratch_matches_the_whole(
+    seed: int,
+) -> None:
+    """A snapshot copies a partition's rows in parts of whole accounts, so each unit's
+    list is in one part, sharing one scratch: together the parts are the whole."""
+    rng = np.random.default_rng(seed)
+    n_rows, n_units = int(rng.integers(1, 150)), int(rng.integers(1, 25))
+    unit, isolated, head, unit_next = random_lists(rng, n_rows, n_units)
+    instrument = rng.integers(0, 9, n_rows).astype(np.intp)
+    figures = tuple(rng.normal(size=n_rows) for _ in range(4))
+    rows = rng.permutation(n_rows)[: int(rng.integers(1, n_rows + 1))].astype(np.intp)
+    rows = rows[np.argsort(unit[rows], kind="stable")]  # each list's rows side by side
+    starts = [0, *np.flatnonzero(np.diff(unit[rows]) != 0) + 1, rows.size]
+    kept = sorted({0, rows.size, *rng.choice(starts, min(len(starts), 4)).tolist()})
+    scratch = rank_scratch(instrument, head)
+    parts = [
+        copy_rows(rows[a:b], instrument, figures, unit, isolated, head, unit_next, scratch)  # type: ignore[arg-type]
+        for a, b in itertools.pairwise(kept)
+    ]
+    want = copy_rows_reference(rows, instrument, figures, unit, isolated, head, unit_next)  # type: ignore[arg-type]
+    assert len(parts) == len(kept) - 1
+    for k, w in enumerate(want):
+        got = np.concatenate([part[k] for part in parts])
+        assert got.dtype == w.dtype
+        assert got.tobytes() == w.tobytes()
 
 
 def test_copy_rows_ranks_from_the_head_and_flags_each_row() -> None:

@@ -1,4 +1,4 @@
-"""The snapshot writer: a partition's book copied in one cycle, written over the next ones.
+"""The snapshot writer: a partition's book copied over a few cycles, written over the next.
 
 The book moves on while the chunks are written; what lands in the changelog must be the
 book as of the copy, whole, in a slot of its own, with the older snapshot in use until
@@ -7,14 +7,18 @@ the last chunk is written.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 import pytest
+from numpy.typing import NDArray
+from structlog.testing import capture_logs
 
 import monitor.snapshots as snapshots_module
-from monitor.book import export_partition, load_snapshots
+from monitor.book import PartitionImage, export_partition, load_snapshots
 from monitor.changelog import SNAPSHOT_CHUNK_BYTES, RestoredState, _fold
 from monitor.engine import Engine
 from monitor.metrics import Metrics
@@ -106,12 +110,14 @@ class Rig:
         self, between: Callable[[int], None] = lambda _: None
     ) -> list[list[OutboundRecord]]:
         """Take a snapshot, calling ``between`` (the cycle number) before each later
-        cycle; the records of each cycle, the copy's (none) first."""
+        cycle once the copy is taken (the service holds the ledger until then); the
+        records of each cycle, the copy's (none) first."""
         self.until(lambda: self.writer.due(OWNED))
         done = self.written() + 1
         cycles = [self.take()]
         while self.written() < done:
-            between(len(cycles))
+            if not self.writer.copying(OWNED):
+                between(len(cycles))
             cycles.append(self.take())
             assert len(cycles) < 1000
         return cycles
@@ -265,3 +271,106 @@ def test_a_snapshot_dropped_half_way_leaves_no_stray_keys_after_the_next(
     snapshot = restored.snapshot(TP)
     assert snapshot is not None
     assert sum(len(c.accounts) for c in snapshot) == 400
+
+
+def chunks_of(image: PartitionImage) -> list[bytes]:
+    encode = msgspec.json.Encoder().encode
+    pieces = list(image.plan(snapshots_module.SNAPSHOT_CHUNK_BYTES, encode))
+    return [encode(image.chunk(piece, n, len(pieces))) for n, piece in enumerate(pieces)]
+
+
+def copy_in_steps(rig: Rig, step_items: int) -> tuple[PartitionImage, int]:
+    """The partition's image taken in steps of ``step_items``, and how many steps."""
+    book = rig.engine.book
+    steps = PartitionImage.in_steps(
+        book,
+        rig.partitions.accounts_of(book, TP.partition),
+        topic=TP.topic,
+        partition=TP.partition,
+        next_offset=rig.offset,
+        ts=7,
+        step_items=step_items,
+    )
+    taken = [next(steps)]
+    while taken[-1] is None:
+        taken.append(next(steps))
+    image = taken[-1]
+    assert image is not None
+    return image, len(taken) - 1
+
+
+@pytest.mark.usefixtures("small_steps")
+@pytest.mark.parametrize("step_items", [1, 7, 64, 1_000, 10**6])
+def test_a_copy_taken_in_steps_is_the_copy_taken_at_once(step_items: int) -> None:
+    rig = Rig(300)
+    rig.apply(ledger(0, 300, 1))  # two fills and two deposits an account: 600 rows, 1,200 ids
+    image, steps = copy_in_steps(rig, step_items)
+    assert chunks_of(image) == rig.expected()
+    assert len(rig.expected()) >= 4
+    book = rig.engine.book
+    rows, ids = book.positions.size, len(book.applied_ids)
+    if step_items < rows:  # a step reads at most step_items rows or ids
+        assert steps >= -(-rows // step_items) + -(-ids // step_items)
+
+
+def test_each_step_of_a_copy_reads_at_most_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two pauses a copy makes one compiled pass: over at most ``step_items`` rows
+    or ids, or (regrouping) over the partition's own, or copying whole accounts' rows."""
+    rig = Rig(400)
+    calls: list[tuple[str, int]] = []
+    image_module = importlib.import_module("monitor.book._snapshot_image")
+    monkeypatch.setattr(image_module, "_ACCOUNTS_PER_CHUNK", 16)  # copied a block at a time
+    group, copy_rows = image_module.group, image_module.copy_rows
+
+    def spy_group(owner: NDArray[Any], *args: Any) -> Any:
+        calls.append(("group", int(owner.shape[0])))
+        return group(owner, *args)
+
+    def spy_copy(rows: NDArray[Any], *args: Any) -> Any:
+        calls.append(("copy", int(rows.shape[0])))
+        return copy_rows(rows, *args)
+
+    monkeypatch.setattr(image_module, "group", spy_group)
+    monkeypatch.setattr(image_module, "copy_rows", spy_copy)
+    book = rig.engine.book
+    steps = PartitionImage.in_steps(
+        book,
+        rig.partitions.accounts_of(book, TP.partition),
+        topic=TP.topic,
+        partition=TP.partition,
+        next_offset=rig.offset,
+        ts=7,
+        step_items=64,
+    )
+    per_step: list[list[tuple[str, int]]] = []
+    while (image := next(steps)) is None:
+        per_step.append(calls[:])
+        calls.clear()
+    per_step.append(calls[:])
+    assert all(len(step) <= 1 for step in per_step), per_step
+    passes = [call for step in per_step for call in step]
+    rows, ids = book.positions.size, len(book.applied_ids)
+    reads = [size for kind, size in passes if kind == "group" and size <= 64]
+    assert sum(reads) == rows + ids  # every row and id read once, 64 at a time
+    copies = [size for kind, size in passes if kind == "copy"]
+    assert sum(copies) == rows  # every row copied, in parts
+    assert len(copies) > 1
+    assert max(copies) <= 64 // 4  # whole blocks of 16 accounts of one row each
+    assert chunks_of(image) == rig.expected()
+
+
+def test_a_book_that_moves_while_its_copy_is_taken_voids_it_and_the_next_turn_writes() -> None:
+    rig = Rig(300)
+    rig.until(lambda: rig.writer.due(OWNED))
+    assert rig.take() == []  # the copy begins
+    assert rig.writer.copying(OWNED)
+    rig.apply(ledger(300, 5, 1))  # what the service never does: the ledger moves meanwhile
+    with capture_logs() as logs:
+        assert rig.take() == []
+    assert [entry["event"] for entry in logs] == ["snapshot not written"]
+    assert "hold the ledger" in logs[0]["error"]
+    assert rig.writer._writing is None
+    assert not rig.writer.copying(OWNED)
+    assert rig.written() == 0
+    cycles = rig.write_one()  # the next turn copies afresh
+    assert [r.value for r in flat(cycles) if r.value is not None] == rig.expected()

@@ -11,6 +11,10 @@ partitions. Figures, each with a same-run baseline:
   decoding, no ids). Target (issue 12): restart to ready <= 30 s at this size.
 * ``replay_equivalent``: how long replaying the ledger that built the book would take
   at the measured replay rate (55-69k records/s, docs/operations.md), for comparison.
+* ``snapshot_copy_step``: the longest step of one partition's copy taken in steps, as
+  the monitor takes it while the cycles go on (``PartitionImage.in_steps``), against
+  the same copy taken at once (what stalled a cycle before), with ``liqmon run``'s
+  allocator setting (large blocks are fresh pages: ``monitor.allocator``).
 * ``memory``: resident memory of a fresh process that restores one engine from those
   snapshots and revalues it (a restarted monitor, with the allocator setting of
   ``liqmon run``, ``monitor.allocator``), against 1 GiB; its baseline is the same
@@ -32,7 +36,14 @@ import msgspec
 import numpy as np
 from bench_engine import ACCOUNTS, PER_ACCOUNT, build, instruments
 
-from monitor.book import export_partition, load_cross_accounts, load_snapshots
+from monitor.allocator import return_large_blocks
+from monitor.book import (
+    Book,
+    PartitionImage,
+    export_partition,
+    load_cross_accounts,
+    load_snapshots,
+)
 from monitor.engine import Engine
 from monitor.schema import PriceTick, SnapshotChunk
 
@@ -138,7 +149,9 @@ def main() -> int:
         baseline_seconds=round(restore, 2),
         ratio=round(records / REPLAY_RECORDS_PER_S / restore, 1),
     )
-    del engine, restored, floor_engine, book
+    del restored, floor_engine
+    _copy_step(book)
+    del engine, book
     with tempfile.NamedTemporaryFile(suffix=".snapshot") as blob_file:
         blob_file.write(msgspec.msgpack.encode(blobs))
         blob_file.flush()
@@ -159,6 +172,42 @@ def main() -> int:
         met=monitor["rss"] <= 2**30,
     )
     return 0
+
+
+def _copy_step(book: Book) -> None:
+    return_large_blocks()
+    accounts = np.arange(0, book.accounts.size, PARTITIONS, dtype=np.intp)
+    at_once: list[float] = []
+    longest: list[float] = []
+    steps: list[float] = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        PartitionImage(book, accounts, topic="fills", partition=0, next_offset=1, ts=0)
+        at_once.append(time.perf_counter() - t0)
+        copy = PartitionImage.in_steps(
+            book, accounts, topic="fills", partition=0, next_offset=1, ts=0
+        )
+        steps = []
+        image = None
+        while image is None:
+            t0 = time.perf_counter()
+            image = next(copy)
+            steps.append(time.perf_counter() - t0)
+        longest.append(max(steps))
+    emit(
+        bench="snapshot",
+        figure="snapshot_copy_step",
+        accounts=int(accounts.shape[0]),
+        what="longest step of one partition's copy taken in steps (the most a cycle "
+        "waits for it), best of 3",
+        ms=round(min(longest) * 1000, 2),
+        worst_ms=round(max(longest) * 1000, 2),
+        steps=len(steps),
+        total_ms=round(sum(steps) * 1000, 1),
+        baseline="copy_at_once",
+        baseline_ms=round(min(at_once) * 1000, 1),
+        ratio=round(min(longest) / min(at_once), 3),
+    )
 
 
 def _memory_of_restore(path: str, *, allocator: bool) -> dict[str, int]:

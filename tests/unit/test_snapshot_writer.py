@@ -8,6 +8,7 @@ the last chunk is written.
 from __future__ import annotations
 
 import importlib
+import itertools
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -115,11 +116,12 @@ class Rig:
         self.until(lambda: self.writer.due(OWNED))
         done = self.written() + 1
         cycles = [self.take()]
+        deadline = time.monotonic() + 10
         while self.written() < done:
             if not self.writer.copying(OWNED):
                 between(len(cycles))
             cycles.append(self.take())
-            assert len(cycles) < 1000
+            assert time.monotonic() < deadline, "the snapshot was not written"
         return cycles
 
 
@@ -139,6 +141,7 @@ def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of about 20 kB, one a cycle: a few hundred accounts span many cycles."""
     monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 20_000)
     monkeypatch.setattr(snapshots_module, "_STEP_BYTES", 1)
+    monkeypatch.setattr(snapshots_module, "_WRITE_BYTES_PER_S", float("inf"))
 
 
 @pytest.mark.usefixtures("small_steps")
@@ -374,3 +377,28 @@ def test_a_book_that_moves_while_its_copy_is_taken_voids_it_and_the_next_turn_wr
     assert rig.written() == 0
     cycles = rig.write_one()  # the next turn copies afresh
     assert [r.value for r in flat(cycles) if r.value is not None] == rig.expected()
+
+
+def test_chunks_are_written_no_faster_than_the_write_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chunk of ``size`` bytes lets the next go ``size / _WRITE_BYTES_PER_S`` later,
+    however many cycles come meanwhile (they write nothing)."""
+    monkeypatch.setattr(snapshots_module, "SNAPSHOT_CHUNK_BYTES", 20_000)
+    monkeypatch.setattr(snapshots_module, "_STEP_BYTES", 1)
+    monkeypatch.setattr(snapshots_module, "_WRITE_BYTES_PER_S", 100_000)
+    now = [0.0]
+    rig = Rig(600)
+    rig.writer = Snapshots("liqmon-state", 1.0, rig.metrics, clock=lambda: now[0])
+    rig.writer.schedule(OWNED, {})
+    written: list[tuple[float, int]] = []  # (clock, bytes) of each cycle that wrote
+    while rig.written() == 0:
+        now[0] += 0.01  # a cycle every 10 ms
+        records = rig.take()
+        if records:
+            written.append((now[0], sum(len(r.value or b"") for r in records)))
+        assert now[0] < 100
+    assert len(written) >= 5
+    for (at, size), (later, _) in itertools.pairwise(written):
+        assert later - at >= size / 100_000 - 1e-9  # 20 kB: 0.2 s, twenty cycles
+        assert later - at < size / 100_000 + 0.02

@@ -286,6 +286,7 @@ class Monitor(Rebalancing):
             book_metrics_interval_s=service.book_metrics_interval_s,
             lags=(self._table.lag, self._ledger.lag),
             clock_ms=self._clock_ms,
+            step_aside=self._solvency.gate.step_aside,
         )
         try:
             while not self._stop.is_set():

@@ -2,10 +2,10 @@
 
 None of it may stall the loop: consumer lag and the cheap gauges are read every second;
 the book-wide figures (exposure, distance to liquidation) are computed in a worker
-thread every ``service.book_metrics_interval_s`` and exported when done; the sweep that
-recomputes everything and compares it with the incremental state
-(``Engine.verify_sweep``) starts every ``service.sweep_interval_s`` and runs one slice
-between two cycles.
+thread every ``service.book_metrics_interval_s``, stepping aside while a cycle runs, and
+exported when done; the sweep that recomputes everything and compares it with the
+incremental state (``Engine.verify_sweep``) starts every ``service.sweep_interval_s`` and
+runs one slice between two cycles.
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ class Upkeep:
         book_metrics_interval_s: float,
         lags: tuple[Lag, ...],
         clock_ms: Callable[[], int],
+        step_aside: Callable[[], None] = lambda: None,
     ) -> None:
+        """``step_aside``: called by the book figures' worker between its passes and
+        blocks of rows; it waits there while a cycle runs (``CycleGate.step_aside``)."""
         self._metrics = metrics
+        self._step_aside = step_aside
         self._observer = observer
         self._sweep_interval_s = sweep_interval_s
         self._book_interval_s = book_metrics_interval_s
@@ -84,10 +88,13 @@ class Upkeep:
                 self._metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(behind)
 
     def _book_figures(self, engine: Engine) -> asyncio.Future[BookFigures]:
-        """Compute the book-wide gauges in a worker thread (cycles go on meanwhile) and
-        export them when done; a pass that fails (it raced a cycle that grew the book's
-        arrays) is logged and the next one tries again."""
-        computing = asyncio.ensure_future(asyncio.to_thread(Observer.book_figures, engine))
+        """Compute the book-wide gauges in a worker thread (cycles go on meanwhile; it
+        steps aside while one runs) and export them when done; a pass that fails (it
+        raced a cycle that grew the book's arrays) is logged and the next one tries
+        again."""
+        computing = asyncio.ensure_future(
+            asyncio.to_thread(Observer.book_figures, engine, self._step_aside)
+        )
 
         def export(done: asyncio.Future[BookFigures]) -> None:
             if done.cancelled():

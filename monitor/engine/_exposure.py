@@ -18,6 +18,8 @@ the service can export it every second. Amounts are in the valuation asset.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import numpy as np
 
@@ -44,14 +46,15 @@ class Exposure(msgspec.Struct, frozen=True, kw_only=True):
 _ROW_BLOCK = 1 << 18  # rows per step of the open-interest pass: bounded temporaries
 
 
-def exposure(engine: Engine) -> Exposure:
+def exposure(engine: Engine, pause: Callable[[], None] = lambda: None) -> Exposure:
     """The exposure of ``engine``'s book at its current figures and states.
 
     Only units in liquidation or bankrupt (a few, on a normal day) and their rows are
     gathered; open interest is summed over the rows a block at a time. Beyond those, a
     pass holds two masks over the units and one over the rows (a few MB at a million
     accounts, where arrays over every unit took about 80 MB): this runs every few
-    seconds in a worker thread beside the stress."""
+    seconds in a worker thread beside the stress, which calls ``pause`` between blocks
+    of rows and between the passes (it steps aside there while a cycle runs)."""
     book = engine.book
     units, pos = book.units, book.positions
     n_units, n_rows = units.size, pos.size
@@ -70,6 +73,7 @@ def exposure(engine: Engine) -> Exposure:
     # entry, always False.
     troubled = np.zeros(n_units + 1, dtype=np.bool_)
     troubled[troubled_units] = True
+    pause()
     rows = np.flatnonzero(troubled[pos.unit[:n_rows]])
     which = np.searchsorted(troubled_units, pos.unit[rows])  # the row's unit among them
     instrument = pos.instrument[rows]
@@ -88,6 +92,7 @@ def exposure(engine: Engine) -> Exposure:
     row_base = base_ix[instrument] if rows.size else np.empty(0, dtype=np.intp)
     debt_by_base = np.bincount(row_base, weights=debt, minlength=len(bases))
     exposed_by_base = np.bincount(row_base, weights=exposed, minlength=len(bases))
+    pause()
     return Exposure(
         bad_debt=float(shortfall.sum()),
         bankrupt_units=int(np.count_nonzero(bankrupt)),
@@ -100,11 +105,11 @@ def exposure(engine: Engine) -> Exposure:
         liquidation_exposure_by_underlying={
             base: float(exposed_by_base[k]) for k, base in enumerate(bases)
         },
-        open_interest=_open_interest(engine),
+        open_interest=_open_interest(engine, pause),
     )
 
 
-def _open_interest(engine: Engine) -> dict[str, float]:
+def _open_interest(engine: Engine, pause: Callable[[], None]) -> dict[str, float]:
     """Per instrument, long quantities times the contract size (flat rows add 0)."""
     book = engine.book
     pos, n_rows = book.positions, book.positions.size
@@ -114,4 +119,5 @@ def _open_interest(engine: Engine) -> dict[str, float]:
         instrument = pos.instrument[block]
         longs = np.maximum(pos.qty[block], 0.0) * book.contract_size[instrument]
         interest += np.bincount(instrument, weights=longs, minlength=len(book.symbols))
+        pause()
     return {symbol: float(interest[k]) for k, symbol in enumerate(book.symbols)}

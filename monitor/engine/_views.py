@@ -9,6 +9,8 @@ it was last judged at).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 import numpy as np
 from numpy.typing import NDArray
@@ -31,6 +33,11 @@ from monitor.states import STATE_NAMES
 __all__ = ["EngineViews"]
 
 _ROW_BLOCK = 1 << 18  # rows per step of a pass over every position: bounded temporaries
+
+
+def _go_on() -> None:
+    """No pause between blocks."""
+
 
 _MODE_NAMES: tuple[AccountMode, ...] = ("cross", "isolated", "portfolio")
 
@@ -66,14 +73,16 @@ class EngineViews:
             return None
         return None if mark != mark else mark
 
-    def position_counts(self) -> dict[str, int]:
-        """Open positions by instrument kind (``linear``, ``inverse``, ``option``)."""
+    def position_counts(self, pause: Callable[[], None] = _go_on) -> dict[str, int]:
+        """Open positions by instrument kind (``linear``, ``inverse``, ``option``);
+        ``pause`` is called between blocks of rows (a worker thread steps aside there)."""
         pos, n = self.book.positions, self.book.positions.size
         per_instrument = np.zeros(len(self.book.symbols), dtype=np.int64)
         for first in range(0, n, _ROW_BLOCK):  # a block at a time: bounded temporaries
             block = slice(first, min(first + _ROW_BLOCK, n))
             held = pos.instrument[block][pos.qty[block] != 0.0]
             per_instrument += np.bincount(held, minlength=per_instrument.shape[0])
+            pause()
         counts = np.bincount(self.book.contracts.kind, weights=per_instrument, minlength=3)
         return {
             name: round(counts[code]) for code, name in enumerate(("linear", "inverse", "option"))

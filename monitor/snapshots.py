@@ -5,8 +5,8 @@ partition's snapshot is taken, one at a time, so that no cycle stalls on it:
 
 * **The copy.** At the end of a cycle the partition's copy begins: the following cycles
   copy its accounts out of the book a step at a time (:meth:`PartitionImage.in_steps
-  <monitor.book.PartitionImage.in_steps>`, up to ``_STEP_S`` of work each; about 0.1 s
-  in all for a sixth of a book of a million accounts). Meanwhile ticks flow but no cycle
+  <monitor.book.PartitionImage.in_steps>`, up to ``_COPY_STEP_S`` of work each; about
+  0.1 s in all for a sixth of a book of a million accounts). Meanwhile ticks flow but no cycle
   books ledger records (:meth:`Snapshots.copying`: the service holds them back), so
   the snapshot is of the book after that first cycle's ledger, and its offset is the one
   that cycle commits.
@@ -44,6 +44,10 @@ log = structlog.get_logger("liqmon.snapshots")
 # it waited up to 115 ms for as long as a snapshot was being written (about 0.7 s).
 _STEP_BYTES = 256 * 1024
 _STEP_S = 0.005  # of planning, building and encoding per cycle, about
+# Of copying per cycle, about (steps of 1-3 ms). At 5 ms the cycles of the second a
+# sixth of a million accounts took to copy ran a quarter slower at 100,000 ticks/s, and
+# their ticks waited twice as long (p50 48 ms against 22-26 after).
+_COPY_STEP_S = 0.002
 # Of chunks written per second, at most (whole chunks: the next waits its turn). Under
 # load the cycles came every 20 ms and wrote 40 MB/s to a broker sharing two cores with
 # the monitor; the ticks judged meanwhile (3 s of every 50 at a million accounts) were
@@ -212,7 +216,7 @@ class Snapshots:
         finished = False
         size = 0
         try:
-            while writing.image is None and time.perf_counter() - started < _STEP_S:
+            while writing.image is None and time.perf_counter() - started < _COPY_STEP_S:
                 writing.image = next(writing.copy)
                 if writing.image is not None:
                     writing.records = self._records(

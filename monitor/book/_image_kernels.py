@@ -1,10 +1,10 @@
 """The two passes that copy a partition's accounts out of the book, with their references.
 
-A snapshot's copy (:class:`monitor.book._snapshot_image.PartitionImage`) runs inside one
-cycle, so its time is a stall of that cycle's ticks. In numpy it took about 0.1 s for a
-third of a million-account book: nine fancy-index gathers, a mask, a sort and one step
-per position of the longest unit list, each a pass over a million rows. These kernels do
-the same in two passes each:
+A snapshot's copy (:class:`monitor.book._snapshot_image.PartitionImage`) runs on the
+event loop, a step of a few ms a cycle. In numpy it took about 0.1 s for a third of a
+million-account book: nine fancy-index gathers, a mask, a sort and one step per position
+of the longest unit list, each a pass over a million rows. These kernels do the same in
+two passes each, on parts of the book (a step's):
 
 * :func:`group`: the items (position rows, remembered ledger ids) whose owner account is
   in the partition, grouped by block of ``block`` accounts (stably: book order within a
@@ -12,7 +12,8 @@ the same in two passes each:
   where each block starts. A count per block, then a scatter.
 * :func:`copy_rows`: the snapshot's columns of those rows (symbol, the four figures, the
   flags, the place in the unit's row list, the isolated unit), in one pass after one
-  walk of the listed units' row lists.
+  walk of the listed units' row lists, written into columns set aside for the whole
+  partition.
 
 Compiled on first use, cached on disk, releasing the GIL; ``monitor.engine.warm_up`` compiles them
 ahead. ``tests/unit/test_book_image_kernels.py`` checks each against its reference.

@@ -18,8 +18,8 @@ from monitor.book._names import NameIndex, NamesById
 from monitor.book._positions import FLAT_QTY_REL, NO_ROW, PositionTable, trade
 from monitor.book._seen import digest_of
 from monitor.book._snapshot import load_snapshots
+from monitor.book._snapshot_copy import BookMoved
 from monitor.book._snapshot_image import (
-    BookMoved,
     PartitionImage,
     Piece,
     export_accounts,

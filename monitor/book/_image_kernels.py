@@ -1,6 +1,6 @@
 """The two passes that copy a partition's accounts out of the book, with their references.
 
-A snapshot's copy (:class:`monitor.book._snapshot_image.PartitionImage`) runs on the
+A snapshot's copy (:func:`monitor.book._snapshot_copy.copy_accounts`) runs on the
 event loop, a step of a few ms a cycle. In numpy it took about 0.1 s for a third of a
 million-account book: nine fancy-index gathers, a mask, a sort and one step per position
 of the longest unit list, each a pass over a million rows. These kernels do the same in

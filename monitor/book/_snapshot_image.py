@@ -2,8 +2,8 @@
 
 What a snapshot holds, and how it loads, is in ``_snapshot``. Taking one at a million
 accounts used to stall a cycle for over half a second; now :class:`PartitionImage`
-copies the accounts out of the book with compiled passes over the rows and the ledger
-ids (``_image_kernels``), a bounded step at a time if the caller likes
+copies the accounts out of the book (``_snapshot_copy``), a bounded step at a time if
+the caller likes
 (:meth:`PartitionImage.in_steps`: the book's ledger must stand still meanwhile), and the
 chunks are planned, built and encoded from the copy whenever the caller likes
 (``monitor.snapshots`` spreads both over cycles).
@@ -11,7 +11,7 @@ chunks are planned, built and encoded from the copy whenever the caller likes
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -19,29 +19,13 @@ from numpy.typing import NDArray
 
 from monitor.book._book import Book
 from monitor.book._columns import Index
-from monitor.book._image_kernels import copy_rows, group, rank_scratch, row_columns
+from monitor.book._snapshot_copy import STEP_ITEMS, Copy, copy_accounts
 from monitor.errors import InputError
 from monitor.schema import SnapshotChunk
 
-__all__ = [
-    "STEP_ITEMS",
-    "BookMoved",
-    "PartitionImage",
-    "Piece",
-    "export_accounts",
-    "export_partition",
-]
+__all__ = ["PartitionImage", "Piece", "export_accounts", "export_partition"]
 
-_ACCOUNTS_PER_CHUNK = 2_000
-# Of position rows or ledger ids a step of a copy reads, about: a pass over this many
-# takes 2-3 ms (a row copied costs about four times a row read: a step copies a quarter).
-STEP_ITEMS = 1 << 17
 _MAX_NUMBER = 999_999_999  # more chunks than any snapshot has: sizes the chunk numbers
-
-
-def _f8(values: NDArray[Any]) -> NDArray[np.float64]:
-    column: NDArray[np.float64] = np.ascontiguousarray(values, dtype="<f8")
-    return column
 
 
 def _i32(values: NDArray[Any]) -> bytes:
@@ -84,10 +68,6 @@ def export_partition(
     return [image.chunk(piece, n, len(pieces)) for n, piece in enumerate(pieces)]
 
 
-class BookMoved(RuntimeError):
-    """The book's ledger moved while a copy was taken in steps: the copy is void."""
-
-
 class Piece(NamedTuple):
     """Some accounts of a :class:`PartitionImage` (places ``first`` to ``end``), the
     image's indices of their rows and remembered ids, and their names. A part of one
@@ -107,14 +87,13 @@ class PartitionImage:
     that its chunks can be planned, built and encoded over later cycles while the book
     moves on.
 
-    Taking it is a few compiled passes over the book, at once or a step at a time
-    (:meth:`in_steps`): for a third of a book of a million accounts, 1.7 million
-    positions and 2 million ledger ids, 0.2-0.5 s at once on a 2-core virtual machine,
-    most of it first touches of fresh pages, or about a hundred steps of 1-3 ms; building
-    and encoding the chunks is done from the copy. Rows and
-    remembered ledger ids are grouped by block of ``_ACCOUNTS_PER_CHUNK`` accounts, in
-    book order within a block, so that a block's are one slice. Names are read from
-    the book's name index (which only grows) when a chunk is planned.
+    Taking it (:func:`monitor.book._snapshot_copy.copy_accounts`, at once or a step at a
+    time with :meth:`in_steps`) is a few compiled passes over the book: for a third of a
+    book of a million accounts, 1.7 million positions and 2 million ledger ids, 0.2-0.5 s
+    at once on a 2-core virtual machine or about a hundred steps of 1-3 ms. Building and
+    encoding the chunks is done from the copy, a block of accounts (the copy's grouping)
+    at most per chunk. Names are read from the book's name index (which only grows) when
+    a chunk is planned.
     """
 
     def __init__(
@@ -157,90 +136,15 @@ class PartitionImage:
         self, book: Book, accounts: Index, at: tuple[str, int, int, int], step: int
     ) -> Iterator[None]:
         """Copy ``accounts`` out of ``book`` (``at``: topic, partition, next offset and
-        time), pausing after each step. A step makes one pass over at most ``step``
-        accounts, rows or ids (a quarter of that where each costs more: copying rows,
-        gathering ids), and writes into room set aside at once but made resident as it
-        is written: on a virtual machine a fresh page costs about 4 µs, most of a step."""
+        time), pausing after each step (:func:`copy_accounts`)."""
         self.topic, self.partition, self.next_offset, self.ts = at
-        pos, seen = book.positions, book.applied_ids
-        added, n_rows = seen.added, pos.size  # both move with every ledger event booked
-
-        def paused() -> Iterator[None]:
-            yield None
-            if seen.added != added or pos.size != n_rows:
-                raise BookMoved(
-                    f"the book's ledger moved while partition {self.partition}'s snapshot "
-                    "was copied in steps: hold the ledger until the copy is taken"
-                )
-
-        n, quarter = int(accounts.shape[0]), max(1, step // 4)
         self._accounts = accounts
         self._names = book.account_index
-        self._clock = seen.clock_ms
-        self._assets = book.assets.names
-        self._symbols = book.symbols
-        yield from paused()
-        size = book.accounts.size
-        place = np.empty(size, dtype=np.int32)  # each member's place, -1 for the others
-        for first in range(0, size, 4 * step):
-            place[first : first + 4 * step] = -1
-            yield from paused()
-        place[accounts] = np.arange(n, dtype=np.int32)
-        balances = book.accounts.balance
-        self._accounts_cols: dict[str, NDArray[Any]] = {
-            "modes": np.empty(n, dtype="<i1"),
-            "balances": np.empty((n, *balances.shape[1:]), dtype="<f8"),
-        }
-        for first in range(0, n, step):
-            members = accounts[first : first + step]
-            self._accounts_cols["modes"][first : first + step] = book.accounts.mode[members]
-            self._accounts_cols["balances"][first : first + step] = balances[members]
-            yield from paused()
-        rows, self._row_place, self._row_bounds = yield from _group_in_steps(
-            pos.account[:n_rows], place, n, step, paused
-        )
-        columns = row_columns(int(rows.shape[0]))
-        scratch = rank_scratch(pos.instrument, book.units.head)
-        for part in _cuts(self._row_bounds, quarter):
-            copy_rows(
-                rows[part],
-                pos.instrument,
-                (pos.qty, pos.entry, pos.leverage, pos.isolated_margin),
-                pos.unit,
-                pos.isolated_unit,
-                book.units.head,
-                pos.unit_next,
-                scratch,
-                tuple(column[part] for column in columns),  # type: ignore[arg-type]
-            )
-            yield from paused()
-        del scratch, rows
-        symbol, qty, entry, leverage, margin, flags, rank, own = columns
-        self._rows: dict[str, NDArray[Any]] = {  # SnapshotChunk field -> column
-            "row_symbol": symbol.astype("<i4", copy=False),
-            "qty": _f8(qty),
-            "entry": _f8(entry),
-            "leverage": _f8(leverage),
-            "isolated_margin": _f8(margin),
-            "row_flags": flags.astype("<i1", copy=False),
-            "row_rank": rank.astype("<i4", copy=False),
-            "row_unit_order": own.astype("<i8", copy=False),
-        }
-        digests, stamps, owners = seen.log()  # oldest first; views, valid while it stands
-        order, self._seen_place, self._seen_bounds = yield from _group_in_steps(
-            owners, place, n, step, paused
-        )
-        del place
-        self._seen: dict[str, NDArray[Any]] = {
-            "seen_digests": np.empty((order.shape[0], *digests.shape[1:]), dtype="<u8"),
-            "seen_stamps": np.empty(order.shape[0], dtype="<i8"),
-        }
-        for first in range(0, max(1, order.shape[0]), quarter):
-            taken = order[first : first + quarter]
-            end = first + taken.shape[0]
-            np.take(digests, taken, axis=0, out=self._seen["seen_digests"][first:end])
-            np.take(stamps, taken, out=self._seen["seen_stamps"][first:end])
-            yield from paused()
+        for copied in copy_accounts(book, accounts, partition=self.partition, step=step):
+            if copied is None:
+                yield None
+            else:
+                self._copy: Copy = copied
 
     @property
     def size(self) -> int:
@@ -258,8 +162,9 @@ class PartitionImage:
             len(encode(self.chunk(empty._replace(continues=continues), _MAX_NUMBER, _MAX_NUMBER)))
             for continues in (False, True)
         )
-        for block in range(0, max(1, self.size), _ACCOUNTS_PER_CHUNK):
-            pending = [(block, min(block + _ACCOUNTS_PER_CHUNK, self.size))]
+        blocks = self._copy.block
+        for block in range(0, max(1, self.size), blocks):
+            pending = [(block, min(block + blocks, self.size))]
             while pending:
                 first, end = pending.pop(0)
                 piece = self.piece(first, end)
@@ -321,26 +226,29 @@ class PartitionImage:
         """How much ``accounts`` accounts (``names`` bytes of names' JSON), ``rows`` rows and
         ``seen`` remembered ids add to a chunk with no accounts: the names and the base64 of
         the columns (row and owner places are int32)."""
+        copied = self._copy
         added = names
-        added += sum(_base64(accounts * _item_bytes(c)) for c in self._accounts_cols.values())
-        added += sum(_base64(rows * _item_bytes(c)) for c in self._rows.values())
-        added += sum(_base64(seen * _item_bytes(c)) for c in self._seen.values())
+        added += sum(_base64(accounts * _item_bytes(c)) for c in copied.accounts.values())
+        added += sum(_base64(rows * _item_bytes(c)) for c in copied.rows.values())
+        added += sum(_base64(seen * _item_bytes(c)) for c in copied.seen.values())
         return added + _base64(4 * rows) + _base64(4 * seen)
 
     def piece(self, first: int, end: int) -> Piece:
         """The accounts at places ``first`` to ``end``."""
+        copied = self._copy
         return Piece(
             first,
             end,
-            _within(self._row_place, self._row_bounds, first, end, self.size),
-            _within(self._seen_place, self._seen_bounds, first, end, self.size),
+            _within(copied.row_place, copied.row_bounds, copied.block, first, end, self.size),
+            _within(copied.seen_place, copied.seen_bounds, copied.block, first, end, self.size),
             self._names.names_of(self._accounts[first:end]),
         )
 
     def chunk(self, piece: Piece, number: int, total: int) -> SnapshotChunk:
         """The chunk of ``piece``, number ``number`` of ``total``."""
         first, end, rows, seen = piece.first, piece.end, piece.rows, piece.seen
-        accounts, row, ids = self._accounts_cols, self._rows, self._seen
+        copied = self._copy
+        accounts, row, ids = copied.accounts, copied.rows, copied.seen
         return SnapshotChunk(
             topic=self.topic,
             partition=self.partition,
@@ -349,13 +257,13 @@ class PartitionImage:
             chunks=total,
             continues=piece.continues,
             ts=self.ts,
-            ledger_clock=self._clock,
-            assets=self._assets,
-            symbols=self._symbols,
+            ledger_clock=copied.clock,
+            assets=copied.assets,
+            symbols=copied.symbols,
             accounts=piece.names,
             modes=accounts["modes"][first:end].tobytes(),
             balances=accounts["balances"][first:end].tobytes(),
-            row_account=_i32(self._row_place[rows] - first),
+            row_account=_i32(copied.row_place[rows] - first),
             row_symbol=row["row_symbol"][rows].tobytes(),
             qty=row["qty"][rows].tobytes(),
             entry=row["entry"][rows].tobytes(),
@@ -366,72 +274,19 @@ class PartitionImage:
             row_unit_order=row["row_unit_order"][rows].tobytes(),
             seen_digests=ids["seen_digests"][seen].tobytes(),
             seen_stamps=ids["seen_stamps"][seen].tobytes(),
-            seen_owners=_i32(self._seen_place[seen] - first),
+            seen_owners=_i32(copied.seen_place[seen] - first),
         )
 
 
-def _group_in_steps(
-    owner: NDArray[np.integer[Any]],
-    place: NDArray[np.int32],
-    n: int,
-    step: int,
-    paused: Callable[[], Iterator[None]],
-) -> Generator[None, None, tuple[Index, Index, Index]]:
-    """:func:`group` of ``owner`` into blocks of ``_ACCOUNTS_PER_CHUNK`` places, one pass
-    over ``step`` items at a time (``paused`` after each): the members' items of each
-    part, counted by block, then each part's put in its blocks' places after the earlier
-    parts' (so in order within a block)."""
-    if owner.shape[0] <= step:
-        return group(owner, place, n, _ACCOUNTS_PER_CHUNK)
-    blocks = -(-n // _ACCOUNTS_PER_CHUNK)
-    counts = np.zeros(blocks, dtype=np.intp)
-    parts: list[tuple[Index, Index]] = []
-    for start in range(0, owner.shape[0], step):
-        items, at, _ = group(owner[start : start + step], place, n, max(n, 1))
-        counts += np.bincount(at // _ACCOUNTS_PER_CHUNK, minlength=blocks)
-        parts.append((items + start, at))
-        yield from paused()
-    bounds = np.zeros(blocks + 1, dtype=np.intp)
-    np.cumsum(counts, out=bounds[1:])
-    fill = bounds[:-1].copy()  # where each block's next item goes
-    grouped, places = np.empty(bounds[-1], dtype=np.intp), np.empty(bounds[-1], dtype=np.intp)
-    parts.reverse()
-    while parts:
-        items, at = parts.pop()
-        block = at // _ACCOUNTS_PER_CHUNK
-        order = np.argsort(block, kind="stable")
-        block = block[order]
-        here = np.bincount(block, minlength=blocks)
-        first = np.cumsum(here) - here  # where each block starts among this part's
-        to = fill[block] + np.arange(block.shape[0]) - first[block]
-        grouped[to], places[to] = items[order], at[order]
-        fill += here
-        yield from paused()
-    return grouped, places, bounds
-
-
-def _cuts(bounds: Index, most: int) -> Iterator[slice]:
-    """Consecutive slices of the grouped items, at block boundaries (``bounds``), of at
-    most ``most`` items each unless one block alone is larger."""
-    blocks = bounds.shape[0] - 1
-    first = 0
-    while first < blocks:
-        end = int(np.searchsorted(bounds, bounds[first] + most, side="right")) - 1
-        end = min(max(end, first + 1), blocks)
-        yield slice(int(bounds[first]), int(bounds[end]))
-        first = end
-    if blocks == 0:
-        yield slice(0, 0)
-
-
-def _within(place: Index, bounds: Index, first: int, end: int, n: int) -> slice | Index:
-    """The indices of the items with a place from ``first`` to ``end`` (of ``n``): a
-    slice when these are whole blocks, else the indices (ascending) in their blocks."""
+def _within(place: Index, bounds: Index, block: int, first: int, end: int, n: int) -> slice | Index:
+    """The indices of the items with a place from ``first`` to ``end`` (of ``n``; grouped
+    by blocks of ``block`` places): a slice when these are whole blocks, else the indices
+    (ascending) in their blocks."""
     if end <= first:
         return slice(0, 0)
-    lo, hi = first // _ACCOUNTS_PER_CHUNK, -(-end // _ACCOUNTS_PER_CHUNK)
+    lo, hi = first // block, -(-end // block)
     span = slice(int(bounds[lo]), int(bounds[hi]))
-    if first % _ACCOUNTS_PER_CHUNK == 0 and (end % _ACCOUNTS_PER_CHUNK == 0 or end == n):
+    if first % block == 0 and (end % block == 0 or end == n):
         return span
     inside = (place[span] >= first) & (place[span] < end)
     found: Index = span.start + np.flatnonzero(inside)

@@ -34,6 +34,7 @@ from monitor.book._seen import SeenIds, digest_of
 from monitor.coin_market import inverse_books, inverse_perpetual
 from monitor.engine._config import EngineConfig
 from monitor.engine._engine import Engine
+from monitor.engine._kernels import compile_every_width
 from monitor.market import MarketSpec, ledger_events, plan_accounts
 from monitor.option_market import Smile, option_books, option_chain, option_ticks
 from monitor.portfolio_market import portfolio_books
@@ -180,5 +181,6 @@ def warm_up(progress: Callable[[str, float], None] | None = None) -> float:
     options, option_prices, smile = _option_book()
     _cycles(options, option_prices, smile)
     _snapshot(options, option_prices)
+    compile_every_width()  # the books' brackets pick one width class; a venue's, any
     step("options and portfolio")
     return time.perf_counter() - started

@@ -116,6 +116,74 @@ def test_the_tick_kernels_equal_their_references(seed: int) -> None:
     np.testing.assert_array_equal(walks[0], walks[1])  # same order of addition: exact
 
 
+def bracket_layout(
+    rng: np.random.Generator, instruments: int, brackets: int
+) -> tuple[np.ndarray, ...]:
+    """(n_tiers, floors, mmr, imr, cum) of ``brackets`` columns; some instruments have
+    fewer brackets, padded as ``monitor.models._layout`` pads them (floors with +inf)."""
+    n_tiers = rng.integers(1, brackets + 1, instruments)
+    steps = rng.lognormal(10, 1, (instruments, brackets))
+    floors = np.concatenate([np.zeros((instruments, 1)), np.cumsum(steps, axis=1)[:, :-1]], 1)
+    mmr = np.sort(rng.uniform(0.001, 0.1, (instruments, brackets)), axis=1)
+    imr, cum = mmr * 2.0, rng.uniform(0, 1_000, (instruments, brackets))
+    padded = np.arange(brackets) >= n_tiers[:, None]
+    floors[padded], mmr[padded], imr[padded], cum[padded] = np.inf, 0.0, 0.0, 0.0
+    return n_tiers.astype(np.intp), floors, mmr, imr, cum
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the width classes are numba kernels")
+@pytest.mark.parametrize("brackets", [1, 2, 5, 6, 9, 10, 13, 17, 18])
+def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) -> None:
+    """The kernels with their floors known at compile time (``_kernels.WIDTHS``) give what
+    the loops over the layout's arrays give, bit for bit, and the reference to rounding;
+    positions sit on, just inside and far past every floor, some are closed, some have
+    no leverage set. Past the widest class the generic kernel runs."""
+    rng = np.random.default_rng(brackets)
+    instruments, n = 40, 30_000
+    n_tiers, floors, mmr, imr, cum = bracket_layout(rng, instruments, brackets)
+    instrument = rng.integers(0, instruments, n).astype(np.int32)
+    mark = rng.uniform(1, 1_000, instruments)
+    contract_size = rng.choice([1.0, 0.01, 10.0], instruments)
+    on_floor = floors[instrument, rng.integers(0, brackets, n)]
+    notional = np.where(np.isfinite(on_floor), on_floor, 1e12) * rng.choice(
+        [1.0, 1.0 - 1e-15, 1.0 + 1e-15, 0.5, 3.0], n
+    )
+    qty = notional / (contract_size[instrument] * mark[instrument]) * rng.choice([-1.0, 1.0], n)
+    qty[rng.random(n) < 0.05] = 0.0
+    entry = mark[instrument] * rng.uniform(0.9, 1.1, n)
+    leverage = np.where(rng.random(n) < 0.5, np.nan, rng.choice([2.0, 20.0, 125.0], n))
+    unit = np.sort(rng.integers(0, n // 3, n)).astype(np.int32)
+    rng.shuffle(unit[: n // 2])  # half the rows of a unit together, half scattered
+    inputs = (
+        instrument, qty, entry, leverage, unit, mark, contract_size,
+        rng.choice([1.0, 60_000.0], instruments), n_tiers, floors, mmr, imr, cum,
+        rng.uniform(0, 1e-5, instruments), rng.uniform(0, 1e-5, instruments),
+    )  # fmt: skip
+    width_class = _kernels._class_of(floors)
+    assert (width_class < 0) == (brackets - 1 > max(_kernels.WIDTHS))
+    out = {}
+    for name, kernel in (
+        ("class", revalue_linear),
+        ("generic", _kernels._GENERIC_LINEAR),
+        ("reference", revalue_linear_reference),
+    ):
+        rows, units = np.full((n, 3), np.nan), np.zeros((n // 3, 5))
+        kernel(*inputs, rows, units)
+        out[name] = rows, units
+    for got, want in zip(out["class"], out["generic"], strict=True):
+        np.testing.assert_array_equal(got, want)
+    for got, want in zip(out["class"], out["reference"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
+    picked = np.sort(rng.choice(n, n // 4, replace=False)).astype(np.intp)
+    tick = {}
+    for name, rows_kernel in (("class", revalue_rows), ("generic", _kernels._generic_rows)):
+        figures_out = np.full((n, 3), np.nan)
+        rows_kernel(picked, *inputs[:4], *inputs[5:], figures_out)
+        tick[name] = figures_out
+    np.testing.assert_array_equal(tick["class"], tick["generic"])
+    np.testing.assert_array_equal(tick["class"][picked], out["generic"][0][picked])
+
+
 @pytest.mark.parametrize("seed", [4, 5])
 def test_the_fused_recompute_equals_the_engines_numpy_path(seed: int) -> None:
     engine = random_book(seed)
@@ -218,3 +286,22 @@ def test_the_state_kernel_equals_classify(seed: int) -> None:
 
 def test_numba_is_there_to_fuse() -> None:
     assert HAVE_NUMBA, "numba is a dependency: `pip install -e '.[dev]'`"
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="the width classes are numba kernels")
+def test_every_width_class_is_compiled_for_what_any_class_was() -> None:
+    """The warm-up runs books of one width class; ``compile_every_width`` gives the other
+    classes the same signatures, so a venue with other brackets compiles nothing in a
+    cycle. Here one class alone meets a new signature (every other row of a column)."""
+    engine = random_book(14, accounts=300)
+    inputs = kernel_inputs(engine)
+    strided = tuple(a[::2] if i in (0, 1, 2, 3, 4) else a for i, a in enumerate(inputs))
+    n = engine.book.positions.size
+    _kernels.revalue_linear_4(*strided, np.empty((n, 3))[::2], np.zeros((n, 5)))
+    assert len(_kernels.revalue_linear_4.signatures) > len(_kernels.revalue_linear_8.signatures)
+    _kernels.compile_every_width()
+    for family in (
+        (*_kernels._LINEAR, _kernels._GENERIC_LINEAR),
+        (*_kernels._ROWS, _kernels._generic_rows),
+    ):
+        assert len({frozenset(kernel.signatures) for kernel in family}) == 1

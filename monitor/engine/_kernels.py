@@ -7,7 +7,9 @@ numba kernel does it in one pass: per open row, the bracket of its notional, its
 (written straight into the book's row figures) and the scatter-add into its unit's
 figures. ``revalue_book`` (``monitor.engine._revalue``) uses it when numba is installed
 and falls back to the numpy path otherwise; a tick revalues its holders with
-``revalue_rows``, the same arithmetic per row.
+``revalue_rows``, the same arithmetic per row. Both run the kernel of the layout's width
+class: one table row per instrument, a number of floors known when it is compiled
+(below, "one table row per instrument").
 
 Every kernel here has a readable numpy reference next to it, and
 ``tests/unit/test_engine_kernels.py`` checks them against each other on random

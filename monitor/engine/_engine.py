@@ -25,7 +25,7 @@ from monitor.book import (
 from monitor.engine import _bands, _kernels
 from monitor.engine._booking import book_entry, describe, rejection_reason
 from monitor.engine._config import EngineConfig
-from monitor.engine._events import build_event, price_trigger
+from monitor.engine._events import build_events, price_trigger
 from monitor.engine._judge import judge, judge_range, judge_range_reference, judge_reference
 from monitor.engine._options import reprice_options
 from monitor.engine._portfolio import PortfolioMargins
@@ -183,12 +183,14 @@ class Engine(EngineViews):
         self.portfolio.after_ledger(self.book, units)
         transitions = sorted(self._judge(units), key=lambda t: (last_touch[t[0]], t[0]))
         self._band(units)
-        events = []
-        for unit, previous, new in transitions:
-            item = ledger[last_touch[unit]]
-            event = build_event(self.book, unit, previous, new, "ledger", item.ts, now_ms)
-            events.append(self._with_portfolio(event, unit))
-        return events
+        events = build_events(
+            self.book, transitions, lambda unit, _rows: ("ledger", ledger[last_touch[unit]].ts),
+            now_ms,
+        )  # fmt: skip
+        return [
+            self._with_portfolio(event, unit)
+            for event, (unit, _, _) in zip(events, transitions, strict=True)
+        ]
 
     def _refresh_stale_rows(self) -> None:
         if self.book.stale_rows:
@@ -314,17 +316,18 @@ class Engine(EngineViews):
         event may cover several levels passed while nobody watched (flagged as such).
         """
         book = self.book
-        events = []
-        for unit, previous, new in self._judge(units):
-            tick = price_trigger(book, unit, moved, revalued_assets)
+        transitions = self._judge(units)
+
+        def trigger_of(unit: int, rows: Index) -> tuple[Trigger, int]:
+            tick = price_trigger(book, unit, moved, revalued_assets, rows)
             # Judged afresh at restore with none of its prices: say so.
-            trigger: Trigger = "restore" if tick is None else "price"
-            trigger_ts = 0 if tick is None else tick.ts
-            event = build_event(
-                book, unit, previous, new, trigger, trigger_ts, now_ms, collapsed=collapsed
-            )
-            events.append(self._with_portfolio(event, unit))
-        return events
+            return ("restore", 0) if tick is None else ("price", tick.ts)
+
+        events = build_events(book, transitions, trigger_of, now_ms, collapsed=collapsed)
+        return [
+            self._with_portfolio(event, unit)
+            for event, (unit, _, _) in zip(events, transitions, strict=True)
+        ]
 
     def _judge(self, units: Index | None) -> list[_Transition]:
         """Run the state machine on ``units`` (None: all); record and return transitions

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -15,7 +16,7 @@ from monitor.models import INVERSE, OPTION
 from monitor.schema import PositionRisk, Reduction
 from monitor.states import STATE_NAMES
 
-__all__ = ["margin_ratio", "position_risks", "reductions", "unit_rows"]
+__all__ = ["margin_ratio", "position_risks", "position_risks_of", "reductions", "unit_rows"]
 
 
 def margin_ratio(equity: float, maintenance: float) -> float | None:
@@ -51,17 +52,33 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     ``price_symbol`` is the instrument (BTC collateral valued by ``BTCUSDT``), and
     other positions settling in such an asset, move with it (:func:`_exposures`).
     """
-    rows = unit_rows(book, unit)
-    if rows.shape[0] == 0:
-        return ()
-    pos, units = book.positions, book.units
+    return position_risks_of(book, [unit], [unit_rows(book, unit)])[0]
+
+
+def position_risks_of(
+    book: Book, units: Sequence[int], rows_of: Sequence[Index]
+) -> list[tuple[PositionRisk, ...]]:
+    """:func:`position_risks` of each of ``units``, whose rows (:func:`unit_rows`) are
+    ``rows_of``: one vectorised pass over all their positions, so a cycle with many
+    transitions (a crash) pays the arithmetic once, not once per event. Every figure
+    is an elementwise function of its position and its unit: the same, to the bit, as
+    one unit at a time."""
+    counts = [rows.shape[0] for rows in rows_of]
+    if not any(counts):
+        return [() for _ in units]
+    pos, table = book.positions, book.units
+    unit_ids = np.array(units, dtype=np.intp)
+    rows = np.concatenate(rows_of)
+    slot = np.repeat(np.arange(len(units)), counts)  # each row's place in ``units``
+    owner = unit_ids[slot]
     instrument = pos.instrument[rows]
     qty = pos.qty[rows]
     mark = book.mark[instrument]
     value = book.assets.value[book.settle_asset[instrument]]
-    equity = float(units.collateral[unit] + units.upnl[unit])
-    other = float(units.maintenance[unit]) - pos.maintenance[rows]
-    moves = _exposures(book, unit, rows)
+    unit_equity = table.collateral[unit_ids] + table.upnl[unit_ids]
+    equity = np.repeat(unit_equity, counts)
+    other = table.maintenance[owner] - pos.maintenance[rows]
+    moves = _exposures_of(book, units, rows_of, counts)
     equity_at, other_at = equity + moves.equity_shift, other + moves.maintenance_shift
     signed_size = qty * book.contract_size[instrument]
     with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
@@ -74,33 +91,74 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
         liquidation, bankruptcy = threshold_prices(
             book, instrument, qty, equity_settle, other_settle, exposures
         )
-    isolated = units.row[unit] != NO_ROW
+    isolated = table.row[owner] != NO_ROW
     notional = _notional(book, instrument, qty, mark) * value
     option = book.contracts.kind[instrument] == OPTION
-    return tuple(
-        PositionRisk(
-            symbol=book.symbols[instrument[k]],
-            qty=float(qty[k]),
-            entry_price=float(pos.entry[row]),
-            mark_price=float(mark[k]),
-            notional=float(notional[k]),
-            unrealized_pnl=float(
-                qty[k] * book.contract_size[instrument[k]] * (mark[k] - pos.entry[row]) * value[k]
-                if option[k]
-                else pos.upnl[row]
-            ),
-            initial_margin=float(pos.initial[row]),
-            maintenance_margin=float(pos.maintenance[row]),
-            liquidation_price=_optional(float(liquidation[k])),
-            bankruptcy_price=_optional(float(bankruptcy[k])),
-            isolated_margin=float(pos.isolated_margin[row] * value[k]) if isolated else None,
-            state=STATE_NAMES[units.state[unit]] if isolated else None,
-            margin_ratio=margin_ratio(equity, float(units.maintenance[unit])) if isolated else None,
-            mark_iv=_optional(float(book.options.vol[instrument[k]])) if option[k] else None,
-            greeks=position_greeks(book, int(instrument[k]), float(qty[k])),
+    entry = pos.entry[rows]
+    option_upnl = qty * book.contract_size[instrument] * (mark - entry) * value
+    upnl = np.where(option, option_upnl, pos.upnl[rows])
+    isolated_margin = pos.isolated_margin[rows] * value
+    columns = zip(
+        instrument.tolist(), qty.tolist(), entry.tolist(), mark.tolist(), notional.tolist(),
+        upnl.tolist(), pos.initial[rows].tolist(), pos.maintenance[rows].tolist(),
+        liquidation.tolist(), bankruptcy.tolist(), isolated.tolist(), isolated_margin.tolist(),
+        option.tolist(), strict=True,
+    )  # fmt: skip
+    risks: list[PositionRisk] = []
+    for k, (ix, q, e, m, n, u, im, mm, liq, bank, alone, margin, is_option) in enumerate(columns):
+        at = int(slot[k])
+        unit = units[at]
+        risks.append(
+            PositionRisk(
+                symbol=book.symbols[ix],
+                qty=q,
+                entry_price=e,
+                mark_price=m,
+                notional=n,
+                unrealized_pnl=u,
+                initial_margin=im,
+                maintenance_margin=mm,
+                liquidation_price=_optional(liq),
+                bankruptcy_price=_optional(bank),
+                isolated_margin=margin if alone else None,
+                state=STATE_NAMES[table.state[unit]] if alone else None,
+                margin_ratio=(
+                    margin_ratio(float(unit_equity[at]), float(table.maintenance[unit]))
+                    if alone
+                    else None
+                ),
+                mark_iv=_optional(float(book.options.vol[ix])) if is_option else None,
+                greeks=position_greeks(book, ix, q) if is_option else None,
+            )
         )
-        for k, row in enumerate(rows.tolist())
-    )
+    out: list[tuple[PositionRisk, ...]] = []
+    start = 0
+    for count in counts:
+        out.append(tuple(risks[start : start + count]))
+        start += count
+    return out
+
+
+def _exposures_of(
+    book: Book, units: Sequence[int], rows_of: Sequence[Index], counts: Sequence[int]
+) -> _Exposures:
+    """:func:`_exposures` of each unit, end to end in the order of ``rows_of``; zeros for
+    a unit none of whose instruments prices anything (most units, found at once)."""
+    n = sum(counts)
+    result = _Exposures(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
+    price_symbols = book.assets.price_symbols
+    if not price_symbols:
+        return result
+    linked = np.array([bool(price_symbols.get(symbol)) for symbol in book.symbols], dtype=bool)
+    instrument = book.positions.instrument
+    start = 0
+    for unit, rows, count in zip(units, rows_of, counts, strict=True):
+        if count and linked[instrument[rows]].any():
+            one = _exposures(book, unit, rows)
+            for column, part in zip(result, one, strict=True):
+                column[start : start + count] = part
+        start += count
+    return result
 
 
 class _Exposures(NamedTuple):
@@ -183,9 +241,11 @@ def _notional(
     return result
 
 
-def reductions(book: Book, unit: int) -> tuple[Reduction, ...]:
-    """The smallest proportional reduction restoring the unit to initial margin."""
-    rows = unit_rows(book, unit)
+def reductions(book: Book, unit: int, rows: Index | None = None) -> tuple[Reduction, ...]:
+    """The smallest proportional reduction restoring the unit to initial margin.
+    ``rows``: the unit's (:func:`unit_rows`), when the caller has them."""
+    if rows is None:
+        rows = unit_rows(book, unit)
     if rows.shape[0] == 0:
         return ()
     pos = book.positions

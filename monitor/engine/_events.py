@@ -9,7 +9,7 @@ import msgspec
 
 from monitor.book import Book, Index
 from monitor.engine._contract_risk import greeks_by_underlying
-from monitor.engine._risk import margin_ratio, position_risks_of, reductions, unit_rows
+from monitor.engine._risk import margin_ratio, position_risks_of, reductions_of, unit_rows
 from monitor.schema import MarginEvent, PriceTick, Trigger
 from monitor.states import LIQUIDATION, STATE_NAMES, event_type
 
@@ -104,9 +104,14 @@ def build_events(
     units = [unit for unit, _, _ in transitions]
     rows_of = [unit_rows(book, unit) for unit in units]
     positions = position_risks_of(book, units, rows_of)
+    severe_at = [k for k, (_, _, new) in enumerate(transitions) if new >= LIQUIDATION]
+    cuts = reductions_of(book, [units[k] for k in severe_at], [rows_of[k] for k in severe_at])
+    cut_of = dict(zip(severe_at, cuts, strict=True))
     table = book.units
     events = []
-    for (unit, previous, new), rows, risks in zip(transitions, rows_of, positions, strict=True):
+    for k, ((unit, previous, new), rows, risks) in enumerate(
+        zip(transitions, rows_of, positions, strict=True)
+    ):
         trigger, trigger_ts = trigger_of(unit, rows)
         account = book.account_names[table.account[unit]]
         symbol = book.unit_symbol(unit)
@@ -129,7 +134,7 @@ def build_events(
                 trigger_ts=trigger_ts,
                 detected_ts=now_ms,
                 positions=risks,
-                reductions=reductions(book, unit, rows) if severe else (),
+                reductions=cut_of[k] if severe else (),
                 shortfall=max(0.0, maintenance - equity) if severe else 0.0,
                 symbol=symbol,
                 sequence=sequence,

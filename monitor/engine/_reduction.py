@@ -21,15 +21,13 @@ familiar ``k = E / (notional * rate)``. Fees are ignored.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numpy.typing import NDArray
 
 from monitor.book import Book, Index
 from monitor.models import INVERSE
 
-__all__ = ["kept_fraction"]
+__all__ = ["kept_fraction", "kept_fractions"]
 
 
 def kept_fraction(
@@ -46,25 +44,52 @@ def kept_fraction(
     IM comes from ``Book.values`` (any contract kind: an inverse position's IM is its
     coin notional times a rate, a short option's its size times a per-unit margin).
     """
-    models = book.models
-    if not equity > 0.0:
-        return 0.0
+    slot = np.zeros(instrument.shape[0], dtype=np.intp)
+    kept = kept_fractions(
+        book, slot, instrument, qty, mark, leverage, settle_value, np.array([equity])
+    )
+    return float(kept[0])
 
-    def initial_at(fractions: NDArray[np.float64]) -> NDArray[np.float64]:
-        m = fractions.shape[0]
-        repeated_mark = np.repeat(mark, m)
+
+def kept_fractions(
+    book: Book,
+    slot: Index,
+    instrument: Index,
+    qty: NDArray[np.float64],
+    mark: NDArray[np.float64],
+    leverage: NDArray[np.float64],
+    settle_value: NDArray[np.float64],
+    equity: NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """:func:`kept_fraction` of several units at once: position ``k`` belongs to unit
+    ``slot[k]`` (non-decreasing: a unit's positions together), whose equity is
+    ``equity[slot[k]]``. Each step runs over every unit's positions together, so the
+    events of a crash pay it once. A unit's IM at a fraction is its positions' IM added
+    in order."""
+    n = equity.shape[0]
+    counts = np.bincount(slot, minlength=n)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    kept = np.where(equity > 0.0, 1.0, 0.0)
+
+    def initial_at(units: Index, fractions: NDArray[np.float64]) -> NDArray[np.float64]:
+        """IM of unit ``units[j]`` with its positions scaled by ``fractions[j]``."""
+        per = counts[units]
+        pick = np.repeat(first[units] - np.cumsum(per) + per, per) + np.arange(per.sum())
+        scaled = np.repeat(fractions, per)
+        at_mark = mark[pick]
         _, im, _ = book.values(
-            np.repeat(instrument, m),
-            (qty[:, None] * fractions[None, :]).ravel(),
-            repeated_mark,
-            np.repeat(leverage, m),
-            repeated_mark,
+            instrument[pick], qty[pick] * scaled, at_mark, leverage[pick], at_mark
         )
-        total: NDArray[np.float64] = (im.reshape(-1, m) * settle_value[:, None]).sum(axis=0)
-        return total
+        owner = np.repeat(np.arange(units.shape[0]), per)
+        total = np.bincount(owner, im * settle_value[pick], minlength=units.shape[0])
+        return total.astype(np.float64, copy=False)
 
-    if initial_at(np.ones(1))[0] <= equity:
-        return 1.0
+    units = np.flatnonzero(equity > 0.0)
+    full = initial_at(units, np.ones(units.shape[0]))
+    units = units[~(full <= equity[units])]  # the others keep everything
+    if units.shape[0] == 0:
+        return kept
+    models = book.models
     notional = np.abs(qty) * models.contract_size.take(instrument) * mark
     if not book.contracts.linear_only:  # inverse brackets are keyed by coin notional
         inverse = book.contracts.kind.take(instrument) == INVERSE
@@ -72,17 +97,36 @@ def kept_fraction(
             notional = np.where(inverse, notional / (mark * mark), notional)
     with np.errstate(divide="ignore", invalid="ignore"):
         floors = models.layout.floors[instrument, 1:] / notional[:, None]
-    inside = floors[np.isfinite(floors) & (floors > 0.0) & (floors < 1.0)]
-    ends = np.unique(np.concatenate([inside, [1.0]]))
-    at_ends = initial_at(ends)
-    t = int(np.argmax(at_ends > equity))
-    lo = float(ends[t - 1]) if t > 0 else 0.0
-    hi = float(ends[t])
+    todo = np.zeros(n, dtype=bool)
+    todo[units] = True
+    inside = np.isfinite(floors) & (floors > 0.0) & (floors < 1.0) & todo[slot][:, None]
+    # Each unit's segment ends: its floors inside (0, 1) and 1, sorted, without repeats.
+    end_unit = np.concatenate([np.broadcast_to(slot[:, None], floors.shape)[inside], units])
+    end_at = np.concatenate([floors[inside], np.ones(units.shape[0])])
+    order = np.lexsort((end_at, end_unit))
+    end_unit, end_at = end_unit[order], end_at[order]
+    fresh = np.ones(end_unit.shape[0], dtype=bool)
+    fresh[1:] = (end_unit[1:] != end_unit[:-1]) | (end_at[1:] != end_at[:-1])
+    end_unit, end_at = end_unit[fresh], end_at[fresh]
+    at_ends = initial_at(end_unit, end_at)
+    # Per unit the first end past its equity (the first end when none is, as argmax).
+    starts = np.flatnonzero(np.r_[True, end_unit[1:] != end_unit[:-1]])
+    past = at_ends > equity[end_unit]
+    index = np.arange(end_unit.shape[0])
+    first_past = np.minimum.reduceat(np.where(past, index, np.iinfo(np.intp).max), starts)
+    t = np.where(first_past == np.iinfo(np.intp).max, starts, first_past)
+    lo = np.where(t > starts, end_at[t - 1], 0.0)
+    hi = end_at[t]
     mid = 0.5 * (lo + hi)
-    im_mid = float(initial_at(np.array([mid]))[0])
-    im_hi = float(at_ends[t])
-    det = mid * hi * (hi - mid)
-    a = (im_mid * hi * hi - im_hi * mid * mid) / det
-    b = max(0.0, (im_hi * mid - im_mid * hi) / det)
-    root = 2.0 * equity / (a + math.sqrt(a * a + 4.0 * b * equity))
-    return min(max(root, lo), hi)
+    im_mid = initial_at(units, mid)
+    im_hi = at_ends[t]
+    e = equity[units]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        det = mid * hi * (hi - mid)
+        a = (im_mid * hi * hi - im_hi * mid * mid) / det
+        curve = (im_hi * mid - im_mid * hi) / det
+        b = np.where(curve > 0.0, curve, 0.0)  # as max(0.0, curve): NaN gives 0
+        root = 2.0 * e / (a + np.sqrt(a * a + 4.0 * b * e))
+    above = np.where(lo > root, lo, root)  # max(root, lo), NaN kept as the scalar max
+    kept[units] = np.where(hi < above, hi, above)  # min(above, hi)
+    return kept

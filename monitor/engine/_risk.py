@@ -11,12 +11,19 @@ from numpy.typing import NDArray
 
 from monitor.book import NO_ROW, Book, Index
 from monitor.engine._contract_risk import position_greeks, threshold_prices
-from monitor.engine._reduction import kept_fraction
+from monitor.engine._reduction import kept_fractions
 from monitor.models import INVERSE, OPTION
 from monitor.schema import PositionRisk, Reduction
 from monitor.states import STATE_NAMES
 
-__all__ = ["margin_ratio", "position_risks", "position_risks_of", "reductions", "unit_rows"]
+__all__ = [
+    "margin_ratio",
+    "position_risks",
+    "position_risks_of",
+    "reductions",
+    "reductions_of",
+    "unit_rows",
+]
 
 
 def margin_ratio(equity: float, maintenance: float) -> float | None:
@@ -244,25 +251,46 @@ def _notional(
 def reductions(book: Book, unit: int, rows: Index | None = None) -> tuple[Reduction, ...]:
     """The smallest proportional reduction restoring the unit to initial margin.
     ``rows``: the unit's (:func:`unit_rows`), when the caller has them."""
-    if rows is None:
-        rows = unit_rows(book, unit)
-    if rows.shape[0] == 0:
-        return ()
-    pos = book.positions
+    return reductions_of(book, [unit], [unit_rows(book, unit) if rows is None else rows])[0]
+
+
+def reductions_of(
+    book: Book, units: Sequence[int], rows_of: Sequence[Index]
+) -> list[tuple[Reduction, ...]]:
+    """:func:`reductions` of each of ``units``, whose rows are ``rows_of``: the kept
+    fractions of all of them solved together (``kept_fractions``)."""
+    counts = [rows.shape[0] for rows in rows_of]
+    if not any(counts):
+        return [() for _ in units]
+    pos, table = book.positions, book.units
+    unit_ids = np.array(units, dtype=np.intp)
+    rows = np.concatenate(rows_of)
+    slot = np.repeat(np.arange(len(units)), counts)
     instrument = pos.instrument[rows]
     qty = pos.qty[rows]
-    kept = kept_fraction(
+    kept = kept_fractions(
         book,
+        slot,
         instrument,
         qty,
         book.mark[instrument],
         pos.leverage[rows],
         book.assets.value[book.settle_asset[instrument]],
-        float(book.units.collateral[unit] + book.units.upnl[unit]),
-    )
-    if kept >= 1.0:
-        return ()
-    return tuple(
-        Reduction(symbol=book.symbols[instrument[k]], qty=abs(float(qty[k])) * (1.0 - kept))
-        for k in range(rows.shape[0])
-    )
+        table.collateral[unit_ids] + table.upnl[unit_ids],
+    ).tolist()
+    symbols = [book.symbols[ix] for ix in instrument.tolist()]
+    sizes = np.abs(qty).tolist()
+    out: list[tuple[Reduction, ...]] = []
+    start = 0
+    for at, count in enumerate(counts):
+        share = 1.0 - kept[at]
+        stop = start + count
+        out.append(
+            ()
+            if kept[at] >= 1.0
+            else tuple(
+                Reduction(symbol=symbols[k], qty=sizes[k] * share) for k in range(start, stop)
+            )
+        )
+        start = stop
+    return out

@@ -8,7 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from monitor.book import Book
 from monitor.engine import Engine
+from monitor.engine._reduction import kept_fraction, kept_fractions
 from monitor.engine._events import build_event, build_events
 from monitor.engine._risk import _exposures_of, position_risks, position_risks_of, unit_rows
 from monitor.engine._warm import _linear_book, _option_book, _ticks
@@ -64,3 +66,56 @@ def test_events_built_together_are_those_built_one_at_a_time(which: int) -> None
         alone = build_event(book, unit, previous, new, "price", 1_000 + unit, 7)
         assert event == alone
     assert any(event.reductions for event in together)  # severe events carry reductions
+
+
+def _bisected(book: Book, rows: np.ndarray, equity: float) -> float:
+    """The largest fraction of every position of ``rows`` whose IM (``Book.values``, at
+    the marks) is at most ``equity``, by bisection: IM grows with the fraction."""
+    pos = book.positions
+    instrument, qty = pos.instrument[rows], pos.qty[rows]
+    mark = book.mark[instrument]
+    value = book.assets.value[book.settle_asset[instrument]]
+
+    def im(fraction: float) -> float:
+        _, initial, _ = book.values(instrument, qty * fraction, mark, pos.leverage[rows], mark)
+        return float((initial * value).sum())
+
+    if not equity > 0.0:
+        return 0.0
+    if im(1.0) <= equity:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if im(mid) <= equity else (lo, mid)
+    return lo
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_kept_fractions_of_many_units_are_each_units_and_the_bisections(which: int) -> None:
+    engine = books()[which]
+    book = engine.book
+    units = [u for u in range(book.units.size) if unit_rows(book, u).shape[0]]
+    rows_of = [unit_rows(book, u) for u in units]
+    rows = np.concatenate(rows_of)
+    pos, table = book.positions, book.units
+    instrument = pos.instrument[rows]
+    equity = table.collateral[units] + table.upnl[units]
+    together = kept_fractions(
+        book, np.repeat(np.arange(len(units)), [r.shape[0] for r in rows_of]), instrument,
+        pos.qty[rows], book.mark[instrument], pos.leverage[rows],
+        book.assets.value[book.settle_asset[instrument]], equity,
+    )  # fmt: skip
+    reduced = 0
+    for k, unit_rows_k in enumerate(rows_of):
+        ix = pos.instrument[unit_rows_k]
+        alone = kept_fraction(
+            book, ix, pos.qty[unit_rows_k], book.mark[ix], pos.leverage[unit_rows_k],
+            book.assets.value[book.settle_asset[ix]], float(equity[k]),
+        )  # fmt: skip
+        assert together[k] == alone
+        assert together[k] == pytest.approx(
+            _bisected(book, unit_rows_k, float(equity[k])), abs=1e-9
+        )
+        reduced += 0.0 < together[k] < 1.0
+    assert reduced  # some units are reduced in part, not only kept or closed

@@ -10,8 +10,8 @@ import pytest
 
 from monitor.book import Book
 from monitor.engine import Engine
-from monitor.engine._reduction import kept_fraction, kept_fractions
 from monitor.engine._events import build_event, build_events
+from monitor.engine._reduction import kept_fraction, kept_fractions
 from monitor.engine._risk import _exposures_of, position_risks, position_risks_of, unit_rows
 from monitor.engine._warm import _linear_book, _option_book, _ticks
 from monitor.schema import Transfer

@@ -74,6 +74,8 @@ def position_greeks(book: Book, instrument: int, qty: float) -> Greeks | None:
 
 def greeks_by_underlying(book: Book, rows: Iterable[int]) -> dict[str, Greeks]:
     """The option Greeks of position ``rows`` summed per underlying symbol."""
+    if not book.contracts.has_options:
+        return {}
     sums: dict[str, NDArray[np.float64]] = {}
     pos, contracts = book.positions, book.contracts
     for row in rows:

@@ -25,7 +25,7 @@ from monitor.book import (
 from monitor.engine import _bands, _kernels
 from monitor.engine._booking import book_entry, describe, rejection_reason
 from monitor.engine._config import EngineConfig
-from monitor.engine._events import build_events, price_trigger
+from monitor.engine._events import build_events, price_triggers
 from monitor.engine._judge import judge, judge_range, judge_range_reference, judge_reference
 from monitor.engine._options import reprice_options
 from monitor.engine._portfolio import PortfolioMargins
@@ -47,7 +47,6 @@ from monitor.schema import (
     LedgerEvent,
     MarginEvent,
     PriceTick,
-    Trigger,
     UnitStates,
 )
 
@@ -318,11 +317,7 @@ class Engine(EngineViews):
         book = self.book
         transitions = self._judge(units)
 
-        def trigger_of(unit: int, rows: Index) -> tuple[Trigger, int]:
-            tick = price_trigger(book, unit, moved, revalued_assets, rows)
-            # Judged afresh at restore with none of its prices: say so.
-            return ("restore", 0) if tick is None else ("price", tick.ts)
-
+        trigger_of = price_triggers(book, moved, revalued_assets)
         events = build_events(book, transitions, trigger_of, now_ms, collapsed=collapsed)
         return [
             self._with_portfolio(event, unit)

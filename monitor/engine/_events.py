@@ -9,7 +9,12 @@ import msgspec
 
 from monitor.book import Book, Index
 from monitor.engine._contract_risk import greeks_by_underlying
-from monitor.engine._risk import margin_ratio, position_risks_of, reductions_of, unit_rows
+from monitor.engine._risk import (
+    margin_ratio,
+    position_risks_of,
+    reductions_of,
+    units_rows,
+)
 from monitor.schema import MarginEvent, PriceTick, Trigger
 from monitor.states import LIQUIDATION, STATE_NAMES, event_type
 
@@ -20,7 +25,7 @@ __all__ = [
     "build_events",
     "event_id",
     "fit_positions",
-    "price_trigger",
+    "price_triggers",
 ]
 
 MAX_EVENT_BYTES = 900 * 1024
@@ -39,29 +44,26 @@ def event_id(account: str, symbol: str | None, sequence: int, new: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-def price_trigger(
-    book: Book,
-    unit: int,
-    moved: dict[int, list[PriceTick]],
-    revalued_assets: dict[int, PriceTick],
-    rows: Index | None = None,
-) -> PriceTick | None:
-    """The tick that triggered a unit's transition: of the cycle's ticks that changed
-    its positions or its wallet, the newest (ties: the smallest symbol). None when no
-    such tick exists: a unit judged afresh at restore whose instruments lost their
-    prices or were removed from the instruments file. ``rows``: the unit's
-    (:func:`unit_rows`), when the caller has them."""
-    if rows is None:
-        rows = unit_rows(book, unit)
-    candidates = [
-        tick for ix in book.positions.instrument[rows].tolist() for tick in moved.get(ix, ())
-    ]
-    if book.units.row[unit] < 0:
-        balances = book.accounts.balance[book.units.account[unit]]
-        candidates.extend(tick for asset, tick in revalued_assets.items() if balances[asset])
-    if not candidates:
-        return None
-    return min(candidates, key=lambda tick: (-tick.ts, tick.symbol))
+def price_triggers(
+    book: Book, moved: dict[int, list[PriceTick]], revalued_assets: dict[int, PriceTick]
+) -> Callable[[int, Index], tuple[Trigger, int]]:
+    """``trigger_of(unit, rows)`` for :func:`build_events` in a price cycle: a unit's
+    transition is triggered by the newest of the cycle's ticks that changed its positions
+    (``moved``, by instrument) or its wallet (``revalued_assets``, by asset). None such
+    (a unit judged afresh at restore whose instruments lost their prices or were removed
+    from the instruments file) gives ``("restore", 0)``."""
+    newest = {ix: max(tick.ts for tick in ticks) for ix, ticks in moved.items() if ticks}
+    asset_ts = {asset: tick.ts for asset, tick in revalued_assets.items()}
+    instrument, table = book.positions.instrument, book.units
+
+    def trigger_of(unit: int, rows: Index) -> tuple[Trigger, int]:
+        stamps = [newest[ix] for ix in instrument[rows].tolist() if ix in newest]
+        if asset_ts and table.row[unit] < 0:
+            balances = book.accounts.balance[table.account[unit]]
+            stamps.extend(ts for asset, ts in asset_ts.items() if balances[asset])
+        return ("price", max(stamps)) if stamps else ("restore", 0)
+
+    return trigger_of
 
 
 Transition = tuple[int, int, int]
@@ -102,7 +104,7 @@ def build_events(
     one vectorised pass (:func:`position_risks_of`): a crash's cycle has tens of
     thousands of transitions."""
     units = [unit for unit, _, _ in transitions]
-    rows_of = [unit_rows(book, unit) for unit in units]
+    rows_of = units_rows(book, units)
     positions = position_risks_of(book, units, rows_of)
     severe_at = [k for k, (_, _, new) in enumerate(transitions) if new >= LIQUIDATION]
     cuts = reductions_of(book, [units[k] for k in severe_at], [rows_of[k] for k in severe_at])

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from monitor.book import NO_ROW, Book, Index
 from monitor.engine._contract_risk import position_greeks, threshold_prices
 from monitor.engine._reduction import kept_fractions
+from monitor.engine._unit_kernels import unit_rows_of
 from monitor.models import INVERSE, OPTION
 from monitor.schema import PositionRisk, Reduction
 from monitor.states import STATE_NAMES
@@ -23,6 +24,7 @@ __all__ = [
     "reductions",
     "reductions_of",
     "unit_rows",
+    "units_rows",
 ]
 
 
@@ -44,6 +46,18 @@ def unit_rows(book: Book, unit: int) -> Index:
         row = int(pos.unit_next[row])
     array = np.array(rows, dtype=np.intp)
     return array[np.argsort(pos.instrument[array], kind="stable")]
+
+
+def units_rows(book: Book, units: Sequence[int]) -> list[Index]:
+    """:func:`unit_rows` of each of ``units``, every row list walked at once."""
+    if not units:
+        return []
+    table, pos = book.units, book.positions
+    slots, rows = unit_rows_of(np.array(units, dtype=np.intp), table.head, pos.unit_next)
+    order = np.lexsort((pos.instrument[rows], slots))  # stable: ties keep list order
+    rows = rows[order].astype(np.intp, copy=False)
+    counts = np.bincount(slots, minlength=len(units))
+    return np.split(rows, np.cumsum(counts)[:-1])
 
 
 def _optional(value: float) -> float | None:

@@ -10,11 +10,17 @@ import pytest
 
 from monitor.book import Book
 from monitor.engine import Engine
-from monitor.engine._events import build_event, build_events
+from monitor.engine._events import build_event, build_events, price_triggers
 from monitor.engine._reduction import kept_fraction, kept_fractions
-from monitor.engine._risk import _exposures_of, position_risks, position_risks_of, unit_rows
+from monitor.engine._risk import (
+    _exposures_of,
+    position_risks,
+    position_risks_of,
+    unit_rows,
+    units_rows,
+)
 from monitor.engine._warm import _linear_book, _option_book, _ticks
-from monitor.schema import Transfer
+from monitor.schema import PriceTick, Transfer
 from monitor.states import LIQUIDATION, MARGIN_CALL
 
 pytestmark = pytest.mark.unit
@@ -51,6 +57,19 @@ def test_positions_of_many_units_are_those_of_each_alone(which: int) -> None:
     if which == 1:  # collateral priced by a position's mark: some units move with it
         counts = [r.shape[0] for r in rows_of]
         assert _exposures_of(book, units, rows_of, counts).equity_slope.any()
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_rows_of_many_units_are_those_of_each_alone(which: int) -> None:
+    book = books()[which].book
+    units = list(range(book.units.size))
+    np.random.default_rng(which).shuffle(units)
+    together = units_rows(book, units)
+    assert len(together) == len(units)
+    for unit, rows in zip(units, together, strict=True):
+        np.testing.assert_array_equal(rows, unit_rows(book, unit))
+    assert any(rows.shape[0] > 1 for rows in together)  # sorted by instrument in a unit
+    assert units_rows(book, []) == []
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -119,3 +138,32 @@ def test_kept_fractions_of_many_units_are_each_units_and_the_bisections(which: i
         )
         reduced += 0.0 < together[k] < 1.0
     assert reduced  # some units are reduced in part, not only kept or closed
+
+
+def test_a_units_trigger_is_the_newest_tick_of_its_instruments_or_wallet() -> None:
+    engine = books()[1]  # WARM wallets, priced by the WARMUSDT tick
+    book = engine.book
+    warm = book.instrument_index["WARMUSDT"]
+    asset = book.assets.names.index("WARM")
+
+    def tick(symbol: str, ts: int) -> PriceTick:
+        return PriceTick(symbol=symbol, mark_price=1.0, ts=ts)
+
+    others = [ix for ix in range(len(book.symbols)) if ix != warm]
+    moved = {warm: [tick("WARMUSDT", 5), tick("WARMUSDT", 9)], others[0]: [tick("X", 7)]}
+    with_wallet = price_triggers(book, moved, {asset: tick("WARMUSDT", 11)})
+    without = price_triggers(book, moved, {})
+    nothing = price_triggers(book, {}, {})
+    seen = set()
+    for unit in range(book.units.size):
+        rows = unit_rows(book, unit)
+        held = set(book.positions.instrument[rows].tolist())
+        wallet = book.units.row[unit] < 0 and book.accounts.balance[book.units.account[unit], asset]
+        stamps = [9] * (warm in held) + [7] * (others[0] in held)
+        assert without(unit, rows) == (("price", max(stamps)) if stamps else ("restore", 0))
+        expected = [*stamps, 11] if wallet else stamps
+        assert with_wallet(unit, rows) == (("price", max(expected)) if expected else ("restore", 0))
+        assert nothing(unit, rows) == ("restore", 0)
+        seen.add((bool(stamps), bool(wallet)))
+    assert (True, True) in seen  # a position's tick and the wallet's
+    assert (False, True) in seen  # the wallet's alone

@@ -19,6 +19,9 @@ instrument. Each figure is printed with its baseline measured in the same run:
   ``..._holder_share``: how much of a quiet cycle is work per holder (1, 2 and 5
   instruments ticking together), and what share of holders change state per tick of the
   0.1 % steps: the ceiling of skipping holders that cannot.
+* ``crash_cycle``: a cycle in which every instrument falls 2 %, tens of thousands of
+  events built (positions with liquidation prices, reductions), against the full
+  revaluation.
 * ``cycle_every_instrument_ticks``: a cycle in which every instrument ticks a little,
   with price bands (only the units whose marks left their band are judged) against the
   same cycles without them; the units revalued per cycle, and the share of the cycle
@@ -425,7 +428,39 @@ def main() -> int:
         baseline="incremental_price_update",
         baseline_seconds=round(tick, 6),
     )
+    crash_cycle(engine, full)
     return 0 if not problems and not sweep.problems else 1
+
+
+def crash_cycle(engine: Engine, full: float) -> None:
+    """A cycle in which every instrument falls 2 % at once (last: it leaves a tenth of the
+    book in liquidation). Tens of thousands of units change state; each event carries
+    its positions' liquidation prices and, in liquidation, the reduction. Printed against
+    the full revaluation (one pass over the whole book)."""
+    symbols = engine.book.symbols
+    ts = 10_000_000
+    marks = np.asarray(engine.book.mark, dtype=np.float64) * 0.98
+    ticks = [
+        PriceTick(symbol=s, mark_price=float(p), ts=ts)
+        for s, p in zip(symbols, marks.tolist(), strict=True)
+    ]
+    t0 = time.perf_counter()
+    events = engine.apply([], ticks, ts)
+    seconds = time.perf_counter() - t0
+    severe = sum(1 for event in events if event.reductions)
+    emit(
+        figure="crash_cycle",
+        what="one cycle in which every instrument falls 2 %: revaluing, judging and "
+        "building every event (positions with liquidation prices, reductions)",
+        accounts=ACCOUNTS,
+        seconds=round(seconds, 3),
+        events=len(events),
+        events_with_reductions=severe,
+        microseconds_per_event=round(seconds / max(1, len(events)) * 1e6, 1),
+        baseline="full_revaluation",
+        baseline_seconds=round(full, 4),
+        ratio=round(seconds / full, 1),
+    )
 
 
 if __name__ == "__main__":

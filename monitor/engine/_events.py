@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 
 import msgspec
+import numpy as np
 
 from monitor.book import Book, Index
 from monitor.engine._contract_risk import greeks_by_underlying
@@ -110,17 +111,22 @@ def build_events(
     cuts = reductions_of(book, [units[k] for k in severe_at], [rows_of[k] for k in severe_at])
     cut_of = dict(zip(severe_at, cuts, strict=True))
     table = book.units
+    ids = np.array(units, dtype=np.intp)  # each unit's figures read at once, as floats
+    equities = (table.collateral[ids] + table.upnl[ids]).tolist()
+    maintenances = table.maintenance[ids].tolist()
+    initials = table.initial[ids].tolist()
+    sequences = table.transitions[ids].tolist()
+    accounts = table.account[ids].tolist()
+    with_options = book.contracts.has_options
     events = []
     for k, ((unit, previous, new), rows, risks) in enumerate(
         zip(transitions, rows_of, positions, strict=True)
     ):
         trigger, trigger_ts = trigger_of(unit, rows)
-        account = book.account_names[table.account[unit]]
+        account = book.account_names[accounts[k]]
         symbol = book.unit_symbol(unit)
-        equity = float(table.collateral[unit] + table.upnl[unit])
-        maintenance = float(table.maintenance[unit])
+        equity, maintenance, sequence = equities[k], maintenances[k], sequences[k]
         severe = new >= LIQUIDATION
-        sequence = int(table.transitions[unit])
         events.append(
             MarginEvent(
                 event_id=event_id(account, symbol, sequence, new),
@@ -129,7 +135,7 @@ def build_events(
                 state=STATE_NAMES[new],
                 previous_state=STATE_NAMES[previous],
                 equity=equity,
-                initial_margin=float(table.initial[unit]),
+                initial_margin=initials[k],
                 maintenance_margin=maintenance,
                 margin_ratio=margin_ratio(equity, maintenance),
                 trigger=trigger,
@@ -141,7 +147,7 @@ def build_events(
                 symbol=symbol,
                 sequence=sequence,
                 collapsed=collapsed or abs(new - previous) > 1,
-                greeks=greeks_by_underlying(book, rows.tolist()),
+                greeks=greeks_by_underlying(book, rows.tolist()) if with_options else {},
             )
         )
     return events

@@ -316,7 +316,6 @@ class Engine(EngineViews):
         """
         book = self.book
         transitions = self._judge(units)
-
         trigger_of = price_triggers(book, moved, revalued_assets)
         events = build_events(book, transitions, trigger_of, now_ms, collapsed=collapsed)
         return [

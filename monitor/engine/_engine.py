@@ -183,7 +183,8 @@ class Engine(EngineViews):
         transitions = sorted(self._judge(units), key=lambda t: (last_touch[t[0]], t[0]))
         self._band(units)
         events = build_events(
-            self.book, transitions, lambda unit, _rows: ("ledger", ledger[last_touch[unit]].ts),
+            self.book, transitions,
+            lambda units, _rows: [("ledger", ledger[last_touch[unit]].ts) for unit in units],
             now_ms,
         )  # fmt: skip
         return [
@@ -316,8 +317,8 @@ class Engine(EngineViews):
         """
         book = self.book
         transitions = self._judge(units)
-        trigger_of = price_triggers(book, moved, revalued_assets)
-        events = build_events(book, transitions, trigger_of, now_ms, collapsed=collapsed)
+        triggers = price_triggers(book, moved, revalued_assets)
+        events = build_events(book, transitions, triggers, now_ms, collapsed=collapsed)
         return [
             self._with_portfolio(event, unit)
             for event, (unit, _, _) in zip(events, transitions, strict=True)

@@ -22,6 +22,7 @@ from monitor.states import LIQUIDATION, STATE_NAMES, event_type
 __all__ = [
     "MAX_EVENT_BYTES",
     "Transition",
+    "Triggers",
     "build_event",
     "build_events",
     "event_id",
@@ -45,26 +46,49 @@ def event_id(account: str, symbol: str | None, sequence: int, new: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
+Triggers = Callable[[Sequence[int], Sequence[Index]], list[tuple[Trigger, int]]]
+"""``triggers(units, rows_of)``: the trigger and trigger time of each unit's event, given
+the units and their rows (:func:`unit_rows`)."""
+
+
 def price_triggers(
     book: Book, moved: dict[int, list[PriceTick]], revalued_assets: dict[int, PriceTick]
-) -> Callable[[int, Index], tuple[Trigger, int]]:
-    """``trigger_of(unit, rows)`` for :func:`build_events` in a price cycle: a unit's
-    transition is triggered by the newest of the cycle's ticks that changed its positions
-    (``moved``, by instrument) or its wallet (``revalued_assets``, by asset). None such
-    (a unit judged afresh at restore whose instruments lost their prices or were removed
-    from the instruments file) gives ``("restore", 0)``."""
-    newest = {ix: max(tick.ts for tick in ticks) for ix, ticks in moved.items() if ticks}
-    asset_ts = {asset: tick.ts for asset, tick in revalued_assets.items()}
-    instrument, table = book.positions.instrument, book.units
+) -> Triggers:
+    """:data:`Triggers` of a price cycle: a unit's transition is triggered by the newest
+    of the cycle's ticks that changed its positions (``moved``, by instrument) or its
+    wallet (``revalued_assets``, by asset). None such (a unit judged afresh at restore
+    whose instruments lost their prices or were removed from the instruments file) gives
+    ``("restore", 0)``. Every unit's at once: a crash's cycle has tens of thousands."""
+    lowest = np.iinfo(np.int64).min
+    newest = np.full(len(book.symbols), lowest, dtype=np.int64)
+    for ix, ticks in moved.items():
+        if ticks:
+            newest[ix] = max(tick.ts for tick in ticks)
+    table = book.units
 
-    def trigger_of(unit: int, rows: Index) -> tuple[Trigger, int]:
-        stamps = [newest[ix] for ix in instrument[rows].tolist() if ix in newest]
-        if asset_ts and table.row[unit] < 0:
-            balances = book.accounts.balance[table.account[unit]]
-            stamps.extend(ts for asset, ts in asset_ts.items() if balances[asset])
-        return ("price", max(stamps)) if stamps else ("restore", 0)
+    def triggers(units: Sequence[int], rows_of: Sequence[Index]) -> list[tuple[Trigger, int]]:
+        if not units:
+            return []
+        counts = [rows.shape[0] for rows in rows_of]
+        slot = np.repeat(np.arange(len(units)), counts)
+        stamp = newest[book.positions.instrument[np.concatenate(rows_of)]]
+        best = np.full(len(units), lowest, dtype=np.int64)
+        np.maximum.at(best, slot, stamp)
+        found = np.bincount(slot, stamp != lowest, minlength=len(units)) > 0
+        if revalued_assets:
+            ids = np.array(units, dtype=np.intp)
+            cross = table.row[ids] < 0
+            balances = book.accounts.balance[table.account[ids]]
+            for asset, tick in revalued_assets.items():
+                holds = cross & (balances[:, asset] != 0.0)
+                best = np.where(holds, np.maximum(best, tick.ts), best)
+                found |= holds
+        return [
+            ("price", ts) if hit else ("restore", 0)
+            for hit, ts in zip(found.tolist(), best.tolist(), strict=True)
+        ]
 
-    return trigger_of
+    return triggers
 
 
 Transition = tuple[int, int, int]
@@ -87,7 +111,7 @@ def build_event(
     event that skips a level (say margin call to bankruptcy: the levels between were
     passed inside one cycle's ticks, or while nobody watched) is collapsed too."""
     return build_events(
-        book, [(unit, previous, new)], lambda _unit, _rows: (trigger, trigger_ts), now_ms,
+        book, [(unit, previous, new)], lambda _units, _rows: [(trigger, trigger_ts)], now_ms,
         collapsed=collapsed,
     )[0]  # fmt: skip
 
@@ -95,17 +119,18 @@ def build_event(
 def build_events(
     book: Book,
     transitions: Sequence[Transition],
-    trigger_of: Callable[[int, Index], tuple[Trigger, int]],
+    triggers: Triggers,
     now_ms: int,
     *,
     collapsed: bool = False,
 ) -> list[MarginEvent]:
-    """:func:`build_event` of each transition, in order; ``trigger_of(unit, rows)`` gives
-    its trigger and trigger time. The positions' figures of every event are computed in
+    """:func:`build_event` of each transition, in order; ``triggers`` gives their
+    triggers and trigger times. The positions' figures of every event are computed in
     one vectorised pass (:func:`position_risks_of`): a crash's cycle has tens of
     thousands of transitions."""
     units = [unit for unit, _, _ in transitions]
     rows_of = units_rows(book, units)
+    stamps = triggers(units, rows_of)
     positions = position_risks_of(book, units, rows_of)
     severe_at = [k for k, (_, _, new) in enumerate(transitions) if new >= LIQUIDATION]
     cuts = reductions_of(book, [units[k] for k in severe_at], [rows_of[k] for k in severe_at])
@@ -119,10 +144,9 @@ def build_events(
     accounts = table.account[ids].tolist()
     with_options = book.contracts.has_options
     events = []
-    for k, ((unit, previous, new), rows, risks) in enumerate(
-        zip(transitions, rows_of, positions, strict=True)
+    for k, ((unit, previous, new), rows, risks, (trigger, trigger_ts)) in enumerate(
+        zip(transitions, rows_of, positions, stamps, strict=True)
     ):
-        trigger, trigger_ts = trigger_of(unit, rows)
         account = book.account_names[accounts[k]]
         symbol = book.unit_symbol(unit)
         equity, maintenance, sequence = equities[k], maintenances[k], sequences[k]

@@ -80,7 +80,9 @@ def test_events_built_together_are_those_built_one_at_a_time(which: int) -> None
     transitions = [
         (u, MARGIN_CALL, LIQUIDATION) if k % 2 else (u, 0, MARGIN_CALL) for k, u in enumerate(units)
     ]
-    together = build_events(book, transitions, lambda u, _rows: ("price", 1_000 + u), 7)
+    together = build_events(
+        book, transitions, lambda us, _rows: [("price", 1_000 + u) for u in us], 7
+    )
     for (unit, previous, new), event in zip(transitions, together, strict=True):
         alone = build_event(book, unit, previous, new, "price", 1_000 + unit, 7)
         assert event == alone
@@ -154,16 +156,22 @@ def test_a_units_trigger_is_the_newest_tick_of_its_instruments_or_wallet() -> No
     with_wallet = price_triggers(book, moved, {asset: tick("WARMUSDT", 11)})
     without = price_triggers(book, moved, {})
     nothing = price_triggers(book, {}, {})
+    units = list(range(book.units.size))
+    rows_of = [unit_rows(book, unit) for unit in units]
+    got = {
+        name: triggers(units, rows_of)
+        for name, triggers in (("wallet", with_wallet), ("without", without), ("none", nothing))
+    }
     seen = set()
-    for unit in range(book.units.size):
-        rows = unit_rows(book, unit)
+    for unit, rows in zip(units, rows_of, strict=True):
         held = set(book.positions.instrument[rows].tolist())
         wallet = book.units.row[unit] < 0 and book.accounts.balance[book.units.account[unit], asset]
         stamps = [9] * (warm in held) + [7] * (others[0] in held)
-        assert without(unit, rows) == (("price", max(stamps)) if stamps else ("restore", 0))
+        assert got["without"][unit] == (("price", max(stamps)) if stamps else ("restore", 0))
         expected = [*stamps, 11] if wallet else stamps
-        assert with_wallet(unit, rows) == (("price", max(expected)) if expected else ("restore", 0))
-        assert nothing(unit, rows) == ("restore", 0)
+        assert got["wallet"][unit] == (("price", max(expected)) if expected else ("restore", 0))
+        assert got["none"][unit] == ("restore", 0)
         seen.add((bool(stamps), bool(wallet)))
     assert (True, True) in seen  # a position's tick and the wallet's
     assert (False, True) in seen  # the wallet's alone
+    assert with_wallet([], []) == []

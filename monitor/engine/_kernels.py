@@ -394,8 +394,12 @@ if HAVE_NUMBA:
     _GENERIC_LINEAR: Any = compiled(_revalue_linear, numpy_errors=True)
 
 
-def _class_of(floors: NDArray[np.float64]) -> int:
-    """The narrowest width class comparing every floor of ``floors``, or -1."""
+def _class_of(floors: NDArray[np.float64], rows: int | None = None) -> int:
+    """The narrowest width class comparing every floor of ``floors``, or -1: also for
+    fewer ``rows`` than instruments, where building the table (a row per instrument, a
+    few microseconds for 500) would cost more than it saves."""
+    if rows is not None and rows < floors.shape[0]:
+        return -1
     compared = floors.shape[1] - 1
     for k, width in enumerate(WIDTHS):
         if compared <= width:
@@ -427,7 +431,7 @@ def revalue_linear(
     if not HAVE_NUMBA:
         kernel: Any = revalue_linear_reference
     else:
-        k = _class_of(floors)
+        k = _class_of(floors, qty.shape[0])
         kernel = _GENERIC_LINEAR if k < 0 else _LINEAR[k]
     kernel(
         instrument, qty, entry, leverage, unit, mark, contract_size, settle_value, n_tiers,
@@ -518,7 +522,7 @@ def revalue_rows(
     row_figures: NDArray[np.float64],
 ) -> None:
     """``revalue_rows_reference``, fused (the width class's kernel, as ``revalue_linear``)."""
-    k = _class_of(floors) if HAVE_NUMBA else -1
+    k = _class_of(floors, rows.shape[0]) if HAVE_NUMBA else -1
     kernel: Any = _generic_rows if k < 0 else _ROWS[k]
     kernel(
         rows, instrument, qty, entry, leverage, mark, contract_size, settle_value, n_tiers,

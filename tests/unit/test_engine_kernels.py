@@ -159,8 +159,9 @@ def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) ->
         rng.choice([1.0, 60_000.0], instruments), n_tiers, floors, mmr, imr, cum,
         rng.uniform(0, 1e-5, instruments), rng.uniform(0, 1e-5, instruments),
     )  # fmt: skip
-    width_class = _kernels._class_of(floors)
+    width_class = _kernels._class_of(floors, n)
     assert (width_class < 0) == (brackets - 1 > max(_kernels.WIDTHS))
+    assert _kernels._class_of(floors, instruments - 1) < 0  # fewer rows than instruments
     out = {}
     for name, kernel in (
         ("class", revalue_linear),

@@ -13,7 +13,6 @@ from numpy.typing import NDArray
 
 from monitor.book import COLLATERAL, UPNL, Book, Index
 from monitor.engine import _kernels
-from monitor.engine._kernels import revalue_linear, revalue_rows
 from monitor.engine._tick_kernels import (
     moved_rows,
     revalue_option_rows,
@@ -28,6 +27,7 @@ from monitor.engine._unit_kernels import (
     unit_collateral,
     unit_collateral_reference,
 )
+from monitor.engine._width_kernels import revalue_linear, revalue_rows
 
 __all__ = [
     "figures",
@@ -255,7 +255,7 @@ _CHUNK = 1 << 14
 def revalue_book(book: Book) -> None:
     """Every position's and every unit's figures from scratch, written into the book.
 
-    One fused pass (``monitor.engine._kernels.revalue_linear``) for a book of linear
+    One fused pass (``monitor.engine._width_kernels.revalue_linear``) for a book of linear
     contracts; the numpy path, in chunks, otherwise (or with ``_kernels.ENABLED`` off).
     Unit sums are exact sums over open rows, in row order.
     """

@@ -33,10 +33,10 @@ from monitor.book import (
 )
 from monitor.engine import _kernels
 from monitor.engine._judge import judge_range
-from monitor.engine._kernels import revalue_linear
 from monitor.engine._options import option_mismatches
 from monitor.engine._revalue import figures, unit_collateral_of
 from monitor.engine._verify_kernels import BAD_CYCLE, BAD_LISTED, check_unit_rows
+from monitor.engine._width_kernels import revalue_linear
 from monitor.states import REL_TOL, STATE_NAMES, classify
 
 if TYPE_CHECKING:

@@ -9,14 +9,15 @@ import pytest
 
 from monitor.book import load_cross_accounts
 from monitor.engine import Engine, _kernels
+from monitor.engine import _width_kernels as widths
 from monitor.engine._judge import judge, judge_reference
 from monitor.engine._kernels import (
     HAVE_NUMBA,
     brackets,
     brackets_reference,
-    revalue_linear,
+    revalue_linear_loops,
     revalue_linear_reference,
-    revalue_rows,
+    revalue_rows_loops,
     revalue_rows_reference,
 )
 from monitor.engine._revalue import _CHUNK, figures
@@ -26,6 +27,7 @@ from monitor.engine._unit_kernels import (
     unit_collateral,
     unit_collateral_reference,
 )
+from monitor.engine._width_kernels import revalue_linear, revalue_rows
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 pytestmark = pytest.mark.unit
@@ -134,7 +136,7 @@ def bracket_layout(
 @pytest.mark.skipif(not HAVE_NUMBA, reason="the width classes are numba kernels")
 @pytest.mark.parametrize("brackets", [1, 2, 5, 6, 9, 10, 13, 17, 18])
 def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) -> None:
-    """The kernels with their floors known at compile time (``_kernels.WIDTHS``) give what
+    """The kernels with their floors known at compile time (``WIDTHS``) give what
     the loops over the layout's arrays give, bit for bit, and the reference to rounding;
     positions sit on, just inside and far past every floor, some are closed, some have
     no leverage set. Past the widest class the generic kernel runs."""
@@ -159,13 +161,13 @@ def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) ->
         rng.choice([1.0, 60_000.0], instruments), n_tiers, floors, mmr, imr, cum,
         rng.uniform(0, 1e-5, instruments), rng.uniform(0, 1e-5, instruments),
     )  # fmt: skip
-    width_class = _kernels._class_of(floors, n)
-    assert (width_class < 0) == (brackets - 1 > max(_kernels.WIDTHS))
-    assert _kernels._class_of(floors, instruments - 1) < 0  # fewer rows than instruments
+    width_class = widths._class_of(floors, n)
+    assert (width_class < 0) == (brackets - 1 > max(widths.WIDTHS))
+    assert widths._class_of(floors, instruments - 1) < 0  # fewer rows than instruments
     out = {}
     for name, kernel in (
         ("class", revalue_linear),
-        ("generic", _kernels._GENERIC_LINEAR),
+        ("generic", revalue_linear_loops),
         ("reference", revalue_linear_reference),
     ):
         rows, units = np.full((n, 3), np.nan), np.zeros((n // 3, 5))
@@ -177,7 +179,7 @@ def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) ->
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-9)
     picked = np.sort(rng.choice(n, n // 4, replace=False)).astype(np.intp)
     tick = {}
-    for name, rows_kernel in (("class", revalue_rows), ("generic", _kernels._generic_rows)):
+    for name, rows_kernel in (("class", revalue_rows), ("generic", revalue_rows_loops)):
         figures_out = np.full((n, 3), np.nan)
         rows_kernel(picked, *inputs[:4], *inputs[5:], figures_out)
         tick[name] = figures_out
@@ -298,11 +300,11 @@ def test_every_width_class_is_compiled_for_what_any_class_was() -> None:
     inputs = kernel_inputs(engine)
     strided = tuple(a[::2] if i in (0, 1, 2, 3, 4) else a for i, a in enumerate(inputs))
     n = engine.book.positions.size
-    _kernels.revalue_linear_4(*strided, np.empty((n, 3))[::2], np.zeros((n, 5)))
-    assert len(_kernels.revalue_linear_4.signatures) > len(_kernels.revalue_linear_8.signatures)
-    _kernels.compile_every_width()
+    widths.revalue_linear_4(*strided, np.empty((n, 3))[::2], np.zeros((n, 5)))
+    assert len(widths.revalue_linear_4.signatures) > len(widths.revalue_linear_8.signatures)
+    widths.compile_every_width()
     for family in (
-        (*_kernels._LINEAR, _kernels._GENERIC_LINEAR),
-        (*_kernels._ROWS, _kernels._generic_rows),
+        (*widths._LINEAR, revalue_linear_loops),
+        (*widths._ROWS, revalue_rows_loops),
     ):
         assert len({frozenset(kernel.signatures) for kernel in family}) == 1

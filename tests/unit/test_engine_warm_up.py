@@ -201,7 +201,7 @@ def test_without_warm_up_the_same_cycles_compile_kernels() -> None:
     compiled = _grown_in_a_fresh_process(warm=False)
     assert "monitor.engine._judge.judge" in compiled
     # a fill's revaluation, by the kernel of the example brackets' width class
-    assert any(name.startswith("monitor.engine._kernels.revalue_rows_") for name in compiled)
+    assert any(name.startswith("monitor.engine._width_kernels.revalue_rows_") for name in compiled)
 
 
 if __name__ == "__main__":

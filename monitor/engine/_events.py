@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 import msgspec
 import numpy as np
 
-from monitor.book import Book, Index
+from monitor.book import Book
 from monitor.engine._contract_risk import greeks_by_underlying
 from monitor.engine._risk import (
+    UnitRows,
     margin_ratio,
     position_risks_of,
     reductions_of,
@@ -46,9 +47,9 @@ def event_id(account: str, symbol: str | None, sequence: int, new: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-Triggers = Callable[[Sequence[int], Sequence[Index]], list[tuple[Trigger, int]]]
-"""``triggers(units, rows_of)``: the trigger and trigger time of each unit's event, given
-the units and their rows (:func:`unit_rows`)."""
+Triggers = Callable[[Sequence[int], UnitRows], list[tuple[Trigger, int]]]
+"""``triggers(units, rows)``: the trigger and trigger time of each unit's event, given
+the units and their rows."""
 
 
 def price_triggers(
@@ -66,15 +67,13 @@ def price_triggers(
             newest[ix] = max(tick.ts for tick in ticks)
     table = book.units
 
-    def triggers(units: Sequence[int], rows_of: Sequence[Index]) -> list[tuple[Trigger, int]]:
+    def triggers(units: Sequence[int], of: UnitRows) -> list[tuple[Trigger, int]]:
         if not units:
             return []
-        counts = [rows.shape[0] for rows in rows_of]
-        slot = np.repeat(np.arange(len(units)), counts)
-        stamp = newest[book.positions.instrument[np.concatenate(rows_of)]]
+        stamp = newest[book.positions.instrument[of.rows]]
         best = np.full(len(units), lowest, dtype=np.int64)
-        np.maximum.at(best, slot, stamp)
-        found = np.bincount(slot, stamp != lowest, minlength=len(units)) > 0
+        np.maximum.at(best, of.slot, stamp)
+        found = np.bincount(of.slot, stamp != lowest, minlength=len(units)) > 0
         if revalued_assets:
             ids = np.array(units, dtype=np.intp)
             cross = table.row[ids] < 0
@@ -129,11 +128,11 @@ def build_events(
     one vectorised pass (:func:`position_risks_of`): a crash's cycle has tens of
     thousands of transitions."""
     units = [unit for unit, _, _ in transitions]
-    rows_of = units_rows(book, units)
-    stamps = triggers(units, rows_of)
-    positions = position_risks_of(book, units, rows_of)
+    of = units_rows(book, units)
+    stamps = triggers(units, of)
+    positions = position_risks_of(book, units, of)
     severe_at = [k for k, (_, _, new) in enumerate(transitions) if new >= LIQUIDATION]
-    cuts = reductions_of(book, [units[k] for k in severe_at], [rows_of[k] for k in severe_at])
+    cuts = reductions_of(book, [units[k] for k in severe_at], of.pick(severe_at))
     cut_of = dict(zip(severe_at, cuts, strict=True))
     table = book.units
     ids = np.array(units, dtype=np.intp)  # each unit's figures read at once, as floats
@@ -144,8 +143,8 @@ def build_events(
     accounts = table.account[ids].tolist()
     with_options = book.contracts.has_options
     events = []
-    for k, ((unit, previous, new), rows, risks, (trigger, trigger_ts)) in enumerate(
-        zip(transitions, rows_of, positions, stamps, strict=True)
+    for k, ((unit, previous, new), risks, (trigger, trigger_ts)) in enumerate(
+        zip(transitions, positions, stamps, strict=True)
     ):
         account = book.account_names[accounts[k]]
         symbol = book.unit_symbol(unit)
@@ -171,7 +170,7 @@ def build_events(
                 symbol=symbol,
                 sequence=sequence,
                 collapsed=collapsed or abs(new - previous) > 1,
-                greeks=greeks_by_underlying(book, rows.tolist()) if with_options else {},
+                greeks=greeks_by_underlying(book, of.of(k).tolist()) if with_options else {},
             )
         )
     return events

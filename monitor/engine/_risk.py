@@ -18,6 +18,7 @@ from monitor.schema import PositionRisk, Reduction
 from monitor.states import STATE_NAMES
 
 __all__ = [
+    "UnitRows",
     "margin_ratio",
     "position_risks",
     "position_risks_of",
@@ -48,16 +49,46 @@ def unit_rows(book: Book, unit: int) -> Index:
     return array[np.argsort(pos.instrument[array], kind="stable")]
 
 
-def units_rows(book: Book, units: Sequence[int]) -> list[Index]:
+class UnitRows(NamedTuple):
+    """The rows of several units end to end, each unit's as :func:`unit_rows` orders
+    them: built once per cycle and read by every step of its events."""
+
+    rows: Index
+    counts: list[int]  # rows per unit
+    starts: list[int]  # where each unit's rows start
+    slot: Index  # each row's unit, as its place in the units
+
+    @classmethod
+    def of_lists(cls, rows_of: Sequence[Index]) -> UnitRows:
+        """Those of units whose rows are ``rows_of``."""
+        counts = [rows.shape[0] for rows in rows_of]
+        rows = np.concatenate(rows_of) if rows_of else np.empty(0, dtype=np.intp)
+        return cls._of(rows.astype(np.intp, copy=False), counts)
+
+    @classmethod
+    def _of(cls, rows: Index, counts: list[int]) -> UnitRows:
+        starts = np.cumsum([0, *counts[:-1]]).tolist() if counts else []
+        slot = np.repeat(np.arange(len(counts)), counts)
+        return cls(rows, counts, starts, slot)
+
+    def of(self, k: int) -> Index:
+        """The rows of the ``k``-th unit."""
+        return self.rows[self.starts[k] : self.starts[k] + self.counts[k]]
+
+    def pick(self, ks: Sequence[int]) -> UnitRows:
+        """Those of the ``ks``-th units, in that order."""
+        return UnitRows.of_lists([self.of(k) for k in ks])
+
+
+def units_rows(book: Book, units: Sequence[int]) -> UnitRows:
     """:func:`unit_rows` of each of ``units``, every row list walked at once."""
     if not units:
-        return []
+        return UnitRows.of_lists([])
     table, pos = book.units, book.positions
     slots, rows = unit_rows_of(np.array(units, dtype=np.intp), table.head, pos.unit_next)
     order = np.lexsort((pos.instrument[rows], slots))  # stable: ties keep list order
-    rows = rows[order].astype(np.intp, copy=False)
-    counts = np.bincount(slots, minlength=len(units))
-    return np.split(rows, np.cumsum(counts)[:-1])
+    counts = np.bincount(slots, minlength=len(units)).tolist()
+    return UnitRows._of(rows[order].astype(np.intp, copy=False), counts)
 
 
 def _optional(value: float) -> float | None:
@@ -73,24 +104,21 @@ def position_risks(book: Book, unit: int) -> tuple[PositionRisk, ...]:
     ``price_symbol`` is the instrument (BTC collateral valued by ``BTCUSDT``), and
     other positions settling in such an asset, move with it (:func:`_exposures`).
     """
-    return position_risks_of(book, [unit], [unit_rows(book, unit)])[0]
+    return position_risks_of(book, [unit], UnitRows.of_lists([unit_rows(book, unit)]))[0]
 
 
 def position_risks_of(
-    book: Book, units: Sequence[int], rows_of: Sequence[Index]
+    book: Book, units: Sequence[int], of: UnitRows
 ) -> list[tuple[PositionRisk, ...]]:
-    """:func:`position_risks` of each of ``units``, whose rows (:func:`unit_rows`) are
-    ``rows_of``: one vectorised pass over all their positions, so a cycle with many
-    transitions (a crash) pays the arithmetic once, not once per event. Every figure
-    is an elementwise function of its position and its unit: the same, to the bit, as
-    one unit at a time."""
-    counts = [rows.shape[0] for rows in rows_of]
-    if not any(counts):
+    """:func:`position_risks` of each of ``units``, whose rows are ``of``: one vectorised
+    pass over all their positions, so a cycle with many transitions (a crash) pays the
+    arithmetic once, not once per event. Every figure is an elementwise function of its
+    position and its unit: the same, to the bit, as one unit at a time."""
+    rows, counts, slot = of.rows, of.counts, of.slot
+    if rows.shape[0] == 0:
         return [() for _ in units]
     pos, table = book.positions, book.units
     unit_ids = np.array(units, dtype=np.intp)
-    rows = np.concatenate(rows_of)
-    slot = np.repeat(np.arange(len(units)), counts)  # each row's place in ``units``
     owner = unit_ids[slot]
     instrument = pos.instrument[rows]
     qty = pos.qty[rows]
@@ -99,7 +127,7 @@ def position_risks_of(
     unit_equity = table.collateral[unit_ids] + table.upnl[unit_ids]
     equity = np.repeat(unit_equity, counts)
     other = table.maintenance[owner] - pos.maintenance[rows]
-    moves = _exposures_of(book, units, rows_of, counts)
+    moves = _exposures_of(book, units, of)
     equity_at, other_at = equity + moves.equity_shift, other + moves.maintenance_shift
     signed_size = qty * book.contract_size[instrument]
     with np.errstate(divide="ignore", invalid="ignore"):  # an unpriced settle asset
@@ -152,33 +180,26 @@ def position_risks_of(
                 greeks=position_greeks(book, ix, q) if is_option else None,
             )
         )
-    out: list[tuple[PositionRisk, ...]] = []
-    start = 0
-    for count in counts:
-        out.append(tuple(risks[start : start + count]))
-        start += count
-    return out
+    return [
+        tuple(risks[start : start + count]) for start, count in zip(of.starts, counts, strict=True)
+    ]
 
 
-def _exposures_of(
-    book: Book, units: Sequence[int], rows_of: Sequence[Index], counts: Sequence[int]
-) -> _Exposures:
-    """:func:`_exposures` of each unit, end to end in the order of ``rows_of``; zeros for
-    a unit none of whose instruments prices anything (most units, found at once)."""
-    n = sum(counts)
+def _exposures_of(book: Book, units: Sequence[int], of: UnitRows) -> _Exposures:
+    """:func:`_exposures` of each unit, end to end as ``of`` holds their rows; zeros for a
+    unit none of whose instruments prices anything (most units, found at once)."""
+    n = of.rows.shape[0]
     result = _Exposures(np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n))
     price_symbols = book.assets.price_symbols
     if not price_symbols:
         return result
     linked = np.array([bool(price_symbols.get(symbol)) for symbol in book.symbols], dtype=bool)
-    instrument = book.positions.instrument
-    start = 0
-    for unit, rows, count in zip(units, rows_of, counts, strict=True):
-        if count and linked[instrument[rows]].any():
-            one = _exposures(book, unit, rows)
-            for column, part in zip(result, one, strict=True):
-                column[start : start + count] = part
-        start += count
+    held = np.bincount(of.slot, linked[book.positions.instrument[of.rows]], minlength=len(units))
+    for k in np.flatnonzero(held).tolist():
+        start, stop = of.starts[k], of.starts[k] + of.counts[k]
+        one = _exposures(book, units[k], of.rows[start:stop])
+        for column, part in zip(result, one, strict=True):
+            column[start:stop] = part
     return result
 
 
@@ -265,26 +286,23 @@ def _notional(
 def reductions(book: Book, unit: int, rows: Index | None = None) -> tuple[Reduction, ...]:
     """The smallest proportional reduction restoring the unit to initial margin.
     ``rows``: the unit's (:func:`unit_rows`), when the caller has them."""
-    return reductions_of(book, [unit], [unit_rows(book, unit) if rows is None else rows])[0]
+    rows = unit_rows(book, unit) if rows is None else rows
+    return reductions_of(book, [unit], UnitRows.of_lists([rows]))[0]
 
 
-def reductions_of(
-    book: Book, units: Sequence[int], rows_of: Sequence[Index]
-) -> list[tuple[Reduction, ...]]:
-    """:func:`reductions` of each of ``units``, whose rows are ``rows_of``: the kept
-    fractions of all of them solved together (``kept_fractions``)."""
-    counts = [rows.shape[0] for rows in rows_of]
-    if not any(counts):
+def reductions_of(book: Book, units: Sequence[int], of: UnitRows) -> list[tuple[Reduction, ...]]:
+    """:func:`reductions` of each of ``units``, whose rows are ``of``: the kept fractions
+    of all of them solved together (``kept_fractions``)."""
+    rows, counts = of.rows, of.counts
+    if rows.shape[0] == 0:
         return [() for _ in units]
     pos, table = book.positions, book.units
     unit_ids = np.array(units, dtype=np.intp)
-    rows = np.concatenate(rows_of)
-    slot = np.repeat(np.arange(len(units)), counts)
     instrument = pos.instrument[rows]
     qty = pos.qty[rows]
     kept = kept_fractions(
         book,
-        slot,
+        of.slot,
         instrument,
         qty,
         book.mark[instrument],
@@ -295,16 +313,14 @@ def reductions_of(
     symbols = [book.symbols[ix] for ix in instrument.tolist()]
     sizes = np.abs(qty).tolist()
     out: list[tuple[Reduction, ...]] = []
-    start = 0
-    for at, count in enumerate(counts):
+    for at, (start, count) in enumerate(zip(of.starts, counts, strict=True)):
         share = 1.0 - kept[at]
-        stop = start + count
         out.append(
             ()
             if kept[at] >= 1.0
             else tuple(
-                Reduction(symbol=symbols[k], qty=sizes[k] * share) for k in range(start, stop)
+                Reduction(symbol=symbols[k], qty=sizes[k] * share)
+                for k in range(start, start + count)
             )
         )
-        start = stop
     return out

@@ -13,6 +13,7 @@ from monitor.engine import Engine
 from monitor.engine._events import build_event, build_events, price_triggers
 from monitor.engine._reduction import kept_fraction, kept_fractions
 from monitor.engine._risk import (
+    UnitRows,
     _exposures_of,
     position_risks,
     position_risks_of,
@@ -50,13 +51,12 @@ def test_positions_of_many_units_are_those_of_each_alone(which: int) -> None:
     rng = np.random.default_rng(which)
     rng.shuffle(units)  # in any order
     rows_of = [unit_rows(book, unit) for unit in units]
-    together = position_risks_of(book, units, rows_of)
+    together = position_risks_of(book, units, UnitRows.of_lists(rows_of))
     assert sum(len(risks) for risks in together) == sum(r.shape[0] for r in rows_of) > 0
     for unit, risks in zip(units, together, strict=True):
         assert risks == position_risks(book, unit)
     if which == 1:  # collateral priced by a position's mark: some units move with it
-        counts = [r.shape[0] for r in rows_of]
-        assert _exposures_of(book, units, rows_of, counts).equity_slope.any()
+        assert _exposures_of(book, units, UnitRows.of_lists(rows_of)).equity_slope.any()
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -65,11 +65,17 @@ def test_rows_of_many_units_are_those_of_each_alone(which: int) -> None:
     units = list(range(book.units.size))
     np.random.default_rng(which).shuffle(units)
     together = units_rows(book, units)
-    assert len(together) == len(units)
-    for unit, rows in zip(units, together, strict=True):
-        np.testing.assert_array_equal(rows, unit_rows(book, unit))
-    assert any(rows.shape[0] > 1 for rows in together)  # sorted by instrument in a unit
-    assert units_rows(book, []) == []
+    assert len(together.counts) == len(units)
+    for k, unit in enumerate(units):
+        np.testing.assert_array_equal(together.of(k), unit_rows(book, unit))
+        assert (
+            together.slot[together.starts[k] : together.starts[k] + together.counts[k]] == k
+        ).all()
+    assert max(together.counts) > 1  # sorted by instrument in a unit
+    picked = together.pick([3, 0])
+    np.testing.assert_array_equal(picked.of(0), together.of(3))
+    np.testing.assert_array_equal(picked.of(1), together.of(0))
+    assert units_rows(book, []).rows.shape == (0,)
 
 
 @pytest.mark.parametrize("which", [0, 1])
@@ -159,7 +165,7 @@ def test_a_units_trigger_is_the_newest_tick_of_its_instruments_or_wallet() -> No
     units = list(range(book.units.size))
     rows_of = [unit_rows(book, unit) for unit in units]
     got = {
-        name: triggers(units, rows_of)
+        name: triggers(units, UnitRows.of_lists(rows_of))
         for name, triggers in (("wallet", with_wallet), ("without", without), ("none", nothing))
     }
     seen = set()
@@ -174,4 +180,4 @@ def test_a_units_trigger_is_the_newest_tick_of_its_instruments_or_wallet() -> No
         seen.add((bool(stamps), bool(wallet)))
     assert (True, True) in seen  # a position's tick and the wallet's
     assert (False, True) in seen  # the wallet's alone
-    assert with_wallet([], []) == []
+    assert with_wallet([], UnitRows.of_lists([])) == []

@@ -153,6 +153,12 @@ class PositionTable(Columns):
         return self.holders.of(instrument_ix)
 
     def add_holder(self, row: int) -> None:
+        """List an opening row: with no band (flagged at the next move of its mark) until
+        its unit is judged and banded, whatever band it had when it last closed (a band
+        left wide open, for a unit judged on every move, must not outlive that unit's
+        flag)."""
+        self.band_low[row] = np.inf
+        self.band_high[row] = -np.inf
         self.holders.add(
             int(self.instrument[row]), row, self.holder_slot, self.band_low, self.band_high
         )

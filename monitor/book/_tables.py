@@ -71,6 +71,13 @@ class UnitTable(Columns):
     ``collateral`` is the wallet value after haircuts (cross) or the allocated margin
     (isolated); ``gross`` is the sum of absolute unrealised PnL, the scale that float
     rounding of the equity sum is measured against.
+
+    ``unbanded`` marks a unit judged but given no price band (in liquidation or
+    bankrupt, portfolio-margined, or within rounding of a threshold: see
+    ``monitor.engine._bands``): a tick judges it whenever one of its marks moves, found by
+    this flag rather than through its rows, whose bands are left wide open so that they
+    never keep a tick from skipping their holder blocks. ``unbanded_count`` is how many
+    are set, so a book with none pays nothing for them.
     """
 
     SPEC: ClassVar = {
@@ -83,6 +90,7 @@ class UnitTable(Columns):
         "open_positions": (ID, 0, 0),
         "head": (ID, -1, 0),
         "previous_isolated": (ID, -1, 0),
+        "unbanded": (np.bool_, False, 0),
     }
 
     account: Ids
@@ -93,6 +101,11 @@ class UnitTable(Columns):
     open_positions: Ids
     head: Ids
     previous_isolated: Ids
+    unbanded: NDArray[np.bool_]
+
+    def __init__(self, capacity: int = 64, widths: dict[str, int] | None = None) -> None:
+        super().__init__(capacity, widths)
+        self.unbanded_count = 0
 
     @property
     def collateral(self) -> NDArray[np.float64]:

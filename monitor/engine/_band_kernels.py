@@ -27,9 +27,14 @@ again (:func:`band_units`). Whatever the others' cached figures say, their state
 the state a full revaluation would give them.
 
 Bands are stored as float32, rounded inwards (a band is only ever narrower than
-computed). A unit with no band (never judged, in liquidation or bankrupt, portfolio-
-margined, or with a distance too small) has ``low = +inf``, ``high = -inf``: it is
-flagged whenever one of its marks moves.
+computed). A row never banded since it opened, or since the bands were dropped, has
+``low = +inf``, ``high = -inf``: it is flagged whenever its mark moves. A unit judged but
+given no band (in liquidation or bankrupt, portfolio-margined, or with a distance too
+small) is *unbanded* (``UnitTable.unbanded``): a tick finds it by that flag whenever one
+of its marks moves, and its rows' bands are left wide open (``-inf``, ``+inf``), so
+that they never keep a tick from skipping their holder blocks. A wide-open band is only
+ever on a row of an unbanded unit: banding a unit rewrites every row of it, and a row
+that opens starts with no band (``PositionTable.add_holder``).
 
 Compiled as ``monitor.engine._kernels.jit`` says; ``tests/unit/test_band_kernels.py``
 checks each kernel against its reference, and ``tests/property`` that a banded engine
@@ -124,9 +129,13 @@ def band_units_reference(
     hysteresis: float,
     low: Bands,
     high: Bands,
-) -> None:
+    unbanded: NDArray[np.bool_],
+) -> int:
     """Set the band of every row listed by ``units`` (figures fresh, just judged); a unit
-    not ``eligible`` (one flag per entry of ``units``) gets none. See the module text."""
+    not ``eligible`` (one flag per entry of ``units``), or too near a threshold, gets none:
+    it is marked ``unbanded`` and its rows' bands are wide open. A unit with no open row
+    is not unbanded (no mark of it can move). Returns the change in the number of
+    unbanded units. See the module text."""
     slots, rows = unit_rows_of(units, head, unit_next)
     ix = instrument[rows]
     cs, m = contract_size[ix], mark[ix]
@@ -155,7 +164,10 @@ def band_units_reference(
     )
     with np.errstate(divide="ignore", invalid="ignore"):
         rho = (distance - _ROUNDING * magnitude) / lipschitz
-    banded = eligible & (rho > 0.0)
+    banded = (eligible & (rho > 0.0)) | (np.bincount(slots, minlength=n) == 0)
+    was = unbanded[units]
+    unbanded[units] = ~banded
+    change = int(np.count_nonzero(~banded & ~was)) - int(np.count_nonzero(banded & was))
     r = rho[slots]
     with np.errstate(divide="ignore", invalid="ignore"):
         floor_low = np.where(bracket >= 1, floors[ix, bracket] / size, 0.0) * (1.0 + _BRACKET_IN)
@@ -167,8 +179,9 @@ def band_units_reference(
         np.maximum(m * (1.0 - r), floor_low), np.minimum(m * (1.0 + r), floor_high)
     )
     keep = banded[slots]
-    low[rows] = np.where(keep, row_low, np.float32(np.inf))
-    high[rows] = np.where(keep, row_high, np.float32(-np.inf))
+    low[rows] = np.where(keep, row_low, np.float32(-np.inf))
+    high[rows] = np.where(keep, row_high, np.float32(np.inf))
+    return change
 
 
 def _distance(
@@ -222,12 +235,29 @@ def _band_units(
     hysteresis: Any,
     low: Any,
     high: Any,
-) -> None:  # pragma: no cover - compiled by numba; checked against the reference
+    unbanded: Any,
+) -> int:  # pragma: no cover - compiled by numba; checked against the reference
     a = max(1.0, margin_call_ratio)
     b = 1.0 + hysteresis
     width = floors.shape[1]
+    change = 0
     for k in range(units.shape[0]):
         u = units[k]
+        if head[u] == NO_ROW:  # no open row: nothing to band, nothing a mark can move
+            if unbanded[u]:
+                unbanded[u] = False
+                change -= 1
+            continue
+        if not eligible[k]:  # no band, whatever its distance: skip the first walk
+            if not unbanded[u]:
+                unbanded[u] = True
+                change += 1
+            r = head[u]
+            while r != NO_ROW:
+                low[r] = -np.inf
+                high[r] = np.inf
+                r = unit_next[r]
+            continue
         lipschitz = magnitude = 0.0
         r = head[u]
         while r != NO_ROW:  # first walk: the unit's Lipschitz sum and magnitude
@@ -252,12 +282,15 @@ def _band_units(
         )
         magnitude += abs(c) + gross + abs(initial) + abs(maintenance)
         rho = (distance - _ROUNDING * magnitude) / lipschitz
-        banded = eligible[k] and rho > 0.0
+        banded = rho > 0.0
+        if banded == unbanded[u]:
+            unbanded[u] = not banded
+            change += -1 if banded else 1
         r = head[u]
         while r != NO_ROW:  # second walk: each row's band
             if not banded:
-                low[r] = np.inf
-                high[r] = -np.inf
+                low[r] = -np.inf
+                high[r] = np.inf
                 r = unit_next[r]
                 continue
             ix = instrument[r]
@@ -271,10 +304,11 @@ def _band_units(
             low[r] = np.float32(min(row_low * (1.0 + _IN), _F32_MAX))
             high[r] = np.float32(min(row_high * (1.0 - _IN), _F32_MAX))
             r = unit_next[r]
+    return change
 
 
 band_units: Any = jit(_band_units, band_units_reference)
 """``band_units(units, eligible, head, unit_next, instrument, qty, leverage, mark,
 contract_size, settle_value, n_tiers, floors, mmr, imr, mm_slope, im_slope,
-unit_figures, margin_call_ratio, hysteresis, low, high)``: ``band_units_reference``,
-two walks per unit."""
+unit_figures, margin_call_ratio, hysteresis, low, high, unbanded) -> change``:
+``band_units_reference``, two walks per banded unit, one per unit without a band."""

@@ -23,22 +23,26 @@ from monitor.engine._flag_kernels import (
     admit_bands_reference,
     flag_holders,
     flag_holders_reference,
+    flag_unbanded,
+    flag_unbanded_reference,
 )
 from monitor.engine._revalue import unit_collateral_of
 from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
 from monitor.states import LIQUIDATION
 
-__all__ = ["FlagScratch", "band", "flagged_units", "revalue"]
+__all__ = ["FlagScratch", "band", "drop", "flagged_units", "revalue"]
 
 
 def flagged_units(book: Book, moved: Index, forced: Index, scratch: FlagScratch) -> Index:
     """The units (sorted, distinct) with an open row of an instrument in ``forced``, or of
-    one in ``moved`` whose mark is outside the row's band.
+    one in ``moved`` whose mark is outside the row's band, and the unbanded units with an
+    open row of either.
 
     Only the blocks of holders whose band summary does not hold the new mark strictly
     inside are read (``monitor.book._holders``): a tick that moves every instrument a
     little reads a few blocks, not every open position; one that leaves many bands
-    reads every row once, in memory order.
+    reads every row once, in memory order. The unbanded units (``UnitTable.unbanded``:
+    in liquidation or bankrupt, say) are found by their flag, their row lists walked.
     """
     pos = book.positions
     mode = np.zeros(len(book.symbols), dtype=np.int8)
@@ -54,8 +58,19 @@ def flagged_units(book: Book, moved: Index, forced: Index, scratch: FlagScratch)
         pos.holder_slot, pos.unit, pos.band_low, pos.band_high, book.mark,
         holders.block_low, holders.block_high, flagged, out,
     )  # fmt: skip
+    table = book.units
+    if table.unbanded_count:
+        candidates = np.flatnonzero(table.unbanded[: table.size])
+        kernel = flag_unbanded if _kernels.ENABLED else flag_unbanded_reference
+        count = kernel(
+            mode, candidates, table.head, pos.unit_next, pos.instrument, flagged, out, count
+        )
+    if count * 16 >= table.size:  # many: read the flags back in order (a sort took 6x)
+        units = np.flatnonzero(flagged[: table.size])
+        flagged[: table.size] = False  # all False again for the next tick
+        return units
     units = np.sort(out[:count])
-    flagged[units] = False  # all False again for the next tick
+    flagged[units] = False
     return units
 
 
@@ -102,23 +117,33 @@ def band(
 ) -> None:
     """Set the bands of the rows of ``units``, just revalued and judged. A unit in
     liquidation or bankrupt, or portfolio-margined (``portfolio``, per entry of
-    ``units``), gets none: it is judged whenever one of its marks moves."""
+    ``units``), gets none: it is unbanded, judged whenever one of its marks moves."""
     if units.shape[0] == 0:
         return
     pos, table = book.positions, book.units
     layout = book.models.layout
     eligible = (table.state[units] < LIQUIDATION) & ~portfolio
     kernel = band_units if _kernels.ENABLED else band_units_reference
-    kernel(
+    table.unbanded_count += kernel(
         units, eligible, table.head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
         book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
         layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.mm_slope,
         layout.im_slope, table.figures, margin_call_ratio, hysteresis, pos.band_low,
-        pos.band_high,
+        pos.band_high, table.unbanded,
     )  # fmt: skip
     holders = pos.holders
     admit = admit_bands if _kernels.ENABLED else admit_bands_reference
+    banded = units[~table.unbanded[units]]  # the others' bands are wide open: no summary
     admit(
-        units, table.head, pos.unit_next, pos.instrument, holders.start, pos.holder_slot,
+        banded, table.head, pos.unit_next, pos.instrument, holders.start, pos.holder_slot,
         pos.band_low, pos.band_high, holders.block_low, holders.block_high,
     )  # fmt: skip
+
+
+def drop(book: Book) -> None:
+    """No unit or row has a band (``full_recompute``): every holder is judged at the next
+    move of its mark, through its rows."""
+    book.positions.drop_bands()
+    table = book.units
+    table.unbanded[: table.size] = False
+    table.unbanded_count = 0

@@ -369,7 +369,7 @@ class Engine(EngineViews):
         self._judge(None)
         # Bands from before are dropped (they were drawn from the figures this replaces):
         # each unit is judged at the next move of one of its marks, and banded then.
-        book.positions.drop_bands()
+        _bands.drop(book)
 
     def bring_up_to_date(self, units: Index) -> None:
         """Revalue ``units`` at the current marks, for a reader of their figures.

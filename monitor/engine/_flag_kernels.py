@@ -2,10 +2,13 @@
 (``monitor.book._holders``) and keep them conservative, with their numpy references.
 
 A tick flags the unit of every open row whose mark left its band
-(``monitor.engine._band_kernels``). Rather than read every holder of every moved
-instrument (a million rows at a million accounts, most cycles), :func:`flag_holders`
-reads each block's summary and only the rows of a block whose summary the mark is not
-strictly inside; reading them, it sets the block's summary back to exact. Whoever writes
+(``monitor.engine._band_kernels``), and every unit judged without a band that holds an
+instrument the tick moved (:func:`flag_unbanded`: such a unit is found by its flag, and
+its rows' bands are wide open, so they never make a block worth reading). Rather than
+read every holder of every moved instrument (a million rows at a million accounts, most
+cycles), :func:`flag_holders` reads each block's summary and only the rows of a block
+whose summary the mark is not strictly inside; reading them, it sets the block's summary
+back to exact. Whoever writes
 bands narrows the summaries to admit them (:func:`admit_bands`, after ``band_units``), so
 a summary never hides a row whose band the mark left.
 
@@ -34,6 +37,8 @@ __all__ = [
     "admit_bands_reference",
     "flag_holders",
     "flag_holders_reference",
+    "flag_unbanded",
+    "flag_unbanded_reference",
 ]
 
 Array = NDArray[np.float64]
@@ -291,3 +296,55 @@ def _admit_bands(
 admit_bands: Any = jit(_admit_bands, admit_bands_reference)
 """``admit_bands(units, head, unit_next, instrument, start, slot, low, high, block_low,
 block_high)``: ``admit_bands_reference``, one walk per unit."""
+
+
+def flag_unbanded_reference(
+    mode: NDArray[np.int8],
+    candidates: Ints,
+    head: Ints,
+    unit_next: Ints,
+    instrument: Ints,
+    flagged: NDArray[np.bool_],
+    out: Ints,
+    found: int,
+) -> int:
+    """Of ``candidates`` (the unbanded units), each not yet ``flagged`` with an open row
+    of an instrument whose ``mode`` is not 0: set in ``flagged`` and listed in ``out``
+    after its first ``found`` entries; returns how many are listed in all."""
+    slots, rows = unit_rows_of(candidates, head, unit_next)
+    hit = np.unique(slots[mode[instrument[rows]] != 0])
+    units = candidates[hit]
+    units = units[~flagged[units]]
+    flagged[units] = True
+    out[found : found + units.shape[0]] = units
+    return found + int(units.shape[0])
+
+
+def _flag_unbanded(
+    mode: Any,
+    candidates: Any,
+    head: Any,
+    unit_next: Any,
+    instrument: Any,
+    flagged: Any,
+    out: Any,
+    found: Any,
+) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
+    for k in range(candidates.shape[0]):
+        u = candidates[k]
+        if flagged[u]:
+            continue
+        r = head[u]
+        while r != NO_ROW:
+            if mode[instrument[r]] != 0:
+                flagged[u] = True
+                out[found] = u
+                found += 1
+                break
+            r = unit_next[r]
+    return found
+
+
+flag_unbanded: Any = jit(_flag_unbanded, flag_unbanded_reference)
+"""``flag_unbanded(mode, candidates, head, unit_next, instrument, flagged, out, found)
+-> found``: ``flag_unbanded_reference`` (``out`` in the order of ``candidates``)."""

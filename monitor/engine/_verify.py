@@ -391,6 +391,11 @@ def _holder_problem(book: Book, ix: int, first: int, stop: int) -> str:
             f"holders of {book.symbols[ix]}: a block's band summary hides a row's band "
             "(a tick could skip it)"
         )
+    if not np.all(book.units.unbanded[pos.unit[listed]] | (pos.band_low[listed] > -np.inf)):
+        return (
+            f"holders of {book.symbols[ix]}: a row's band is wide open but its unit is not "
+            "flagged unbanded (a tick could skip it)"
+        )
     return ""
 
 
@@ -411,4 +416,9 @@ def _totals(book: Book) -> list[str]:
     listed = int(book.units.open_positions[: book.units.size].sum())
     if listed != open_rows:
         problems.append(f"unit row lists count {listed} open positions, {open_rows} are open")
+    unbanded = int(np.count_nonzero(book.units.unbanded[: book.units.size]))
+    if unbanded != book.units.unbanded_count:
+        problems.append(
+            f"{unbanded} units are flagged unbanded, the count says {book.units.unbanded_count}"
+        )
     return problems

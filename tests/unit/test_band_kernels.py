@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
-from monitor.book import NO_ROW, load_cross_accounts
+from monitor.book import HOLDER_BLOCK, NO_ROW, load_cross_accounts
 from monitor.engine import Engine, EngineConfig
 from monitor.engine._band_kernels import band_units, band_units_reference
 from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
@@ -102,19 +102,33 @@ def test_the_revalue_and_band_kernels_equal_their_references(seed: int) -> None:
     np.testing.assert_array_equal(results[0][0], results[1][0])  # same arithmetic, same order
     np.testing.assert_array_equal(results[0][1], results[1][1])
     eligible = rng.random(units.size) < 0.8
+    head = table.head.copy()
+    head[units[:3]] = NO_ROW  # units with no open row: never unbanded, cleared if they were
     bands = []
     for kernel in (band_units, band_units_reference):
         low, high = pos.band_low.copy(), pos.band_high.copy()
-        kernel(
-            units, eligible, table.head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
+        unbanded = table.unbanded.copy()
+        unbanded[units[1::2]] = True  # some were unbanded before, some not
+        before = int(np.count_nonzero(unbanded))
+        change = kernel(
+            units, eligible, head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
             *layout_inputs(engine), layout.mm_slope, layout.im_slope, results[0][1],
-            CONFIG.margin_call_ratio, CONFIG.hysteresis, low, high,
+            CONFIG.margin_call_ratio, CONFIG.hysteresis, low, high, unbanded,
         )  # fmt: skip
-        bands.append((low, high))
-    np.testing.assert_array_equal(bands[0][0], bands[1][0])
-    np.testing.assert_array_equal(bands[0][1], bands[1][1])
-    assert np.isfinite(bands[0][0][: pos.size]).any()  # some rows are banded
-    assert (bands[0][0][: pos.size] == np.inf).any()  # and some are not
+        assert change == int(np.count_nonzero(unbanded)) - before
+        bands.append((low, high, unbanded))
+    for got, want in zip(bands[0], bands[1], strict=True):
+        np.testing.assert_array_equal(got, want)
+    low, high, unbanded = bands[0]
+    assert not unbanded[units[:3]].any()
+    listed = units[3:]
+    rows = np.flatnonzero(np.isin(pos.unit[: pos.size], listed))
+    wide = low[rows] == -np.inf
+    assert np.isfinite(low[rows]).any()  # some rows banded
+    assert wide.any()  # and some not
+    np.testing.assert_array_equal(wide, unbanded[pos.unit[rows]])  # wide iff unbanded
+    np.testing.assert_array_equal(high[rows] == np.inf, wide)
+    assert unbanded[listed[~eligible[3:]]].all()  # in liquidation, say: no band
 
 
 def test_a_units_revaluation_sums_as_the_full_revaluation_does() -> None:
@@ -202,9 +216,8 @@ def test_a_tick_inside_the_bands_revalues_nobody_and_one_outside_its_holders() -
     engine = banded_book(8)
     book = engine.book
     symbols = book.symbols
-    pos, n = book.positions, book.positions.size
-    open_rows = pos.unit[:n] != NO_ROW
-    unbanded = np.unique(pos.unit[:n][open_rows & (pos.band_low[:n] == np.inf)]).size
+    unbanded = int(np.count_nonzero(book.units.unbanded[: book.units.size]))
+    assert unbanded == book.units.unbanded_count
     calm = [PriceTick(symbol=s, mark_price=float(m) * (1 + 1e-7), ts=1)
             for s, m in zip(symbols, book.mark, strict=True)]  # fmt: skip
     engine.apply([], calm, 1)
@@ -219,17 +232,53 @@ def test_a_tick_inside_the_bands_revalues_nobody_and_one_outside_its_holders() -
     assert engine.verify() == []
 
 
-def test_units_in_liquidation_have_no_band() -> None:
+def test_units_in_liquidation_are_found_by_their_flag_not_by_their_rows() -> None:
+    """No band for a unit in liquidation or bankrupt: it is flagged unbanded and its rows'
+    bands are wide open, so the blocks of holders it shares with banded units can still
+    be skipped, and a tick of one of its marks judges it all the same."""
     engine = banded_book(9)
-    table, pos = engine.book.units, engine.book.positions
+    book = engine.book
+    table, pos, n = book.units, book.positions, book.positions.size
     severe = np.flatnonzero(table.state[: table.size] >= LIQUIDATION)
     assert severe.size
-    for unit in severe.tolist():
-        row = int(table.head[unit])
-        while row != NO_ROW:
-            assert pos.band_low[row] == np.inf
-            assert pos.band_high[row] == -np.inf
-            row = int(pos.unit_next[row])
+    assert table.unbanded[severe].all()
+    assert table.unbanded_count == np.count_nonzero(table.unbanded[: table.size])
+    rows = np.flatnonzero(np.isin(pos.unit[:n], severe))
+    assert (pos.band_low[rows] == -np.inf).all()
+    assert (pos.band_high[rows] == np.inf).all()
+    # A calm tick of every instrument reads every block once (bands were just drawn)...
+    calm = [PriceTick(symbol=s, mark_price=float(m) * (1 + 1e-7), ts=1)
+            for s, m in zip(book.symbols, book.mark, strict=True)]  # fmt: skip
+    engine.apply([], calm, 1)
+    # ...after which nearly every block of instrument 0 holds its mark: the unbanded
+    # rows in most of them do not count. Blocks that hold the mark are not read.
+    holders = pos.holders
+    listed = pos.holders_of(0)
+    blocks = (int(holders.start[0]) + np.arange(listed.size)) // HOLDER_BLOCK
+    with_unbanded = np.unique(blocks[table.unbanded[pos.unit[listed]]])
+    assert with_unbanded.size > np.unique(blocks).size // 2
+    mark = float(book.mark[0]) * (1 + 1e-7)
+    held = (holders.block_low[with_unbanded] < mark) & (mark < holders.block_high[with_unbanded])
+    assert held.mean() > 0.8
+    # A tick of instrument 0 judges its unbanded holders, found by their flag.
+    unbanded_holders = np.unique(pos.unit[listed][table.unbanded[pos.unit[listed]]])
+    engine.apply([], [PriceTick(symbol=book.symbols[0], mark_price=mark, ts=2)], 2)
+    assert unbanded_holders.size <= engine.revalued_by_prices <= unbanded_holders.size + 20
+    assert engine.verify() == []
+
+
+def test_a_reopened_position_has_no_band_until_its_unit_is_judged() -> None:
+    """A row keeps its band when it closes; opening again, it starts with none (flagged
+    at the next move), so a band left wide open for a unit in liquidation never outlives
+    that unit's flag."""
+    engine = banded_book(9, accounts=300)
+    pos = engine.book.positions
+    row = int(pos.holders_of(0)[0])
+    pos.band_low[row], pos.band_high[row] = -np.inf, np.inf
+    pos.remove_holder(row)
+    pos.add_holder(row)
+    assert pos.band_low[row] == np.inf
+    assert pos.band_high[row] == -np.inf
 
 
 @pytest.mark.parametrize("seed", [12, 13])

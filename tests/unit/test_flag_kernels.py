@@ -21,6 +21,8 @@ from monitor.engine._flag_kernels import (
     blocks_to_read_reference,
     flag_holders,
     flag_holders_reference,
+    flag_unbanded,
+    flag_unbanded_reference,
 )
 from monitor.schema import PriceTick
 from tests.unit.test_band_kernels import banded_book
@@ -164,6 +166,38 @@ def test_the_admit_kernel_equals_its_reference(seed: int) -> None:
         results.append((block_low, block_high))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+@pytest.mark.parametrize("seed", [8, 9])
+def test_the_unbanded_flag_kernel_equals_its_reference_and_the_obvious_answer(seed: int) -> None:
+    """The unbanded units holding a moved instrument, appended after what the tick
+    already flagged, each once."""
+    engine = banded_book(seed)
+    book, rng = engine.book, np.random.default_rng(seed)
+    pos, table = book.positions, book.units
+    candidates = np.flatnonzero(table.unbanded[: table.size])
+    assert candidates.size > 50
+    mode = np.zeros(len(book.symbols), dtype=np.int8)
+    mode[[1, 4]] = CHECK
+    mode[5] = FORCE
+    already = rng.choice(table.size, 40, replace=False)
+    n = pos.size
+    held = pos.unit[:n][(pos.unit[:n] != NO_ROW) & (mode[pos.instrument[:n]] != 0)]
+    want = set(np.intersect1d(candidates, held).tolist()) | set(already.tolist())
+    results = []
+    for kernel in (flag_unbanded, flag_unbanded_reference):
+        flagged = np.zeros(table.size, dtype=np.bool_)
+        out = np.full(table.size, -1, dtype=np.intp)
+        flagged[already] = True
+        out[: already.size] = already
+        found = kernel(mode, candidates, table.head, pos.unit_next, pos.instrument, flagged,
+                       out, already.size)  # fmt: skip
+        listed = out[:found]
+        assert np.unique(listed).size == found  # each once
+        assert set(listed.tolist()) == want
+        np.testing.assert_array_equal(np.flatnonzero(flagged), np.sort(listed))
+        results.append(listed)
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_summaries_stay_conservative_as_holders_come_go_and_move() -> None:

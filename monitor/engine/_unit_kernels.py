@@ -20,7 +20,7 @@ from monitor.engine._kernels import _bracket_one, _linear_one, jit, revalue_rows
 __all__ = [
     "reset_units",
     "reset_units_reference",
-    "revalue_units",
+    "revalue_units_loops",
     "revalue_units_reference",
     "sum_unit_rows",
     "sum_unit_rows_reference",
@@ -295,7 +295,7 @@ def _revalue_units(
         unit_figures[u, 4] = total_gross
 
 
-revalue_units: Any = jit(_revalue_units, revalue_units_reference)
-"""``revalue_units(units, head, unit_next, instrument, qty, entry, leverage, mark,
+revalue_units_loops: Any = jit(_revalue_units, revalue_units_reference)
+"""``revalue_units_loops(units, head, unit_next, instrument, qty, entry, leverage, mark,
 contract_size, settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope,
 row_figures, unit_figures)``: ``revalue_units_reference``, one walk per unit."""

@@ -13,7 +13,8 @@ import pytest
 from monitor.book import HOLDER_BLOCK, NO_ROW, load_cross_accounts
 from monitor.engine import Engine, EngineConfig
 from monitor.engine._band_kernels import band_units, band_units_reference
-from monitor.engine._unit_kernels import revalue_units, revalue_units_reference
+from monitor.engine._unit_kernels import revalue_units_loops, revalue_units_reference
+from monitor.engine._width_kernels import revalue_units
 from monitor.schema import (
     Fill,
     LedgerEvent,
@@ -90,7 +91,7 @@ def test_the_revalue_and_band_kernels_equal_their_references(seed: int) -> None:
     book.mark[:] *= rng.uniform(0.97, 1.03, len(book.symbols))
     units = np.sort(rng.choice(table.size, table.size // 2, replace=False)).astype(np.intp)
     results = []
-    for kernel in (revalue_units, revalue_units_reference):
+    for kernel in (revalue_units, revalue_units_loops, revalue_units_reference):
         rows_out, units_out = pos.figures.copy(), table.figures.copy()
         kernel(
             units, table.head, pos.unit_next, pos.instrument, pos.qty, pos.entry, pos.leverage,
@@ -99,8 +100,9 @@ def test_the_revalue_and_band_kernels_equal_their_references(seed: int) -> None:
             layout.im_slope, rows_out, units_out,
         )  # fmt: skip
         results.append((rows_out, units_out))
-    np.testing.assert_array_equal(results[0][0], results[1][0])  # same arithmetic, same order
-    np.testing.assert_array_equal(results[0][1], results[1][1])
+    for other in results[1:]:  # same arithmetic, same order
+        np.testing.assert_array_equal(results[0][0], other[0])
+        np.testing.assert_array_equal(results[0][1], other[1])
     eligible = rng.random(units.size) < 0.8
     head = table.head.copy()
     head[units[:3]] = NO_ROW  # units with no open row: never unbanded, cleared if they were
@@ -138,7 +140,7 @@ def test_a_units_revaluation_sums_as_the_full_revaluation_does() -> None:
     pos, table, layout = book.positions, book.units, book.models.layout
     full = table.figures[: table.size].copy()
     units = np.arange(table.size, dtype=np.intp)[::-1].copy()
-    for kernel in (revalue_units, revalue_units_reference):
+    for kernel in (revalue_units, revalue_units_loops, revalue_units_reference):
         out = table.figures.copy()
         out[:, 1:] = np.nan
         kernel(

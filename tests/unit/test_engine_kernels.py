@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from monitor.book import load_cross_accounts
+from monitor.book import NO_ROW, load_cross_accounts
 from monitor.engine import Engine, _kernels
 from monitor.engine import _width_kernels as widths
 from monitor.engine._judge import judge, judge_reference
@@ -22,12 +22,14 @@ from monitor.engine._kernels import (
 )
 from monitor.engine._revalue import _CHUNK, figures
 from monitor.engine._unit_kernels import (
+    revalue_units_loops,
+    revalue_units_reference,
     sum_unit_rows,
     sum_unit_rows_reference,
     unit_collateral,
     unit_collateral_reference,
 )
-from monitor.engine._width_kernels import revalue_linear, revalue_rows
+from monitor.engine._width_kernels import revalue_linear, revalue_rows, revalue_units
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 pytestmark = pytest.mark.unit
@@ -185,6 +187,28 @@ def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) ->
         tick[name] = figures_out
     np.testing.assert_array_equal(tick["class"], tick["generic"])
     np.testing.assert_array_equal(tick["class"][picked], out["generic"][0][picked])
+    # Every row of some units, along row lists in no particular order: the unit sums
+    # are what the full revaluation added up in row order, to the bit.
+    head, unit_next = np.full(n // 3, NO_ROW, dtype=np.int32), np.full(n, NO_ROW, dtype=np.int32)
+    for r in rng.permutation(np.flatnonzero(qty != 0.0)).tolist():
+        unit_next[r], head[unit[r]] = head[unit[r]], r
+    chosen = np.sort(rng.choice(n // 3, n // 12, replace=False)).astype(np.intp)
+    assert widths._class_of(floors, chosen.size) == width_class
+    by_units = {}
+    for name, units_kernel in (
+        ("class", revalue_units),
+        ("generic", revalue_units_loops),
+        ("reference", revalue_units_reference),
+    ):
+        rows, sums = np.full((n, 3), np.nan), np.full((n // 3, 5), np.nan)
+        units_kernel(chosen, head, unit_next, *inputs[:4], *inputs[5:], rows, sums)
+        by_units[name] = rows, sums
+    for got, want in zip(by_units["class"], by_units["generic"], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(by_units["reference"][1], by_units["class"][1], rtol=1e-12)
+    np.testing.assert_array_equal(by_units["class"][1][chosen, 1:], out["generic"][1][chosen, 1:])
+    listed = np.flatnonzero(np.isin(unit, chosen) & (qty != 0.0))
+    np.testing.assert_array_equal(by_units["class"][0][listed], out["generic"][0][listed])
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -306,5 +330,6 @@ def test_every_width_class_is_compiled_for_what_any_class_was() -> None:
     for family in (
         (*widths._LINEAR, revalue_linear_loops),
         (*widths._ROWS, revalue_rows_loops),
+        (*widths._UNITS, revalue_units_loops),
     ):
         assert len({frozenset(kernel.signatures) for kernel in family}) == 1

@@ -228,6 +228,11 @@ class NamesById(Sequence[str]):
         at = operator.index(ix)
         return self._index.name(at + len(self._index) if at < 0 else at)
 
+    def of_ids(self, ids: NDArray[np.integer[Any]]) -> list[str]:
+        """The names of ``ids``, in their order, in one go (``NameIndex.names_of``: a
+        crash's tens of thousands of events name their accounts at once)."""
+        return self._index.names_of(ids)
+
     def __eq__(self, other: object) -> bool:
         """Equal to a list, tuple or view of the same names in the same order (as the list
         it replaces was)."""

@@ -140,13 +140,13 @@ def build_events(
     maintenances = table.maintenance[ids].tolist()
     initials = table.initial[ids].tolist()
     sequences = table.transitions[ids].tolist()
-    accounts = table.account[ids].tolist()
+    names = book.account_names.of_ids(table.account[ids])
     with_options = book.contracts.has_options
     events = []
     for k, ((unit, previous, new), risks, (trigger, trigger_ts)) in enumerate(
         zip(transitions, positions, stamps, strict=True)
     ):
-        account = book.account_names[accounts[k]]
+        account = names[k]
         symbol = book.unit_symbol(unit)
         equity, maintenance, sequence = equities[k], maintenances[k], sequences[k]
         severe = new >= LIQUIDATION

@@ -6,6 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import msgspec
 import numpy as np
 from numpy.typing import NDArray
 
@@ -147,38 +148,47 @@ def position_risks_of(
     option_upnl = qty * book.contract_size[instrument] * (mark - entry) * value
     upnl = np.where(option, option_upnl, pos.upnl[rows])
     isolated_margin = pos.isolated_margin[rows] * value
+    symbols = book.symbols
+    # NaN (no such price) as None, a list at a time: a call per position cost more than
+    # building its message did in a crash's hundreds of thousands.
     columns = zip(
-        instrument.tolist(), qty.tolist(), entry.tolist(), mark.tolist(), notional.tolist(),
-        upnl.tolist(), pos.initial[rows].tolist(), pos.maintenance[rows].tolist(),
-        liquidation.tolist(), bankruptcy.tolist(), isolated.tolist(), isolated_margin.tolist(),
-        option.tolist(), strict=True,
+        [symbols[ix] for ix in instrument.tolist()], qty.tolist(), entry.tolist(),
+        mark.tolist(), notional.tolist(), upnl.tolist(), pos.initial[rows].tolist(),
+        pos.maintenance[rows].tolist(), [None if p != p else p for p in liquidation.tolist()],
+        [None if p != p else p for p in bankruptcy.tolist()], strict=True,
     )  # fmt: skip
-    risks: list[PositionRisk] = []
-    for k, (ix, q, e, m, n, u, im, mm, liq, bank, alone, margin, is_option) in enumerate(columns):
-        at = int(slot[k])
+    risks = [
+        PositionRisk(
+            symbol=symbol,
+            qty=q,
+            entry_price=e,
+            mark_price=m,
+            notional=n,
+            unrealized_pnl=u,
+            initial_margin=im,
+            maintenance_margin=mm,
+            liquidation_price=liq,
+            bankruptcy_price=bank,
+        )
+        for symbol, q, e, m, n, u, im, mm, liq, bank in columns
+    ]
+    # Isolated positions carry their unit's margin and state, options their volatility
+    # and greeks: few in a crash, set on those alone.
+    for k in np.flatnonzero(isolated | option).tolist():
+        at, ix, q = int(slot[k]), int(instrument[k]), float(qty[k])
         unit = units[at]
-        risks.append(
-            PositionRisk(
-                symbol=book.symbols[ix],
-                qty=q,
-                entry_price=e,
-                mark_price=m,
-                notional=n,
-                unrealized_pnl=u,
-                initial_margin=im,
-                maintenance_margin=mm,
-                liquidation_price=_optional(liq),
-                bankruptcy_price=_optional(bank),
-                isolated_margin=margin if alone else None,
-                state=STATE_NAMES[table.state[unit]] if alone else None,
-                margin_ratio=(
-                    margin_ratio(float(unit_equity[at]), float(table.maintenance[unit]))
-                    if alone
-                    else None
-                ),
-                mark_iv=_optional(float(book.options.vol[ix])) if is_option else None,
-                greeks=position_greeks(book, ix, q) if is_option else None,
-            )
+        alone, is_option = bool(isolated[k]), bool(option[k])
+        risks[k] = msgspec.structs.replace(
+            risks[k],
+            isolated_margin=float(isolated_margin[k]) if alone else None,
+            state=STATE_NAMES[table.state[unit]] if alone else None,
+            margin_ratio=(
+                margin_ratio(float(unit_equity[at]), float(table.maintenance[unit]))
+                if alone
+                else None
+            ),
+            mark_iv=_optional(float(book.options.vol[ix])) if is_option else None,
+            greeks=position_greeks(book, ix, q) if is_option else None,
         )
     return [
         tuple(risks[start : start + count]) for start, count in zip(of.starts, counts, strict=True)

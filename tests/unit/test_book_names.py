@@ -143,10 +143,15 @@ def test_the_names_by_id_view_reads_like_a_list_and_grows_with_the_index() -> No
     assert view[1:4] == reference[1:4]
     assert view[::-2] == reference[::-2]
     assert list(view) == reference
+    ids = np.array([4, 0, 4, 2], dtype=np.int32)  # a column's ids, in any order, repeated
+    assert view.of_ids(ids) == [reference[i] for i in ids.tolist()]
+    assert view.of_ids(ids[:0]) == []
     with pytest.raises(IndexError):
         view[5]
     with pytest.raises(IndexError):
         view[-6]
+    with pytest.raises(IndexError):
+        view.of_ids(np.array([5]))
 
 
 def test_iterating_a_large_index_crosses_its_blocks_in_order() -> None:

@@ -27,6 +27,7 @@ from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 
 from streams._client import ClientWrapper
 from streams.errors import StreamsError
+from streams.partitioning import key_partitions
 from streams.records import OutboundRecord, TopicPartition
 from streams.settings import KafkaSettings, client_kwargs
 
@@ -103,13 +104,24 @@ class Producer(ClientWrapper):
         pending: list[asyncio.Future[Any]] = []
         queue_error: KafkaError | None = None
         try:
-            for topic, key, value, headers in batch:
-                pending.append(await producer.send(topic, value=value, key=key, headers=headers))
+            partitions = await self._partitions(batch)
+            for (topic, key, value, headers), partition in zip(batch, partitions, strict=True):
+                pending.append(
+                    await producer.send(
+                        topic, value=value, key=key, partition=partition, headers=headers
+                    )
+                )
         except KafkaError as exc:
             # Queueing stopped part-way (unknown topic, full buffer, no transaction).
             queue_error = exc
-        outcomes = await asyncio.gather(*pending, return_exceptions=True)
-        failures = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+        failures: list[BaseException] = []
+        for future in pending:  # in turn: a batch's records are done once its first is
+            if not future.done():
+                await asyncio.wait((future,))  # without raising its error: gathered below
+            if future.cancelled():
+                failures.append(asyncio.CancelledError("the record's send was cancelled"))
+            elif (error := future.exception()) is not None:
+                failures.append(error)
         if queue_error is not None:
             failures.append(queue_error)
         fenced = [f for f in failures if isinstance(f, ProducerFenced | InvalidProducerEpoch)]
@@ -127,6 +139,24 @@ class Producer(ClientWrapper):
                 f"({type(first).__name__}: {first}); check that the broker is reachable "
                 "and the topics exist"
             ) from first
+
+    async def _partitions(self, batch: list[OutboundRecord]) -> list[int | None]:
+        """Each keyed record's partition as Kafka's default partitioner picks it, every key
+        of a topic hashed at once (``streams.partitioning``); None for a record without a
+        key (aiokafka picks one)."""
+        producer = self._started()
+        out: list[int | None] = [None] * len(batch)
+        by_topic: dict[str, tuple[list[int], list[bytes]]] = {}
+        for at, (topic, key, _, _) in enumerate(batch):
+            if key is not None:
+                ats, keys = by_topic.setdefault(topic, ([], []))
+                ats.append(at)
+                keys.append(key)
+        for topic, (ats, keys) in by_topic.items():
+            count = len(await producer.partitions_for(topic))
+            for at, partition in zip(ats, key_partitions(keys, count), strict=True):
+                out[at] = partition
+        return out
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -98,6 +98,38 @@ async def test_the_broker_tracks_the_producer_as_idempotent(
     assert producer_state["LastSequence"] == "4"
 
 
+async def test_a_key_lands_in_the_partition_the_java_client_puts_it_in(
+    kafka: KafkaSettings, new_topic: NewTopic, project_root: Path
+) -> None:
+    """liqmon picks each keyed record's partition itself (``streams.partitioning``): the
+    same as Kafka's Java producer, so an account's records share one partition whoever
+    writes them."""
+    topic = await new_topic(partitions=7)
+    keys = [f"acct-{i}" for i in range(60)] + ["açcount-é", "x", ""]
+    keys.remove("")  # the console producer cannot write an empty key
+    lines = "".join(f"{key}\tjava\n" for key in keys).encode()
+    broker = LocalBroker(project_root)
+    tool = await asyncio.create_subprocess_exec(
+        "java", "-cp", f"{broker.libs_dir}/*", "org.apache.kafka.tools.ConsoleProducer",
+        "--bootstrap-server", kafka.bootstrap_servers, "--topic", topic,
+        "--property", "parse.key=true", "--property", "key.separator=\t",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await tool.communicate(lines)
+    assert tool.returncode == 0, stderr.decode()
+    async with Producer(kafka) as producer:
+        await producer.send_batch([OutboundRecord(topic, k.encode(), b"liqmon") for k in keys])
+    got, _ = await _read_table(kafka, topic)
+    where: dict[tuple[bytes | None, bytes | None], int] = {
+        (r.key, r.value): r.partition for r in got
+    }
+    assert len(where) == 2 * len(keys)
+    for key in keys:
+        assert where[key.encode(), b"liqmon"] == where[key.encode(), b"java"], key
+    assert len(set(where.values())) > 3  # spread over the partitions, not all in one
+
+
 async def test_sending_to_a_missing_topic_raises_a_produce_error(
     kafka: KafkaSettings, unique_name: Callable[[], str]
 ) -> None:

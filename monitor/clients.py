@@ -26,6 +26,7 @@ from streams import LedgerConsumer, Producer, TableConsumer, TopicPartition
 __all__ = ["Clients", "connect", "fetch_sizes"]
 
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
+_MAX_BATCH_BYTES = 256 * 1024  # a producer batch per partition (aiokafka: 16 KiB)
 _TRANSACTION_TIMEOUT_MS = 20_000
 
 Rebalance = Callable[[frozenset[TopicPartition]], Awaitable[None]]
@@ -63,6 +64,9 @@ def connect(settings: Settings, *, on_assigned: Rebalance, on_revoked: Rebalance
         settings.kafka,
         transactional_id=transactional_id,
         linger_ms=0,
+        # Room for a crash's events: a full batch waits for the sender to take it, so
+        # aiokafka's 16 KiB (about twenty events) paid that wait thousands of times.
+        max_batch_size=_MAX_BATCH_BYTES,
         **({"transaction_timeout_ms": _TRANSACTION_TIMEOUT_MS} if service.exactly_once else {}),
     )
     table = TableConsumer(settings.kafka, topic=settings.topics.prices, **fetch)

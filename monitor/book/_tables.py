@@ -77,7 +77,8 @@ class UnitTable(Columns):
     ``monitor.engine._bands``): a tick judges it whenever one of its marks moves, found by
     this flag rather than through its rows, whose bands are left wide open so that they
     never keep a tick from skipping their holder blocks. ``unbanded_count`` is how many
-    are set, so a book with none pays nothing for them.
+    are set, so a book with none pays nothing for them, and ``unbanded_ids`` their ids
+    (None until read again after a flag changed), so a tick does not scan a million flags.
     """
 
     SPEC: ClassVar = {
@@ -106,6 +107,7 @@ class UnitTable(Columns):
     def __init__(self, capacity: int = 64, widths: dict[str, int] | None = None) -> None:
         super().__init__(capacity, widths)
         self.unbanded_count = 0
+        self.unbanded_ids: NDArray[np.intp] | None = None
 
     @property
     def collateral(self) -> NDArray[np.float64]:

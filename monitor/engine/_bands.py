@@ -61,7 +61,9 @@ def flagged_units(book: Book, moved: Index, forced: Index, scratch: FlagScratch)
     )  # fmt: skip
     table = book.units
     if table.unbanded_count:
-        candidates = np.flatnonzero(table.unbanded[: table.size])
+        candidates = table.unbanded_ids
+        if candidates is None:  # a flag changed since the last tick: read them again
+            candidates = table.unbanded_ids = np.flatnonzero(table.unbanded[: table.size])
         kernel = flag_unbanded if _kernels.ENABLED else flag_unbanded_reference
         count = kernel(
             mode, candidates, table.head, pos.unit_next, pos.instrument, flagged, out, count
@@ -125,6 +127,7 @@ def band(
     layout = book.models.layout
     eligible = (table.state[units] < LIQUIDATION) & ~portfolio
     kernel = band_units if _kernels.ENABLED else band_units_reference
+    was = table.unbanded[units]
     table.unbanded_count += kernel(
         units, eligible, table.head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
         book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
@@ -132,9 +135,12 @@ def band(
         layout.im_slope, table.figures, margin_call_ratio, hysteresis, pos.band_low,
         pos.band_high, table.unbanded,
     )  # fmt: skip
+    now = table.unbanded[units]
+    if not np.array_equal(was, now):
+        table.unbanded_ids = None
     holders = pos.holders
     admit = admit_bands if _kernels.ENABLED else admit_bands_reference
-    banded = units[~table.unbanded[units]]  # the others' bands are wide open: no summary
+    banded = units[~now]  # the others' bands are wide open: no summary to narrow
     admit(
         banded, table.head, pos.unit_next, pos.instrument, holders.start, pos.holder_slot,
         pos.band_low, pos.band_high, holders.block_low, holders.block_high,
@@ -148,3 +154,4 @@ def drop(book: Book) -> None:
     table = book.units
     table.unbanded[: table.size] = False
     table.unbanded_count = 0
+    table.unbanded_ids = None

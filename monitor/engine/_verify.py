@@ -421,4 +421,9 @@ def _totals(book: Book) -> list[str]:
         problems.append(
             f"{unbanded} units are flagged unbanded, the count says {book.units.unbanded_count}"
         )
+    ids = book.units.unbanded_ids
+    if ids is not None and not np.array_equal(
+        ids, np.flatnonzero(book.units.unbanded[: book.units.size])
+    ):
+        problems.append("the list of unbanded units is not the units flagged unbanded")
     return problems

@@ -262,10 +262,24 @@ def test_units_in_liquidation_are_found_by_their_flag_not_by_their_rows() -> Non
     mark = float(book.mark[0]) * (1 + 1e-7)
     held = (holders.block_low[with_unbanded] < mark) & (mark < holders.block_high[with_unbanded])
     assert held.mean() > 0.8
-    # A tick of instrument 0 judges its unbanded holders, found by their flag.
+    # A tick of instrument 0 judges its unbanded holders, found by their flag (from the
+    # list of them kept since the last flag changed: no scan of every unit's flag).
+    assert table.unbanded_ids is not None
+    np.testing.assert_array_equal(table.unbanded_ids, np.flatnonzero(table.unbanded[: table.size]))
     unbanded_holders = np.unique(pos.unit[listed][table.unbanded[pos.unit[listed]]])
     engine.apply([], [PriceTick(symbol=book.symbols[0], mark_price=mark, ts=2)], 2)
     assert unbanded_holders.size <= engine.revalued_by_prices <= unbanded_holders.size + 20
+    assert engine.verify() == []
+    # A unit leaving liquidation (a deposit) changes the flags: the list is read again.
+    unit = int(severe[0])
+    account = book.account_names[int(table.account[unit])]
+    engine.apply([Transfer(transfer_id="rescue", account=account, asset="USDT",
+                           amount=1e9, ts=3)], [], 3)  # fmt: skip
+    assert not table.unbanded[unit]
+    assert table.unbanded_ids is None or unit not in table.unbanded_ids
+    engine.apply([], [PriceTick(symbol=s, mark_price=float(m) * (1 + 2e-7), ts=4)
+                      for s, m in zip(book.symbols, book.mark, strict=True)], 4)  # fmt: skip
+    np.testing.assert_array_equal(table.unbanded_ids, np.flatnonzero(table.unbanded[: table.size]))
     assert engine.verify() == []
 
 

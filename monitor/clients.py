@@ -23,10 +23,10 @@ from monitor.checkpoint import Checkpoint
 from monitor.config import ServiceSettings, Settings
 from streams import LedgerConsumer, Producer, TableConsumer, TopicPartition
 
-__all__ = ["Clients", "connect", "fetch_sizes"]
+__all__ = ["PRODUCER_BATCH_BYTES", "Clients", "connect", "fetch_sizes"]
 
 _FETCH_MAX_BYTES = 50 * 1024 * 1024  # Kafka's default fetch.max.bytes
-_MAX_BATCH_BYTES = 256 * 1024  # a producer batch per partition (aiokafka: 16 KiB)
+PRODUCER_BATCH_BYTES = 256 * 1024  # a producer batch per partition (aiokafka: 16 KiB)
 _TRANSACTION_TIMEOUT_MS = 20_000
 
 Rebalance = Callable[[frozenset[TopicPartition]], Awaitable[None]]
@@ -66,7 +66,7 @@ def connect(settings: Settings, *, on_assigned: Rebalance, on_revoked: Rebalance
         linger_ms=0,
         # Room for a crash's events: a full batch waits for the sender to take it, so
         # aiokafka's 16 KiB (about twenty events) paid that wait thousands of times.
-        max_batch_size=_MAX_BATCH_BYTES,
+        max_batch_size=PRODUCER_BATCH_BYTES,
         **({"transaction_timeout_ms": _TRANSACTION_TIMEOUT_MS} if service.exactly_once else {}),
     )
     table = TableConsumer(settings.kafka, topic=settings.topics.prices, **fetch)

@@ -12,6 +12,13 @@ retried after a back-off: ``streams.producer`` sets it to
   Baseline, in the same run on the same topic: the same with aiokafka's back-off. With
   it about half the transactions wait the 20 ms (the p50 may be either), so the ratios
   are of the mean and the p90.
+* ``crash_publish``: one transaction of ``--crash-events`` records of 700 bytes (an event
+  with a few positions), each keyed by its own account, over 6 partitions, through
+  :class:`streams.Producer` with the monitor's producer settings (``linger_ms`` 0,
+  ``monitor.clients.PRODUCER_BATCH_BYTES``): what publishing a crash's events costs.
+  Baseline, same run and topic: the same records sent as the producer sent them before
+  the fifteenth stop (aiokafka picking each key's partition, every record's future
+  gathered, aiokafka's 16 KiB batches). Best of ``--crash-rounds`` each, alternating.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import uuid
 
 import aiokafka.producer.sender
 
+from monitor.clients import PRODUCER_BATCH_BYTES
 from monitor.config import load_settings
 from streams import OutboundRecord, Producer, TopicPartition
 from streams.producer import TRANSACTION_RETRY_BACKOFF_S
@@ -102,14 +110,80 @@ async def run(args: argparse.Namespace) -> None:
     )
 
 
+async def crash_publish(args: argparse.Namespace) -> None:
+    kafka = load_settings(environ=os.environ).kafka
+    topic = f"bench-crash-{uuid.uuid4().hex[:8]}"
+    await create_topics(
+        kafka, [TopicSpec(name=topic, partitions=6, replication_factor=1, configs={})]
+    )
+    value = b"x" * 700
+    batch = [OutboundRecord(topic, f"acct{k}".encode(), value) for k in range(args.crash_events)]
+    ours = Producer(
+        kafka, transactional_id=f"{topic}-ours", linger_ms=0, max_batch_size=PRODUCER_BATCH_BYTES
+    )
+    before = Producer(kafka, transactional_id=f"{topic}-before", linger_ms=0)
+    await ours.start()
+    await before.start()
+
+    async def as_before() -> None:  # aiokafka's partitioner, every future gathered
+        producer = before._started()
+        pending = [
+            await producer.send(r.topic, value=r.value, key=r.key, headers=list(r.headers))
+            for r in batch
+        ]
+        await asyncio.gather(*pending)
+
+    seconds: dict[str, list[float]] = {"ours": [], "before": []}
+    try:
+        for _ in range(args.crash_rounds):
+            for name, producer, send in (
+                ("ours", ours, lambda: ours.send_batch(batch)),
+                ("before", before, as_before),
+            ):
+                started = time.perf_counter()
+                async with producer.transaction():
+                    await send()
+                seconds[name].append(time.perf_counter() - started)
+    finally:
+        await ours.stop()
+        await before.stop()
+        await delete_topics(kafka, [topic])
+    best, baseline = min(seconds["ours"]), min(seconds["before"])
+    print(
+        json.dumps(
+            {
+                "bench": "crash_publish",
+                "records": len(batch),
+                "record_bytes": len(value),
+                "partitions": 6,
+                "seconds": round(best, 3),
+                "seconds_rounds": [round(x, 3) for x in seconds["ours"]],
+                "baseline": "the same transaction sent as before the fifteenth stop "
+                "(aiokafka's partitioner, gathered futures, 16 KiB batches)",
+                "baseline_seconds": round(baseline, 3),
+                "baseline_seconds_rounds": [round(x, 3) for x in seconds["before"]],
+                "ratio": round(best / baseline, 3),
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20, help="records per transaction")
     parser.add_argument("--transactions", type=int, default=100, help="per round and back-off")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, back-offs alternating")
+    parser.add_argument(
+        "--crash-events", type=int, default=100_000, help="records of the crash transaction"
+    )
+    parser.add_argument("--crash-rounds", type=int, default=3, help="crash transactions each way")
     args = parser.parse_args()
     print(f"# {args.rounds} rounds of {args.transactions} transactions each way", file=sys.stderr)
     asyncio.run(run(args))
+    print(f"# {args.crash_rounds} crash transactions of {args.crash_events:,} records each way",
+          file=sys.stderr)  # fmt: skip
+    asyncio.run(crash_publish(args))
     return 0
 
 

@@ -102,6 +102,7 @@ class Rig:
         self.ledger_records = 0
         self.rss_empty_bytes = 0.0  # the monitor's resident memory, ready, before the ledger
         self.rss_booked_bytes = 0.0  # and once the whole ledger is applied
+        self.keep_logs = False  # a figure missed its target: keep the monitor's logs
 
     @property
     def monitor(self) -> MonitorProcess:
@@ -228,8 +229,13 @@ class Rig:
             progress(f"deleted {len(self._created)} topics {self.topics.prices[:-6]}*")
         if keep_files:
             progress(f"kept the rendered input and the monitor's log in {self.tmp}")
-        else:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        if self.keep_logs:  # the logs only: the rendered input runs to hundreds of MB
+            kept = Path(tempfile.mkdtemp(prefix="liqmon-bench-e2e-logs-"))
+            for log in self.tmp.glob("*.log"):
+                shutil.move(log, kept / log.name)
+            progress(f"a figure missed its target: kept the monitor's logs in {kept}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
     async def _create_topics(self) -> None:
         specs = [

@@ -45,6 +45,9 @@ Figures:
   gives the local broker's GC pauses in its window and in the floor's
   (``broker_gc_pauses``: count, total and longest ms, from the broker's GC log): the
   slowest events of a run mostly fall on one.
+* When a latency figure misses its target, the monitor's logs of that rig are kept and
+  their directory printed (the rendered input is deleted as usual), so the slow cycles
+  can be looked up by time.
 * ``memory``: the monitor's resident memory with the whole book: after the runs
   (``rss_mib``), at its peak during them (``rss_peak_mib``: ``VmHWM``, reset once the
   book was rebuilt, so stresses and snapshots count but the rebuild does not), and once
@@ -228,6 +231,7 @@ async def run_once(args: argparse.Namespace, exactly_once: bool) -> None:
                         profile=args.profile,
                     ):
                         emit(mode | figure)
+                        rig.keep_logs |= figure.get("met") is False
             emit(mode | await memory(rig, accounts))
 
 

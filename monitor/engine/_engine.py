@@ -319,6 +319,8 @@ class Engine(EngineViews):
         transitions = self._judge(units)
         triggers = price_triggers(book, moved, revalued_assets)
         events = build_events(book, transitions, triggers, now_ms, collapsed=collapsed)
+        if not book.maybe_portfolio:  # no portfolio account: no event to add groups to
+            return events
         return [
             self._with_portfolio(event, unit)
             for event, (unit, _, _) in zip(events, transitions, strict=True)

@@ -364,6 +364,8 @@ class PortfolioMargins:
 
     def write_totals(self, book: Book, units: Index) -> None:
         """Set IM and MM of the portfolio cross units among ``units`` to their group sums."""
+        if not book.maybe_portfolio:  # none: skip reading every unit's account and mode
+            return
         account = book.units.account[units]
         mine = (book.accounts.mode[account] == PORTFOLIO) & (book.units.row[units] == NO_ROW)
         if not mine.any():

@@ -40,6 +40,7 @@ from monitor.engine._revalue import (
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import VerifySweep
 from monitor.engine._views import EngineViews
+from monitor.engine._width_kernels import revalue_and_judge
 from monitor.errors import ConfigError, InputError
 from monitor.models import OPTION, ModelTable
 from monitor.schema import (
@@ -245,10 +246,14 @@ class Engine(EngineViews):
         self.revalued_by_prices = int(units.size)
         if units.size == 0:
             return []
-        self._sum_units(units, with_collateral=bool(revalued_assets))
-        self.portfolio.after_prices(book, units, held)
+        judged: list[_Transition] | None = None
+        if self.banded and _kernels.ENABLED and not revalued_assets and not book.maybe_portfolio:
+            judged = self._revalue_and_judge(units)  # one walk (the collateral is as it was)
+        else:
+            self._sum_units(units, with_collateral=bool(revalued_assets))
+            self.portfolio.after_prices(book, units, held)
         triggers = self.portfolio.triggers(book, held, latest, moved)
-        events = self._price_events(units, triggers, revalued_assets, now_ms)
+        events = self._price_events(units, triggers, revalued_assets, now_ms, judged=judged)
         self._band(units)
         return events
 
@@ -309,14 +314,16 @@ class Engine(EngineViews):
         now_ms: int,
         *,
         collapsed: bool = False,
+        judged: list[_Transition] | None = None,
     ) -> list[MarginEvent]:
         """Judge ``units`` (figures fresh); one price-triggered event per transition.
 
         ``collapsed``: the units are judged afresh after a restart or rebalance, so an
         event may cover several levels passed while nobody watched (flagged as such).
+        ``judged``: their transitions, judged already (``_revalue_and_judge``).
         """
         book = self.book
-        transitions = self._judge(units)
+        transitions = self._judge(units) if judged is None else judged
         triggers = price_triggers(book, moved, revalued_assets)
         events = build_events(book, transitions, triggers, now_ms, collapsed=collapsed)
         if not book.maybe_portfolio:  # no portfolio account: no event to add groups to
@@ -345,9 +352,34 @@ class Engine(EngineViews):
             count = (judge_range if fused else judge_range_reference)(0, n, *columns, *rule)
         else:
             count = (judge if fused else judge_reference)(units, *columns, *rule)
+        return self._transitions(changed, previous, count)
+
+    def _revalue_and_judge(self, units: Index) -> list[_Transition]:
+        """``_bands.revalue`` (without collateral) and ``_judge`` of ``units`` in one walk
+        (``monitor.engine._width_kernels.revalue_and_judge``): a banded book of linear
+        contracts without portfolio accounts, on a tick that repriced no wallet asset."""
+        book = self.book
+        pos, table, layout = book.positions, book.units, book.models.layout
+        n = units.shape[0]
+        changed = np.empty(n, dtype=np.intp)
+        previous = np.empty(n, dtype=np.int8)
+        count = revalue_and_judge(
+            units, table.head, pos.unit_next, pos.instrument, pos.qty, pos.entry, pos.leverage,
+            book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
+            layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
+            layout.im_slope, pos.figures, table.figures, table.state, table.transitions,
+            table.open_positions, self.config.margin_call_ratio, self.config.hysteresis,
+            changed, previous,
+        )  # fmt: skip
+        return self._transitions(changed, previous, count)
+
+    def _transitions(
+        self, changed: Index, previous: NDArray[np.int8], count: int
+    ) -> list[_Transition]:
+        """(unit, previous state, new state) of the first ``count`` units judged to change."""
         if count == 0:
             return []
-        new = table.state[changed[:count]]
+        new = self.book.units.state[changed[:count]]
         return list(
             zip(changed[:count].tolist(), previous[:count].tolist(), new.tolist(), strict=True)
         )

@@ -29,7 +29,12 @@ from monitor.engine._unit_kernels import (
     unit_collateral,
     unit_collateral_reference,
 )
-from monitor.engine._width_kernels import revalue_linear, revalue_rows, revalue_units
+from monitor.engine._width_kernels import (
+    revalue_and_judge,
+    revalue_linear,
+    revalue_rows,
+    revalue_units,
+)
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 pytestmark = pytest.mark.unit
@@ -209,6 +214,30 @@ def test_each_width_class_equals_the_generic_kernel_to_the_bit(brackets: int) ->
     np.testing.assert_array_equal(by_units["class"][1][chosen, 1:], out["generic"][1][chosen, 1:])
     listed = np.flatnonzero(np.isin(unit, chosen) & (qty != 0.0))
     np.testing.assert_array_equal(by_units["class"][0][listed], out["generic"][0][listed])
+    # Revalued and judged in one walk: what the two steps give one after the other.
+    state = rng.integers(0, 4, n // 3).astype(np.int8)
+    open_positions = np.bincount(unit[qty != 0.0], minlength=n // 3).astype(np.int32)
+    collateral = rng.lognormal(np.log(50_000.0), 2.0, n // 3)
+    judged = {}
+    for name, one_walk in (("fused", True), ("two steps", False)):
+        rows, sums = np.full((n, 3), np.nan), np.full((n // 3, 5), np.nan)
+        sums[:, 0] = collateral
+        states, counts = state.copy(), np.zeros(n // 3, dtype=np.int64)
+        changed, previous = np.full(chosen.size, -1, np.intp), np.full(chosen.size, -1, np.int8)
+        if one_walk:
+            found = revalue_and_judge(
+                chosen, head, unit_next, *inputs[:4], *inputs[5:], rows, sums, states, counts,
+                open_positions, 0.8, 0.1, changed, previous,
+            )  # fmt: skip
+        else:
+            revalue_units_reference(chosen, head, unit_next, *inputs[:4], *inputs[5:], rows, sums)
+            found = judge_reference(chosen, states, counts, sums, open_positions, 0.8, 0.1,
+                                    changed, previous)  # fmt: skip
+        judged[name] = rows, sums, states, counts, changed[:found], previous[:found]
+    assert judged["fused"][4].size > 10  # some units changed state
+    for got, want in zip(judged["fused"][2:], judged["two steps"][2:], strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_allclose(judged["fused"][1], judged["two steps"][1], rtol=1e-12)
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -331,5 +360,6 @@ def test_every_width_class_is_compiled_for_what_any_class_was() -> None:
         (*widths._LINEAR, revalue_linear_loops),
         (*widths._ROWS, revalue_rows_loops),
         (*widths._UNITS, revalue_units_loops),
+        widths._JUDGED,
     ):
         assert len({frozenset(kernel.signatures) for kernel in family}) == 1

@@ -22,7 +22,7 @@ terms. ``rho`` is the distance (less a rounding allowance) over that sum. Each o
 keeps its *band*: the prices ``(low, high)`` of its instrument within ``rho`` of the
 judged mark and inside its bracket. A tick then judges only the units with a row whose
 mark left its band (``monitor.engine._flag_kernels.flag_holders``), revalues every row
-of those units at once (``monitor.engine._width_kernels.revalue_units``) and bands them
+of those units at once (``monitor.engine._width_units.revalue_units``) and bands them
 again (:func:`band_units`). Whatever the others' cached figures say, their state is
 the state a full revaluation would give them.
 

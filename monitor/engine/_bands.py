@@ -28,7 +28,7 @@ from monitor.engine._flag_kernels import (
 )
 from monitor.engine._revalue import unit_collateral_of
 from monitor.engine._unit_kernels import revalue_units_reference
-from monitor.engine._width_kernels import revalue_units
+from monitor.engine._width_units import revalue_units
 from monitor.states import LIQUIDATION
 
 __all__ = ["FlagScratch", "band", "drop", "flagged_units", "revalue"]

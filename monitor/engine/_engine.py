@@ -25,8 +25,8 @@ from monitor.book import (
 from monitor.engine import _bands, _kernels
 from monitor.engine._booking import book_entry, describe, rejection_reason
 from monitor.engine._config import EngineConfig
-from monitor.engine._events import build_events, price_triggers
-from monitor.engine._judge import judge, judge_range, judge_range_reference, judge_reference
+from monitor.engine._events import Transition, build_events, price_triggers
+from monitor.engine._judging import EngineJudging
 from monitor.engine._options import reprice_options
 from monitor.engine._portfolio import PortfolioMargins
 from monitor.engine._records import records_of
@@ -39,8 +39,6 @@ from monitor.engine._revalue import (
 )
 from monitor.engine._validation import ledger_key, shape_problem
 from monitor.engine._verify import VerifySweep
-from monitor.engine._views import EngineViews
-from monitor.engine._width_kernels import revalue_and_judge
 from monitor.errors import ConfigError, InputError
 from monitor.models import OPTION, ModelTable
 from monitor.schema import (
@@ -53,8 +51,6 @@ from monitor.schema import (
 
 __all__ = ["CycleOutput", "Engine"]
 
-_Transition = tuple[int, int, int]  # unit, previous state, new state
-
 
 class CycleOutput(msgspec.Struct, frozen=True, kw_only=True):
     """Everything one cycle produced: its events, the changelog records of the accounts
@@ -66,7 +62,7 @@ class CycleOutput(msgspec.Struct, frozen=True, kw_only=True):
     failures: list[tuple[int, str]]
 
 
-class Engine(EngineViews):
+class Engine(EngineJudging):
     """Margin state of many accounts, kept up to date incrementally."""
 
     def __init__(
@@ -246,7 +242,7 @@ class Engine(EngineViews):
         self.revalued_by_prices = int(units.size)
         if units.size == 0:
             return []
-        judged: list[_Transition] | None = None
+        judged: list[Transition] | None = None
         if self.banded and _kernels.ENABLED and not revalued_assets and not book.maybe_portfolio:
             judged = self._revalue_and_judge(units)  # one walk (the collateral is as it was)
         else:
@@ -314,7 +310,7 @@ class Engine(EngineViews):
         now_ms: int,
         *,
         collapsed: bool = False,
-        judged: list[_Transition] | None = None,
+        judged: list[Transition] | None = None,
     ) -> list[MarginEvent]:
         """Judge ``units`` (figures fresh); one price-triggered event per transition.
 
@@ -332,57 +328,6 @@ class Engine(EngineViews):
             self._with_portfolio(event, unit)
             for event, (unit, _, _) in zip(events, transitions, strict=True)
         ]
-
-    def _judge(self, units: Index | None) -> list[_Transition]:
-        """Run the state machine on ``units`` (None: all); record and return transitions
-        (``monitor.engine._judge``: one fused pass, or ``classify`` with numpy)."""
-        table = self.book.units
-        n = table.size if units is None else units.shape[0]
-        changed = np.empty(n, dtype=np.intp)
-        previous = np.empty(n, dtype=np.int8)
-        fused = _kernels.ENABLED
-        rule = (
-            self.config.margin_call_ratio,
-            self.config.hysteresis,
-            changed,
-            previous,
-        )
-        columns = (table.state, table.transitions, table.figures, table.open_positions)
-        if units is None:
-            count = (judge_range if fused else judge_range_reference)(0, n, *columns, *rule)
-        else:
-            count = (judge if fused else judge_reference)(units, *columns, *rule)
-        return self._transitions(changed, previous, count)
-
-    def _revalue_and_judge(self, units: Index) -> list[_Transition]:
-        """``_bands.revalue`` (without collateral) and ``_judge`` of ``units`` in one walk
-        (``monitor.engine._width_kernels.revalue_and_judge``): a banded book of linear
-        contracts without portfolio accounts, on a tick that repriced no wallet asset."""
-        book = self.book
-        pos, table, layout = book.positions, book.units, book.models.layout
-        n = units.shape[0]
-        changed = np.empty(n, dtype=np.intp)
-        previous = np.empty(n, dtype=np.int8)
-        count = revalue_and_judge(
-            units, table.head, pos.unit_next, pos.instrument, pos.qty, pos.entry, pos.leverage,
-            book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
-            layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.cum, layout.mm_slope,
-            layout.im_slope, pos.figures, table.figures, table.state, table.transitions,
-            table.open_positions, self.config.margin_call_ratio, self.config.hysteresis,
-            changed, previous,
-        )  # fmt: skip
-        return self._transitions(changed, previous, count)
-
-    def _transitions(
-        self, changed: Index, previous: NDArray[np.int8], count: int
-    ) -> list[_Transition]:
-        """(unit, previous state, new state) of the first ``count`` units judged to change."""
-        if count == 0:
-            return []
-        new = self.book.units.state[changed[:count]]
-        return list(
-            zip(changed[:count].tolist(), previous[:count].tolist(), new.tolist(), strict=True)
-        )
 
     # ------------------------------------------------------------------ reference path
 

@@ -34,7 +34,7 @@ from monitor.book._seen import SeenIds, digest_of
 from monitor.coin_market import inverse_books, inverse_perpetual
 from monitor.engine._config import EngineConfig
 from monitor.engine._engine import Engine
-from monitor.engine._width_kernels import compile_every_width
+from monitor.engine._width_units import compile_every_width
 from monitor.market import MarketSpec, ledger_events, plan_accounts
 from monitor.option_market import Smile, option_books, option_chain, option_ticks
 from monitor.portfolio_market import portfolio_books

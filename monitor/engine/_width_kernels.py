@@ -3,9 +3,8 @@
 The loops of ``monitor.engine._kernels`` read an instrument's terms from thirteen arrays
 (contract size, mark, settle value, slopes, floors and the three bracket columns): as
 many cache lines per row of a random instrument. The kernels here first copy them into
-one row per
-instrument of a table (the terms, the floors, then each bracket's MMR, IMR and amount
-side by side), and compare a number of floors known at compile time: one kernel per
+one row per instrument of a table (the terms, the floors, then each bracket's MMR, IMR
+and amount side by side), and compare a number of floors known at compile time: one kernel per
 width class (``WIDTHS``), floors padded with +inf as in the layout. Measured in one
 process against those loops, per row: the engine bench's book (3M rows, 500
 instruments of five brackets) 5.4 ns against 8.3 in cache, 6.7-9.0 against 12.5-13.9
@@ -13,12 +12,10 @@ over the whole book; random books of 9 to 17 brackets, 0.67-0.86 of the time. A
 layout of more brackets than the widest class runs those loops. Arithmetic, order of
 addition and results are theirs, to the bit.
 
-``revalue_units`` (every row of some units, summed along each unit's rows in row order:
-the price bands' revaluation) runs the same rows through the class table: 13 ms
-against 22 for the 160,000 units in liquidation or bankrupt of the engine bench's book
-after its cycles. ``revalue_linear``, ``revalue_rows`` and ``revalue_units`` pick the
-class of a layout (``_class_of``); ``compile_every_width`` gives every class the
-signatures any met (the warm-up).
+``revalue_linear`` and ``revalue_rows`` pick the class of a layout (``_class_of``).
+The kernels over whole units (the price bands' revaluation, alone or with judging) use
+the same table: ``monitor.engine._width_units``, whose ``compile_every_width`` gives
+every class of both modules the signatures any met (the warm-up).
 """
 
 from __future__ import annotations
@@ -30,22 +27,13 @@ from numpy.typing import NDArray
 
 from monitor.book import Index
 from monitor.compiled import HAVE_NUMBA, compiled
-from monitor.engine._judge import _unit_state_one, judge
 from monitor.engine._kernels import (
     _linear_one,
     revalue_linear_loops,
     revalue_rows_loops,
 )
-from monitor.engine._unit_kernels import revalue_units_loops
 
-__all__ = [
-    "WIDTHS",
-    "compile_every_width",
-    "revalue_and_judge",
-    "revalue_linear",
-    "revalue_rows",
-    "revalue_units",
-]
+__all__ = ["WIDTHS", "revalue_linear", "revalue_rows"]
 
 WIDTHS = (4, 8, 12, 16)
 """Floors (after the first) compared per row by each width class of the kernels."""
@@ -109,9 +97,8 @@ def _class_row(
 _class_row_one: Any = compiled(_class_row, numpy_errors=True, inline=True)
 
 
-def _class_kernels(width: int) -> tuple[Any, Any, Any, Any]:
-    """(``revalue_linear``, ``revalue_rows``, ``revalue_units``, ``revalue_and_judge``)
-    comparing ``width`` floors, compiled. The
+def _class_kernels(width: int) -> tuple[Any, Any]:
+    """(``revalue_linear``, ``revalue_rows``) comparing ``width`` floors, compiled. The
     kernels close over ``width`` alone (an int): numba's disk cache keys a closure by
     the values it closes over, so a closure over a compiled helper would never hit."""
 
@@ -182,157 +169,18 @@ def _class_kernels(width: int) -> tuple[Any, Any, Any, Any]:
             row_figures[r, 1] = initial
             row_figures[r, 2] = maintenance
 
-    def units_of(
-        units: Any,
-        head: Any,
-        unit_next: Any,
-        instrument: Any,
-        qty: Any,
-        entry: Any,
-        leverage: Any,
-        mark: Any,
-        contract_size: Any,
-        settle_value: Any,
-        n_tiers: Any,
-        floors: Any,
-        mmr: Any,
-        imr: Any,
-        cum: Any,
-        mm_slope: Any,
-        im_slope: Any,
-        row_figures: Any,
-        unit_figures: Any,
-    ) -> None:  # pragma: no cover - compiled by numba; checked against the reference
-        table = _table_one(
-            width, mark, contract_size, settle_value, floors, mmr, imr, cum, mm_slope, im_slope
-        )
-        listed = np.empty(contract_size.shape[0], dtype=np.intp)  # a row per instrument
-        for k in range(units.shape[0]):
-            u = units[k]
-            count = 0
-            r = head[u]
-            while r != -1:  # the unit's rows, insertion-sorted by row id (NO_ROW ends)
-                at = count
-                while at > 0 and listed[at - 1] > r:
-                    listed[at] = listed[at - 1]
-                    at -= 1
-                listed[at] = r
-                count += 1
-                r = unit_next[r]
-            total_upnl = total_initial = total_maintenance = total_gross = 0.0
-            for j in range(count):  # as revalue_linear: added in row order from 0
-                r = listed[j]
-                upnl, initial, maintenance = _class_row_one(
-                    width, qty[r], entry[r], leverage[r], instrument[r], table
-                )
-                row_figures[r, 0] = upnl
-                row_figures[r, 1] = initial
-                row_figures[r, 2] = maintenance
-                total_upnl += upnl
-                total_initial += initial
-                total_maintenance += maintenance
-                total_gross += abs(upnl)
-            unit_figures[u, 1] = total_upnl
-            unit_figures[u, 2] = total_initial
-            unit_figures[u, 3] = total_maintenance
-            unit_figures[u, 4] = total_gross
-
-    def units_judged(
-        units: Any,
-        head: Any,
-        unit_next: Any,
-        instrument: Any,
-        qty: Any,
-        entry: Any,
-        leverage: Any,
-        mark: Any,
-        contract_size: Any,
-        settle_value: Any,
-        n_tiers: Any,
-        floors: Any,
-        mmr: Any,
-        imr: Any,
-        cum: Any,
-        mm_slope: Any,
-        im_slope: Any,
-        row_figures: Any,
-        unit_figures: Any,
-        state: Any,
-        transitions: Any,
-        open_positions: Any,
-        margin_call_ratio: Any,
-        band: Any,
-        changed: Any,
-        previous: Any,
-    ) -> Any:  # pragma: no cover - compiled by numba; checked against the reference
-        table = _table_one(
-            width, mark, contract_size, settle_value, floors, mmr, imr, cum, mm_slope, im_slope
-        )
-        listed = np.empty(contract_size.shape[0], dtype=np.intp)  # a row per instrument
-        count = 0
-        for k in range(units.shape[0]):
-            u = units[k]
-            n = 0
-            r = head[u]
-            while r != -1:  # as units_of
-                at = n
-                while at > 0 and listed[at - 1] > r:
-                    listed[at] = listed[at - 1]
-                    at -= 1
-                listed[at] = r
-                n += 1
-                r = unit_next[r]
-            total_upnl = total_initial = total_maintenance = total_gross = 0.0
-            for j in range(n):
-                r = listed[j]
-                upnl, initial, maintenance = _class_row_one(
-                    width, qty[r], entry[r], leverage[r], instrument[r], table
-                )
-                row_figures[r, 0] = upnl
-                row_figures[r, 1] = initial
-                row_figures[r, 2] = maintenance
-                total_upnl += upnl
-                total_initial += initial
-                total_maintenance += maintenance
-                total_gross += abs(upnl)
-            unit_figures[u, 1] = total_upnl
-            unit_figures[u, 2] = total_initial
-            unit_figures[u, 3] = total_maintenance
-            unit_figures[u, 4] = total_gross
-            old = state[u]  # then judged while its figures are at hand, as judge does
-            new = _unit_state_one(
-                old, unit_figures[u, 0], total_upnl, total_initial, total_maintenance,
-                total_gross, open_positions[u], margin_call_ratio, band,
-            )  # fmt: skip
-            if new != old:
-                state[u] = new
-                transitions[u] += 1
-                changed[count] = u
-                previous[count] = old
-                count += 1
-        return count
-
-    return (
-        compiled(linear, numpy_errors=True),
-        compiled(rows_of, numpy_errors=True),
-        compiled(units_of, numpy_errors=True),
-        compiled(units_judged, numpy_errors=True),
-    )
+    return compiled(linear, numpy_errors=True), compiled(rows_of, numpy_errors=True)
 
 
 if HAVE_NUMBA:
-    revalue_linear_4, revalue_rows_4, revalue_units_4, units_judged_4 = _class_kernels(4)
-    revalue_linear_8, revalue_rows_8, revalue_units_8, units_judged_8 = _class_kernels(8)
-    revalue_linear_12, revalue_rows_12, revalue_units_12, units_judged_12 = _class_kernels(12)
-    revalue_linear_16, revalue_rows_16, revalue_units_16, units_judged_16 = _class_kernels(16)
+    revalue_linear_4, revalue_rows_4 = _class_kernels(4)
+    revalue_linear_8, revalue_rows_8 = _class_kernels(8)
+    revalue_linear_12, revalue_rows_12 = _class_kernels(12)
+    revalue_linear_16, revalue_rows_16 = _class_kernels(16)
     _LINEAR: tuple[Any, ...] = (
         revalue_linear_4, revalue_linear_8, revalue_linear_12, revalue_linear_16
     )  # fmt: skip
     _ROWS: tuple[Any, ...] = (revalue_rows_4, revalue_rows_8, revalue_rows_12, revalue_rows_16)
-    _UNITS: tuple[Any, ...] = (
-        revalue_units_4, revalue_units_8, revalue_units_12, revalue_units_16
-    )  # fmt: skip
-    _JUDGED: tuple[Any, ...] = (units_judged_4, units_judged_8, units_judged_12, units_judged_16)
 
 
 def _class_of(floors: NDArray[np.float64], rows: int | None = None) -> int:
@@ -402,99 +250,3 @@ def revalue_rows(
         rows, instrument, qty, entry, leverage, mark, contract_size, settle_value, n_tiers,
         floors, mmr, imr, cum, mm_slope, im_slope, row_figures,
     )  # fmt: skip
-
-
-def revalue_units(
-    units: Index,
-    head: Index,
-    unit_next: Index,
-    instrument: Index,
-    qty: NDArray[np.float64],
-    entry: NDArray[np.float64],
-    leverage: NDArray[np.float64],
-    mark: NDArray[np.float64],
-    contract_size: NDArray[np.float64],
-    settle_value: NDArray[np.float64],
-    n_tiers: Index,
-    floors: NDArray[np.float64],
-    mmr: NDArray[np.float64],
-    imr: NDArray[np.float64],
-    cum: NDArray[np.float64],
-    mm_slope: NDArray[np.float64],
-    im_slope: NDArray[np.float64],
-    row_figures: NDArray[np.float64],
-    unit_figures: NDArray[np.float64],
-) -> None:
-    """``revalue_units_reference`` (``monitor.engine._unit_kernels``), fused: the width
-    class's kernel for ``floors`` (fewer units than instruments: the loops, as
-    ``revalue_rows`` for fewer rows)."""
-    k = _class_of(floors, units.shape[0]) if HAVE_NUMBA else -1
-    kernel: Any = revalue_units_loops if k < 0 else _UNITS[k]
-    kernel(
-        units, head, unit_next, instrument, qty, entry, leverage, mark, contract_size,
-        settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope, row_figures,
-        unit_figures,
-    )  # fmt: skip
-
-
-def revalue_and_judge(
-    units: Index,
-    head: Index,
-    unit_next: Index,
-    instrument: Index,
-    qty: NDArray[np.float64],
-    entry: NDArray[np.float64],
-    leverage: NDArray[np.float64],
-    mark: NDArray[np.float64],
-    contract_size: NDArray[np.float64],
-    settle_value: NDArray[np.float64],
-    n_tiers: Index,
-    floors: NDArray[np.float64],
-    mmr: NDArray[np.float64],
-    imr: NDArray[np.float64],
-    cum: NDArray[np.float64],
-    mm_slope: NDArray[np.float64],
-    im_slope: NDArray[np.float64],
-    row_figures: NDArray[np.float64],
-    unit_figures: NDArray[np.float64],
-    state: NDArray[np.int8],
-    transitions: NDArray[np.int64],
-    open_positions: Index,
-    margin_call_ratio: float,
-    band: float,
-    changed: Index,
-    previous: NDArray[np.int8],
-) -> int:
-    """:func:`revalue_units`, then ``monitor.engine._judge.judge`` of the same units, in
-    one walk: each unit judged while its figures are at hand (the class kernels), or the
-    two steps one after the other (the loops). Same figures, states and transitions, in
-    the same order; returns how many units changed state."""
-    revalued = (
-        units, head, unit_next, instrument, qty, entry, leverage, mark, contract_size,
-        settle_value, n_tiers, floors, mmr, imr, cum, mm_slope, im_slope, row_figures,
-        unit_figures,
-    )  # fmt: skip
-    rule = (margin_call_ratio, band, changed, previous)
-    k = _class_of(floors, units.shape[0]) if HAVE_NUMBA else -1
-    if k >= 0:
-        return int(_JUDGED[k](*revalued, state, transitions, open_positions, *rule))
-    revalue_units_loops(*revalued)
-    return int(judge(units, state, transitions, unit_figures, open_positions, *rule))
-
-
-def compile_every_width() -> None:
-    """Compile each width class's kernels, and the generic ones, for every signature any
-    of them was compiled for (``monitor.engine._warm.warm_up`` runs books of one class;
-    a venue's brackets may need another)."""
-    if not HAVE_NUMBA:
-        return
-    for family in (
-        (*_LINEAR, revalue_linear_loops),
-        (*_ROWS, revalue_rows_loops),
-        (*_UNITS, revalue_units_loops),
-        _JUDGED,
-    ):
-        signatures = {sig for kernel in family for sig in kernel.signatures}
-        for kernel in family:
-            for sig in signatures - set(kernel.signatures):
-                kernel.compile(sig)

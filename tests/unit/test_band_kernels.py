@@ -14,7 +14,7 @@ from monitor.book import HOLDER_BLOCK, NO_ROW, load_cross_accounts
 from monitor.engine import Engine, EngineConfig
 from monitor.engine._band_kernels import band_units, band_units_reference
 from monitor.engine._unit_kernels import revalue_units_loops, revalue_units_reference
-from monitor.engine._width_kernels import revalue_units
+from monitor.engine._width_units import revalue_units
 from monitor.schema import (
     Fill,
     LedgerEvent,

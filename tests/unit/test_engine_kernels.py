@@ -10,6 +10,7 @@ import pytest
 from monitor.book import NO_ROW, load_cross_accounts
 from monitor.engine import Engine, _kernels
 from monitor.engine import _width_kernels as widths
+from monitor.engine import _width_units as unit_widths
 from monitor.engine._judge import judge, judge_reference
 from monitor.engine._kernels import (
     HAVE_NUMBA,
@@ -29,12 +30,8 @@ from monitor.engine._unit_kernels import (
     unit_collateral,
     unit_collateral_reference,
 )
-from monitor.engine._width_kernels import (
-    revalue_and_judge,
-    revalue_linear,
-    revalue_rows,
-    revalue_units,
-)
+from monitor.engine._width_kernels import revalue_linear, revalue_rows
+from monitor.engine._width_units import revalue_and_judge, revalue_units
 from monitor.schema import Instrument, PriceTick, RateCurve, SizeScaledMargin, Tier, TieredMargin
 
 pytestmark = pytest.mark.unit
@@ -355,11 +352,11 @@ def test_every_width_class_is_compiled_for_what_any_class_was() -> None:
     n = engine.book.positions.size
     widths.revalue_linear_4(*strided, np.empty((n, 3))[::2], np.zeros((n, 5)))
     assert len(widths.revalue_linear_4.signatures) > len(widths.revalue_linear_8.signatures)
-    widths.compile_every_width()
+    unit_widths.compile_every_width()
     for family in (
         (*widths._LINEAR, revalue_linear_loops),
         (*widths._ROWS, revalue_rows_loops),
-        (*widths._UNITS, revalue_units_loops),
-        widths._JUDGED,
+        (*unit_widths._UNITS, revalue_units_loops),
+        unit_widths._JUDGED,
     ):
         assert len({frozenset(kernel.signatures) for kernel in family}) == 1

@@ -32,6 +32,52 @@ from monitor.engine._width_kernels import _class_of, _class_row_one, _table_one
 __all__ = ["compile_every_width", "revalue_and_judge", "revalue_units"]
 
 
+def _unit_sums(
+    width: Any,
+    u: Any,
+    head: Any,
+    unit_next: Any,
+    listed: Any,
+    instrument: Any,
+    qty: Any,
+    entry: Any,
+    leverage: Any,
+    table: Any,
+    row_figures: Any,
+) -> Any:  # pragma: no cover - compiled by numba, inlined: ``width`` a constant there
+    """Revalue every row of unit ``u`` from the class ``table`` and return its sums
+    (uPnL, IM, MM, |uPnL|), added in row order from 0 as ``revalue_linear`` adds them:
+    the unit's rows are insertion-sorted by row id into ``listed`` (a row per instrument
+    at most) first."""
+    n = 0
+    r = head[u]
+    while r != -1:  # NO_ROW ends the list
+        at = n
+        while at > 0 and listed[at - 1] > r:
+            listed[at] = listed[at - 1]
+            at -= 1
+        listed[at] = r
+        n += 1
+        r = unit_next[r]
+    total_upnl = total_initial = total_maintenance = total_gross = 0.0
+    for j in range(n):
+        r = listed[j]
+        upnl, initial, maintenance = _class_row_one(
+            width, qty[r], entry[r], leverage[r], instrument[r], table
+        )
+        row_figures[r, 0] = upnl
+        row_figures[r, 1] = initial
+        row_figures[r, 2] = maintenance
+        total_upnl += upnl
+        total_initial += initial
+        total_maintenance += maintenance
+        total_gross += abs(upnl)
+    return total_upnl, total_initial, total_maintenance, total_gross
+
+
+_unit_sums_one: Any = compiled(_unit_sums, numpy_errors=True, inline=True)
+
+
 def _unit_class_kernels(width: int) -> tuple[Any, Any]:
     """(``revalue_units``, ``revalue_and_judge``) comparing ``width`` floors, compiled
     (closures over ``width`` alone, as ``monitor.engine._width_kernels._class_kernels``)."""
@@ -63,33 +109,14 @@ def _unit_class_kernels(width: int) -> tuple[Any, Any]:
         listed = np.empty(contract_size.shape[0], dtype=np.intp)  # a row per instrument
         for k in range(units.shape[0]):
             u = units[k]
-            count = 0
-            r = head[u]
-            while r != -1:  # the unit's rows, insertion-sorted by row id (NO_ROW ends)
-                at = count
-                while at > 0 and listed[at - 1] > r:
-                    listed[at] = listed[at - 1]
-                    at -= 1
-                listed[at] = r
-                count += 1
-                r = unit_next[r]
-            total_upnl = total_initial = total_maintenance = total_gross = 0.0
-            for j in range(count):  # as revalue_linear: added in row order from 0
-                r = listed[j]
-                upnl, initial, maintenance = _class_row_one(
-                    width, qty[r], entry[r], leverage[r], instrument[r], table
-                )
-                row_figures[r, 0] = upnl
-                row_figures[r, 1] = initial
-                row_figures[r, 2] = maintenance
-                total_upnl += upnl
-                total_initial += initial
-                total_maintenance += maintenance
-                total_gross += abs(upnl)
-            unit_figures[u, 1] = total_upnl
-            unit_figures[u, 2] = total_initial
-            unit_figures[u, 3] = total_maintenance
-            unit_figures[u, 4] = total_gross
+            sums = _unit_sums_one(
+                width, u, head, unit_next, listed, instrument, qty, entry, leverage, table,
+                row_figures,
+            )  # fmt: skip
+            unit_figures[u, 1] = sums[0]
+            unit_figures[u, 2] = sums[1]
+            unit_figures[u, 3] = sums[2]
+            unit_figures[u, 4] = sums[3]
 
     def units_judged(
         units: Any,
@@ -126,37 +153,18 @@ def _unit_class_kernels(width: int) -> tuple[Any, Any]:
         count = 0
         for k in range(units.shape[0]):
             u = units[k]
-            n = 0
-            r = head[u]
-            while r != -1:  # as units_of
-                at = n
-                while at > 0 and listed[at - 1] > r:
-                    listed[at] = listed[at - 1]
-                    at -= 1
-                listed[at] = r
-                n += 1
-                r = unit_next[r]
-            total_upnl = total_initial = total_maintenance = total_gross = 0.0
-            for j in range(n):
-                r = listed[j]
-                upnl, initial, maintenance = _class_row_one(
-                    width, qty[r], entry[r], leverage[r], instrument[r], table
-                )
-                row_figures[r, 0] = upnl
-                row_figures[r, 1] = initial
-                row_figures[r, 2] = maintenance
-                total_upnl += upnl
-                total_initial += initial
-                total_maintenance += maintenance
-                total_gross += abs(upnl)
-            unit_figures[u, 1] = total_upnl
-            unit_figures[u, 2] = total_initial
-            unit_figures[u, 3] = total_maintenance
-            unit_figures[u, 4] = total_gross
+            upnl, initial, maintenance, gross = _unit_sums_one(
+                width, u, head, unit_next, listed, instrument, qty, entry, leverage, table,
+                row_figures,
+            )  # fmt: skip
+            unit_figures[u, 1] = upnl
+            unit_figures[u, 2] = initial
+            unit_figures[u, 3] = maintenance
+            unit_figures[u, 4] = gross
             old = state[u]  # then judged while its figures are at hand, as judge does
             new = _unit_state_one(
-                old, unit_figures[u, 0], total_upnl, total_initial, total_maintenance,
-                total_gross, open_positions[u], margin_call_ratio, band,
+                old, unit_figures[u, 0], upnl, initial, maintenance, gross, open_positions[u],
+                margin_call_ratio, band,
             )  # fmt: skip
             if new != old:
                 state[u] = new

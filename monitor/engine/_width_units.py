@@ -26,7 +26,7 @@ from monitor.compiled import HAVE_NUMBA, compiled
 from monitor.engine import _width_kernels
 from monitor.engine._judge import _unit_state_one, judge
 from monitor.engine._kernels import revalue_linear_loops, revalue_rows_loops
-from monitor.engine._unit_kernels import revalue_units_loops
+from monitor.engine._unit_kernels import revalue_units_loops, sorted_rows
 from monitor.engine._width_kernels import _class_of, _class_row_one, _table_one
 
 __all__ = ["compile_every_width", "revalue_and_judge", "revalue_units"]
@@ -44,23 +44,13 @@ def _unit_sums(
     leverage: Any,
     table: Any,
     row_figures: Any,
+    unit_figures: Any,
 ) -> Any:  # pragma: no cover - compiled by numba, inlined: ``width`` a constant there
-    """Revalue every row of unit ``u`` from the class ``table`` and return its sums
-    (uPnL, IM, MM, |uPnL|), added in row order from 0 as ``revalue_linear`` adds them:
-    the unit's rows are insertion-sorted by row id into ``listed`` (a row per instrument
-    at most) first."""
-    n = 0
-    r = head[u]
-    while r != -1:  # NO_ROW ends the list
-        at = n
-        while at > 0 and listed[at - 1] > r:
-            listed[at] = listed[at - 1]
-            at -= 1
-        listed[at] = r
-        n += 1
-        r = unit_next[r]
+    """Revalue every row of unit ``u`` from the class ``table``, set the unit's sums
+    (uPnL, IM, MM, |uPnL|) added in row order from 0 as ``revalue_linear`` adds them
+    (``monitor.engine._unit_kernels.sorted_rows`` into ``listed``), and return them."""
     total_upnl = total_initial = total_maintenance = total_gross = 0.0
-    for j in range(n):
+    for j in range(sorted_rows(u, head, unit_next, listed)):
         r = listed[j]
         upnl, initial, maintenance = _class_row_one(
             width, qty[r], entry[r], leverage[r], instrument[r], table
@@ -72,6 +62,10 @@ def _unit_sums(
         total_initial += initial
         total_maintenance += maintenance
         total_gross += abs(upnl)
+    unit_figures[u, 1] = total_upnl
+    unit_figures[u, 2] = total_initial
+    unit_figures[u, 3] = total_maintenance
+    unit_figures[u, 4] = total_gross
     return total_upnl, total_initial, total_maintenance, total_gross
 
 
@@ -109,14 +103,10 @@ def _unit_class_kernels(width: int) -> tuple[Any, Any]:
         listed = np.empty(contract_size.shape[0], dtype=np.intp)  # a row per instrument
         for k in range(units.shape[0]):
             u = units[k]
-            sums = _unit_sums_one(
+            _unit_sums_one(
                 width, u, head, unit_next, listed, instrument, qty, entry, leverage, table,
-                row_figures,
+                row_figures, unit_figures,
             )  # fmt: skip
-            unit_figures[u, 1] = sums[0]
-            unit_figures[u, 2] = sums[1]
-            unit_figures[u, 3] = sums[2]
-            unit_figures[u, 4] = sums[3]
 
     def units_judged(
         units: Any,
@@ -155,12 +145,8 @@ def _unit_class_kernels(width: int) -> tuple[Any, Any]:
             u = units[k]
             upnl, initial, maintenance, gross = _unit_sums_one(
                 width, u, head, unit_next, listed, instrument, qty, entry, leverage, table,
-                row_figures,
+                row_figures, unit_figures,
             )  # fmt: skip
-            unit_figures[u, 1] = upnl
-            unit_figures[u, 2] = initial
-            unit_figures[u, 3] = maintenance
-            unit_figures[u, 4] = gross
             old = state[u]  # then judged while its figures are at hand, as judge does
             new = _unit_state_one(
                 old, unit_figures[u, 0], upnl, initial, maintenance, gross, open_positions[u],

@@ -130,12 +130,12 @@ def band_units_reference(
     low: Bands,
     high: Bands,
     unbanded: NDArray[np.bool_],
-) -> int:
+) -> tuple[int, int]:
     """Set the band of every row listed by ``units`` (figures fresh, just judged); a unit
     not ``eligible`` (one flag per entry of ``units``), or too near a threshold, gets none:
     it is marked ``unbanded`` and its rows' bands are wide open. A unit with no open row
-    is not unbanded (no mark of it can move). Returns the change in the number of
-    unbanded units. See the module text."""
+    is not unbanded (no mark of it can move). Returns how many units became unbanded and
+    how many stopped being so. See the module text."""
     slots, rows = unit_rows_of(units, head, unit_next)
     ix = instrument[rows]
     cs, m = contract_size[ix], mark[ix]
@@ -167,7 +167,7 @@ def band_units_reference(
     banded = (eligible & (rho > 0.0)) | (np.bincount(slots, minlength=n) == 0)
     was = unbanded[units]
     unbanded[units] = ~banded
-    change = int(np.count_nonzero(~banded & ~was)) - int(np.count_nonzero(banded & was))
+    became, left = int(np.count_nonzero(~banded & ~was)), int(np.count_nonzero(banded & was))
     r = rho[slots]
     with np.errstate(divide="ignore", invalid="ignore"):
         floor_low = np.where(bracket >= 1, floors[ix, bracket] / size, 0.0) * (1.0 + _BRACKET_IN)
@@ -181,7 +181,7 @@ def band_units_reference(
     keep = banded[slots]
     low[rows] = np.where(keep, row_low, np.float32(-np.inf))
     high[rows] = np.where(keep, row_high, np.float32(np.inf))
-    return change
+    return became, left
 
 
 def _distance(
@@ -236,22 +236,22 @@ def _band_units(
     low: Any,
     high: Any,
     unbanded: Any,
-) -> int:  # pragma: no cover - compiled by numba; checked against the reference
+) -> tuple[int, int]:  # pragma: no cover - compiled by numba; checked against the reference
     a = max(1.0, margin_call_ratio)
     b = 1.0 + hysteresis
     width = floors.shape[1]
-    change = 0
+    became = left = 0
     for k in range(units.shape[0]):
         u = units[k]
         if head[u] == NO_ROW:  # no open row: nothing to band, nothing a mark can move
             if unbanded[u]:
                 unbanded[u] = False
-                change -= 1
+                left += 1
             continue
         if not eligible[k]:  # no band, whatever its distance: skip the first walk
             if not unbanded[u]:
                 unbanded[u] = True
-                change += 1
+                became += 1
             r = head[u]
             while r != NO_ROW:
                 low[r] = -np.inf
@@ -285,7 +285,10 @@ def _band_units(
         banded = rho > 0.0
         if banded == unbanded[u]:
             unbanded[u] = not banded
-            change += -1 if banded else 1
+            if banded:
+                left += 1
+            else:
+                became += 1
         r = head[u]
         while r != NO_ROW:  # second walk: each row's band
             if not banded:
@@ -304,11 +307,11 @@ def _band_units(
             low[r] = np.float32(min(row_low * (1.0 + _IN), _F32_MAX))
             high[r] = np.float32(min(row_high * (1.0 - _IN), _F32_MAX))
             r = unit_next[r]
-    return change
+    return became, left
 
 
 band_units: Any = jit(_band_units, band_units_reference)
 """``band_units(units, eligible, head, unit_next, instrument, qty, leverage, mark,
 contract_size, settle_value, n_tiers, floors, mmr, imr, mm_slope, im_slope,
-unit_figures, margin_call_ratio, hysteresis, low, high, unbanded) -> change``:
+unit_figures, margin_call_ratio, hysteresis, low, high, unbanded) -> (became, left)``:
 ``band_units_reference``, two walks per banded unit, one per unit without a band."""

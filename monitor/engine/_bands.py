@@ -127,20 +127,19 @@ def band(
     layout = book.models.layout
     eligible = (table.state[units] < LIQUIDATION) & ~portfolio
     kernel = band_units if _kernels.ENABLED else band_units_reference
-    was = table.unbanded[units]
-    table.unbanded_count += kernel(
+    became, left = kernel(
         units, eligible, table.head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
         book.mark, layout.contract_size, book.assets.value.take(book.settle_asset),
         layout.n_tiers, layout.floors, layout.mmr, layout.imr, layout.mm_slope,
         layout.im_slope, table.figures, margin_call_ratio, hysteresis, pos.band_low,
         pos.band_high, table.unbanded,
     )  # fmt: skip
-    now = table.unbanded[units]
-    if not np.array_equal(was, now):
-        table.unbanded_ids = None
+    table.unbanded_count += became - left
+    if became or left:
+        table.unbanded_ids = None  # read again at the next tick that needs them
     holders = pos.holders
     admit = admit_bands if _kernels.ENABLED else admit_bands_reference
-    banded = units[~now]  # the others' bands are wide open: no summary to narrow
+    banded = units[~table.unbanded[units]]  # the others' bands are wide open: no summary
     admit(
         banded, table.head, pos.unit_next, pos.instrument, holders.start, pos.holder_slot,
         pos.band_low, pos.band_high, holders.block_low, holders.block_high,

@@ -111,13 +111,16 @@ def test_the_revalue_and_band_kernels_equal_their_references(seed: int) -> None:
         low, high = pos.band_low.copy(), pos.band_high.copy()
         unbanded = table.unbanded.copy()
         unbanded[units[1::2]] = True  # some were unbanded before, some not
-        before = int(np.count_nonzero(unbanded))
-        change = kernel(
+        before = unbanded.copy()
+        became, left = kernel(
             units, eligible, head, pos.unit_next, pos.instrument, pos.qty, pos.leverage,
             *layout_inputs(engine), layout.mm_slope, layout.im_slope, results[0][1],
             CONFIG.margin_call_ratio, CONFIG.hysteresis, low, high, unbanded,
         )  # fmt: skip
-        assert change == int(np.count_nonzero(unbanded)) - before
+        assert became == int(np.count_nonzero(unbanded & ~before))
+        assert left == int(np.count_nonzero(before & ~unbanded))
+        assert became > 0
+        assert left > 0
         bands.append((low, high, unbanded))
     for got, want in zip(bands[0], bands[1], strict=True):
         np.testing.assert_array_equal(got, want)

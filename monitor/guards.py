@@ -27,18 +27,42 @@ Pure: time comes from the ticks and the caller, never from a clock read here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from operator import attrgetter
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 
 from monitor.schema import PriceTick
 
-__all__ = ["GuardDecision", "HoldReason", "PriceGuard"]
+__all__ = ["Conflation", "GuardDecision", "HoldReason", "PriceGuard"]
 
 HoldReason = Literal["stale", "out_of_band"]
 _TS = attrgetter("ts")
+
+
+class Conflation(NamedTuple):
+    """A run of ticks conflated: the last tick per symbol (symbols in the order first
+    seen) and the newest timestamp. The intake builds it per chunk while it checks the
+    chunk's ticks (``monitor.intake``), so a cycle's screen does not walk them again."""
+
+    last: dict[str, PriceTick]
+    newest: int
+
+    @classmethod
+    def of(cls, ticks: Sequence[PriceTick]) -> Conflation:
+        """The conflation of ``ticks`` (at least one)."""
+        return cls({tick.symbol: tick for tick in ticks}, max(map(_TS, ticks)))
+
+    @classmethod
+    def merged(cls, runs: Iterable[Conflation]) -> Conflation:
+        """The conflation of consecutive runs joined in order: what :meth:`of` gives
+        for their ticks put together."""
+        runs = [run for run in runs if run.last]  # an empty run has no newest tick
+        last: dict[str, PriceTick] = {}
+        for run in runs:
+            last.update(run.last)  # keeps a symbol where first seen, takes its last tick
+        return cls(last, max((run.newest for run in runs), default=0))
 
 
 class GuardDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -94,23 +118,28 @@ class PriceGuard:
         """Event time of the last accepted tick per instrument (for the price-age gauge)."""
         return {symbol: tick.ts for symbol, tick in self._accepted.items()}
 
-    def screen(self, ticks: Sequence[PriceTick], now_ms: int | None = None) -> GuardDecision:
+    def screen(
+        self,
+        ticks: Sequence[PriceTick],
+        now_ms: int | None = None,
+        conflation: Conflation | None = None,
+    ) -> GuardDecision:
         """Conflate ``ticks`` (in arrival order) and decide which prices the engine may use.
 
         Within one batch the last tick per instrument wins, but the tick before it is
         a candidate confirmation for an out-of-band move. Per tick this costs one dict
         store and one comparison; the earlier ticks are looked at only for a symbol
         whose last tick is out of band. ``now_ms`` (wall clock) caps the guard's clock;
-        None trusts the ticks.
+        None trusts the ticks. ``conflation``, when given, is ``Conflation.of(ticks)``
+        built by the caller.
         """
         if not ticks:
             return GuardDecision(accepted=(), held=(), conflated=0)
-        newest = max(map(_TS, ticks))
+        last, newest = conflation if conflation is not None else Conflation.of(ticks)
         if now_ms is not None:
             newest = min(newest, now_ms)
         if newest > self.newest_ts:
             self.newest_ts = newest
-        last = {tick.symbol: tick for tick in ticks}
         accepted: list[PriceTick] = []
         held: list[tuple[PriceTick, HoldReason]] = []
         for symbol, tick in last.items():

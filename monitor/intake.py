@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from operator import attrgetter
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 import structlog
@@ -22,13 +22,20 @@ import structlog
 from monitor.changelog import batch_ends
 from monitor.config import ServiceSettings
 from monitor.engine import MAX_PRICE, MAX_TS_MS, Engine, shape_problem
-from monitor.guards import PriceGuard
+from monitor.guards import Conflation, PriceGuard
 from monitor.metrics import Metrics
 from monitor.partitions import AccountPartitions
 from monitor.schema import LedgerEvent, PriceTick
 from streams import InboundRecord, JsonCodec, OutboundRecord, Rejection, TopicPartition, to_dlq
 
-__all__ = ["PRICE_CHUNK", "PROCESSING_ERROR", "TS_OUT_OF_RANGE", "Intake", "PricePoll"]
+__all__ = [
+    "PRICE_CHUNK",
+    "PROCESSING_ERROR",
+    "TS_OUT_OF_RANGE",
+    "Intake",
+    "PricePoll",
+    "TakenChunk",
+]
 
 log = structlog.get_logger("liqmon.intake")
 
@@ -38,20 +45,29 @@ PROCESSING_ERROR = "processing_error"  # the engine could not book a ledger even
 PRICE_CHUNK: Final = 20_000
 
 
+class TakenChunk(NamedTuple):
+    """The ticks of one polled chunk: with their records while a tick may still fail a
+    check, or with their conflation once every tick passed (``Conflation``: the records
+    are let go)."""
+
+    ticks: list[PriceTick]
+    records: list[InboundRecord] | None
+    conflation: Conflation | None
+
+
 class PricePoll:
     """The price records one cycle takes, decoded chunk by chunk as they were polled
     (:meth:`Intake.take_prices`), so a cycle of 200,000 ticks never holds 200,000 Kafka
     records (about 390 bytes each against 100 for a decoded tick).
 
-    ``chunks`` are each chunk's ticks with their records, or None where the records
-    were let go (every tick passed the checks when taken); ``rejections`` the records
-    that did not decode; ``count`` every record taken; ``ends`` each partition's next
-    offset after them."""
+    ``chunks`` are each chunk's ticks (``TakenChunk``); ``rejections`` the records that
+    did not decode; ``count`` every record taken; ``ends`` each partition's next offset
+    after them."""
 
     __slots__ = ("chunks", "count", "ends", "rejections")
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[list[PriceTick], list[InboundRecord] | None]] = []
+        self.chunks: list[TakenChunk] = []
         self.rejections: list[Rejection] = []
         self.count = 0
         self.ends: dict[int, int] = {}
@@ -95,13 +111,16 @@ class Intake:
         of the chunk passes the checks a later cycle would make (:func:`_plausible`, at
         this clock: the cycle's is later and accepts what this one does), the records go
         now and the cycle takes the ticks as they are; otherwise the cycle checks each
-        of them with its own clock, as it would have."""
+        of them with its own clock, as it would have. The same walk conflates the
+        chunk's ticks for the guard (``Conflation``)."""
         batch = self._ticks.decode_batch(records, self._max_bytes)
         poll.rejections.extend(batch.rejections)
         poll.count += len(records)
         poll.ends.update(batch_ends(records))  # by bisection, not one read per record
         checked = _plausible(batch.items, engine, now_ms + self._skew_ms)
-        poll.chunks.append((batch.items, None if checked else batch.records))
+        poll.chunks.append(
+            TakenChunk(batch.items, None if checked is not None else batch.records, checked)
+        )
 
     def price_records(
         self, records: list[InboundRecord], engine: Engine, now_ms: int
@@ -119,12 +138,20 @@ class Intake:
         the bad ones."""
         rejected = list(poll.rejections)
         good: list[PriceTick] = []
+        # The chunks' conflations while every tick passes; None once one did not.
+        runs: list[Conflation] | None = []
         latest_ms = now_ms + self._skew_ms
         book = engine.book
-        for items, records in poll.chunks:
-            if records is None or _plausible(items, engine, latest_ms):
+        for items, records, conflation in poll.chunks:
+            if records is not None:  # checked again at the cycle's (later) clock
+                conflation = _plausible(items, engine, latest_ms)
+            if conflation is not None:
                 good.extend(items)
+                if runs is not None:
+                    runs.append(conflation)
                 continue
+            assert records is not None  # a chunk whose records went passed when taken
+            runs = None  # the guard conflates what passes
             for tick, record in zip(items, records, strict=True):
                 reason = shape_problem(book, tick)
                 if reason is None and tick.ts > latest_ms:
@@ -133,7 +160,8 @@ class Intake:
                     good.append(tick)
                 else:
                     rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
-        decision = self.guard.screen(good, now_ms)
+        merged = Conflation.merged(runs) if runs is not None else None
+        decision = self.guard.screen(good, now_ms, merged)
         metrics = self._metrics
         for tick, reason in decision.held:
             metrics.prices_held.labels(reason).inc()
@@ -233,26 +261,29 @@ def _tp(rejection: Rejection) -> TopicPartition:
 
 _MARK = attrgetter("mark_price")
 _TS = attrgetter("ts")
-_SYMBOL = attrgetter("symbol")
 
 
-def _plausible(ticks: list[PriceTick], engine: Engine, latest_ms: int) -> bool:
-    """True if no tick can have a problem: every price finite, positive and in range,
-    every timestamp in range (checked as arrays) and every distinct symbol known.
-    Otherwise the caller checks each tick to find and name the bad ones."""
+def _plausible(ticks: list[PriceTick], engine: Engine, latest_ms: int) -> Conflation | None:
+    """The conflation of ``ticks`` if no tick can have a problem: every price finite,
+    positive and in range, every timestamp in range (checked as arrays) and every
+    distinct symbol known. Otherwise None: the caller checks each tick to find and name
+    the bad ones."""
     if not ticks:
-        return True
+        return Conflation({}, 0)
     # min/max carry a NaN through, and a NaN compares false: one test covers all three.
     prices = np.fromiter(map(_MARK, ticks), np.float64, len(ticks))
     if not (prices.min() > 0.0 and prices.max() <= MAX_PRICE):
-        return False
-    # As floats: a timestamp beyond int64 must not overflow the check itself, and every
-    # millisecond up to MAX_TS_MS is exact in float64.
-    stamps = np.fromiter(map(_TS, ticks), np.float64, len(ticks))
-    if not (stamps.min() >= 0.0 and stamps.max() <= min(latest_ms, MAX_TS_MS)):
-        return False
+        return None
+    try:  # a timestamp beyond int64 fails the check
+        stamps = np.fromiter(map(_TS, ticks), np.int64, len(ticks))
+    except OverflowError:
+        return None
+    newest = int(stamps.max())
+    if not (stamps.min() >= 0 and newest <= min(latest_ms, MAX_TS_MS)):
+        return None
+    last = {tick.symbol: tick for tick in ticks}
     book = engine.book
-    return all(
-        symbol in book.instrument_index or symbol in book.assets.price_symbols
-        for symbol in set(map(_SYMBOL, ticks))
-    )
+    known, priced = book.instrument_index, book.assets.price_symbols
+    if all(symbol in known or symbol in priced for symbol in last):
+        return Conflation(last, newest)
+    return None

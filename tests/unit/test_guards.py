@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from itertools import pairwise
 
-from monitor.guards import PriceGuard
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from monitor.guards import Conflation, PriceGuard
 from monitor.schema import PriceTick
 
 pytestmark = pytest.mark.unit
@@ -130,3 +134,37 @@ def test_a_spike_inside_a_batch_does_not_carry_the_reference(guard: PriceGuard) 
     decision = guard.screen([tick("BTC", 300.0, 2_000), tick("BTC", 70.0, 2_001)])
     assert decision.accepted == ()
     assert decision.held[0][1] == "out_of_band"
+
+
+_ticks = st.lists(
+    st.builds(
+        tick,
+        st.sampled_from(["BTC", "ETH", "SOL", "XRP"]),
+        st.floats(50.0, 150.0),
+        st.integers(0, 20_000),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ticks, st.lists(st.integers(0, 40), max_size=4), _ticks)
+def test_chunks_conflated_apart_and_merged_screen_as_the_whole_batch(
+    batch: list[PriceTick], cuts: list[int], before: list[PriceTick]
+) -> None:
+    """The intake conflates each polled chunk and merges them (``Conflation.merged``);
+    the guard then decides as if it had conflated the cycle's ticks itself."""
+    bounds = [0, *sorted(min(c, len(batch)) for c in cuts), len(batch)]
+    runs = [Conflation.of(batch[a:b]) if a < b else Conflation({}, 0) for a, b in pairwise(bounds)]
+    merged = Conflation.merged(runs)
+    whole = Conflation.of(batch)
+    assert list(merged.last.items()) == list(whole.last.items())  # order too
+    assert merged.newest == whole.newest
+    given_ = PriceGuard(max_age_ms=5_000, band=0.2)
+    own = PriceGuard(max_age_ms=5_000, band=0.2)
+    for guard in (given_, own):
+        guard.screen(before, 10_000)
+    assert given_.screen(batch, 12_000, merged) == own.screen(batch, 12_000)
+    assert given_.references() == own.references()
+    assert given_.held_count == own.held_count

@@ -10,6 +10,7 @@ import pytest
 
 from monitor.config import ServiceSettings
 from monitor.engine import Engine
+from monitor.guards import Conflation
 from monitor.intake import Intake, PricePoll
 from monitor.metrics import Metrics
 from monitor.replay._files import FileRecord
@@ -70,9 +71,27 @@ def test_chunks_give_what_one_batch_at_the_cycles_clock_gives(chunk: int, cycle_
 
 def test_a_chunk_whose_ticks_all_pass_lets_its_records_go() -> None:
     _, _, poll = outcome(4, NOW)
-    kept = [records is not None for _, records in poll.chunks]
+    kept = [chunk.records is not None for chunk in poll.chunks]
     # Chunks 0-3, 4-7, ...: bad ticks at 8, 13, 17 and 21 (chunks 2-5) wait for the cycle
     # with their chunk's records; the undecodable record 3 was rejected when taken.
     assert kept == [False, False, True, True, True, True, False, False]
     assert len(poll.rejections) == 1
-    assert [len(ticks) for ticks, _ in poll.chunks] == [3, 4, 4, 4, 4, 4, 4, 2]
+    assert [len(chunk.ticks) for chunk in poll.chunks] == [3, 4, 4, 4, 4, 4, 4, 2]
+    # A chunk that let its records go carries its ticks conflated for the guard.
+    for chunk in poll.chunks:
+        assert (chunk.conflation is None) == (chunk.records is not None)
+        if chunk.conflation is not None:
+            assert chunk.conflation == Conflation.of(chunk.ticks)
+
+
+def test_a_timestamp_past_int64_sends_its_chunk_to_the_checks_of_each_tick() -> None:
+    intake = Intake(ServiceSettings(), "dlq", Metrics())
+    engine = Engine([BTC, ETH])
+    values = [tick("BTCUSDT", 100.0), tick("ETHUSDT", 2_000.0, 2**64 - 1)]
+    taken = [FileRecord("prices", 0, k, NOW, b"k", v, (), NOW) for k, v in enumerate(values)]
+    poll = PricePoll()
+    intake.take_prices(poll, taken, engine, NOW)
+    assert [chunk.conflation for chunk in poll.chunks] == [None]
+    ticks, letters = intake.price_batch(poll, engine, NOW)
+    assert [t.symbol for t in ticks] == ["BTCUSDT"]
+    assert [dict(r.headers)["dlq.reason"] for r in letters] == [b"ts_out_of_range"]

@@ -220,6 +220,7 @@ async def run_once(args: argparse.Namespace, exactly_once: bool) -> None:
                     profile=args.profile,
                 )
                 emit(mode | figure)
+                rig.keep_logs |= figure.get("met") is False
             if measure_latency:
                 for rate in (int(r) for r in args.rates.split(",") if r.strip()):
                     for figure in await latency(

@@ -5,7 +5,8 @@ Book: 1,000,000 cross accounts, 3,000,000 positions (3 per account), 500 instrum
 instrument. Each figure is printed with its baseline measured in the same run:
 
 * ``full_revaluation`` vs ``numpy_streaming_read``: one read (a reduction) of every
-  input array the revaluation must read; target at most 4x.
+  input array the revaluation must read; target at most 4x. The two alternate, seven
+  times each, and the best of each counts.
 * ``full_revaluation`` vs ``python_loop``: a straightforward pure-Python loop over
   positions doing the same arithmetic (tier lookup, IM/MM, uPnL, per-account sums,
   states), timed on a 50,000-position sample and scaled; target at least 50x faster.
@@ -118,6 +119,18 @@ def best_of(runs: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
+def best_of_interleaved(
+    runs: int, fn: Callable[[], object], baseline: Callable[[], object]
+) -> tuple[float, float]:
+    """The best time of ``fn`` and of ``baseline`` over ``runs`` turns, one of each per
+    turn: a noisy moment of the box falls on both, not on whichever ran then."""
+    best, best_baseline = float("inf"), float("inf")
+    for _ in range(runs):
+        best = min(best, best_of(1, fn))
+        best_baseline = min(best_baseline, best_of(1, baseline))
+    return best, best_baseline
+
+
 def streaming_read(engine: Engine) -> None:
     """Read once every array a full revaluation reads (the memory-bandwidth floor)."""
     book = engine.book
@@ -192,8 +205,7 @@ def main() -> int:
     print(f"# built {built} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     engine.full_recompute()  # compiles the fused kernel (or loads it from the disk cache)
-    full = best_of(5, engine.full_recompute)
-    floor = best_of(5, lambda: streaming_read(engine))
+    full, floor = best_of_interleaved(7, engine.full_recompute, lambda: streaming_read(engine))
     emit(
         figure="full_revaluation",
         accounts=ACCOUNTS,

@@ -133,11 +133,16 @@ class Snapshots:
         partitions: AccountPartitions,
         next_offsets: Mapping[TopicPartition, int],
         now_ms: int,
+        *,
+        may_begin: bool = True,
     ) -> list[OutboundRecord]:
         """This cycle's snapshot records: the next chunks of the one being written (once
         its copy is taken), or none when a partition's turn comes and its copy begins.
 
         ``next_offsets`` is where the book stands per partition once the cycle commits.
+        Without ``may_begin`` a partition whose turn has come waits (the service holds a
+        snapshot back while a solvency stress runs: the two images of the book together
+        were the monitor's memory peak).
         """
         if self._interval_s <= 0:
             return []
@@ -147,7 +152,7 @@ class Snapshots:
             return self._step(self._writing)
         now = self._clock()
         due = [tp for tp in sorted(owned) if self._next.get(tp, now + 1) <= now]
-        if due:
+        if due and may_begin:
             self._begin(engine, due[0], partitions, next_offsets.get(due[0], 0), now_ms)
         return []
 
@@ -176,6 +181,11 @@ class Snapshots:
         keys = self._keys.setdefault(tp, SnapshotKeys())
         self._writing = _Writing(tp, copy, keys.next_slot, keys, began)
         self._writing.seconds = time.perf_counter() - started
+
+    @property
+    def writing(self) -> bool:
+        """Whether a snapshot is being copied or written."""
+        return self._writing is not None
 
     def copying(self, owned: frozenset[TopicPartition]) -> bool:
         """Whether the copy of an owned partition's snapshot is being taken (:meth:`due`

@@ -122,8 +122,15 @@ class SolvencySchedule:
             return self._task.done()
         return time.monotonic() >= self._next
 
-    def take(self, engine: Engine, now_ms: int) -> list[OutboundRecord]:
-        """The record of a finished report (if any); start the next stress when due."""
+    @property
+    def running(self) -> bool:
+        """Whether a stress has started whose report no cycle has taken up yet."""
+        return self._task is not None
+
+    def take(self, engine: Engine, now_ms: int, *, may_start: bool = True) -> list[OutboundRecord]:
+        """The record of a finished report (if any); start the next stress when due and
+        ``may_start`` (the service holds a stress back while a snapshot is due or being
+        written: see ``Snapshots.take``)."""
         if not self.enabled:
             return []
         records: list[OutboundRecord] = []
@@ -141,7 +148,7 @@ class SolvencySchedule:
                 self._quantiles, self._quantile_engine = quantiles, self._engine
                 self.last = report
                 self.took = True
-        if self._task is None and time.monotonic() >= self._next:
+        if self._task is None and may_start and time.monotonic() >= self._next:
             self._next = time.monotonic() + self._interval_s
             self._copying = asyncio.ensure_future(asyncio.to_thread(self._copier.take, engine))
             self._engine = engine

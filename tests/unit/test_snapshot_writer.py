@@ -96,8 +96,12 @@ class Rig:
             step_items=step_items,
         )
 
-    def take(self, owned: frozenset[TopicPartition] = OWNED) -> list[OutboundRecord]:
-        return self.writer.take(self.engine, owned, self.partitions, {TP: self.offset}, 7)
+    def take(
+        self, owned: frozenset[TopicPartition] = OWNED, *, may_begin: bool = True
+    ) -> list[OutboundRecord]:
+        return self.writer.take(
+            self.engine, owned, self.partitions, {TP: self.offset}, 7, may_begin=may_begin
+        )
 
     def until(self, condition: Callable[[], bool]) -> None:
         deadline = time.monotonic() + 5
@@ -196,6 +200,22 @@ def test_the_older_snapshot_stays_in_use_until_the_newer_is_whole() -> None:
     assert sum(len(c.accounts) for c in newer) == 450
     assert set(restored.snapshot_keys(TP).counts) == {1}  # the first slot's keys nulled
     assert restored.snapshot_keys(TP).counts[1] == len(newer)
+
+
+def test_a_due_snapshot_that_may_not_begin_waits_for_its_turn_to_be_taken_up() -> None:
+    """The service holds a snapshot back while a stress runs (``may_begin``)."""
+    rig = Rig(40)
+    rig.until(lambda: rig.writer.due(OWNED))
+    for _ in range(3):
+        assert rig.take(may_begin=False) == []
+        assert not rig.writer.writing
+        assert rig.writer.due(OWNED)  # still its turn
+    rig.take()
+    assert rig.writer.writing
+    assert rig.writer.copying(OWNED)
+    while rig.writer.writing:
+        rig.take(may_begin=False)  # a snapshot begun is written to its end
+    assert rig.written() == 1
 
 
 def test_a_revoked_partitions_snapshot_is_dropped() -> None:

@@ -132,7 +132,7 @@ class JsonCodec(Generic[T]):
         items: list[T]
         try:
             if limit < 0 or max(map(len, values)) <= limit:
-                items = [decode(value) for value in values]
+                items = list(map(decode, values))
                 return DecodedBatch(items=items, records=records, rejections=[])
         except (msgspec.DecodeError, RecursionError, TypeError):  # TypeError: a None value
             pass

@@ -148,7 +148,7 @@ def parse_args() -> argparse.Namespace:
         "--ticks", type=int, default=1_000_000, help="ticks per throughput round (%(default)s)"
     )
     parser.add_argument(
-        "--rounds", type=int, default=2, help="throughput rounds, the best counts (%(default)s)"
+        "--rounds", type=int, default=3, help="throughput rounds, the best counts (%(default)s)"
     )
     parser.add_argument(
         "--rates",

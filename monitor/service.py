@@ -236,12 +236,13 @@ class Monitor(Rebalancing):
                 self._observer.cycle(self.engine, prices.count, [], [], ticks, [], now_ms)
         log.info("prices caught up", instruments=len(self._intake.prices))
 
-    async def _poll_prices(self, timeout_ms: int) -> PricePoll:
-        """Up to ``service.max_price_batch`` price records, waiting at most ``timeout_ms``
-        for the first: taken ``PRICE_CHUNK`` at a time and decoded as they come, so a
-        backlog's cycle holds its ticks, not its Kafka records (``PricePoll``)."""
+    async def _poll_prices(self, timeout_ms: int, prices: PricePoll | None = None) -> PricePoll:
+        """Up to ``service.max_price_batch`` price records (counting those ``prices``
+        already holds, which it adds to), waiting at most ``timeout_ms`` for the first:
+        taken ``PRICE_CHUNK`` at a time and decoded as they come, so a backlog's cycle
+        holds its ticks, not its Kafka records (``PricePoll``)."""
         most = self.settings.service.max_price_batch
-        prices = PricePoll()
+        prices = prices if prices is not None else PricePoll()
         while prices.count < most:
             records = await self._table.poll_batch(
                 min(PRICE_CHUNK, most - prices.count), timeout_ms if not prices else 0
@@ -309,7 +310,11 @@ class Monitor(Rebalancing):
                 )
                 prices = PricePoll()
                 if price_poll.done():
-                    prices, price_poll = price_poll.result(), None
+                    # With what was fetched since it ended, then the next poll at once: it
+                    # decodes while this cycle waits for its commit, and the consumer,
+                    # which fetches no more while records wait in its buffer, fetches on.
+                    prices = await self._poll_prices(0, price_poll.result())
+                    price_poll = asyncio.ensure_future(self._poll_prices(service.poll_timeout_ms))
                 ledger: list[InboundRecord] = []
                 if ledger_poll is not None and ledger_poll.done() and not copying:
                     ledger, ledger_poll = ledger_poll.result(), None

@@ -182,11 +182,6 @@ class Snapshots:
         self._writing = _Writing(tp, copy, keys.next_slot, keys, began)
         self._writing.seconds = time.perf_counter() - started
 
-    @property
-    def writing(self) -> bool:
-        """Whether a snapshot is being copied or written."""
-        return self._writing is not None
-
     def copying(self, owned: frozenset[TopicPartition]) -> bool:
         """Whether the copy of an owned partition's snapshot is being taken (:meth:`due`
         then holds): until it is, no cycle may book ledger records (the service holds

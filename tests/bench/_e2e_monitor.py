@@ -231,9 +231,10 @@ class MonitorProcess:
         condition: Callable[[], Awaitable[bool]],
         what: str,
         timeout_s: float,
-        every_s: float = 0.05,
+        every_s: float | Callable[[], float] = 0.05,
     ) -> None:
-        """Await ``condition()`` every ``every_s`` until it is true; fail after ``timeout_s``."""
+        """Await ``condition()`` every ``every_s`` (seconds, or a function giving the next
+        wait) until it is true; fail after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         while True:
             self.check_alive()
@@ -241,7 +242,7 @@ class MonitorProcess:
                 return
             if time.monotonic() > deadline:
                 raise TimeoutError(f"timed out after {timeout_s:.0f}s waiting for {what}")
-            await asyncio.sleep(every_s)
+            await asyncio.sleep(every_s() if callable(every_s) else every_s)
 
     async def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM (the monitor finishes its cycle, commits, exits); SIGKILL after the deadline."""

@@ -14,7 +14,6 @@ run and the baseline's, leaving the two different records to read.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shutil
 import sys
@@ -219,26 +218,22 @@ class Rig:
         time the rate seen so far says is left, between ``SCRAPE_MIN_S`` (the precision
         of the end) and ``SCRAPE_MAX_S``: a dozen for a two-second round, not forty."""
         monitor = self.monitor
-        began = time.perf_counter()
-        first: tuple[float, float] | None = None
-        scrapes = 0
-        while True:
-            monitor.check_alive()
+        seen: list[tuple[float, float]] = []  # (time, records consumed) at each scrape
+
+        async def reached() -> bool:
             value = (await monitor.scrape()).value(CONSUMED, topic=topic)
-            scrapes += 1
-            now = time.perf_counter()
-            if value >= target:
-                return now, scrapes
-            if now - began > timeout_s:
-                raise TimeoutError(
-                    f"timed out after {timeout_s:.0f}s waiting for the monitor to consume "
-                    f"{target:,.0f} records of {topic} ({value:,.0f} so far)"
-                )
-            if first is None:
-                first = (now, value)
-            moved = value - first[1]
-            left = (target - value) * (now - first[0]) / moved if moved > 0 else SCRAPE_MAX_S
-            await asyncio.sleep(min(SCRAPE_MAX_S, max(SCRAPE_MIN_S, left / 2)))
+            seen.append((time.perf_counter(), value))
+            return value >= target
+
+        def next_wait() -> float:
+            (first_at, first), (now, value) = seen[0], seen[-1]
+            moved = value - first
+            left = (target - value) * (now - first_at) / moved if moved > 0 else SCRAPE_MAX_S
+            return min(SCRAPE_MAX_S, max(SCRAPE_MIN_S, left / 2))
+
+        what = f"the monitor to consume {target:,.0f} records of {topic}"
+        await monitor.until_async(reached, what, timeout_s, next_wait)
+        return seen[-1][0], len(seen)
 
     async def tear_down(self, *, keep_files: bool) -> None:
         """Stop the monitor, delete the topics, and the rendered files unless ``keep_files``."""

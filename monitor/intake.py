@@ -12,11 +12,11 @@ same way), and no value may be longer than ``service.max_record_bytes``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from operator import attrgetter
-from typing import Final, NamedTuple
+from typing import Annotated, Final, NamedTuple
 
-import numpy as np
+import msgspec
 import structlog
 
 from monitor.changelog import batch_ends
@@ -48,11 +48,13 @@ PRICE_CHUNK: Final = 20_000
 class TakenChunk(NamedTuple):
     """The ticks of one polled chunk: with their records while a tick may still fail a
     check, or with their conflation once every tick passed (``Conflation``: the records
-    are let go)."""
+    are let go). ``plain``: the ticks decoded as :class:`_PlainTick` s (only the clock
+    and the symbols are left to check)."""
 
-    ticks: list[PriceTick]
+    ticks: Sequence[PriceTick]
     records: list[InboundRecord] | None
     conflation: Conflation | None
+    plain: bool
 
 
 class PricePoll:
@@ -95,6 +97,7 @@ class Intake:
         self._max_bytes = service.max_record_bytes
         self._max_dlq_bytes = service.max_dlq_value_bytes
         self._ticks = JsonCodec(PriceTick)
+        self._plain = JsonCodec(_PlainTick)
         self._ledger: JsonCodec[LedgerEvent] = JsonCodec(LedgerEvent)
 
     def restore(self, references: list[PriceTick], screened: Mapping[TopicPartition, int]) -> None:
@@ -107,20 +110,28 @@ class Intake:
     def take_prices(
         self, poll: PricePoll, records: list[InboundRecord], engine: Engine, now_ms: int
     ) -> None:
-        """Decode a chunk of price records into ``poll`` as it is polled. When every tick
-        of the chunk passes the checks a later cycle would make (:func:`_plausible`, at
-        this clock: the cycle's is later and accepts what this one does), the records go
-        now and the cycle takes the ticks as they are; otherwise the cycle checks each
-        of them with its own clock, as it would have. The same walk conflates the
-        chunk's ticks for the guard (``Conflation``)."""
-        batch = self._ticks.decode_batch(records, self._max_bytes)
-        poll.rejections.extend(batch.rejections)
+        """Decode a chunk of price records into ``poll`` as it is polled.
+
+        The chunk is first decoded as :class:`_PlainTick` s, whose decoding already
+        checks the price, the timestamp's range and that no ``mark_iv`` is given. When
+        that succeeds and every tick also passes what is left (:func:`_conflation`: the
+        symbols, and the clock, at this one: the cycle's is later and accepts what this
+        one does), the records go now and the cycle takes the ticks as they are, with
+        their conflation for the guard. Otherwise the cycle checks the ticks again with
+        its own clock: the chunk's clock and symbols when they decoded as plain ticks,
+        each tick by the engine's rules (``shape_problem``) when not.
+        """
         poll.count += len(records)
         poll.ends.update(batch_ends(records))  # by bisection, not one read per record
-        checked = _plausible(batch.items, engine, now_ms + self._skew_ms)
-        poll.chunks.append(
-            TakenChunk(batch.items, None if checked is not None else batch.records, checked)
-        )
+        plain = self._plain.decode_all([record.value for record in records], self._max_bytes)
+        if plain is not None:
+            checked = _conflation(plain, engine, now_ms + self._skew_ms)
+            kept = None if checked is not None else records
+            poll.chunks.append(TakenChunk(plain, kept, checked, plain=True))
+            return
+        batch = self._ticks.decode_batch(records, self._max_bytes)
+        poll.rejections.extend(batch.rejections)
+        poll.chunks.append(TakenChunk(batch.items, batch.records, None, plain=False))
 
     def price_records(
         self, records: list[InboundRecord], engine: Engine, now_ms: int
@@ -142,9 +153,9 @@ class Intake:
         runs: list[Conflation] | None = []
         latest_ms = now_ms + self._skew_ms
         book = engine.book
-        for items, records, conflation in poll.chunks:
-            if records is not None:  # checked again at the cycle's (later) clock
-                conflation = _plausible(items, engine, latest_ms)
+        for items, records, conflation, plain in poll.chunks:
+            if records is not None and plain:  # checked again at the cycle's (later) clock
+                conflation = _conflation(items, engine, latest_ms)
             if conflation is not None:
                 good.extend(items)
                 if runs is not None:
@@ -160,8 +171,11 @@ class Intake:
                     good.append(tick)
                 else:
                     rejected.append(Rejection.of(record, reason, f"price tick of {tick.symbol!r}"))
-        merged = Conflation.merged(runs) if runs is not None else None
-        decision = self.guard.screen(good, now_ms, merged)
+        if runs is not None:
+            merged = Conflation.merged(runs)
+        else:  # the guard's own conflation, made here to hand on price ticks, not plain ones
+            merged = Conflation.of(good) if good else Conflation({}, 0)
+        decision = self.guard.screen(good, now_ms, _priced(merged))
         metrics = self._metrics
         for tick, reason in decision.held:
             metrics.prices_held.labels(reason).inc()
@@ -259,27 +273,39 @@ def _tp(rejection: Rejection) -> TopicPartition:
     return TopicPartition(rejection.topic, rejection.partition)
 
 
-_MARK = attrgetter("mark_price")
+class _PlainTick(PriceTick, frozen=True, kw_only=True, gc=False, omit_defaults=True):
+    """A price tick whose decoding already makes the engine's checks of a tick that is
+    not an option's marked by volatility (``shape_problem``): a finite mark price in
+    (0, MAX_PRICE], a timestamp in [0, MAX_TS_MS] and no ``mark_iv``. Left to check:
+    the symbol and the clock. Only the intake's batches see one; what goes on from a
+    cycle is a :class:`PriceTick` (``_priced``)."""
+
+    mark_price: Annotated[float, msgspec.Meta(gt=0.0, le=MAX_PRICE)]
+    ts: Annotated[int, msgspec.Meta(ge=0, le=MAX_TS_MS)]
+    mark_iv: None = None
+
+
 _TS = attrgetter("ts")
 
 
-def _plausible(ticks: list[PriceTick], engine: Engine, latest_ms: int) -> Conflation | None:
-    """The conflation of ``ticks`` if no tick can have a problem: every price finite,
-    positive and in range, every timestamp in range (checked as arrays) and every
-    distinct symbol known. Otherwise None: the caller checks each tick to find and name
-    the bad ones."""
+def _priced(conflation: Conflation) -> Conflation:
+    """``conflation`` with its last ticks as :class:`PriceTick` s: what the guard keeps
+    and the engine books compares equal to a tick decoded or built anywhere else."""
+    last = {
+        symbol: tick if type(tick) is PriceTick else PriceTick(**msgspec.structs.asdict(tick))
+        for symbol, tick in conflation.last.items()
+    }
+    return Conflation(last, conflation.newest)
+
+
+def _conflation(ticks: Sequence[PriceTick], engine: Engine, latest_ms: int) -> Conflation | None:
+    """The conflation of plain ``ticks`` if none is stamped after ``latest_ms`` and every
+    distinct symbol is listed or a priced asset; otherwise None (the caller then checks
+    each tick, to find and name the bad ones)."""
     if not ticks:
         return Conflation({}, 0)
-    # min/max carry a NaN through, and a NaN compares false: one test covers all three.
-    prices = np.fromiter(map(_MARK, ticks), np.float64, len(ticks))
-    if not (prices.min() > 0.0 and prices.max() <= MAX_PRICE):
-        return None
-    try:  # a timestamp beyond int64 fails the check
-        stamps = np.fromiter(map(_TS, ticks), np.int64, len(ticks))
-    except OverflowError:
-        return None
-    newest = int(stamps.max())
-    if not (stamps.min() >= 0 and newest <= min(latest_ms, MAX_TS_MS)):
+    newest = max(map(_TS, ticks))
+    if newest > latest_ms:
         return None
     last = {tick.symbol: tick for tick in ticks}
     book = engine.book

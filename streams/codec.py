@@ -7,7 +7,7 @@ queue needs. Per record the work is one decode and one append, as DESIGN.md asks
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, Generic, TypeVar, overload
 
 import msgspec
@@ -112,6 +112,22 @@ class JsonCodec(Generic[T]):
         decoded: T = self._decode(value)
         return decoded
 
+    def decode_all(
+        self, values: Sequence[bytes | None], max_bytes: int | None = None
+    ) -> list[T] | None:
+        """Every value decoded, in order; None if any is missing, longer than ``max_bytes``
+        (when given) or not a valid ``T``. Which one, and why, is for :meth:`decode_batch`."""
+        if not values:
+            return []
+        raw: Sequence[Any] = values  # a None fails len() or the decode: a TypeError
+        decode: Callable[[Any], T] = self._decode
+        try:
+            if max_bytes is None or max(map(len, raw)) <= max_bytes:
+                return list(map(decode, raw))
+        except (msgspec.DecodeError, RecursionError, TypeError):  # TypeError: a None value
+            pass
+        return None
+
     def decode_batch(
         self, records: Iterable[InboundRecord], max_bytes: int | None = None
     ) -> DecodedBatch[T]:
@@ -121,22 +137,15 @@ class JsonCodec(Generic[T]):
         without being decoded.
         """
         records = records if isinstance(records, list) else list(records)
+        # The usual batch is all good: decoded in one go (no per-record branches); any
+        # None, oversized or bad value sends the batch to the loop below, which finds and
+        # names the bad records.
+        every = self.decode_all([record.value for record in records], max_bytes)
+        if every is not None:
+            return DecodedBatch(items=every, records=records, rejections=[])
         decode = self._decode
         limit = max_bytes if max_bytes is not None else -1
-        # The usual batch is all good: decode it in one comprehension (no per-record
-        # branches); any None, oversized or bad value sends the batch to the loop below,
-        # which finds and names the bad records.
-        values: list[Any] = [record.value for record in records]
-        if not values:
-            return DecodedBatch(items=[], records=[], rejections=[])
-        items: list[T]
-        try:
-            if limit < 0 or max(map(len, values)) <= limit:
-                items = list(map(decode, values))
-                return DecodedBatch(items=items, records=records, rejections=[])
-        except (msgspec.DecodeError, RecursionError, TypeError):  # TypeError: a None value
-            pass
-        items = []
+        items: list[T] = []
         good: list[InboundRecord] = []
         rejections: list[Rejection] = []
         for record in records:

@@ -7,13 +7,16 @@ import json
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.config import ServiceSettings
-from monitor.engine import Engine
-from monitor.guards import Conflation
+from monitor.engine import Engine, shape_problem
+from monitor.guards import Conflation, PriceGuard
 from monitor.intake import Intake, PricePoll
 from monitor.metrics import Metrics
 from monitor.replay._files import FileRecord
+from monitor.schema import Instrument, OptionStandardMargin, PriceTick
 from tests.unit.test_book_positions import BTC, ETH
 
 pytestmark = pytest.mark.unit
@@ -73,10 +76,14 @@ def test_a_chunk_whose_ticks_all_pass_lets_its_records_go() -> None:
     _, _, poll = outcome(4, NOW)
     kept = [chunk.records is not None for chunk in poll.chunks]
     # Chunks 0-3, 4-7, ...: bad ticks at 8, 13, 17 and 21 (chunks 2-5) wait for the cycle
-    # with their chunk's records; the undecodable record 3 was rejected when taken.
-    assert kept == [False, False, True, True, True, True, False, False]
+    # with their chunk's records. So does chunk 0: its undecodable record 3 was rejected
+    # when taken, and its other ticks are checked one by one at the cycle.
+    assert kept == [True, False, True, True, True, True, False, False]
     assert len(poll.rejections) == 1
     assert [len(chunk.ticks) for chunk in poll.chunks] == [3, 4, 4, 4, 4, 4, 4, 2]
+    # Chunk 3 holds the negative price (13): not a plain tick either. Chunks 2, 4 and 5
+    # decoded as plain ticks; an unknown symbol or the clock held them back.
+    assert [chunk.plain for chunk in poll.chunks] == [False, True, True, False] + [True] * 4
     # A chunk that let its records go carries its ticks conflated for the guard.
     for chunk in poll.chunks:
         assert (chunk.conflation is None) == (chunk.records is not None)
@@ -95,3 +102,86 @@ def test_a_timestamp_past_int64_sends_its_chunk_to_the_checks_of_each_tick() -> 
     ticks, letters = intake.price_batch(poll, engine, NOW)
     assert [t.symbol for t in ticks] == ["BTCUSDT"]
     assert [dict(r.headers)["dlq.reason"] for r in letters] == [b"ts_out_of_range"]
+
+
+# --------------------------------------------------------------------------- every rule
+
+CALL = Instrument(
+    symbol="BTC-C",
+    kind="option",
+    quote="USDT",
+    base="BTC",
+    underlying="BTC-USD",
+    strike=100.0,
+    expiry=4_000_000_000_000,
+    option_type="call",
+    margin=OptionStandardMargin(),
+)
+_ABSENT = object()
+_FIELDS = {
+    "symbol": ["BTCUSDT", "ETHUSDT", "BTC-C", "BTC-USD", "DOGEUSDT"],
+    "mark_price": [100.0, 101.0, 2_000.0, 0.0, -5.0, 1e12, 1e13, 0.02, _ABSENT],
+    "ts": [NOW, NOW - 5, NOW + SKEW_MS + 500, NOW + SKEW_MS + 5_000, -1, 2**63, _ABSENT],
+    "mark_iv": [_ABSENT, _ABSENT, 0.5, 0.0, -1.0, 150.0, None],
+    "index_price": [_ABSENT, 99.0, None],
+}
+_GARBAGE = [b"{not json", b"null", b'{"symbol": 5, "ts": 1}', b'"BTCUSDT"']
+
+
+@st.composite
+def _value(draw: st.DrawFn) -> bytes:
+    if draw(st.integers(0, 9)) == 0:
+        return draw(st.sampled_from(_GARBAGE))
+    fields = {name: draw(st.sampled_from(choices)) for name, choices in _FIELDS.items()}
+    return json.dumps({k: v for k, v in fields.items() if v is not _ABSENT}).encode()
+
+
+def _one_by_one(values: list[bytes], engine: Engine, cycle_ms: int) -> tuple[list[object], set]:
+    """What checking each record on its own by the engine's rules, then screening the
+    good ones with a fresh guard, gives: ticks accepted, and (offset, reason) of each bad
+    record. No chunks, no plain ticks, no conflation handed to the guard."""
+    decode = msgspec.json.Decoder(PriceTick).decode
+    good, bad = [], set()
+    for offset, value in enumerate(values):
+        try:
+            item = decode(value)
+        except msgspec.ValidationError:
+            bad.add((offset, "invalid"))
+            continue
+        except msgspec.DecodeError:
+            bad.add((offset, "undecodable"))
+            continue
+        reason = shape_problem(engine.book, item)
+        if reason is None and item.ts > cycle_ms + SKEW_MS:
+            reason = "ts_out_of_range"
+        if reason is None:
+            good.append(item)
+        else:
+            bad.add((offset, reason))
+    decision = PriceGuard(
+        int(ServiceSettings().max_price_age_s * 1000), ServiceSettings().price_band
+    ).screen(good, cycle_ms)
+    return [msgspec.to_builtins(t) for t in decision.accepted], bad
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    values=st.lists(_value(), min_size=1, max_size=40),
+    chunk=st.integers(1, 12),
+    later_ms=st.sampled_from([0, 1_000, 10_000]),
+)
+def test_chunks_decide_each_tick_as_the_engines_rules_do(
+    values: list[bytes], chunk: int, later_ms: int
+) -> None:
+    engine = Engine([BTC, ETH, CALL])
+    taken = [FileRecord("prices", 0, k, NOW, b"k", v, (), NOW) for k, v in enumerate(values)]
+    intake = Intake(ServiceSettings(), "dlq", Metrics())
+    poll = PricePoll()
+    for first in range(0, len(taken), chunk):
+        intake.take_prices(poll, taken[first : first + chunk], engine, NOW)
+    ticks, letters = intake.price_batch(poll, engine, NOW + later_ms)
+    accepted, bad = _one_by_one(values, engine, NOW + later_ms)
+    assert [msgspec.to_builtins(t) for t in ticks] == accepted
+    assert all(type(t) is PriceTick for t in ticks)  # never the intake's plain ticks
+    headers = [dict(r.headers) for r in letters]
+    assert {(int(h["dlq.offset"]), h["dlq.reason"].decode()) for h in headers} == bad

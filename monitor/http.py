@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -22,6 +23,9 @@ _REQUEST_TIMEOUT_S = 5.0
 class HealthServer:
     """Serves metrics and probes for one monitor.
 
+    ``exposition`` gets the series names asked for with ``/metrics?name[]=a&name[]=b``
+    (none: every series).
+
     ``readiness`` returns ``(ready, reason)``; ``/readyz`` answers 200 when ready
     and 503 with the reason otherwise. ``/healthz`` answers 200 while the event
     loop runs.
@@ -31,7 +35,7 @@ class HealthServer:
         self,
         host: str,
         port: int,
-        exposition: Callable[[], bytes],
+        exposition: Callable[[list[str]], bytes],
         readiness: Callable[[], tuple[bool, str]],
     ) -> None:
         self._host = host
@@ -87,9 +91,10 @@ class HealthServer:
         parts = request_line.decode("latin-1").split()
         if len(parts) < 2 or parts[0] not in ("GET", "HEAD"):
             return "405 Method Not Allowed", "text/plain", b"only GET is served\n"
-        path = parts[1].split("?", 1)[0]
+        path, _, query = parts[1].partition("?")
         if path == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, self._exposition()
+            names = parse_qs(query).get("name[]", [])
+            return "200 OK", CONTENT_TYPE_LATEST, self._exposition(names)
         if path == "/healthz":
             return "200 OK", "text/plain", b"ok\n"
         if path == "/readyz":

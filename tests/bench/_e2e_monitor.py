@@ -185,8 +185,11 @@ class MonitorProcess:
 
         await self.until_async(ready, "the monitor to answer /readyz with 200", timeout_s)
 
-    async def scrape(self) -> Scrape:
-        status, body = await http_get(self.port, "/metrics")
+    async def scrape(self, *names: str) -> Scrape:
+        """/metrics: every series, or only those ``names`` (``name[]``: the monitor then
+        collects those alone, a fraction of a millisecond against a few for all)."""
+        query = "&".join(f"name[]={name}" for name in names)
+        status, body = await http_get(self.port, f"/metrics?{query}" if query else "/metrics")
         if status != 200:
             raise RuntimeError(f"/metrics answered {status}")
         return Scrape(body.decode())

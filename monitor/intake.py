@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
-from typing import Annotated, Final, NamedTuple
+from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
 import structlog
 
+from monitor.book import Book
 from monitor.changelog import batch_ends
 from monitor.config import ServiceSettings
 from monitor.engine import MAX_PRICE, MAX_TS_MS, Engine, shape_problem
@@ -97,7 +98,8 @@ class Intake:
         self._max_bytes = service.max_record_bytes
         self._max_dlq_bytes = service.max_dlq_value_bytes
         self._ticks = JsonCodec(PriceTick)
-        self._plain = JsonCodec(_PlainTick)
+        self._plain_book: Book | None = None  # the book whose symbols _plain knows
+        self._plain: JsonCodec[PriceTick] | None = None
         self._ledger: JsonCodec[LedgerEvent] = JsonCodec(LedgerEvent)
 
     def restore(self, references: list[PriceTick], screened: Mapping[TopicPartition, int]) -> None:
@@ -112,20 +114,23 @@ class Intake:
     ) -> None:
         """Decode a chunk of price records into ``poll`` as it is polled.
 
-        The chunk is first decoded as :class:`_PlainTick` s, whose decoding already
-        checks the price, the timestamp's range and that no ``mark_iv`` is given. When
-        that succeeds and every tick also passes what is left (:func:`_conflation`: the
-        symbols, and the clock, at this one: the cycle's is later and accepts what this
-        one does), the records go now and the cycle takes the ticks as they are, with
-        their conflation for the guard. Otherwise the cycle checks the ticks again with
-        its own clock: the chunk's clock and symbols when they decoded as plain ticks,
-        each tick by the engine's rules (``shape_problem``) when not.
+        The chunk is first decoded as plain ticks of the book's symbols
+        (:func:`_plain_codec`), whose decoding already checks the symbol, the price, the
+        timestamp's range and that no ``mark_iv`` is given. When that succeeds and no
+        tick is stamped past the clock (:func:`_conflation`, at this one: the cycle's is
+        later and accepts what this one does), the records go now and the cycle takes
+        the ticks as they are, with their conflation for the guard. Otherwise the cycle
+        checks the ticks again with its own clock: the chunk's clock when they decoded
+        as plain ticks, each tick by the engine's rules (``shape_problem``) when not.
         """
         poll.count += len(records)
         poll.ends.update(batch_ends(records))  # by bisection, not one read per record
-        plain = self._plain.decode_all([record.value for record in records], self._max_bytes)
+        if engine.book is not self._plain_book:  # a new engine (a rebuild): its symbols
+            self._plain_book, self._plain = engine.book, _plain_codec(engine.book)
+        values = [record.value for record in records]
+        plain = self._plain.decode_all(values, self._max_bytes) if self._plain else None
         if plain is not None:
-            checked = _conflation(plain, engine, now_ms + self._skew_ms)
+            checked = _conflation(plain, now_ms + self._skew_ms)
             kept = None if checked is not None else records
             poll.chunks.append(TakenChunk(plain, kept, checked, plain=True))
             return
@@ -155,7 +160,7 @@ class Intake:
         book = engine.book
         for items, records, conflation, plain in poll.chunks:
             if records is not None and plain:  # checked again at the cycle's (later) clock
-                conflation = _conflation(items, engine, latest_ms)
+                conflation = _conflation(items, latest_ms)
             if conflation is not None:
                 good.extend(items)
                 if runs is not None:
@@ -276,13 +281,37 @@ def _tp(rejection: Rejection) -> TopicPartition:
 class _PlainTick(PriceTick, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """A price tick whose decoding already makes the engine's checks of a tick that is
     not an option's marked by volatility (``shape_problem``): a finite mark price in
-    (0, MAX_PRICE], a timestamp in [0, MAX_TS_MS] and no ``mark_iv``. Left to check:
-    the symbol and the clock. Only the intake's batches see one; what goes on from a
-    cycle is a :class:`PriceTick` (``_priced``)."""
+    (0, MAX_PRICE], a timestamp in [0, MAX_TS_MS] and no ``mark_iv``; its subclass for
+    a book (:func:`_plain_codec`) checks the symbol too. Left to check: the clock. Only
+    the intake's batches see one; what goes on from a cycle is a :class:`PriceTick`
+    (``_priced``)."""
 
     mark_price: Annotated[float, msgspec.Meta(gt=0.0, le=MAX_PRICE)]
     ts: Annotated[int, msgspec.Meta(ge=0, le=MAX_TS_MS)]
     mark_iv: None = None
+
+
+def _plain_codec(book: Book) -> JsonCodec[PriceTick] | None:
+    """A codec of :class:`_PlainTick` s whose symbol is one of ``book``'s instruments or
+    priced assets (a ``Literal``: an unknown one fails the decoding, and a known one
+    decodes as the book's own string, so no string is made per tick). None for a book
+    with no symbol. An option's underlying that is not listed itself is left to the
+    checks of each tick."""
+    symbols = sorted({*book.instrument_index, *book.assets.price_symbols})
+    if not symbols:
+        return None
+    known: Any = Literal.__getitem__(tuple(symbols))
+    tick = msgspec.defstruct(
+        "_KnownTick",
+        [("symbol", known)],
+        bases=(_PlainTick,),
+        frozen=True,
+        kw_only=True,
+        gc=False,
+        omit_defaults=True,
+    )
+    codec: JsonCodec[PriceTick] = JsonCodec(tick)
+    return codec
 
 
 _TS = attrgetter("ts")
@@ -298,18 +327,12 @@ def _priced(conflation: Conflation) -> Conflation:
     return Conflation(last, conflation.newest)
 
 
-def _conflation(ticks: Sequence[PriceTick], engine: Engine, latest_ms: int) -> Conflation | None:
-    """The conflation of plain ``ticks`` if none is stamped after ``latest_ms`` and every
-    distinct symbol is listed or a priced asset; otherwise None (the caller then checks
-    each tick, to find and name the bad ones)."""
+def _conflation(ticks: Sequence[PriceTick], latest_ms: int) -> Conflation | None:
+    """The conflation of plain ``ticks`` if none is stamped after ``latest_ms``;
+    otherwise None (the caller then checks each tick, to find and name the bad ones)."""
     if not ticks:
         return Conflation({}, 0)
     newest = max(map(_TS, ticks))
     if newest > latest_ms:
         return None
-    last = {tick.symbol: tick for tick in ticks}
-    book = engine.book
-    known, priced = book.instrument_index, book.assets.price_symbols
-    if all(symbol in known or symbol in priced for symbol in last):
-        return Conflation(last, newest)
-    return None
+    return Conflation({tick.symbol: tick for tick in ticks}, newest)

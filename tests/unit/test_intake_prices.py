@@ -81,9 +81,9 @@ def test_a_chunk_whose_ticks_all_pass_lets_its_records_go() -> None:
     assert kept == [True, False, True, True, True, True, False, False]
     assert len(poll.rejections) == 1
     assert [len(chunk.ticks) for chunk in poll.chunks] == [3, 4, 4, 4, 4, 4, 4, 2]
-    # Chunk 3 holds the negative price (13): not a plain tick either. Chunks 2, 4 and 5
-    # decoded as plain ticks; an unknown symbol or the clock held them back.
-    assert [chunk.plain for chunk in poll.chunks] == [False, True, True, False] + [True] * 4
+    # Nor are the unknown symbol (8) and the negative price (13) plain ticks: chunks 2
+    # and 3. Chunks 4 and 5 decoded as plain ticks; the clock held them back.
+    assert [chunk.plain for chunk in poll.chunks] == [False, True, False, False] + [True] * 4
     # A chunk that let its records go carries its ticks conflated for the guard.
     for chunk in poll.chunks:
         assert (chunk.conflation is None) == (chunk.records is not None)
@@ -185,3 +185,20 @@ def test_chunks_decide_each_tick_as_the_engines_rules_do(
     assert all(type(t) is PriceTick for t in ticks)  # never the intake's plain ticks
     headers = [dict(r.headers) for r in letters]
     assert {(int(h["dlq.offset"]), h["dlq.reason"].decode()) for h in headers} == bad
+
+
+def test_the_symbols_a_chunk_is_decoded_against_are_those_of_the_engine_in_hand() -> None:
+    """A rebuild brings a new engine: its book, not the first one, says which symbols pass."""
+    intake = Intake(ServiceSettings(), "dlq", Metrics())
+    values = [tick("BTCUSDT", 100.0), tick("ETHUSDT", 2_000.0)]
+    taken = [FileRecord("prices", 0, k, NOW, b"k", v, (), NOW) for k, v in enumerate(values)]
+    outcomes = []
+    for engine in (Engine([BTC, ETH]), Engine([BTC]), Engine([])):
+        ticks, letters = intake.price_records(taken, engine, NOW)
+        reasons = [dict(r.headers)["dlq.reason"] for r in letters]
+        outcomes.append(([t.symbol for t in ticks], reasons))
+    assert outcomes == [
+        (["BTCUSDT", "ETHUSDT"], []),
+        (["BTCUSDT"], [b"unknown_instrument"]),
+        ([], [b"unknown_instrument", b"unknown_instrument"]),
+    ]

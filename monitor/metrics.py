@@ -185,6 +185,13 @@ class Metrics:
             "Snapshots of a ledger partition's book written to liqmon-state.",
             registry=r,
         )
+        self.snapshot_timestamp = Gauge(
+            "liqmon_snapshot_timestamp_seconds",
+            "Book time (Unix seconds) of the newest snapshot this instance wrote of each "
+            "ledger partition it owns: a restart replays that partition's ledger from there.",
+            ["partition"],
+            registry=r,
+        )
         self.snapshot_duration = Gauge(
             "liqmon_snapshot_duration_seconds",
             "Work on the event loop for the last snapshot: its copy of the book and its "

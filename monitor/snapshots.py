@@ -67,8 +67,10 @@ class _Writing:
         slot: int,
         keys: SnapshotKeys,
         began: float,
+        ts_ms: int,
     ) -> None:
         self.tp = tp
+        self.ts_ms = ts_ms  # the book time of the copy
         self.copy = copy
         self.slot = slot
         self.keys = keys
@@ -100,6 +102,7 @@ class Snapshots:
         self._next: dict[TopicPartition, float] = {}
         self._keys: dict[TopicPartition, SnapshotKeys] = {}
         self._writing: _Writing | None = None
+        self._stamped: set[str] = set()  # partitions with a liqmon_snapshot_timestamp_seconds
         self._encode = msgspec.json.Encoder().encode
 
     def schedule(
@@ -110,6 +113,9 @@ class Snapshots:
         being written for the book this replaces is dropped."""
         self._keys = dict(keys)
         self._writing = None
+        for partition in self._stamped - {str(tp.partition) for tp in assigned}:
+            self._metrics.snapshot_timestamp.remove(partition)  # no longer this instance's
+        self._stamped &= {str(tp.partition) for tp in assigned}
         now = self._clock()
         ordered = sorted(assigned)
         self._next = {
@@ -151,9 +157,12 @@ class Snapshots:
         if self._writing is not None:
             return self._step(self._writing)
         now = self._clock()
-        due = [tp for tp in sorted(owned) if self._next.get(tp, now + 1) <= now]
+        due = [tp for tp in owned if self._next.get(tp, now + 1) <= now]
         if due and may_begin:
-            self._begin(engine, due[0], partitions, next_offsets.get(due[0], 0), now_ms)
+            # The longest waiting first: when snapshots take longer than the interval
+            # allows every partition, they take turns, not the lowest partitions all.
+            tp = min(due, key=lambda tp: (self._next[tp], tp))
+            self._begin(engine, tp, partitions, next_offsets.get(tp, 0), now_ms)
         return []
 
     def _begin(
@@ -179,7 +188,7 @@ class Snapshots:
         )
         next(copy)  # notes what to copy: the book as this cycle leaves it
         keys = self._keys.setdefault(tp, SnapshotKeys())
-        self._writing = _Writing(tp, copy, keys.next_slot, keys, began)
+        self._writing = _Writing(tp, copy, keys.next_slot, keys, began, now_ms)
         self._writing.seconds = time.perf_counter() - started
 
     def copying(self, owned: frozenset[TopicPartition]) -> bool:
@@ -266,6 +275,9 @@ class Snapshots:
         self._writing = None
         self._metrics.snapshots_written.inc()
         self._metrics.snapshot_duration.set(writing.seconds)
+        partition = str(writing.tp.partition)
+        self._metrics.snapshot_timestamp.labels(partition).set(writing.ts_ms / 1000)
+        self._stamped.add(partition)
         log.info(
             "snapshot written",
             partition=writing.tp.partition,

@@ -66,6 +66,10 @@ class Scrape:
         """Sum of the sample over all its label sets."""
         return sum(v for (n, _), v in self.samples.items() if n == name)
 
+    def series(self, name: str) -> int:
+        """How many label sets the sample has."""
+        return sum(1 for n, _ in self.samples if n == name)
+
     def buckets(self, name: str) -> dict[float, float]:
         """Cumulative counts of a histogram by upper bound (``le``)."""
         out: dict[float, float] = {}

@@ -16,7 +16,8 @@ Before the first restart every ledger partition has a snapshot (the monitors run
 snapshots and replays only what came after them, as in production.
 
 Figure ``restart_to_ready``: the median kill -9 restart, the baseline the median
-graceful one, and their ratio. The target is <= 30 s for 1,000,000 accounts
+graceful one, and their ratio. The target is <= 30 s for 1,000,000 accounts (``met``;
+null for a smaller book, and when it is missed the monitors' logs are kept)
 (``--accounts 1000000 --rounds 1``: about 15 minutes on the shared 2-core box, 11 of them
 the first monitor rebuilding the 4.85M-record ledger by replay); the default is 20,000
 accounts.
@@ -43,6 +44,9 @@ from monitor.config import ServiceSettings, load_settings
 from streams.broker import find_project_root
 
 READY_TIMEOUT_S = 600.0
+TARGET_S = 30.0
+_SNAPSHOT_TIMESTAMP = "liqmon_snapshot_timestamp_seconds"
+TARGET_ACCOUNTS = 1_000_000  # the target is for this many accounts ("met" is null below)
 
 
 def emit(figure: dict[str, Any]) -> None:
@@ -82,13 +86,15 @@ async def restart(rig: Rig, *, kill: bool) -> float:
 
 
 async def every_partition_snapshotted(rig: Rig) -> None:
-    """Wait until the running monitor has written a snapshot of every ledger partition."""
+    """Wait until the running monitor has written a snapshot of every ledger partition
+    (each has its ``liqmon_snapshot_timestamp_seconds``; counting snapshots written let
+    the restarts begin while two partitions had taken every turn)."""
     began = time.perf_counter()
     partitions = rig.topics.fills_partitions
 
     async def written() -> bool:
-        scrape = await rig.monitor.scrape()
-        return scrape.value("liqmon_snapshots_written_total") >= partitions
+        scrape = await rig.monitor.scrape(_SNAPSHOT_TIMESTAMP)
+        return scrape.series(_SNAPSHOT_TIMESTAMP) >= partitions
 
     await rig.monitor.until_async(written, f"{partitions} snapshots", READY_TIMEOUT_S, 0.5)
     progress(f"every partition snapshotted {time.perf_counter() - began:.1f}s after ready")
@@ -120,6 +126,8 @@ async def run(args: argparse.Namespace) -> None:
                 f"{killed[-1]:.2f}s after kill -9"
             )
         value, baseline = statistics.median(killed), statistics.median(graceful)
+        met = value <= TARGET_S if args.accounts >= TARGET_ACCOUNTS else None
+        rig.keep_logs |= met is False  # the monitors' logs say where the time went
         emit(
             {
                 "bench": "restart",
@@ -131,7 +139,8 @@ async def run(args: argparse.Namespace) -> None:
                 "baseline": "restart after a graceful SIGTERM, same book, same run",
                 "baseline_seconds": round(baseline, 3),
                 "ratio": round(value / baseline, 3),
-                "target_seconds_at_1m_accounts": 30.0,
+                "target_seconds_at_1m_accounts": TARGET_S,
+                "met": met,
                 "rounds": args.rounds,
                 "seconds_rounds": [round(s, 3) for s in killed],
                 "baseline_seconds_rounds": [round(s, 3) for s in graceful],

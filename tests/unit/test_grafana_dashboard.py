@@ -51,6 +51,7 @@ EXAMPLE_LABELS: dict[str, dict[str, str]] = {
     "liqmon_volatility": {"underlying": "BTCUSDT"},
     "liqmon_margin_scale": {"underlying": "BTCUSDT"},
     "liqmon_margin_parameter_changes": {"underlying": "BTCUSDT"},
+    "liqmon_snapshot_timestamp_seconds": {"partition": "0"},
 }
 # Prometheus attaches these to every scraped series; `up` is its own per-target series.
 TARGET_LABELS = frozenset({"instance", "job"})

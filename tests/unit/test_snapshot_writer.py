@@ -421,3 +421,35 @@ def test_chunks_are_written_no_faster_than_the_write_rate(
     for (at, size), (later, _) in itertools.pairwise(written):
         assert later - at >= size / 100_000 - 1e-9  # 20 kB: 0.2 s, twenty cycles
         assert later - at < size / 100_000 + 0.02
+
+
+def test_the_partition_whose_turn_came_first_goes_first() -> None:
+    """Snapshots slower than the interval leave every partition overdue at once: they
+    then take turns, the longest waiting first, rather than in partition order (which let
+    partitions 0 and 1 take every turn at a million accounts and restarts replay the
+    others' whole ledger)."""
+    now = [0.0]
+    rig = Rig(40)
+    owned = frozenset(TopicPartition(TP.topic, p) for p in range(3))
+    rig.writer = Snapshots("liqmon-state", 1.0, rig.metrics, clock=lambda: now[0])
+    rig.writer.schedule(owned, {})
+    order = []
+    for _ in range(7):
+        now[0] += 10.0  # every partition's turn has come by now
+        assert rig.writer.due(owned)
+        rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
+        writing = rig.writer._writing
+        assert writing is not None
+        order.append(writing.tp.partition)
+        done = rig.written() + 1
+        while rig.written() < done:
+            rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
+    assert order == [0, 1, 2, 0, 1, 2, 0]
+    # Each partition's newest snapshot and its book time (the cycle's clock, 7 ms here),
+    # for as long as this instance owns the partition.
+    gauge = rig.metrics.registry.get_sample_value
+    stamps = {p: gauge("liqmon_snapshot_timestamp_seconds", {"partition": p}) for p in "012"}
+    assert stamps == {"0": 0.007, "1": 0.007, "2": 0.007}
+    rig.writer.schedule(frozenset({TP}), {})
+    stamps = {p: gauge("liqmon_snapshot_timestamp_seconds", {"partition": p}) for p in "012"}
+    assert stamps == {"0": 0.007, "1": None, "2": None}

@@ -188,6 +188,8 @@ async def stack(
         # the scenario's few seconds of event time.
         "LIQMON_DYNAMIC__BAR_S": "1",
         "LIQMON_DYNAMIC__EWMA_WARMUP": "2",
+        # Snapshots within seconds too, for the snapshot panel's per-partition age.
+        "LIQMON_SERVICE__SNAPSHOT_INTERVAL_S": "1",
     }
     (work / "rules.yml").write_text(
         re.sub(r"^(\s+)for: \S+$", r"\1for: 0s", RULES.read_text(), flags=re.MULTILINE)

@@ -50,7 +50,7 @@ class TakenChunk(NamedTuple):
     """The ticks of one polled chunk: with their records while a tick may still fail a
     check, or with their conflation once every tick passed (``Conflation``: the records
     are let go). ``plain``: the ticks decoded as :class:`_PlainTick` s (only the clock
-    and the symbols are left to check)."""
+    is left to check)."""
 
     ticks: Sequence[PriceTick]
     records: list[InboundRecord] | None

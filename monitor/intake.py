@@ -12,6 +12,7 @@ same way), and no value may be longer than ``service.max_record_bytes``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from operator import attrgetter
 from typing import Annotated, Any, Final, Literal, NamedTuple
@@ -22,7 +23,7 @@ import structlog
 from monitor.book import Book
 from monitor.changelog import batch_ends
 from monitor.config import ServiceSettings
-from monitor.engine import MAX_PRICE, MAX_TS_MS, Engine, shape_problem
+from monitor.engine import MAX_PRICE, MAX_TS_MS, MAX_VOLATILITY, Engine, shape_problem
 from monitor.guards import Conflation, PriceGuard
 from monitor.metrics import Metrics
 from monitor.partitions import AccountPartitions
@@ -49,8 +50,8 @@ PRICE_CHUNK: Final = 20_000
 class TakenChunk(NamedTuple):
     """The ticks of one polled chunk: with their records while a tick may still fail a
     check, or with their conflation once every tick passed (``Conflation``: the records
-    are let go). ``plain``: the ticks decoded as :class:`_PlainTick` s (only the clock
-    is left to check)."""
+    are let go). ``plain``: the ticks decoded as plain ticks (:func:`_book_codecs`: only
+    the clock is left to check)."""
 
     ticks: Sequence[PriceTick]
     records: list[InboundRecord] | None
@@ -98,8 +99,8 @@ class Intake:
         self._max_bytes = service.max_record_bytes
         self._max_dlq_bytes = service.max_dlq_value_bytes
         self._ticks = JsonCodec(PriceTick)
-        self._plain_book: Book | None = None  # the book whose symbols _plain knows
-        self._plain: JsonCodec[PriceTick] | None = None
+        self._plain_book: Book | None = None  # the book whose symbols _codecs know
+        self._codecs: _BookCodecs | None = None
         self._ledger: JsonCodec[LedgerEvent] = JsonCodec(LedgerEvent)
 
     def restore(self, references: list[PriceTick], screened: Mapping[TopicPartition, int]) -> None:
@@ -115,8 +116,10 @@ class Intake:
         """Decode a chunk of price records into ``poll`` as it is polled.
 
         The chunk is first decoded as plain ticks of the book's symbols
-        (:func:`_plain_codec`), whose decoding already checks the symbol, the price, the
-        timestamp's range and that no ``mark_iv`` is given. When that succeeds and no
+        (:func:`_book_codecs`), whose decoding already checks the symbol, the price, the
+        timestamp's range and that no ``mark_iv`` is given (or, for a book with options,
+        that a volatility mark is in range, :func:`_marked_plainly` checking the rest).
+        When that succeeds and no
         tick is stamped past the clock (:func:`_conflation`, at this one: the cycle's is
         later and accepts what this one does), the records go now and the cycle takes
         the ticks as they are, with their conflation for the guard. Otherwise the cycle
@@ -126,9 +129,15 @@ class Intake:
         poll.count += len(records)
         poll.ends.update(batch_ends(records))  # by bisection, not one read per record
         if engine.book is not self._plain_book:  # a new engine (a rebuild): its symbols
-            self._plain_book, self._plain = engine.book, _plain_codec(engine.book)
-        values = [record.value for record in records]
-        plain = self._plain.decode_all(values, self._max_bytes) if self._plain else None
+            self._plain_book, self._codecs = engine.book, _book_codecs(engine.book)
+        codecs = self._codecs
+        plain = None
+        if codecs is not None:
+            values = [record.value for record in records]
+            plain = codecs.plain.decode_all(values, self._max_bytes)
+            if plain is None and codecs.marked is not None:  # an option's volatility mark?
+                plain = codecs.marked.decode_all(values, self._max_bytes)
+                plain = plain if _marked_plainly(plain, codecs.options) else None
         if plain is not None:
             checked = _conflation(plain, now_ms + self._skew_ms)
             kept = None if checked is not None else records
@@ -282,7 +291,7 @@ class _PlainTick(PriceTick, frozen=True, kw_only=True, gc=False, omit_defaults=T
     """A price tick whose decoding already makes the engine's checks of a tick that is
     not an option's marked by volatility (``shape_problem``): a finite mark price in
     (0, MAX_PRICE], a timestamp in [0, MAX_TS_MS] and no ``mark_iv``; its subclass for
-    a book (:func:`_plain_codec`) checks the symbol too. Left to check: the clock. Only
+    a book (:func:`_book_codecs`) checks the symbol too. Left to check: the clock. Only
     the intake's batches see one; what goes on from a cycle is a :class:`PriceTick`
     (``_priced``)."""
 
@@ -291,27 +300,66 @@ class _PlainTick(PriceTick, frozen=True, kw_only=True, gc=False, omit_defaults=T
     mark_iv: None = None
 
 
-def _plain_codec(book: Book) -> JsonCodec[PriceTick] | None:
-    """A codec of :class:`_PlainTick` s whose symbol is one of ``book``'s instruments or
-    priced assets (a ``Literal``: an unknown one fails the decoding, and a known one
-    decodes as the book's own string, so no string is made per tick). None for a book
-    with no symbol. An option's underlying that is not listed itself is left to the
-    checks of each tick."""
-    symbols = sorted({*book.instrument_index, *book.assets.price_symbols})
+class _MarkedTick(PriceTick, frozen=True, kw_only=True, gc=False, omit_defaults=True):
+    """A plain tick that may be an option's marked by volatility: ``mark_iv`` in
+    (0, MAX_VOLATILITY] and the mark price then 0, absent or in range. Left to check
+    (:func:`_marked_plainly`): a tick with ``mark_iv`` is an option's, and one without
+    has a price above 0."""
+
+    mark_price: Annotated[float, msgspec.Meta(ge=0.0, le=MAX_PRICE)] = math.nan
+    ts: Annotated[int, msgspec.Meta(ge=0, le=MAX_TS_MS)]
+    mark_iv: Annotated[float, msgspec.Meta(gt=0.0, le=MAX_VOLATILITY)] | None = None
+
+
+class _BookCodecs(NamedTuple):
+    """The plain-tick codecs of one book: ``plain`` for ticks without ``mark_iv``,
+    ``marked`` (when the book lists options) for chunks with an option's volatility
+    mark, and the book's ``options``."""
+
+    plain: JsonCodec[PriceTick]
+    marked: JsonCodec[PriceTick] | None
+    options: frozenset[str]
+
+
+def _book_codecs(book: Book) -> _BookCodecs | None:
+    """Codecs of plain ticks whose symbol is one of ``book``'s instruments, priced
+    assets or options' underlyings (a ``Literal``: an unknown one fails the decoding,
+    and a known one decodes as the book's own string, so no string is made per tick).
+    None for a book with no symbol."""
+    contracts = book.contracts
+    symbols = sorted(
+        {*book.instrument_index, *book.assets.price_symbols, *contracts.underlying_index}
+    )
     if not symbols:
         return None
     known: Any = Literal.__getitem__(tuple(symbols))
-    tick = msgspec.defstruct(
-        "_KnownTick",
-        [("symbol", known)],
-        bases=(_PlainTick,),
-        frozen=True,
-        kw_only=True,
-        gc=False,
-        omit_defaults=True,
-    )
-    codec: JsonCodec[PriceTick] = JsonCodec(tick)
-    return codec
+    options = frozenset(book.symbols[ix] for ix in contracts.options.tolist())
+
+    def codec(base: type[PriceTick], name: str) -> JsonCodec[PriceTick]:
+        tick = msgspec.defstruct(
+            name,
+            [("symbol", known)],
+            bases=(base,),
+            frozen=True,
+            kw_only=True,
+            gc=False,
+            omit_defaults=True,
+        )
+        made: JsonCodec[PriceTick] = JsonCodec(tick)
+        return made
+
+    marked = codec(_MarkedTick, "_KnownMarkedTick") if options else None
+    return _BookCodecs(codec(_PlainTick, "_KnownTick"), marked, options)
+
+
+def _marked_plainly(ticks: list[PriceTick] | None, options: frozenset[str]) -> bool:
+    """Whether ``ticks`` (decoded as :class:`_MarkedTick` s) pass what their decoding
+    did not check: a volatility mark only on an option, a price above 0 on every other."""
+    if ticks is None:
+        return False
+    if not {tick.symbol for tick in ticks if tick.mark_iv is not None} <= options:
+        return False
+    return all(tick.mark_price > 0.0 for tick in ticks if tick.mark_iv is None)
 
 
 _TS = attrgetter("ts")

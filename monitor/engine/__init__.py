@@ -19,6 +19,7 @@ from monitor.engine._validation import (
     MAX_PRICE,
     MAX_QUANTITY,
     MAX_TS_MS,
+    MAX_VOLATILITY,
     SHAPE_REASONS,
     shape_problem,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "MAX_PRICE",
     "MAX_QUANTITY",
     "MAX_TS_MS",
+    "MAX_VOLATILITY",
     "SHAPE_REASONS",
     "CycleOutput",
     "Engine",

@@ -173,6 +173,10 @@ def _one_by_one(values: list[bytes], engine: Engine, cycle_ms: int) -> tuple[lis
 def test_chunks_decide_each_tick_as_the_engines_rules_do(
     values: list[bytes], chunk: int, later_ms: int
 ) -> None:
+    _decide_as_the_engines_rules_do(values, chunk, later_ms)
+
+
+def _decide_as_the_engines_rules_do(values: list[bytes], chunk: int, later_ms: int) -> None:
     engine = Engine([BTC, ETH, CALL])
     taken = [FileRecord("prices", 0, k, NOW, b"k", v, (), NOW) for k, v in enumerate(values)]
     intake = Intake(ServiceSettings(), "dlq", Metrics())
@@ -202,3 +206,55 @@ def test_the_symbols_a_chunk_is_decoded_against_are_those_of_the_engine_in_hand(
         (["BTCUSDT"], [b"unknown_instrument"]),
         ([], [b"unknown_instrument", b"unknown_instrument"]),
     ]
+
+
+@st.composite
+def _likely_good_value(draw: st.DrawFn) -> bytes:
+    """A good tick of the option book (a linear future, the option marked by price or by
+    volatility, its unlisted underlying) or, one time in eight, one field made bad."""
+    symbol = draw(st.sampled_from(["BTCUSDT", "ETHUSDT", "BTC-C", "BTC-USD"]))
+    fields: dict[str, object] = {"symbol": symbol, "ts": NOW - draw(st.integers(0, 5))}
+    if symbol == "BTC-C" and draw(st.booleans()):
+        fields["mark_iv"] = draw(st.sampled_from([0.3, 0.5, 100.0]))
+        price = draw(st.sampled_from([_ABSENT, 0.0, 0.02]))
+    else:
+        price = draw(st.sampled_from([100.0, 101.0, 99.5]))
+    if price is not _ABSENT:
+        fields["mark_price"] = price
+    if draw(st.integers(0, 7)) == 0:
+        name = draw(st.sampled_from(list(_FIELDS)))
+        fields[name] = draw(st.sampled_from(_FIELDS[name]))
+    return json.dumps({k: v for k, v in fields.items() if v is not _ABSENT}).encode()
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(_likely_good_value(), min_size=1, max_size=40), chunk=st.integers(1, 12))
+def test_chunks_of_mostly_good_option_ticks_decide_as_the_engines_rules_do(
+    values: list[bytes], chunk: int
+) -> None:
+    _decide_as_the_engines_rules_do(values, chunk, 0)
+
+
+def test_a_chunk_with_an_options_volatility_mark_is_taken_plainly() -> None:
+    """An option's volatility mark, its underlying and a linear future: all good, so the
+    chunk lets its records go; the same with a volatility mark on the future does not."""
+    good = [
+        json.dumps({"symbol": "BTC-C", "mark_iv": 0.5, "ts": NOW}).encode(),
+        json.dumps({"symbol": "BTC-USD", "mark_price": 100.0, "ts": NOW}).encode(),
+        tick("BTCUSDT", 100.0),
+    ]
+    bad = [*good, json.dumps({"symbol": "BTCUSDT", "mark_price": 1.0, "mark_iv": 0.5, "ts": NOW})]
+    kept = []
+    for values in (good, [v.encode() if isinstance(v, str) else v for v in bad]):
+        intake = Intake(ServiceSettings(), "dlq", Metrics())
+        engine = Engine([BTC, ETH, CALL])
+        taken = [FileRecord("prices", 0, k, NOW, b"k", v, (), NOW) for k, v in enumerate(values)]
+        poll = PricePoll()
+        intake.take_prices(poll, taken, engine, NOW)
+        kept.append([(chunk.plain, chunk.records is not None) for chunk in poll.chunks])
+        ticks, letters = intake.price_batch(poll, engine, NOW)
+        assert [t.symbol for t in ticks] == ["BTC-C", "BTC-USD", "BTCUSDT"]
+        assert [dict(r.headers)["dlq.reason"] for r in letters] == (
+            [] if values is good else [b"mark_iv_not_option"]
+        )
+    assert kept == [[(True, False)], [(False, True)]]

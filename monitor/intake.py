@@ -119,12 +119,12 @@ class Intake:
         (:func:`_book_codecs`), whose decoding already checks the symbol, the price, the
         timestamp's range and that no ``mark_iv`` is given (or, for a book with options,
         that a volatility mark is in range, :func:`_marked_plainly` checking the rest).
-        When that succeeds and no
-        tick is stamped past the clock (:func:`_conflation`, at this one: the cycle's is
-        later and accepts what this one does), the records go now and the cycle takes
-        the ticks as they are, with their conflation for the guard. Otherwise the cycle
-        checks the ticks again with its own clock: the chunk's clock when they decoded
-        as plain ticks, each tick by the engine's rules (``shape_problem``) when not.
+        When that succeeds and no tick is stamped past the clock (:func:`_conflation`,
+        at this one: the cycle's is later and accepts what this one does), the records
+        go now and the cycle takes the ticks as they are, with their conflation for the
+        guard. Otherwise the cycle checks the ticks again with its own clock: the
+        chunk's clock when they decoded as plain ticks, each tick by the engine's rules
+        (``shape_problem``) when not.
         """
         poll.count += len(records)
         poll.ends.update(batch_ends(records))  # by bisection, not one read per record

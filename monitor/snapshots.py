@@ -103,6 +103,7 @@ class Snapshots:
         self._keys: dict[TopicPartition, SnapshotKeys] = {}
         self._writing: _Writing | None = None
         self._stamped: set[str] = set()  # partitions with a liqmon_snapshot_timestamp_seconds
+        self._quiet_until = 0.0  # no "cannot keep up" warning before (clock seconds)
         self._encode = msgspec.json.Encoder().encode
 
     def schedule(
@@ -162,8 +163,27 @@ class Snapshots:
             # The longest waiting first: when snapshots take longer than the interval
             # allows every partition, they take turns, not the lowest partitions all.
             tp = min(due, key=lambda tp: (self._next[tp], tp))
+            self._warn_if_late(tp, now)
             self._begin(engine, tp, partitions, next_offsets.get(tp, 0), now_ms)
         return []
+
+    def _warn_if_late(self, tp: TopicPartition, now: float) -> None:
+        """Say so (at most once an interval) when a partition's turn comes more than an
+        interval late: writing every owned partition takes longer than the interval."""
+        late = now - self._next[tp]
+        if late <= self._interval_s or now < self._quiet_until:
+            return
+        self._quiet_until = now + self._interval_s
+        log.warning(
+            "snapshots cannot keep up",
+            partition=tp.partition,
+            late_s=round(late, 1),
+            interval_s=self._interval_s,
+            partitions=len(self._next),
+            hint="each partition is snapshotted less often than service.snapshot_interval_s "
+            "(a sixth of a million accounts takes about 15 s): raise it, or spread the "
+            "partitions over more instances",
+        )
 
     def _begin(
         self,

@@ -453,3 +453,24 @@ def test_the_partition_whose_turn_came_first_goes_first() -> None:
     rig.writer.schedule(frozenset({TP}), {})
     stamps = {p: gauge("liqmon_snapshot_timestamp_seconds", {"partition": p}) for p in "012"}
     assert stamps == {"0": 0.007, "1": None, "2": None}
+
+
+def test_turns_that_come_an_interval_late_are_said_once_an_interval() -> None:
+    now = [0.0]
+    rig = Rig(40)
+    owned = frozenset(TopicPartition(TP.topic, p) for p in range(2))
+    rig.writer = Snapshots("liqmon-state", 1.0, rig.metrics, clock=lambda: now[0])
+    rig.writer.schedule(owned, {})
+    warned = []
+    for step in (0.6, 0.6, 3.0, 0.1, 0.1, 3.0):  # on time, on time, late, late, late, late
+        now[0] += step
+        with capture_logs() as logs:
+            rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
+            done = rig.written() + 1
+            while rig.writer._writing is not None and rig.written() < done:
+                rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
+        warned.append([e["partition"] for e in logs if e["event"] == "snapshots cannot keep up"])
+    # The third turn is 2.6 s late: said. The fourth is 2.1 s late, within the interval
+    # after that warning: not said. The fifth finds no turn due; the sixth, 2.2 s late
+    # and past the quiet interval, is said again.
+    assert warned == [[], [], [0], [], [], [0]]

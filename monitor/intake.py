@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from operator import attrgetter
 from typing import Annotated, Any, Final, Literal, NamedTuple
 
 import msgspec
@@ -362,9 +361,6 @@ def _marked_plainly(ticks: list[PriceTick] | None, options: frozenset[str]) -> b
     return all(tick.mark_price > 0.0 for tick in ticks if tick.mark_iv is None)
 
 
-_TS = attrgetter("ts")
-
-
 def _priced(conflation: Conflation) -> Conflation:
     """``conflation`` with its last ticks as :class:`PriceTick` s: what the guard keeps
     and the engine books compares equal to a tick decoded or built anywhere else."""
@@ -380,7 +376,5 @@ def _conflation(ticks: Sequence[PriceTick], latest_ms: int) -> Conflation | None
     otherwise None (the caller then checks each tick, to find and name the bad ones)."""
     if not ticks:
         return Conflation({}, 0)
-    newest = max(map(_TS, ticks))
-    if newest > latest_ms:
-        return None
-    return Conflation({tick.symbol: tick for tick in ticks}, newest)
+    conflation = Conflation.of(ticks)
+    return conflation if conflation.newest <= latest_ms else None

@@ -114,9 +114,10 @@ class Snapshots:
         being written for the book this replaces is dropped."""
         self._keys = dict(keys)
         self._writing = None
-        for partition in self._stamped - {str(tp.partition) for tp in assigned}:
+        owned = {str(tp.partition) for tp in assigned}
+        for partition in self._stamped - owned:
             self._metrics.snapshot_timestamp.remove(partition)  # no longer this instance's
-        self._stamped &= {str(tp.partition) for tp in assigned}
+        self._stamped &= owned
         now = self._clock()
         ordered = sorted(assigned)
         self._next = {

@@ -202,34 +202,6 @@ def test_the_older_snapshot_stays_in_use_until_the_newer_is_whole() -> None:
     assert restored.snapshot_keys(TP).counts[1] == len(newer)
 
 
-def test_a_due_snapshot_that_may_not_begin_waits_for_its_turn_to_be_taken_up() -> None:
-    """The service holds a snapshot back while a stress runs (``may_begin``)."""
-    rig = Rig(40)
-    rig.until(lambda: rig.writer.due(OWNED))
-    for _ in range(3):
-        assert rig.take(may_begin=False) == []
-        assert not rig.writer.copying(OWNED)  # a copy begins in the take that begins it
-        assert rig.writer.due(OWNED)  # still its turn
-    rig.take()
-    assert rig.writer.copying(OWNED)
-
-    def written_after_a_take() -> bool:
-        rig.take(may_begin=False)  # a snapshot begun is written to its end
-        return rig.written() == 1
-
-    rig.until(written_after_a_take)
-
-
-def test_a_revoked_partitions_snapshot_is_dropped() -> None:
-    rig = Rig(50)
-    rig.until(lambda: rig.writer.due(OWNED))
-    assert rig.take() == []  # the copy
-    assert rig.writer.due(OWNED)
-    assert rig.take(frozenset()) == []
-    assert rig.writer._writing is None
-    assert rig.written() == 0
-
-
 def test_a_whole_snapshot_of_a_default_sized_book_fits_one_cycles_step() -> None:
     rig = Rig(300)
     cycles = rig.write_one()
@@ -421,56 +393,3 @@ def test_chunks_are_written_no_faster_than_the_write_rate(
     for (at, size), (later, _) in itertools.pairwise(written):
         assert later - at >= size / 100_000 - 1e-9  # 20 kB: 0.2 s, twenty cycles
         assert later - at < size / 100_000 + 0.02
-
-
-def test_the_partition_whose_turn_came_first_goes_first() -> None:
-    """Snapshots slower than the interval leave every partition overdue at once: they
-    then take turns, the longest waiting first, rather than in partition order (which let
-    partitions 0 and 1 take every turn at a million accounts and restarts replay the
-    others' whole ledger)."""
-    now = [0.0]
-    rig = Rig(40)
-    owned = frozenset(TopicPartition(TP.topic, p) for p in range(3))
-    rig.writer = Snapshots("liqmon-state", 1.0, rig.metrics, clock=lambda: now[0])
-    rig.writer.schedule(owned, {})
-    order = []
-    for _ in range(7):
-        now[0] += 10.0  # every partition's turn has come by now
-        assert rig.writer.due(owned)
-        rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
-        writing = rig.writer._writing
-        assert writing is not None
-        order.append(writing.tp.partition)
-        done = rig.written() + 1
-        while rig.written() < done:
-            rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
-    assert order == [0, 1, 2, 0, 1, 2, 0]
-    # Each partition's newest snapshot and its book time (the cycle's clock, 7 ms here),
-    # for as long as this instance owns the partition.
-    gauge = rig.metrics.registry.get_sample_value
-    stamps = {p: gauge("liqmon_snapshot_timestamp_seconds", {"partition": p}) for p in "012"}
-    assert stamps == {"0": 0.007, "1": 0.007, "2": 0.007}
-    rig.writer.schedule(frozenset({TP}), {})
-    stamps = {p: gauge("liqmon_snapshot_timestamp_seconds", {"partition": p}) for p in "012"}
-    assert stamps == {"0": 0.007, "1": None, "2": None}
-
-
-def test_turns_that_come_an_interval_late_are_said_once_an_interval() -> None:
-    now = [0.0]
-    rig = Rig(40)
-    owned = frozenset(TopicPartition(TP.topic, p) for p in range(2))
-    rig.writer = Snapshots("liqmon-state", 1.0, rig.metrics, clock=lambda: now[0])
-    rig.writer.schedule(owned, {})
-    warned = []
-    for step in (0.6, 0.6, 3.0, 0.1, 0.1, 3.0):  # on time, on time, late, late, late, late
-        now[0] += step
-        with capture_logs() as logs:
-            rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
-            done = rig.written() + 1
-            while rig.writer._writing is not None and rig.written() < done:
-                rig.writer.take(rig.engine, owned, rig.partitions, {TP: rig.offset}, 7)
-        warned.append([e["partition"] for e in logs if e["event"] == "snapshots cannot keep up"])
-    # The third turn is 2.6 s late: said. The fourth is 2.1 s late, within the interval
-    # after that warning: not said. The fifth finds no turn due; the sixth, 2.2 s late
-    # and past the quiet interval, is said again.
-    assert warned == [[], [], [0], [], [], [0]]

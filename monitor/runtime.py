@@ -1,6 +1,7 @@
 """The garbage collector's settings while ``liqmon run`` runs: few young collections.
 
-Every price record is an aiokafka ``ConsumerRecord``, which the collector tracks. At
+Until the eighteenth stop every price record was an aiokafka ``ConsumerRecord``, which
+the collector tracks (now a ``LeanRecord``, which it does not: ``streams._lean``). At
 CPython's default first threshold (700) a young collection ran every few hundred
 records and walked the records of the chunk being decoded; at a million accounts and
 100,000 ticks/s the monitor's log showed young collections of 3-15 ms (wall time, on a

@@ -60,6 +60,7 @@ from streams import (
     InboundRecord,
     OutboundRecord,
     TopicPartition,
+    lean_records_installed,
     next_offsets,
     topic_partitions,
 )
@@ -196,6 +197,8 @@ class Monitor(Rebalancing):
                 topics=self.settings.topics.names(),
                 exactly_once=self.settings.service.exactly_once,
                 transactional_id=self.transactional_id,
+                # aiokafka's own records if this aiokafka cannot hand out lean ones (slower)
+                lean_records=lean_records_installed(),
             )
             # Compile the fused kernels off the event loop while the prices catch up.
             self._kernels = asyncio.ensure_future(asyncio.to_thread(warm_up, _log_kernel_step))

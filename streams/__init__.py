@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from streams.errors import BrokerError, StreamsError
 
 if TYPE_CHECKING:
+    from streams._lean import LeanRecord, lean_records_installed
     from streams.broker import KAFKA_VERSION, BrokerOutcome, BrokerReport, LocalBroker
     from streams.codec import (
         INVALID,
@@ -69,6 +70,7 @@ __all__ = [
     "IsolationLevel",
     "JsonCodec",
     "KafkaSettings",
+    "LeanRecord",
     "LedgerConsumer",
     "LocalBroker",
     "OutboundRecord",
@@ -91,6 +93,7 @@ __all__ = [
     "dlq_origin",
     "dlq_records",
     "ensure_topics",
+    "lean_records_installed",
     "next_offsets",
     "partition_lag",
     "read_history",
@@ -119,6 +122,7 @@ _LAZY: dict[str, str] = {
         ["DEFAULT_DLQ_TOPIC", "DlqOrigin", "dlq_origin", "dlq_records", "to_dlq"], "streams.dlq"
     ),
     **dict.fromkeys(["IsolationLevel", "partition_lag"], "streams.lag"),
+    **dict.fromkeys(["LeanRecord", "lean_records_installed"], "streams._lean"),
     **dict.fromkeys(
         [
             "CommitRejectedError",

@@ -20,6 +20,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
 
+from streams import _lean as lean
 from streams._client import ClientWrapper
 from streams.errors import StreamsError
 from streams.lag import IsolationLevel, partition_lag
@@ -141,6 +142,7 @@ class LedgerConsumer(ClientWrapper):
     async def start(self) -> None:
         """Join the group and wait for the first assignment (``on_assigned`` runs first)."""
         self._relay.failure = None
+        lean.install()  # records without aiokafka's per-record dataclass (streams._lean)
         consumer = AIOKafkaConsumer(**self._kwargs)
         consumer.subscribe([self.topic], listener=self._relay)
         self._relay.consumer = consumer
@@ -261,6 +263,7 @@ async def read_history(
     bounds = {tp: offset for tp, offset in until.items() if offset > first.get(tp, 0)}
     if not bounds:
         return
+    lean.install()
     consumer = AIOKafkaConsumer(
         **{
             **client_kwargs(kafka),

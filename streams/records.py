@@ -1,8 +1,10 @@
 """The shapes of Kafka records going in and out of liqmon, independent of any message type.
 
-Consumers hand out aiokafka's ``ConsumerRecord`` objects as they are (no copy per
-message); the rest of liqmon only relies on the read-only attributes listed in
-:class:`InboundRecord`, so tests and replays can supply their own records.
+liqmon's consumers hand out the records aiokafka fetched as they are (no copy per
+message): ``LeanRecord`` s, which carry the attributes of aiokafka's ``ConsumerRecord``
+at half its cost (``streams._lean``). The rest of liqmon only relies on the read-only
+attributes listed in :class:`InboundRecord`, so tests and replays can supply their own
+records.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ else:
 
 
 class InboundRecord(Protocol):
-    """What liqmon reads from a consumed record (aiokafka's ``ConsumerRecord`` fits)."""
+    """What liqmon reads from a consumed record (``LeanRecord`` and aiokafka's
+    ``ConsumerRecord`` fit)."""
 
     @property
     def topic(self) -> str: ...

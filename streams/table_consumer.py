@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams import _lean as lean
 from streams._client import ClientWrapper
 from streams.errors import StreamsError
 from streams.lag import IsolationLevel, partition_lag
@@ -87,6 +88,7 @@ class TableConsumer(ClientWrapper):
     async def start(self) -> None:
         """Assign every partition, seek to the beginning and note the end offsets to catch up to."""
         partitions = await topic_partitions(self.kafka, self.topic)
+        lean.install()  # records without aiokafka's per-record dataclass (streams._lean)
         consumer = AIOKafkaConsumer(**self._kwargs)
         try:
             await consumer.start()

@@ -9,7 +9,10 @@ any other producer would have chosen.
 The consumers are the baselines: the same aiokafka client, settings and isolation level
 as the monitor's price consumer (``streams.TableConsumer``), polling as many records at a
 time as the monitor does (``PRICE_CHUNK``), doing only the per-record work every
-consumer must do: fetch and ``msgspec``-decode.
+consumer must do: fetch and ``msgspec``-decode. Read with aiokafka's own record objects, the
+baseline is what anyone would write; read with the monitor's (``streams._lean``), it is
+the same reader as the monitor's, and the ratio to it is what the monitor's own work
+costs.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from aiokafka.structs import TopicPartition
 from monitor.config import load_settings
 from monitor.intake import PRICE_CHUNK
 from monitor.schema import MarginEvent, PriceTick
+from streams import _lean as lean
 from streams.settings import KafkaSettings, client_kwargs
 from streams.table_consumer import topic_partitions
 
@@ -108,13 +112,37 @@ async def commit_group(kafka: KafkaSettings, topic: str, group_id: str) -> dict[
 
 
 async def bare_consume(
-    kafka: KafkaSettings, topic: str, start: dict[int, int], end: dict[int, int]
+    kafka: KafkaSettings,
+    topic: str,
+    start: dict[int, int],
+    end: dict[int, int],
+    *,
+    lean_records: bool = False,
 ) -> tuple[int, float]:
-    """Read and decode every record of ``topic`` from ``start`` up to ``end`` offsets.
+    """Read and decode every record of ``topic`` from ``start`` up to ``end`` offsets,
+    as aiokafka's ``ConsumerRecord`` s or, with ``lean_records``, as the monitor's
+    ``LeanRecord`` s.
 
     Returns (records, seconds), the clock started just before the first fetch, after
     the consumer connected: the monitor's clock likewise starts with it connected.
     """
+    if lean_records and not lean.install():
+        raise RuntimeError("this aiokafka cannot hand out lean records (streams._lean)")
+    if not lean_records:
+        lean.uninstall()
+    try:
+        return await _bare_consume(kafka, topic, start, end, lean_records)
+    finally:
+        lean.uninstall()
+
+
+async def _bare_consume(
+    kafka: KafkaSettings,
+    topic: str,
+    start: dict[int, int],
+    end: dict[int, int],
+    lean_records: bool,
+) -> tuple[int, float]:
     consumer = _consumer(kafka)
     await consumer.start()
     try:
@@ -128,6 +156,8 @@ async def bare_consume(
         while remaining:
             batch = await consumer.getmany(timeout_ms=200, max_records=_POLL_MAX_RECORDS)
             for tp, items in batch.items():
+                if items and isinstance(items[0], lean.LeanRecord) != lean_records:
+                    raise RuntimeError(f"the baseline read {type(items[0]).__name__}s")
                 for record in items:
                     _decode_tick(record.value)
                 records += len(items)

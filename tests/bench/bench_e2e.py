@@ -32,7 +32,10 @@ Figures:
   (paused with SIGSTOP while they are produced, timed from SIGCONT until its consumed
   counter has grown by that many: about fifteen scrapes of that one series a round,
   ``/metrics?name[]=``), as a ratio to a bare aiokafka consumer decoding the same
-  offsets, polled as the monitor polls; target 0.85 (``_e2e_throughput``). The bench's
+  offsets, polled as the monitor polls; target 0.85 (``_e2e_throughput``). The monitor
+  reads lean records (``streams._lean``), cheaper than aiokafka's own that consumer
+  reads, so a second bare consumer reads them too: ``ratio_to_lean_baseline`` is what
+  the monitor's own work costs. The bench's
   own process runs with the monitor's garbage-collector settings (``monitor.runtime``),
   so the bare consumer and the latency floor's reader are not slowed by collections the
   monitor does not make.

@@ -10,15 +10,14 @@ with the same attributes, built in one C call.
 Only how a record object is built changes. Which records a consumer hands out (control
 batches, aborted transactions, compacted gaps, CRC checks) and the positions it commits
 stay aiokafka's own: the hook is the fetcher's per-record method (``_consumer_record``
-of its ``PartitionRecords``), and :func:`install` leaves aiokafka as it is when that
-method is not the one it expects. A consumer with a key or value deserializer gets
+of its ``PartitionRecords``), and :func:`install` leaves aiokafka as it is unless a
+small batch read both ways gives the same records. A consumer with a key or value deserializer gets
 aiokafka's own records. The switch is process-wide (aiokafka builds its fetched
 partitions from one module-level class); :func:`uninstall` undoes it.
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import msgspec
@@ -76,17 +75,63 @@ class _LeanPartitionRecords(_STOCK):  # type: ignore[misc]
         )
 
 
+_FIELDS = (
+    "topic",
+    "partition",
+    "offset",
+    "timestamp",
+    "timestamp_type",
+    "key",
+    "value",
+    "checksum",
+    "serialized_key_size",
+    "serialized_value_size",
+)
+
+
+def _fields(record: Any) -> tuple[Any, ...]:
+    return (*(getattr(record, name) for name in _FIELDS), tuple(record.headers))
+
+
 def _hook_fits() -> bool:
-    """Whether this aiokafka builds records the way :class:`_LeanPartitionRecords` expects:
-    per record ``_consumer_record(tp, record)``, with the deserializers it was given."""
-    try:
-        hook = list(inspect.signature(_STOCK._consumer_record).parameters)
-        made = inspect.signature(_STOCK.__init__).parameters
-    except (AttributeError, TypeError, ValueError):
+    """Whether this aiokafka builds records the way :class:`_LeanPartitionRecords`
+    expects: a small fetched batch (a keyed record with headers, a tombstone) read with
+    both classes gives the same records, attribute for attribute."""
+    try:  # imported here: an aiokafka that moved them declines, it does not fail
+        from aiokafka.record.default_records import DefaultRecordBatchBuilder
+        from aiokafka.record.memory_records import MemoryRecords
+        from aiokafka.structs import TopicPartition
+
+        builder = DefaultRecordBatchBuilder(
+            magic=2,
+            compression_type=0,
+            is_transactional=0,
+            producer_id=-1,
+            producer_epoch=-1,
+            base_sequence=-1,
+            batch_size=1 << 20,
+        )
+        builder.append(0, timestamp=1, key=b"k", value=b"v", headers=[("h", b"1")])
+        builder.append(1, timestamp=2, key=None, value=None, headers=[])
+        data = bytes(builder.build())
+
+        def read(kind: Any) -> list[tuple[Any, ...]]:
+            partition = kind(
+                TopicPartition("t", 0),
+                MemoryRecords(data),
+                [],  # no aborted transactions
+                0,  # the fetch offset
+                None,  # no key deserializer
+                None,  # no value deserializer
+                True,  # check CRCs
+                fetcher.READ_UNCOMMITTED,
+            )
+            return [_fields(record) for record in partition]
+
+        lean = read(_LeanPartitionRecords)
+        return len(lean) == 2 and lean == read(_STOCK)
+    except Exception:  # any change of these internals: keep aiokafka's own records
         return False
-    return hook == ["self", "tp", "record"] and {"key_deserializer", "value_deserializer"} <= set(
-        made
-    )
 
 
 def install() -> bool:

@@ -161,3 +161,19 @@ def test_a_lean_record_is_read_only_and_sized_like_aiokafkas() -> None:
     assert (record.serialized_key_size, record.serialized_value_size) == (-1, 3)
     with pytest.raises(AttributeError):
         record.value = b"x"  # type: ignore[misc]
+
+
+def test_an_aiokafka_whose_records_differ_from_lean_ones_is_left_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lean.uninstall()
+    stock_hook = lean._STOCK._consumer_record
+
+    def later(self: Any, tp: Any, record: Any) -> Any:
+        made = stock_hook(self, tp, record)
+        made.timestamp += 1
+        return made
+
+    monkeypatch.setattr(lean._STOCK, "_consumer_record", later)
+    assert not lean.install()
+    assert fetcher.PartitionRecords is lean._STOCK

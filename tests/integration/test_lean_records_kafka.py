@@ -32,8 +32,9 @@ def _as_it_was() -> Iterator[None]:
 
 
 async def _write(kafka: KafkaSettings, topic: str, transactional_id: str) -> int:
-    """Plain records, then committed and aborted transactions; the offsets written."""
-    plain = AIOKafkaProducer(**client_kwargs(kafka))
+    """Plain records (gzip batches), then committed and aborted transactions; the offsets
+    written."""
+    plain = AIOKafkaProducer(**client_kwargs(kafka), compression_type="gzip")
     await plain.start()
     try:
         await plain.send_and_wait(topic, b"v0", key=b"k0", headers=[("h", b"1"), ("h", b"2")])

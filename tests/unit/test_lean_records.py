@@ -49,15 +49,18 @@ def _as_it_was() -> Iterator[None]:
         lean.uninstall()
 
 
-def _fetched(rows: list[Row], batch_sizes: list[int], *, transactional: bool = False) -> bytes:
-    """Kafka's wire bytes of ``rows`` split into batches of ``batch_sizes`` (cycled)."""
+def _fetched(
+    rows: list[Row], batch_sizes: list[int], *, transactional: bool = False, codec: int = 0
+) -> bytes:
+    """Kafka's wire bytes of ``rows`` split into batches of ``batch_sizes`` (cycled),
+    compressed by ``codec`` (Kafka's attribute value: 0 none, 1 gzip)."""
     out, offset, k = bytearray(), 0, 0
     while offset < len(rows):
         size = batch_sizes[k % len(batch_sizes)]
         k += 1
         builder = DefaultRecordBatchBuilder(
             magic=2,
-            compression_type=0,
+            compression_type=codec,
             is_transactional=int(transactional),
             producer_id=7 if transactional else -1,
             producer_epoch=0 if transactional else -1,
@@ -110,13 +113,14 @@ _rows = st.lists(
     batch_sizes=st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=4),
     start=st.integers(min_value=0, max_value=8),
     transactional=st.booleans(),
+    codec=st.sampled_from([0, 1]),
 )
 def test_lean_records_equal_aiokafkas_field_for_field(
-    rows: list[Row], batch_sizes: list[int], start: int, transactional: bool
+    rows: list[Row], batch_sizes: list[int], start: int, transactional: bool, codec: int
 ) -> None:
     # A fetch starts in its first batch (the broker sends the batch holding the offset).
     start = min(start, batch_sizes[0] - 1, len(rows) - 1)
-    data = _fetched(rows, batch_sizes, transactional=transactional)
+    data = _fetched(rows, batch_sizes, transactional=transactional, codec=codec)
     stock = _read(lean._STOCK, data, start)
     lean_records = _read(lean._LeanPartitionRecords, data, start)
     assert [_fields(r) for r in lean_records] == [_fields(r) for r in stock]

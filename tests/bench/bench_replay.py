@@ -31,9 +31,9 @@ from monitor.instruments import load_instrument_file
 from monitor.intake import Intake
 from monitor.market import CrashSpec, MarketSpec, PricePath, ledger_events, plan_accounts
 from monitor.metrics import Metrics
+from monitor.partitions import AccountPartitions
 from monitor.replay import ReplayOptions, read_input_file, replay
 from monitor.replay._plan import own_steps
-from streams import TopicPartition
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "instruments.example.json"
 _encode = msgspec.json.Encoder().encode
@@ -67,7 +67,7 @@ def engine_alone(path: Path, settings: Settings) -> float:
     records = read_input_file(path, topics.prices, topics.fills)
     engine = Engine(instruments, settings.engine)
     intake = Intake(settings.service, topics.dlq, Metrics())
-    partitions: dict[str, TopicPartition] = {}
+    partitions = AccountPartitions()
     timed = 0.0
     for step in own_steps(
         [[(r.ts, r) for r in records]],

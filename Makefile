@@ -54,6 +54,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/mypy tests/bench  # nothing else runs the benches' code before make bench
 
 bench: kafka-start
 	@set -e; for b in tests/bench/bench_*.py; do [ -e "$$b" ] || continue; $(BIN)/python "$$b"; done

@@ -137,8 +137,8 @@ def streaming_read(engine: Engine) -> None:
     pos, units, n, m = book.positions, book.units, book.positions.size, book.units.size
     for array in (pos.instrument[:n], pos.qty[:n], pos.entry[:n], pos.leverage[:n], pos.unit[:n]):
         np.add.reduce(array)
-    for array in (units.row[:m], units.account[:m], units.state[:m]):
-        np.add.reduce(array)
+    for column in (units.row[:m], units.account[:m], units.state[:m]):
+        np.add.reduce(column)
     np.add.reduce(book.accounts.balance[: book.accounts.size], axis=None)
 
 

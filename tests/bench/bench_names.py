@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -35,6 +36,10 @@ NAMES = 1_000_000
 
 def emit(**figure: object) -> None:
     print(json.dumps(figure), flush=True)
+
+
+def _get_each(get: Callable[[str], object], names: list[str]) -> list[object]:
+    return [get(name) for name in names]
 
 
 def best_of(runs: int, fn: Callable[[], object]) -> float:
@@ -118,8 +123,8 @@ def main() -> int:
     shuffled = [names[i] for i in order]
     missing = [f"other{i}" for i in range(NAMES)]
     for label, probes in (("name_index_get", shuffled), ("name_index_get_missing", missing)):
-        single = best_of(3, lambda probes=probes: [index.get(n) for n in probes])
-        baseline = best_of(3, lambda probes=probes: [ids.get(n) for n in probes])
+        single = best_of(3, partial(_get_each, index.get, probes))
+        baseline = best_of(3, partial(_get_each, ids.get, probes))
         emit(
             bench="names",
             figure=label,

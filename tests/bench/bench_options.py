@@ -53,7 +53,7 @@ def instruments() -> list[Instrument]:
                         underlying="BTC-USD",
                         strike=strike,
                         expiry=expiry,
-                        option_type=kind,  # type: ignore[arg-type]
+                        option_type=kind,
                         margin=OptionStandardMargin(),
                     )
                 )
@@ -75,7 +75,7 @@ def build(rng: np.random.Generator) -> Engine:
     instrument = (start[:, None] + stride[:, None] * np.arange(PER_ACCOUNT)) % n_instruments
     instrument = instrument.ravel().astype(np.intp)
     n = instrument.shape[0]
-    qty = rng.choice([-1.0, 1.0], n) * rng.integers(1, 20, n)
+    qty = (rng.choice([-1.0, 1.0], n) * rng.integers(1, 20, n)).astype(np.float64)
     entry = np.maximum(engine.book.mark[instrument], 1e-4)
     balances = rng.lognormal(np.log(5.0), 1.0, (ACCOUNTS, 1))
     names = [f"acct{i}" for i in range(ACCOUNTS)]

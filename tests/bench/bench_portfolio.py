@@ -32,7 +32,7 @@ import scipy.sparse
 
 from monitor.book import PORTFOLIO, load_cross_accounts
 from monitor.engine import Engine, EngineConfig
-from monitor.scenarios import group_margin, price_group, scenario_pnl, worst_loss
+from monitor.scenarios import price_group, scenario_pnl, worst_loss
 from monitor.schema import Instrument, OptionStandardMargin, PriceTick, Tier, TieredMargin
 
 ACCOUNTS = 100_000
@@ -68,7 +68,7 @@ def instruments() -> list[Instrument]:
                             underlying=underlying,
                             strike=float(round(strike)),
                             expiry=NOW + days * DAY,
-                            option_type=kind,  # type: ignore[arg-type]
+                            option_type=kind,
                             margin=OptionStandardMargin(),
                         )
                     )
@@ -155,7 +155,6 @@ def main() -> int:
     floor_one = best_of(5, group_floor(engine, group))
     floors = [group_floor(engine, g) for g in range(portfolio.layout.size)]
     floor_all = best_of(3, lambda: [f() for f in floors])
-    assert group_margin  # the engine's path; the floor uses its parts directly
 
     price = UNDERLYINGS["BTC-USD"]
     times, events = [], 0

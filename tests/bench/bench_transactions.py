@@ -31,6 +31,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import aiokafka.producer.sender
 
@@ -72,10 +73,10 @@ async def run(args: argparse.Namespace) -> None:
     try:
         for _ in range(args.rounds):  # alternating, so both see the same box
             for backoff, found in figures.items():
-                aiokafka.producer.sender.BACKOFF_OVERRIDE = backoff  # type: ignore[attr-defined]
+                aiokafka.producer.sender.BACKOFF_OVERRIDE = backoff
                 found.extend(await transactions(producer, topic, args.records, args.transactions))
     finally:
-        aiokafka.producer.sender.BACKOFF_OVERRIDE = TRANSACTION_RETRY_BACKOFF_S  # type: ignore[attr-defined]
+        aiokafka.producer.sender.BACKOFF_OVERRIDE = TRANSACTION_RETRY_BACKOFF_S
         await producer.stop()
         await delete_topics(kafka, [spec.name for spec in specs])
 
@@ -135,11 +136,12 @@ async def crash_publish(args: argparse.Namespace) -> None:
 
     seconds: dict[str, list[float]] = {"ours": [], "before": []}
     try:
+        sends: tuple[tuple[str, Producer, Callable[[], Awaitable[object]]], ...] = (
+            ("ours", ours, lambda: ours.send_batch(batch)),
+            ("before", before, as_before),
+        )
         for _ in range(args.crash_rounds):
-            for name, producer, send in (
-                ("ours", ours, lambda: ours.send_batch(batch)),
-                ("before", before, as_before),
-            ):
+            for name, producer, send in sends:
                 started = time.perf_counter()
                 async with producer.transaction():
                     await send()

@@ -192,6 +192,13 @@ class Metrics:
             ["partition"],
             registry=r,
         )
+        self.snapshot_partitions_missing = Gauge(
+            "liqmon_snapshot_partitions_missing",
+            "Ledger partitions this instance owns of which the changelog holds no complete "
+            "snapshot yet: a restart replays their whole ledger. Each gets its first within "
+            "about service.snapshot_interval_s of its assignment; 0 while snapshots are off.",
+            registry=r,
+        )
         self.snapshot_duration = Gauge(
             "liqmon_snapshot_duration_seconds",
             "Work on the event loop for the last snapshot: its copy of the book and its "

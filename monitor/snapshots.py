@@ -56,6 +56,11 @@ _COPY_STEP_S = 0.002
 _WRITE_BYTES_PER_S = 8 * 2**20
 
 
+def _complete(keys: SnapshotKeys | None) -> bool:
+    """Whether the changelog holds a complete snapshot of the partition (``keys``)."""
+    return keys is not None and keys.newest is not None
+
+
 class _Writing:
     """A snapshot being taken: its copy of the book (``image`` once taken) and what is
     left to write."""
@@ -103,6 +108,7 @@ class Snapshots:
         self._keys: dict[TopicPartition, SnapshotKeys] = {}
         self._writing: _Writing | None = None
         self._stamped: set[str] = set()  # partitions with a liqmon_snapshot_timestamp_seconds
+        self._missing: set[TopicPartition] = set()  # owned, no complete snapshot anywhere
         self._quiet_until = 0.0  # no "cannot keep up" warning before (clock seconds)
         self._encode = msgspec.json.Encoder().encode
 
@@ -118,6 +124,9 @@ class Snapshots:
         for partition in self._stamped - owned:
             self._metrics.snapshot_timestamp.remove(partition)  # no longer this instance's
         self._stamped &= owned
+        on = self._interval_s > 0
+        self._missing = {tp for tp in assigned if on and not _complete(keys.get(tp))}
+        self._metrics.snapshot_partitions_missing.set(len(self._missing))
         now = self._clock()
         ordered = sorted(assigned)
         self._next = {
@@ -299,6 +308,8 @@ class Snapshots:
         partition = str(writing.tp.partition)
         self._metrics.snapshot_timestamp.labels(partition).set(writing.ts_ms / 1000)
         self._stamped.add(partition)
+        self._missing.discard(writing.tp)
+        self._metrics.snapshot_partitions_missing.set(len(self._missing))
         log.info(
             "snapshot written",
             partition=writing.tp.partition,

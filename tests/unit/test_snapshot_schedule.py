@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from structlog.testing import capture_logs
 
+from monitor.changelog import SnapshotKeys
 from monitor.snapshots import Snapshots
 from streams import TopicPartition
 from tests.unit.test_snapshot_writer import OWNED, TP, Rig
@@ -95,3 +96,25 @@ def test_turns_that_come_an_interval_late_are_said_once_an_interval() -> None:
     # after that warning: not said. The fifth finds no turn due; the sixth, 2.2 s late
     # and past the quiet interval, is said again.
     assert warned == [[], [], [0], [], [], [0]]
+
+
+def test_partitions_without_a_snapshot_are_counted_until_their_first_is_written() -> None:
+    """``liqmon_snapshot_partitions_missing``: a restart would replay their whole ledger
+    (``LiqmonSnapshotMissing``)."""
+    turns = Turns(3)
+    missing = turns.rig.metrics.snapshot_partitions_missing
+    assert missing._value.get() == 3  # none in the changelog
+    turns.take(0.4)
+    assert missing._value.get() == 2
+    turns.take(0.4)
+    turns.take(0.4)
+    assert missing._value.get() == 0
+    # Reassigned: the changelog holds partition 0's complete snapshot (slot 1) and only
+    # the chunks of an unfinished one of partition 1.
+    other = TopicPartition(TP.topic, 1)
+    keys = {TP: SnapshotKeys(counts={1: 2}, newest=1), other: SnapshotKeys(counts={0: 1})}
+    turns.writer.schedule(turns.owned, keys)
+    assert missing._value.get() == 2
+    off = Snapshots("liqmon-state", 0.0, turns.rig.metrics)
+    off.schedule(turns.owned, {})
+    assert missing._value.get() == 0  # snapshots off: none is missing

@@ -124,8 +124,8 @@ class Snapshots:
         for partition in self._stamped - owned:
             self._metrics.snapshot_timestamp.remove(partition)  # no longer this instance's
         self._stamped &= owned
-        on = self._interval_s > 0
-        self._missing = {tp for tp in assigned if on and not _complete(keys.get(tp))}
+        on = self._interval_s > 0  # off: none is missing
+        self._missing = {tp for tp in assigned if not _complete(keys.get(tp))} if on else set()
         self._metrics.snapshot_partitions_missing.set(len(self._missing))
         now = self._clock()
         ordered = sorted(assigned)

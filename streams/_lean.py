@@ -18,10 +18,12 @@ partitions from one module-level class); :func:`uninstall` undoes it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import msgspec
 from aiokafka.consumer import fetcher
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from streams.records import Headers
 
@@ -75,32 +77,19 @@ class _LeanPartitionRecords(_STOCK):  # type: ignore[misc]
         )
 
 
-_FIELDS = (
-    "topic",
-    "partition",
-    "offset",
-    "timestamp",
-    "timestamp_type",
-    "key",
-    "value",
-    "checksum",
-    "serialized_key_size",
-    "serialized_value_size",
-)
-
-
 def _fields(record: Any) -> tuple[Any, ...]:
-    return (*(getattr(record, name) for name in _FIELDS), tuple(record.headers))
+    """Every attribute aiokafka's ``ConsumerRecord`` has (a field it adds one day, which
+    a lean record lacks, fails :func:`_hook_fits`)."""
+    return tuple(getattr(record, field.name) for field in dataclasses.fields(ConsumerRecord))
 
 
 def _hook_fits() -> bool:
     """Whether this aiokafka builds records the way :class:`_LeanPartitionRecords`
     expects: a small fetched batch (a keyed record with headers, a tombstone) read with
     both classes gives the same records, attribute for attribute."""
-    try:  # imported here: an aiokafka that moved them declines, it does not fail
+    try:  # imported here (internals): an aiokafka that moved them declines, not fails
         from aiokafka.record.default_records import DefaultRecordBatchBuilder
         from aiokafka.record.memory_records import MemoryRecords
-        from aiokafka.structs import TopicPartition
 
         builder = DefaultRecordBatchBuilder(
             magic=2,

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
 from monitor.config import load_settings
+from streams import _lean as lean
 from streams._probe import accepts_requests
 from streams.broker import LocalBroker, find_project_root
 from streams.errors import StreamsError
@@ -41,6 +42,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         marker = _FOLDER_MARKERS.get(Path(item.path).parent.name)
         if marker is not None:
             item.add_marker(marker)
+
+
+@pytest.fixture
+def lean_records_as_found() -> Iterator[None]:
+    """The test may switch lean records on or off (``streams._lean``, process-wide):
+    they are as the test found them afterwards."""
+    before = lean.installed()
+    yield
+    if before:
+        lean.install()
+    else:
+        lean.uninstall()
 
 
 @pytest.fixture(scope="session")

@@ -126,10 +126,10 @@ async def bare_consume(
     Returns (records, seconds), the clock started just before the first fetch, after
     the consumer connected: the monitor's clock likewise starts with it connected.
     """
-    if lean_records and not lean.install():
-        raise RuntimeError("this aiokafka cannot hand out lean records (streams._lean)")
     if not lean_records:
         lean.uninstall()
+    elif not lean.install():
+        raise RuntimeError("this aiokafka cannot hand out lean records (streams._lean)")
     try:
         return await _bare_consume(kafka, topic, start, end, lean_records)
     finally:

@@ -7,8 +7,8 @@ must agree.
 
 from __future__ import annotations
 
+import dataclasses
 import struct
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,32 +21,12 @@ from hypothesis import strategies as st
 
 from streams import _lean as lean
 
+pytestmark = pytest.mark.usefixtures("lean_records_as_found")
+
 TP = TopicPartition("prices", 3)
-FIELDS = (
-    "topic",
-    "partition",
-    "offset",
-    "timestamp",
-    "timestamp_type",
-    "key",
-    "value",
-    "checksum",
-    "serialized_key_size",
-    "serialized_value_size",
-)
+FIELDS = [field.name for field in dataclasses.fields(ConsumerRecord)]
 
 Row = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int]
-
-
-@pytest.fixture(autouse=True)
-def _as_it_was() -> Iterator[None]:
-    """Each test leaves the process's records as it found them (the switch is global)."""
-    before = lean.installed()
-    yield
-    if before:
-        lean.install()
-    else:
-        lean.uninstall()
 
 
 def _fetched(
@@ -91,7 +71,7 @@ def _read(kind: Any, data: bytes, fetch_offset: int = 0, **deserializers: Any) -
 
 
 def _fields(record: Any) -> tuple[Any, ...]:
-    return (*(getattr(record, name) for name in FIELDS), tuple(record.headers))
+    return tuple(getattr(record, name) for name in FIELDS)
 
 
 _bytes = st.none() | st.binary(max_size=40)
